@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# Build the Go tools the tests run (kube-apiserver, kube-controller-manager, etcd, registry)
+# into a cache keyed by the version pinned in each tools/<module>/go.mod.
+#
+#   tools/build.sh kube|etcd|registry|all     (a binary name such as kube-apiserver also works)
+#
+# Cache: ${MIRROR_SYNTH_TOOLS_DIR:-$HOME/.cache/mirror-synth/tools}/<module>-<version>/
+# A build writes into a temp dir beside the cache entry and renames it into place, so an
+# interrupted build never leaves a half binary. Concurrent callers serialise on a lock file.
+# The last lines of output are the binary paths, one per line.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+cache="${MIRROR_SYNTH_TOOLS_DIR:-$HOME/.cache/mirror-synth/tools}"
+
+# module -> main module path whose version names the cache entry, and the packages to build
+declare -A version_of=(
+  [kube]=k8s.io/kubernetes
+  [etcd]=go.etcd.io/etcd/server/v3
+  [registry]=github.com/distribution/distribution/v3
+)
+declare -A packages_of=(
+  [kube]="k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager"
+  [etcd]="go.etcd.io/etcd/server/v3"
+  [registry]="github.com/distribution/distribution/v3/cmd/registry"
+)
+# output binary name for each package (go build names a module-root main package after the
+# last path element, "v3", so etcd is built with an explicit -o)
+declare -A binaries_of=(
+  [kube]="kube-apiserver kube-controller-manager"
+  [etcd]="etcd"
+  [registry]="registry"
+)
+
+module_for() {
+  case "$1" in
+    kube | kube-apiserver | kube-controller-manager) echo kube ;;
+    etcd) echo etcd ;;
+    registry) echo registry ;;
+    *) echo "usage: tools/build.sh kube|etcd|registry|all (got '$1')" >&2; exit 2 ;;
+  esac
+}
+
+build() {
+  local mod="$1" dir="$here/$1" version dest tmp start pid
+  version="$(cd "$dir" && go list -m -f '{{.Version}}' "${version_of[$mod]}")"
+  dest="$cache/$mod-$version"
+  mkdir -p "$cache"
+
+  exec 9>"$cache/.$mod-$version.lock"
+  flock 9
+  if [[ ! -d "$dest" ]]; then
+    echo "building $mod $version into $dest (a cold build can take many minutes)" >&2
+    tmp="$(mktemp -d "$cache/.$mod-$version.tmp.XXXXXX")"
+    start=$SECONDS
+    (
+      while sleep 30; do echo "still building $mod $version ($((SECONDS - start)) s)" >&2; done
+    ) &
+    pid=$!
+    # shellcheck disable=SC2064
+    trap "kill $pid 2>/dev/null || true; rm -rf '$tmp'" EXIT
+    local ldflags="-s -w"
+    if [[ "$mod" == kube ]]; then
+      # what the Kubernetes release build stamps, so /version reports the real version
+      local v="${version#v}" mv=k8s.io/component-base/version
+      ldflags+=" -X $mv.gitVersion=$version -X $mv.gitMajor=${v%%.*} -X $mv.gitMinor=$(echo "$v" | cut -d. -f2)"
+      ldflags+=" -X $mv.gitTreeState=clean -X $mv.buildDate=1970-01-01T00:00:00Z"
+    fi
+    local -a flags=(-trimpath "-ldflags=$ldflags")
+    if [[ "$mod" == etcd ]]; then
+      (cd "$dir" && CGO_ENABLED=0 go build "${flags[@]}" -o "$tmp/etcd" ${packages_of[$mod]})
+    else
+      # shellcheck disable=SC2086
+      (cd "$dir" && CGO_ENABLED=0 go build "${flags[@]}" -o "$tmp/" ${packages_of[$mod]})
+    fi
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    mv "$tmp" "$dest"
+    trap - EXIT
+    echo "built $mod $version in $((SECONDS - start)) s" >&2
+  fi
+  flock -u 9
+  for b in ${binaries_of[$mod]}; do echo "$dest/$b"; done
+}
+
+[[ $# -eq 1 ]] || { echo "usage: tools/build.sh kube|etcd|registry|all" >&2; exit 2; }
+if [[ "$1" == all ]]; then
+  for m in etcd kube registry; do build "$m"; done
+else
+  build "$(module_for "$1")"
+fi
