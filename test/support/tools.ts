@@ -1,0 +1,103 @@
+// Binaries the tests run, built from the Go modules under tools/ and cached by version.
+// A cached binary is found without running Go; a missing one is built by tools/build.sh,
+// whose output is streamed with a prefix so a long cold build shows progress.
+import { spawn } from 'node:child_process';
+import { access, readFile } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+
+export type ToolName = 'kube-apiserver' | 'kube-controller-manager' | 'etcd' | 'registry';
+
+type ModuleName = 'kube' | 'etcd' | 'registry';
+
+const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+
+/** Each tool's Go module under tools/ and the module path whose version names the cache entry. */
+const modules: Record<ToolName, { module: ModuleName; pinned: string }> = {
+  'kube-apiserver': { module: 'kube', pinned: 'k8s.io/kubernetes' },
+  'kube-controller-manager': { module: 'kube', pinned: 'k8s.io/kubernetes' },
+  etcd: { module: 'etcd', pinned: 'go.etcd.io/etcd/server/v3' },
+  registry: { module: 'registry', pinned: 'github.com/distribution/distribution/v3' },
+};
+
+/** One build per module per process; tools/build.sh serialises builds across processes. */
+const builds = new Map<ModuleName, Promise<void>>();
+
+/** The cache directory tools/build.sh writes to. */
+export function toolsCacheDir(): string {
+  return process.env.MIRROR_SYNTH_TOOLS_DIR ?? join(homedir(), '.cache', 'mirror-synth', 'tools');
+}
+
+/**
+ * The path of a tool's binary, building it first if it is not cached.
+ * `MIRROR_SYNTH_<NAME>` (e.g. `MIRROR_SYNTH_KUBE_APISERVER`) points at a binary of your own instead.
+ */
+export async function ensureTool(name: ToolName): Promise<string> {
+  const override = process.env[`MIRROR_SYNTH_${name.toUpperCase().replaceAll('-', '_')}`];
+  if (override) return override;
+
+  const { module, pinned } = modules[name];
+  const version = await pinnedVersion(module, pinned);
+  const binary = join(toolsCacheDir(), `${module}-${version}`, name);
+  if (await exists(binary)) return binary;
+
+  let build = builds.get(module);
+  if (!build) {
+    build = runBuild(module);
+    builds.set(module, build);
+    build.catch(() => builds.delete(module)); // a later caller may retry
+  }
+  await build;
+  if (!(await exists(binary))) {
+    throw new Error(`tools/build.sh ${module} finished but ${binary} does not exist`);
+  }
+  return binary;
+}
+
+/** Whether a tool is already cached (or overridden), without building it. */
+export async function hasTool(name: ToolName): Promise<boolean> {
+  if (process.env[`MIRROR_SYNTH_${name.toUpperCase().replaceAll('-', '_')}`]) return true;
+  const { module, pinned } = modules[name];
+  return exists(join(toolsCacheDir(), `${module}-${await pinnedVersion(module, pinned)}`, name));
+}
+
+async function pinnedVersion(module: ModuleName, pinned: string): Promise<string> {
+  const goMod = join(repoRoot, 'tools', module, 'go.mod');
+  const text = await readFile(goMod, 'utf8');
+  const escaped = pinned.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
+  const match = new RegExp(`^\\s*(?:require\\s+)?${escaped}\\s+(v\\S+)`, 'm').exec(text);
+  if (!match) throw new Error(`${goMod}: no 'require ${pinned} <version>' line`);
+  return match[1];
+}
+
+function runBuild(module: ModuleName): Promise<void> {
+  const script = join(repoRoot, 'tools', 'build.sh');
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn('bash', [script, module], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
+    const prefix = `[tools/build.sh ${module}] `;
+    const tail: string[] = [];
+    for (const stream of [child.stdout, child.stderr]) {
+      createInterface({ input: stream }).on('line', (line) => {
+        process.stderr.write(prefix + line + '\n');
+        tail.push(line);
+        if (tail.length > 30) tail.shift();
+      });
+    }
+    child.on('error', reject);
+    child.on('close', (code, signal) => {
+      if (code === 0) resolvePromise();
+      else reject(new Error(`tools/build.sh ${module} failed (${signal ?? `exit ${code}`}):\n${tail.join('\n')}`));
+    });
+  });
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await access(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
