@@ -1,0 +1,155 @@
+/**
+ * From a mirror's `credentialsSecret` to what the registry pods read (pure).
+ *
+ * The registry reads keys `username` and `password` of a Secret in the output namespace.
+ * A `kubernetes.io/dockerconfigjson` Secret is accepted too: the controller derives a Secret
+ * `registry-mirror-<name>-credentials` holding the username and password of the upstream
+ * host's `auths` entry, owned by the RegistryMirror, and points the registry at it.
+ * No message here ever contains a secret value.
+ */
+import type { KubeObject } from '../kube-object.js';
+import { credentialsHash } from './hash.js';
+import { MANAGED_BY_LABEL, MANAGED_BY_VALUE, MIRROR_LABEL_KEY } from './labels.js';
+
+export interface SecretLike {
+  readonly metadata?: { readonly name?: string; readonly namespace?: string; readonly uid?: string };
+  readonly type?: string;
+  readonly data?: Readonly<Record<string, string>>;
+}
+
+export type CredentialsResult =
+  | {
+      readonly ok: true;
+      /** The Secret the registry pods read (the referenced one, or the derived one). */
+      readonly secretName: string;
+      /** HMAC of the username and password, for the pod-template annotation. */
+      readonly hash: string;
+      /** A Secret to apply, when the referenced one is a dockerconfigjson Secret. */
+      readonly derived?: KubeObject;
+    }
+  | { readonly ok: false; readonly reason: 'CredentialsSecretNotFound' | 'CredentialsSecretInvalid'; readonly message: string };
+
+export const DOCKERCONFIGJSON = 'kubernetes.io/dockerconfigjson';
+
+export function derivedSecretName(mirror: string): string {
+  return `registry-mirror-${mirror}-credentials`;
+}
+
+/** `https://Index.Docker.io/v1/` → `docker.io`; `quay.io:443/x` → `quay.io:443`. */
+export function normalizeRegistryHost(key: string): string {
+  let host = key.trim().toLowerCase().replace(/^[a-z][a-z0-9+.-]*:\/\//, '');
+  host = host.split('/')[0] ?? '';
+  if (host === 'index.docker.io' || host === 'registry-1.docker.io' || host === 'registry.hub.docker.com') {
+    return 'docker.io';
+  }
+  return host;
+}
+
+function b64(s: string): string {
+  return Buffer.from(s, 'utf8').toString('base64');
+}
+
+function unb64(s: string): string {
+  return Buffer.from(s, 'base64').toString('utf8');
+}
+
+/** Username and password of `host` in a docker config JSON, or a reason (without values) why not. */
+export function extractDockerAuth(
+  configJson: string,
+  host: string,
+): { username: string; password: string } | { error: string } {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(configJson);
+  } catch {
+    return { error: 'its .dockerconfigjson is not valid JSON' };
+  }
+  const auths = (parsed as { auths?: unknown } | null)?.auths;
+  if (auths === null || typeof auths !== 'object') return { error: 'its .dockerconfigjson has no "auths" object' };
+  const want = normalizeRegistryHost(host);
+  const entries = Object.entries(auths as Record<string, unknown>);
+  const match = entries.find(([k]) => normalizeRegistryHost(k) === want);
+  if (!match) {
+    const hosts = entries.map(([k]) => normalizeRegistryHost(k)).join(', ') || 'none';
+    return { error: `its .dockerconfigjson has no auths entry for ${want} (hosts found: ${hosts})` };
+  }
+  const entry = (match[1] ?? {}) as { username?: unknown; password?: unknown; auth?: unknown };
+  if (typeof entry.username === 'string' && typeof entry.password === 'string' && entry.username !== '') {
+    return { username: entry.username, password: entry.password };
+  }
+  if (typeof entry.auth === 'string') {
+    const decoded = unb64(entry.auth);
+    const i = decoded.indexOf(':');
+    if (i > 0) return { username: decoded.slice(0, i), password: decoded.slice(i + 1) };
+  }
+  return { error: `its auths entry for ${want} has neither username and password nor a user:password "auth"` };
+}
+
+/**
+ * Resolve a mirror's credentials. Returns `undefined` when the mirror has no `credentialsSecret`.
+ * `secret` is the referenced Secret as the informer sees it, or `undefined` when it does not exist.
+ */
+export function resolveCredentials(args: {
+  readonly mirror: string;
+  readonly upstreamUrl: string;
+  readonly credentialsSecret: string | undefined;
+  readonly namespace: string;
+  readonly secret: SecretLike | undefined;
+}): CredentialsResult | undefined {
+  const { mirror, upstreamUrl, credentialsSecret, namespace, secret } = args;
+  if (credentialsSecret === undefined) return undefined;
+  const ref = `Secret ${namespace}/${credentialsSecret}`;
+  if (secret === undefined) {
+    return {
+      ok: false,
+      reason: 'CredentialsSecretNotFound',
+      message:
+        `${ref} (spec.credentialsSecret) does not exist. Create it with keys username and password ` +
+        `(or as a ${DOCKERCONFIGJSON} Secret), or remove spec.credentialsSecret.`,
+    };
+  }
+  const key = secret.metadata?.uid ?? `${namespace}/${credentialsSecret}`;
+  const data = secret.data ?? {};
+
+  if (secret.type === DOCKERCONFIGJSON) {
+    const raw = data['.dockerconfigjson'];
+    const auth = raw === undefined ? { error: 'it has no .dockerconfigjson key' } : extractDockerAuth(unb64(raw), upstreamUrl);
+    if ('error' in auth) {
+      return {
+        ok: false,
+        reason: 'CredentialsSecretInvalid',
+        message: `${ref} (spec.credentialsSecret) is a ${DOCKERCONFIGJSON} Secret, but ${auth.error}. Add an auths entry for ${normalizeRegistryHost(upstreamUrl)}.`,
+      };
+    }
+    const name = derivedSecretName(mirror);
+    const derivedData = { password: b64(auth.password), username: b64(auth.username) };
+    return {
+      ok: true,
+      secretName: name,
+      hash: credentialsHash(key, derivedData),
+      derived: {
+        apiVersion: 'v1',
+        kind: 'Secret',
+        metadata: {
+          name,
+          namespace,
+          labels: { [MIRROR_LABEL_KEY]: mirror, [MANAGED_BY_LABEL]: MANAGED_BY_VALUE },
+          annotations: { 'mirror-synth.k8s.osp.tech/derived-from': credentialsSecret },
+        },
+        type: 'Opaque',
+        data: derivedData,
+      },
+    };
+  }
+
+  const missing = ['username', 'password'].filter((k) => data[k] === undefined);
+  if (missing.length > 0 || unb64(data.username ?? '') === '') {
+    const what = missing.length > 0 ? `has no key ${missing.join(' and no key ')}` : 'has an empty username';
+    return {
+      ok: false,
+      reason: 'CredentialsSecretInvalid',
+      message: `${ref} (spec.credentialsSecret) ${what}. It needs keys username and password (or type ${DOCKERCONFIGJSON}).`,
+    };
+  }
+  return { ok: true, secretName: credentialsSecret, hash: credentialsHash(key, data) };
+}

@@ -1,0 +1,43 @@
+/**
+ * Content hashes that let a no-op reconcile write nothing, and the credentials hash that
+ * rolls the registry pods when their Secret changes.
+ */
+import { createHash, createHmac } from 'node:crypto';
+
+import { sortKeys } from '../kube-object.js';
+
+/** Annotation on every applied child: sha256 of the desired object as the controller last applied it. */
+export const CONTENT_HASH_ANNOTATION = 'mirror-synth.k8s.osp.tech/content-hash';
+
+/** Canonical JSON: sorted keys, no whitespace, undefined dropped. Same value, same string. */
+export function canonicalJson(value: unknown): string {
+  return JSON.stringify(sortKeys(value));
+}
+
+/** sha256 of an object's canonical JSON, as lower-case hex. */
+export function contentHash(value: unknown): string {
+  return createHash('sha256').update(canonicalJson(value)).digest('hex');
+}
+
+/**
+ * Hash of the credentials a mirror uses, for a pod-template annotation.
+ *
+ * Only the keys the registry reads (`username`, `password`) count, so an unrelated key does
+ * not roll the pods. It is an HMAC keyed by the Secret's uid: the annotation is readable by
+ * anyone who can read the StatefulSet, and a plain sha256 of a short password could be
+ * brute-forced offline; the uid is only visible to those who can read the Secret itself.
+ */
+export function credentialsHash(key: string, data: Readonly<Record<string, string>>): string {
+  const h = createHmac('sha256', `mirror-synth/credentials/${key}`);
+  h.update(canonicalJson({ password: data.password ?? null, username: data.username ?? null }));
+  return h.digest('hex');
+}
+
+/** A copy of `obj` with the content-hash annotation set to the hash of `obj` itself (without that annotation). */
+export function withContentHash<T extends { metadata: { annotations?: Record<string, string> } }>(obj: T): T {
+  const { [CONTENT_HASH_ANNOTATION]: _ignored, ...rest } = obj.metadata.annotations ?? {};
+  const base = { ...obj, metadata: { ...obj.metadata, annotations: rest } };
+  if (Object.keys(rest).length === 0) delete (base.metadata as { annotations?: unknown }).annotations;
+  const hash = contentHash(base);
+  return { ...obj, metadata: { ...obj.metadata, annotations: { ...rest, [CONTENT_HASH_ANNOTATION]: hash } } };
+}

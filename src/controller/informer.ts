@@ -1,0 +1,186 @@
+/**
+ * Supervised informers on top of client-node's ListWatch.
+ *
+ * ListWatch reconnects by itself when a watch ends normally (server-side timeout) and relists
+ * after a 410 Gone; any other error (API server down, CRD missing, 403, ...) fires its `error`
+ * callback and it stops for good. This wrapper restarts it after `restartDelayMs()` (the
+ * SECONDS_BETWEEN_STREAMS wait, jittered), keeping its cache and last resourceVersion so the
+ * restart resumes the watch where it left off.
+ *
+ * It also asks the API server for bookmarks and a randomized watch timeout (as client-go does),
+ * and trims each object before caching it (`transform`), so caches hold only what the
+ * controller reads.
+ */
+import { type KubeConfig, type KubernetesListObject, type KubernetesObject, ListWatch, Watch } from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+
+import { describeError, errorStatus } from './errors.js';
+
+export interface SupervisedInformerOptions<T extends KubernetesObject> {
+  /** Short name for logs and metrics, such as `registrymirrors`. */
+  readonly name: string;
+  readonly kubeConfig: KubeConfig;
+  /** Watch path, such as `/api/v1/namespaces/kube-extra/secrets`. */
+  readonly path: string;
+  readonly list: () => Promise<KubernetesListObject<T>>;
+  readonly labelSelector?: string;
+  /** Trim an object before it is cached. @default identity */
+  readonly transform?: (obj: T) => T;
+  /** Wait before restarting after an error, in milliseconds. */
+  readonly restartDelayMs: () => number;
+  readonly logger: Logger;
+  /** Called on every add, update and delete the cache sees. */
+  readonly onChange: (obj: T, verb: 'add' | 'update' | 'delete') => void;
+  /** Called when the informer stops on an error (before the restart is scheduled). */
+  readonly onError?: (err: unknown) => void;
+  /** Watch timeout range in seconds, the server ends each watch after a random time in it. @default [300, 600] */
+  readonly watchTimeoutSeconds?: readonly [number, number];
+}
+
+/** A Watch that asks for bookmarks and a server-side timeout, and trims objects before the cache sees them. */
+class TunedWatch<T extends KubernetesObject> extends Watch {
+  lastActivity = Date.now();
+  constructor(
+    kc: KubeConfig,
+    private readonly transform: (obj: T) => T,
+    private readonly timeoutRange: readonly [number, number],
+  ) {
+    super(kc);
+  }
+
+  override async watch(
+    path: string,
+    queryParams: Record<string, string | number | boolean | undefined>,
+    callback: (phase: string, apiObj: any, watchObj?: any) => void, // eslint-disable-line @typescript-eslint/no-explicit-any
+    done: (err: any) => void, // eslint-disable-line @typescript-eslint/no-explicit-any
+  ): Promise<AbortController> {
+    const [min, max] = this.timeoutRange;
+    const timeoutSeconds = Math.floor(min + Math.random() * Math.max(0, max - min));
+    this.lastActivity = Date.now();
+    return super.watch(path, { ...queryParams, allowWatchBookmarks: true, timeoutSeconds }, (phase, obj, raw) => {
+      this.lastActivity = Date.now();
+      const isObject = phase === 'ADDED' || phase === 'MODIFIED' || phase === 'DELETED';
+      callback(phase, isObject ? this.transform(obj as T) : obj, raw);
+    }, done);
+  }
+}
+
+export class SupervisedInformer<T extends KubernetesObject> {
+  private readonly lw: ListWatch<T>;
+  private stopped = true;
+  private restartTimer: NodeJS.Timeout | undefined;
+  private syncedOnce = false;
+  private failing = false;
+  private readonly syncWaiters: Array<() => void> = [];
+  /** Restarts after errors, for metrics and tests. */
+  restarts = 0;
+
+  constructor(private readonly opts: SupervisedInformerOptions<T>) {
+    const transform = opts.transform ?? ((o: T) => o);
+    const watch = new TunedWatch<T>(opts.kubeConfig, transform, opts.watchTimeoutSeconds ?? [300, 600]);
+    const list = async (): Promise<KubernetesListObject<T>> => {
+      const result = await opts.list();
+      const items = (result.items ?? []).map(transform);
+      // ListWatch fills its cache synchronously right after this promise settles.
+      setImmediate(() => this.markSynced());
+      return { ...result, items };
+    };
+    this.lw = new ListWatch<T>(opts.path, watch, list, false, opts.labelSelector);
+    this.lw.on('add', (o) => opts.onChange(o, 'add'));
+    this.lw.on('update', (o) => opts.onChange(o, 'update'));
+    this.lw.on('delete', (o) => opts.onChange(o, 'delete'));
+    this.lw.on('error', (err) => this.handleError(err));
+  }
+
+  /** Start listing and watching. Resolves once the first list and watch request were made (or failed). */
+  async start(): Promise<void> {
+    if (!this.stopped) return;
+    this.stopped = false;
+    this.opts.logger.debug({ informer: this.opts.name }, 'informer starting');
+    await this.lw.start();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.restartTimer) clearTimeout(this.restartTimer);
+    this.restartTimer = undefined;
+    await this.lw.stop();
+    for (const w of this.syncWaiters.splice(0)) w();
+  }
+
+  /** Whether the first full list has completed (the cache can be trusted to be complete). */
+  get synced(): boolean {
+    return this.syncedOnce;
+  }
+
+  /** Whether the informer is currently between an error and its restart. */
+  get healthy(): boolean {
+    return !this.failing;
+  }
+
+  /** Resolves when the first list completes (or the informer is stopped). */
+  whenSynced(): Promise<void> {
+    if (this.syncedOnce || this.stopped) return Promise.resolve();
+    return new Promise((resolve) => this.syncWaiters.push(resolve));
+  }
+
+  get(name: string, namespace?: string): T | undefined {
+    return this.lw.get(name, namespace);
+  }
+
+  list(): ReadonlyArray<T> {
+    return this.lw.list();
+  }
+
+  private markSynced(): void {
+    if (this.failing) {
+      this.failing = false;
+      this.opts.logger.info({ informer: this.opts.name }, 'informer recovered');
+    }
+    if (this.syncedOnce) return;
+    this.syncedOnce = true;
+    this.opts.logger.info({ informer: this.opts.name, objects: this.lw.list().length }, 'informer synced');
+    for (const w of this.syncWaiters.splice(0)) w();
+  }
+
+  private handleError(err: unknown): void {
+    if (this.stopped) return; // aborting the watch on stop() reports an AbortError
+    this.failing = true;
+    this.opts.onError?.(err);
+    const delay = this.opts.restartDelayMs();
+    const status = errorStatus(err);
+    const fields = { informer: this.opts.name, path: this.opts.path, retryInMs: delay, status, err: describeError(err) };
+    if (status === 404) {
+      this.opts.logger.warn(fields, 'resource not found (is the CustomResourceDefinition installed?); waiting before retrying');
+    } else {
+      this.opts.logger.warn(fields, 'informer stopped on an error; restarting after a pause');
+    }
+    if (this.restartTimer) clearTimeout(this.restartTimer);
+    this.restartTimer = setTimeout(() => {
+      this.restartTimer = undefined;
+      if (this.stopped) return;
+      this.restarts++;
+      this.opts.logger.info({ informer: this.opts.name, restarts: this.restarts }, 'informer restarting');
+      this.lw.start().catch((e: unknown) => this.handleError(e));
+    }, delay);
+  }
+}
+
+/** Drop what no reader of the cache needs: managedFields and kubectl's last-applied copy (which may hold Secret data). */
+export function trimMetadata<T extends KubernetesObject>(obj: T): T {
+  const meta = obj.metadata;
+  if (!meta) return obj;
+  const { managedFields: _mf, annotations, ...rest } = meta;
+  const out = { ...obj, metadata: { ...rest } };
+  if (annotations) {
+    const { 'kubectl.kubernetes.io/last-applied-configuration': _la, ...keep } = annotations;
+    if (Object.keys(keep).length > 0) out.metadata.annotations = keep;
+  }
+  return out;
+}
+
+/** Keep only the metadata of a child object: all the planner reads. */
+export function metadataOnly<T extends KubernetesObject>(obj: T): T {
+  const trimmed = trimMetadata(obj);
+  return { apiVersion: obj.apiVersion, kind: obj.kind, metadata: trimmed.metadata } as T;
+}

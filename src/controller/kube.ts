@@ -1,0 +1,139 @@
+/**
+ * The API calls the controller makes, in one place: each write is counted (so a no-op resync
+ * can be shown to write nothing) and each apply is timed.
+ */
+import {
+  CoreV1Api,
+  CustomObjectsApi,
+  type KubeConfig,
+  KubernetesObjectApi,
+  type KubernetesObject,
+  PatchStrategy,
+} from '@kubernetes/client-node';
+
+import type { KubeObject } from '../kube-object.js';
+import type { MirrorStatus } from '../schema.js';
+import { errorStatus } from './errors.js';
+import { FIELD_MANAGER, MIRROR_API_VERSION, MIRROR_GROUP, MIRROR_KIND, MIRROR_PLURAL, MIRROR_VERSION } from './labels.js';
+import type { ControllerMetrics } from './metrics.js';
+import type { MirrorEvent } from './status.js';
+
+/** A RegistryMirror as the informer caches it. */
+export interface RegistryMirrorObject extends KubernetesObject {
+  spec?: unknown;
+  status?: MirrorStatus;
+}
+
+export class KubeClient {
+  readonly objects: KubernetesObjectApi;
+  readonly core: CoreV1Api;
+  readonly custom: CustomObjectsApi;
+
+  constructor(
+    readonly kubeConfig: KubeConfig,
+    private readonly metrics: ControllerMetrics,
+    /** Identifies this instance in Events. */
+    private readonly instance: string,
+  ) {
+    this.objects = KubernetesObjectApi.makeApiClient(kubeConfig);
+    this.core = kubeConfig.makeApiClient(CoreV1Api);
+    this.custom = kubeConfig.makeApiClient(CustomObjectsApi);
+  }
+
+  /** Server-side apply `obj` as field manager `mirror-synth`, taking over conflicting fields. */
+  async apply(obj: KubeObject): Promise<KubernetesObject> {
+    const end = this.metrics.applyDuration.startTimer({ kind: obj.kind });
+    this.metrics.writesTotal.inc({ verb: 'apply', resource: obj.kind });
+    try {
+      return await this.objects.patch(
+        obj as KubernetesObject,
+        undefined,
+        undefined,
+        FIELD_MANAGER,
+        true,
+        PatchStrategy.ServerSideApply,
+      );
+    } finally {
+      end();
+    }
+  }
+
+  /** Read any object (for kinds the controller does not watch). `undefined` when it does not exist. */
+  async read(obj: KubeObject): Promise<KubernetesObject | undefined> {
+    try {
+      return await this.objects.read({
+        apiVersion: obj.apiVersion,
+        kind: obj.kind,
+        metadata: { name: obj.metadata.name, namespace: obj.metadata.namespace },
+      });
+    } catch (err) {
+      if (errorStatus(err) === 404) return undefined;
+      throw err;
+    }
+  }
+
+  /** Delete an object in the background; an object already gone is fine. */
+  async delete(obj: { apiVersion?: string; kind?: string; metadata: { name?: string; namespace?: string } }): Promise<void> {
+    this.metrics.writesTotal.inc({ verb: 'delete', resource: obj.kind ?? '' });
+    try {
+      await this.objects.delete(
+        { apiVersion: obj.apiVersion, kind: obj.kind, metadata: { name: obj.metadata.name, namespace: obj.metadata.namespace } },
+        undefined,
+        undefined,
+        undefined,
+        undefined,
+        'Background',
+      );
+    } catch (err) {
+      if (errorStatus(err) !== 404) throw err;
+    }
+  }
+
+  /** Replace a RegistryMirror's status through the status subresource. Returns the new resourceVersion. */
+  async writeMirrorStatus(name: string, status: MirrorStatus): Promise<string | undefined> {
+    this.metrics.writesTotal.inc({ verb: 'patch', resource: 'RegistryMirror/status' });
+    // JSON patch (the generated client's default content type): `add` replaces /status whole.
+    const res = (await this.custom.patchClusterCustomObjectStatus({
+      group: MIRROR_GROUP,
+      version: MIRROR_VERSION,
+      plural: MIRROR_PLURAL,
+      name,
+      body: [{ op: 'add', path: '/status', value: status }],
+      fieldManager: FIELD_MANAGER,
+    })) as RegistryMirrorObject;
+    return res.metadata?.resourceVersion;
+  }
+
+  /**
+   * Record a core/v1 Event on a RegistryMirror. RegistryMirrors are cluster-scoped, so (as
+   * client-go does) the Event lives in namespace `default`; `kubectl describe rm <name>` shows it.
+   */
+  async recordEvent(mirror: RegistryMirrorObject, event: MirrorEvent): Promise<void> {
+    this.metrics.writesTotal.inc({ verb: 'create', resource: 'Event' });
+    const now = new Date();
+    const name = mirror.metadata?.name ?? '';
+    await this.core.createNamespacedEvent({
+      namespace: 'default',
+      body: {
+        metadata: { name: `${name}.${now.getTime().toString(16)}${Math.floor(Math.random() * 0xfff).toString(16)}`, namespace: 'default' },
+        involvedObject: {
+          apiVersion: MIRROR_API_VERSION,
+          kind: MIRROR_KIND,
+          name,
+          uid: mirror.metadata?.uid,
+          resourceVersion: mirror.metadata?.resourceVersion,
+        },
+        type: event.type,
+        reason: event.reason,
+        message: event.message.slice(0, 1024),
+        source: { component: FIELD_MANAGER },
+        reportingComponent: FIELD_MANAGER,
+        reportingInstance: this.instance,
+        action: 'Reconcile',
+        firstTimestamp: now,
+        lastTimestamp: now,
+        count: 1,
+      },
+    });
+  }
+}

@@ -1,0 +1,72 @@
+/** Prometheus metrics of one controller instance, on a registry of its own. */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+export interface ControllerMetrics {
+  readonly registry: Registry;
+  /** Reconciles by result: `success`, `stalled`, `retry`, `deleted`. */
+  readonly reconcileTotal: Counter<'result'>;
+  /** Errors by kind of failure: `apply`, `prune`, `status`, `event`, `informer`, `internal`. */
+  readonly errorsTotal: Counter<'type'>;
+  readonly reconcileDuration: Histogram;
+  /** Latency of one server-side apply, by child kind. */
+  readonly applyDuration: Histogram<'kind'>;
+  /** Write requests sent to the API server, by verb and resource. */
+  readonly writesTotal: Counter<'verb' | 'resource'>;
+  readonly watchedMirrors: Gauge;
+  readonly queueDepth: Gauge;
+  readonly informerRestarts: Counter<'informer'>;
+  readonly isLeader: Gauge;
+}
+
+export function createMetrics(opts: { defaultMetrics?: boolean } = {}): ControllerMetrics {
+  const registry = new Registry();
+  if (opts.defaultMetrics ?? true) collectDefaultMetrics({ register: registry, prefix: 'mirror_synth_' });
+  const registers = [registry];
+  return {
+    registry,
+    reconcileTotal: new Counter({
+      name: 'mirror_synth_reconcile_total',
+      help: 'Reconciles of RegistryMirrors by result.',
+      labelNames: ['result'],
+      registers,
+    }),
+    errorsTotal: new Counter({
+      name: 'mirror_synth_errors_total',
+      help: 'Errors by type.',
+      labelNames: ['type'],
+      registers,
+    }),
+    reconcileDuration: new Histogram({
+      name: 'mirror_synth_reconcile_duration_seconds',
+      help: 'Duration of one reconcile of one RegistryMirror.',
+      buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers,
+    }),
+    applyDuration: new Histogram({
+      name: 'mirror_synth_apply_duration_seconds',
+      help: 'Latency of one server-side apply of one child object.',
+      labelNames: ['kind'],
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      registers,
+    }),
+    writesTotal: new Counter({
+      name: 'mirror_synth_api_writes_total',
+      help: 'Write requests (apply, delete, status, events, leases) sent to the API server.',
+      labelNames: ['verb', 'resource'],
+      registers,
+    }),
+    watchedMirrors: new Gauge({
+      name: 'mirror_synth_watched_mirrors',
+      help: 'RegistryMirrors in the informer cache.',
+      registers,
+    }),
+    queueDepth: new Gauge({ name: 'mirror_synth_queue_depth', help: 'Mirrors waiting to be reconciled.', registers }),
+    informerRestarts: new Counter({
+      name: 'mirror_synth_informer_restarts_total',
+      help: 'Informer restarts after an error.',
+      labelNames: ['informer'],
+      registers,
+    }),
+    isLeader: new Gauge({ name: 'mirror_synth_leader', help: '1 while this instance leads.', registers }),
+  };
+}

@@ -1,0 +1,99 @@
+/**
+ * What a reconcile must write (pure): which desired children to apply, which to skip because
+ * their content hash is unchanged, and which live children to prune.
+ */
+import type { KubeObject } from '../kube-object.js';
+import { CONTENT_HASH_ANNOTATION } from './hash.js';
+import { MIRROR_API_VERSION, MIRROR_KIND } from './labels.js';
+
+/** What the controller knows of a live child: its metadata, as the informer cache holds it. */
+export interface LiveMeta {
+  readonly apiVersion?: string;
+  readonly kind?: string;
+  readonly metadata: {
+    readonly name?: string;
+    readonly namespace?: string;
+    readonly uid?: string;
+    readonly resourceVersion?: string;
+    readonly generation?: number;
+    readonly labels?: Readonly<Record<string, string>>;
+    readonly annotations?: Readonly<Record<string, string>>;
+    readonly ownerReferences?: ReadonlyArray<{ readonly apiVersion?: string; readonly kind?: string; readonly name?: string; readonly uid?: string }>;
+    readonly deletionTimestamp?: unknown;
+  };
+}
+
+/** What the controller itself last wrote to a child (kept in memory only). */
+export interface AppliedRecord {
+  readonly hash: string;
+  readonly resourceVersion?: string;
+  readonly generation?: number;
+}
+
+/** Apply order: what others mount or select first, workloads last. */
+const APPLY_ORDER: Record<string, number> = { Secret: 0, ConfigMap: 1, Service: 2, StatefulSet: 3, DaemonSet: 4 };
+
+/** Kinds whose `metadata.generation` moves with spec changes only (status updates do not bump it). */
+const GENERATION_KINDS = new Set(['StatefulSet', 'DaemonSet', 'Deployment']);
+
+export function childKey(o: { kind?: string; metadata: { name?: string } }): string {
+  return `${o.kind ?? ''}/${o.metadata.name ?? ''}`;
+}
+
+export function sortForApply<T extends { kind?: string; metadata: { name?: string } }>(objs: readonly T[]): T[] {
+  const rank = (o: T): number => APPLY_ORDER[o.kind ?? ''] ?? 5;
+  return [...objs].sort((a, b) => rank(a) - rank(b) || childKey(a).localeCompare(childKey(b)));
+}
+
+/** Whether `live` is owned by the RegistryMirror named `mirror` (so the controller may delete it). */
+export function ownedBy(live: LiveMeta, mirror: string): boolean {
+  return (live.metadata.ownerReferences ?? []).some(
+    (r) => r.kind === MIRROR_KIND && r.apiVersion === MIRROR_API_VERSION && r.name === mirror,
+  );
+}
+
+/**
+ * Whether `desired` must be applied. Skip it only when the live child carries the same content
+ * hash and, if the controller applied it earlier in this process, nobody changed it since
+ * (so a `kubectl edit` is reverted on the next resync).
+ */
+export function needsApply(desired: KubeObject, live: LiveMeta | undefined, applied: AppliedRecord | undefined): boolean {
+  if (live === undefined || live.metadata.deletionTimestamp) return true;
+  const want = desired.metadata.annotations?.[CONTENT_HASH_ANNOTATION];
+  if (want === undefined || live.metadata.annotations?.[CONTENT_HASH_ANNOTATION] !== want) return true;
+  if (applied === undefined || applied.hash !== want) return false;
+  if (GENERATION_KINDS.has(desired.kind)) {
+    return applied.generation !== undefined && live.metadata.generation !== applied.generation;
+  }
+  return applied.resourceVersion !== undefined && live.metadata.resourceVersion !== applied.resourceVersion;
+}
+
+export interface Plan {
+  /** Children to server-side apply, in apply order. */
+  readonly apply: KubeObject[];
+  /** Children whose content is unchanged. */
+  readonly unchanged: KubeObject[];
+  /** Live children no longer desired, in delete order (workloads first). */
+  readonly prune: LiveMeta[];
+}
+
+export function planChildren(args: {
+  readonly mirror: string;
+  readonly desired: readonly KubeObject[];
+  /** Every live child labelled with this mirror (from the informer caches). */
+  readonly live: readonly LiveMeta[];
+  readonly applied: (key: string) => AppliedRecord | undefined;
+}): Plan {
+  const liveByKey = new Map(args.live.map((l) => [childKey(l), l]));
+  const apply: KubeObject[] = [];
+  const unchanged: KubeObject[] = [];
+  for (const d of sortForApply(args.desired)) {
+    const key = childKey(d);
+    (needsApply(d, liveByKey.get(key), args.applied(key)) ? apply : unchanged).push(d);
+  }
+  const desiredKeys = new Set(args.desired.map(childKey));
+  const prune = sortForApply(
+    args.live.filter((l) => !desiredKeys.has(childKey(l)) && ownedBy(l, args.mirror) && !l.metadata.deletionTimestamp),
+  ).reverse();
+  return { apply, unchanged, prune };
+}

@@ -1,0 +1,137 @@
+/**
+ * A work queue keyed by mirror name, after client-go's workqueue:
+ * - a key is queued at most once however many events arrive before a worker takes it (coalescing);
+ * - a key is never processed by two workers at once: an add while it is processed is held
+ *   and queued again when the worker calls `done`;
+ * - `addRateLimited` re-queues a failed key with per-key exponential backoff and jitter,
+ *   `forget` resets it after a success.
+ */
+
+export interface WorkQueueOptions {
+  /** First retry delay in milliseconds. @default 500 */
+  readonly baseDelayMs?: number;
+  /** Longest retry delay in milliseconds. @default 300_000 */
+  readonly maxDelayMs?: number;
+  /** Random source in [0, 1) for jitter. @default Math.random */
+  readonly random?: () => number;
+}
+
+export class WorkQueue {
+  private readonly queue: string[] = [];
+  private readonly dirty = new Set<string>();
+  private readonly processing = new Set<string>();
+  private readonly waiters: Array<(key: string | undefined) => void> = [];
+  private readonly delayed = new Map<string, { at: number; timer: NodeJS.Timeout }>();
+  private readonly failures = new Map<string, number>();
+  private stopped = false;
+  private readonly baseDelayMs: number;
+  private readonly maxDelayMs: number;
+  private readonly random: () => number;
+
+  constructor(opts: WorkQueueOptions = {}) {
+    this.baseDelayMs = opts.baseDelayMs ?? 500;
+    this.maxDelayMs = opts.maxDelayMs ?? 300_000;
+    this.random = opts.random ?? Math.random;
+  }
+
+  /** Queue `key` unless it is already waiting. */
+  add(key: string): void {
+    if (this.stopped || this.dirty.has(key)) return;
+    this.dirty.add(key);
+    if (this.processing.has(key)) return; // queued again by done()
+    const waiter = this.waiters.shift();
+    if (waiter) {
+      this.dirty.delete(key);
+      this.processing.add(key);
+      waiter(key);
+    } else {
+      this.queue.push(key);
+    }
+  }
+
+  /** Queue `key` after `delayMs`; an earlier pending delayed add of the same key wins. */
+  addAfter(key: string, delayMs: number): void {
+    if (this.stopped) return;
+    if (delayMs <= 0) {
+      this.add(key);
+      return;
+    }
+    const at = Date.now() + delayMs;
+    const existing = this.delayed.get(key);
+    if (existing && existing.at <= at) return;
+    if (existing) clearTimeout(existing.timer);
+    const timer = setTimeout(() => {
+      this.delayed.delete(key);
+      this.add(key);
+    }, delayMs);
+    timer.unref();
+    this.delayed.set(key, { at, timer });
+  }
+
+  /** The backoff `addRateLimited` would use for the next failure of `key`. */
+  nextDelay(key: string): number {
+    const n = this.failures.get(key) ?? 0;
+    const raw = Math.min(this.maxDelayMs, this.baseDelayMs * 2 ** Math.min(n, 30));
+    // Full jitter on the upper half: spreads retries of many keys that failed together.
+    return Math.round(raw / 2 + (raw / 2) * this.random());
+  }
+
+  /** Queue `key` again after a failure, with exponential backoff. Returns the delay used. */
+  addRateLimited(key: string): number {
+    const delay = this.nextDelay(key);
+    this.failures.set(key, (this.failures.get(key) ?? 0) + 1);
+    this.addAfter(key, delay);
+    return delay;
+  }
+
+  /** Reset the backoff of `key` (after a success). */
+  forget(key: string): void {
+    this.failures.delete(key);
+  }
+
+  /** Number of failures recorded for `key` since the last `forget`. */
+  retries(key: string): number {
+    return this.failures.get(key) ?? 0;
+  }
+
+  /** The next key to process; `undefined` once the queue is shut down. Call `done(key)` after. */
+  get(): Promise<string | undefined> {
+    if (this.stopped) return Promise.resolve(undefined);
+    const key = this.queue.shift();
+    if (key !== undefined) {
+      this.dirty.delete(key);
+      this.processing.add(key);
+      return Promise.resolve(key);
+    }
+    return new Promise((resolve) => this.waiters.push(resolve));
+  }
+
+  /** Mark `key` processed; if it was added meanwhile, it is queued again. */
+  done(key: string): void {
+    this.processing.delete(key);
+    if (this.dirty.has(key)) {
+      this.dirty.delete(key);
+      this.add(key);
+    }
+  }
+
+  /** Keys waiting to be processed (not counting delayed ones). */
+  get length(): number {
+    return this.queue.length;
+  }
+
+  /** Keys being processed now. */
+  get active(): number {
+    return this.processing.size;
+  }
+
+  /** Stop handing out keys; pending `get` calls resolve to `undefined`. */
+  shutDown(): void {
+    this.stopped = true;
+    for (const { timer } of this.delayed.values()) clearTimeout(timer);
+    this.delayed.clear();
+    this.queue.length = 0;
+    this.dirty.clear();
+    for (const w of this.waiters.splice(0)) w(undefined);
+  }
+}

@@ -1,0 +1,149 @@
+/**
+ * RegistryMirror status, derived by small pure functions from what one reconcile found.
+ *
+ * Conditions follow the Kubernetes API conventions (and kstatus): `Ready` says whether every
+ * child is applied as the spec asks; `Reconciling` is True while the controller is still
+ * working towards that (here: retrying after a transient error); `Stalled` is True when it
+ * cannot make progress until a person changes something (the spec or a Secret). All three are
+ * always present, each with `observedGeneration`, a PascalCase reason and an actionable message.
+ */
+import type { MirrorCondition, MirrorStatus } from '../schema.js';
+
+/** Reasons for `Stalled=True`: each needs a person to change the spec or a Secret. */
+export type StalledReason =
+  | 'InvalidSpec'
+  | 'CredentialsSecretNotFound'
+  | 'CredentialsSecretInvalid'
+  | 'ApplyRejected';
+
+/** What one reconcile of one mirror came to. */
+export type ReconcileOutcome =
+  | {
+      readonly type: 'Applied';
+      /** Children written by this reconcile (their content changed). */
+      readonly applied: number;
+      /** Children left alone because their content hash was unchanged. */
+      readonly unchanged: number;
+      /** Children deleted because the spec no longer asks for them. */
+      readonly pruned: number;
+      readonly namespace: string;
+    }
+  | { readonly type: 'Stalled'; readonly reason: StalledReason; readonly message: string }
+  | { readonly type: 'Retrying'; readonly reason: 'ApplyFailed' | 'PruneFailed'; readonly message: string };
+
+export type ConditionType = 'Ready' | 'Reconciling' | 'Stalled';
+export type DesiredCondition = Omit<MirrorCondition, 'lastTransitionTime'> & { type: ConditionType };
+
+const NOT_RETRYING = 'The controller will not retry until the RegistryMirror or its credentials Secret changes.';
+
+/** The three conditions an outcome implies, without transition times. */
+export function desiredConditions(outcome: ReconcileOutcome, generation: number): DesiredCondition[] {
+  const c = (type: ConditionType, status: 'True' | 'False', reason: string, message: string): DesiredCondition => ({
+    type,
+    status,
+    observedGeneration: generation,
+    reason,
+    message,
+  });
+  switch (outcome.type) {
+    case 'Applied': {
+      const total = outcome.applied + outcome.unchanged;
+      const msg = `All ${total} objects are applied in namespace ${outcome.namespace}.`;
+      return [
+        c('Ready', 'True', 'Reconciled', msg),
+        c('Reconciling', 'False', 'Reconciled', msg),
+        c('Stalled', 'False', 'Reconciled', msg),
+      ];
+    }
+    case 'Stalled':
+      return [
+        c('Ready', 'False', outcome.reason, outcome.message),
+        c('Reconciling', 'False', outcome.reason, NOT_RETRYING),
+        c('Stalled', 'True', outcome.reason, outcome.message),
+      ];
+    case 'Retrying':
+      return [
+        c('Ready', 'False', outcome.reason, outcome.message),
+        c('Reconciling', 'True', 'RetryingAfterError', `${outcome.message} Retrying with backoff.`),
+        c('Stalled', 'False', 'RetryingAfterError', 'The error may be transient; the controller keeps retrying.'),
+      ];
+  }
+}
+
+/**
+ * Keep `lastTransitionTime` of a condition whose status did not change; stamp `now` on the others.
+ * Conditions of other types (set by someone else) are kept as they are.
+ */
+export function mergeConditions(
+  previous: readonly MirrorCondition[] | undefined,
+  desired: readonly DesiredCondition[],
+  now: Date,
+): MirrorCondition[] {
+  const prev = new Map((previous ?? []).map((p) => [p.type, p]));
+  const ours = new Set<string>(desired.map((d) => d.type));
+  const out: MirrorCondition[] = desired.map((d) => {
+    const p = prev.get(d.type);
+    const lastTransitionTime =
+      p !== undefined && p.status === d.status ? p.lastTransitionTime : now.toISOString().replace(/\.\d{3}Z$/, 'Z');
+    return { ...d, lastTransitionTime };
+  });
+  for (const p of previous ?? []) if (!ours.has(p.type)) out.push(p);
+  return out;
+}
+
+/** The whole status after a reconcile. */
+export function nextStatus(
+  previous: MirrorStatus | undefined,
+  outcome: ReconcileOutcome,
+  generation: number,
+  now: Date,
+): MirrorStatus {
+  return {
+    observedGeneration: generation,
+    conditions: mergeConditions(previous?.conditions, desiredConditions(outcome, generation), now),
+  };
+}
+
+/** Whether writing `next` would change anything (so a steady-state resync writes no status). */
+export function statusChanged(previous: MirrorStatus | undefined, next: MirrorStatus): boolean {
+  const norm = (s: MirrorStatus | undefined): string =>
+    JSON.stringify({
+      observedGeneration: s?.observedGeneration ?? null,
+      conditions: [...(s?.conditions ?? [])]
+        .sort((a, b) => a.type.localeCompare(b.type))
+        .map((c) => [c.type, c.status, c.observedGeneration ?? null, c.reason, c.message, c.lastTransitionTime]),
+    });
+  return norm(previous) !== norm(next);
+}
+
+/** A Kubernetes Event to record on the RegistryMirror. */
+export interface MirrorEvent {
+  readonly type: 'Normal' | 'Warning';
+  readonly reason: string;
+  readonly message: string;
+}
+
+/**
+ * The Event a reconcile deserves, if any: Normal when it wrote something, Warning when the
+ * mirror newly fails (or fails differently). A steady state records nothing.
+ */
+export function eventFor(previous: MirrorStatus | undefined, outcome: ReconcileOutcome): MirrorEvent | undefined {
+  const prevReady = previous?.conditions?.find((c) => c.type === 'Ready');
+  switch (outcome.type) {
+    case 'Applied': {
+      if (outcome.applied === 0 && outcome.pruned === 0) {
+        if (prevReady !== undefined && prevReady.status !== 'True') {
+          return { type: 'Normal', reason: 'Reconciled', message: `Recovered: all ${outcome.unchanged} objects are applied.` };
+        }
+        return undefined;
+      }
+      const parts = [`applied ${outcome.applied}`, `unchanged ${outcome.unchanged}`];
+      if (outcome.pruned > 0) parts.push(`pruned ${outcome.pruned}`);
+      return { type: 'Normal', reason: 'Reconciled', message: `Objects in namespace ${outcome.namespace}: ${parts.join(', ')}.` };
+    }
+    case 'Stalled':
+    case 'Retrying':
+      if (prevReady?.reason === outcome.reason && prevReady.message === outcome.message) return undefined;
+      return { type: 'Warning', reason: outcome.reason, message: outcome.message };
+  }
+}

@@ -1,0 +1,91 @@
+/**
+ * Read RegistryMirror custom resources from a cluster, for `mirror-synth synth --from-cluster`.
+ * Every object is validated with the same schema as mirrors/*.yaml.
+ */
+import { CustomObjectsApi, KubeConfig } from '@kubernetes/client-node';
+
+import { describeError, errorStatus } from '../controller/errors.js';
+import { SpecError, type SpecProblem } from '../errors.js';
+import { API_GROUP, API_VERSION, PLURAL } from '../schema.js';
+import { type MirrorInput, parseMirrorResource } from '../spec.js';
+
+/** The cluster could not be read: unreachable, CRD missing, or access denied. Printed without a stack. */
+export class ClusterError extends Error {
+  override readonly name = 'ClusterError';
+  /** Tells the CLI entry point to print only the message. */
+  readonly userFacing = true;
+}
+
+export interface ClusterSourceOptions {
+  /** Path of a kubeconfig. @default - KUBECONFIG, ~/.kube/config, or the in-cluster service account */
+  readonly kubeconfig?: string;
+}
+
+/** Load a kubeconfig the way kubectl does: the given file, else the default chain. */
+export function loadKubeConfig(path?: string): KubeConfig {
+  const kc = new KubeConfig();
+  try {
+    if (path) kc.loadFromFile(path);
+    else kc.loadFromDefault();
+  } catch (err) {
+    throw new ClusterError(`cannot load kubeconfig${path ? ` ${path}` : ''}: ${describeError(err)}`);
+  }
+  if (!kc.getCurrentCluster()) {
+    throw new ClusterError(`kubeconfig${path ? ` ${path}` : ''} has no current cluster; set one with kubectl config use-context`);
+  }
+  return kc;
+}
+
+/** Turn an API failure into a message a person can act on. */
+export function clusterErrorFor(err: unknown, server: string, what: string): ClusterError {
+  const status = errorStatus(err);
+  if (status === 404) {
+    return new ClusterError(
+      `the RegistryMirror CRD (${PLURAL}.${API_GROUP}) is not installed in the cluster at ${server}; ` +
+        'install it with `mirror-synth crd | kubectl apply -f -`',
+    );
+  }
+  if (status === 401) return new ClusterError(`the cluster at ${server} rejected the credentials in the kubeconfig (401) while ${what}`);
+  if (status === 403) return new ClusterError(`not allowed to ${what} in the cluster at ${server} (403): ${describeError(err)}`);
+  if (status === undefined) return new ClusterError(`cannot reach the Kubernetes API server at ${server} while ${what}: ${describeError(err)}`);
+  return new ClusterError(`the cluster at ${server} failed while ${what}: ${describeError(err)}`);
+}
+
+/** Every RegistryMirror in the cluster, validated. Throws ClusterError or SpecError (with every problem). */
+export async function listClusterMirrors(opts: ClusterSourceOptions = {}): Promise<MirrorInput[]> {
+  const kc = loadKubeConfig(opts.kubeconfig);
+  const server = kc.getCurrentCluster()?.server ?? '(unknown)';
+  const api = kc.makeApiClient(CustomObjectsApi);
+  const items: unknown[] = [];
+  let token: string | undefined;
+  do {
+    let page: { items?: unknown[]; metadata?: { _continue?: string; continue?: string } };
+    try {
+      page = (await api.listClusterCustomObject({
+        group: API_GROUP,
+        version: API_VERSION,
+        plural: PLURAL,
+        limit: 500,
+        ...(token ? { _continue: token } : {}),
+      })) as typeof page;
+    } catch (err) {
+      throw clusterErrorFor(err, server, `listing ${PLURAL}.${API_GROUP}`);
+    }
+    items.push(...(page.items ?? []));
+    token = page.metadata?.continue ?? page.metadata?._continue;
+  } while (token);
+
+  const problems: SpecProblem[] = [];
+  const mirrors: MirrorInput[] = [];
+  for (const item of items) {
+    const name = (item as { metadata?: { name?: string } }).metadata?.name ?? '(unnamed)';
+    try {
+      mirrors.push(parseMirrorResource(item, `cluster:registrymirror/${name}`));
+    } catch (err) {
+      if (err instanceof SpecError) problems.push(...err.problems);
+      else throw err;
+    }
+  }
+  if (problems.length > 0) throw new SpecError(problems);
+  return mirrors.sort((a, b) => a.name.localeCompare(b.name));
+}
