@@ -183,7 +183,8 @@ export function parseMirrorFile(text: string, source: string): MirrorInput[] {
       const err = doc.errors[0]!;
       const pos = err.linePos?.[0];
       const at = pos ? `line ${pos.line}, column ${pos.col}: ` : '';
-      problems.push({ source, message: `${at}not valid YAML: ${err.message.split('\n')[0]}` });
+      const reason = err.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '');
+      problems.push({ source, message: `${at}not valid YAML: ${reason}` });
       continue;
     }
     const value: unknown = doc.toJS();

@@ -1,0 +1,21 @@
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { synthesizeMirror, toYaml } from '../src/app.js';
+import { parseMirrorFile } from '../src/spec.js';
+
+// Every spec in fixtures/mirrors/ synthesizes to exactly fixtures/expected/<file>.
+// After an intended change: UPDATE_GOLDEN=1 npx vitest run test/golden.test.ts, then review the diff.
+const fixtures = new URL('./fixtures/', import.meta.url).pathname;
+
+describe('golden output', () => {
+  for (const file of readdirSync(join(fixtures, 'mirrors')).sort()) {
+    it(file, () => {
+      const mirrors = parseMirrorFile(readFileSync(join(fixtures, 'mirrors', file), 'utf8'), file);
+      const actual = toYaml(mirrors.flatMap((m) => synthesizeMirror(m, { namespace: 'kube-extra' })));
+      const goldenPath = join(fixtures, 'expected', file);
+      if (process.env.UPDATE_GOLDEN === '1' || !existsSync(goldenPath)) writeFileSync(goldenPath, actual);
+      expect(actual).toBe(readFileSync(goldenPath, 'utf8'));
+    });
+  }
+});
