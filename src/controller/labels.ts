@@ -1,9 +1,10 @@
 /** Labels and names the controller relies on to find and own a mirror's children. */
+import { MANAGED_BY, MANAGED_BY_LABEL as CORE_MANAGED_BY_LABEL, MIRROR_LABEL } from '../mirror.js';
 import { API_GROUP, API_VERSION, KIND, PLURAL } from '../schema.js';
 
-export const MIRROR_LABEL_KEY = 'mirror';
-export const MANAGED_BY_LABEL = 'app.kubernetes.io/managed-by';
-export const MANAGED_BY_VALUE = 'mirror-synth';
+export const MIRROR_LABEL_KEY = MIRROR_LABEL;
+export const MANAGED_BY_LABEL = CORE_MANAGED_BY_LABEL;
+export const MANAGED_BY_VALUE = MANAGED_BY;
 /** Field manager for server-side apply. */
 export const FIELD_MANAGER = 'mirror-synth';
 /** Label selector of every object the controller may own. */

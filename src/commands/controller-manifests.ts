@@ -1,0 +1,149 @@
+/**
+ * The controller's own manifests: Namespace, ServiceAccount, least-privilege RBAC and a
+ * Deployment, synthesized with cdk8s like everything else.
+ *
+ * RBAC, and why each rule is there:
+ * - ClusterRole: read and watch RegistryMirrors (cluster-scoped) and write their status.
+ * - Role in the output namespace: manage the children (ConfigMaps, Services, StatefulSets,
+ *   DaemonSets); read Secrets (credentials), and write them because a
+ *   `kubernetes.io/dockerconfigjson` Secret is turned into a derived Secret
+ *   `registry-mirror-<name>-credentials` (names are per mirror, so resourceNames cannot narrow
+ *   this); take the leader-election Lease.
+ * - Role in `default`: create Events. RegistryMirrors are cluster-scoped, and Events about
+ *   cluster-scoped objects live in `default` (as client-go records them).
+ */
+import { App, Chart } from 'cdk8s';
+
+import { compareObjects, namespaceObject } from '../app.js';
+import { k8s } from '../k8s.js';
+import { type KubeObject, sortKeys } from '../kube-object.js';
+import { MANAGED_BY, MANAGED_BY_LABEL } from '../mirror.js';
+import { API_GROUP, PLURAL } from '../schema.js';
+
+export const CONTROLLER_NAME = 'mirror-synth-controller';
+export const LEASE_NAME = 'mirror-synth-controller';
+export const METRICS_PORT = 8080;
+
+export interface ControllerManifestsOptions {
+  /** Output namespace of the mirrors; the controller runs there too. */
+  readonly namespace: string;
+  /** Controller image, e.g. `ghcr.io/mirror-synth/mirror-synth:0.1.0`. */
+  readonly image: string;
+}
+
+const labels = {
+  'app.kubernetes.io/name': 'mirror-synth',
+  'app.kubernetes.io/component': 'controller',
+  [MANAGED_BY_LABEL]: MANAGED_BY,
+};
+const selector = { 'app.kubernetes.io/name': 'mirror-synth', 'app.kubernetes.io/component': 'controller' };
+const CHILD_VERBS = ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete'];
+
+export function controllerManifests(opts: ControllerManifestsOptions): KubeObject[] {
+  const { namespace, image } = opts;
+  const app = new App();
+  const chart = new Chart(app, 'controller', { disableResourceNameHashes: true });
+  const meta = (name: string, ns?: string) => ({ name, ...(ns ? { namespace: ns } : {}), labels });
+
+  new k8s.KubeServiceAccount(chart, 'ServiceAccount', { metadata: meta(CONTROLLER_NAME, namespace) });
+  const subjects = [{ kind: 'ServiceAccount', name: CONTROLLER_NAME, namespace }];
+
+  new k8s.KubeClusterRole(chart, 'ClusterRole', {
+    metadata: meta(CONTROLLER_NAME),
+    rules: [
+      { apiGroups: [API_GROUP], resources: [PLURAL], verbs: ['get', 'list', 'watch'] },
+      { apiGroups: [API_GROUP], resources: [`${PLURAL}/status`], verbs: ['get', 'patch', 'update'] },
+    ],
+  });
+  new k8s.KubeClusterRoleBinding(chart, 'ClusterRoleBinding', {
+    metadata: meta(CONTROLLER_NAME),
+    roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: CONTROLLER_NAME },
+    subjects,
+  });
+
+  new k8s.KubeRole(chart, 'Role', {
+    metadata: meta(CONTROLLER_NAME, namespace),
+    rules: [
+      { apiGroups: [''], resources: ['configmaps', 'services'], verbs: CHILD_VERBS },
+      { apiGroups: ['apps'], resources: ['statefulsets', 'daemonsets'], verbs: CHILD_VERBS },
+      { apiGroups: [''], resources: ['secrets'], verbs: CHILD_VERBS },
+      // create cannot be narrowed by name; renewing is limited to the controller's own Lease.
+      { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['create'] },
+      { apiGroups: ['coordination.k8s.io'], resources: ['leases'], resourceNames: [LEASE_NAME], verbs: ['get', 'update'] },
+    ],
+  });
+  new k8s.KubeRoleBinding(chart, 'RoleBinding', {
+    metadata: meta(CONTROLLER_NAME, namespace),
+    roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: CONTROLLER_NAME },
+    subjects,
+  });
+
+  const eventsRole = `${CONTROLLER_NAME}-events`;
+  new k8s.KubeRole(chart, 'EventsRole', {
+    metadata: meta(eventsRole, 'default'),
+    rules: [{ apiGroups: [''], resources: ['events'], verbs: ['create', 'patch'] }],
+  });
+  new k8s.KubeRoleBinding(chart, 'EventsRoleBinding', {
+    metadata: meta(eventsRole, 'default'),
+    roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: eventsRole },
+    subjects,
+  });
+
+  const probe = (path: string, periodSeconds: number, failureThreshold: number) => ({
+    httpGet: { path, port: k8s.IntOrString.fromString('http-metrics') },
+    periodSeconds,
+    failureThreshold,
+    timeoutSeconds: 2,
+  });
+  new k8s.KubeDeployment(chart, 'Deployment', {
+    metadata: meta(CONTROLLER_NAME, namespace),
+    spec: {
+      // One replica reconciles; leader election keeps a rolling update from running two at once.
+      replicas: 1,
+      selector: { matchLabels: selector },
+      strategy: { type: 'RollingUpdate', rollingUpdate: { maxSurge: k8s.IntOrString.fromNumber(1), maxUnavailable: k8s.IntOrString.fromNumber(0) } },
+      template: {
+        metadata: { labels },
+        spec: {
+          serviceAccountName: CONTROLLER_NAME,
+          enableServiceLinks: false,
+          terminationGracePeriodSeconds: 30,
+          securityContext: {
+            runAsNonRoot: true,
+            runAsUser: 10001,
+            runAsGroup: 10001,
+            seccompProfile: { type: 'RuntimeDefault' },
+          },
+          containers: [
+            {
+              name: 'controller',
+              image,
+              args: ['controller'],
+              env: [
+                { name: 'NAMESPACE', value: namespace },
+                { name: 'SECONDS_BETWEEN_STREAMS', value: '30' },
+                { name: 'NODE_OPTIONS', value: '--max-old-space-size=192' },
+              ],
+              ports: [{ name: 'http-metrics', containerPort: METRICS_PORT }],
+              livenessProbe: probe('/healthz', 20, 3),
+              readinessProbe: probe('/readyz', 10, 3),
+              resources: {
+                requests: { cpu: k8s.Quantity.fromString('50m'), memory: k8s.Quantity.fromString('96Mi') },
+                limits: { memory: k8s.Quantity.fromString('256Mi') },
+              },
+              securityContext: {
+                allowPrivilegeEscalation: false,
+                readOnlyRootFilesystem: true,
+                runAsNonRoot: true,
+                capabilities: { drop: ['ALL'] },
+              },
+            },
+          ],
+        },
+      },
+    },
+  });
+
+  const objects = (chart.toJson() as KubeObject[]).map((o) => sortKeys(o));
+  return [namespaceObject(namespace), ...objects].sort(compareObjects);
+}
