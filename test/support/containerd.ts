@@ -4,11 +4,11 @@
 // exactly as the CRI plugin does with `config_path = "/etc/containerd/certs.d"`.
 import { type ChildProcess, execFile } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 
-import { spawnTracked, waitFor } from './registry.js';
+import { configMapData, containerEnv, type ManifestObject, spawnTracked, waitFor } from './registry.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -202,4 +202,85 @@ export async function writeHostsToml(hostsDir: string, registryHost: string, con
   const file = join(dir, 'hosts.toml');
   await writeFile(file, content);
   return file;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The node agent, run as synthesized
+
+export interface NodeAgentOptions {
+  readonly name: string;
+  readonly objects: readonly ManifestObject[];
+  /** Temp dir standing for the node's /etc/containerd/certs.d. */
+  readonly certsDir: string;
+  /** Address the agent would resolve the Service to (skips DNS). */
+  readonly mirrorAddress: string;
+  readonly servicePort: number;
+  /** @default 1 */
+  readonly resolveIntervalSeconds?: number;
+  /** Where to put the script file. */
+  readonly workDir: string;
+}
+
+export class NodeAgent {
+  readonly output: string[] = [];
+  private readonly exitPromise: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+
+  constructor(private readonly child: ChildProcess) {
+    for (const s of [child.stdout!, child.stderr!]) {
+      s.on('data', (d: Buffer) => this.output.push(...d.toString().split('\n').filter(Boolean)));
+    }
+    this.exitPromise = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+  }
+
+  get exited(): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+    return this.exitPromise;
+  }
+
+  /** Send SIGTERM (as the kubelet does when the pod goes) and wait for the script to exit. */
+  async terminate(timeoutMs = 10_000): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return this.exitPromise;
+    this.child.kill('SIGTERM');
+    const timer = setTimeout(() => this.child.kill('SIGKILL'), timeoutMs);
+    const exit = await this.exitPromise;
+    clearTimeout(timer);
+    return exit;
+  }
+}
+
+/**
+ * Run the ConfigMap's node-agent.sh with `sh` and the DaemonSet container's env, overriding only
+ * CERTS_DIR, MIRROR_ADDRESS, SERVICE_PORT and RESOLVE_INTERVAL.
+ */
+export async function startNodeAgent(opts: NodeAgentOptions): Promise<NodeAgent> {
+  const script = configMapData(opts.objects, `registry-mirror-${opts.name}-agent`, 'node-agent.sh');
+  await mkdir(opts.workDir, { recursive: true });
+  const file = join(opts.workDir, 'node-agent.sh');
+  await writeFile(file, script);
+  const env = {
+    PATH: process.env.PATH ?? '/usr/bin:/bin',
+    ...containerEnv(opts.objects, 'DaemonSet', `registry-mirror-${opts.name}`, 'node-agent'),
+    CERTS_DIR: opts.certsDir,
+    MIRROR_ADDRESS: opts.mirrorAddress,
+    SERVICE_PORT: String(opts.servicePort),
+    RESOLVE_INTERVAL: String(opts.resolveIntervalSeconds ?? 1),
+  };
+  return new NodeAgent(spawnTracked('sh', [file], { env, stdio: ['ignore', 'pipe', 'pipe'] }));
+}
+
+/** Every file under `dir` (relative path -> content), to compare a directory before and after. */
+export async function snapshotDir(dir: string): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  const walk = async (rel: string): Promise<void> => {
+    for (const entry of await readdir(join(dir, rel), { withFileTypes: true })) {
+      const path = rel ? `${rel}/${entry.name}` : entry.name;
+      if (entry.isDirectory()) {
+        out[path + '/'] = '';
+        await walk(path);
+      } else {
+        out[path] = await readFile(join(dir, path), 'utf8');
+      }
+    }
+  };
+  await walk('');
+  return out;
 }

@@ -53,7 +53,13 @@ export async function freePort(): Promise<number> {
   });
 }
 
-/** Poll `check` until it returns a value other than undefined, or throw after `timeoutMs`. */
+/** Thrown by a waitFor check to give up at once (the process it waits for has exited). */
+export class StopWaiting extends Error {}
+
+/**
+ * Poll `check` until it returns a value other than undefined, or throw after `timeoutMs`.
+ * Errors from `check` are retried (and reported on timeout), except StopWaiting.
+ */
 export async function waitFor<T>(
   what: string,
   check: () => Promise<T | undefined> | T | undefined,
@@ -67,6 +73,7 @@ export async function waitFor<T>(
       const value = await check();
       if (value !== undefined) return value;
     } catch (err) {
+      if (err instanceof StopWaiting) throw err;
       lastError = err;
     }
     if (Date.now() > deadline) {
@@ -152,6 +159,7 @@ export interface ServedRequest {
   /** Response body bytes written. */
   readonly written: number;
   readonly user?: string;
+  readonly userAgent: string;
 }
 
 export interface RegistryOptions {
@@ -193,6 +201,8 @@ export class RegistryProcess {
   private child?: ChildProcess;
   private exitPromise?: Promise<Exit>;
   private logFile?: WriteStream;
+  private logsAtSpawn = 0;
+  private rawAtSpawn = 0;
 
   private constructor(
     private opts: RegistryOptions,
@@ -245,6 +255,8 @@ export class RegistryProcess {
   private async spawn(): Promise<void> {
     this.logFile ??= createWriteStream(join(this.opts.dir, 'registry.log'), { flags: 'a' });
     const logFile = this.logFile;
+    this.logsAtSpawn = this.logs.length;
+    this.rawAtSpawn = this.rawErrors.length;
     const child = spawnTracked(this.opts.binary, ['serve', join(this.opts.dir, 'config.yml')], {
       env: this.environment(),
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -268,32 +280,33 @@ export class RegistryProcess {
 
   /** Wait until GET /v2/ answers (any status: 401 from an authenticated registry is ready). */
   async waitReady(timeoutMs = 30_000): Promise<void> {
-    const exited = this.exited.then((e) => e);
     let gone: Exit | undefined;
-    void exited.then((e) => (gone = e));
+    void this.exited.then((e) => (gone = e));
+    const ca = this.opts.tls ? await readFile(caOf(this.opts)) : undefined;
     await waitFor(
       `${this.name} on ${this.url} to answer /v2/`,
       async () => {
         if (gone) {
-          throw new Error(
-            `${this.name} exited (${gone.signal ?? `code ${gone.code}`}) before answering:\n${this.tail()}`,
+          // An exit is final: say so at once rather than "timed out".
+          throw new StopWaiting(
+            `${this.name} exited (${gone.signal ?? `code ${gone.code}`}) before answering /v2/:\n${this.tail()}`,
           );
         }
-        const status = await probe(`${this.url}/v2/`, this.opts.tls ? await readFile(caOf(this.opts)) : undefined);
-        return status > 0 ? true : undefined;
+        return (await probe(`${this.url}/v2/`, ca)) > 0 ? true : undefined;
       },
       timeoutMs,
-    ).catch((err: Error) => {
-      // An exit is final: say so rather than "timed out".
-      if (gone) throw new Error(`${this.name} exited (${gone.signal ?? `code ${gone.code}`}) before answering /v2/:\n${this.tail()}`);
-      throw err;
-    });
+    );
   }
 
-  /** The last lines the process printed, for error messages. */
-  tail(n = 20): string {
-    const lines = [...this.logs.slice(-n).map((l) => JSON.stringify(l)), ...this.rawErrors.slice(-n)];
-    return lines.slice(-n).join('\n');
+  /** The last log lines of the current process and the start of any non-JSON output (a panic), for errors. */
+  tail(n = 10): string {
+    const json = this.logs.slice(Math.max(this.logsAtSpawn, this.logs.length - n)).map((l) => JSON.stringify(l));
+    return [...json, ...this.rawErrors.slice(this.rawAtSpawn, this.rawAtSpawn + n)].join('\n');
+  }
+
+  /** Non-JSON stderr of the current (or last) process: where a Go panic shows. */
+  rawOutput(): string {
+    return this.rawErrors.slice(this.rawAtSpawn).join('\n');
   }
 
   /** SIGTERM, then SIGKILL after `graceMs`. Safe to call when stopped. */
@@ -321,9 +334,10 @@ export class RegistryProcess {
     this.logFile = undefined;
   }
 
-  /** Every request the registry logged as completed, oldest first. */
-  requests(): ServedRequest[] {
+  /** Every request the registry logged as completed since `mark` (or ever), oldest first. */
+  requests(since = 0): ServedRequest[] {
     return this.logs
+      .slice(since)
       .filter((l) => l.msg === 'response completed')
       .map((l) => ({
         method: String(l['http.request.method']),
@@ -331,6 +345,7 @@ export class RegistryProcess {
         status: Number(l['http.response.status']),
         written: Number(l['http.response.written'] ?? 0),
         user: typeof l['auth.user.name'] === 'string' ? l['auth.user.name'] : undefined,
+        userAgent: String(l['http.request.useragent'] ?? ''),
       }));
   }
 
@@ -339,12 +354,16 @@ export class RegistryProcess {
     return this.logs.length;
   }
 
-  /** Successful blob GETs served since `mark` (or ever), by digest, with bytes written. */
-  blobGets(since = 0): BlobGets {
+  /**
+   * Successful blob GETs served since `mark` (or ever), by digest, with bytes written;
+   * `userAgent` keeps only requests whose User-Agent contains it (e.g. 'containerd').
+   */
+  blobGets(since = 0, userAgent?: string): BlobGets {
     const byDigest = new Map<string, number>();
     let bytes = 0;
     const lines = this.logs.slice(since).filter((l) => l.msg === 'response completed');
     for (const l of lines) {
+      if (userAgent !== undefined && !String(l['http.request.useragent'] ?? '').includes(userAgent)) continue;
       if (l['http.request.method'] !== 'GET') continue;
       const status = Number(l['http.response.status']);
       if (status < 200 || status >= 300) continue;
@@ -426,7 +445,10 @@ export interface UpstreamOptions {
 export interface Upstream extends RegistryProcess {
   readonly ca: TestCA;
   readonly username: string;
+  /** The password the upstream accepts now. */
   readonly password: string;
+  /** Change the accepted password (new htpasswd, restart on the same port, same content). */
+  setPassword(password: string): Promise<void>;
 }
 
 /**
@@ -465,12 +487,136 @@ export async function startUpstream(opts: UpstreamOptions): Promise<Upstream> {
     dir: opts.dir,
     tls: ca,
     name: 'upstream',
-    env: { SSL_CERT_FILE: ca.caCert },
+    // Distribution v3 exports OpenTelemetry traces to localhost:4318 unless told not to.
+    env: { SSL_CERT_FILE: ca.caCert, OTEL_TRACES_EXPORTER: 'none' },
   });
-  return Object.assign(reg, { ca, username: opts.username, password: opts.password }) as Upstream;
+  const upstream = Object.assign(reg, {
+    ca,
+    username: opts.username,
+    password: opts.password,
+    async setPassword(password: string): Promise<void> {
+      await writeHtpasswd(htpasswd, opts.username, password);
+      upstream.password = password;
+      await reg.restart();
+    },
+  });
+  return upstream as Upstream;
 }
 
 /** Remove a directory tree synchronously (for afterAll hooks that must not leave temp dirs). */
 export function removeDir(dir: string): void {
   rmSync(dir, { recursive: true, force: true });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Running what mirror-synth synthesized
+
+/** A synthesized object, as plain JSON (the shape of src/kube-object.ts's KubeObject). */
+export interface ManifestObject {
+  readonly kind: string;
+  readonly metadata: { readonly name: string };
+  readonly [key: string]: unknown;
+}
+
+/** Stand-in for the cluster's Secrets: name -> key -> value. */
+export type SecretData = Readonly<Record<string, Readonly<Record<string, string>>>>;
+
+interface EnvVar {
+  name: string;
+  value?: string;
+  valueFrom?: { secretKeyRef?: { name: string; key: string; optional?: boolean }; [k: string]: unknown };
+}
+interface Container {
+  name: string;
+  env?: EnvVar[];
+}
+
+/** The object of `kind` named `name`, or a clear error listing what there is. */
+export function findObject(objects: readonly ManifestObject[], kind: string, name: string): ManifestObject {
+  const found = objects.find((o) => o.kind === kind && o.metadata.name === name);
+  if (!found) {
+    const have = objects.map((o) => `${o.kind}/${o.metadata.name}`).join(', ');
+    throw new Error(`no ${kind}/${name} among the synthesized objects (${have})`);
+  }
+  return found;
+}
+
+/** A ConfigMap's data key. */
+export function configMapData(objects: readonly ManifestObject[], name: string, key: string): string {
+  const data = (findObject(objects, 'ConfigMap', name) as { data?: Record<string, string> }).data ?? {};
+  if (!(key in data)) throw new Error(`ConfigMap/${name} has no data key '${key}' (has ${Object.keys(data).join(', ')})`);
+  return data[key];
+}
+
+/**
+ * The environment of a workload's container as the kubelet would give it: literal values, and
+ * secretKeyRef values looked up in `secrets`. Any other source is an error, so a test notices
+ * when the synthesized pod depends on something it does not model.
+ */
+export function containerEnv(
+  objects: readonly ManifestObject[],
+  kind: 'StatefulSet' | 'DaemonSet',
+  name: string,
+  container: string,
+  secrets: SecretData = {},
+): Record<string, string> {
+  const workload = findObject(objects, kind, name) as { spec?: { template?: { spec?: { containers?: Container[] } } } };
+  const c = workload.spec?.template?.spec?.containers?.find((x) => x.name === container);
+  if (!c) throw new Error(`${kind}/${name} has no container '${container}'`);
+  const env: Record<string, string> = {};
+  for (const v of c.env ?? []) {
+    if (v.value !== undefined) {
+      env[v.name] = v.value;
+    } else if (v.valueFrom?.secretKeyRef) {
+      const ref = v.valueFrom.secretKeyRef;
+      const value = secrets[ref.name]?.[ref.key];
+      if (value === undefined) {
+        if (ref.optional) continue;
+        throw new Error(`${kind}/${name} env ${v.name}: Secret ${ref.name} key ${ref.key} is not in the test's secrets`);
+      }
+      env[v.name] = value;
+    } else if (v.valueFrom) {
+      throw new Error(`${kind}/${name} env ${v.name}: unsupported source ${JSON.stringify(v.valueFrom)}`);
+    } else {
+      env[v.name] = '';
+    }
+  }
+  return env;
+}
+
+export interface SynthesizedMirrorOptions {
+  readonly binary: string;
+  readonly dir: string;
+  /** The mirror's name (objects are registry-mirror-<name>...). */
+  readonly name: string;
+  readonly objects: readonly ManifestObject[];
+  readonly secrets?: SecretData;
+  /**
+   * CA file for the upstream's test certificate (SSL_CERT_FILE). The only environment the
+   * test adds beyond address/storage overrides: a real upstream has a publicly trusted certificate.
+   */
+  readonly upstreamCaFile?: string;
+  readonly port?: number;
+}
+
+/** The registry container's env for these secrets, plus the test CA. */
+export function mirrorEnv(opts: Pick<SynthesizedMirrorOptions, 'name' | 'objects' | 'secrets' | 'upstreamCaFile'>): Record<string, string> {
+  const env = containerEnv(opts.objects, 'StatefulSet', `registry-mirror-${opts.name}`, 'registry', opts.secrets);
+  if (opts.upstreamCaFile) env.SSL_CERT_FILE = opts.upstreamCaFile;
+  return env;
+}
+
+/**
+ * Run the mirror exactly as synthesized: the ConfigMap's config.yml and the StatefulSet's
+ * registry container env, with only address, storage and debug address overridden.
+ */
+export async function startSynthesizedMirror(opts: SynthesizedMirrorOptions): Promise<RegistryProcess> {
+  return RegistryProcess.start({
+    binary: opts.binary,
+    config: configMapData(opts.objects, `registry-mirror-${opts.name}-config`, 'config.yml'),
+    dir: opts.dir,
+    env: mirrorEnv(opts),
+    name: `mirror ${opts.name}`,
+    port: opts.port,
+  });
 }
