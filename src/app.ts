@@ -2,6 +2,7 @@
  * From validated mirror specs to Kubernetes objects and to the files of dist/.
  * The same `buildApp` serves the CLI, `cdk8s synth` and the controller.
  */
+import { basename } from 'node:path';
 import { App, Chart } from 'cdk8s';
 import { stringify } from 'yaml';
 import { registryMirrorCrd } from './crd.js';
@@ -116,12 +117,12 @@ export function renderDist(mirrors: readonly MirrorInput[], opts: SynthOptions =
   const files = new Map<string, string>();
   files.set('crd.yaml', toYaml([registryMirrorCrd()]));
   files.set('namespace.yaml', toYaml([namespaceObject(namespace)]));
-  const app = buildApp(mirrors, opts);
-  for (const chart of app.charts) {
-    const source = mirrors.find((m) => m.name === chart.node.id)?.source.split('/').pop();
+  // One App per mirror: cdk8s resolves and validates a chart's whole App on every toJson(),
+  // so 1000 charts in one App would cost O(n^2).
+  for (const m of mirrors) {
     files.set(
-      `mirrors/${chart.node.id}.yaml`,
-      toYaml(objectsOf(chart), `${GENERATED_HEADER}\n# Mirror ${chart.node.id}${source ? ` from ${source}` : ''}.`),
+      `mirrors/${m.name}.yaml`,
+      toYaml(synthesizeMirror(m, opts), `${GENERATED_HEADER}\n# Mirror ${m.name} from ${basename(m.source)}.`),
     );
   }
   const resources = [...files.keys()].sort((a, b) => (a.startsWith('mirrors/') ? 1 : 0) - (b.startsWith('mirrors/') ? 1 : 0) || a.localeCompare(b));

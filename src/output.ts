@@ -6,6 +6,7 @@ import { mkdir, mkdtemp, readdir, readFile, rename, rm, writeFile } from 'node:f
 import { basename, dirname, join, resolve } from 'node:path';
 import { GENERATED_HEADER } from './app.js';
 import { UsageError } from './errors.js';
+import { IO_CONCURRENCY, mapLimit } from './parallel.js';
 
 /** Every file below dir, by path relative to dir, with '/' separators. Missing dir: empty map. */
 export async function readTree(dir: string): Promise<Map<string, string>> {
@@ -18,11 +19,15 @@ export async function readTree(dir: string): Promise<Map<string, string>> {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT' && rel === '') return;
       throw e;
     }
+    const subdirs: string[] = [];
+    const paths: string[] = [];
     for (const entry of entries) {
       const path = rel ? `${rel}/${entry.name}` : entry.name;
-      if (entry.isDirectory()) await walk(path);
-      else files.set(path, await readFile(join(dir, path), 'utf8'));
+      (entry.isDirectory() ? subdirs : paths).push(path);
     }
+    const texts = await mapLimit(paths, IO_CONCURRENCY, (path) => readFile(join(dir, path), 'utf8'));
+    paths.forEach((path, i) => files.set(path, texts[i]!));
+    for (const sub of subdirs) await walk(sub);
   };
   await walk('');
   return files;
@@ -62,10 +67,9 @@ export async function writeTree(dir: string, files: ReadonlyMap<string, string>)
   await mkdir(parent, { recursive: true });
   const tmp = await mkdtemp(join(parent, `.${basename(target)}.tmp-`));
   try {
-    for (const [path, content] of files) {
-      await mkdir(dirname(join(tmp, path)), { recursive: true });
-      await writeFile(join(tmp, path), content);
-    }
+    const dirs = new Set([...files.keys()].map((path) => dirname(join(tmp, path))));
+    for (const d of [...dirs].sort()) await mkdir(d, { recursive: true });
+    await mapLimit([...files], IO_CONCURRENCY, ([path, content]) => writeFile(join(tmp, path), content));
     const old = `${tmp}-old`;
     let moved = false;
     try {

@@ -8,6 +8,7 @@ import { Ajv, type ErrorObject } from 'ajv';
 import { closest, distance } from 'fastest-levenshtein';
 import { parseAllDocuments } from 'yaml';
 import { SpecError, UsageError, type SpecProblem } from './errors.js';
+import { IO_CONCURRENCY, mapLimit } from './parallel.js';
 import { API_GROUP, API_VERSION, KIND, MAX_NAME_LENGTH, RegistryMirrorSchema, plainSchema, type MirrorSpec } from './schema.js';
 
 /** A validated mirror: its name, its spec and where it came from. */
@@ -232,17 +233,17 @@ export async function loadMirrorDir(dir: string): Promise<MirrorInput[]> {
     throw e;
   }
   const files = entries.filter((f) => /\.ya?ml$/.test(f) && !f.startsWith('.')).sort();
+  const texts = await mapLimit(files, IO_CONCURRENCY, (file) => readFile(join(dir, file), 'utf8'));
   const problems: SpecProblem[] = [];
   const mirrors: MirrorInput[] = [];
-  for (const file of files) {
-    const path = join(dir, file);
+  files.forEach((file, i) => {
     try {
-      mirrors.push(...parseMirrorFile(await readFile(path, 'utf8'), path));
+      mirrors.push(...parseMirrorFile(texts[i]!, join(dir, file)));
     } catch (e) {
       if (e instanceof SpecError) problems.push(...e.problems);
       else throw e;
     }
-  }
+  });
   if (problems.length > 0) throw new SpecError(problems);
   checkUniqueNames(mirrors);
   return mirrors;
