@@ -1,0 +1,97 @@
+import { describe, expect, it } from 'vitest';
+
+import { extractDockerAuth, normalizeRegistryHost, resolveCredentials } from '../../src/controller/credentials.js';
+
+const b64 = (s: string) => Buffer.from(s).toString('base64');
+const PASSWORD = 's3cr3t-Pa55';
+
+function dockerSecret(auths: Record<string, unknown>) {
+  return {
+    metadata: { name: 'pull', uid: 'uid-1' },
+    type: 'kubernetes.io/dockerconfigjson',
+    data: { '.dockerconfigjson': b64(JSON.stringify({ auths })) },
+  };
+}
+
+const base = { mirror: 'quay', upstreamUrl: 'quay.io', namespace: 'kube-extra' };
+
+describe('resolveCredentials', () => {
+  it('returns nothing for a mirror without credentialsSecret', () => {
+    expect(resolveCredentials({ ...base, credentialsSecret: undefined, secret: undefined })).toBeUndefined();
+  });
+
+  it('stalls with an actionable message when the Secret is missing', () => {
+    const r = resolveCredentials({ ...base, credentialsSecret: 'quay-creds', secret: undefined });
+    expect(r).toMatchObject({ ok: false, reason: 'CredentialsSecretNotFound' });
+    expect(r && !r.ok && r.message).toContain('Secret kube-extra/quay-creds (spec.credentialsSecret) does not exist');
+  });
+
+  it('accepts a Secret with username and password and hashes them', () => {
+    const secret = { metadata: { name: 'quay-creds', uid: 'u' }, data: { username: b64('bot'), password: b64(PASSWORD) } };
+    const r = resolveCredentials({ ...base, credentialsSecret: 'quay-creds', secret });
+    expect(r).toMatchObject({ ok: true, secretName: 'quay-creds' });
+    expect(r && r.ok && r.derived).toBeUndefined();
+  });
+
+  it('names the missing keys without printing any value', () => {
+    const secret = { metadata: { name: 'quay-creds' }, data: { user: b64('bot'), password: b64(PASSWORD) } };
+    const r = resolveCredentials({ ...base, credentialsSecret: 'quay-creds', secret });
+    expect(r).toMatchObject({ ok: false, reason: 'CredentialsSecretInvalid' });
+    const msg = r && !r.ok ? r.message : '';
+    expect(msg).toContain('has no key username');
+    expect(msg).not.toContain(PASSWORD);
+    expect(msg).not.toContain(b64(PASSWORD));
+  });
+
+  it('derives a Secret from a dockerconfigjson entry for the upstream host', () => {
+    const secret = dockerSecret({ 'https://quay.io': { auth: b64(`robot+ci:${PASSWORD}`) }, 'ghcr.io': { username: 'x', password: 'y' } });
+    const r = resolveCredentials({ ...base, credentialsSecret: 'pull', secret });
+    expect(r).toMatchObject({ ok: true, secretName: 'registry-mirror-quay-credentials' });
+    const derived = r && r.ok ? r.derived : undefined;
+    expect(derived).toMatchObject({
+      kind: 'Secret',
+      metadata: { name: 'registry-mirror-quay-credentials', namespace: 'kube-extra', labels: { mirror: 'quay' } },
+      data: { username: b64('robot+ci'), password: b64(PASSWORD) },
+    });
+  });
+
+  it('finds Docker Hub under its legacy index key', () => {
+    const secret = dockerSecret({ 'https://index.docker.io/v1/': { username: 'me', password: PASSWORD } });
+    const r = resolveCredentials({ ...base, upstreamUrl: 'docker.io', credentialsSecret: 'pull', secret });
+    expect(r).toMatchObject({ ok: true });
+  });
+
+  it('stalls when the dockerconfigjson has no entry for the host, naming the hosts it has', () => {
+    const secret = dockerSecret({ 'ghcr.io': { username: 'x', password: PASSWORD } });
+    const r = resolveCredentials({ ...base, credentialsSecret: 'pull', secret });
+    expect(r).toMatchObject({ ok: false, reason: 'CredentialsSecretInvalid' });
+    const msg = r && !r.ok ? r.message : '';
+    expect(msg).toContain('no auths entry for quay.io (hosts found: ghcr.io)');
+    expect(msg).not.toContain(PASSWORD);
+  });
+
+  it('changes the hash when the password changes, not when an unrelated key does', () => {
+    const mk = (password: string, extra = {}) =>
+      resolveCredentials({
+        ...base,
+        credentialsSecret: 'c',
+        secret: { metadata: { uid: 'u' }, data: { username: b64('bot'), password: b64(password), ...extra } },
+      });
+    const a = mk('one');
+    const b = mk('two');
+    const c = mk('one', { note: b64('hello') });
+    expect(a && a.ok && b && b.ok && a.hash !== b.hash).toBe(true);
+    expect(a && a.ok && c && c.ok && a.hash === c.hash).toBe(true);
+  });
+});
+
+describe('docker config helpers', () => {
+  it('normalizes registry keys', () => {
+    expect(normalizeRegistryHost('https://Index.Docker.io/v1/')).toBe('docker.io');
+    expect(normalizeRegistryHost('registry.example.com:5000/path')).toBe('registry.example.com:5000');
+  });
+
+  it('reports broken JSON without echoing it', () => {
+    expect(extractDockerAuth(`{"auths": ${PASSWORD}`, 'quay.io')).toEqual({ error: 'its .dockerconfigjson is not valid JSON' });
+  });
+});

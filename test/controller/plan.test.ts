@@ -1,0 +1,116 @@
+import { describe, expect, it } from 'vitest';
+
+import { CONTENT_HASH_ANNOTATION, canonicalJson, contentHash, credentialsHash, withContentHash } from '../../src/controller/hash.js';
+import { type LiveMeta, childKey, needsApply, planChildren, sortForApply } from '../../src/controller/plan.js';
+import type { KubeObject } from '../../src/kube-object.js';
+
+const owner = [{ apiVersion: 'k8s.osp.tech/v1', kind: 'RegistryMirror', name: 'quay', uid: 'u1', controller: true }];
+
+function obj(kind: string, name: string, extra: Record<string, unknown> = {}): KubeObject {
+  return withContentHash<KubeObject>({
+    apiVersion: kind === 'StatefulSet' || kind === 'DaemonSet' ? 'apps/v1' : 'v1',
+    kind,
+    metadata: { name, namespace: 'kube-extra', labels: { mirror: 'quay', 'app.kubernetes.io/managed-by': 'mirror-synth' }, ownerReferences: owner },
+    ...extra,
+  });
+}
+
+function live(o: KubeObject, meta: Partial<LiveMeta['metadata']> = {}): LiveMeta {
+  return { apiVersion: o.apiVersion, kind: o.kind, metadata: { ...o.metadata, resourceVersion: '10', generation: 1, ...meta } } as LiveMeta;
+}
+
+describe('hashing', () => {
+  it('is independent of key order', () => {
+    expect(contentHash({ a: 1, b: { c: 2, d: 3 } })).toBe(contentHash({ b: { d: 3, c: 2 }, a: 1 }));
+    expect(canonicalJson({ b: 1, a: undefined })).toBe('{"b":1}');
+  });
+
+  it('puts the hash of the object itself in an annotation, and re-hashing is stable', () => {
+    const a = obj('ConfigMap', 'c', { data: { x: '1' } });
+    const hash = a.metadata.annotations![CONTENT_HASH_ANNOTATION]!;
+    expect(hash).toMatch(/^[0-9a-f]{64}$/);
+    expect(withContentHash(a).metadata.annotations![CONTENT_HASH_ANNOTATION]).toBe(hash);
+    expect(obj('ConfigMap', 'c', { data: { x: '2' } }).metadata.annotations![CONTENT_HASH_ANNOTATION]).not.toBe(hash);
+  });
+
+  it('hashes credentials by username and password only, keyed, without exposing them', () => {
+    const data = { username: 'dXNlcg==', password: 'cGFzcw==' };
+    const h = credentialsHash('uid-1', data);
+    expect(h).toMatch(/^[0-9a-f]{64}$/);
+    expect(credentialsHash('uid-1', { ...data, other: 'eA==' })).toBe(h);
+    expect(credentialsHash('uid-1', { ...data, password: 'cGFzczI=' })).not.toBe(h);
+    expect(credentialsHash('uid-2', data)).not.toBe(h);
+    expect(h).not.toBe(contentHash(data));
+  });
+});
+
+describe('needsApply', () => {
+  const cm = obj('ConfigMap', 'registry-mirror-quay-config', { data: { a: '1' } });
+  const sts = obj('StatefulSet', 'registry-mirror-quay', { spec: { replicas: 1 } });
+  const hash = (o: KubeObject) => o.metadata.annotations![CONTENT_HASH_ANNOTATION]!;
+
+  it('applies a missing child or one whose content hash differs', () => {
+    expect(needsApply(cm, undefined, undefined)).toBe(true);
+    expect(needsApply(cm, live(cm, { annotations: { [CONTENT_HASH_ANNOTATION]: 'old' } }), undefined)).toBe(true);
+    expect(needsApply(cm, live(cm, { annotations: {} }), undefined)).toBe(true);
+  });
+
+  it('skips a child whose content hash matches (after a restart there is no record)', () => {
+    expect(needsApply(cm, live(cm), undefined)).toBe(false);
+    expect(needsApply(sts, live(sts), undefined)).toBe(false);
+  });
+
+  it('re-applies a child someone else changed since the controller applied it', () => {
+    expect(needsApply(cm, live(cm, { resourceVersion: '10' }), { hash: hash(cm), resourceVersion: '10' })).toBe(false);
+    expect(needsApply(cm, live(cm, { resourceVersion: '11' }), { hash: hash(cm), resourceVersion: '10' })).toBe(true);
+    // Workloads: status updates move resourceVersion but not generation.
+    expect(needsApply(sts, live(sts, { resourceVersion: '99', generation: 1 }), { hash: hash(sts), generation: 1 })).toBe(false);
+    expect(needsApply(sts, live(sts, { generation: 2 }), { hash: hash(sts), generation: 1 })).toBe(true);
+  });
+
+  it('applies a child that is being deleted', () => {
+    expect(needsApply(cm, live(cm, { deletionTimestamp: '2025-01-01T00:00:00Z' }), undefined)).toBe(true);
+  });
+});
+
+describe('planChildren', () => {
+  const desired = [
+    obj('DaemonSet', 'registry-mirror-quay'),
+    obj('StatefulSet', 'registry-mirror-quay'),
+    obj('Service', 'registry-mirror-quay'),
+    obj('Service', 'registry-mirror-quay-headless'),
+    obj('ConfigMap', 'registry-mirror-quay-config'),
+    obj('ConfigMap', 'registry-mirror-quay-agent'),
+  ];
+
+  it('applies in order ConfigMaps, Services, StatefulSet, DaemonSet', () => {
+    const plan = planChildren({ mirror: 'quay', desired, live: [], applied: () => undefined });
+    expect(plan.apply.map(childKey)).toEqual([
+      'ConfigMap/registry-mirror-quay-agent',
+      'ConfigMap/registry-mirror-quay-config',
+      'Service/registry-mirror-quay',
+      'Service/registry-mirror-quay-headless',
+      'StatefulSet/registry-mirror-quay',
+      'DaemonSet/registry-mirror-quay',
+    ]);
+    expect(plan.prune).toEqual([]);
+  });
+
+  it('writes nothing when every child is up to date', () => {
+    const plan = planChildren({ mirror: 'quay', desired, live: desired.map((d) => live(d)), applied: () => undefined });
+    expect(plan.apply).toEqual([]);
+    expect(plan.unchanged).toHaveLength(6);
+  });
+
+  it('prunes owned children that are no longer desired, workloads first, and leaves others alone', () => {
+    const stale = live(obj('Secret', 'registry-mirror-quay-credentials'));
+    const staleSts = live(obj('StatefulSet', 'registry-mirror-quay-old'));
+    const foreign = { ...live(obj('ConfigMap', 'applied-by-gitops')), metadata: { ...live(obj('ConfigMap', 'x')).metadata, name: 'applied-by-gitops', ownerReferences: [] } };
+    const plan = planChildren({ mirror: 'quay', desired, live: [...desired.map((d) => live(d)), stale, staleSts, foreign], applied: () => undefined });
+    expect(plan.prune.map(childKey)).toEqual(['StatefulSet/registry-mirror-quay-old', 'Secret/registry-mirror-quay-credentials']);
+  });
+
+  it('puts a derived Secret before everything that reads it', () => {
+    expect(sortForApply([obj('StatefulSet', 's'), obj('Secret', 'c')]).map((o) => o.kind)).toEqual(['Secret', 'StatefulSet']);
+  });
+});
