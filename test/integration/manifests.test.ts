@@ -1,0 +1,141 @@
+// What we synthesize is what a real kube-apiserver accepts: the CRD (structural schema,
+// status subresource), RegistryMirror validation on the server, every child object, and the
+// cache pods under Pod Security "restricted".
+import { randomBytes } from 'node:crypto';
+
+import {
+  ApiException,
+  ApiextensionsV1Api,
+  CoreV1Api,
+  CustomObjectsApi,
+  KubeConfig,
+  KubernetesObjectApi,
+  PatchStrategy,
+  type KubernetesObject,
+} from '@kubernetes/client-node';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+
+import { synthesizeMirror } from '../../src/app.js';
+import type { KubeObject } from '../../src/kube-object.js';
+import { installCrd } from '../support/crd.js';
+
+const kc = new KubeConfig();
+kc.loadFromFile(inject('kubeconfig'));
+const core = kc.makeApiClient(CoreV1Api);
+const ext = kc.makeApiClient(ApiextensionsV1Api);
+const custom = kc.makeApiClient(CustomObjectsApi);
+const objects = KubernetesObjectApi.makeApiClient(kc);
+const suffix = randomBytes(3).toString('hex');
+const namespace = `manifests-${suffix}`;
+const restricted = `restricted-${suffix}`;
+
+const apply = (obj: KubeObject) =>
+  objects.patch(obj as KubernetesObject, undefined, undefined, 'mirror-synth-test', true, PatchStrategy.ServerSideApply);
+
+async function createMirror(name: string, spec: Record<string, unknown>): Promise<unknown> {
+  return custom.createClusterCustomObject({
+    group: 'k8s.osp.tech',
+    version: 'v1',
+    plural: 'registrymirrors',
+    body: { apiVersion: 'k8s.osp.tech/v1', kind: 'RegistryMirror', metadata: { name }, spec },
+  });
+}
+
+async function rejection(p: Promise<unknown>): Promise<string> {
+  try {
+    await p;
+  } catch (e) {
+    if (e instanceof ApiException) return String(e.body);
+    throw e;
+  }
+  throw new Error('the API server accepted it');
+}
+
+async function ensureDefaultServiceAccount(ns: string) {
+  await core.createNamespacedServiceAccount({ namespace: ns, body: { metadata: { name: 'default' } } }).catch((e: unknown) => {
+    if (!(e instanceof ApiException && e.code === 409)) throw e;
+  });
+}
+
+describe('against a real kube-apiserver', () => {
+  beforeAll(async () => {
+    await installCrd(kc);
+    await core.createNamespace({ body: { metadata: { name: namespace, labels: { 'pod-security.kubernetes.io/enforce': 'privileged' } } } });
+    await core.createNamespace({ body: { metadata: { name: restricted, labels: { 'pod-security.kubernetes.io/enforce': 'restricted' } } } });
+    await ensureDefaultServiceAccount(namespace);
+    await ensureDefaultServiceAccount(restricted);
+  });
+  afterAll(async () => {
+    for (const name of [namespace, restricted]) await core.deleteNamespace({ name }).catch(() => undefined);
+    for (const name of [`ok-${suffix}`, `quantity-${suffix}`]) {
+      await custom.deleteClusterCustomObject({ group: 'k8s.osp.tech', version: 'v1', plural: 'registrymirrors', name }).catch(() => undefined);
+    }
+  });
+
+  it('serves the CRD: cluster-scoped, short name rm, status subresource, printer columns', async () => {
+    const crd = await ext.readCustomResourceDefinition({ name: 'registrymirrors.k8s.osp.tech' });
+    expect(crd.spec.scope).toBe('Cluster');
+    expect(crd.spec.names.shortNames).toEqual(['rm']);
+    expect(crd.status?.conditions?.find((c) => c.type === 'NonStructuralSchema')).toBeUndefined();
+    expect(crd.spec.versions[0]!.additionalPrinterColumns?.map((c) => c.name)).toEqual(['Upstream', 'Ready', 'Reason', 'Age']);
+  });
+
+  it('accepts the original API and the new fields, and validates on the server too', async () => {
+    await createMirror(`ok-${suffix}`, {
+      upstreamUrl: 'quay.io',
+      credentialsSecret: 'quay-creds',
+      volumeClaimTemplate: { spec: { resources: { requests: { storage: '20Gi' } } } },
+      resources: { limits: { cpu: 2, memory: '1Gi' } },
+    });
+    await createMirror(`quantity-${suffix}`, { upstreamUrl: 'quay.io', replicas: 2 });
+    expect(await rejection(createMirror(`scheme-${suffix}`, { upstreamUrl: 'https://quay.io' }))).toContain('spec.upstreamUrl');
+    expect(await rejection(createMirror(`missing-${suffix}`, { credentialsSecret: 'x' }))).toContain('spec.upstreamUrl: Required value');
+    expect(await rejection(createMirror(`replicas-${suffix}`, { upstreamUrl: 'quay.io', replicas: 0 }))).toContain('spec.replicas');
+    expect(await rejection(createMirror(`Bad_Name`, { upstreamUrl: 'quay.io' }))).toContain('metadata.name');
+  });
+
+  it('accepts every child object of a fully specified mirror', async () => {
+    const children = synthesizeMirror(
+      {
+        name: 'full',
+        source: 'test',
+        spec: {
+          upstreamUrl: 'registry.example.com:5443',
+          credentialsSecret: 'creds',
+          masqueradeUrl: 'mirror.example.internal',
+          replicas: 2,
+          volumeClaimTemplate: { spec: { storageClassName: 'ssd', resources: { requests: { storage: '50Gi' } } } },
+          resources: { requests: { cpu: '250m' }, limits: { cpu: 2, memory: '2Gi' } },
+          tolerations: [{ key: 'infra', operator: 'Equal', value: 'true', effect: 'NoSchedule' }],
+          nodeSelector: { pool: 'infra' },
+          imagePullSecrets: [{ name: 'pull' }],
+          labels: { team: 'platform' },
+          imageRegistry: 'harbor.example.com/hub',
+        },
+      },
+      { namespace },
+    );
+    for (const child of children) await apply(child);
+    const services = await core.listNamespacedService({ namespace, labelSelector: 'mirror=full' });
+    expect(services.items.map((s) => s.metadata!.name).sort()).toEqual(['registry-mirror-full', 'registry-mirror-full-headless']);
+  });
+
+  it('runs the cache pods under Pod Security "restricted"', async () => {
+    const sts = synthesizeMirror({ name: 'psa', source: 'test', spec: { upstreamUrl: 'quay.io' } }, { namespace: restricted }).find(
+      (o) => o.kind === 'StatefulSet',
+    ) as KubeObject & { spec: { template: { spec: { volumes: object[] } } } };
+    // As the StatefulSet controller makes it: the claim from volumeClaimTemplates becomes a volume.
+    const spec = { ...sts.spec.template.spec, volumes: [...sts.spec.template.spec.volumes, { name: 'cache', persistentVolumeClaim: { claimName: 'cache-registry-mirror-psa-0' } }] };
+    const pod = { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'cache-pod', namespace: restricted }, spec };
+    await expect(core.createNamespacedPod({ namespace: restricted, body: pod as never })).resolves.toBeDefined();
+  });
+
+  it('needs a privileged namespace only for the node agent (hostPath), as the README says', async () => {
+    const ds = synthesizeMirror({ name: 'psa', source: 'test', spec: { upstreamUrl: 'quay.io' } }, { namespace: restricted }).find(
+      (o) => o.kind === 'DaemonSet',
+    ) as KubeObject & { spec: { template: { spec: object } } };
+    const pod = (ns: string) => ({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'agent-pod', namespace: ns }, spec: ds.spec.template.spec });
+    expect(await rejection(core.createNamespacedPod({ namespace: restricted, body: pod(restricted) as never }))).toContain('hostPath');
+    await expect(core.createNamespacedPod({ namespace, body: pod(namespace) as never })).resolves.toBeDefined();
+  });
+});
