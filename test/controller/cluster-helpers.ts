@@ -1,0 +1,173 @@
+// Helpers for the controller's integration tests and benchmark (not a test file itself).
+import type { Agent } from 'node:https';
+import { request as httpsRequest } from 'node:https';
+import { Writable } from 'node:stream';
+
+import {
+  ApiextensionsV1Api,
+  AppsV1Api,
+  CoreV1Api,
+  CustomObjectsApi,
+  KubeConfig,
+  KubernetesObjectApi,
+  type KubernetesObject,
+} from '@kubernetes/client-node';
+
+import { registryMirrorCrd } from '../../src/crd.js';
+import type { KubeObject } from '../../src/kube-object.js';
+
+export const GROUP = { group: 'k8s.osp.tech', version: 'v1', plural: 'registrymirrors' } as const;
+
+export interface Clients {
+  kc: KubeConfig;
+  core: CoreV1Api;
+  apps: AppsV1Api;
+  custom: CustomObjectsApi;
+  ext: ApiextensionsV1Api;
+  objects: KubernetesObjectApi;
+}
+
+export function clients(kubeconfigPath: string): Clients {
+  const kc = new KubeConfig();
+  kc.loadFromFile(kubeconfigPath);
+  return {
+    kc,
+    core: kc.makeApiClient(CoreV1Api),
+    apps: kc.makeApiClient(AppsV1Api),
+    custom: kc.makeApiClient(CustomObjectsApi),
+    ext: kc.makeApiClient(ApiextensionsV1Api),
+    objects: KubernetesObjectApi.makeApiClient(kc),
+  };
+}
+
+export async function waitUntil<T>(fn: () => Promise<T | undefined | false>, what: string, timeoutMs = 30_000, intervalMs = 100): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v !== undefined && v !== false) return v;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+}
+
+/**
+ * Server-side apply raw JSON, bypassing client-node's typed serializer: for a
+ * CustomResourceDefinition that serializer drops `x-kubernetes-*` keys (its model names them
+ * `x_kubernetes_*`), so the API server rejects the schema.
+ */
+export async function rawApply(kc: KubeConfig, path: string, body: unknown): Promise<unknown> {
+  const server = kc.getCurrentCluster()!.server;
+  const init = (await kc.applyToFetchOptions({})) as unknown as { agent?: Agent; headers?: unknown };
+  const h = init.headers as { entries?: () => Iterable<[string, string]> } | Record<string, string> | undefined;
+  const headers: Record<string, string> =
+    h && typeof (h as { entries?: unknown }).entries === 'function'
+      ? Object.fromEntries((h as { entries: () => Iterable<[string, string]> }).entries())
+      : ((h as Record<string, string> | undefined) ?? {});
+  const url = new URL(`${server}${path}`);
+  url.searchParams.set('fieldManager', 'mirror-synth-test');
+  url.searchParams.set('force', 'true');
+  const payload = JSON.stringify(body);
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest(
+      url,
+      {
+        method: 'PATCH',
+        agent: init.agent,
+        headers: { ...headers, 'content-type': 'application/apply-patch+yaml', accept: 'application/json' },
+      },
+      (res) => {
+        let text = '';
+        res.on('data', (d: Buffer) => (text += d.toString()));
+        res.on('end', () => ((res.statusCode ?? 500) < 300 ? resolve(JSON.parse(text)) : reject(new Error(`${res.statusCode}: ${text}`))));
+      },
+    );
+    req.on('error', reject);
+    req.end(payload);
+  });
+}
+
+export async function installCrd(c: Clients): Promise<void> {
+  await rawApply(c.kc, '/apis/apiextensions.k8s.io/v1/customresourcedefinitions/registrymirrors.k8s.osp.tech', registryMirrorCrd());
+  await waitUntil(async () => {
+    const crd = await c.ext.readCustomResourceDefinition({ name: 'registrymirrors.k8s.osp.tech' });
+    return crd.status?.conditions?.find((x) => x.type === 'Established')?.status === 'True';
+  }, 'the CRD to be established');
+}
+
+export interface Mirror extends KubernetesObject {
+  spec: Record<string, unknown>;
+  status?: {
+    observedGeneration?: number;
+    conditions?: Array<{ type: string; status: string; reason: string; message: string; observedGeneration?: number }>;
+  };
+}
+
+export async function createMirror(c: Clients, name: string, spec: Record<string, unknown>, labels: Record<string, string> = {}): Promise<Mirror> {
+  return (await c.custom.createClusterCustomObject({
+    ...GROUP,
+    body: { apiVersion: 'k8s.osp.tech/v1', kind: 'RegistryMirror', metadata: { name, labels }, spec },
+  })) as Mirror;
+}
+
+export async function getMirror(c: Clients, name: string): Promise<Mirror> {
+  return (await c.custom.getClusterCustomObject({ ...GROUP, name })) as Mirror;
+}
+
+export async function setSpec(c: Clients, name: string, spec: Record<string, unknown>): Promise<Mirror> {
+  return (await c.custom.patchClusterCustomObject({ ...GROUP, name, body: [{ op: 'replace', path: '/spec', value: spec }] })) as Mirror;
+}
+
+export async function deleteMirror(c: Clients, name: string): Promise<void> {
+  await c.custom.deleteClusterCustomObject({ ...GROUP, name }).catch(() => undefined);
+}
+
+export function condition(m: Mirror | undefined, type: string) {
+  return m?.status?.conditions?.find((x) => x.type === type);
+}
+
+/** The mirror once its status reports the current generation with Ready=`status`. */
+export async function waitForReady(c: Clients, name: string, status: 'True' | 'False' = 'True', timeoutMs = 30_000): Promise<Mirror> {
+  return waitUntil(async () => {
+    const m = await getMirror(c, name);
+    const ready = condition(m, 'Ready');
+    return m.status?.observedGeneration === m.metadata?.generation && ready?.status === status && ready.observedGeneration === m.metadata?.generation
+      ? m
+      : undefined;
+  }, `mirror ${name} Ready=${status}`, timeoutMs);
+}
+
+/** Every object labelled mirror=<name> in the namespace, as `Kind/name` → object. */
+export async function children(c: Clients, namespace: string, mirror: string): Promise<Map<string, KubeObject>> {
+  const labelSelector = `mirror=${mirror},app.kubernetes.io/managed-by=mirror-synth`;
+  const out = new Map<string, KubeObject>();
+  const add = (kind: string, items: KubernetesObject[]) => {
+    for (const i of items) out.set(`${kind}/${i.metadata?.name}`, i as unknown as KubeObject);
+  };
+  add('ConfigMap', (await c.core.listNamespacedConfigMap({ namespace, labelSelector })).items);
+  add('Service', (await c.core.listNamespacedService({ namespace, labelSelector })).items);
+  add('Secret', (await c.core.listNamespacedSecret({ namespace, labelSelector })).items);
+  add('StatefulSet', (await c.apps.listNamespacedStatefulSet({ namespace, labelSelector })).items);
+  add('DaemonSet', (await c.apps.listNamespacedDaemonSet({ namespace, labelSelector })).items);
+  return out;
+}
+
+/** A pino destination that keeps every line, to check what the controller logged. */
+export class LogCapture extends Writable {
+  readonly lines: string[] = [];
+  override _write(chunk: Buffer | string, _enc: BufferEncoding, cb: () => void): void {
+    for (const line of chunk.toString().split('\n')) if (line) this.lines.push(line);
+    cb();
+  }
+  text(): string {
+    return this.lines.join('\n');
+  }
+}
+
+export function b64(s: string): string {
+  return Buffer.from(s, 'utf8').toString('base64');
+}
