@@ -75,6 +75,7 @@ build() {
     fi
     kill "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
+    chmod 755 "$tmp"
     mv "$tmp" "$dest"
     trap - EXIT
     echo "built $mod $version in $((SECONDS - start)) s" >&2
