@@ -1,7 +1,7 @@
 // The e2e harness itself, checked against the real programs before anything of ours runs on
 // it: the authenticated TLS upstream, images pushed over the distribution API, a containerd
 // reading hosts.toml files written by hand, and a Distribution proxy the test configures itself.
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 
 import { Containerd, hostsToml, writeHostsToml } from '../support/containerd.js';
 import { buildImage, RegistryClient, type TestImage } from '../support/images.js';
-import { RegistryProcess, startUpstream, type Upstream } from '../support/registry.js';
+import { RegistryProcess, startUpstream, type Upstream, writeHtpasswd } from '../support/registry.js';
 
 describe('e2e harness', () => {
   let dir: string;
@@ -41,11 +41,38 @@ describe('e2e harness', () => {
 
   it('the upstream wants credentials and serves what was pushed, byte for byte', async () => {
     const anonymous = new RegistryClient({ url: upstream.url, ca: upstream.ca.caCert });
-    await expect(anonymous.getManifest(image.repository, image.tag)).rejects.toThrow(/wants credentials/);
+    await expect(anonymous.getManifest(image.repository, image.tag)).rejects.toThrow(/expected HTTP 200, got 401/);
     anonymous.close();
     const pulled = await client.pull(image.repository, image.tag, 'linux/arm64');
     expect(pulled.digest).toBe(image.digest);
     expect(pulled.bytes).toBe(image.bytes('linux/arm64'));
+  });
+
+  it('Distribution accepts htpasswd auth without TLS (no error, no warning)', async () => {
+    // Measured: registry v3.1.1 starts and challenges with Basic over plain HTTP.
+    const plainDir = join(dir, 'plain');
+    await mkdir(plainDir, { recursive: true });
+    await writeHtpasswd(join(plainDir, 'htpasswd'), 'bob', 'pw');
+    const plain = await RegistryProcess.start({
+      binary: inject('registryBinary'),
+      dir: plainDir,
+      name: 'plain-htpasswd',
+      env: { OTEL_TRACES_EXPORTER: 'none' },
+      config: `version: 0.1\nlog: {formatter: json}\nstorage: {filesystem: {rootdirectory: /x}}\nhttp: {addr: ":5000"}\nauth: {htpasswd: {realm: plain, path: ${join(plainDir, 'htpasswd')}}}\n`,
+    });
+    try {
+      const anonymous = new RegistryClient({ url: plain.url });
+      const res = await anonymous.request('GET', '/v2/');
+      anonymous.close();
+      expect(res.status).toBe(401);
+      expect(res.headers['www-authenticate']).toBe('Basic realm="plain"');
+      const withUser = new RegistryClient({ url: plain.url, username: 'bob', password: 'pw' });
+      expect((await withUser.request('GET', '/v2/')).status).toBe(200);
+      withUser.close();
+      expect(plain.logs.filter((l) => l.level === 'warning' && /tls|https/i.test(String(l.msg)))).toEqual([]);
+    } finally {
+      await plain.dispose();
+    }
   });
 
   it('images are reproducible: same options, same digests', () => {

@@ -146,6 +146,8 @@ describe('a synthesized mirror between containerd and an authenticated upstream'
     const image = await newImage();
     const mark = upstream.mark();
     const mirrorMark = mirror.mark();
+    const blobGets200 = { handler: 'blob', method: 'get', code: '200' };
+    const metricBefore = await upstream.metric('registry_http_requests_total', blobGets200);
     for (let i = 0; i < 3; i++) await freshPull(image.refByTag(upstream.host));
     await freshPull(image.refByTag(upstream.host), { platform: 'linux/arm64' });
     await freshPull(image.refByDigest(upstream.host), { platform: 'linux/arm64' });
@@ -154,6 +156,8 @@ describe('a synthesized mirror between containerd and an authenticated upstream'
     const wanted = new Set([...image.blobDigests('linux/amd64'), ...image.blobDigests('linux/arm64')]);
     expect([...gets.byDigest.keys()].sort()).toEqual([...wanted].sort()); // the shared base layer too, once
     for (const [digest, n] of gets.byDigest) expect({ digest, n }).toEqual({ digest, n: 1 });
+    // the upstream's own Prometheus counter agrees with its log
+    expect((await upstream.metric('registry_http_requests_total', blobGets200)) - metricBefore).toBe(wanted.size);
     // while the mirror served every one of the five pulls in full
     expect(mirror.blobGets(mirrorMark).total).toBe(5 * image.blobDigests('linux/amd64').length);
   });

@@ -271,7 +271,8 @@ export class RegistryClient {
       if (auth) headers.authorization = auth;
       if (init.body) headers['content-length'] = String(init.body.length);
       const res = await this.send(method, new URL(path, this.opts.url), headers, init.body);
-      if (res.statusCode === 401 && attempt === 0) {
+      // Without credentials a 401 goes back to the caller as it is.
+      if (res.statusCode === 401 && attempt === 0 && this.opts.username !== undefined) {
         res.resume();
         await this.answerChallenge(String(res.headers['www-authenticate'] ?? ''), scopeKey);
         continue;
@@ -281,10 +282,7 @@ export class RegistryClient {
   }
 
   private async answerChallenge(challenge: string, scopeKey: string): Promise<void> {
-    const { username, password } = this.opts;
-    if (username === undefined || password === undefined) {
-      throw new RegistryError(`${this.opts.url} wants credentials (${challenge}) and none were given`, 401);
-    }
+    const { username = '', password = '' } = this.opts;
     const basic = 'Basic ' + Buffer.from(`${username}:${password}`).toString('base64');
     if (/^basic/i.test(challenge)) {
       this.authorization = basic;

@@ -389,6 +389,21 @@ export class RegistryProcess {
   async metrics(): Promise<string> {
     return getText(`${this.debugUrl}/metrics`);
   }
+
+  /**
+   * Sum of a Prometheus metric's series whose labels include `labels`, e.g.
+   * `metric('registry_http_requests_total', { handler: 'blob', method: 'get', code: '200' })`.
+   */
+  async metric(name: string, labels: Readonly<Record<string, string>> = {}): Promise<number> {
+    let sum = 0;
+    for (const line of (await this.metrics()).split('\n')) {
+      const m = /^([a-zA-Z_:][\w:]*)(?:\{(.*)\})?\s+(\S+)/.exec(line);
+      if (!m || m[1] !== name) continue;
+      const have = Object.fromEntries([...(m[2] ?? '').matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)].map((x) => [x[1], x[2]]));
+      if (Object.entries(labels).every(([k, v]) => have[k] === v)) sum += Number(m[3]);
+    }
+    return sum;
+  }
 }
 
 export interface BlobGets {
