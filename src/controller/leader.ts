@@ -194,7 +194,7 @@ export class LeaderElector {
         leaseDurationSeconds: this.duration,
         renewTime: now,
         acquireTime: taking ? now : (lease.spec?.acquireTime ? new V1MicroTime(lease.spec.acquireTime) : now),
-        leaseTransitions: (record.leaseTransitions ?? 0) + (taking && record.holderIdentity ? 1 : 0),
+        leaseTransitions: (record.leaseTransitions ?? 0) + (taking ? 1 : 0),
       };
       await this.api.replaceNamespacedLease({ name: this.leaseName, namespace, body: lease });
       this.observed = { key: `${identity}|${now.toISOString()}`, at: Date.now() };

@@ -1,0 +1,111 @@
+// The controller on a control plane of its own, so the tests may run before the CRD exists and
+// stop the API server: it waits for the CRD, recovers after an API server outage by itself,
+// and hands over leadership through its Lease.
+import { randomBytes } from 'node:crypto';
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import { type RunningController, startController } from '../../src/controller/controller.js';
+import { type ControlPlane, startControlPlane } from '../support/control-plane.js';
+import {
+  type Clients,
+  LogCapture,
+  children,
+  clients,
+  createMirror,
+  installCrd,
+  setSpec,
+  waitForReady,
+  waitUntil,
+} from '../controller/cluster-helpers.js';
+
+const own = !process.env.MIRROR_SYNTH_TEST_KUBECONFIG;
+const namespace = 'kube-extra';
+let cp: ControlPlane;
+let c: Clients;
+const running: RunningController[] = [];
+
+async function start(extra: Partial<Parameters<typeof startController>[0]> = {}, logs = new LogCapture()): Promise<RunningController> {
+  const ctl = await startController({
+    kubeConfig: c.kc,
+    namespace,
+    secondsBetweenStreams: 1,
+    metricsPort: 0,
+    leaderElection: false,
+    logDestination: logs,
+    logLevel: 'debug',
+    ...extra,
+  });
+  running.push(ctl);
+  return ctl;
+}
+
+describe.runIf(own)('controller recovery', () => {
+  beforeAll(async () => {
+    cp = await startControlPlane({ controllerManager: false });
+    c = clients(cp.kubeconfigPath);
+    await c.core.createNamespace({ body: { metadata: { name: namespace } } });
+  });
+
+  afterAll(async () => {
+    for (const r of running) await r.stop();
+    await cp?.stop();
+  });
+
+  it('waits while the CRD does not exist, then works once it is created', async () => {
+    const ctl = await start();
+    await waitUntil(async () => (await fetch(`http://127.0.0.1:${ctl.metricsPort}/readyz`)).status === 503, 'readyz to report not ready');
+    const body = await (await fetch(`http://127.0.0.1:${ctl.metricsPort}/readyz`)).text();
+    expect(body).toContain('CRD');
+    // It retries every SECONDS_BETWEEN_STREAMS (1 s here), not in a tight loop.
+    await new Promise((r) => setTimeout(r, 2500));
+    const restarts = (await ctl.metrics.informerRestarts.get()).values.reduce((s, v) => s + v.value, 0);
+    expect(restarts).toBeGreaterThanOrEqual(1);
+    expect(restarts).toBeLessThanOrEqual(4);
+
+    await installCrd(c);
+    await createMirror(c, 'quay', { upstreamUrl: 'quay.io' });
+    await waitForReady(c, 'quay', 'True', 30_000);
+    expect((await children(c, namespace, 'quay')).size).toBe(6);
+    expect((await fetch(`http://127.0.0.1:${ctl.metricsPort}/readyz`)).status).toBe(200);
+  });
+
+  it('recovers by itself after the API server was stopped and started again', async () => {
+    const ctl = running[0]!;
+    await cp.stopApiServer();
+    await new Promise((r) => setTimeout(r, 3000)); // several reconnect attempts fail meanwhile
+    expect((await fetch(`http://127.0.0.1:${ctl.metricsPort}/healthz`)).status).toBe(200);
+    await cp.startApiServer();
+
+    // A change made after the restart, and a new mirror, are picked up without restarting the controller.
+    await setSpec(c, 'quay', { upstreamUrl: 'registry.k8s.io' });
+    await createMirror(c, 'after', { upstreamUrl: 'ghcr.io' });
+    const m = await waitForReady(c, 'quay', 'True', 60_000);
+    expect(m.metadata!.generation).toBe(2);
+    await waitForReady(c, 'after', 'True', 60_000);
+    const config = (await children(c, namespace, 'quay')).get('ConfigMap/registry-mirror-quay-config')!;
+    expect(JSON.stringify(config.data)).toContain('https://registry.k8s.io');
+  });
+
+  it('runs one leader at a time and hands over when the leader stops', async () => {
+    await running[0]!.stop();
+    const lease = `lease-${randomBytes(3).toString('hex')}`;
+    const opts = { leaderElection: true, leaseName: lease, leaseDurationSeconds: 4, renewDeadlineSeconds: 3, retryPeriodSeconds: 1 };
+    const a = await start({ ...opts, identity: 'a' });
+    await a.running;
+    const b = await start({ ...opts, identity: 'b' });
+    await new Promise((r) => setTimeout(r, 2000));
+    expect((await a.metrics.isLeader.get()).values[0]!.value).toBe(1);
+    expect((await b.metrics.isLeader.get()).values[0]!.value).toBe(0);
+    expect((await fetch(`http://127.0.0.1:${b.metricsPort}/readyz`)).status).toBe(200); // a healthy standby
+
+    await a.stop(); // releases the Lease
+    await b.running;
+    expect((await b.metrics.isLeader.get()).values[0]!.value).toBe(1);
+    await setSpec(c, 'after', { upstreamUrl: 'quay.io' });
+    await waitForReady(c, 'after', 'True', 30_000);
+    const l = await c.kc.makeApiClient((await import('@kubernetes/client-node')).CoordinationV1Api).readNamespacedLease({ name: lease, namespace });
+    expect(l.spec?.holderIdentity).toBe('b');
+    expect(l.spec?.leaseTransitions).toBe(1);
+  });
+});
