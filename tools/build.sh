@@ -43,13 +43,16 @@ module_for() {
 
 build() {
   local mod="$1" dir="$here/$1" version dest tmp start pid
-  version="$(cd "$dir" && go list -m -f '{{.Version}}' "${version_of[$mod]}")"
+  # the same 'require <module> <version>' line test/support/tools.ts reads
+  version="$(awk -v m="${version_of[$mod]}" '$1 == m { print $2 } $1 == "require" && $2 == m { print $3 }' "$dir/go.mod" | head -1)"
+  [[ -n "$version" ]] || { echo "$dir/go.mod: no 'require ${version_of[$mod]} <version>' line" >&2; exit 1; }
   dest="$cache/$mod-$version"
   mkdir -p "$cache"
 
   exec 9>"$cache/.$mod-$version.lock"
   flock 9
   if [[ ! -d "$dest" ]]; then
+    command -v go >/dev/null || { echo "tools/build.sh: Go (1.25 or later) must be on PATH to build $mod" >&2; exit 1; }
     echo "building $mod $version into $dest (a cold build can take many minutes)" >&2
     tmp="$(mktemp -d "$cache/.$mod-$version.tmp.XXXXXX")"
     start=$SECONDS
