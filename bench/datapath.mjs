@@ -39,9 +39,13 @@ for (const [k, v] of Object.entries(opts)) {
   if (bad) throw new Error(`bench/datapath: --${k} out of range: ${v}`);
 }
 
-execFileSync(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(here, 'datapath.tsconfig.json')], {
-  stdio: 'inherit',
-});
+execFileSync(
+  process.execPath,
+  [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(here, 'datapath.tsconfig.json')],
+  {
+    stdio: 'inherit',
+  },
+);
 // src/mirror.ts reads ../assets/node-agent.sh relative to itself.
 mkdirSync(out, { recursive: true });
 if (!existsSync(join(out, 'assets'))) symlinkSync(join(root, 'assets'), join(out, 'assets'));

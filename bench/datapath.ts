@@ -70,9 +70,12 @@ function stat(ms: readonly number[]): Stat {
 }
 
 const fmt = (ms: number): string => `${(ms / 1000).toFixed(2)} s`;
-const rate = (bytes: number, ms: number): string => `${((bytes / MiB) / (ms / 1000)).toFixed(0)} MiB/s`;
+const rate = (bytes: number, ms: number): string => `${(bytes / MiB / (ms / 1000)).toFixed(0)} MiB/s`;
 
-export async function runDatapath(opts: DatapathOptions, log: (line: string) => void = console.log): Promise<DatapathResult> {
+export async function runDatapath(
+  opts: DatapathOptions,
+  log: (line: string) => void = console.log,
+): Promise<DatapathResult> {
   const binary = await ensureTool('registry');
   const dir = await mkdtemp(join(tmpdir(), 'ms-bench-'));
   const user = 'bench';
@@ -124,18 +127,32 @@ export async function runDatapath(opts: DatapathOptions, log: (line: string) => 
     node = await Containerd.start(join(dir, 'node'));
     const n = node;
     const direct = join(dir, 'certs.d-direct');
-    await writeHostsToml(direct, up.host, hostsToml(`https://${up.host}`, [{ url: `https://${up.host}`, ca: up.ca.caCert }]));
+    await writeHostsToml(
+      direct,
+      up.host,
+      hostsToml(`https://${up.host}`, [{ url: `https://${up.host}`, ca: up.ca.caCert }]),
+    );
     const fetch = async (hostsDir: string, withUser: boolean): Promise<number> => {
       await n.forgetAll();
       const start = Date.now();
       await n.ctr(
-        ['content', 'fetch', '--hosts-dir', hostsDir, '--platform', 'linux/amd64', ...(withUser ? ['--user', `${user}:${password}`] : []), image.refByTag(up.host)],
+        [
+          'content',
+          'fetch',
+          '--hosts-dir',
+          hostsDir,
+          '--platform',
+          'linux/amd64',
+          ...(withUser ? ['--user', `${user}:${password}`] : []),
+          image.refByTag(up.host),
+        ],
         { SSL_CERT_FILE: up.ca.caCert },
         600_000,
       );
       const ms = Date.now() - start;
       const have = await n.content();
-      for (const d of image.blobDigests('linux/amd64')) if (!have.includes(d)) throw new Error(`ctr fetch left out ${d}`);
+      for (const d of image.blobDigests('linux/amd64'))
+        if (!have.includes(d)) throw new Error(`ctr fetch left out ${d}`);
       return ms;
     };
     const directMs: number[] = [];
@@ -149,7 +166,9 @@ export async function runDatapath(opts: DatapathOptions, log: (line: string) => 
       coldMs.push(await fetch(viaMirror, false));
       warmMs.push(await fetch(viaMirror, false));
       await dispose(m);
-      log(`  node round ${i + 1}/${opts.repeat}: direct ${fmt(directMs[i])}, cold ${fmt(coldMs[i])}, warm ${fmt(warmMs[i])}`);
+      log(
+        `  node round ${i + 1}/${opts.repeat}: direct ${fmt(directMs[i])}, cold ${fmt(coldMs[i])}, warm ${fmt(warmMs[i])}`,
+      );
     }
     await n.forgetAll();
     await n.stop();
@@ -167,7 +186,8 @@ export async function runDatapath(opts: DatapathOptions, log: (line: string) => 
             const start = Date.now();
             try {
               const got = await c.pull(image.repository, image.tag);
-              if (got.digest !== image.digest || got.bytes !== bytes) throw new Error(`pull gave ${got.digest}, ${got.bytes} bytes`);
+              if (got.digest !== image.digest || got.bytes !== bytes)
+                throw new Error(`pull gave ${got.digest}, ${got.bytes} bytes`);
             } finally {
               c.close();
             }
@@ -225,10 +245,14 @@ function report(r: DatapathResult, log: (line: string) => void): void {
     ['cold through the mirror', r.node.coldMirror],
     ['warm through the mirror', r.node.warmMirror],
   ] as const) {
-    log(`${name.padEnd(31)} ${fmt(s.p50).padStart(7)} ${fmt(s.min).padStart(7)} ${fmt(s.max).padStart(7)}   ${rate(b, s.p50)}`);
+    log(
+      `${name.padEnd(31)} ${fmt(s.p50).padStart(7)} ${fmt(s.min).padStart(7)} ${fmt(s.max).padStart(7)}   ${rate(b, s.p50)}`,
+    );
   }
   log('');
-  log('concurrent cold pulls   cold p50   cold p99   warm p50   warm p99   upstream bytes / unique bytes   blob GETs upstream');
+  log(
+    'concurrent cold pulls   cold p50   cold p99   warm p50   warm p99   upstream bytes / unique bytes   blob GETs upstream',
+  );
   for (const c of r.concurrent) {
     log(
       `N=${String(c.n).padEnd(21)} ${fmt(c.cold.p50).padStart(8)}   ${fmt(c.cold.p99).padStart(8)}   ${fmt(c.warm.p50).padStart(8)}   ${fmt(c.warm.p99).padStart(8)}   ${c.ratio.toFixed(2).padStart(29)}   ${String(c.upstreamBlobGets).padStart(18)}`,

@@ -26,7 +26,12 @@ describe('e2e harness', () => {
       username: 'alice',
       password: 'correct horse',
     });
-    client = new RegistryClient({ url: upstream.url, username: 'alice', password: 'correct horse', ca: upstream.ca.caCert });
+    client = new RegistryClient({
+      url: upstream.url,
+      username: 'alice',
+      password: 'correct horse',
+      ca: upstream.ca.caCert,
+    });
     node = await Containerd.start(join(dir, 'node'));
     image = buildImage({ repository: 'infra/app', tag: 'v1', layerSizes: [10_000, 200_000, 3_000_000] });
     await client.push(image);
@@ -114,8 +119,14 @@ describe('e2e harness', () => {
     const ref = image.refByTag(upstream.host);
     await expect(node.pull(ref, { hostsDir })).rejects.toThrow(/401 Unauthorized/);
     const bare = join(dir, 'certs.d-no-ca');
-    await writeHostsToml(bare, upstream.host, hostsToml(`https://${upstream.host}`, [{ url: `https://${upstream.host}` }]));
-    await expect(node.pull(ref, { hostsDir: bare, user: 'alice:correct horse' })).rejects.toThrow(/certificate signed by unknown authority/);
+    await writeHostsToml(
+      bare,
+      upstream.host,
+      hostsToml(`https://${upstream.host}`, [{ url: `https://${upstream.host}` }]),
+    );
+    await expect(node.pull(ref, { hostsDir: bare, user: 'alice:correct horse' })).rejects.toThrow(
+      /certificate signed by unknown authority/,
+    );
   });
 
   it('a Distribution proxy configured by hand caches the upstream; containerd uses it first', async () => {
@@ -131,7 +142,11 @@ describe('e2e harness', () => {
         `proxy: {remoteurl: "https://${upstream.host}"}`,
         '',
       ].join('\n'),
-      env: { SSL_CERT_FILE: upstream.ca.caCert, REGISTRY_PROXY_USERNAME: 'alice', REGISTRY_PROXY_PASSWORD: 'correct horse' },
+      env: {
+        SSL_CERT_FILE: upstream.ca.caCert,
+        REGISTRY_PROXY_USERNAME: 'alice',
+        REGISTRY_PROXY_PASSWORD: 'correct horse',
+      },
     });
     try {
       const hostsDir = join(dir, 'certs.d-mirror');

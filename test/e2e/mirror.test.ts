@@ -76,7 +76,11 @@ describe('a synthesized mirror between containerd and an authenticated upstream'
     node = await Containerd.start(join(dir, 'node'));
 
     objects = synthesizeMirror(
-      { name: NAME, spec: { upstreamUrl: upstream.host, credentialsSecret: SECRET }, source: 'test/e2e/mirror.test.ts' },
+      {
+        name: NAME,
+        spec: { upstreamUrl: upstream.host, credentialsSecret: SECRET },
+        source: 'test/e2e/mirror.test.ts',
+      },
       { namespace: 'test' },
     ) as unknown as ManifestObject[];
     secrets = { [SECRET]: { username: USER, password: PASSWORD } };
@@ -253,7 +257,9 @@ describe('a synthesized mirror between containerd and an authenticated upstream'
 
   it('a node agent replacing an existing hosts.toml restores the directory as it was on SIGTERM', async () => {
     const nodeCerts = join(dir, 'certs.d-existing');
-    const original = hostsToml(`https://${upstream.host}`, [{ url: `https://${upstream.host}`, ca: upstream.ca.caCert }]);
+    const original = hostsToml(`https://${upstream.host}`, [
+      { url: `https://${upstream.host}`, ca: upstream.ca.caCert },
+    ]);
     await mkdir(join(nodeCerts, upstream.host), { recursive: true });
     await writeFile(join(nodeCerts, upstream.host, 'hosts.toml'), original);
     await mkdir(join(nodeCerts, 'other.example'));
@@ -277,7 +283,10 @@ describe('a synthesized mirror between containerd and an authenticated upstream'
       const image = await newImage();
       const mark = mirror.mark();
       await node.forgetAll();
-      const pulled = await node.pull(image.refByTag(upstream.host), { hostsDir: nodeCerts, caFile: upstream.ca.caCert });
+      const pulled = await node.pull(image.refByTag(upstream.host), {
+        hostsDir: nodeCerts,
+        caFile: upstream.ca.caCert,
+      });
       expect(pulled.digest).toBe(image.digest);
       expect(mirror.requests(mark).length).toBeGreaterThan(0);
     } finally {

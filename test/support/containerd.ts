@@ -109,15 +109,22 @@ export class Containerd {
   /** Run ctr against this containerd; resolves with stdout+stderr, rejects with them on failure. */
   async ctr(args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 120_000): Promise<string> {
     try {
-      const { stdout, stderr } = await execFileAsync('ctr', ['--address', this.address, '-n', this.namespace, ...args], {
-        env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
-        timeout: timeoutMs,
-        maxBuffer: 16 * 1024 * 1024,
-      });
+      const { stdout, stderr } = await execFileAsync(
+        'ctr',
+        ['--address', this.address, '-n', this.namespace, ...args],
+        {
+          env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
+          timeout: timeoutMs,
+          maxBuffer: 16 * 1024 * 1024,
+        },
+      );
       return stdout + stderr;
     } catch (err) {
       const e = err as { stdout?: string; stderr?: string; message: string };
-      throw new PullError(`ctr ${args.join(' ')} failed: ${e.stderr?.trim() || e.message}`, (e.stdout ?? '') + (e.stderr ?? ''));
+      throw new PullError(
+        `ctr ${args.join(' ')} failed: ${e.stderr?.trim() || e.message}`,
+        (e.stdout ?? '') + (e.stderr ?? ''),
+      );
     }
   }
 

@@ -127,9 +127,7 @@ export function buildImage(opts: ImageOptions): TestImage {
       history: layers.map((_, i) => ({ created_by: `mirror-synth test layer ${i}` })),
     };
     const config = addBlob(MediaType.config, Buffer.from(JSON.stringify(configJson)));
-    const manifest = Buffer.from(
-      JSON.stringify({ schemaVersion: 2, mediaType: MediaType.manifest, config, layers }),
-    );
+    const manifest = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MediaType.manifest, config, layers }));
     const digest = sha256(manifest);
     manifests.set(digest, { mediaType: MediaType.manifest, body: manifest });
     return { platform, digest, config, layers };
@@ -172,7 +170,11 @@ export function buildImage(opts: ImageOptions): TestImage {
       return [p.config.digest, ...p.layers.map((l) => l.digest)];
     },
     bytes: (platform) => {
-      const digests = platform ? forPlatform(platform).layers.map((l) => l.digest).concat(forPlatform(platform).config.digest) : [...blobs.keys()];
+      const digests = platform
+        ? forPlatform(platform)
+            .layers.map((l) => l.digest)
+            .concat(forPlatform(platform).config.digest)
+        : [...blobs.keys()];
       return digests.reduce((sum, d) => sum + blobs.get(d)!.length, 0);
     },
   };
@@ -227,7 +229,11 @@ export class RegistryClient {
   }
 
   /** A request with the body buffered. */
-  async request(method: string, path: string, init: { headers?: Record<string, string>; body?: Buffer } = {}): Promise<Response> {
+  async request(
+    method: string,
+    path: string,
+    init: { headers?: Record<string, string>; body?: Buffer } = {},
+  ): Promise<Response> {
     return this.withAuth(method, path, init, (res) => collect(res));
   }
 
@@ -289,7 +295,8 @@ export class RegistryClient {
       return;
     }
     const params = Object.fromEntries([...challenge.matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1], m[2]]));
-    if (!/^bearer/i.test(challenge) || !params.realm) throw new RegistryError(`unsupported challenge: ${challenge}`, 401);
+    if (!/^bearer/i.test(challenge) || !params.realm)
+      throw new RegistryError(`unsupported challenge: ${challenge}`, 401);
     const url = new URL(params.realm);
     if (params.service) url.searchParams.set('service', params.service);
     url.searchParams.set('scope', params.scope ?? `repository:${scopeKey}:pull,push`);
@@ -302,7 +309,11 @@ export class RegistryClient {
   private send(method: string, url: URL, headers: Record<string, string>, body?: Buffer): Promise<IncomingMessage> {
     return new Promise((resolve, reject) => {
       const fn = url.protocol === 'https:' ? httpsRequest : httpRequest;
-      const req = fn(url, { method, headers, agent: url.origin === new URL(this.opts.url).origin ? this.agent : undefined, ca: this.ca }, resolve);
+      const req = fn(
+        url,
+        { method, headers, agent: url.origin === new URL(this.opts.url).origin ? this.agent : undefined, ca: this.ca },
+        resolve,
+      );
       req.on('error', reject);
       req.end(body);
     });
@@ -341,14 +352,18 @@ export class RegistryClient {
   // --- pull
 
   /** GET a manifest; returns its digest (Docker-Content-Digest, checked against the bytes) and body. */
-  async getManifest(repository: string, reference: string): Promise<{ digest: string; mediaType: string; body: Buffer }> {
+  async getManifest(
+    repository: string,
+    reference: string,
+  ): Promise<{ digest: string; mediaType: string; body: Buffer }> {
     const res = await this.request('GET', `/v2/${repository}/manifests/${reference}`, {
       headers: { accept: [MediaType.index, MediaType.manifest].join(', ') },
     });
     expectStatus(res, 200, `GET manifest ${repository}:${reference}`);
     const digest = sha256(res.body);
     const header = res.headers['docker-content-digest'];
-    if (header && header !== digest) throw new Error(`manifest ${repository}:${reference}: header says ${String(header)}, bytes hash to ${digest}`);
+    if (header && header !== digest)
+      throw new Error(`manifest ${repository}:${reference}: header says ${String(header)}, bytes hash to ${digest}`);
     return { digest, mediaType: String(res.headers['content-type']), body: res.body };
   }
 
@@ -356,7 +371,11 @@ export class RegistryClient {
    * What a node does on a pull: resolve the reference, pick the platform's manifest, fetch the
    * config and layers concurrently, verify every digest. Returns the index digest and bytes read.
    */
-  async pull(repository: string, reference: string, platform = 'linux/amd64'): Promise<{ digest: string; bytes: number }> {
+  async pull(
+    repository: string,
+    reference: string,
+    platform = 'linux/amd64',
+  ): Promise<{ digest: string; bytes: number }> {
     const top = await this.getManifest(repository, reference);
     let manifest = top;
     if (top.mediaType.includes('index') || top.mediaType.includes('manifest.list')) {
@@ -374,7 +393,10 @@ export class RegistryClient {
 
 function expectStatus(res: Response, status: number, what: string): void {
   if (res.status !== status) {
-    throw new RegistryError(`${what}: expected HTTP ${status}, got ${res.status}: ${res.body.toString().slice(0, 500)}`, res.status);
+    throw new RegistryError(
+      `${what}: expected HTTP ${status}, got ${res.status}: ${res.body.toString().slice(0, 500)}`,
+      res.status,
+    );
   }
 }
 

@@ -100,7 +100,19 @@ export async function makeTestCA(dir: string): Promise<TestCA> {
   await mkdir(dir, { recursive: true });
   const p = (name: string): string => join(dir, name);
   const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
-  await openssl(['req', '-x509', ...ec, '-keyout', p('ca.key'), '-out', p('ca.pem'), '-days', '2', '-subj', '/CN=mirror-synth test CA']);
+  await openssl([
+    'req',
+    '-x509',
+    ...ec,
+    '-keyout',
+    p('ca.key'),
+    '-out',
+    p('ca.pem'),
+    '-days',
+    '2',
+    '-subj',
+    '/CN=mirror-synth test CA',
+  ]);
   await openssl(['req', ...ec, '-keyout', p('server.key'), '-out', p('server.csr'), '-subj', '/CN=127.0.0.1']);
   await writeFile(
     p('server.ext'),
@@ -113,8 +125,21 @@ export async function makeTestCA(dir: string): Promise<TestCA> {
     ].join('\n'),
   );
   await openssl([
-    'x509', '-req', '-in', p('server.csr'), '-CA', p('ca.pem'), '-CAkey', p('ca.key'), '-CAcreateserial',
-    '-out', p('server.pem'), '-days', '2', '-extfile', p('server.ext'),
+    'x509',
+    '-req',
+    '-in',
+    p('server.csr'),
+    '-CA',
+    p('ca.pem'),
+    '-CAkey',
+    p('ca.key'),
+    '-CAcreateserial',
+    '-out',
+    p('server.pem'),
+    '-days',
+    '2',
+    '-extfile',
+    p('server.ext'),
   ]);
   return { caCert: p('ca.pem'), cert: p('server.pem'), key: p('server.key') };
 }
@@ -399,7 +424,9 @@ export class RegistryProcess {
     for (const line of (await this.metrics()).split('\n')) {
       const m = /^([a-zA-Z_:][\w:]*)(?:\{(.*)\})?\s+(\S+)/.exec(line);
       if (!m || m[1] !== name) continue;
-      const have = Object.fromEntries([...(m[2] ?? '').matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)].map((x) => [x[1], x[2]]));
+      const have = Object.fromEntries(
+        [...(m[2] ?? '').matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)].map((x) => [x[1], x[2]]),
+      );
       if (Object.entries(labels).every(([k, v]) => have[k] === v)) sum += Number(m[3]);
     }
     return sum;
@@ -422,10 +449,14 @@ function caOf(opts: RegistryOptions): string {
 /** HTTP status of a GET, or 0 if nothing answers. */
 async function probe(url: string, ca?: Buffer): Promise<number> {
   return new Promise((resolve) => {
-    const req = (url.startsWith('https:') ? httpsRequest : httpRequest)(url, { method: 'GET', ca, timeout: 2000 }, (res) => {
-      res.resume();
-      resolve(res.statusCode ?? 0);
-    });
+    const req = (url.startsWith('https:') ? httpsRequest : httpRequest)(
+      url,
+      { method: 'GET', ca, timeout: 2000 },
+      (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      },
+    );
     req.on('timeout', () => req.destroy());
     req.on('error', () => resolve(0));
     req.end();
@@ -438,7 +469,9 @@ async function getText(url: string): Promise<string> {
       let body = '';
       res.setEncoding('utf8');
       res.on('data', (d: string) => (body += d));
-      res.on('end', () => (res.statusCode === 200 ? resolve(body) : reject(new Error(`GET ${url}: ${res.statusCode}`))));
+      res.on('end', () =>
+        res.statusCode === 200 ? resolve(body) : reject(new Error(`GET ${url}: ${res.statusCode}`)),
+      );
     });
     req.on('error', reject);
     req.end();
@@ -559,7 +592,8 @@ export function findObject(objects: readonly ManifestObject[], kind: string, nam
 /** A ConfigMap's data key. */
 export function configMapData(objects: readonly ManifestObject[], name: string, key: string): string {
   const data = (findObject(objects, 'ConfigMap', name) as { data?: Record<string, string> }).data ?? {};
-  if (!(key in data)) throw new Error(`ConfigMap/${name} has no data key '${key}' (has ${Object.keys(data).join(', ')})`);
+  if (!(key in data))
+    throw new Error(`ConfigMap/${name} has no data key '${key}' (has ${Object.keys(data).join(', ')})`);
   return data[key];
 }
 
@@ -587,7 +621,9 @@ export function containerEnv(
       const value = secrets[ref.name]?.[ref.key];
       if (value === undefined) {
         if (ref.optional) continue;
-        throw new Error(`${kind}/${name} env ${v.name}: Secret ${ref.name} key ${ref.key} is not in the test's secrets`);
+        throw new Error(
+          `${kind}/${name} env ${v.name}: Secret ${ref.name} key ${ref.key} is not in the test's secrets`,
+        );
       }
       env[v.name] = value;
     } else if (v.valueFrom) {
@@ -615,7 +651,9 @@ export interface SynthesizedMirrorOptions {
 }
 
 /** The registry container's env for these secrets, plus the test CA. */
-export function mirrorEnv(opts: Pick<SynthesizedMirrorOptions, 'name' | 'objects' | 'secrets' | 'upstreamCaFile'>): Record<string, string> {
+export function mirrorEnv(
+  opts: Pick<SynthesizedMirrorOptions, 'name' | 'objects' | 'secrets' | 'upstreamCaFile'>,
+): Record<string, string> {
   const env = containerEnv(opts.objects, 'StatefulSet', `registry-mirror-${opts.name}`, 'registry', opts.secrets);
   if (opts.upstreamCaFile) env.SSL_CERT_FILE = opts.upstreamCaFile;
   return env;
