@@ -46,9 +46,12 @@ execFileSync(
     stdio: 'inherit',
   },
 );
-// src/mirror.ts reads ../assets/node-agent.sh relative to itself.
+// Compiled files find repo files relative to themselves: src/mirror.ts reads ../assets/node-agent.sh,
+// test/support/tools.ts reads tools/<module>/go.mod and runs tools/build.sh.
 mkdirSync(out, { recursive: true });
-if (!existsSync(join(out, 'assets'))) symlinkSync(join(root, 'assets'), join(out, 'assets'));
+for (const dir of ['assets', 'tools']) {
+  if (!existsSync(join(out, dir))) symlinkSync(join(root, dir), join(out, dir));
+}
 
 const { runDatapath } = await import(pathToFileURL(join(out, 'bench', 'datapath.js')).href);
 await runDatapath({ ...opts, resultsDir: join(here, 'results') });
