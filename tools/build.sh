@@ -24,8 +24,7 @@ declare -A packages_of=(
   [etcd]="go.etcd.io/etcd/server/v3"
   [registry]="github.com/distribution/distribution/v3/cmd/registry"
 )
-# output binary name for each package (go build names a module-root main package after the
-# last path element, "v3", so etcd is built with an explicit -o)
+# the binaries each module's build writes
 declare -A binaries_of=(
   [kube]="kube-apiserver kube-controller-manager"
   [etcd]="etcd"
@@ -42,7 +41,7 @@ module_for() {
 }
 
 build() {
-  local mod="$1" dir="$here/$1" version dest tmp start pid
+  local mod="$1" dir="$here/$1" version dest tmp start
   # the same 'require <module> <version>' line test/support/tools.ts reads
   version="$(awk -v m="${version_of[$mod]}" '$1 == m { print $2 } $1 == "require" && $2 == m { print $3 }' "$dir/go.mod" | head -1)"
   [[ -n "$version" ]] || { echo "$dir/go.mod: no 'require ${version_of[$mod]} <version>' line" >&2; exit 1; }
@@ -56,31 +55,41 @@ build() {
     echo "building $mod $version into $dest (a cold build can take many minutes)" >&2
     tmp="$(mktemp -d "$cache/.$mod-$version.tmp.XXXXXX")"
     start=$SECONDS
-    (
-      while sleep 30; do echo "still building $mod $version ($((SECONDS - start)) s)" >&2; done
-    ) &
-    pid=$!
+    # Go and the heartbeat run in the background so a signal stops the build at once;
+    # the EXIT trap then kills them and removes the temp dir.
+    local heartbeat="" gobuild=""
     # shellcheck disable=SC2064
-    trap "kill $pid 2>/dev/null || true; rm -rf '$tmp'" EXIT
-    local ldflags="-s -w"
+    trap "kill \$heartbeat \$gobuild 2>/dev/null; rm -rf '$tmp'" EXIT
+    trap 'exit 130' INT TERM HUP
+    (
+      trap 'kill $! 2>/dev/null; exit 0' TERM
+      while :; do
+        sleep 30 &
+        wait $!
+        echo "still building $mod $version ($((SECONDS - start)) s)" >&2
+      done
+    ) 9>&- &
+    heartbeat=$!
+    local ldflags="-s -w" out="$tmp/"
     if [[ "$mod" == kube ]]; then
       # what the Kubernetes release build stamps, so /version reports the real version
       local v="${version#v}" mv=k8s.io/component-base/version
       ldflags+=" -X $mv.gitVersion=$version -X $mv.gitMajor=${v%%.*} -X $mv.gitMinor=$(echo "$v" | cut -d. -f2)"
       ldflags+=" -X $mv.gitTreeState=clean -X $mv.buildDate=1970-01-01T00:00:00Z"
     fi
-    local -a flags=(-trimpath "-ldflags=$ldflags")
-    if [[ "$mod" == etcd ]]; then
-      (cd "$dir" && CGO_ENABLED=0 go build "${flags[@]}" -o "$tmp/etcd" ${packages_of[$mod]})
-    else
-      # shellcheck disable=SC2086
-      (cd "$dir" && CGO_ENABLED=0 go build "${flags[@]}" -o "$tmp/" ${packages_of[$mod]})
-    fi
-    kill "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
+    # a module-root main package would be named "v3" after its import path
+    [[ "$mod" == etcd ]] && out="$tmp/etcd"
+    # shellcheck disable=SC2086
+    (cd "$dir" && CGO_ENABLED=0 exec go build -trimpath "-ldflags=$ldflags" -o "$out" ${packages_of[$mod]}) 9>&- &
+    gobuild=$!
+    wait "$gobuild"
+    gobuild=""
+    kill "$heartbeat" 2>/dev/null || true
+    wait "$heartbeat" 2>/dev/null || true
+    heartbeat=""
     chmod 755 "$tmp"
     mv "$tmp" "$dest"
-    trap - EXIT
+    trap - EXIT INT TERM HUP
     echo "built $mod $version in $((SECONDS - start)) s" >&2
   fi
   flock -u 9
