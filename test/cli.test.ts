@@ -42,6 +42,15 @@ describe('mirror-synth binary', () => {
     expect(await readFile(join(cwd, 'out2', 'mirrors', 'internal.yaml'), 'utf8')).toBe(await readFile(join(root, 'dist', 'mirrors', 'internal.yaml'), 'utf8'));
   });
 
+  it('runs as cdk8s.yaml\'s app: `cdk8s synth` passes CDK8S_OUTDIR and gets the same files', async () => {
+    const outdir = join(cwd, 'cdk8s-out');
+    const r = await run(['synth'], cwd, { CDK8S_OUTDIR: outdir });
+    expect(r.code).toBe(0);
+    for (const f of ['crd.yaml', 'kustomization.yaml', 'mirrors/quay.yaml']) {
+      expect(await readFile(join(outdir, f), 'utf8')).toBe(await readFile(join(root, 'dist', f), 'utf8'));
+    }
+  });
+
   it('exits 1 with one clear line per problem and no stack trace on a bad spec', async () => {
     await writeFile(join(cwd, 'mirrors', 'bad.yaml'), 'apiVersion: k8s.osp.tech/v1\nkind: RegistryMirror\nmetadata: {name: bad}\nspec: {upstreamUrl: "https://bad.io"}\n');
     const r = await run(['synth', '--out', 'out3'], cwd);
