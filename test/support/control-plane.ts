@@ -63,14 +63,33 @@ const defaultControllers = ['garbagecollector', 'namespace', 'serviceaccount'];
 const live = new Set<ChildProcess>();
 const tempDirs = new Set<string>();
 let exitHookInstalled = false;
+let watchdog: ChildProcess | undefined;
 
 function installExitHook(): void {
   if (exitHookInstalled) return;
   exitHookInstalled = true;
   process.on('exit', () => {
+    watchdog?.kill('SIGKILL');
     for (const child of live) child.kill('SIGKILL');
     for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
   });
+  // If this process dies without running exit handlers (SIGKILL, a crash), a detached shell
+  // reading the pids we launch sees its stdin close and kills them: no orphaned etcd.
+  watchdog = spawn(
+    'sh',
+    [
+      '-c',
+      'pids=" "; while read -r cmd pid; do case $cmd in add) pids="$pids$pid ";; del) pids=$(echo "$pids" | sed "s/ $pid / /");; esac; done; kill -9 $pids 2>/dev/null',
+    ],
+    { detached: true, stdio: ['pipe', 'ignore', 'ignore'] },
+  );
+  watchdog.on('error', () => (watchdog = undefined));
+  watchdog.unref();
+  (watchdog.stdin as unknown as { unref(): void }).unref();
+}
+
+function watch(command: 'add' | 'del', pid: number | undefined): void {
+  if (pid !== undefined && watchdog?.stdin?.writable) watchdog.stdin.write(`${command} ${pid}\n`);
 }
 
 export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise<ControlPlane> {
@@ -299,8 +318,10 @@ function launch(bin: string, args: string[], logFile: string): ChildProcess {
   child.stdout?.pipe(out, { end: false });
   child.stderr?.pipe(out, { end: false });
   live.add(child);
+  watch('add', child.pid);
   child.on('exit', () => {
     live.delete(child);
+    watch('del', child.pid);
     out.end();
   });
   return child;
