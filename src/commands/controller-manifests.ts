@@ -23,6 +23,8 @@ import { API_GROUP, PLURAL } from '../schema.js';
 export const CONTROLLER_NAME = 'mirror-synth-controller';
 export const LEASE_NAME = 'mirror-synth-controller';
 export const METRICS_PORT = 8080;
+/** V8 heap settings of the controller container (measured by bench/controller.ts). */
+export const NODE_OPTIONS = '--max-old-space-size=160 --max-semi-space-size=2';
 
 export interface ControllerManifestsOptions {
   /** Output namespace of the mirrors; the controller runs there too. */
@@ -122,7 +124,8 @@ export function controllerManifests(opts: ControllerManifestsOptions): KubeObjec
               env: [
                 { name: 'NAMESPACE', value: namespace },
                 { name: 'SECONDS_BETWEEN_STREAMS', value: '30' },
-                { name: 'NODE_OPTIONS', value: '--max-old-space-size=192' },
+                // A small young generation and a capped old one keep RSS near what is live (< 200 MB at 1000 mirrors).
+                { name: 'NODE_OPTIONS', value: NODE_OPTIONS },
               ],
               ports: [{ name: 'http-metrics', containerPort: METRICS_PORT }],
               livenessProbe: probe('/healthz', 20, 3),
