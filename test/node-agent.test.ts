@@ -1,9 +1,11 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { NODE_AGENT_SCRIPT } from '../src/mirror.js';
+import { startDns } from './support/dns.js';
 
 // The node agent script runs for real under /bin/sh, in a temp dir standing for the node's
 // /etc/containerd/certs.d. Address look-ups go through a stand-in `getent` on PATH that
@@ -23,7 +25,16 @@ interface Agent {
   stop: () => Promise<number | null>;
 }
 
-async function startAgent(env: Record<string, string>, prepare?: (certs: string) => Promise<void>): Promise<Agent> {
+/** Run under busybox sh with only busybox applets on PATH, as in the node agent's image. */
+interface BusyboxOptions {
+  readonly dnsPort: number;
+}
+
+async function startAgent(
+  env: Record<string, string>,
+  prepare?: (certs: string) => Promise<void>,
+  busybox?: BusyboxOptions,
+): Promise<Agent> {
   const root = await mkdtemp(join(tmpdir(), 'node-agent-'));
   const certs = join(root, 'certs.d');
   const bin = join(root, 'bin');
@@ -36,9 +47,21 @@ async function startAgent(env: Record<string, string>, prepare?: (certs: string)
   await writeFile(addressFile, '');
   await writeFile(join(bin, 'getent'), `#!/bin/sh\n[ -s "${addressFile}" ] || exit 2\nprintf '%s %s\\n' "$(cat "${addressFile}")" "$2"\n`);
   await chmod(join(bin, 'getent'), 0o755);
-  const proc = spawn('sh', [script], {
+  let path = `${bin}:${process.env.PATH}`;
+  if (busybox) {
+    // Only busybox applets (no getent), and its nslookup pointed at the test DNS server.
+    const applets = join(root, 'busybox');
+    await mkdir(applets);
+    execFileSync(BUSYBOX!, ['--install', '-s', applets]);
+    const wrap = join(root, 'wrap');
+    await mkdir(wrap);
+    await writeFile(join(wrap, 'nslookup'), `#!${applets}/sh\nexec ${BUSYBOX} nslookup "$1" 127.0.0.1:${busybox.dnsPort}\n`);
+    await chmod(join(wrap, 'nslookup'), 0o755);
+    path = `${wrap}:${applets}`;
+  }
+  const proc = spawn(busybox ? BUSYBOX! : 'sh', busybox ? ['sh', script] : [script], {
     env: {
-      PATH: `${bin}:${process.env.PATH}`,
+      PATH: path,
       CERTS_DIR: certs,
       HOSTS: 'quay.io',
       SERVER_URL: 'https://quay.io',
@@ -173,5 +196,40 @@ describe('node agent', () => {
     const code = await new Promise((resolve) => agent.proc.once('exit', resolve));
     expect(code).toBe(1);
     expect(agent.logs()).toContain('/nonexistent/certs.d does not exist');
+  });
+});
+
+const BUSYBOX = ['/usr/bin/busybox', '/bin/busybox'].find((p) => existsSync(p));
+const hasBusybox = BUSYBOX !== undefined;
+
+// The DaemonSet runs busybox, which has no getent: the agent resolves through busybox's own
+// nslookup, here against a DNS server on loopback, with every command a busybox applet.
+describe.runIf(hasBusybox)('node agent under busybox, as in its image', { timeout: 20_000 }, () => {
+  it('resolves the Service through nslookup, follows address changes and restores on SIGTERM', async () => {
+    const dns = await startDns(0);
+    try {
+      const name = 'registry-mirror-quay.kube-extra.svc.cluster.local';
+      dns.set(name, '10.96.0.42');
+      const agent = await startAgent({ SERVICE_NAME: name }, undefined, { dnsPort: dns.port });
+      const file = join(agent.certs, 'quay.io', 'hosts.toml');
+      await waitFor(async () => ((await read(file)) === hostsToml('10.96.0.42') ? true : undefined), 'hosts.toml');
+      dns.set(name, '10.96.0.43');
+      await waitFor(async () => ((await read(file)) === hostsToml('10.96.0.43') ? true : undefined), 'the new address');
+      expect(await agent.stop()).toBe(0);
+      expect(await readdir(agent.certs)).toEqual([]);
+    } finally {
+      await dns.close();
+    }
+  });
+
+  it('waits while the name does not resolve', async () => {
+    const dns = await startDns(0);
+    try {
+      const agent = await startAgent({ SERVICE_NAME: 'registry-mirror-none.kube-extra.svc.cluster.local' }, undefined, { dnsPort: dns.port });
+      await waitFor(async () => (agent.logs().includes('cannot resolve') ? true : undefined), 'a resolve warning');
+      expect(await readdir(agent.certs)).toEqual([]);
+    } finally {
+      await dns.close();
+    }
   });
 });
