@@ -119,7 +119,7 @@ export function buildCli(): Command {
     .command('controller-manifests')
     .description("print the controller's own manifests (Namespace, ServiceAccount, RBAC, Deployment)")
     .addOption(namespaceOption())
-    .option('--image <image>', 'controller image', 'ghcr.io/mirror-synth/mirror-synth:0.1.0')
+    .requiredOption('--image <image>', 'controller image, built from this repository\'s Dockerfile')
     .action(async (opts) => {
       const [{ controllerManifests }, { resolveNamespace }, { toYaml }] = await Promise.all([
         import('./commands/controller-manifests.js'),
@@ -137,7 +137,13 @@ export function buildCli(): Command {
 /** Run the CLI; returns the exit code. Never throws for user errors and never prints their stack. */
 export async function main(argv: readonly string[], err: (line: string) => void = (l) => console.error(l)): Promise<number> {
   try {
-    await buildCli().parseAsync(argv as string[]);
+    const program = buildCli();
+    // A mistyped command would otherwise reach the default command as an argument.
+    const first = argv[2];
+    if (first !== undefined && first !== 'help' && !first.startsWith('-') && !program.commands.some((c) => c.name() === first || c.aliases().includes(first))) {
+      throw new UsageError(`unknown command '${first}'; commands: ${program.commands.map((c) => c.name()).join(', ')} (see mirror-synth --help)`);
+    }
+    await program.parseAsync(argv as string[]);
     return EXIT_OK;
   } catch (e) {
     if (e instanceof CommanderError) return e.exitCode === 0 ? EXIT_OK : EXIT_USAGE; // commander already printed

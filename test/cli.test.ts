@@ -76,6 +76,12 @@ describe('mirror-synth binary', () => {
     expect(r.stderr).toContain("unknown option '--no-such-flag'");
   });
 
+  it('names an unknown command instead of passing it to synth', async () => {
+    const r = await run(['sytnh'], cwd);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("unknown command 'sytnh'");
+  });
+
   it('has --help for every command', async () => {
     for (const cmd of ['synth', 'validate', 'check', 'crd', 'controller', 'controller-manifests']) {
       const r = await run([cmd, '--help'], cwd);
