@@ -174,9 +174,12 @@ export async function runControllerBench(opts: ControllerBenchOptions): Promise<
       { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, SECONDS_BETWEEN_STREAMS: '5', NODE_OPTIONS } },
     );
     const allMirrors = opts.rssMirrors;
+    let exited: string | undefined;
+    child.once('exit', (code, signal) => (exited = `controller process exited (code ${code}, signal ${signal})`));
     // Every mirror reconciled: count reconciles from the process's own metrics.
     await waitUntil(
       async () => {
+        if (exited) throw new Error(exited);
         const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
         const success = Number(/mirror_synth_reconcile_total\{result="success"\} (\d+)/.exec(text)?.[1] ?? 0);
         const depth = Number(/mirror_synth_queue_depth (\d+)/.exec(text)?.[1] ?? 1);

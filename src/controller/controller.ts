@@ -19,7 +19,7 @@ import {
 } from '@kubernetes/client-node';
 import { type DestinationStream, type Logger, pino } from 'pino';
 
-import { describeError } from './errors.js';
+import { describeError, errorStatus } from './errors.js';
 import { SupervisedInformer, metadataOnly, trimMetadata } from './informer.js';
 import { KubeClient, type RegistryMirrorObject } from './kube.js';
 import { MANAGED_SELECTOR, MIRROR_GROUP, MIRROR_PLURAL, MIRROR_VERSION } from './labels.js';
@@ -94,6 +94,18 @@ function jitter(ms: number, fraction = 0.1): number {
   return Math.round(ms * (1 + (Math.random() * 2 - 1) * fraction));
 }
 
+/**
+ * How long a failed informer waits before it starts again. The API server asking to come back
+ * soon (429, e.g. "storage is (re)initializing" right after a CRD is created) gets a short
+ * jittered exponential backoff from 500 ms; any other failure (API server down, CRD missing,
+ * access denied) waits SECONDS_BETWEEN_STREAMS, jittered by 10%.
+ */
+export function informerRestartDelayMs(err: unknown, failures: number, secondsBetweenStreams: number): number {
+  const cap = secondsBetweenStreams * 1000;
+  if (errorStatus(err) === 429) return Math.min(cap, jitter(500 * 2 ** Math.min(failures, 10), 0.2));
+  return jitter(cap);
+}
+
 export function createLogger(opts: { level?: string; destination?: DestinationStream }): Logger {
   return pino(
     {
@@ -118,7 +130,7 @@ export async function startController(opts: StartControllerOptions): Promise<Run
   const apps = kc.makeApiClient(AppsV1Api);
   const custom = kc.makeApiClient(CustomObjectsApi);
   const { namespace } = opts;
-  const restartDelayMs = () => jitter(opts.secondsBetweenStreams * 1000);
+  const restartDelayMs = (err: unknown, failures: number) => informerRestartDelayMs(err, failures, opts.secondsBetweenStreams);
 
   const queue = new WorkQueue({ maxDelayMs: opts.maxRetryDelayMs ?? 120_000 });
   const children = new ChildIndex();

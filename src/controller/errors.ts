@@ -28,6 +28,7 @@ export function describeError(err: unknown): string {
   if (typeof statusMessage === 'string') {
     return typeof e.code === 'number' ? `${e.code}: ${statusMessage}` : statusMessage;
   }
+  if (typeof e.code === 'number') return `HTTP ${e.code}`;
   const message = typeof e.message === 'string' ? e.message.split('\n')[0] : '';
   const name = typeof e.name === 'string' ? e.name : 'Error';
   return message ? `${name}: ${message}` : name;

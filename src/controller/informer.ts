@@ -26,8 +26,11 @@ export interface SupervisedInformerOptions<T extends KubernetesObject> {
   readonly labelSelector?: string;
   /** Trim an object before it is cached. @default identity */
   readonly transform?: (obj: T) => T;
-  /** Wait before restarting after an error, in milliseconds. */
-  readonly restartDelayMs: () => number;
+  /**
+   * Wait before restarting after an error, in milliseconds, given the error and how many
+   * restarts in a row failed before it.
+   */
+  readonly restartDelayMs: (err: unknown, failures: number) => number;
   readonly logger: Logger;
   /** Called on every add, update and delete the cache sees. */
   readonly onChange: (obj: T, verb: 'add' | 'update' | 'delete') => void;
@@ -71,6 +74,8 @@ export class SupervisedInformer<T extends KubernetesObject> {
   private restartTimer: NodeJS.Timeout | undefined;
   private syncedOnce = false;
   private failing = false;
+  /** Errors since the last successful list or watch event. */
+  private failures = 0;
   private readonly syncWaiters: Array<() => void> = [];
   /** Restarts after errors, for metrics and tests. */
   restarts = 0;
@@ -133,6 +138,7 @@ export class SupervisedInformer<T extends KubernetesObject> {
   }
 
   private markSynced(): void {
+    this.failures = 0;
     if (this.failing) {
       this.failing = false;
       this.opts.logger.info({ informer: this.opts.name }, 'informer recovered');
@@ -147,7 +153,8 @@ export class SupervisedInformer<T extends KubernetesObject> {
     if (this.stopped) return; // aborting the watch on stop() reports an AbortError
     this.failing = true;
     this.opts.onError?.(err);
-    const delay = this.opts.restartDelayMs();
+    const delay = this.opts.restartDelayMs(err, this.failures);
+    this.failures++;
     const status = errorStatus(err);
     const fields = { informer: this.opts.name, path: this.opts.path, retryInMs: delay, status, err: describeError(err) };
     if (status === 404) {

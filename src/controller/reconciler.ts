@@ -37,6 +37,8 @@ export interface Cache<T> {
  */
 export class ChildIndex {
   private readonly byMirror = new Map<string, Map<string, LiveMeta>>();
+  /** Child key → the mirror it is filed under. */
+  private readonly owner = new Map<string, string>();
 
   /** The mirror a child belongs to, when it is one of ours. */
   static mirrorOf(obj: LiveMeta): string | undefined {
@@ -47,23 +49,20 @@ export class ChildIndex {
 
   update(obj: LiveMeta, verb: 'add' | 'update' | 'delete'): string | undefined {
     const key = childKey(obj);
-    // A relabelled child: drop it from any other mirror it was filed under.
-    for (const [mirror, children] of this.byMirror) {
-      if (children.has(key) && mirror !== ChildIndex.mirrorOf(obj)) {
-        children.delete(key);
-        if (children.size === 0) this.byMirror.delete(mirror);
-      }
-    }
     const mirror = ChildIndex.mirrorOf(obj);
-    if (mirror === undefined) return undefined;
-    let children = this.byMirror.get(mirror);
-    if (verb === 'delete') {
+    // A relabelled child: drop it from the mirror it was filed under.
+    const previous = this.owner.get(key);
+    if (previous !== undefined && (previous !== mirror || verb === 'delete')) {
+      const children = this.byMirror.get(previous);
       children?.delete(key);
-      if (children?.size === 0) this.byMirror.delete(mirror);
-      return mirror;
+      if (children?.size === 0) this.byMirror.delete(previous);
+      this.owner.delete(key);
     }
+    if (mirror === undefined || verb === 'delete') return mirror;
+    let children = this.byMirror.get(mirror);
     if (!children) this.byMirror.set(mirror, (children = new Map()));
     children.set(key, obj);
+    this.owner.set(key, mirror);
     return mirror;
   }
 

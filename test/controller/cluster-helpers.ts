@@ -49,6 +49,7 @@ export async function waitUntil<T>(fn: () => Promise<T | undefined | false>, wha
       if (v !== undefined && v !== false) return v;
     } catch (err) {
       last = err;
+      if (String(err).includes('controller process exited')) throw err;
     }
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${String(last)}` : ''}`);
     await new Promise((r) => setTimeout(r, intervalMs));

@@ -114,3 +114,38 @@ describe('planChildren', () => {
     expect(sortForApply([obj('StatefulSet', 's'), obj('Secret', 'c')]).map((o) => o.kind)).toEqual(['Secret', 'StatefulSet']);
   });
 });
+
+describe('ChildIndex', () => {
+  it('files children by their mirror label, follows relabelling and deletion', async () => {
+    const { ChildIndex } = await import('../../src/controller/reconciler.js');
+    const idx = new ChildIndex();
+    const cm = live(obj('ConfigMap', 'c'));
+    expect(idx.update(cm, 'add')).toBe('quay');
+    expect(idx.of('quay').map(childKey)).toEqual(['ConfigMap/c']);
+    const moved = { ...cm, metadata: { ...cm.metadata, labels: { mirror: 'ghcr', 'app.kubernetes.io/managed-by': 'mirror-synth' } } };
+    expect(idx.update(moved, 'update')).toBe('ghcr');
+    expect(idx.of('quay')).toEqual([]);
+    expect(idx.mirrors()).toEqual(['ghcr']);
+    const foreign = { ...cm, metadata: { ...cm.metadata, labels: { mirror: 'ghcr' } } };
+    expect(idx.update(foreign, 'update')).toBeUndefined();
+    expect(idx.mirrors()).toEqual([]);
+    idx.update(moved, 'add');
+    idx.update(moved, 'delete');
+    expect(idx.mirrors()).toEqual([]);
+  });
+});
+
+describe('describeError', () => {
+  it('gives the API Status message, or the HTTP code, never a body or headers', async () => {
+    const { describeError, isTransient } = await import('../../src/controller/errors.js');
+    const body = JSON.stringify({ kind: 'Status', message: 'secrets "x" is forbidden', code: 403 });
+    expect(describeError({ code: 403, body, message: `HTTP-Code: 403\nBody: ${body}\nHeaders: {"authorization":"Bearer abc"}` })).toBe(
+      '403: secrets "x" is forbidden',
+    );
+    expect(describeError({ code: 404, body: '404 page not found', message: 'HTTP-Code: 404\nHeaders: {}' })).toBe('HTTP 404');
+    expect(describeError(new Error('connect ECONNREFUSED 127.0.0.1:1'))).toBe('Error: connect ECONNREFUSED 127.0.0.1:1');
+    expect(isTransient({ code: 503 })).toBe(true);
+    expect(isTransient({ code: 422 })).toBe(false);
+    expect(isTransient(new Error('socket hang up'))).toBe(true);
+  });
+});

@@ -79,3 +79,18 @@ describe('WorkQueue', () => {
     expect(q.length).toBe(0); // the later delay was dropped
   });
 });
+
+describe('informerRestartDelayMs', () => {
+  it('waits SECONDS_BETWEEN_STREAMS (±10%) after a failure, and backs off briefly on 429', async () => {
+    const { informerRestartDelayMs } = await import('../../src/controller/controller.js');
+    for (const err of [new Error('connect ECONNREFUSED'), { code: 404 }, { code: 403 }, { code: 500 }]) {
+      const d = informerRestartDelayMs(err, 0, 30);
+      expect(d).toBeGreaterThanOrEqual(27_000);
+      expect(d).toBeLessThanOrEqual(33_000);
+    }
+    const first = informerRestartDelayMs({ code: 429 }, 0, 30);
+    expect(first).toBeGreaterThanOrEqual(400);
+    expect(first).toBeLessThanOrEqual(600);
+    expect(informerRestartDelayMs({ code: 429 }, 20, 30)).toBe(30_000);
+  });
+});
