@@ -52,9 +52,14 @@ for (const dir of ['assets', 'tools']) {
 const cpFile = join(out, 'test', 'support', 'control-plane.js');
 const cpText = readFileSync(cpFile, 'utf8');
 if (cpText.includes('--service-cluster-ip-range=10.0.0.0/24')) {
-  writeFileSync(cpFile, cpText.replace('--service-cluster-ip-range=10.0.0.0/24', '--service-cluster-ip-range=10.0.0.0/16'));
+  writeFileSync(
+    cpFile,
+    cpText.replace('--service-cluster-ip-range=10.0.0.0/24', '--service-cluster-ip-range=10.0.0.0/16'),
+  );
 } else if (!cpText.includes('--service-cluster-ip-range=10.0.0.0/16')) {
-  process.stderr.write('[bench/controller] warning: could not widen the Service IP range; more than ~250 mirrors may not all become Ready\n');
+  process.stderr.write(
+    '[bench/controller] warning: could not widen the Service IP range; more than ~250 mirrors may not all become Ready\n',
+  );
 }
 
 const { runControllerBench } = await import(pathToFileURL(join(out, 'bench', 'controller.js')).href);

@@ -17,7 +17,14 @@ import { Watch } from '@kubernetes/client-node';
 import { NODE_OPTIONS } from '../src/commands/controller-manifests.js';
 import { startController } from '../src/controller/controller.js';
 import { type ControlPlane, startControlPlane } from '../test/support/control-plane.js';
-import { type Clients, GROUP, clients, createMirror, installCrd, waitUntil } from '../test/controller/cluster-helpers.js';
+import {
+  type Clients,
+  GROUP,
+  clients,
+  createMirror,
+  installCrd,
+  waitUntil,
+} from '../test/controller/cluster-helpers.js';
 
 export interface ControllerBenchOptions {
   readonly mirrors: number;
@@ -30,18 +37,26 @@ export interface ControllerBenchOptions {
 
 const NAMESPACE = 'kube-extra';
 const WRITE_VERBS = new Set(['POST', 'PUT', 'PATCH', 'DELETE', 'APPLY']);
-const OUR_RESOURCES = new Set(['configmaps', 'services', 'statefulsets', 'daemonsets', 'secrets', 'registrymirrors', 'events']);
+const OUR_RESOURCES = new Set([
+  'configmaps',
+  'services',
+  'statefulsets',
+  'daemonsets',
+  'secrets',
+  'registrymirrors',
+  'events',
+]);
 
 function pct(sorted: number[], p: number): number {
   if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
 }
 
 async function pool<T>(items: readonly T[], concurrency: number, fn: (item: T) => Promise<void>): Promise<void> {
   let next = 0;
   await Promise.all(
     Array.from({ length: concurrency }, async () => {
-      while (next < items.length) await fn(items[next++]!);
+      while (next < items.length) await fn(items[next++]);
     }),
   );
 }
@@ -55,22 +70,31 @@ async function apiserverWrites(c: Clients): Promise<number> {
     const verb = /verb="([A-Z]+)"/.exec(line)?.[1] ?? '';
     const resource = /resource="([a-z]+)"/.exec(line)?.[1] ?? '';
     const subresource = /subresource="([a-z]*)"/.exec(line)?.[1] ?? '';
-    if (WRITE_VERBS.has(verb) && OUR_RESOURCES.has(resource) && subresource !== 'token') sum += Number(line.split(' ').pop());
+    if (WRITE_VERBS.has(verb) && OUR_RESOURCES.has(resource) && subresource !== 'token')
+      sum += Number(line.split(' ').pop());
   }
   return sum;
 }
 
 async function rawGet(c: Clients, path: string): Promise<string> {
   const { request } = await import('node:https');
-  const init = (await c.kc.applyToFetchOptions({})) as unknown as { agent?: import('node:https').Agent; headers?: unknown };
+  const init = (await c.kc.applyToFetchOptions({})) as unknown as {
+    agent?: import('node:https').Agent;
+    headers?: unknown;
+  };
   const h = init.headers as { entries?: () => Iterable<[string, string]> } | undefined;
-  const headers = h && typeof h.entries === 'function' ? Object.fromEntries(h.entries()) : ((h as Record<string, string>) ?? {});
+  const headers =
+    h && typeof h.entries === 'function' ? Object.fromEntries(h.entries()) : ((h as Record<string, string>) ?? {});
   return new Promise((resolve, reject) => {
-    const req = request(new URL(`${c.kc.getCurrentCluster()!.server}${path}`), { agent: init.agent, headers }, (res) => {
-      let text = '';
-      res.on('data', (d: Buffer) => (text += d.toString()));
-      res.on('end', () => resolve(text));
-    });
+    const req = request(
+      new URL(`${c.kc.getCurrentCluster()!.server}${path}`),
+      { agent: init.agent, headers },
+      (res) => {
+        let text = '';
+        res.on('data', (d: Buffer) => (text += d.toString()));
+        res.on('end', () => resolve(text));
+      },
+    );
     req.on('error', reject);
     req.end();
   });
@@ -82,9 +106,16 @@ async function watchReady(c: Clients, onReady: (name: string, at: number) => voi
   return watch.watch(
     `/apis/${GROUP.group}/${GROUP.version}/${GROUP.plural}`,
     {},
-    (_type, obj: { metadata?: { name?: string; generation?: number }; status?: { observedGeneration?: number; conditions?: Array<{ type: string; status: string }> } }) => {
+    (
+      _type,
+      obj: {
+        metadata?: { name?: string; generation?: number };
+        status?: { observedGeneration?: number; conditions?: Array<{ type: string; status: string }> };
+      },
+    ) => {
       const ready = obj.status?.conditions?.find((x) => x.type === 'Ready');
-      if (ready?.status === 'True' && obj.status?.observedGeneration === obj.metadata?.generation) onReady(obj.metadata!.name!, Date.now());
+      if (ready?.status === 'True' && obj.status?.observedGeneration === obj.metadata?.generation)
+        onReady(obj.metadata!.name!, Date.now());
     },
     () => undefined,
   );
@@ -100,7 +131,11 @@ export async function runControllerBench(opts: ControllerBenchOptions): Promise<
   const log = (s: string) => process.stdout.write(`[bench/controller] ${s}\n`);
   const cp: ControlPlane = await startControlPlane({ controllerManager: false });
   const c = clients(cp.kubeconfigPath);
-  const results: Record<string, unknown> = { date: new Date().toISOString(), node: process.version, opts: { ...opts, root: undefined, resultsDir: undefined } };
+  const results: Record<string, unknown> = {
+    date: new Date().toISOString(),
+    node: process.version,
+    opts: { ...opts, root: undefined, resultsDir: undefined },
+  };
   let child: ChildProcess | undefined;
   try {
     await installCrd(c);
@@ -126,16 +161,24 @@ export async function runControllerBench(opts: ControllerBenchOptions): Promise<
       await createMirror(c, n, { upstreamUrl: `registry-${n}.example.com` });
       created.set(n, Date.now());
     });
-    await waitUntil(async () => ready.size >= opts.mirrors, `${opts.mirrors} mirrors Ready`, 600_000, 200);
+    await waitUntil(() => Promise.resolve(ready.size >= opts.mirrors), `${opts.mirrors} mirrors Ready`, 600_000, 200);
     const total = Math.max(...ready.values()) - t0;
     const lat = names.map((n) => ready.get(n)! - created.get(n)!).sort((a, b) => a - b);
     watcher.abort();
-    const create = { mirrors: opts.mirrors, p50Ms: pct(lat, 50), p99Ms: pct(lat, 99), maxMs: lat[lat.length - 1], totalMs: total };
+    const create = {
+      mirrors: opts.mirrors,
+      p50Ms: pct(lat, 50),
+      p99Ms: pct(lat, 99),
+      maxMs: lat[lat.length - 1],
+      totalMs: total,
+    };
     results.create = create;
-    log(`create ${opts.mirrors} mirrors at once: per mirror p50 ${create.p50Ms} ms, p99 ${create.p99Ms} ms; all Ready after ${total} ms`);
+    log(
+      `create ${opts.mirrors} mirrors at once: per mirror p50 ${create.p50Ms} ms, p99 ${create.p99Ms} ms; all Ready after ${total} ms`,
+    );
 
     // --- 2. no-op resyncs ------------------------------------------------------------------
-    await waitUntil(async () => ctl.idle(), 'idle', 60_000);
+    await waitUntil(() => Promise.resolve(ctl.idle()), 'idle', 60_000);
     await new Promise((r) => setTimeout(r, 2000));
     const ctlWrites = async () => (await ctl.metrics.writesTotal.get()).values.reduce((s, v) => s + v.value, 0);
     const [w0, a0] = [await ctlWrites(), await apiserverWrites(c)];
@@ -143,16 +186,27 @@ export async function runControllerBench(opts: ControllerBenchOptions): Promise<
     for (let i = 0; i < opts.resyncs; i++) {
       ctl.resync();
       await new Promise((r) => setTimeout(r, 50));
-      await waitUntil(async () => ctl.idle(), 'idle', 120_000, 20);
+      await waitUntil(() => Promise.resolve(ctl.idle()), 'idle', 120_000, 20);
     }
     const resyncMs = Date.now() - r0;
-    const resync = { resyncs: opts.resyncs, mirrors: opts.mirrors, controllerWrites: (await ctlWrites()) - w0, apiserverWrites: (await apiserverWrites(c)) - a0, ms: resyncMs };
+    const resync = {
+      resyncs: opts.resyncs,
+      mirrors: opts.mirrors,
+      controllerWrites: (await ctlWrites()) - w0,
+      apiserverWrites: (await apiserverWrites(c)) - a0,
+      ms: resyncMs,
+    };
     results.resync = resync;
-    log(`${opts.resyncs} no-op resyncs of ${opts.mirrors} mirrors in ${resyncMs} ms: ${resync.controllerWrites} writes by the controller, ${resync.apiserverWrites} write requests seen by the API server`);
+    log(
+      `${opts.resyncs} no-op resyncs of ${opts.mirrors} mirrors in ${resyncMs} ms: ${resync.controllerWrites} writes by the controller, ${resync.apiserverWrites} write requests seen by the API server`,
+    );
     await ctl.stop();
 
     // --- 3. memory of the real binary ------------------------------------------------------
-    const more = Array.from({ length: Math.max(0, opts.rssMirrors - opts.mirrors) }, (_, i) => `r${String(i).padStart(5, '0')}`);
+    const more = Array.from(
+      { length: Math.max(0, opts.rssMirrors - opts.mirrors) },
+      (_, i) => `r${String(i).padStart(5, '0')}`,
+    );
     await pool(more, 32, (n) => createMirror(c, n, { upstreamUrl: `registry-${n}.example.com` }).then(() => undefined));
     await c.core.createNamespace({ body: { metadata: { name: 'unrelated' } } });
     const payload = Buffer.from('x'.repeat(1024)).toString('base64');
@@ -161,15 +215,32 @@ export async function runControllerBench(opts: ControllerBenchOptions): Promise<
       Array.from({ length: opts.unrelatedSecrets }, (_, i) => i),
       48,
       async (i) => {
-        await c.core.createNamespacedSecret({ namespace: 'unrelated', body: { metadata: { name: `s${i}` }, data: { blob: payload } } });
+        await c.core.createNamespacedSecret({
+          namespace: 'unrelated',
+          body: { metadata: { name: `s${i}` }, data: { blob: payload } },
+        });
       },
     );
-    log(`created ${more.length} more mirrors and ${opts.unrelatedSecrets} unrelated Secrets (1 KiB each) in ${Date.now() - s0} ms`);
+    log(
+      `created ${more.length} more mirrors and ${opts.unrelatedSecrets} unrelated Secrets (1 KiB each) in ${Date.now() - s0} ms`,
+    );
     const metricsPort = 18000 + Math.floor(Math.random() * 2000);
     const p0 = Date.now();
     child = spawn(
       process.execPath,
-      [join(opts.root, 'bin', 'mirror-synth.js'), 'controller', '--kubeconfig', cp.kubeconfigPath, '--namespace', NAMESPACE, '--no-leader-election', '--metrics-port', String(metricsPort), '--log-level', 'warn'],
+      [
+        join(opts.root, 'bin', 'mirror-synth.js'),
+        'controller',
+        '--kubeconfig',
+        cp.kubeconfigPath,
+        '--namespace',
+        NAMESPACE,
+        '--no-leader-election',
+        '--metrics-port',
+        String(metricsPort),
+        '--log-level',
+        'warn',
+      ],
       // The V8 settings of the Deployment (controller-manifests), so this measures what is deployed.
       { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, SECONDS_BETWEEN_STREAMS: '5', NODE_OPTIONS } },
     );
@@ -191,9 +262,17 @@ export async function runControllerBench(opts: ControllerBenchOptions): Promise<
     );
     const settleMs = Date.now() - p0;
     await new Promise((r) => setTimeout(r, 3000));
-    const mem = { nodeOptions: NODE_OPTIONS, mirrors: allMirrors, unrelatedSecrets: opts.unrelatedSecrets, ...rssOf(child.pid!), startToAllReconciledMs: settleMs };
+    const mem = {
+      nodeOptions: NODE_OPTIONS,
+      mirrors: allMirrors,
+      unrelatedSecrets: opts.unrelatedSecrets,
+      ...rssOf(child.pid!),
+      startToAllReconciledMs: settleMs,
+    };
     results.memory = mem;
-    log(`controller process with ${allMirrors} mirrors and ${opts.unrelatedSecrets} unrelated Secrets: RSS ${mem.rssMB} MB (peak ${mem.hwmMB} MB); all reconciled ${settleMs} ms after start`);
+    log(
+      `controller process with ${allMirrors} mirrors and ${opts.unrelatedSecrets} unrelated Secrets: RSS ${mem.rssMB} MB (peak ${mem.hwmMB} MB); all reconciled ${settleMs} ms after start`,
+    );
   } finally {
     if (child && child.exitCode === null) {
       child.kill('SIGTERM');

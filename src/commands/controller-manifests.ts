@@ -71,7 +71,12 @@ export function controllerManifests(opts: ControllerManifestsOptions): KubeObjec
       { apiGroups: [''], resources: ['secrets'], verbs: CHILD_VERBS },
       // create cannot be narrowed by name; renewing is limited to the controller's own Lease.
       { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['create'] },
-      { apiGroups: ['coordination.k8s.io'], resources: ['leases'], resourceNames: [LEASE_NAME], verbs: ['get', 'update'] },
+      {
+        apiGroups: ['coordination.k8s.io'],
+        resources: ['leases'],
+        resourceNames: [LEASE_NAME],
+        verbs: ['get', 'update'],
+      },
     ],
   });
   new k8s.KubeRoleBinding(chart, 'RoleBinding', {
@@ -103,7 +108,10 @@ export function controllerManifests(opts: ControllerManifestsOptions): KubeObjec
       // One replica reconciles; leader election keeps a rolling update from running two at once.
       replicas: 1,
       selector: { matchLabels: selector },
-      strategy: { type: 'RollingUpdate', rollingUpdate: { maxSurge: k8s.IntOrString.fromNumber(1), maxUnavailable: k8s.IntOrString.fromNumber(0) } },
+      strategy: {
+        type: 'RollingUpdate',
+        rollingUpdate: { maxSurge: k8s.IntOrString.fromNumber(1), maxUnavailable: k8s.IntOrString.fromNumber(0) },
+      },
       template: {
         metadata: { labels },
         spec: {

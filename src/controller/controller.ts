@@ -114,7 +114,10 @@ export function createLogger(opts: { level?: string; destination?: DestinationSt
       timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }) },
       // Defence in depth: no code path logs these, and if one ever did they would be masked.
-      redact: { paths: ['data', '*.data', 'stringData', '*.stringData', 'password', '*.password', 'auth', '*.auth'], censor: '[redacted]' },
+      redact: {
+        paths: ['data', '*.data', 'stringData', '*.stringData', 'password', '*.password', 'auth', '*.auth'],
+        censor: '[redacted]',
+      },
     },
     opts.destination ?? pino.destination({ dest: 1, sync: false }),
   );
@@ -130,12 +133,14 @@ export async function startController(opts: StartControllerOptions): Promise<Run
   const apps = kc.makeApiClient(AppsV1Api);
   const custom = kc.makeApiClient(CustomObjectsApi);
   const { namespace } = opts;
-  const restartDelayMs = (err: unknown, failures: number) => informerRestartDelayMs(err, failures, opts.secondsBetweenStreams);
+  const restartDelayMs = (err: unknown, failures: number) =>
+    informerRestartDelayMs(err, failures, opts.secondsBetweenStreams);
 
   const queue = new WorkQueue({ maxDelayMs: opts.maxRetryDelayMs ?? 120_000 });
   const children = new ChildIndex();
   const informers: SupervisedInformer<KubernetesObject>[] = [];
-  let reconciler: Reconciler | undefined;
+  // Filled in below; the informer callbacks consult it once it exists.
+  const state: { reconciler?: Reconciler } = {};
 
   const common = {
     kubeConfig: kc,
@@ -153,13 +158,17 @@ export async function startController(opts: StartControllerOptions): Promise<Run
     name: MIRROR_PLURAL,
     path: `/apis/${MIRROR_GROUP}/${MIRROR_VERSION}/${MIRROR_PLURAL}`,
     list: async () =>
-      (await custom.listClusterCustomObject({ group: MIRROR_GROUP, version: MIRROR_VERSION, plural: MIRROR_PLURAL })) as KubernetesListObject<RegistryMirrorObject>,
+      (await custom.listClusterCustomObject({
+        group: MIRROR_GROUP,
+        version: MIRROR_VERSION,
+        plural: MIRROR_PLURAL,
+      })) as KubernetesListObject<RegistryMirrorObject>,
     transform: trimMetadata,
     onChange: (obj, verb) => {
       metrics.watchedMirrors.set(mirrors.list().length);
       const name = obj.metadata?.name;
       if (!name) return;
-      if (verb === 'update' && reconciler?.isOwnStatusWrite(obj)) return;
+      if (verb === 'update' && state.reconciler?.isOwnStatusWrite(obj)) return;
       queue.add(name);
     },
     onError: onInformerError(MIRROR_PLURAL),
@@ -175,7 +184,7 @@ export async function startController(opts: StartControllerOptions): Promise<Run
   const onChild = (obj: KubernetesObject, verb: 'add' | 'update' | 'delete'): void => {
     const mirror = children.update(obj as LiveMeta, verb);
     if (mirror === undefined) return;
-    if (verb !== 'delete' && reconciler?.isOwnWrite(obj as LiveMeta)) return;
+    if (verb !== 'delete' && state.reconciler?.isOwnWrite(obj as LiveMeta)) return;
     queue.add(mirror);
   };
 
@@ -183,10 +192,10 @@ export async function startController(opts: StartControllerOptions): Promise<Run
     ...common,
     name: 'secrets',
     path: `/api/v1/namespaces/${namespace}/secrets`,
-    list: async () => (await core.listNamespacedSecret({ namespace })) as KubernetesListObject<SecretLike & KubernetesObject>,
+    list: async () => core.listNamespacedSecret({ namespace }),
     transform: (s) => {
       const t = trimMetadata(s);
-      return { apiVersion: 'v1', kind: 'Secret', metadata: t.metadata, type: s.type, data: s.data } as SecretLike & KubernetesObject;
+      return { apiVersion: 'v1', kind: 'Secret', metadata: t.metadata, type: s.type, data: s.data };
     },
     onChange: (obj, verb) => {
       onChild(obj, verb);
@@ -215,23 +224,27 @@ export async function startController(opts: StartControllerOptions): Promise<Run
 
   const labelSelector = MANAGED_SELECTOR;
   informers.push(
-    mirrors as unknown as SupervisedInformer<KubernetesObject>,
-    secrets as unknown as SupervisedInformer<KubernetesObject>,
+    mirrors,
+    secrets,
     childInformer('configmaps', 'v1', 'ConfigMap', `/api/v1/namespaces/${namespace}/configmaps`, async () =>
       core.listNamespacedConfigMap({ namespace, labelSelector }),
     ),
     childInformer('services', 'v1', 'Service', `/api/v1/namespaces/${namespace}/services`, async () =>
       core.listNamespacedService({ namespace, labelSelector }),
     ),
-    childInformer('statefulsets', 'apps/v1', 'StatefulSet', `/apis/apps/v1/namespaces/${namespace}/statefulsets`, async () =>
-      apps.listNamespacedStatefulSet({ namespace, labelSelector }),
+    childInformer(
+      'statefulsets',
+      'apps/v1',
+      'StatefulSet',
+      `/apis/apps/v1/namespaces/${namespace}/statefulsets`,
+      async () => apps.listNamespacedStatefulSet({ namespace, labelSelector }),
     ),
     childInformer('daemonsets', 'apps/v1', 'DaemonSet', `/apis/apps/v1/namespaces/${namespace}/daemonsets`, async () =>
       apps.listNamespacedDaemonSet({ namespace, labelSelector }),
     ),
   );
 
-  reconciler = new Reconciler({
+  const reconciler = new Reconciler({
     client,
     namespace,
     ...(opts.clusterDomain ? { clusterDomain: opts.clusterDomain } : {}),
@@ -242,6 +255,7 @@ export async function startController(opts: StartControllerOptions): Promise<Run
     logger,
     metrics,
   });
+  state.reconciler = reconciler;
 
   const elector = opts.leaderElection
     ? new LeaderElector({
@@ -279,7 +293,7 @@ export async function startController(opts: StartControllerOptions): Promise<Run
       active++;
       metrics.queueDepth.set(queue.length);
       try {
-        const requeue = await reconciler!.reconcile(key);
+        const requeue = await reconciler.reconcile(key);
         if (requeue === 'backoff') queue.addRateLimited(key);
         else queue.forget(key);
       } catch (err) {
@@ -316,7 +330,10 @@ export async function startController(opts: StartControllerOptions): Promise<Run
     await Promise.all(informers.map((i) => i.whenSynced()));
     if (stopping) return;
     phase = 'running';
-    logger.info({ namespace, mirrors: mirrors.list().length, workers: opts.workers ?? 4 }, 'caches synced; reconciling');
+    logger.info(
+      { namespace, mirrors: mirrors.list().length, workers: opts.workers ?? 4 },
+      'caches synced; reconciling',
+    );
     resync();
     for (let i = 0; i < (opts.workers ?? 4); i++) workers.push(worker());
     const resyncMs = (opts.resyncSeconds ?? 600) * 1000;
@@ -363,7 +380,7 @@ export async function startController(opts: StartControllerOptions): Promise<Run
       const samePort = opts.probePort === undefined || opts.probePort === opts.metricsPort;
       metricsServer = await startProbeServer({ port: opts.metricsPort, registry: metrics.registry, health, readiness });
       if (!samePort) {
-        probeServer = await startProbeServer({ port: opts.probePort!, registry: metrics.registry, health, readiness });
+        probeServer = await startProbeServer({ port: opts.probePort, registry: metrics.registry, health, readiness });
       }
     } else if (opts.probePort !== undefined) {
       probeServer = await startProbeServer({ port: opts.probePort, registry: metrics.registry, health, readiness });

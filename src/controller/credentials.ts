@@ -27,7 +27,11 @@ export type CredentialsResult =
       /** A Secret to apply, when the referenced one is a dockerconfigjson Secret. */
       readonly derived?: KubeObject;
     }
-  | { readonly ok: false; readonly reason: 'CredentialsSecretNotFound' | 'CredentialsSecretInvalid'; readonly message: string };
+  | {
+      readonly ok: false;
+      readonly reason: 'CredentialsSecretNotFound' | 'CredentialsSecretInvalid';
+      readonly message: string;
+    };
 
 export const DOCKERCONFIGJSON = 'kubernetes.io/dockerconfigjson';
 
@@ -37,7 +41,10 @@ export function derivedSecretName(mirror: string): string {
 
 /** `https://Index.Docker.io/v1/` → `docker.io`; `quay.io:443/x` → `quay.io:443`. */
 export function normalizeRegistryHost(key: string): string {
-  let host = key.trim().toLowerCase().replace(/^[a-z][a-z0-9+.-]*:\/\//, '');
+  let host = key
+    .trim()
+    .toLowerCase()
+    .replace(/^[a-z][a-z0-9+.-]*:\/\//, '');
   host = host.split('/')[0] ?? '';
   if (host === 'index.docker.io' || host === 'registry-1.docker.io' || host === 'registry.hub.docker.com') {
     return 'docker.io';
@@ -113,7 +120,8 @@ export function resolveCredentials(args: {
 
   if (secret.type === DOCKERCONFIGJSON) {
     const raw = data['.dockerconfigjson'];
-    const auth = raw === undefined ? { error: 'it has no .dockerconfigjson key' } : extractDockerAuth(unb64(raw), upstreamUrl);
+    const auth =
+      raw === undefined ? { error: 'it has no .dockerconfigjson key' } : extractDockerAuth(unb64(raw), upstreamUrl);
     if ('error' in auth) {
       return {
         ok: false,

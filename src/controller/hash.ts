@@ -35,7 +35,8 @@ export function credentialsHash(key: string, data: Readonly<Record<string, strin
 
 /** A copy of `obj` with the content-hash annotation set to the hash of `obj` itself (without that annotation). */
 export function withContentHash<T extends { metadata: { annotations?: Record<string, string> } }>(obj: T): T {
-  const { [CONTENT_HASH_ANNOTATION]: _ignored, ...rest } = obj.metadata.annotations ?? {};
+  const rest = { ...(obj.metadata.annotations ?? {}) };
+  delete rest[CONTENT_HASH_ANNOTATION];
   const base = { ...obj, metadata: { ...obj.metadata, annotations: rest } };
   if (Object.keys(rest).length === 0) delete (base.metadata as { annotations?: unknown }).annotations;
   const hash = contentHash(base);

@@ -11,7 +11,13 @@
  * and trims each object before caching it (`transform`), so caches hold only what the
  * controller reads.
  */
-import { type KubeConfig, type KubernetesListObject, type KubernetesObject, ListWatch, Watch } from '@kubernetes/client-node';
+import {
+  type KubeConfig,
+  type KubernetesListObject,
+  type KubernetesObject,
+  ListWatch,
+  Watch,
+} from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 
 import { describeError, errorStatus } from './errors.js';
@@ -60,11 +66,16 @@ class TunedWatch<T extends KubernetesObject> extends Watch {
     const [min, max] = this.timeoutRange;
     const timeoutSeconds = Math.floor(min + Math.random() * Math.max(0, max - min));
     this.lastActivity = Date.now();
-    return super.watch(path, { ...queryParams, allowWatchBookmarks: true, timeoutSeconds }, (phase, obj, raw) => {
-      this.lastActivity = Date.now();
-      const isObject = phase === 'ADDED' || phase === 'MODIFIED' || phase === 'DELETED';
-      callback(phase, isObject ? this.transform(obj as T) : obj, raw);
-    }, done);
+    return super.watch(
+      path,
+      { ...queryParams, allowWatchBookmarks: true, timeoutSeconds },
+      (phase, obj, raw) => {
+        this.lastActivity = Date.now();
+        const isObject = phase === 'ADDED' || phase === 'MODIFIED' || phase === 'DELETED';
+        callback(phase, isObject ? this.transform(obj as T) : obj, raw);
+      },
+      done,
+    );
   }
 }
 
@@ -156,9 +167,18 @@ export class SupervisedInformer<T extends KubernetesObject> {
     const delay = this.opts.restartDelayMs(err, this.failures);
     this.failures++;
     const status = errorStatus(err);
-    const fields = { informer: this.opts.name, path: this.opts.path, retryInMs: delay, status, err: describeError(err) };
+    const fields = {
+      informer: this.opts.name,
+      path: this.opts.path,
+      retryInMs: delay,
+      status,
+      err: describeError(err),
+    };
     if (status === 404) {
-      this.opts.logger.warn(fields, 'resource not found (is the CustomResourceDefinition installed?); waiting before retrying');
+      this.opts.logger.warn(
+        fields,
+        'resource not found (is the CustomResourceDefinition installed?); waiting before retrying',
+      );
     } else {
       this.opts.logger.warn(fields, 'informer stopped on an error; restarting after a pause');
     }
@@ -177,10 +197,12 @@ export class SupervisedInformer<T extends KubernetesObject> {
 export function trimMetadata<T extends KubernetesObject>(obj: T): T {
   const meta = obj.metadata;
   if (!meta) return obj;
-  const { managedFields: _mf, annotations, ...rest } = meta;
+  const { annotations, ...rest } = meta;
+  delete rest.managedFields;
   const out = { ...obj, metadata: { ...rest } };
   if (annotations) {
-    const { 'kubectl.kubernetes.io/last-applied-configuration': _la, ...keep } = annotations;
+    const keep = { ...annotations };
+    delete keep['kubectl.kubernetes.io/last-applied-configuration'];
     if (Object.keys(keep).length > 0) out.metadata.annotations = keep;
   }
   return out;

@@ -14,7 +14,14 @@ import {
 import type { KubeObject } from '../kube-object.js';
 import type { MirrorStatus } from '../schema.js';
 import { errorStatus } from './errors.js';
-import { FIELD_MANAGER, MIRROR_API_VERSION, MIRROR_GROUP, MIRROR_KIND, MIRROR_PLURAL, MIRROR_VERSION } from './labels.js';
+import {
+  FIELD_MANAGER,
+  MIRROR_API_VERSION,
+  MIRROR_GROUP,
+  MIRROR_KIND,
+  MIRROR_PLURAL,
+  MIRROR_VERSION,
+} from './labels.js';
 import type { ControllerMetrics } from './metrics.js';
 import type { MirrorEvent } from './status.js';
 
@@ -45,14 +52,7 @@ export class KubeClient {
     const end = this.metrics.applyDuration.startTimer({ kind: obj.kind });
     this.metrics.writesTotal.inc({ verb: 'apply', resource: obj.kind });
     try {
-      return await this.objects.patch(
-        obj as KubernetesObject,
-        undefined,
-        undefined,
-        FIELD_MANAGER,
-        true,
-        PatchStrategy.ServerSideApply,
-      );
+      return await this.objects.patch(obj, undefined, undefined, FIELD_MANAGER, true, PatchStrategy.ServerSideApply);
     } finally {
       end();
     }
@@ -73,11 +73,19 @@ export class KubeClient {
   }
 
   /** Delete an object in the background; an object already gone is fine. */
-  async delete(obj: { apiVersion?: string; kind?: string; metadata: { name?: string; namespace?: string } }): Promise<void> {
+  async delete(obj: {
+    apiVersion?: string;
+    kind?: string;
+    metadata: { name?: string; namespace?: string };
+  }): Promise<void> {
     this.metrics.writesTotal.inc({ verb: 'delete', resource: obj.kind ?? '' });
     try {
       await this.objects.delete(
-        { apiVersion: obj.apiVersion, kind: obj.kind, metadata: { name: obj.metadata.name, namespace: obj.metadata.namespace } },
+        {
+          apiVersion: obj.apiVersion,
+          kind: obj.kind,
+          metadata: { name: obj.metadata.name, namespace: obj.metadata.namespace },
+        },
         undefined,
         undefined,
         undefined,
@@ -115,7 +123,10 @@ export class KubeClient {
     await this.core.createNamespacedEvent({
       namespace: 'default',
       body: {
-        metadata: { name: `${name}.${now.getTime().toString(16)}${Math.floor(Math.random() * 0xfff).toString(16)}`, namespace: 'default' },
+        metadata: {
+          name: `${name}.${now.getTime().toString(16)}${Math.floor(Math.random() * 0xfff).toString(16)}`,
+          namespace: 'default',
+        },
         involvedObject: {
           apiVersion: MIRROR_API_VERSION,
           kind: MIRROR_KIND,

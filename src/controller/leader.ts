@@ -96,7 +96,10 @@ export class LeaderElector {
     while (!this.stopped) {
       if (await this.tryAcquireOrRenew()) {
         this.leading = true;
-        this.opts.logger.info({ lease: `${this.opts.namespace}/${this.leaseName}`, identity: this.opts.identity }, 'became leader');
+        this.opts.logger.info(
+          { lease: `${this.opts.namespace}/${this.leaseName}`, identity: this.opts.identity },
+          'became leader',
+        );
         return true;
       }
       if (!logged) {
@@ -124,7 +127,9 @@ export class LeaderElector {
         lastRenew = Date.now();
       } else if (Date.now() - lastRenew > this.renewDeadline * 1000) {
         this.leading = false;
-        throw new Error(`lost leadership of Lease ${this.opts.namespace}/${this.leaseName}: could not renew it for ${this.renewDeadline}s`);
+        throw new Error(
+          `lost leadership of Lease ${this.opts.namespace}/${this.leaseName}: could not renew it for ${this.renewDeadline}s`,
+        );
       }
     }
   }
@@ -144,7 +149,10 @@ export class LeaderElector {
       await this.api.replaceNamespacedLease({ name: this.leaseName, namespace: this.opts.namespace, body: lease });
       this.opts.logger.info({ lease: `${this.opts.namespace}/${this.leaseName}` }, 'released leadership');
     } catch (err) {
-      this.opts.logger.warn({ lease: `${this.opts.namespace}/${this.leaseName}`, err: describeError(err) }, 'could not release the Lease');
+      this.opts.logger.warn(
+        { lease: `${this.opts.namespace}/${this.leaseName}`, err: describeError(err) },
+        'could not release the Lease',
+      );
     }
   }
 
@@ -193,7 +201,7 @@ export class LeaderElector {
         holderIdentity: identity,
         leaseDurationSeconds: this.duration,
         renewTime: now,
-        acquireTime: taking ? now : (lease.spec?.acquireTime ? new V1MicroTime(lease.spec.acquireTime) : now),
+        acquireTime: taking ? now : lease.spec?.acquireTime ? new V1MicroTime(lease.spec.acquireTime) : now,
         leaseTransitions: (record.leaseTransitions ?? 0) + (taking ? 1 : 0),
       };
       await this.api.replaceNamespacedLease({ name: this.leaseName, namespace, body: lease });

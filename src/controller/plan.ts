@@ -18,7 +18,12 @@ export interface LiveMeta {
     readonly generation?: number;
     readonly labels?: Readonly<Record<string, string>>;
     readonly annotations?: Readonly<Record<string, string>>;
-    readonly ownerReferences?: ReadonlyArray<{ readonly apiVersion?: string; readonly kind?: string; readonly name?: string; readonly uid?: string }>;
+    readonly ownerReferences?: ReadonlyArray<{
+      readonly apiVersion?: string;
+      readonly kind?: string;
+      readonly name?: string;
+      readonly uid?: string;
+    }>;
     readonly deletionTimestamp?: unknown;
   };
 }
@@ -57,7 +62,11 @@ export function ownedBy(live: LiveMeta, mirror: string): boolean {
  * hash and, if the controller applied it earlier in this process, nobody changed it since
  * (so a `kubectl edit` is reverted on the next resync).
  */
-export function needsApply(desired: KubeObject, live: LiveMeta | undefined, applied: AppliedRecord | undefined): boolean {
+export function needsApply(
+  desired: KubeObject,
+  live: LiveMeta | undefined,
+  applied: AppliedRecord | undefined,
+): boolean {
   if (live === undefined || live.metadata.deletionTimestamp) return true;
   const want = desired.metadata.annotations?.[CONTENT_HASH_ANNOTATION];
   if (want === undefined || live.metadata.annotations?.[CONTENT_HASH_ANNOTATION] !== want) return true;

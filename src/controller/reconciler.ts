@@ -60,7 +60,7 @@ export class ChildIndex {
     }
     if (mirror === undefined || verb === 'delete') return mirror;
     let children = this.byMirror.get(mirror);
-    if (!children) this.byMirror.set(mirror, (children = new Map()));
+    if (!children) this.byMirror.set(mirror, (children = new Map<string, LiveMeta>()));
     children.set(key, obj);
     this.owner.set(key, mirror);
     return mirror;
@@ -122,7 +122,11 @@ export class Reconciler {
   /** Whether a RegistryMirror event is only the echo of the controller's own status write. */
   isOwnStatusWrite(mirror: RegistryMirrorObject): boolean {
     const memo = this.statusMemo.get(mirror.metadata?.name ?? '');
-    return memo !== undefined && memo.resourceVersion !== undefined && memo.resourceVersion === mirror.metadata?.resourceVersion;
+    return (
+      memo !== undefined &&
+      memo.resourceVersion !== undefined &&
+      memo.resourceVersion === mirror.metadata?.resourceVersion
+    );
   }
 
   async reconcile(name: string): Promise<Requeue> {
@@ -154,10 +158,18 @@ export class Reconciler {
   }
 
   private async pruneOrphans(name: string, log: Logger): Promise<void> {
-    const owned = planChildren({ mirror: name, desired: [], live: this.opts.children.of(name), applied: () => undefined }).prune;
+    const owned = planChildren({
+      mirror: name,
+      desired: [],
+      live: this.opts.children.of(name),
+      applied: () => undefined,
+    }).prune;
     for (const child of owned) {
       await this.opts.client.delete(child);
-      log.info({ kind: child.kind, name: child.metadata.name, namespace: child.metadata.namespace }, 'deleted child of a deleted mirror');
+      log.info(
+        { kind: child.kind, name: child.metadata.name, namespace: child.metadata.namespace },
+        'deleted child of a deleted mirror',
+      );
     }
     this.forget(name);
   }
@@ -166,7 +178,9 @@ export class Reconciler {
     const { namespace } = this.opts;
     const name = input.name;
     const secret =
-      input.spec.credentialsSecret === undefined ? undefined : this.opts.secrets.get(input.spec.credentialsSecret, namespace);
+      input.spec.credentialsSecret === undefined
+        ? undefined
+        : this.opts.secrets.get(input.spec.credentialsSecret, namespace);
     const creds = resolveCredentials({
       mirror: name,
       upstreamUrl: input.spec.upstreamUrl,
@@ -175,7 +189,9 @@ export class Reconciler {
       secret,
     });
     if (creds && !creds.ok) return { type: 'Stalled', reason: creds.reason, message: creds.message };
-    const effective: MirrorInput = creds ? { ...input, spec: { ...input.spec, credentialsSecret: creds.secretName } } : input;
+    const effective: MirrorInput = creds
+      ? { ...input, spec: { ...input.spec, credentialsSecret: creds.secretName } }
+      : input;
     let objects: KubeObject[];
     try {
       objects = synthesizeMirror(effective, {
@@ -198,9 +214,7 @@ export class Reconciler {
         blockOwnerDeletion: true,
       },
     ];
-    return objects.map((o) =>
-      withContentHash({ ...o, metadata: { ...o.metadata, namespace, ownerReferences } } as KubeObject),
-    );
+    return objects.map((o) => withContentHash({ ...o, metadata: { ...o.metadata, namespace, ownerReferences } }));
   }
 
   private async converge(mirror: RegistryMirrorObject, log: Logger): Promise<ReconcileOutcome> {
@@ -229,7 +243,9 @@ export class Reconciler {
       const where = { kind: child.kind, name: child.metadata.name, namespace };
       try {
         const result = await client.apply(child);
-        const generation = ['StatefulSet', 'DaemonSet', 'Deployment'].includes(child.kind) ? result.metadata?.generation : undefined;
+        const generation = ['StatefulSet', 'DaemonSet', 'Deployment'].includes(child.kind)
+          ? result.metadata?.generation
+          : undefined;
         this.applied.set(`${name}|${childKey(child)}`, {
           hash: child.metadata.annotations?.[CONTENT_HASH_ANNOTATION] ?? '',
           resourceVersion: result.metadata?.resourceVersion,
@@ -242,7 +258,11 @@ export class Reconciler {
         log.warn({ ...where, err: describeError(err) }, 'apply failed');
         return isTransient(err)
           ? { type: 'Retrying', reason: 'ApplyFailed', message }
-          : { type: 'Stalled', reason: 'ApplyRejected', message: `${message} Check the spec and the controller's RBAC.` };
+          : {
+              type: 'Stalled',
+              reason: 'ApplyRejected',
+              message: `${message} Check the spec and the controller's RBAC.`,
+            };
       }
     }
     for (const child of plan.prune) {
@@ -254,10 +274,20 @@ export class Reconciler {
       } catch (err) {
         metrics.errorsTotal.inc({ type: 'prune' });
         log.warn({ ...where, err: describeError(err) }, 'prune failed');
-        return { type: 'Retrying', reason: 'PruneFailed', message: `Deleting ${child.kind} ${child.metadata.namespace}/${child.metadata.name} failed: ${describeError(err)}.` };
+        return {
+          type: 'Retrying',
+          reason: 'PruneFailed',
+          message: `Deleting ${child.kind} ${child.metadata.namespace}/${child.metadata.name} failed: ${describeError(err)}.`,
+        };
       }
     }
-    return { type: 'Applied', applied: plan.apply.length, unchanged: plan.unchanged.length, pruned: plan.prune.length, namespace };
+    return {
+      type: 'Applied',
+      applied: plan.apply.length,
+      unchanged: plan.unchanged.length,
+      pruned: plan.prune.length,
+      namespace,
+    };
   }
 
   /** The status the controller should compare against: the cache's, unless the cache has not caught up with our last write. */
@@ -275,7 +305,10 @@ export class Reconciler {
     const previous = this.previousStatus(mirror);
     const status = nextStatus(previous, outcome, generation, this.now());
     if (outcome.type !== 'Applied') {
-      log.warn({ reason: outcome.reason, message: outcome.message }, outcome.type === 'Stalled' ? 'stalled' : 'will retry');
+      log.warn(
+        { reason: outcome.reason, message: outcome.message },
+        outcome.type === 'Stalled' ? 'stalled' : 'will retry',
+      );
     }
     if (statusChanged(previous, status)) {
       try {

@@ -10,11 +10,7 @@
 import type { MirrorCondition, MirrorStatus } from '../schema.js';
 
 /** Reasons for `Stalled=True`: each needs a person to change the spec or a Secret. */
-export type StalledReason =
-  | 'InvalidSpec'
-  | 'CredentialsSecretNotFound'
-  | 'CredentialsSecretInvalid'
-  | 'ApplyRejected';
+export type StalledReason = 'InvalidSpec' | 'CredentialsSecretNotFound' | 'CredentialsSecretInvalid' | 'ApplyRejected';
 
 /** What one reconcile of one mirror came to. */
 export type ReconcileOutcome =
@@ -133,13 +129,21 @@ export function eventFor(previous: MirrorStatus | undefined, outcome: ReconcileO
     case 'Applied': {
       if (outcome.applied === 0 && outcome.pruned === 0) {
         if (prevReady !== undefined && prevReady.status !== 'True') {
-          return { type: 'Normal', reason: 'Reconciled', message: `Recovered: all ${outcome.unchanged} objects are applied.` };
+          return {
+            type: 'Normal',
+            reason: 'Reconciled',
+            message: `Recovered: all ${outcome.unchanged} objects are applied.`,
+          };
         }
         return undefined;
       }
       const parts = [`applied ${outcome.applied}`, `unchanged ${outcome.unchanged}`];
       if (outcome.pruned > 0) parts.push(`pruned ${outcome.pruned}`);
-      return { type: 'Normal', reason: 'Reconciled', message: `Objects in namespace ${outcome.namespace}: ${parts.join(', ')}.` };
+      return {
+        type: 'Normal',
+        reason: 'Reconciled',
+        message: `Objects in namespace ${outcome.namespace}: ${parts.join(', ')}.`,
+      };
     }
     case 'Stalled':
     case 'Retrying':

@@ -31,7 +31,9 @@ export function loadKubeConfig(path?: string): KubeConfig {
     throw new ClusterError(`cannot load kubeconfig${path ? ` ${path}` : ''}: ${describeError(err)}`);
   }
   if (!kc.getCurrentCluster()) {
-    throw new ClusterError(`kubeconfig${path ? ` ${path}` : ''} has no current cluster; set one with kubectl config use-context`);
+    throw new ClusterError(
+      `kubeconfig${path ? ` ${path}` : ''} has no current cluster; set one with kubectl config use-context`,
+    );
   }
   return kc;
 }
@@ -45,9 +47,12 @@ export function clusterErrorFor(err: unknown, server: string, what: string): Clu
         'install it with `mirror-synth crd | kubectl apply -f -`',
     );
   }
-  if (status === 401) return new ClusterError(`the cluster at ${server} rejected the credentials in the kubeconfig (401) while ${what}`);
-  if (status === 403) return new ClusterError(`not allowed to ${what} in the cluster at ${server} (403): ${describeError(err)}`);
-  if (status === undefined) return new ClusterError(`cannot reach the Kubernetes API server at ${server} while ${what}: ${describeError(err)}`);
+  if (status === 401)
+    return new ClusterError(`the cluster at ${server} rejected the credentials in the kubeconfig (401) while ${what}`);
+  if (status === 403)
+    return new ClusterError(`not allowed to ${what} in the cluster at ${server} (403): ${describeError(err)}`);
+  if (status === undefined)
+    return new ClusterError(`cannot reach the Kubernetes API server at ${server} while ${what}: ${describeError(err)}`);
   return new ClusterError(`the cluster at ${server} failed while ${what}: ${describeError(err)}`);
 }
 

@@ -40,7 +40,12 @@ export function clients(kubeconfigPath: string): Clients {
   };
 }
 
-export async function waitUntil<T>(fn: () => Promise<T | undefined | false>, what: string, timeoutMs = 30_000, intervalMs = 100): Promise<T> {
+export async function waitUntil<T>(
+  fn: () => Promise<T | undefined | false>,
+  what: string,
+  timeoutMs = 30_000,
+  intervalMs = 100,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   for (;;) {
@@ -51,7 +56,10 @@ export async function waitUntil<T>(fn: () => Promise<T | undefined | false>, wha
       last = err;
       if (String(err).includes('controller process exited')) throw err;
     }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+    if (Date.now() > deadline)
+      throw new Error(
+        `timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${last instanceof Error ? last.message : JSON.stringify(last)}` : ''}`,
+      );
     await new Promise((r) => setTimeout(r, intervalMs));
   }
 }
@@ -84,7 +92,9 @@ export async function rawApply(kc: KubeConfig, path: string, body: unknown): Pro
       (res) => {
         let text = '';
         res.on('data', (d: Buffer) => (text += d.toString()));
-        res.on('end', () => ((res.statusCode ?? 500) < 300 ? resolve(JSON.parse(text)) : reject(new Error(`${res.statusCode}: ${text}`))));
+        res.on('end', () =>
+          (res.statusCode ?? 500) < 300 ? resolve(JSON.parse(text)) : reject(new Error(`${res.statusCode}: ${text}`)),
+        );
       },
     );
     req.on('error', reject);
@@ -93,7 +103,11 @@ export async function rawApply(kc: KubeConfig, path: string, body: unknown): Pro
 }
 
 export async function installCrd(c: Clients): Promise<void> {
-  await rawApply(c.kc, '/apis/apiextensions.k8s.io/v1/customresourcedefinitions/registrymirrors.k8s.osp.tech', registryMirrorCrd());
+  await rawApply(
+    c.kc,
+    '/apis/apiextensions.k8s.io/v1/customresourcedefinitions/registrymirrors.k8s.osp.tech',
+    registryMirrorCrd(),
+  );
   await waitUntil(async () => {
     const crd = await c.ext.readCustomResourceDefinition({ name: 'registrymirrors.k8s.osp.tech' });
     return crd.status?.conditions?.find((x) => x.type === 'Established')?.status === 'True';
@@ -108,7 +122,12 @@ export interface Mirror extends KubernetesObject {
   };
 }
 
-export async function createMirror(c: Clients, name: string, spec: Record<string, unknown>, labels: Record<string, string> = {}): Promise<Mirror> {
+export async function createMirror(
+  c: Clients,
+  name: string,
+  spec: Record<string, unknown>,
+  labels: Record<string, string> = {},
+): Promise<Mirror> {
   return (await c.custom.createClusterCustomObject({
     ...GROUP,
     body: { apiVersion: 'k8s.osp.tech/v1', kind: 'RegistryMirror', metadata: { name, labels }, spec },
@@ -120,7 +139,11 @@ export async function getMirror(c: Clients, name: string): Promise<Mirror> {
 }
 
 export async function setSpec(c: Clients, name: string, spec: Record<string, unknown>): Promise<Mirror> {
-  return (await c.custom.patchClusterCustomObject({ ...GROUP, name, body: [{ op: 'replace', path: '/spec', value: spec }] })) as Mirror;
+  return (await c.custom.patchClusterCustomObject({
+    ...GROUP,
+    name,
+    body: [{ op: 'replace', path: '/spec', value: spec }],
+  })) as Mirror;
 }
 
 export async function deleteMirror(c: Clients, name: string): Promise<void> {
@@ -132,14 +155,25 @@ export function condition(m: Mirror | undefined, type: string) {
 }
 
 /** The mirror once its status reports the current generation with Ready=`status`. */
-export async function waitForReady(c: Clients, name: string, status: 'True' | 'False' = 'True', timeoutMs = 30_000): Promise<Mirror> {
-  return waitUntil(async () => {
-    const m = await getMirror(c, name);
-    const ready = condition(m, 'Ready');
-    return m.status?.observedGeneration === m.metadata?.generation && ready?.status === status && ready.observedGeneration === m.metadata?.generation
-      ? m
-      : undefined;
-  }, `mirror ${name} Ready=${status}`, timeoutMs);
+export async function waitForReady(
+  c: Clients,
+  name: string,
+  status: 'True' | 'False' = 'True',
+  timeoutMs = 30_000,
+): Promise<Mirror> {
+  return waitUntil(
+    async () => {
+      const m = await getMirror(c, name);
+      const ready = condition(m, 'Ready');
+      return m.status?.observedGeneration === m.metadata?.generation &&
+        ready?.status === status &&
+        ready.observedGeneration === m.metadata?.generation
+        ? m
+        : undefined;
+    },
+    `mirror ${name} Ready=${status}`,
+    timeoutMs,
+  );
 }
 
 /** Every object labelled mirror=<name> in the namespace, as `Kind/name` → object. */

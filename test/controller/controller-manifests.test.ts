@@ -5,7 +5,10 @@ import type { KubeObject } from '../../src/kube-object.js';
 
 const objects = controllerManifests({ namespace: 'kube-extra', image: 'example.com/mirror-synth:1.2.3' });
 const find = (kind: string, name: string, namespace?: string): KubeObject => {
-  const o = objects.find((x) => x.kind === kind && x.metadata.name === name && (namespace === undefined || x.metadata.namespace === namespace));
+  const o = objects.find(
+    (x) =>
+      x.kind === kind && x.metadata.name === name && (namespace === undefined || x.metadata.namespace === namespace),
+  );
   if (!o) throw new Error(`no ${kind} ${name}`);
   return o;
 };
@@ -17,7 +20,9 @@ describe('controllerManifests', () => {
   });
 
   it('is byte-stable and sorted', () => {
-    expect(JSON.stringify(controllerManifests({ namespace: 'kube-extra', image: 'example.com/mirror-synth:1.2.3' }))).toBe(JSON.stringify(objects));
+    expect(
+      JSON.stringify(controllerManifests({ namespace: 'kube-extra', image: 'example.com/mirror-synth:1.2.3' })),
+    ).toBe(JSON.stringify(objects));
     expect(objects.map((o) => o.kind)).toEqual([
       'Namespace',
       'ServiceAccount',
@@ -42,7 +47,9 @@ describe('controllerManifests', () => {
     const role = find('Role', 'mirror-synth-controller', 'kube-extra');
     const rules = role.rules as Rule[];
     const resources = rules.flatMap((r) => r.resources);
-    expect(resources).toEqual(expect.arrayContaining(['configmaps', 'services', 'statefulsets', 'daemonsets', 'secrets', 'leases']));
+    expect(resources).toEqual(
+      expect.arrayContaining(['configmaps', 'services', 'statefulsets', 'daemonsets', 'secrets', 'leases']),
+    );
     const leaseUpdate = rules.find((r) => r.resources.includes('leases') && r.verbs.includes('update'))!;
     expect(leaseUpdate.resourceNames).toEqual(['mirror-synth-controller']);
     const events = find('Role', 'mirror-synth-controller-events', 'default').rules as Rule[];
@@ -50,12 +57,16 @@ describe('controllerManifests', () => {
   });
 
   it('runs the controller under Pod Security "restricted" with probes and NAMESPACE', () => {
-    const spec = find('Deployment', 'mirror-synth-controller').spec as any; // eslint-disable-line @typescript-eslint/no-explicit-any
+    const spec = find('Deployment', 'mirror-synth-controller').spec as any;
     const pod = spec.template.spec;
     const c = pod.containers[0];
     expect(pod.serviceAccountName).toBe('mirror-synth-controller');
     expect(pod.securityContext).toMatchObject({ runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } });
-    expect(c.securityContext).toMatchObject({ allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] }, readOnlyRootFilesystem: true });
+    expect(c.securityContext).toMatchObject({
+      allowPrivilegeEscalation: false,
+      capabilities: { drop: ['ALL'] },
+      readOnlyRootFilesystem: true,
+    });
     expect(c.image).toBe('example.com/mirror-synth:1.2.3');
     expect(c.args).toEqual(['controller']);
     expect(c.env).toContainEqual({ name: 'NAMESPACE', value: 'kube-extra' });

@@ -27,7 +27,10 @@ describe('resolveCredentials', () => {
   });
 
   it('accepts a Secret with username and password and hashes them', () => {
-    const secret = { metadata: { name: 'quay-creds', uid: 'u' }, data: { username: b64('bot'), password: b64(PASSWORD) } };
+    const secret = {
+      metadata: { name: 'quay-creds', uid: 'u' },
+      data: { username: b64('bot'), password: b64(PASSWORD) },
+    };
     const r = resolveCredentials({ ...base, credentialsSecret: 'quay-creds', secret });
     expect(r).toMatchObject({ ok: true, secretName: 'quay-creds' });
     expect(r && r.ok && r.derived).toBeUndefined();
@@ -44,7 +47,10 @@ describe('resolveCredentials', () => {
   });
 
   it('derives a Secret from a dockerconfigjson entry for the upstream host', () => {
-    const secret = dockerSecret({ 'https://quay.io': { auth: b64(`robot+ci:${PASSWORD}`) }, 'ghcr.io': { username: 'x', password: 'y' } });
+    const secret = dockerSecret({
+      'https://quay.io': { auth: b64(`robot+ci:${PASSWORD}`) },
+      'ghcr.io': { username: 'x', password: 'y' },
+    });
     const r = resolveCredentials({ ...base, credentialsSecret: 'pull', secret });
     expect(r).toMatchObject({ ok: true, secretName: 'registry-mirror-quay-credentials' });
     const derived = r && r.ok ? r.derived : undefined;
@@ -92,6 +98,8 @@ describe('docker config helpers', () => {
   });
 
   it('reports broken JSON without echoing it', () => {
-    expect(extractDockerAuth(`{"auths": ${PASSWORD}`, 'quay.io')).toEqual({ error: 'its .dockerconfigjson is not valid JSON' });
+    expect(extractDockerAuth(`{"auths": ${PASSWORD}`, 'quay.io')).toEqual({
+      error: 'its .dockerconfigjson is not valid JSON',
+    });
   });
 });

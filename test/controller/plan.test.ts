@@ -1,6 +1,12 @@
 import { describe, expect, it } from 'vitest';
 
-import { CONTENT_HASH_ANNOTATION, canonicalJson, contentHash, credentialsHash, withContentHash } from '../../src/controller/hash.js';
+import {
+  CONTENT_HASH_ANNOTATION,
+  canonicalJson,
+  contentHash,
+  credentialsHash,
+  withContentHash,
+} from '../../src/controller/hash.js';
 import { type LiveMeta, childKey, needsApply, planChildren, sortForApply } from '../../src/controller/plan.js';
 import type { KubeObject } from '../../src/kube-object.js';
 
@@ -10,13 +16,22 @@ function obj(kind: string, name: string, extra: Record<string, unknown> = {}): K
   return withContentHash<KubeObject>({
     apiVersion: kind === 'StatefulSet' || kind === 'DaemonSet' ? 'apps/v1' : 'v1',
     kind,
-    metadata: { name, namespace: 'kube-extra', labels: { mirror: 'quay', 'app.kubernetes.io/managed-by': 'mirror-synth' }, ownerReferences: owner },
+    metadata: {
+      name,
+      namespace: 'kube-extra',
+      labels: { mirror: 'quay', 'app.kubernetes.io/managed-by': 'mirror-synth' },
+      ownerReferences: owner,
+    },
     ...extra,
   });
 }
 
 function live(o: KubeObject, meta: Partial<LiveMeta['metadata']> = {}): LiveMeta {
-  return { apiVersion: o.apiVersion, kind: o.kind, metadata: { ...o.metadata, resourceVersion: '10', generation: 1, ...meta } } as LiveMeta;
+  return {
+    apiVersion: o.apiVersion,
+    kind: o.kind,
+    metadata: { ...o.metadata, resourceVersion: '10', generation: 1, ...meta },
+  };
 }
 
 describe('hashing', () => {
@@ -27,7 +42,7 @@ describe('hashing', () => {
 
   it('puts the hash of the object itself in an annotation, and re-hashing is stable', () => {
     const a = obj('ConfigMap', 'c', { data: { x: '1' } });
-    const hash = a.metadata.annotations![CONTENT_HASH_ANNOTATION]!;
+    const hash = a.metadata.annotations![CONTENT_HASH_ANNOTATION];
     expect(hash).toMatch(/^[0-9a-f]{64}$/);
     expect(withContentHash(a).metadata.annotations![CONTENT_HASH_ANNOTATION]).toBe(hash);
     expect(obj('ConfigMap', 'c', { data: { x: '2' } }).metadata.annotations![CONTENT_HASH_ANNOTATION]).not.toBe(hash);
@@ -47,7 +62,7 @@ describe('hashing', () => {
 describe('needsApply', () => {
   const cm = obj('ConfigMap', 'registry-mirror-quay-config', { data: { a: '1' } });
   const sts = obj('StatefulSet', 'registry-mirror-quay', { spec: { replicas: 1 } });
-  const hash = (o: KubeObject) => o.metadata.annotations![CONTENT_HASH_ANNOTATION]!;
+  const hash = (o: KubeObject) => o.metadata.annotations![CONTENT_HASH_ANNOTATION];
 
   it('applies a missing child or one whose content hash differs', () => {
     expect(needsApply(cm, undefined, undefined)).toBe(true);
@@ -64,7 +79,9 @@ describe('needsApply', () => {
     expect(needsApply(cm, live(cm, { resourceVersion: '10' }), { hash: hash(cm), resourceVersion: '10' })).toBe(false);
     expect(needsApply(cm, live(cm, { resourceVersion: '11' }), { hash: hash(cm), resourceVersion: '10' })).toBe(true);
     // Workloads: status updates move resourceVersion but not generation.
-    expect(needsApply(sts, live(sts, { resourceVersion: '99', generation: 1 }), { hash: hash(sts), generation: 1 })).toBe(false);
+    expect(
+      needsApply(sts, live(sts, { resourceVersion: '99', generation: 1 }), { hash: hash(sts), generation: 1 }),
+    ).toBe(false);
     expect(needsApply(sts, live(sts, { generation: 2 }), { hash: hash(sts), generation: 1 })).toBe(true);
   });
 
@@ -105,13 +122,27 @@ describe('planChildren', () => {
   it('prunes owned children that are no longer desired, workloads first, and leaves others alone', () => {
     const stale = live(obj('Secret', 'registry-mirror-quay-credentials'));
     const staleSts = live(obj('StatefulSet', 'registry-mirror-quay-old'));
-    const foreign = { ...live(obj('ConfigMap', 'applied-by-gitops')), metadata: { ...live(obj('ConfigMap', 'x')).metadata, name: 'applied-by-gitops', ownerReferences: [] } };
-    const plan = planChildren({ mirror: 'quay', desired, live: [...desired.map((d) => live(d)), stale, staleSts, foreign], applied: () => undefined });
-    expect(plan.prune.map(childKey)).toEqual(['StatefulSet/registry-mirror-quay-old', 'Secret/registry-mirror-quay-credentials']);
+    const foreign = {
+      ...live(obj('ConfigMap', 'applied-by-gitops')),
+      metadata: { ...live(obj('ConfigMap', 'x')).metadata, name: 'applied-by-gitops', ownerReferences: [] },
+    };
+    const plan = planChildren({
+      mirror: 'quay',
+      desired,
+      live: [...desired.map((d) => live(d)), stale, staleSts, foreign],
+      applied: () => undefined,
+    });
+    expect(plan.prune.map(childKey)).toEqual([
+      'StatefulSet/registry-mirror-quay-old',
+      'Secret/registry-mirror-quay-credentials',
+    ]);
   });
 
   it('puts a derived Secret before everything that reads it', () => {
-    expect(sortForApply([obj('StatefulSet', 's'), obj('Secret', 'c')]).map((o) => o.kind)).toEqual(['Secret', 'StatefulSet']);
+    expect(sortForApply([obj('StatefulSet', 's'), obj('Secret', 'c')]).map((o) => o.kind)).toEqual([
+      'Secret',
+      'StatefulSet',
+    ]);
   });
 });
 
@@ -122,7 +153,10 @@ describe('ChildIndex', () => {
     const cm = live(obj('ConfigMap', 'c'));
     expect(idx.update(cm, 'add')).toBe('quay');
     expect(idx.of('quay').map(childKey)).toEqual(['ConfigMap/c']);
-    const moved = { ...cm, metadata: { ...cm.metadata, labels: { mirror: 'ghcr', 'app.kubernetes.io/managed-by': 'mirror-synth' } } };
+    const moved = {
+      ...cm,
+      metadata: { ...cm.metadata, labels: { mirror: 'ghcr', 'app.kubernetes.io/managed-by': 'mirror-synth' } },
+    };
     expect(idx.update(moved, 'update')).toBe('ghcr');
     expect(idx.of('quay')).toEqual([]);
     expect(idx.mirrors()).toEqual(['ghcr']);
@@ -139,11 +173,19 @@ describe('describeError', () => {
   it('gives the API Status message, or the HTTP code, never a body or headers', async () => {
     const { describeError, isTransient } = await import('../../src/controller/errors.js');
     const body = JSON.stringify({ kind: 'Status', message: 'secrets "x" is forbidden', code: 403 });
-    expect(describeError({ code: 403, body, message: `HTTP-Code: 403\nBody: ${body}\nHeaders: {"authorization":"Bearer abc"}` })).toBe(
-      '403: secrets "x" is forbidden',
+    expect(
+      describeError({
+        code: 403,
+        body,
+        message: `HTTP-Code: 403\nBody: ${body}\nHeaders: {"authorization":"Bearer abc"}`,
+      }),
+    ).toBe('403: secrets "x" is forbidden');
+    expect(describeError({ code: 404, body: '404 page not found', message: 'HTTP-Code: 404\nHeaders: {}' })).toBe(
+      'HTTP 404',
     );
-    expect(describeError({ code: 404, body: '404 page not found', message: 'HTTP-Code: 404\nHeaders: {}' })).toBe('HTTP 404');
-    expect(describeError(new Error('connect ECONNREFUSED 127.0.0.1:1'))).toBe('Error: connect ECONNREFUSED 127.0.0.1:1');
+    expect(describeError(new Error('connect ECONNREFUSED 127.0.0.1:1'))).toBe(
+      'Error: connect ECONNREFUSED 127.0.0.1:1',
+    );
     expect(isTransient({ code: 503 })).toBe(true);
     expect(isTransient({ code: 422 })).toBe(false);
     expect(isTransient(new Error('socket hang up'))).toBe(true);

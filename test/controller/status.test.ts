@@ -17,7 +17,11 @@ const stalled: ReconcileOutcome = {
   reason: 'CredentialsSecretNotFound',
   message: 'Secret kube-extra/quay-creds (spec.credentialsSecret) does not exist.',
 };
-const retrying: ReconcileOutcome = { type: 'Retrying', reason: 'ApplyFailed', message: 'Applying StatefulSet x failed: 500.' };
+const retrying: ReconcileOutcome = {
+  type: 'Retrying',
+  reason: 'ApplyFailed',
+  message: 'Applying StatefulSet x failed: 500.',
+};
 const t0 = new Date('2025-01-01T00:00:00.123Z');
 const t1 = new Date('2025-01-01T00:05:00Z');
 
@@ -31,7 +35,7 @@ describe('desiredConditions', () => {
     expect(c.Ready).toMatchObject({ status: 'True', reason: 'Reconciled', observedGeneration: 3 });
     expect(c.Reconciling).toMatchObject({ status: 'False', observedGeneration: 3 });
     expect(c.Stalled).toMatchObject({ status: 'False', observedGeneration: 3 });
-    expect(c.Ready!.message).toBe('All 6 objects are applied in namespace kube-extra.');
+    expect(c.Ready.message).toBe('All 6 objects are applied in namespace kube-extra.');
   });
 
   it('marks a mirror that needs a person Stalled, with the reason on Ready too', () => {
@@ -61,14 +65,22 @@ describe('mergeConditions', () => {
     expect(first.every((c) => c.lastTransitionTime === '2025-01-01T00:00:00Z')).toBe(true);
     const again = mergeConditions(first, desiredConditions(noop, 2), t1);
     expect(again.every((c) => c.lastTransitionTime === '2025-01-01T00:00:00Z')).toBe(true);
-    const broken = Object.fromEntries(mergeConditions(again, desiredConditions(stalled, 3), t1).map((c) => [c.type, c]));
-    expect(broken.Ready!.lastTransitionTime).toBe('2025-01-01T00:05:00Z');
-    expect(broken.Stalled!.lastTransitionTime).toBe('2025-01-01T00:05:00Z');
-    expect(broken.Reconciling!.lastTransitionTime).toBe('2025-01-01T00:00:00Z'); // False before and after
+    const broken = Object.fromEntries(
+      mergeConditions(again, desiredConditions(stalled, 3), t1).map((c) => [c.type, c]),
+    );
+    expect(broken.Ready.lastTransitionTime).toBe('2025-01-01T00:05:00Z');
+    expect(broken.Stalled.lastTransitionTime).toBe('2025-01-01T00:05:00Z');
+    expect(broken.Reconciling.lastTransitionTime).toBe('2025-01-01T00:00:00Z'); // False before and after
   });
 
   it('keeps conditions of other types untouched', () => {
-    const foreign = { type: 'Audited', status: 'True' as const, reason: 'Ok', message: '', lastTransitionTime: '2020-01-01T00:00:00Z' };
+    const foreign = {
+      type: 'Audited',
+      status: 'True' as const,
+      reason: 'Ok',
+      message: '',
+      lastTransitionTime: '2020-01-01T00:00:00Z',
+    };
     const out = mergeConditions([foreign], desiredConditions(applied, 1), t0);
     expect(out).toContainEqual(foreign);
   });

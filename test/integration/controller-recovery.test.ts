@@ -25,7 +25,10 @@ let cp: ControlPlane;
 let c: Clients;
 const running: RunningController[] = [];
 
-async function start(extra: Partial<Parameters<typeof startController>[0]> = {}, logs = new LogCapture()): Promise<RunningController> {
+async function start(
+  extra: Partial<Parameters<typeof startController>[0]> = {},
+  logs = new LogCapture(),
+): Promise<RunningController> {
   const ctl = await startController({
     kubeConfig: c.kc,
     namespace,
@@ -54,7 +57,10 @@ describe.runIf(own)('controller recovery', () => {
 
   it('waits while the CRD does not exist, then works once it is created', async () => {
     const ctl = await start();
-    await waitUntil(async () => (await fetch(`http://127.0.0.1:${ctl.metricsPort}/readyz`)).status === 503, 'readyz to report not ready');
+    await waitUntil(
+      async () => (await fetch(`http://127.0.0.1:${ctl.metricsPort}/readyz`)).status === 503,
+      'readyz to report not ready',
+    );
     const body = await (await fetch(`http://127.0.0.1:${ctl.metricsPort}/readyz`)).text();
     expect(body).toContain('CRD');
     // It retries every SECONDS_BETWEEN_STREAMS (1 s here), not in a tight loop.
@@ -71,7 +77,7 @@ describe.runIf(own)('controller recovery', () => {
   });
 
   it('recovers by itself after the API server was stopped and started again', async () => {
-    const ctl = running[0]!;
+    const ctl = running[0];
     await cp.stopApiServer();
     await new Promise((r) => setTimeout(r, 3000)); // several reconnect attempts fail meanwhile
     expect((await fetch(`http://127.0.0.1:${ctl.metricsPort}/healthz`)).status).toBe(200);
@@ -88,23 +94,31 @@ describe.runIf(own)('controller recovery', () => {
   });
 
   it('runs one leader at a time and hands over when the leader stops', async () => {
-    await running[0]!.stop();
+    await running[0].stop();
     const lease = `lease-${randomBytes(3).toString('hex')}`;
-    const opts = { leaderElection: true, leaseName: lease, leaseDurationSeconds: 4, renewDeadlineSeconds: 3, retryPeriodSeconds: 1 };
+    const opts = {
+      leaderElection: true,
+      leaseName: lease,
+      leaseDurationSeconds: 4,
+      renewDeadlineSeconds: 3,
+      retryPeriodSeconds: 1,
+    };
     const a = await start({ ...opts, identity: 'a' });
     await a.running;
     const b = await start({ ...opts, identity: 'b' });
     await new Promise((r) => setTimeout(r, 2000));
-    expect((await a.metrics.isLeader.get()).values[0]!.value).toBe(1);
-    expect((await b.metrics.isLeader.get()).values[0]!.value).toBe(0);
+    expect((await a.metrics.isLeader.get()).values[0].value).toBe(1);
+    expect((await b.metrics.isLeader.get()).values[0].value).toBe(0);
     expect((await fetch(`http://127.0.0.1:${b.metricsPort}/readyz`)).status).toBe(200); // a healthy standby
 
     await a.stop(); // releases the Lease
     await b.running;
-    expect((await b.metrics.isLeader.get()).values[0]!.value).toBe(1);
+    expect((await b.metrics.isLeader.get()).values[0].value).toBe(1);
     await setSpec(c, 'after', { upstreamUrl: 'quay.io' });
     await waitForReady(c, 'after', 'True', 30_000);
-    const l = await c.kc.makeApiClient((await import('@kubernetes/client-node')).CoordinationV1Api).readNamespacedLease({ name: lease, namespace });
+    const l = await c.kc
+      .makeApiClient((await import('@kubernetes/client-node')).CoordinationV1Api)
+      .readNamespacedLease({ name: lease, namespace });
     expect(l.spec?.holderIdentity).toBe('b');
     expect(l.spec?.leaseTransitions).toBe(1);
   });

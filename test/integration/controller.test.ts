@@ -43,7 +43,11 @@ async function mirror(base: string, spec: Record<string, unknown>): Promise<stri
 }
 
 async function secret(secretName: string, data: Record<string, string>, type = 'Opaque'): Promise<void> {
-  const body = { metadata: { name: secretName, namespace }, type, data: Object.fromEntries(Object.entries(data).map(([k, v]) => [k, b64(v)])) };
+  const body = {
+    metadata: { name: secretName, namespace },
+    type,
+    data: Object.fromEntries(Object.entries(data).map(([k, v]) => [k, b64(v)])),
+  };
   try {
     await c.core.replaceNamespacedSecret({ name: secretName, namespace, body });
   } catch {
@@ -51,13 +55,14 @@ async function secret(secretName: string, data: Record<string, string>, type = '
   }
 }
 
-const writes = async (): Promise<number> => (await ctl.metrics.writesTotal.get()).values.reduce((s, v) => s + v.value, 0);
+const writes = async (): Promise<number> =>
+  (await ctl.metrics.writesTotal.get()).values.reduce((s, v) => s + v.value, 0);
 
 async function idle(): Promise<void> {
-  await waitUntil(async () => ctl.idle(), 'the controller to be idle');
+  await waitUntil(() => Promise.resolve(ctl.idle()), 'the controller to be idle');
 }
 
-function statefulSetOf(kids: Map<string, Record<string, any>>, n: string) { // eslint-disable-line @typescript-eslint/no-explicit-any
+function statefulSetOf(kids: Map<string, Record<string, any>>, n: string) {
   return kids.get(`StatefulSet/registry-mirror-${n}`)!;
 }
 
@@ -104,12 +109,24 @@ describe('controller', () => {
     );
     for (const kid of kids.values()) {
       expect(kid.metadata.ownerReferences).toEqual([
-        { apiVersion: 'k8s.osp.tech/v1', kind: 'RegistryMirror', name: n, uid: m.metadata!.uid, controller: true, blockOwnerDeletion: true },
+        {
+          apiVersion: 'k8s.osp.tech/v1',
+          kind: 'RegistryMirror',
+          name: n,
+          uid: m.metadata!.uid,
+          controller: true,
+          blockOwnerDeletion: true,
+        },
       ]);
       expect(kid.metadata.annotations?.[CONTENT_HASH_ANNOTATION]).toMatch(/^[0-9a-f]{64}$/);
-      expect((kid.metadata.managedFields as Array<{ manager: string }>).map((f) => f.manager)).toContain('mirror-synth');
+      expect((kid.metadata.managedFields as Array<{ manager: string }>).map((f) => f.manager)).toContain(
+        'mirror-synth',
+      );
     }
-    const events = await c.core.listNamespacedEvent({ namespace: 'default', fieldSelector: `involvedObject.name=${n}` });
+    const events = await c.core.listNamespacedEvent({
+      namespace: 'default',
+      fieldSelector: `involvedObject.name=${n}`,
+    });
     expect(events.items.map((e) => e.reason)).toContain('Reconciled');
   });
 
@@ -138,7 +155,9 @@ describe('controller', () => {
 
     await secret(`creds-a-${suffix}`, { username: 'bot', password: `${PASSWORD}-rotated` });
     const hash2 = await waitUntil(async () => {
-      const h = statefulSetOf(await children(c, namespace, n), n).spec.template.metadata.annotations[CREDENTIALS_HASH_ANNOTATION];
+      const h = statefulSetOf(await children(c, namespace, n), n).spec.template.metadata.annotations[
+        CREDENTIALS_HASH_ANNOTATION
+      ];
       return h !== hash1 ? h : undefined;
     }, 'the credentials hash to change after the Secret changed');
 
@@ -156,14 +175,19 @@ describe('controller', () => {
     await waitForReady(c, n);
     const derivedName = `registry-mirror-${n}-credentials`;
     const derived = await c.core.readNamespacedSecret({ name: derivedName, namespace });
-    expect(Buffer.from(derived.data!.password!, 'base64').toString()).toBe(DOCKER_PASSWORD);
-    expect(derived.metadata!.ownerReferences![0]!.name).toBe(n);
-    expect(JSON.stringify(statefulSetOf(await children(c, namespace, n), n).spec.template.spec.containers)).toContain(derivedName);
+    expect(Buffer.from(derived.data!.password, 'base64').toString()).toBe(DOCKER_PASSWORD);
+    expect(derived.metadata!.ownerReferences![0].name).toBe(n);
+    expect(JSON.stringify(statefulSetOf(await children(c, namespace, n), n).spec.template.spec.containers)).toContain(
+      derivedName,
+    );
 
     await secret(`creds-a-${suffix}`, { username: 'bot', password: PASSWORD });
     await setSpec(c, n, { upstreamUrl: 'quay.io', credentialsSecret: `creds-a-${suffix}` });
     await waitForReady(c, n);
-    await waitUntil(async () => !(await children(c, namespace, n)).has(`Secret/${derivedName}`), 'the derived Secret to be pruned');
+    await waitUntil(
+      async () => !(await children(c, namespace, n)).has(`Secret/${derivedName}`),
+      'the derived Secret to be pruned',
+    );
   });
 
   it('stalls a mirror whose Secret is missing, or whose spec is invalid, while another mirror still reconciles', async () => {
@@ -174,12 +198,17 @@ describe('controller', () => {
 
     const m1 = await waitForReady(c, missing, 'False');
     expect(condition(m1, 'Stalled')).toMatchObject({ status: 'True', reason: 'CredentialsSecretNotFound' });
-    expect(condition(m1, 'Stalled')!.message).toContain(`Secret ${namespace}/nope-${suffix} (spec.credentialsSecret) does not exist`);
+    expect(condition(m1, 'Stalled')!.message).toContain(
+      `Secret ${namespace}/nope-${suffix} (spec.credentialsSecret) does not exist`,
+    );
     const m2 = await waitForReady(c, bad, 'False');
     expect(condition(m2, 'Stalled')).toMatchObject({ status: 'True', reason: 'InvalidSpec' });
     expect(condition(m2, 'Stalled')!.message).toContain('spec.upstreamUrl has port 99999');
     expect((await children(c, namespace, bad)).size).toBe(0);
-    const warnings = await c.core.listNamespacedEvent({ namespace: 'default', fieldSelector: `involvedObject.name=${missing},type=Warning` });
+    const warnings = await c.core.listNamespacedEvent({
+      namespace: 'default',
+      fieldSelector: `involvedObject.name=${missing},type=Warning`,
+    });
     expect(warnings.items.map((e) => e.reason)).toContain('CredentialsSecretNotFound');
 
     // Creating the Secret is enough: no change to the mirror is needed.
@@ -192,7 +221,10 @@ describe('controller', () => {
     const n = await mirror('repair', { upstreamUrl: 'quay.io' });
     await waitForReady(c, n);
     await c.core.deleteNamespacedService({ name: `registry-mirror-${n}`, namespace });
-    await waitUntil(async () => (await children(c, namespace, n)).has(`Service/registry-mirror-${n}`), 'the Service to be recreated');
+    await waitUntil(
+      async () => (await children(c, namespace, n)).has(`Service/registry-mirror-${n}`),
+      'the Service to be recreated',
+    );
   });
 
   it('writes nothing and changes no resourceVersion over repeated resyncs', async () => {

@@ -28,25 +28,25 @@ describe('listClusterMirrors', () => {
   });
 
   it('returns every RegistryMirror, validated, with its generation and uid', async () => {
-    await createMirror(c, names[0]!, { upstreamUrl: 'quay.io' });
-    await createMirror(c, names[1]!, { upstreamUrl: 'ghcr.io', credentialsSecret: 'ghcr-creds' });
+    await createMirror(c, names[0], { upstreamUrl: 'quay.io' });
+    await createMirror(c, names[1], { upstreamUrl: 'ghcr.io', credentialsSecret: 'ghcr-creds' });
     const mirrors = await listClusterMirrors({ kubeconfig });
     const ours = mirrors.filter((m) => m.name.endsWith(suffix));
     expect(ours.map((m) => [m.name, m.spec.upstreamUrl, m.source])).toEqual([
       [names[0], 'quay.io', `cluster:registrymirror/${names[0]}`],
       [names[1], 'ghcr.io', `cluster:registrymirror/${names[1]}`],
     ]);
-    expect(ours[0]!.generation).toBe(1);
-    expect(ours[0]!.uid).toMatch(/^[0-9a-f-]{36}$/);
+    expect(ours[0].generation).toBe(1);
+    expect(ours[0].uid).toMatch(/^[0-9a-f-]{36}$/);
   });
 
   it('fails with a SpecError naming the mirror and the field when one is invalid', async () => {
-    await createMirror(c, names[2]!, { upstreamUrl: 'quay.io:99999' });
+    await createMirror(c, names[2], { upstreamUrl: 'quay.io:99999' });
     const err = await listClusterMirrors({ kubeconfig }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(SpecError);
     expect((err as Error).message).toContain(`cluster:registrymirror/${names[2]}`);
     expect((err as Error).message).toContain('spec.upstreamUrl has port 99999');
-    await deleteMirror(c, names[2]!);
+    await deleteMirror(c, names[2]);
   });
 
   it('fails with a ClusterError when the cluster cannot be reached', async () => {
@@ -89,6 +89,8 @@ describe.runIf(!process.env.MIRROR_SYNTH_TEST_KUBECONFIG)('listClusterMirrors wi
   it('says the CRD is not installed and how to install it', async () => {
     const err = await listClusterMirrors({ kubeconfig: cp.kubeconfigPath }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ClusterError);
-    expect((err as Error).message).toMatch(/RegistryMirror CRD \(registrymirrors\.k8s\.osp\.tech\) is not installed .*mirror-synth crd \| kubectl apply -f -/);
+    expect((err as Error).message).toMatch(
+      /RegistryMirror CRD \(registrymirrors\.k8s\.osp\.tech\) is not installed .*mirror-synth crd \| kubectl apply -f -/,
+    );
   });
 });
