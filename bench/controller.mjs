@@ -8,7 +8,7 @@
 // --quick: 20 mirrors, 3 resyncs, 100 mirrors and 500 Secrets for the memory phase.
 // Results: printed, and written as JSON to bench/results/.
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, symlinkSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -45,21 +45,6 @@ execFileSync(process.execPath, [tsc, '-p', join(here, 'controller.tsconfig.json'
 mkdirSync(out, { recursive: true });
 for (const dir of ['assets', 'tools']) {
   if (!existsSync(join(out, dir))) symlinkSync(join(root, dir), join(out, dir));
-}
-
-// The test control plane allocates Service IPs from a /24 (254 addresses); each mirror needs one
-// ClusterIP Service, so this benchmark's compiled copy (never the test harness itself) gets a /16.
-const cpFile = join(out, 'test', 'support', 'control-plane.js');
-const cpText = readFileSync(cpFile, 'utf8');
-if (cpText.includes('--service-cluster-ip-range=10.0.0.0/24')) {
-  writeFileSync(
-    cpFile,
-    cpText.replace('--service-cluster-ip-range=10.0.0.0/24', '--service-cluster-ip-range=10.0.0.0/16'),
-  );
-} else if (!cpText.includes('--service-cluster-ip-range=10.0.0.0/16')) {
-  process.stderr.write(
-    '[bench/controller] warning: could not widen the Service IP range; more than ~250 mirrors may not all become Ready\n',
-  );
 }
 
 const { runControllerBench } = await import(pathToFileURL(join(out, 'bench', 'controller.js')).href);
