@@ -11,7 +11,10 @@ const root = new URL('../', import.meta.url).pathname;
 const bin = join(root, 'bin', 'mirror-synth.js');
 const RUNS = Number(process.env.RUNS ?? 5);
 const hook = join(tmpdir(), 'mirror-synth-rss-hook.mjs');
-writeFileSync(hook, "process.on('exit', () => process.stderr.write(`\\nMAXRSS ${process.resourceUsage().maxRSS}\\n`));\n");
+writeFileSync(
+  hook,
+  "process.on('exit', () => process.stderr.write(`\\nMAXRSS ${process.resourceUsage().maxRSS}\\n`));\n",
+);
 
 function fixture(n) {
   const dir = mkdtempSync(join(tmpdir(), `bench-${n}-`));
@@ -45,7 +48,12 @@ for (const n of ['samples', 1, 100, 1000]) {
     times.push(ms);
     rss.push(Number(/MAXRSS (\d+)/.exec(res.stderr)?.[1] ?? 0) / 1024);
   }
-  rows.push({ mirrors: n === 'samples' ? '2 (samples)' : n, wall_ms_median: Math.round(median(times)), wall_ms_max: Math.round(Math.max(...times)), peak_rss_mb: Math.round(Math.max(...rss)) });
+  rows.push({
+    mirrors: n === 'samples' ? '2 (samples)' : n,
+    wall_ms_median: Math.round(median(times)),
+    wall_ms_max: Math.round(Math.max(...times)),
+    peak_rss_mb: Math.round(Math.max(...rss)),
+  });
   rmSync(dir, { recursive: true, force: true });
 }
 console.log(`node ${process.version}, ${RUNS} runs each, cold process per run`);

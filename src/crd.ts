@@ -27,9 +27,13 @@ export function toStructural(node: Json): Json {
   if (Array.isArray(node.anyOf)) {
     const branches = node.anyOf as Json[];
     if (branches.every((b) => 'const' in b)) {
-      out.type = typeof branches[0]!.const === 'number' ? 'integer' : 'string';
+      out.type = typeof branches[0].const === 'number' ? 'integer' : 'string';
       out.enum = branches.map((b) => b.const);
-    } else if (branches.length === 2 && branches.some((b) => b.type === 'integer') && branches.some((b) => b.type === 'string')) {
+    } else if (
+      branches.length === 2 &&
+      branches.some((b) => b.type === 'integer') &&
+      branches.some((b) => b.type === 'string')
+    ) {
       out['x-kubernetes-int-or-string'] = true;
       out.anyOf = [{ type: 'integer' }, { type: 'string' }];
     } else {
@@ -49,7 +53,7 @@ export function toStructural(node: Json): Json {
         break;
       case 'patternProperties': {
         const [valueSchema] = Object.values(value as Record<string, Json>);
-        out.additionalProperties = toStructural(valueSchema!);
+        out.additionalProperties = toStructural(valueSchema);
         break;
       }
       case 'properties':
@@ -70,7 +74,7 @@ export function toStructural(node: Json): Json {
 /** The CRD object, compatible with the original mirror-operator: k8s.osp.tech/v1, cluster-scoped, short name rm. */
 export function registryMirrorCrd(): KubeObject {
   const status = toStructural(plainSchema(MirrorStatusSchema));
-  const conditions = (status.properties as Record<string, Json>).conditions!;
+  const conditions = (status.properties as Record<string, Json>).conditions;
   conditions['x-kubernetes-list-type'] = 'map';
   conditions['x-kubernetes-list-map-keys'] = ['type'];
   return {

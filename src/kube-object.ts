@@ -14,7 +14,7 @@ export interface KubeObject {
 
 /** Return a copy of a JSON value with object keys sorted, so serialization is byte-stable. */
 export function sortKeys<T>(value: T): T {
-  if (Array.isArray(value)) return value.map((v) => sortKeys(v)) as T;
+  if (Array.isArray(value)) return value.map((v: unknown) => sortKeys(v)) as T;
   if (value !== null && typeof value === 'object') {
     const out: Record<string, unknown> = {};
     for (const key of Object.keys(value).sort()) {

@@ -4,7 +4,20 @@
  * the Kubernetes client.
  */
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import type { CrdCommandOptions } from './commands/crd.js';
+import type { CheckCommandOptions, SynthCommandOptions } from './commands/synth.js';
+import type { ValidateCommandOptions } from './commands/validate.js';
 import { SpecError, StaleOutputError, UsageError } from './errors.js';
+
+/** The controller command's flags as commander parses them. */
+interface ControllerFlags {
+  readonly kubeconfig?: string;
+  readonly namespace?: string;
+  readonly secondsBetweenStreams?: number;
+  readonly metricsPort: number;
+  readonly leaderElection: boolean;
+  readonly logLevel: string;
+}
 
 export const EXIT_OK = 0;
 export const EXIT_INVALID = 1;
@@ -25,8 +38,9 @@ function envInt(name: string, fallback: number): number {
 }
 
 const namespaceOption = () =>
-  new Option('-n, --namespace <ns>', 'namespace of the mirrors\' objects (env NAMESPACE; default kube-extra)');
-const mirrorsOption = () => new Option('-m, --mirrors <dir>', 'directory of RegistryMirror YAML files (env MIRRORS_DIR; default mirrors)');
+  new Option('-n, --namespace <ns>', "namespace of the mirrors' objects (env NAMESPACE; default kube-extra)");
+const mirrorsOption = () =>
+  new Option('-m, --mirrors <dir>', 'directory of RegistryMirror YAML files (env MIRRORS_DIR; default mirrors)');
 const outOption = () =>
   new Option('-o, --out <dir>', 'output directory (env CDK8S_OUTDIR, then cdk8s.yaml `output`; default dist)');
 
@@ -41,16 +55,21 @@ export function buildCli(): Command {
 
   program
     .command('synth', { isDefault: true })
-    .description('synthesize mirrors/ (or the cluster\'s RegistryMirrors) into dist/; nothing is written unless every spec is valid')
+    .description(
+      "synthesize mirrors/ (or the cluster's RegistryMirrors) into dist/; nothing is written unless every spec is valid",
+    )
     .addOption(mirrorsOption())
     .addOption(outOption())
     .addOption(namespaceOption())
-    .option('--cluster-domain <domain>', 'cluster DNS domain the node agent resolves the mirror in (env CLUSTER_DOMAIN; default cluster.local)')
+    .option(
+      '--cluster-domain <domain>',
+      'cluster DNS domain the node agent resolves the mirror in (env CLUSTER_DOMAIN; default cluster.local)',
+    )
     .option('--from-cluster', 'read RegistryMirror resources from the cluster instead of --mirrors')
     .option('--kubeconfig <file>', 'kubeconfig for --from-cluster (default: KUBECONFIG, ~/.kube/config, or in-cluster)')
     .option('--json', 'print a JSON summary')
     .option('-q, --quiet', 'print nothing on success')
-    .action(async (opts) => {
+    .action(async (opts: SynthCommandOptions) => {
       const { synth } = await import('./commands/synth.js');
       await synth(opts);
     });
@@ -60,7 +79,7 @@ export function buildCli(): Command {
     .description('validate the mirror specs without writing anything')
     .addOption(mirrorsOption())
     .option('-q, --quiet', 'print nothing on success')
-    .action(async (opts) => {
+    .action(async (opts: ValidateCommandOptions) => {
       const { validate } = await import('./commands/validate.js');
       await validate(opts);
     });
@@ -73,7 +92,7 @@ export function buildCli(): Command {
     .addOption(namespaceOption())
     .option('--cluster-domain <domain>', 'as for synth')
     .option('-q, --quiet', 'print nothing on success')
-    .action(async (opts) => {
+    .action(async (opts: CheckCommandOptions) => {
       const { check } = await import('./commands/synth.js');
       await check(opts);
     });
@@ -82,7 +101,7 @@ export function buildCli(): Command {
     .command('crd')
     .description('print the RegistryMirror CustomResourceDefinition')
     .addOption(new Option('--output <format>', 'yaml or json').choices(['yaml', 'json']).default('yaml'))
-    .action(async (opts) => {
+    .action(async (opts: CrdCommandOptions) => {
       const { crd } = await import('./commands/crd.js');
       crd(opts);
     });
@@ -100,7 +119,7 @@ export function buildCli(): Command {
     .option('--metrics-port <port>', 'port of /metrics, /healthz and /readyz (default 8080)', positiveInt, 8080)
     .option('--no-leader-election', 'do not take a Lease before reconciling (run one replica only)')
     .option('--log-level <level>', 'debug, info, warn or error', 'info')
-    .action(async (opts) => {
+    .action(async (opts: ControllerFlags) => {
       const [{ controller }, { resolveNamespace }] = await Promise.all([
         import('./commands/controller.js'),
         import('./options.js'),
@@ -119,15 +138,18 @@ export function buildCli(): Command {
     .command('controller-manifests')
     .description("print the controller's own manifests (Namespace, ServiceAccount, RBAC, Deployment)")
     .addOption(namespaceOption())
-    .requiredOption('--image <image>', 'controller image, built from this repository\'s Dockerfile')
-    .action(async (opts) => {
+    .requiredOption('--image <image>', "controller image, built from this repository's Dockerfile")
+    .action(async (opts: { namespace?: string; image: string }) => {
       const [{ controllerManifests }, { resolveNamespace }, { toYaml }] = await Promise.all([
         import('./commands/controller-manifests.js'),
         import('./options.js'),
         import('./app.js'),
       ]);
       process.stdout.write(
-        toYaml(controllerManifests({ namespace: resolveNamespace(opts.namespace), image: opts.image }), '# mirror-synth controller, generated by mirror-synth.'),
+        toYaml(
+          controllerManifests({ namespace: resolveNamespace(opts.namespace), image: opts.image }),
+          '# mirror-synth controller, generated by mirror-synth.',
+        ),
       );
     });
 
@@ -135,15 +157,25 @@ export function buildCli(): Command {
 }
 
 /** Run the CLI; returns the exit code. Never throws for user errors and never prints their stack. */
-export async function main(argv: readonly string[], err: (line: string) => void = (l) => console.error(l)): Promise<number> {
+export async function main(
+  argv: readonly string[],
+  err: (line: string) => void = (l) => console.error(l),
+): Promise<number> {
   try {
     const program = buildCli();
     // A mistyped command would otherwise reach the default command as an argument.
     const first = argv[2];
-    if (first !== undefined && first !== 'help' && !first.startsWith('-') && !program.commands.some((c) => c.name() === first || c.aliases().includes(first))) {
-      throw new UsageError(`unknown command '${first}'; commands: ${program.commands.map((c) => c.name()).join(', ')} (see mirror-synth --help)`);
+    if (
+      first !== undefined &&
+      first !== 'help' &&
+      !first.startsWith('-') &&
+      !program.commands.some((c) => c.name() === first || c.aliases().includes(first))
+    ) {
+      throw new UsageError(
+        `unknown command '${first}'; commands: ${program.commands.map((c) => c.name()).join(', ')} (see mirror-synth --help)`,
+      );
     }
-    await program.parseAsync(argv as string[]);
+    await program.parseAsync(argv);
     return EXIT_OK;
   } catch (e) {
     if (e instanceof CommanderError) return e.exitCode === 0 ? EXIT_OK : EXIT_USAGE; // commander already printed

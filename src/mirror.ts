@@ -64,7 +64,10 @@ const sha256 = (text: string) => createHash('sha256').update(text).digest('hex')
 function quantities(map: Record<string, string | number> | undefined): Record<string, k8s.Quantity> | undefined {
   if (map === undefined) return undefined;
   return Object.fromEntries(
-    Object.entries(map).map(([k, v]) => [k, typeof v === 'number' ? k8s.Quantity.fromNumber(v) : k8s.Quantity.fromString(v)]),
+    Object.entries(map).map(([k, v]) => [
+      k,
+      typeof v === 'number' ? k8s.Quantity.fromNumber(v) : k8s.Quantity.fromString(v),
+    ]),
   );
 }
 

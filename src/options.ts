@@ -37,7 +37,8 @@ const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 
 export function resolveNamespace(flag?: string): string {
   const ns = pick(flag, process.env.NAMESPACE, undefined, DEFAULT_NAMESPACE);
-  if (!DNS_LABEL.test(ns)) throw new UsageError(`namespace must be a DNS label, got '${ns}' (--namespace or NAMESPACE)`);
+  if (!DNS_LABEL.test(ns))
+    throw new UsageError(`namespace must be a DNS label, got '${ns}' (--namespace or NAMESPACE)`);
   return ns;
 }
 

@@ -26,7 +26,7 @@ export async function readTree(dir: string): Promise<Map<string, string>> {
       (entry.isDirectory() ? subdirs : paths).push(path);
     }
     const texts = await mapLimit(paths, IO_CONCURRENCY, (path) => readFile(join(dir, path), 'utf8'));
-    paths.forEach((path, i) => files.set(path, texts[i]!));
+    paths.forEach((path, i) => files.set(path, texts[i]));
     for (const sub of subdirs) await walk(sub);
   };
   await walk('');
@@ -40,7 +40,8 @@ async function assertReplaceable(dir: string): Promise<void> {
     entries = await readdir(dir);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
-    if ((e as NodeJS.ErrnoException).code === 'ENOTDIR') throw new UsageError(`output ${dir} is a file, not a directory`);
+    if ((e as NodeJS.ErrnoException).code === 'ENOTDIR')
+      throw new UsageError(`output ${dir} is a file, not a directory`);
     throw e;
   }
   if (entries.length === 0) return;

@@ -115,16 +115,24 @@ export const MirrorSpecSchema = Type.Object(
     ),
     volumeClaimTemplate: Type.Optional(VolumeClaimTemplate),
     replicas: Type.Optional(
-      Type.Integer({ minimum: 1, maximum: 100, description: 'Cache replicas; each replica caches on its own. Default 1.' }),
+      Type.Integer({
+        minimum: 1,
+        maximum: 100,
+        description: 'Cache replicas; each replica caches on its own. Default 1.',
+      }),
     ),
     resources: Type.Optional(Resources),
     tolerations: Type.Optional(
       Type.Array(Toleration, { description: 'Tolerations for the cache and the node agent pods.' }),
     ),
     nodeSelector: Type.Optional(
-      Type.Record(Type.String({ pattern: LABEL_KEY_PATTERN }), Type.String({ pattern: LABEL_VALUE_PATTERN, maxLength: 63 }), {
-        description: 'Node selector for the cache pods (the node agent runs on every node).',
-      }),
+      Type.Record(
+        Type.String({ pattern: LABEL_KEY_PATTERN }),
+        Type.String({ pattern: LABEL_VALUE_PATTERN, maxLength: 63 }),
+        {
+          description: 'Node selector for the cache pods (the node agent runs on every node).',
+        },
+      ),
     ),
     priorityClassName: Type.Optional(
       Type.String({ pattern: DNS_SUBDOMAIN_PATTERN, maxLength: 253, description: 'Priority class of all pods.' }),
@@ -139,9 +147,13 @@ export const MirrorSpecSchema = Type.Object(
       ),
     ),
     labels: Type.Optional(
-      Type.Record(Type.String({ pattern: LABEL_KEY_PATTERN }), Type.String({ pattern: LABEL_VALUE_PATTERN, maxLength: 63 }), {
-        description: 'Extra labels for every child object and pod.',
-      }),
+      Type.Record(
+        Type.String({ pattern: LABEL_KEY_PATTERN }),
+        Type.String({ pattern: LABEL_VALUE_PATTERN, maxLength: 63 }),
+        {
+          description: 'Extra labels for every child object and pod.',
+        },
+      ),
     ),
     imageRegistry: Type.Optional(
       Type.String({

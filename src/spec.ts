@@ -9,7 +9,15 @@ import { closest, distance } from 'fastest-levenshtein';
 import { parseAllDocuments } from 'yaml';
 import { SpecError, UsageError, type SpecProblem } from './errors.js';
 import { IO_CONCURRENCY, mapLimit } from './parallel.js';
-import { API_GROUP, API_VERSION, KIND, MAX_NAME_LENGTH, RegistryMirrorSchema, plainSchema, type MirrorSpec } from './schema.js';
+import {
+  API_GROUP,
+  API_VERSION,
+  KIND,
+  MAX_NAME_LENGTH,
+  RegistryMirrorSchema,
+  plainSchema,
+  type MirrorSpec,
+} from './schema.js';
 
 /** A validated mirror: its name, its spec and where it came from. */
 export interface MirrorInput {
@@ -121,7 +129,10 @@ function toProblems(errors: ErrorObject[], source: string, mirror: string | unde
         );
         break;
       default:
-        add(field, `${field} ${e.message ?? 'is invalid'}${e.data !== undefined && typeof e.data !== 'object' ? `, got ${show(e.data)}` : ''}`);
+        add(
+          field,
+          `${field} ${e.message ?? 'is invalid'}${e.data !== undefined && typeof e.data !== 'object' ? `, got ${show(e.data)}` : ''}`,
+        );
     }
   }
   return [...byField].map(([field, message]) => ({ source, mirror, field, message }));
@@ -139,15 +150,30 @@ function semanticProblems(spec: MirrorSpec, source: string, mirror: string): Spe
   const problems: SpecProblem[] = [];
   for (const key of Object.keys(spec.labels ?? {})) {
     if (RESERVED_LABELS.some((r) => (r.endsWith('/') ? key.startsWith(r) : key === r))) {
-      problems.push({ source, mirror, field: `spec.labels.${key}`, message: `spec.labels.${key} is set by mirror-synth and cannot be overridden` });
+      problems.push({
+        source,
+        mirror,
+        field: `spec.labels.${key}`,
+        message: `spec.labels.${key} is set by mirror-synth and cannot be overridden`,
+      });
     }
   }
   const port = /:(\d+)$/.exec(spec.upstreamUrl)?.[1];
   if (port !== undefined && (Number(port) < 1 || Number(port) > 65535)) {
-    problems.push({ source, mirror, field: 'spec.upstreamUrl', message: `spec.upstreamUrl has port ${port}, which is not between 1 and 65535` });
+    problems.push({
+      source,
+      mirror,
+      field: 'spec.upstreamUrl',
+      message: `spec.upstreamUrl has port ${port}, which is not between 1 and 65535`,
+    });
   }
   if (spec.masqueradeUrl !== undefined && spec.masqueradeUrl === spec.upstreamUrl) {
-    problems.push({ source, mirror, field: 'spec.masqueradeUrl', message: `spec.masqueradeUrl must differ from spec.upstreamUrl, both are ${show(spec.upstreamUrl)}` });
+    problems.push({
+      source,
+      mirror,
+      field: 'spec.masqueradeUrl',
+      message: `spec.masqueradeUrl must differ from spec.upstreamUrl, both are ${show(spec.upstreamUrl)}`,
+    });
   }
   return problems;
 }
@@ -181,10 +207,10 @@ export function parseMirrorFile(text: string, source: string): MirrorInput[] {
   const mirrors: MirrorInput[] = [];
   for (const doc of list) {
     if (doc.errors.length > 0) {
-      const err = doc.errors[0]!;
+      const err = doc.errors[0];
       const pos = err.linePos?.[0];
       const at = pos ? `line ${pos.line}, column ${pos.col}: ` : '';
-      const reason = err.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '');
+      const reason = err.message.split('\n')[0].replace(/ at line \d+, column \d+:?$/, '');
       problems.push({ source, message: `${at}not valid YAML: ${reason}` });
       continue;
     }
@@ -238,7 +264,7 @@ export async function loadMirrorDir(dir: string): Promise<MirrorInput[]> {
   const mirrors: MirrorInput[] = [];
   files.forEach((file, i) => {
     try {
-      mirrors.push(...parseMirrorFile(texts[i]!, join(dir, file)));
+      mirrors.push(...parseMirrorFile(texts[i], join(dir, file)));
     } catch (e) {
       if (e instanceof SpecError) problems.push(...e.problems);
       else throw e;

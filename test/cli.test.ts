@@ -11,7 +11,10 @@ const root = new URL('../', import.meta.url).pathname;
 const bin = join(root, 'bin', 'mirror-synth.js');
 const run = async (args: string[], cwd: string, env: Record<string, string> = {}) => {
   try {
-    const { stdout, stderr } = await promisify(execFile)('node', [bin, ...args], { cwd, env: { ...process.env, NAMESPACE: '', ...env } });
+    const { stdout, stderr } = await promisify(execFile)('node', [bin, ...args], {
+      cwd,
+      env: { ...process.env, NAMESPACE: '', ...env },
+    });
     return { code: 0, stdout, stderr };
   } catch (e) {
     const err = e as { code: number; stdout: string; stderr: string };
@@ -21,7 +24,8 @@ const run = async (args: string[], cwd: string, env: Record<string, string> = {}
 
 let cwd: string;
 beforeAll(async () => {
-  if (!existsSync(join(root, 'lib', 'main.js'))) throw new Error('lib/ is not built: run `npm run build` (npm test does)');
+  if (!existsSync(join(root, 'lib', 'main.js')))
+    throw new Error('lib/ is not built: run `npm run build` (npm test does)');
   cwd = await mkdtemp(join(tmpdir(), 'cli-'));
   await cp(join(root, 'mirrors'), join(cwd, 'mirrors'), { recursive: true });
 });
@@ -39,10 +43,12 @@ describe('mirror-synth binary', () => {
 
   it('writes what the library writes for the repository (dist/ is what CI checks)', async () => {
     await run(['synth', '--out', 'out2'], cwd);
-    expect(await readFile(join(cwd, 'out2', 'mirrors', 'internal.yaml'), 'utf8')).toBe(await readFile(join(root, 'dist', 'mirrors', 'internal.yaml'), 'utf8'));
+    expect(await readFile(join(cwd, 'out2', 'mirrors', 'internal.yaml'), 'utf8')).toBe(
+      await readFile(join(root, 'dist', 'mirrors', 'internal.yaml'), 'utf8'),
+    );
   });
 
-  it('runs as cdk8s.yaml\'s app: `cdk8s synth` passes CDK8S_OUTDIR and gets the same files', async () => {
+  it("runs as cdk8s.yaml's app: `cdk8s synth` passes CDK8S_OUTDIR and gets the same files", async () => {
     const outdir = join(cwd, 'cdk8s-out');
     const r = await run(['synth'], cwd, { CDK8S_OUTDIR: outdir });
     expect(r.code).toBe(0);
@@ -52,7 +58,10 @@ describe('mirror-synth binary', () => {
   });
 
   it('exits 1 with one clear line per problem and no stack trace on a bad spec', async () => {
-    await writeFile(join(cwd, 'mirrors', 'bad.yaml'), 'apiVersion: k8s.osp.tech/v1\nkind: RegistryMirror\nmetadata: {name: bad}\nspec: {upstreamUrl: "https://bad.io"}\n');
+    await writeFile(
+      join(cwd, 'mirrors', 'bad.yaml'),
+      'apiVersion: k8s.osp.tech/v1\nkind: RegistryMirror\nmetadata: {name: bad}\nspec: {upstreamUrl: "https://bad.io"}\n',
+    );
     const r = await run(['synth', '--out', 'out3'], cwd);
     await rm(join(cwd, 'mirrors', 'bad.yaml'));
     expect(r.code).toBe(1);

@@ -8,7 +8,7 @@ import type { MirrorSpec } from '../src/schema.js';
 type Obj = KubeObject & { spec?: any; data?: Record<string, string> };
 
 function synth(spec: MirrorSpec, opts: { namespace?: string; credentialsHash?: string } = {}, name = 'quay'): Obj[] {
-  return synthesizeMirror({ name, spec, source: 'test' }, opts) as Obj[];
+  return synthesizeMirror({ name, spec, source: 'test' }, opts);
 }
 function find(objs: Obj[], kind: string, name: string): Obj {
   const o = objs.find((x) => x.kind === kind && x.metadata.name === name);
@@ -43,12 +43,13 @@ describe('RegistryMirror construct', () => {
   });
 
   it('honours the namespace', () => {
-    for (const o of synth({ upstreamUrl: 'quay.io' }, { namespace: 'mirrors' })) expect(o.metadata.namespace).toBe('mirrors');
+    for (const o of synth({ upstreamUrl: 'quay.io' }, { namespace: 'mirrors' }))
+      expect(o.metadata.namespace).toBe('mirrors');
   });
 
   it('runs Distribution in proxy mode against the upstream with a config holding no secret', () => {
     const objs = synth({ upstreamUrl: 'quay.io', credentialsSecret: 'quay-creds' });
-    const config = find(objs, 'ConfigMap', 'registry-mirror-quay-config').data!['config.yml']!;
+    const config = find(objs, 'ConfigMap', 'registry-mirror-quay-config').data!['config.yml'];
     expect(config).toContain('remoteurl: https://quay.io');
     expect(config).not.toMatch(/username|password/);
     const registry = container(find(objs, 'StatefulSet', 'registry-mirror-quay'), 'registry');
@@ -70,7 +71,12 @@ describe('RegistryMirror construct', () => {
   });
 
   it('points the masquerade host at the mirror too', () => {
-    const agent = env(container(find(synth({ upstreamUrl: 'quay.io', masqueradeUrl: 'local.quay.io' }), 'DaemonSet', 'registry-mirror-quay'), 'node-agent'));
+    const agent = env(
+      container(
+        find(synth({ upstreamUrl: 'quay.io', masqueradeUrl: 'local.quay.io' }), 'DaemonSet', 'registry-mirror-quay'),
+        'node-agent',
+      ),
+    );
     expect(agent.HOSTS).toBe('quay.io local.quay.io');
     expect(agent.SERVICE_NAME).toBe('registry-mirror-quay.kube-extra.svc.cluster.local');
   });
@@ -100,9 +106,15 @@ describe('RegistryMirror construct', () => {
   it('gives the node agent only /etc/containerd/certs.d, unprivileged and without capabilities', () => {
     const ds = find(synth({ upstreamUrl: 'quay.io' }), 'DaemonSet', 'registry-mirror-quay');
     const hostPaths = podSpec(ds).volumes.filter((v: { hostPath?: unknown }) => v.hostPath);
-    expect(hostPaths).toEqual([{ name: 'certs-d', hostPath: { path: '/etc/containerd/certs.d', type: 'DirectoryOrCreate' } }]);
+    expect(hostPaths).toEqual([
+      { name: 'certs-d', hostPath: { path: '/etc/containerd/certs.d', type: 'DirectoryOrCreate' } },
+    ]);
     const c = container(ds, 'node-agent');
-    expect(c.securityContext).toMatchObject({ privileged: false, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } });
+    expect(c.securityContext).toMatchObject({
+      privileged: false,
+      allowPrivilegeEscalation: false,
+      capabilities: { drop: ['ALL'] },
+    });
     expect(podSpec(ds).hostNetwork).toBeUndefined();
   });
 
@@ -120,9 +132,16 @@ describe('RegistryMirror construct', () => {
     });
     const sts = find(objs, 'StatefulSet', 'registry-mirror-quay');
     expect(sts.spec.replicas).toBe(3);
-    expect(sts.spec.volumeClaimTemplates[0].spec).toMatchObject({ storageClassName: 'ssd', resources: { requests: { storage: '75Gi' } } });
+    expect(sts.spec.volumeClaimTemplates[0].spec).toMatchObject({
+      storageClassName: 'ssd',
+      resources: { requests: { storage: '75Gi' } },
+    });
     expect(container(sts, 'registry').resources.limits).toEqual({ cpu: 2, memory: '4Gi' });
-    expect(podSpec(sts)).toMatchObject({ nodeSelector: { pool: 'infra' }, priorityClassName: 'high', imagePullSecrets: [{ name: 'pull' }] });
+    expect(podSpec(sts)).toMatchObject({
+      nodeSelector: { pool: 'infra' },
+      priorityClassName: 'high',
+      imagePullSecrets: [{ name: 'pull' }],
+    });
     const ds = find(objs, 'DaemonSet', 'registry-mirror-quay');
     expect(podSpec(ds).tolerations).toEqual([{ key: 'infra', operator: 'Exists', effect: 'NoSchedule' }]);
     expect(podSpec(ds).nodeSelector).toBeUndefined();
@@ -131,13 +150,18 @@ describe('RegistryMirror construct', () => {
 
   it('pulls its images from the override registry in air-gapped clusters', () => {
     const objs = synth({ upstreamUrl: 'quay.io', imageRegistry: 'harbor.local:8443/hub' });
-    expect(container(find(objs, 'StatefulSet', 'registry-mirror-quay'), 'registry').image).toBe('harbor.local:8443/hub/library/registry:3.1.1');
-    expect(container(find(objs, 'DaemonSet', 'registry-mirror-quay'), 'node-agent').image).toMatch(/^harbor\.local:8443\/hub\/library\/busybox:/);
+    expect(container(find(objs, 'StatefulSet', 'registry-mirror-quay'), 'registry').image).toBe(
+      'harbor.local:8443/hub/library/registry:3.1.1',
+    );
+    expect(container(find(objs, 'DaemonSet', 'registry-mirror-quay'), 'node-agent').image).toMatch(
+      /^harbor\.local:8443\/hub\/library\/busybox:/,
+    );
   });
 
   it('rolls the registry pods when the config or the credentials change', () => {
     const annotations = (spec: MirrorSpec, hash?: string) =>
-      find(synth(spec, { credentialsHash: hash }), 'StatefulSet', 'registry-mirror-quay').spec.template.metadata.annotations;
+      find(synth(spec, { credentialsHash: hash }), 'StatefulSet', 'registry-mirror-quay').spec.template.metadata
+        .annotations;
     const a = annotations({ upstreamUrl: 'quay.io' });
     expect(annotations({ upstreamUrl: 'quay.io' })).toEqual(a);
     expect(annotations({ upstreamUrl: 'ghcr.io' })).not.toEqual(a);

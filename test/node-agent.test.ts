@@ -45,7 +45,10 @@ async function startAgent(
   await writeFile(script, NODE_AGENT_SCRIPT);
   const addressFile = join(root, 'address');
   await writeFile(addressFile, '');
-  await writeFile(join(bin, 'getent'), `#!/bin/sh\n[ -s "${addressFile}" ] || exit 2\nprintf '%s %s\\n' "$(cat "${addressFile}")" "$2"\n`);
+  await writeFile(
+    join(bin, 'getent'),
+    `#!/bin/sh\n[ -s "${addressFile}" ] || exit 2\nprintf '%s %s\\n' "$(cat "${addressFile}")" "$2"\n`,
+  );
   await chmod(join(bin, 'getent'), 0o755);
   let path = `${bin}:${process.env.PATH}`;
   if (busybox) {
@@ -55,7 +58,10 @@ async function startAgent(
     execFileSync(BUSYBOX!, ['--install', '-s', applets]);
     const wrap = join(root, 'wrap');
     await mkdir(wrap);
-    await writeFile(join(wrap, 'nslookup'), `#!${applets}/sh\nexec ${BUSYBOX} nslookup "$1" 127.0.0.1:${busybox.dnsPort}\n`);
+    await writeFile(
+      join(wrap, 'nslookup'),
+      `#!${applets}/sh\nexec ${BUSYBOX} nslookup "$1" 127.0.0.1:${busybox.dnsPort}\n`,
+    );
     await chmod(join(wrap, 'nslookup'), 0o755);
     path = `${wrap}:${applets}`;
   }
@@ -75,8 +81,8 @@ async function startAgent(
   });
   running.push(proc);
   let out = '';
-  proc.stdout!.on('data', (d) => (out += d));
-  proc.stderr!.on('data', (d) => (out += d));
+  proc.stdout.on('data', (d) => (out += d));
+  proc.stderr.on('data', (d) => (out += d));
   return {
     proc,
     certs,
@@ -116,17 +122,27 @@ describe('node agent', () => {
 
   it('uses MIRROR_ADDRESS as given, and brackets IPv6 addresses', async () => {
     const agent = await startAgent({ MIRROR_ADDRESS: 'fd00::42' });
-    expect(await waitFor(() => read(join(agent.certs, 'quay.io', 'hosts.toml')), 'hosts.toml')).toBe(hostsToml('[fd00::42]'));
+    expect(await waitFor(() => read(join(agent.certs, 'quay.io', 'hosts.toml')), 'hosts.toml')).toBe(
+      hostsToml('[fd00::42]'),
+    );
   });
 
   it('falls back to the Service env var Kubernetes injects when DNS has no answer', async () => {
-    const agent = await startAgent({ SERVICE_HOST_VAR: 'REGISTRY_MIRROR_QUAY_SERVICE_HOST', REGISTRY_MIRROR_QUAY_SERVICE_HOST: '10.0.0.7' });
-    expect(await waitFor(() => read(join(agent.certs, 'quay.io', 'hosts.toml')), 'hosts.toml')).toBe(hostsToml('10.0.0.7'));
+    const agent = await startAgent({
+      SERVICE_HOST_VAR: 'REGISTRY_MIRROR_QUAY_SERVICE_HOST',
+      REGISTRY_MIRROR_QUAY_SERVICE_HOST: '10.0.0.7',
+    });
+    expect(await waitFor(() => read(join(agent.certs, 'quay.io', 'hosts.toml')), 'hosts.toml')).toBe(
+      hostsToml('10.0.0.7'),
+    );
   });
 
   it('waits without writing while the address cannot be resolved', async () => {
     const agent = await startAgent({});
-    await waitFor(async () => (agent.logs().includes('cannot resolve') ? true : undefined), 'a resolve warning');
+    await waitFor(
+      () => Promise.resolve(agent.logs().includes('cannot resolve') ? true : undefined),
+      'a resolve warning',
+    );
     expect(await readdir(agent.certs)).toEqual([]);
   });
 
@@ -143,7 +159,8 @@ describe('node agent', () => {
   });
 
   it('backs up a hosts.toml it did not write and restores it on SIGTERM', async () => {
-    const original = 'server = "https://quay.io"\n\n[host."https://other-mirror.example.com"]\n  capabilities = ["pull"]\n';
+    const original =
+      'server = "https://quay.io"\n\n[host."https://other-mirror.example.com"]\n  capabilities = ["pull"]\n';
     const agent = await startAgent({}, async (certs) => {
       await mkdir(join(certs, 'quay.io'));
       await writeFile(join(certs, 'quay.io', 'hosts.toml'), original);
@@ -172,11 +189,22 @@ describe('node agent', () => {
     first.proc.kill('SIGKILL');
     // A new agent on the same node (same certs dir) must not take our own file for the original.
     const second = spawn('sh', [join(first.root, 'node-agent.sh')], {
-      env: { PATH: process.env.PATH, CERTS_DIR: first.certs, HOSTS: 'quay.io', SERVER_URL: 'https://quay.io', MIRROR_ADDRESS: '10.0.0.2', RESOLVE_INTERVAL: '1', MIRROR_NAME: 'quay' },
+      env: {
+        PATH: process.env.PATH,
+        CERTS_DIR: first.certs,
+        HOSTS: 'quay.io',
+        SERVER_URL: 'https://quay.io',
+        MIRROR_ADDRESS: '10.0.0.2',
+        RESOLVE_INTERVAL: '1',
+        MIRROR_NAME: 'quay',
+      },
       stdio: 'ignore',
     });
     running.push(second);
-    await waitFor(async () => ((await read(file)) === hostsToml('10.0.0.2') ? true : undefined), 'rewritten hosts.toml');
+    await waitFor(
+      async () => ((await read(file)) === hostsToml('10.0.0.2') ? true : undefined),
+      'rewritten hosts.toml',
+    );
     await new Promise<void>((resolve) => {
       second.once('exit', () => resolve());
       second.kill('SIGTERM');
@@ -225,8 +253,13 @@ describe.runIf(hasBusybox)('node agent under busybox, as in its image', { timeou
   it('waits while the name does not resolve', async () => {
     const dns = await startDns(0);
     try {
-      const agent = await startAgent({ SERVICE_NAME: 'registry-mirror-none.kube-extra.svc.cluster.local' }, undefined, { dnsPort: dns.port });
-      await waitFor(async () => (agent.logs().includes('cannot resolve') ? true : undefined), 'a resolve warning');
+      const agent = await startAgent({ SERVICE_NAME: 'registry-mirror-none.kube-extra.svc.cluster.local' }, undefined, {
+        dnsPort: dns.port,
+      });
+      await waitFor(
+        () => Promise.resolve(agent.logs().includes('cannot resolve') ? true : undefined),
+        'a resolve warning',
+      );
       expect(await readdir(agent.certs)).toEqual([]);
     } finally {
       await dns.close();

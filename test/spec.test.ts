@@ -87,7 +87,12 @@ describe('valid specs', () => {
   it('reports every problem of a spec at once', () => {
     const err = specError(() =>
       parseMirrorResource(
-        { apiVersion: 'k8s.osp.tech/v1', kind: 'RegistryMirror', metadata: { name: 'q' }, spec: { upstreamUrl: 'HTTP://x', replicas: 0 } },
+        {
+          apiVersion: 'k8s.osp.tech/v1',
+          kind: 'RegistryMirror',
+          metadata: { name: 'q' },
+          spec: { upstreamUrl: 'HTTP://x', replicas: 0 },
+        },
         'f.yaml',
       ),
     );
@@ -98,7 +103,8 @@ describe('valid specs', () => {
 describe('a mirrors directory', () => {
   it('refuses two files declaring the same mirror, naming both', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'mirrors-'));
-    const doc = 'apiVersion: k8s.osp.tech/v1\nkind: RegistryMirror\nmetadata: {name: quay}\nspec: {upstreamUrl: quay.io}\n';
+    const doc =
+      'apiVersion: k8s.osp.tech/v1\nkind: RegistryMirror\nmetadata: {name: quay}\nspec: {upstreamUrl: quay.io}\n';
     await writeFile(join(dir, 'a.yaml'), doc);
     await writeFile(join(dir, 'b.yml'), doc);
     const err = await loadMirrorDir(dir).then(
@@ -113,8 +119,14 @@ describe('a mirrors directory', () => {
 
   it('collects problems from every file', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'mirrors-'));
-    await writeFile(join(dir, 'a.yaml'), 'apiVersion: k8s.osp.tech/v1\nkind: RegistryMirror\nmetadata: {name: a}\nspec: {}\n');
-    await writeFile(join(dir, 'b.yaml'), 'apiVersion: k8s.osp.tech/v1\nkind: RegistryMirror\nmetadata: {name: b}\nspec: {upstreamUrl: "x/y"}\n');
+    await writeFile(
+      join(dir, 'a.yaml'),
+      'apiVersion: k8s.osp.tech/v1\nkind: RegistryMirror\nmetadata: {name: a}\nspec: {}\n',
+    );
+    await writeFile(
+      join(dir, 'b.yaml'),
+      'apiVersion: k8s.osp.tech/v1\nkind: RegistryMirror\nmetadata: {name: b}\nspec: {upstreamUrl: "x/y"}\n',
+    );
     await writeFile(join(dir, 'notes.txt'), 'not a spec');
     const err = (await loadMirrorDir(dir).catch((e: unknown) => e)) as SpecError;
     expect(err.problems.map((p) => `${p.mirror}:${p.field}`)).toEqual(['a:spec.upstreamUrl', 'b:spec.upstreamUrl']);

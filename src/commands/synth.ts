@@ -60,13 +60,15 @@ export async function synth(opts: SynthCommandOptions = {}): Promise<SynthSummar
     const changes = summary.changed.length + summary.removed.length;
     log(
       `Synthesized ${mirrors.length} mirror${mirrors.length === 1 ? '' : 's'} (${summary.mirrors.join(', ') || 'none'}) into ${out}/ for namespace ${options.namespace}: ` +
-        (changes === 0 ? 'no changes.' : `${summary.changed.length} file(s) written, ${summary.removed.length} removed.`),
+        (changes === 0
+          ? 'no changes.'
+          : `${summary.changed.length} file(s) written, ${summary.removed.length} removed.`),
     );
   }
   return summary;
 }
 
-export interface CheckCommandOptions extends Omit<SynthCommandOptions, 'fromCluster' | 'kubeconfig'> {}
+export type CheckCommandOptions = Omit<SynthCommandOptions, 'fromCluster' | 'kubeconfig'>;
 
 /** Exit non-zero when dist/ is not what mirrors/ synthesizes to. Writes nothing. */
 export async function check(opts: CheckCommandOptions = {}): Promise<void> {

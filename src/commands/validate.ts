@@ -12,6 +12,7 @@ export async function validate(opts: ValidateCommandOptions = {}): Promise<strin
   const log = opts.log ?? ((line: string) => console.log(line));
   const dir = resolveMirrorsDir(opts.mirrors);
   const mirrors = await loadMirrorDir(dir);
-  if (!opts.quiet) log(`${mirrors.length} mirror spec(s) in ${dir}/ are valid: ${mirrors.map((m) => m.name).join(', ') || 'none'}.`);
+  if (!opts.quiet)
+    log(`${mirrors.length} mirror spec(s) in ${dir}/ are valid: ${mirrors.map((m) => m.name).join(', ') || 'none'}.`);
   return mirrors.map((m) => m.name);
 }

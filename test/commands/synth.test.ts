@@ -41,8 +41,14 @@ describe('synth', () => {
       'mirrors/quay.yaml',
       'namespace.yaml',
     ]);
-    const kustomization = parseAllDocuments(files.get('kustomization.yaml')!)[0]!.toJS();
-    expect(kustomization.resources).toEqual(['crd.yaml', 'namespace.yaml', 'mirrors/dockerhub.yaml', 'mirrors/internal.yaml', 'mirrors/quay.yaml']);
+    const kustomization = parseAllDocuments(files.get('kustomization.yaml')!)[0].toJS();
+    expect(kustomization.resources).toEqual([
+      'crd.yaml',
+      'namespace.yaml',
+      'mirrors/dockerhub.yaml',
+      'mirrors/internal.yaml',
+      'mirrors/quay.yaml',
+    ]);
   });
 
   it('gives the same bytes for the same input', async () => {
@@ -64,11 +70,19 @@ describe('synth', () => {
   it('leaves the output untouched when any spec is bad', async () => {
     await synth({ mirrors, out, ...quiet });
     const before = await readTree(out);
-    await writeFile(join(mirrors, 'quay.yaml'), 'apiVersion: k8s.osp.tech/v1\nkind: RegistryMirror\nmetadata: {name: quay}\nspec: {upstreamURL: quay.io}\n');
-    await writeFile(join(mirrors, 'extra.yaml'), 'apiVersion: k8s.osp.tech/v1\nkind: RegistryMirror\nmetadata: {name: extra}\nspec: {upstreamUrl: extra.io}\n');
+    await writeFile(
+      join(mirrors, 'quay.yaml'),
+      'apiVersion: k8s.osp.tech/v1\nkind: RegistryMirror\nmetadata: {name: quay}\nspec: {upstreamURL: quay.io}\n',
+    );
+    await writeFile(
+      join(mirrors, 'extra.yaml'),
+      'apiVersion: k8s.osp.tech/v1\nkind: RegistryMirror\nmetadata: {name: extra}\nspec: {upstreamUrl: extra.io}\n',
+    );
     const err = await synth({ mirrors, out, ...quiet }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(SpecError);
-    expect((err as Error).message).toContain(`${join(mirrors, 'quay.yaml')}: mirror 'quay': spec.upstreamURL is not a known field (did you mean upstreamUrl?)`);
+    expect((err as Error).message).toContain(
+      `${join(mirrors, 'quay.yaml')}: mirror 'quay': spec.upstreamURL is not a known field (did you mean upstreamUrl?)`,
+    );
     expect(await readTree(out)).toEqual(before);
   });
 
@@ -107,10 +121,12 @@ describe('synth', () => {
     const lines: string[] = [];
     await synth({ mirrors, out, log: (l) => lines.push(l) });
     expect(lines).toHaveLength(1);
-    expect(lines[0]).toMatch(/^Synthesized 3 mirrors \(dockerhub, internal, quay\) into .*dist\/ for namespace kube-extra: 6 file\(s\) written, 0 removed\.$/);
+    expect(lines[0]).toMatch(
+      /^Synthesized 3 mirrors \(dockerhub, internal, quay\) into .*dist\/ for namespace kube-extra: 6 file\(s\) written, 0 removed\.$/,
+    );
     lines.length = 0;
     await synth({ mirrors, out, json: true, log: (l) => lines.push(l) });
-    expect(JSON.parse(lines[0]!)).toMatchObject({ namespace: 'kube-extra', changed: [], removed: [] });
+    expect(JSON.parse(lines[0])).toMatchObject({ namespace: 'kube-extra', changed: [], removed: [] });
   });
 });
 
@@ -118,8 +134,14 @@ describe('check', () => {
   it('passes on fresh output and names each stale file', async () => {
     await synth({ mirrors, out, ...quiet });
     await expect(check({ mirrors, out, ...quiet })).resolves.toBeUndefined();
-    await writeFile(join(mirrors, 'quay.yaml'), 'apiVersion: k8s.osp.tech/v1\nkind: RegistryMirror\nmetadata: {name: quay}\nspec: {upstreamUrl: quay.example.com}\n');
-    await writeFile(join(mirrors, 'new.yaml'), 'apiVersion: k8s.osp.tech/v1\nkind: RegistryMirror\nmetadata: {name: new}\nspec: {upstreamUrl: new.io}\n');
+    await writeFile(
+      join(mirrors, 'quay.yaml'),
+      'apiVersion: k8s.osp.tech/v1\nkind: RegistryMirror\nmetadata: {name: quay}\nspec: {upstreamUrl: quay.example.com}\n',
+    );
+    await writeFile(
+      join(mirrors, 'new.yaml'),
+      'apiVersion: k8s.osp.tech/v1\nkind: RegistryMirror\nmetadata: {name: new}\nspec: {upstreamUrl: new.io}\n',
+    );
     const err = (await check({ mirrors, out, ...quiet }).catch((e: unknown) => e)) as Error;
     expect(err).toBeInstanceOf(StaleOutputError);
     expect(err.message).toContain(`stale:    ${out}/mirrors/quay.yaml`);
@@ -129,7 +151,9 @@ describe('check', () => {
 
   it("the repository's own dist/ is fresh", async () => {
     const root = new URL('../../', import.meta.url).pathname;
-    await expect(check({ mirrors: join(root, 'mirrors'), out: join(root, 'dist'), namespace: 'kube-extra', ...quiet })).resolves.toBeUndefined();
+    await expect(
+      check({ mirrors: join(root, 'mirrors'), out: join(root, 'dist'), namespace: 'kube-extra', ...quiet }),
+    ).resolves.toBeUndefined();
   });
 });
 
@@ -142,7 +166,7 @@ describe('validate and crd', () => {
   it('crd prints the CRD as YAML or JSON', () => {
     let text = '';
     crd({ log: (t) => (text = t) });
-    expect(parseAllDocuments(text)[0]!.toJS()).toEqual(registryMirrorCrd());
+    expect(parseAllDocuments(text)[0].toJS()).toEqual(registryMirrorCrd());
     crd({ output: 'json', log: (t) => (text = t) });
     expect(JSON.parse(text)).toEqual(registryMirrorCrd());
   });

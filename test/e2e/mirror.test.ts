@@ -82,7 +82,7 @@ describe('a synthesized mirror between containerd and an authenticated upstream'
         source: 'test/e2e/mirror.test.ts',
       },
       { namespace: 'test' },
-    ) as unknown as ManifestObject[];
+    );
     secrets = { [SECRET]: { username: USER, password: PASSWORD } };
     mirror = await startSynthesizedMirror({
       binary,

@@ -11,7 +11,6 @@ import {
   KubeConfig,
   KubernetesObjectApi,
   PatchStrategy,
-  type KubernetesObject,
 } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 
@@ -30,7 +29,7 @@ const namespace = `manifests-${suffix}`;
 const restricted = `restricted-${suffix}`;
 
 const apply = (obj: KubeObject) =>
-  objects.patch(obj as KubernetesObject, undefined, undefined, 'mirror-synth-test', true, PatchStrategy.ServerSideApply);
+  objects.patch(obj, undefined, undefined, 'mirror-synth-test', true, PatchStrategy.ServerSideApply);
 
 async function createMirror(name: string, spec: Record<string, unknown>): Promise<unknown> {
   return custom.createClusterCustomObject({
@@ -52,23 +51,31 @@ async function rejection(p: Promise<unknown>): Promise<string> {
 }
 
 async function ensureDefaultServiceAccount(ns: string) {
-  await core.createNamespacedServiceAccount({ namespace: ns, body: { metadata: { name: 'default' } } }).catch((e: unknown) => {
-    if (!(e instanceof ApiException && e.code === 409)) throw e;
-  });
+  await core
+    .createNamespacedServiceAccount({ namespace: ns, body: { metadata: { name: 'default' } } })
+    .catch((e: unknown) => {
+      if (!(e instanceof ApiException && e.code === 409)) throw e;
+    });
 }
 
 describe('against a real kube-apiserver', () => {
   beforeAll(async () => {
     await installCrd(kc);
-    await core.createNamespace({ body: { metadata: { name: namespace, labels: { 'pod-security.kubernetes.io/enforce': 'privileged' } } } });
-    await core.createNamespace({ body: { metadata: { name: restricted, labels: { 'pod-security.kubernetes.io/enforce': 'restricted' } } } });
+    await core.createNamespace({
+      body: { metadata: { name: namespace, labels: { 'pod-security.kubernetes.io/enforce': 'privileged' } } },
+    });
+    await core.createNamespace({
+      body: { metadata: { name: restricted, labels: { 'pod-security.kubernetes.io/enforce': 'restricted' } } },
+    });
     await ensureDefaultServiceAccount(namespace);
     await ensureDefaultServiceAccount(restricted);
   });
   afterAll(async () => {
     for (const name of [namespace, restricted]) await core.deleteNamespace({ name }).catch(() => undefined);
     for (const name of [`ok-${suffix}`, `quantity-${suffix}`]) {
-      await custom.deleteClusterCustomObject({ group: 'k8s.osp.tech', version: 'v1', plural: 'registrymirrors', name }).catch(() => undefined);
+      await custom
+        .deleteClusterCustomObject({ group: 'k8s.osp.tech', version: 'v1', plural: 'registrymirrors', name })
+        .catch(() => undefined);
     }
   });
 
@@ -77,7 +84,12 @@ describe('against a real kube-apiserver', () => {
     expect(crd.spec.scope).toBe('Cluster');
     expect(crd.spec.names.shortNames).toEqual(['rm']);
     expect(crd.status?.conditions?.find((c) => c.type === 'NonStructuralSchema')).toBeUndefined();
-    expect(crd.spec.versions[0]!.additionalPrinterColumns?.map((c) => c.name)).toEqual(['Upstream', 'Ready', 'Reason', 'Age']);
+    expect(crd.spec.versions[0].additionalPrinterColumns?.map((c) => c.name)).toEqual([
+      'Upstream',
+      'Ready',
+      'Reason',
+      'Age',
+    ]);
   });
 
   it('accepts the original API and the new fields, and validates on the server too', async () => {
@@ -88,9 +100,15 @@ describe('against a real kube-apiserver', () => {
       resources: { limits: { cpu: 2, memory: '1Gi' } },
     });
     await createMirror(`quantity-${suffix}`, { upstreamUrl: 'quay.io', replicas: 2 });
-    expect(await rejection(createMirror(`scheme-${suffix}`, { upstreamUrl: 'https://quay.io' }))).toContain('spec.upstreamUrl');
-    expect(await rejection(createMirror(`missing-${suffix}`, { credentialsSecret: 'x' }))).toContain('spec.upstreamUrl: Required value');
-    expect(await rejection(createMirror(`replicas-${suffix}`, { upstreamUrl: 'quay.io', replicas: 0 }))).toContain('spec.replicas');
+    expect(await rejection(createMirror(`scheme-${suffix}`, { upstreamUrl: 'https://quay.io' }))).toContain(
+      'spec.upstreamUrl',
+    );
+    expect(await rejection(createMirror(`missing-${suffix}`, { credentialsSecret: 'x' }))).toContain(
+      'spec.upstreamUrl: Required value',
+    );
+    expect(await rejection(createMirror(`replicas-${suffix}`, { upstreamUrl: 'quay.io', replicas: 0 }))).toContain(
+      'spec.replicas',
+    );
     expect(await rejection(createMirror(`Bad_Name`, { upstreamUrl: 'quay.io' }))).toContain('metadata.name');
   });
 
@@ -117,25 +135,43 @@ describe('against a real kube-apiserver', () => {
     );
     for (const child of children) await apply(child);
     const services = await core.listNamespacedService({ namespace, labelSelector: 'mirror=full' });
-    expect(services.items.map((s) => s.metadata!.name).sort()).toEqual(['registry-mirror-full', 'registry-mirror-full-headless']);
+    expect(services.items.map((s) => s.metadata!.name).sort()).toEqual([
+      'registry-mirror-full',
+      'registry-mirror-full-headless',
+    ]);
   });
 
   it('runs the cache pods under Pod Security "restricted"', async () => {
-    const sts = synthesizeMirror({ name: 'psa', source: 'test', spec: { upstreamUrl: 'quay.io' } }, { namespace: restricted }).find(
-      (o) => o.kind === 'StatefulSet',
-    ) as KubeObject & { spec: { template: { spec: { volumes: object[] } } } };
+    const sts = synthesizeMirror(
+      { name: 'psa', source: 'test', spec: { upstreamUrl: 'quay.io' } },
+      { namespace: restricted },
+    ).find((o) => o.kind === 'StatefulSet') as KubeObject & { spec: { template: { spec: { volumes: object[] } } } };
     // As the StatefulSet controller makes it: the claim from volumeClaimTemplates becomes a volume.
-    const spec = { ...sts.spec.template.spec, volumes: [...sts.spec.template.spec.volumes, { name: 'cache', persistentVolumeClaim: { claimName: 'cache-registry-mirror-psa-0' } }] };
+    const spec = {
+      ...sts.spec.template.spec,
+      volumes: [
+        ...sts.spec.template.spec.volumes,
+        { name: 'cache', persistentVolumeClaim: { claimName: 'cache-registry-mirror-psa-0' } },
+      ],
+    };
     const pod = { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'cache-pod', namespace: restricted }, spec };
     await expect(core.createNamespacedPod({ namespace: restricted, body: pod as never })).resolves.toBeDefined();
   });
 
   it('needs a privileged namespace only for the node agent (hostPath), as the README says', async () => {
-    const ds = synthesizeMirror({ name: 'psa', source: 'test', spec: { upstreamUrl: 'quay.io' } }, { namespace: restricted }).find(
-      (o) => o.kind === 'DaemonSet',
-    ) as KubeObject & { spec: { template: { spec: object } } };
-    const pod = (ns: string) => ({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'agent-pod', namespace: ns }, spec: ds.spec.template.spec });
-    expect(await rejection(core.createNamespacedPod({ namespace: restricted, body: pod(restricted) as never }))).toContain('hostPath');
+    const ds = synthesizeMirror(
+      { name: 'psa', source: 'test', spec: { upstreamUrl: 'quay.io' } },
+      { namespace: restricted },
+    ).find((o) => o.kind === 'DaemonSet') as KubeObject & { spec: { template: { spec: object } } };
+    const pod = (ns: string) => ({
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: 'agent-pod', namespace: ns },
+      spec: ds.spec.template.spec,
+    });
+    expect(
+      await rejection(core.createNamespacedPod({ namespace: restricted, body: pod(restricted) as never })),
+    ).toContain('hostPath');
     await expect(core.createNamespacedPod({ namespace, body: pod(namespace) as never })).resolves.toBeDefined();
   });
 });

@@ -182,8 +182,7 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
       // close watches (the controller manager's) on SIGTERM; otherwise shutdown waits ~60 s for them
       '--shutdown-watch-termination-grace-period=2s',
     ];
-    const apiserverReady = (): Promise<boolean> =>
-      probe(`${server}/readyz`, token).then((r) => r.status === 200);
+    const apiserverReady = (): Promise<boolean> => probe(`${server}/readyz`, token).then((r) => r.status === 200);
     const launchApiServer = async (): Promise<void> => {
       children['kube-apiserver'] = launch(apiserverBin, apiserverArgs, apiserverLog);
       await waitFor('kube-apiserver', children['kube-apiserver'], apiserverLog, apiserverReady, 120_000);
@@ -244,7 +243,7 @@ export function controllerManagerBuilt(): Promise<boolean> {
   return hasTool('kube-controller-manager');
 }
 
-async function externalControlPlane(path: string, log: (line: string) => void): Promise<ControlPlane> {
+function externalControlPlane(path: string, log: (line: string) => void): ControlPlane {
   const kc = new KubeConfig();
   kc.loadFromFile(path);
   const server = kc.getCurrentCluster()?.server;
@@ -271,7 +270,8 @@ export async function serveApiServerControl(cp: ControlPlane): Promise<{ url: st
   const secret = randomBytes(16).toString('hex');
   const server = createServer((req, res) => {
     const action = req.method === 'POST' ? req.url?.replace(`/${secret}/`, '') : undefined;
-    const run = action === 'stop' ? cp.stopApiServer : action === 'start' ? cp.startApiServer : undefined;
+    const run =
+      action === 'stop' ? () => cp.stopApiServer() : action === 'start' ? () => cp.startApiServer() : undefined;
     if (!run || !req.url?.startsWith(`/${secret}/`)) {
       res.writeHead(404).end();
       return;

@@ -19,7 +19,14 @@ export const CRD_NAME = 'registrymirrors.k8s.osp.tech';
 /** Server-side apply the CRD and wait until it is Established. */
 export async function installCrd(kc: KubeConfig, timeoutMs = 30_000): Promise<void> {
   const typed = loadYaml<KubernetesObject>(JSON.stringify(registryMirrorCrd()));
-  await KubernetesObjectApi.makeApiClient(kc).patch(typed, undefined, undefined, 'mirror-synth-test', true, PatchStrategy.ServerSideApply);
+  await KubernetesObjectApi.makeApiClient(kc).patch(
+    typed,
+    undefined,
+    undefined,
+    'mirror-synth-test',
+    true,
+    PatchStrategy.ServerSideApply,
+  );
   const ext = kc.makeApiClient(ApiextensionsV1Api);
   const end = Date.now() + timeoutMs;
   for (;;) {

@@ -13,8 +13,8 @@ export interface DnsServer {
 function readName(msg: Buffer, offset: number): { name: string; end: number } {
   const labels: string[] = [];
   let i = offset;
-  while (msg[i]! !== 0) {
-    const len = msg[i]!;
+  while (msg[i] !== 0) {
+    const len = msg[i];
     labels.push(msg.subarray(i + 1, i + 1 + len).toString('ascii'));
     i += len + 1;
   }

@@ -370,7 +370,7 @@ export class RegistryProcess {
         status: Number(l['http.response.status']),
         written: Number(l['http.response.written'] ?? 0),
         user: typeof l['auth.user.name'] === 'string' ? l['auth.user.name'] : undefined,
-        userAgent: String(l['http.request.useragent'] ?? ''),
+        userAgent: typeof l['http.request.useragent'] === 'string' ? l['http.request.useragent'] : '',
       }));
   }
 
@@ -388,7 +388,11 @@ export class RegistryProcess {
     let bytes = 0;
     const lines = this.logs.slice(since).filter((l) => l.msg === 'response completed');
     for (const l of lines) {
-      if (userAgent !== undefined && !String(l['http.request.useragent'] ?? '').includes(userAgent)) continue;
+      if (
+        userAgent !== undefined &&
+        !(typeof l['http.request.useragent'] === 'string' && l['http.request.useragent'].includes(userAgent))
+      )
+        continue;
       if (l['http.request.method'] !== 'GET') continue;
       const status = Number(l['http.response.status']);
       if (status < 200 || status >= 300) continue;
@@ -548,7 +552,7 @@ export async function startUpstream(opts: UpstreamOptions): Promise<Upstream> {
       await reg.restart();
     },
   });
-  return upstream as Upstream;
+  return upstream;
 }
 
 /** Remove a directory tree synchronously (for afterAll hooks that must not leave temp dirs). */
