@@ -1,5 +1,4 @@
-// ESLint flat config: typescript-eslint's type-checked rules, import ordering.
-import importX from 'eslint-plugin-import-x';
+// ESLint flat config: typescript-eslint's type-checked rules.
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
@@ -9,12 +8,10 @@ export default tseslint.config(
     languageOptions: {
       parserOptions: { project: './tsconfig.dev.json', tsconfigRootDir: import.meta.dirname },
     },
-    plugins: { 'import-x': importX },
     rules: {
       '@typescript-eslint/no-floating-promises': 'error',
       '@typescript-eslint/return-await': ['error', 'in-try-catch'],
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_' }],
-      'import-x/order': ['error', { groups: ['builtin', 'external', 'internal', 'parent', 'sibling'] }],
       'no-console': 'off',
     },
   },
