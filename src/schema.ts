@@ -38,6 +38,16 @@ const Quantity = Type.Union([Type.Integer({ minimum: 0 }), Type.String({ minLeng
 
 const QuantityMap = Type.Record(Type.String({ pattern: '^[a-z0-9]([-a-z0-9./]*[a-z0-9])?$' }), Quantity);
 
+/** A map of Kubernetes label keys to label values (labels, node selectors). */
+const LabelMap = (description: string) =>
+  Type.Record(
+    Type.String({ pattern: LABEL_KEY_PATTERN }),
+    Type.String({ pattern: LABEL_VALUE_PATTERN, maxLength: 63 }),
+    {
+      description,
+    },
+  );
+
 const Resources = Type.Object(
   {
     requests: Type.Optional(QuantityMap),
@@ -125,15 +135,7 @@ export const MirrorSpecSchema = Type.Object(
     tolerations: Type.Optional(
       Type.Array(Toleration, { description: 'Tolerations for the cache and the node agent pods.' }),
     ),
-    nodeSelector: Type.Optional(
-      Type.Record(
-        Type.String({ pattern: LABEL_KEY_PATTERN }),
-        Type.String({ pattern: LABEL_VALUE_PATTERN, maxLength: 63 }),
-        {
-          description: 'Node selector for the cache pods (the node agent runs on every node).',
-        },
-      ),
-    ),
+    nodeSelector: Type.Optional(LabelMap('Node selector for the cache pods (the node agent runs on every node).')),
     priorityClassName: Type.Optional(
       Type.String({ pattern: DNS_SUBDOMAIN_PATTERN, maxLength: 253, description: 'Priority class of all pods.' }),
     ),
@@ -146,15 +148,7 @@ export const MirrorSpecSchema = Type.Object(
         { description: 'Secrets used to pull the cache and node agent images.' },
       ),
     ),
-    labels: Type.Optional(
-      Type.Record(
-        Type.String({ pattern: LABEL_KEY_PATTERN }),
-        Type.String({ pattern: LABEL_VALUE_PATTERN, maxLength: 63 }),
-        {
-          description: 'Extra labels for every child object and pod.',
-        },
-      ),
-    ),
+    labels: Type.Optional(LabelMap('Extra labels for every child object and pod.')),
     imageRegistry: Type.Optional(
       Type.String({
         pattern: REGISTRY_PREFIX_PATTERN,
