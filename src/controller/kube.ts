@@ -8,6 +8,7 @@ import {
   type KubeConfig,
   KubernetesObjectApi,
   type KubernetesObject,
+  loadYaml,
   PatchStrategy,
 } from '@kubernetes/client-node';
 
@@ -31,6 +32,15 @@ export interface RegistryMirrorObject extends KubernetesObject {
   status?: MirrorStatus;
 }
 
+/**
+ * client-node serializes a known kind through its typed model, which knows fields by their
+ * TypeScript names (`_exec`, `xKubernetesIntOrString`) and drops wire names it does not know.
+ * loadYaml reads wire JSON (JSON is YAML) into that model, so every field survives the trip.
+ */
+export function toClientModel(obj: KubeObject): KubernetesObject {
+  return loadYaml<KubernetesObject>(JSON.stringify(obj));
+}
+
 export class KubeClient {
   readonly objects: KubernetesObjectApi;
   readonly core: CoreV1Api;
@@ -52,7 +62,14 @@ export class KubeClient {
     const end = this.metrics.applyDuration.startTimer({ kind: obj.kind });
     this.metrics.writesTotal.inc({ verb: 'apply', resource: obj.kind });
     try {
-      return await this.objects.patch(obj, undefined, undefined, FIELD_MANAGER, true, PatchStrategy.ServerSideApply);
+      return await this.objects.patch(
+        toClientModel(obj),
+        undefined,
+        undefined,
+        FIELD_MANAGER,
+        true,
+        PatchStrategy.ServerSideApply,
+      );
     } finally {
       end();
     }

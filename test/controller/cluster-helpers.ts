@@ -1,6 +1,4 @@
 // Helpers for the controller's integration tests and benchmark (not a test file itself).
-import type { Agent } from 'node:https';
-import { request as httpsRequest } from 'node:https';
 import { Writable } from 'node:stream';
 
 import {
@@ -13,8 +11,8 @@ import {
   type KubernetesObject,
 } from '@kubernetes/client-node';
 
-import { registryMirrorCrd } from '../../src/crd.js';
 import type { KubeObject } from '../../src/kube-object.js';
+import { installCrd as installCrdWith } from '../support/crd.js';
 
 export const GROUP = { group: 'k8s.osp.tech', version: 'v1', plural: 'registrymirrors' } as const;
 
@@ -64,54 +62,9 @@ export async function waitUntil<T>(
   }
 }
 
-/**
- * Server-side apply raw JSON, bypassing client-node's typed serializer: for a
- * CustomResourceDefinition that serializer drops `x-kubernetes-*` keys (its model names them
- * `x_kubernetes_*`), so the API server rejects the schema.
- */
-export async function rawApply(kc: KubeConfig, path: string, body: unknown): Promise<unknown> {
-  const server = kc.getCurrentCluster()!.server;
-  const init = (await kc.applyToFetchOptions({})) as unknown as { agent?: Agent; headers?: unknown };
-  const h = init.headers as { entries?: () => Iterable<[string, string]> } | Record<string, string> | undefined;
-  const headers: Record<string, string> =
-    h && typeof (h as { entries?: unknown }).entries === 'function'
-      ? Object.fromEntries((h as { entries: () => Iterable<[string, string]> }).entries())
-      : ((h as Record<string, string> | undefined) ?? {});
-  const url = new URL(`${server}${path}`);
-  url.searchParams.set('fieldManager', 'mirror-synth-test');
-  url.searchParams.set('force', 'true');
-  const payload = JSON.stringify(body);
-  return new Promise((resolve, reject) => {
-    const req = httpsRequest(
-      url,
-      {
-        method: 'PATCH',
-        agent: init.agent,
-        headers: { ...headers, 'content-type': 'application/apply-patch+yaml', accept: 'application/json' },
-      },
-      (res) => {
-        let text = '';
-        res.on('data', (d: Buffer) => (text += d.toString()));
-        res.on('end', () =>
-          (res.statusCode ?? 500) < 300 ? resolve(JSON.parse(text)) : reject(new Error(`${res.statusCode}: ${text}`)),
-        );
-      },
-    );
-    req.on('error', reject);
-    req.end(payload);
-  });
-}
-
+/** Install the RegistryMirror CRD (as test/support/crd.ts does) and wait until it is Established. */
 export async function installCrd(c: Clients): Promise<void> {
-  await rawApply(
-    c.kc,
-    '/apis/apiextensions.k8s.io/v1/customresourcedefinitions/registrymirrors.k8s.osp.tech',
-    registryMirrorCrd(),
-  );
-  await waitUntil(async () => {
-    const crd = await c.ext.readCustomResourceDefinition({ name: 'registrymirrors.k8s.osp.tech' });
-    return crd.status?.conditions?.find((x) => x.type === 'Established')?.status === 'True';
-  }, 'the CRD to be established');
+  await installCrdWith(c.kc);
 }
 
 export interface Mirror extends KubernetesObject {
