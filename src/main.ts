@@ -17,6 +17,9 @@ interface ControllerFlags {
   readonly metricsPort: number;
   readonly leaderElection: boolean;
   readonly logLevel: string;
+  readonly clusterDomain?: string;
+  readonly probePort?: number;
+  readonly leaseNamespace?: string;
 }
 
 export const EXIT_OK = 0;
@@ -116,11 +119,18 @@ export function buildCli(): Command {
       'wait before reconnecting after the API server fails or while the CRD is missing (env SECONDS_BETWEEN_STREAMS; default 30)',
       positiveInt,
     )
-    .option('--metrics-port <port>', 'port of /metrics, /healthz and /readyz (default 8080)', positiveInt, 8080)
+    .option('--metrics-port <port>', 'port of /metrics, /healthz and /readyz', positiveInt, 8080)
     .option('--no-leader-election', 'do not take a Lease before reconciling (run one replica only)')
+    .option(
+      '--probe-port <port>',
+      'serve /healthz and /readyz on their own port (default: the metrics port)',
+      positiveInt,
+    )
+    .option('--lease-namespace <ns>', 'namespace of the leader-election Lease (default: --namespace)')
+    .option('--cluster-domain <domain>', 'as for synth (env CLUSTER_DOMAIN; default cluster.local)')
     .option('--log-level <level>', 'debug, info, warn or error', 'info')
     .action(async (opts: ControllerFlags) => {
-      const [{ controller }, { resolveNamespace }] = await Promise.all([
+      const [{ controller }, { resolveNamespace, resolveClusterDomain }] = await Promise.all([
         import('./commands/controller.js'),
         import('./options.js'),
       ]);
@@ -131,6 +141,9 @@ export function buildCli(): Command {
         metricsPort: opts.metricsPort,
         leaderElection: opts.leaderElection,
         logLevel: opts.logLevel,
+        clusterDomain: resolveClusterDomain(opts.clusterDomain),
+        ...(opts.probePort !== undefined ? { probePort: opts.probePort } : {}),
+        ...(opts.leaseNamespace ? { leaseNamespace: opts.leaseNamespace } : {}),
       });
     });
 

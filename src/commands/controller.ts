@@ -20,6 +20,8 @@ export interface ControllerCommandOptions {
   readonly leaseNamespace?: string;
   /** @default 'info' */
   readonly logLevel?: string;
+  /** The cluster's DNS domain, for the node agent. @default 'cluster.local' */
+  readonly clusterDomain?: string;
 }
 
 export async function controller(opts: ControllerCommandOptions): Promise<void> {
@@ -33,6 +35,7 @@ export async function controller(opts: ControllerCommandOptions): Promise<void> 
     leaderElection: opts.leaderElection,
     ...(opts.leaseNamespace ? { leaseNamespace: opts.leaseNamespace } : {}),
     ...(opts.logLevel ? { logLevel: opts.logLevel } : {}),
+    ...(opts.clusterDomain ? { clusterDomain: opts.clusterDomain } : {}),
   });
   const onSignal = (signal: NodeJS.Signals): void => {
     running.logger.info({ signal }, 'signal received');
