@@ -8,6 +8,7 @@
  * No message here ever contains a secret value.
  */
 import type { KubeObject } from '../kube-object.js';
+import { containerdHost } from '../upstream.js';
 import { credentialsHash } from './hash.js';
 import { MANAGED_BY_LABEL, MANAGED_BY_VALUE, MIRROR_LABEL_KEY } from './labels.js';
 
@@ -41,15 +42,11 @@ export function derivedSecretName(mirror: string): string {
 
 /** `https://Index.Docker.io/v1/` → `docker.io`; `quay.io:443/x` → `quay.io:443`. */
 export function normalizeRegistryHost(key: string): string {
-  let host = key
+  const host = key
     .trim()
     .toLowerCase()
     .replace(/^[a-z][a-z0-9+.-]*:\/\//, '');
-  host = host.split('/')[0] ?? '';
-  if (host === 'index.docker.io' || host === 'registry-1.docker.io' || host === 'registry.hub.docker.com') {
-    return 'docker.io';
-  }
-  return host;
+  return containerdHost(host.split('/')[0] ?? '');
 }
 
 function b64(s: string): string {
