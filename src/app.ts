@@ -7,7 +7,7 @@ import { App, Chart } from 'cdk8s';
 import { stringify } from 'yaml';
 import { registryMirrorCrd } from './crd.js';
 import { k8s } from './k8s.js';
-import { sortKeys, type KubeObject } from './kube-object.js';
+import { sortKeys, type KubeObject, compareStrings } from './kube-object.js';
 import { DEFAULT_NAMESPACE, MANAGED_BY, MANAGED_BY_LABEL, RegistryMirror } from './mirror.js';
 import type { MirrorInput } from './spec.js';
 
@@ -46,7 +46,7 @@ export function compareObjects(a: KubeObject, b: KubeObject): number {
     const i = KIND_ORDER.indexOf(o.kind);
     return i === -1 ? KIND_ORDER.length : i;
   };
-  return rank(a) - rank(b) || a.kind.localeCompare(b.kind) || a.metadata.name.localeCompare(b.metadata.name);
+  return rank(a) - rank(b) || compareStrings(a.kind, b.kind) || compareStrings(a.metadata.name, b.metadata.name);
 }
 
 /** A chart holding one mirror's children. Its id is the mirror's name. */
@@ -129,11 +129,11 @@ export function renderDist(mirrors: readonly MirrorInput[], opts: SynthOptions =
     );
   }
   const resources = [...files.keys()].sort(
-    (a, b) => (a.startsWith('mirrors/') ? 1 : 0) - (b.startsWith('mirrors/') ? 1 : 0) || a.localeCompare(b),
+    (a, b) => (a.startsWith('mirrors/') ? 1 : 0) - (b.startsWith('mirrors/') ? 1 : 0) || compareStrings(a, b),
   );
   files.set(
     'kustomization.yaml',
     `${GENERATED_HEADER}\n${stringify({ apiVersion: 'kustomize.config.k8s.io/v1beta1', kind: 'Kustomization', resources }, { lineWidth: 0 })}`,
   );
-  return new Map([...files].sort(([a], [b]) => a.localeCompare(b)));
+  return new Map([...files].sort(([a], [b]) => compareStrings(a, b)));
 }

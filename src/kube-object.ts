@@ -25,3 +25,8 @@ export function sortKeys<T>(value: T): T {
   }
   return value;
 }
+
+/** Code-unit order: the same on every machine, whatever its locale (unlike localeCompare). */
+export function compareStrings(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}

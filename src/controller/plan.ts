@@ -3,6 +3,7 @@
  * their content hash is unchanged, and which live children to prune.
  */
 import type { KubeObject } from '../kube-object.js';
+import { compareStrings } from '../kube-object.js';
 import { CONTENT_HASH_ANNOTATION } from './hash.js';
 import { MIRROR_API_VERSION, MIRROR_KIND } from './labels.js';
 
@@ -47,7 +48,7 @@ export function childKey(o: { kind?: string; metadata: { name?: string } }): str
 
 export function sortForApply<T extends { kind?: string; metadata: { name?: string } }>(objs: readonly T[]): T[] {
   const rank = (o: T): number => APPLY_ORDER[o.kind ?? ''] ?? 5;
-  return [...objs].sort((a, b) => rank(a) - rank(b) || childKey(a).localeCompare(childKey(b)));
+  return [...objs].sort((a, b) => rank(a) - rank(b) || compareStrings(childKey(a), childKey(b)));
 }
 
 /** Whether `live` is owned by the RegistryMirror named `mirror` (so the controller may delete it). */

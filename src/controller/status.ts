@@ -8,6 +8,7 @@
  * always present, each with `observedGeneration`, a PascalCase reason and an actionable message.
  */
 import type { MirrorCondition, MirrorStatus } from '../schema.js';
+import { compareStrings } from '../kube-object.js';
 
 /** Reasons for `Stalled=True`: each needs a person to change the spec or a Secret. */
 export type StalledReason = 'InvalidSpec' | 'CredentialsSecretNotFound' | 'CredentialsSecretInvalid' | 'ApplyRejected';
@@ -106,7 +107,7 @@ export function statusChanged(previous: MirrorStatus | undefined, next: MirrorSt
     JSON.stringify({
       observedGeneration: s?.observedGeneration ?? null,
       conditions: [...(s?.conditions ?? [])]
-        .sort((a, b) => a.type.localeCompare(b.type))
+        .sort((a, b) => compareStrings(a.type, b.type))
         .map((c) => [c.type, c.status, c.observedGeneration ?? null, c.reason, c.message, c.lastTransitionTime]),
     });
   return norm(previous) !== norm(next);

@@ -8,6 +8,7 @@ import { describeError, errorStatus } from '../controller/errors.js';
 import { SpecError, type SpecProblem } from '../errors.js';
 import { API_GROUP, API_VERSION, PLURAL } from '../schema.js';
 import { type MirrorInput, parseMirrorResource } from '../spec.js';
+import { compareStrings } from '../kube-object.js';
 
 /** The cluster could not be read: unreachable, CRD missing, or access denied. Printed without a stack. */
 export class ClusterError extends Error {
@@ -92,5 +93,5 @@ export async function listClusterMirrors(opts: ClusterSourceOptions = {}): Promi
     }
   }
   if (problems.length > 0) throw new SpecError(problems);
-  return mirrors.sort((a, b) => a.name.localeCompare(b.name));
+  return mirrors.sort((a, b) => compareStrings(a.name, b.name));
 }
