@@ -111,23 +111,32 @@ export function toYaml(objects: readonly KubeObject[], header = GENERATED_HEADER
   return `${header}\n${docs.join('---\n')}`;
 }
 
+/** One mirror's file in dist/: its path and its YAML. */
+export function renderMirrorFile(mirror: MirrorInput, opts: SynthOptions = {}): [string, string] {
+  return [
+    `mirrors/${mirror.name}.yaml`,
+    toYaml(
+      synthesizeMirror(mirror, opts),
+      `${GENERATED_HEADER}\n# Mirror ${mirror.name} from ${basename(mirror.source)}.`,
+    ),
+  ];
+}
+
 /**
  * The files of dist/, by relative path: the CRD, the namespace, one file per mirror and a
  * kustomization.yaml listing them, so Argo CD and Flux can point at the directory.
+ * `mirrorFiles` are the mirrors' files when already rendered (in parallel, by the CLI).
  */
-export function renderDist(mirrors: readonly MirrorInput[], opts: SynthOptions = {}): Map<string, string> {
+export function renderDist(
+  mirrors: readonly MirrorInput[],
+  opts: SynthOptions = {},
+  mirrorFiles: Iterable<[string, string]> = mirrors.map((m) => renderMirrorFile(m, opts)),
+): Map<string, string> {
   const namespace = opts.namespace ?? DEFAULT_NAMESPACE;
   const files = new Map<string, string>();
   files.set('crd.yaml', toYaml([registryMirrorCrd()]));
   files.set('namespace.yaml', toYaml([namespaceObject(namespace)]));
-  // One App per mirror: cdk8s resolves and validates a chart's whole App on every toJson(),
-  // so 1000 charts in one App would cost O(n^2).
-  for (const m of mirrors) {
-    files.set(
-      `mirrors/${m.name}.yaml`,
-      toYaml(synthesizeMirror(m, opts), `${GENERATED_HEADER}\n# Mirror ${m.name} from ${basename(m.source)}.`),
-    );
-  }
+  for (const [path, text] of mirrorFiles) files.set(path, text);
   const resources = [...files.keys()].sort(
     (a, b) => (a.startsWith('mirrors/') ? 1 : 0) - (b.startsWith('mirrors/') ? 1 : 0) || compareStrings(a, b),
   );

@@ -1,10 +1,12 @@
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import { readTree } from '../src/output.js';
 
 // The real binary, as `npx mirror-synth` runs it (compiled lib/, built by `npm test`).
 const root = new URL('../', import.meta.url).pathname;
@@ -83,6 +85,22 @@ describe('mirror-synth binary', () => {
     const r = await run(['synth', '--no-such-flag'], cwd);
     expect(r.code).toBe(2);
     expect(r.stderr).toContain("unknown option '--no-such-flag'");
+  });
+
+  it('renders large sets on worker threads to the same bytes as on one thread', async () => {
+    const many = join(cwd, 'many');
+    await mkdir(join(many, 'mirrors'), { recursive: true });
+    for (let i = 0; i < 250; i++) {
+      await writeFile(
+        join(many, 'mirrors', `m${i}.yaml`),
+        `apiVersion: k8s.osp.tech/v1\nkind: RegistryMirror\nmetadata: {name: m${i}}\nspec: {upstreamUrl: r${i}.example.com}\n`,
+      );
+    }
+    expect((await run(['synth', '-q', '--out', 'one'], many, { MIRROR_SYNTH_WORKERS: '1' })).code).toBe(0);
+    expect((await run(['synth', '-q', '--out', 'three'], many, { MIRROR_SYNTH_WORKERS: '3' })).code).toBe(0);
+    const one = await readTree(join(many, 'one'));
+    expect(one.size).toBe(253);
+    expect(await readTree(join(many, 'three'))).toEqual(one);
   });
 
   it('names an unknown command instead of passing it to synth', async () => {

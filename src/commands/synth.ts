@@ -1,6 +1,7 @@
 import { renderDist, type SynthOptions } from '../app.js';
 import { StaleOutputError } from '../errors.js';
 import { diffTree, readTree, writeTree } from '../output.js';
+import { renderMirrorFiles } from '../render-parallel.js';
 import { resolveClusterDomain, resolveMirrorsDir, resolveNamespace, resolveOutDir } from '../options.js';
 import { loadMirrorDir, type MirrorInput } from '../spec.js';
 
@@ -45,7 +46,7 @@ export async function synth(opts: SynthCommandOptions = {}): Promise<SynthSummar
   const options = synthOptions(opts);
   const out = resolveOutDir(opts.out);
   const mirrors = await loadInputs(opts);
-  const files = renderDist(mirrors, options);
+  const files = renderDist(mirrors, options, await renderMirrorFiles(mirrors, options));
   const result = await writeTree(out, files);
   const summary: SynthSummary = {
     out,
@@ -75,7 +76,8 @@ export async function check(opts: CheckCommandOptions = {}): Promise<void> {
   const log = opts.log ?? ((line: string) => console.log(line));
   const options = synthOptions(opts);
   const out = resolveOutDir(opts.out);
-  const expected = renderDist(await loadMirrorDir(resolveMirrorsDir(opts.mirrors)), options);
+  const mirrors = await loadMirrorDir(resolveMirrorsDir(opts.mirrors));
+  const expected = renderDist(mirrors, options, await renderMirrorFiles(mirrors, options));
   const diff = diffTree(expected, await readTree(out));
   const lines = [
     ...diff.missing.map((p) => `  missing:  ${out}/${p}`),
