@@ -35,14 +35,15 @@ function fixture(n) {
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const rows = [];
-for (const n of ['samples', 1, 100, 1000]) {
+for (const [n, workers] of [['samples'], [1], [100], [1000, '1'], [1000]]) {
   const dir = fixture(n);
   const times = [];
   const rss = [];
   for (let r = 0; r < RUNS; r++) {
     rmSync(join(dir, 'dist'), { recursive: true, force: true });
     const t0 = process.hrtime.bigint();
-    const res = spawnSync('node', ['--import', hook, bin, 'synth', '--quiet'], { cwd: dir, encoding: 'utf8' });
+    const env = { ...process.env, MIRROR_SYNTH_WORKERS: workers ?? '' };
+    const res = spawnSync('node', ['--import', hook, bin, 'synth', '--quiet'], { cwd: dir, encoding: 'utf8', env });
     const ms = Number(process.hrtime.bigint() - t0) / 1e6;
     if (res.status !== 0) throw new Error(`synth failed for ${n}: ${res.stderr}`);
     times.push(ms);
@@ -50,6 +51,7 @@ for (const n of ['samples', 1, 100, 1000]) {
   }
   rows.push({
     mirrors: n === 'samples' ? '2 (samples)' : n,
+    threads: workers ?? 'auto',
     wall_ms_median: Math.round(median(times)),
     wall_ms_max: Math.round(Math.max(...times)),
     peak_rss_mb: Math.round(Math.max(...rss)),
