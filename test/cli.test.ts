@@ -7,6 +7,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { readTree } from '../src/output.js';
+import { mirrorYaml } from './support/fixtures.js';
 
 // The real binary, as `npx mirror-synth` runs it (compiled lib/, built by `npm test`).
 const root = new URL('../', import.meta.url).pathname;
@@ -60,10 +61,7 @@ describe('mirror-synth binary', () => {
   });
 
   it('exits 1 with one clear line per problem and no stack trace on a bad spec', async () => {
-    await writeFile(
-      join(cwd, 'mirrors', 'bad.yaml'),
-      'apiVersion: k8s.osp.tech/v1\nkind: RegistryMirror\nmetadata: {name: bad}\nspec: {upstreamUrl: "https://bad.io"}\n',
-    );
+    await writeFile(join(cwd, 'mirrors', 'bad.yaml'), mirrorYaml('bad', '{upstreamUrl: "https://bad.io"}'));
     const r = await run(['synth', '--out', 'out3'], cwd);
     await rm(join(cwd, 'mirrors', 'bad.yaml'));
     expect(r.code).toBe(1);
@@ -91,10 +89,7 @@ describe('mirror-synth binary', () => {
     const many = join(cwd, 'many');
     await mkdir(join(many, 'mirrors'), { recursive: true });
     for (let i = 0; i < 250; i++) {
-      await writeFile(
-        join(many, 'mirrors', `m${i}.yaml`),
-        `apiVersion: k8s.osp.tech/v1\nkind: RegistryMirror\nmetadata: {name: m${i}}\nspec: {upstreamUrl: r${i}.example.com}\n`,
-      );
+      await writeFile(join(many, 'mirrors', `m${i}.yaml`), mirrorYaml(`m${i}`, `{upstreamUrl: r${i}.example.com}`));
     }
     expect((await run(['synth', '-q', '--out', 'one'], many, { MIRROR_SYNTH_WORKERS: '1' })).code).toBe(0);
     expect((await run(['synth', '-q', '--out', 'three'], many, { MIRROR_SYNTH_WORKERS: '3' })).code).toBe(0);

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { SpecError, UsageError } from '../src/errors.js';
 import { checkUniqueNames, loadMirrorDir, parseMirrorFile, parseMirrorResource } from '../src/spec.js';
+import { mirrorYaml } from './support/fixtures.js';
 
 const fixtures = new URL('./fixtures/', import.meta.url).pathname;
 
@@ -103,8 +104,7 @@ describe('valid specs', () => {
 describe('a mirrors directory', () => {
   it('refuses two files declaring the same mirror, naming both', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'mirrors-'));
-    const doc =
-      'apiVersion: k8s.osp.tech/v1\nkind: RegistryMirror\nmetadata: {name: quay}\nspec: {upstreamUrl: quay.io}\n';
+    const doc = mirrorYaml('quay', '{upstreamUrl: quay.io}');
     await writeFile(join(dir, 'a.yaml'), doc);
     await writeFile(join(dir, 'b.yml'), doc);
     const err = await loadMirrorDir(dir).then(
@@ -119,14 +119,8 @@ describe('a mirrors directory', () => {
 
   it('collects problems from every file', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'mirrors-'));
-    await writeFile(
-      join(dir, 'a.yaml'),
-      'apiVersion: k8s.osp.tech/v1\nkind: RegistryMirror\nmetadata: {name: a}\nspec: {}\n',
-    );
-    await writeFile(
-      join(dir, 'b.yaml'),
-      'apiVersion: k8s.osp.tech/v1\nkind: RegistryMirror\nmetadata: {name: b}\nspec: {upstreamUrl: "x/y"}\n',
-    );
+    await writeFile(join(dir, 'a.yaml'), mirrorYaml('a', '{}'));
+    await writeFile(join(dir, 'b.yaml'), mirrorYaml('b', '{upstreamUrl: "x/y"}'));
     await writeFile(join(dir, 'notes.txt'), 'not a spec');
     const err = (await loadMirrorDir(dir).catch((e: unknown) => e)) as SpecError;
     expect(err.problems.map((p) => `${p.mirror}:${p.field}`)).toEqual(['a:spec.upstreamUrl', 'b:spec.upstreamUrl']);

@@ -9,6 +9,7 @@ import { crd } from '../../src/commands/crd.js';
 import { check, synth } from '../../src/commands/synth.js';
 import { validate } from '../../src/commands/validate.js';
 import { readTree } from '../../src/output.js';
+import { mirrorYaml } from '../support/fixtures.js';
 
 const repoMirrors = new URL('../../mirrors/', import.meta.url).pathname;
 let dir: string;
@@ -70,14 +71,8 @@ describe('synth', () => {
   it('leaves the output untouched when any spec is bad', async () => {
     await synth({ mirrors, out, ...quiet });
     const before = await readTree(out);
-    await writeFile(
-      join(mirrors, 'quay.yaml'),
-      'apiVersion: k8s.osp.tech/v1\nkind: RegistryMirror\nmetadata: {name: quay}\nspec: {upstreamURL: quay.io}\n',
-    );
-    await writeFile(
-      join(mirrors, 'extra.yaml'),
-      'apiVersion: k8s.osp.tech/v1\nkind: RegistryMirror\nmetadata: {name: extra}\nspec: {upstreamUrl: extra.io}\n',
-    );
+    await writeFile(join(mirrors, 'quay.yaml'), mirrorYaml('quay', '{upstreamURL: quay.io}'));
+    await writeFile(join(mirrors, 'extra.yaml'), mirrorYaml('extra', '{upstreamUrl: extra.io}'));
     const err = await synth({ mirrors, out, ...quiet }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(SpecError);
     expect((err as Error).message).toContain(
@@ -134,14 +129,8 @@ describe('check', () => {
   it('passes on fresh output and names each stale file', async () => {
     await synth({ mirrors, out, ...quiet });
     await expect(check({ mirrors, out, ...quiet })).resolves.toBeUndefined();
-    await writeFile(
-      join(mirrors, 'quay.yaml'),
-      'apiVersion: k8s.osp.tech/v1\nkind: RegistryMirror\nmetadata: {name: quay}\nspec: {upstreamUrl: quay.example.com}\n',
-    );
-    await writeFile(
-      join(mirrors, 'new.yaml'),
-      'apiVersion: k8s.osp.tech/v1\nkind: RegistryMirror\nmetadata: {name: new}\nspec: {upstreamUrl: new.io}\n',
-    );
+    await writeFile(join(mirrors, 'quay.yaml'), mirrorYaml('quay', '{upstreamUrl: quay.example.com}'));
+    await writeFile(join(mirrors, 'new.yaml'), mirrorYaml('new', '{upstreamUrl: new.io}'));
     const err = (await check({ mirrors, out, ...quiet }).catch((e: unknown) => e)) as Error;
     expect(err).toBeInstanceOf(StaleOutputError);
     expect(err.message).toContain(`stale:    ${out}/mirrors/quay.yaml`);
