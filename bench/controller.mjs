@@ -8,14 +8,10 @@
 // --quick: 20 mirrors, 3 resyncs, 100 mirrors and 500 Secrets for the memory phase.
 // Results: printed, and written as JSON to bench/results/.
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, symlinkSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 
-const here = dirname(fileURLToPath(import.meta.url));
-const root = join(here, '..');
-const out = join(root, 'node_modules', '.cache', 'mirror-synth-bench-controller');
+import { compileBench, resultsDir, root } from './compile.mjs';
 
 const { values } = parseArgs({
   options: {
@@ -38,14 +34,13 @@ for (const [k, v] of Object.entries(opts)) {
   if (!(Number.isInteger(v) && v >= 0 && v <= 20000)) throw new Error(`bench/controller: ${k} out of range: ${v}`);
 }
 
-const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc');
-execFileSync(process.execPath, [tsc, '-p', join(root, 'tsconfig.json')], { stdio: 'inherit' });
-execFileSync(process.execPath, [tsc, '-p', join(here, 'controller.tsconfig.json')], { stdio: 'inherit' });
-// Compiled files find repo files relative to themselves (assets/node-agent.sh, tools/).
-mkdirSync(out, { recursive: true });
-for (const dir of ['assets', 'tools']) {
-  if (!existsSync(join(out, dir))) symlinkSync(join(root, dir), join(out, dir));
-}
-
-const { runControllerBench } = await import(pathToFileURL(join(out, 'bench', 'controller.js')).href);
-await runControllerBench({ ...opts, root, resultsDir: join(here, 'results') });
+// The controller process runs the real binary, so lib/ is built first.
+execFileSync(
+  process.execPath,
+  [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(root, 'tsconfig.json')],
+  {
+    stdio: 'inherit',
+  },
+);
+const { runControllerBench } = await import(compileBench('controller'));
+await runControllerBench({ ...opts, root, resultsDir });

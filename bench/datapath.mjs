@@ -1,21 +1,14 @@
 #!/usr/bin/env node
-// Runner for bench/datapath.ts: compiles it (with the test support and src it imports) with the
-// project's tsc into node_modules/.cache/mirror-synth-bench, then runs it.
+// Runner for bench/datapath.ts: compiles it (bench/compile.mjs), then runs it.
 //
 //   node bench/datapath.mjs [--layer-mb 50] [--layers 4] [--concurrency 1,5,20] [--repeat 3] [--quick]
 //
 // --quick: 4 x 4 MiB, N = 1,5, one repeat (a smoke run of a few seconds).
 // Needs root, containerd (scripts/install-test-deps.sh) and the registry (tools/build.sh registry).
 // Results: printed, and written as JSON to bench/results/.
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, symlinkSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 
-const here = dirname(fileURLToPath(import.meta.url));
-const root = join(here, '..');
-const out = join(root, 'node_modules', '.cache', 'mirror-synth-bench');
+import { compileBench, resultsDir } from './compile.mjs';
 
 const { values } = parseArgs({
   options: {
@@ -39,19 +32,5 @@ for (const [k, v] of Object.entries(opts)) {
   if (bad) throw new Error(`bench/datapath: --${k} out of range: ${v}`);
 }
 
-execFileSync(
-  process.execPath,
-  [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(here, 'datapath.tsconfig.json')],
-  {
-    stdio: 'inherit',
-  },
-);
-// Compiled files find repo files relative to themselves: src/mirror.ts reads ../assets/node-agent.sh,
-// test/support/tools.ts reads tools/<module>/go.mod and runs tools/build.sh.
-mkdirSync(out, { recursive: true });
-for (const dir of ['assets', 'tools']) {
-  if (!existsSync(join(out, dir))) symlinkSync(join(root, dir), join(out, dir));
-}
-
-const { runDatapath } = await import(pathToFileURL(join(out, 'bench', 'datapath.js')).href);
-await runDatapath({ ...opts, resultsDir: join(here, 'results') });
+const { runDatapath } = await import(compileBench('datapath'));
+await runDatapath({ ...opts, resultsDir });
