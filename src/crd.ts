@@ -12,7 +12,7 @@ import {
   PLURAL,
   plainSchema,
 } from './schema.js';
-import type { KubeObject } from './kube-object.js';
+import { sortKeys, type KubeObject } from './kube-object.js';
 
 type Json = Record<string, unknown>;
 
@@ -73,6 +73,10 @@ export function toStructural(node: Json): Json {
 
 /** The CRD object, compatible with the original mirror-operator: k8s.osp.tech/v1, cluster-scoped, short name rm. */
 export function registryMirrorCrd(): KubeObject {
+  return sortKeys(crdObject());
+}
+
+function crdObject(): KubeObject {
   const status = toStructural(plainSchema(MirrorStatusSchema));
   const conditions = (status.properties as Record<string, Json>).conditions;
   conditions['x-kubernetes-list-type'] = 'map';
