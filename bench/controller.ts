@@ -23,6 +23,7 @@ import {
   clients,
   createMirror,
   installCrd,
+  StopWaiting,
   waitUntil,
 } from '../test/controller/cluster-helpers.js';
 
@@ -250,7 +251,7 @@ export async function runControllerBench(opts: ControllerBenchOptions): Promise<
     // Every mirror reconciled: count reconciles from the process's own metrics.
     await waitUntil(
       async () => {
-        if (exited) throw new Error(exited);
+        if (exited) throw new StopWaiting(exited);
         const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
         const success = Number(/mirror_synth_reconcile_total\{result="success"\} (\d+)/.exec(text)?.[1] ?? 0);
         const depth = Number(/mirror_synth_queue_depth (\d+)/.exec(text)?.[1] ?? 1);

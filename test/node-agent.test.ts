@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { NODE_AGENT_SCRIPT } from '../src/mirror.js';
 import { startDns } from './support/dns.js';
+import { waitFor } from './support/wait.js';
 
 // The node agent script runs for real under /bin/sh, in a temp dir standing for the node's
 // /etc/containerd/certs.d. Address look-ups go through a stand-in `getent` on PATH that
@@ -97,15 +98,8 @@ async function startAgent(
   };
 }
 
-async function waitFor<T>(fn: () => Promise<T | undefined>, what: string, ms = 8000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn().catch(() => undefined);
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+/** Poll quickly: the agent re-resolves every second here. */
+const until = <T>(fn: () => Promise<T | undefined>, what: string): Promise<T> => waitFor(what, fn, 8000, 50);
 
 const read = (p: string) => readFile(p, 'utf8');
 const hostsToml = (addr: string, server = 'https://quay.io') =>
@@ -116,13 +110,13 @@ describe('node agent', () => {
     const agent = await startAgent({});
     await agent.setAddress('10.96.0.42');
     const file = join(agent.certs, 'quay.io', 'hosts.toml');
-    expect(await waitFor(() => read(file), 'hosts.toml')).toBe(hostsToml('10.96.0.42'));
+    expect(await until(() => read(file), 'hosts.toml')).toBe(hostsToml('10.96.0.42'));
     expect(await readdir(join(agent.certs, 'quay.io'))).toEqual(['.mirror-synth-created', 'hosts.toml']);
   });
 
   it('uses MIRROR_ADDRESS as given, and brackets IPv6 addresses', async () => {
     const agent = await startAgent({ MIRROR_ADDRESS: 'fd00::42' });
-    expect(await waitFor(() => read(join(agent.certs, 'quay.io', 'hosts.toml')), 'hosts.toml')).toBe(
+    expect(await until(() => read(join(agent.certs, 'quay.io', 'hosts.toml')), 'hosts.toml')).toBe(
       hostsToml('[fd00::42]'),
     );
   });
@@ -132,17 +126,14 @@ describe('node agent', () => {
       SERVICE_HOST_VAR: 'REGISTRY_MIRROR_QUAY_SERVICE_HOST',
       REGISTRY_MIRROR_QUAY_SERVICE_HOST: '10.0.0.7',
     });
-    expect(await waitFor(() => read(join(agent.certs, 'quay.io', 'hosts.toml')), 'hosts.toml')).toBe(
+    expect(await until(() => read(join(agent.certs, 'quay.io', 'hosts.toml')), 'hosts.toml')).toBe(
       hostsToml('10.0.0.7'),
     );
   });
 
   it('waits without writing while the address cannot be resolved', async () => {
     const agent = await startAgent({});
-    await waitFor(
-      () => Promise.resolve(agent.logs().includes('cannot resolve') ? true : undefined),
-      'a resolve warning',
-    );
+    await until(() => Promise.resolve(agent.logs().includes('cannot resolve') ? true : undefined), 'a resolve warning');
     expect(await readdir(agent.certs)).toEqual([]);
   });
 
@@ -150,9 +141,9 @@ describe('node agent', () => {
     const agent = await startAgent({ HOSTS: 'quay.io local.quay.io' });
     await agent.setAddress('10.96.0.1');
     const file = join(agent.certs, 'local.quay.io', 'hosts.toml');
-    await waitFor(async () => ((await read(file)) === hostsToml('10.96.0.1') ? true : undefined), 'first address');
+    await until(async () => ((await read(file)) === hostsToml('10.96.0.1') ? true : undefined), 'first address');
     await agent.setAddress('10.96.0.2');
-    await waitFor(async () => ((await read(file)) === hostsToml('10.96.0.2') ? true : undefined), 'second address');
+    await until(async () => ((await read(file)) === hostsToml('10.96.0.2') ? true : undefined), 'second address');
     expect(await read(join(agent.certs, 'quay.io', 'hosts.toml'))).toBe(hostsToml('10.96.0.2'));
     // No temp files are left behind.
     expect((await readdir(join(agent.certs, 'local.quay.io'))).filter((f) => f.includes('tmp'))).toEqual([]);
@@ -169,7 +160,7 @@ describe('node agent', () => {
     });
     await agent.setAddress('10.96.0.42');
     const file = join(agent.certs, 'quay.io', 'hosts.toml');
-    await waitFor(async () => ((await read(file)) === hostsToml('10.96.0.42') ? true : undefined), 'hosts.toml');
+    await until(async () => ((await read(file)) === hostsToml('10.96.0.42') ? true : undefined), 'hosts.toml');
     expect(await read(join(agent.certs, 'quay.io', 'hosts.toml.mirror-synth-backup'))).toBe(original);
     expect(await agent.stop()).toBe(0);
     expect(await read(file)).toBe(original);
@@ -185,7 +176,7 @@ describe('node agent', () => {
     };
     const first = await startAgent({ MIRROR_ADDRESS: '10.0.0.1' }, prepare);
     const file = join(first.certs, 'quay.io', 'hosts.toml');
-    await waitFor(async () => ((await read(file)) === hostsToml('10.0.0.1') ? true : undefined), 'hosts.toml');
+    await until(async () => ((await read(file)) === hostsToml('10.0.0.1') ? true : undefined), 'hosts.toml');
     first.proc.kill('SIGKILL');
     // A new agent on the same node (same certs dir) must not take our own file for the original.
     const second = spawn('sh', [join(first.root, 'node-agent.sh')], {
@@ -201,10 +192,7 @@ describe('node agent', () => {
       stdio: 'ignore',
     });
     running.push(second);
-    await waitFor(
-      async () => ((await read(file)) === hostsToml('10.0.0.2') ? true : undefined),
-      'rewritten hosts.toml',
-    );
+    await until(async () => ((await read(file)) === hostsToml('10.0.0.2') ? true : undefined), 'rewritten hosts.toml');
     await new Promise<void>((resolve) => {
       second.once('exit', () => resolve());
       second.kill('SIGTERM');
@@ -214,7 +202,7 @@ describe('node agent', () => {
 
   it('removes what it created, leaving the directory as it found it', async () => {
     const agent = await startAgent({ MIRROR_ADDRESS: '10.0.0.1', HOSTS: 'quay.io local.quay.io' });
-    await waitFor(() => read(join(agent.certs, 'local.quay.io', 'hosts.toml')), 'hosts.toml');
+    await until(() => read(join(agent.certs, 'local.quay.io', 'hosts.toml')), 'hosts.toml');
     expect(await agent.stop()).toBe(0);
     expect(await readdir(agent.certs)).toEqual([]);
   });
@@ -240,9 +228,9 @@ describe.runIf(hasBusybox)('node agent under busybox, as in its image', { timeou
       dns.set(name, '10.96.0.42');
       const agent = await startAgent({ SERVICE_NAME: name }, undefined, { dnsPort: dns.port });
       const file = join(agent.certs, 'quay.io', 'hosts.toml');
-      await waitFor(async () => ((await read(file)) === hostsToml('10.96.0.42') ? true : undefined), 'hosts.toml');
+      await until(async () => ((await read(file)) === hostsToml('10.96.0.42') ? true : undefined), 'hosts.toml');
       dns.set(name, '10.96.0.43');
-      await waitFor(async () => ((await read(file)) === hostsToml('10.96.0.43') ? true : undefined), 'the new address');
+      await until(async () => ((await read(file)) === hostsToml('10.96.0.43') ? true : undefined), 'the new address');
       expect(await agent.stop()).toBe(0);
       expect(await readdir(agent.certs)).toEqual([]);
     } finally {
@@ -256,7 +244,7 @@ describe.runIf(hasBusybox)('node agent under busybox, as in its image', { timeou
       const agent = await startAgent({ SERVICE_NAME: 'registry-mirror-none.kube-extra.svc.cluster.local' }, undefined, {
         dnsPort: dns.port,
       });
-      await waitFor(
+      await until(
         () => Promise.resolve(agent.logs().includes('cannot resolve') ? true : undefined),
         'a resolve warning',
       );

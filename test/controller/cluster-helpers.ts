@@ -13,6 +13,9 @@ import {
 
 import type { KubeObject } from '../../src/kube-object.js';
 import { installCrd as installCrdWith } from '../support/crd.js';
+import { waitFor } from '../support/wait.js';
+
+export { StopWaiting } from '../support/wait.js';
 
 export const GROUP = { group: 'k8s.osp.tech', version: 'v1', plural: 'registrymirrors' } as const;
 
@@ -38,28 +41,22 @@ export function clients(kubeconfigPath: string): Clients {
   };
 }
 
-export async function waitUntil<T>(
+/** Poll `fn` until it returns a value other than undefined or false (see waitFor; StopWaiting gives up at once). */
+export function waitUntil<T>(
   fn: () => Promise<T | undefined | false>,
   what: string,
   timeoutMs = 30_000,
   intervalMs = 100,
 ): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
+  return waitFor(
+    what,
+    async () => {
       const v = await fn();
-      if (v !== undefined && v !== false) return v;
-    } catch (err) {
-      last = err;
-      if (String(err).includes('controller process exited')) throw err;
-    }
-    if (Date.now() > deadline)
-      throw new Error(
-        `timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${last instanceof Error ? last.message : JSON.stringify(last)}` : ''}`,
-      );
-    await new Promise((r) => setTimeout(r, intervalMs));
-  }
+      return v === false ? undefined : v;
+    },
+    timeoutMs,
+    intervalMs,
+  );
 }
 
 /** Install the RegistryMirror CRD (as test/support/crd.ts does) and wait until it is Established. */
