@@ -14,7 +14,7 @@ import { join } from 'node:path';
 
 import { Watch } from '@kubernetes/client-node';
 
-import { NODE_OPTIONS } from '../src/commands/controller-manifests.js';
+import { NODE_OPTIONS } from '../src/construct/controller-manifests.js';
 import { startController } from '../src/controller/controller.js';
 import { type ControlPlane, startControlPlane } from '../test/support/control-plane.js';
 import {

@@ -1,7 +1,10 @@
 /** mirror-synth as a library: the construct, the schema, the validator and the synthesizer. */
+export { RegistryMirror, type RegistryMirrorProps } from './construct/registry-mirror.js';
+export { MirrorCache, type MirrorCacheProps } from './construct/cache.js';
+export { NodeAgent, type NodeAgentProps } from './construct/node-agent.js';
+export { REGISTRY_IMAGE, NODE_AGENT_IMAGE } from './construct/images.js';
+export { nodeAgentScript } from './construct/assets.js';
 export {
-  RegistryMirror,
-  type RegistryMirrorProps,
   MIRROR_LABEL,
   COMPONENT_LABEL,
   MANAGED_BY_LABEL,
@@ -9,33 +12,31 @@ export {
   CREDENTIALS_HASH_ANNOTATION,
   CONFIG_HASH_ANNOTATION,
   DEFAULT_NAMESPACE,
-  REGISTRY_IMAGE,
-  NODE_AGENT_IMAGE,
-  NODE_AGENT_SCRIPT,
-} from './mirror.js';
+  API_GROUP,
+  API_VERSION,
+  KIND,
+  PLURAL,
+} from './api/names.js';
+export { synthesizeMirror, compareObjects, MirrorChart, type SynthOptions } from './synth/chart.js';
+export { renderDist } from './synth/dist.js';
+export { toYaml } from './synth/yaml.js';
+export { registryMirrorCrd } from './api/crd.js';
 export {
-  buildApp,
-  synthesizeMirror,
-  renderDist,
-  toYaml,
-  compareObjects,
-  MirrorChart,
-  type SynthOptions,
-} from './app.js';
-export { registryMirrorCrd } from './crd.js';
-export { parseMirrorResource, parseMirrorFile, loadMirrorDir, checkUniqueNames, type MirrorInput } from './spec.js';
+  parseMirrorResource,
+  parseMirrorFile,
+  checkUniqueNames,
+  checkHostConflicts,
+  type MirrorInput,
+} from './api/validate.js';
+export { loadMirrorDir } from './sources/files.js';
 export {
   MirrorSpecSchema,
   RegistryMirrorSchema,
   type MirrorSpec,
   type MirrorStatus,
   type MirrorCondition,
-  API_GROUP,
-  API_VERSION,
-  KIND,
-  PLURAL,
-} from './schema.js';
-export { SpecError, UsageError, StaleOutputError, type SpecProblem } from './errors.js';
-export { renderDistributionConfig, distributionConfig } from './distribution.js';
-export { upstreamServerUrl, containerdHost } from './upstream.js';
-export type { KubeObject } from './kube-object.js';
+} from './api/schema.js';
+export { SpecError, UsageError, StaleOutputError, ClusterError, type SpecProblem } from './api/errors.js';
+export { renderDistributionConfig, distributionConfig } from './construct/distribution-config.js';
+export { upstreamServerUrl, containerdHost, findHostConflicts } from './api/hosts.js';
+export type { KubeObject } from './api/kube-object.js';

@@ -19,10 +19,11 @@ import {
 } from '@kubernetes/client-node';
 import { type DestinationStream, type Logger, pino } from 'pino';
 
-import { describeError, errorStatus } from './errors.js';
+import { describeError, errorStatus } from '../api/kube-errors.js';
+import { loadKubeConfig } from '../sources/kubeconfig.js';
 import { SupervisedInformer, metadataOnly, trimMetadata } from './informer.js';
 import { KubeClient, type RegistryMirrorObject } from './kube.js';
-import { MANAGED_SELECTOR, MIRROR_GROUP, MIRROR_PLURAL, MIRROR_VERSION } from './labels.js';
+import { MANAGED_SELECTOR, API_GROUP, PLURAL, API_VERSION } from '../api/names.js';
 import { LeaderElector } from './leader.js';
 import { type ControllerMetrics, createMetrics } from './metrics.js';
 import { ChildIndex, Reconciler } from './reconciler.js';
@@ -32,9 +33,8 @@ import type { SecretLike } from './credentials.js';
 import { WorkQueue } from './queue.js';
 
 export interface StartControllerOptions {
-  /** A loaded KubeConfig; else `kubeconfig` is loaded; else the default chain (in-cluster in a pod). */
+  /** A loaded KubeConfig; else the default chain (KUBECONFIG, ~/.kube/config, in-cluster). */
   readonly kubeConfig?: KubeConfig;
-  readonly kubeconfig?: string;
   /** Output namespace of every mirror's children. */
   readonly namespace: string;
   readonly clusterDomain?: string;
@@ -125,7 +125,7 @@ export function createLogger(opts: { level?: string; destination?: DestinationSt
 
 export async function startController(opts: StartControllerOptions): Promise<RunningController> {
   const logger = opts.logger ?? createLogger({ level: opts.logLevel, destination: opts.logDestination });
-  const kc = opts.kubeConfig ?? loadConfig(opts.kubeconfig);
+  const kc = opts.kubeConfig ?? loadKubeConfig();
   const metrics = createMetrics();
   const identity = opts.identity ?? `${hostname()}_${randomUUID().slice(0, 8)}`;
   const client = new KubeClient(kc, metrics, identity);
@@ -155,13 +155,13 @@ export async function startController(opts: StartControllerOptions): Promise<Run
 
   const mirrors = new SupervisedInformer<RegistryMirrorObject>({
     ...common,
-    name: MIRROR_PLURAL,
-    path: `/apis/${MIRROR_GROUP}/${MIRROR_VERSION}/${MIRROR_PLURAL}`,
+    name: PLURAL,
+    path: `/apis/${API_GROUP}/${API_VERSION}/${PLURAL}`,
     list: async () =>
       (await custom.listClusterCustomObject({
-        group: MIRROR_GROUP,
-        version: MIRROR_VERSION,
-        plural: MIRROR_PLURAL,
+        group: API_GROUP,
+        version: API_VERSION,
+        plural: PLURAL,
       })) as KubernetesListObject<RegistryMirrorObject>,
     transform: trimMetadata,
     onChange: (obj, verb) => {
@@ -171,7 +171,7 @@ export async function startController(opts: StartControllerOptions): Promise<Run
       if (verb === 'update' && state.reconciler?.isOwnStatusWrite(obj)) return;
       queue.add(name);
     },
-    onError: onInformerError(MIRROR_PLURAL),
+    onError: onInformerError(PLURAL),
   });
 
   const mirrorsUsingSecret = (secret: string): string[] =>
@@ -422,11 +422,4 @@ export async function startController(opts: StartControllerOptions): Promise<Run
     running,
     resync,
   };
-}
-
-function loadConfig(path: string | undefined): KubeConfig {
-  const kc = new KubeConfig();
-  if (path) kc.loadFromFile(path);
-  else kc.loadFromDefault();
-  return kc;
 }

@@ -7,10 +7,10 @@
  * host's `auths` entry, owned by the RegistryMirror, and points the registry at it.
  * No message here ever contains a secret value.
  */
-import type { KubeObject } from '../kube-object.js';
-import { containerdHost } from '../upstream.js';
+import type { KubeObject } from '../api/kube-object.js';
+import { containerdHost } from '../api/hosts.js';
 import { credentialsHash } from './hash.js';
-import { MANAGED_BY_LABEL, MANAGED_BY_VALUE, MIRROR_LABEL_KEY } from './labels.js';
+import { DERIVED_FROM_ANNOTATION, MANAGED_BY, MANAGED_BY_LABEL, MIRROR_LABEL } from '../api/names.js';
 
 export interface SecretLike {
   readonly metadata?: { readonly name?: string; readonly namespace?: string; readonly uid?: string };
@@ -138,8 +138,8 @@ export function resolveCredentials(args: {
         metadata: {
           name,
           namespace,
-          labels: { [MIRROR_LABEL_KEY]: mirror, [MANAGED_BY_LABEL]: MANAGED_BY_VALUE },
-          annotations: { 'mirror-synth.k8s.osp.tech/derived-from': credentialsSecret },
+          labels: { [MIRROR_LABEL]: mirror, [MANAGED_BY_LABEL]: MANAGED_BY },
+          annotations: { [DERIVED_FROM_ANNOTATION]: credentialsSecret },
         },
         type: 'Opaque',
         data: derivedData,

@@ -4,10 +4,10 @@
  */
 import { createHash, createHmac } from 'node:crypto';
 
-import { sortKeys } from '../kube-object.js';
+import { CONTENT_HASH_ANNOTATION } from '../api/names.js';
+import { sortKeys } from '../api/kube-object.js';
 
 /** Annotation on every applied child: sha256 of the desired object as the controller last applied it. */
-export const CONTENT_HASH_ANNOTATION = 'mirror-synth.k8s.osp.tech/content-hash';
 
 /** Canonical JSON: sorted keys, no whitespace, undefined dropped. Same value, same string. */
 export function canonicalJson(value: unknown): string {

@@ -20,7 +20,7 @@ import {
 } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 
-import { describeError, errorStatus } from './errors.js';
+import { describeError, errorStatus } from '../api/kube-errors.js';
 
 export interface SupervisedInformerOptions<T extends KubernetesObject> {
   /** Short name for logs and metrics, such as `registrymirrors`. */

@@ -12,17 +12,10 @@ import {
   PatchStrategy,
 } from '@kubernetes/client-node';
 
-import type { KubeObject } from '../kube-object.js';
-import type { MirrorStatus } from '../schema.js';
-import { errorStatus } from './errors.js';
-import {
-  FIELD_MANAGER,
-  MIRROR_API_VERSION,
-  MIRROR_GROUP,
-  MIRROR_KIND,
-  MIRROR_PLURAL,
-  MIRROR_VERSION,
-} from './labels.js';
+import type { KubeObject } from '../api/kube-object.js';
+import type { MirrorStatus } from '../api/schema.js';
+import { errorStatus } from '../api/kube-errors.js';
+import { FIELD_MANAGER, MIRROR_API_VERSION, API_GROUP, KIND, PLURAL, API_VERSION } from '../api/names.js';
 import type { ControllerMetrics } from './metrics.js';
 import type { MirrorEvent } from './status.js';
 
@@ -119,9 +112,9 @@ export class KubeClient {
     this.metrics.writesTotal.inc({ verb: 'patch', resource: 'RegistryMirror/status' });
     // JSON patch (the generated client's default content type): `add` replaces /status whole.
     const res = (await this.custom.patchClusterCustomObjectStatus({
-      group: MIRROR_GROUP,
-      version: MIRROR_VERSION,
-      plural: MIRROR_PLURAL,
+      group: API_GROUP,
+      version: API_VERSION,
+      plural: PLURAL,
       name,
       body: [{ op: 'add', path: '/status', value: status }],
       fieldManager: FIELD_MANAGER,
@@ -146,7 +139,7 @@ export class KubeClient {
         },
         involvedObject: {
           apiVersion: MIRROR_API_VERSION,
-          kind: MIRROR_KIND,
+          kind: KIND,
           name,
           uid: mirror.metadata?.uid,
           resourceVersion: mirror.metadata?.resourceVersion,

@@ -10,7 +10,8 @@
 import { CoordinationV1Api, type KubeConfig, type V1Lease, V1MicroTime } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 
-import { describeError, errorStatus } from './errors.js';
+import { describeError, errorStatus } from '../api/kube-errors.js';
+import { LEASE_NAME } from '../api/names.js';
 
 export interface LeaseRecord {
   readonly holderIdentity?: string;
@@ -80,7 +81,7 @@ export class LeaderElector {
 
   constructor(private readonly opts: LeaderElectorOptions) {
     this.api = opts.kubeConfig.makeApiClient(CoordinationV1Api);
-    this.leaseName = opts.leaseName ?? 'mirror-synth-controller';
+    this.leaseName = opts.leaseName ?? LEASE_NAME;
     this.duration = opts.leaseDurationSeconds ?? 15;
     this.renewDeadline = opts.renewDeadlineSeconds ?? 10;
     this.retryPeriod = opts.retryPeriodSeconds ?? 2;

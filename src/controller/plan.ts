@@ -2,10 +2,9 @@
  * What a reconcile must write (pure): which desired children to apply, which to skip because
  * their content hash is unchanged, and which live children to prune.
  */
-import type { KubeObject } from '../kube-object.js';
-import { compareStrings } from '../kube-object.js';
-import { CONTENT_HASH_ANNOTATION } from './hash.js';
-import { MIRROR_API_VERSION, MIRROR_KIND } from './labels.js';
+import type { KubeObject } from '../api/kube-object.js';
+import { compareStrings } from '../api/kube-object.js';
+import { CONTENT_HASH_ANNOTATION, GENERATION_KINDS, KIND, MIRROR_API_VERSION, kindRank } from '../api/names.js';
 
 /** What the controller knows of a live child: its metadata, as the informer cache holds it. */
 export interface LiveMeta {
@@ -36,25 +35,18 @@ export interface AppliedRecord {
   readonly generation?: number;
 }
 
-/** Apply order: what others mount or select first, workloads last. */
-const APPLY_ORDER: Record<string, number> = { Secret: 0, ConfigMap: 1, Service: 2, StatefulSet: 3, DaemonSet: 4 };
-
-/** Kinds whose `metadata.generation` moves with spec changes only (status updates do not bump it). */
-const GENERATION_KINDS = new Set(['StatefulSet', 'DaemonSet', 'Deployment']);
-
 export function childKey(o: { kind?: string; metadata: { name?: string } }): string {
   return `${o.kind ?? ''}/${o.metadata.name ?? ''}`;
 }
 
 export function sortForApply<T extends { kind?: string; metadata: { name?: string } }>(objs: readonly T[]): T[] {
-  const rank = (o: T): number => APPLY_ORDER[o.kind ?? ''] ?? 5;
-  return [...objs].sort((a, b) => rank(a) - rank(b) || compareStrings(childKey(a), childKey(b)));
+  return [...objs].sort((a, b) => kindRank(a.kind) - kindRank(b.kind) || compareStrings(childKey(a), childKey(b)));
 }
 
 /** Whether `live` is owned by the RegistryMirror named `mirror` (so the controller may delete it). */
 export function ownedBy(live: LiveMeta, mirror: string): boolean {
   return (live.metadata.ownerReferences ?? []).some(
-    (r) => r.kind === MIRROR_KIND && r.apiVersion === MIRROR_API_VERSION && r.name === mirror,
+    (r) => r.kind === KIND && r.apiVersion === MIRROR_API_VERSION && r.name === mirror,
   );
 }
 

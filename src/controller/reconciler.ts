@@ -6,16 +6,24 @@
 import type { KubernetesObject } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 
-import { synthesizeMirror } from '../app.js';
-import { SpecError } from '../errors.js';
-import type { KubeObject } from '../kube-object.js';
-import type { MirrorStatus } from '../schema.js';
-import { type MirrorInput, parseMirrorResource } from '../spec.js';
+import { synthesizeMirror } from '../synth/chart.js';
+import { SpecError } from '../api/errors.js';
+import type { KubeObject } from '../api/kube-object.js';
+import type { MirrorStatus } from '../api/schema.js';
+import { type MirrorInput, parseMirrorResource } from '../api/validate.js';
 import { type SecretLike, resolveCredentials } from './credentials.js';
-import { describeError, isTransient } from './errors.js';
-import { CONTENT_HASH_ANNOTATION, canonicalJson, withContentHash } from './hash.js';
+import { describeError, errorStatus, isTransient } from '../api/kube-errors.js';
+import { canonicalJson, withContentHash } from './hash.js';
 import type { KubeClient, RegistryMirrorObject } from './kube.js';
-import { MANAGED_BY_LABEL, MANAGED_BY_VALUE, MIRROR_API_VERSION, MIRROR_KIND, MIRROR_LABEL_KEY } from './labels.js';
+import {
+  CONTENT_HASH_ANNOTATION,
+  GENERATION_KINDS,
+  KIND,
+  MANAGED_BY,
+  MANAGED_BY_LABEL,
+  MIRROR_API_VERSION,
+  MIRROR_LABEL,
+} from '../api/names.js';
 import type { ControllerMetrics } from './metrics.js';
 import { type AppliedRecord, type LiveMeta, childKey, planChildren } from './plan.js';
 import { type ReconcileOutcome, eventFor, nextStatus, statusChanged } from './status.js';
@@ -43,8 +51,8 @@ export class ChildIndex {
   /** The mirror a child belongs to, when it is one of ours. */
   static mirrorOf(obj: LiveMeta): string | undefined {
     const labels = obj.metadata.labels;
-    if (labels?.[MANAGED_BY_LABEL] !== MANAGED_BY_VALUE) return undefined;
-    return labels[MIRROR_LABEL_KEY] || undefined;
+    if (labels?.[MANAGED_BY_LABEL] !== MANAGED_BY) return undefined;
+    return labels[MIRROR_LABEL] || undefined;
   }
 
   update(obj: LiveMeta, verb: 'add' | 'update' | 'delete'): string | undefined {
@@ -207,7 +215,7 @@ export class Reconciler {
     const ownerReferences = [
       {
         apiVersion: MIRROR_API_VERSION,
-        kind: MIRROR_KIND,
+        kind: KIND,
         name,
         uid: mirror.metadata?.uid ?? '',
         controller: true,
@@ -243,9 +251,7 @@ export class Reconciler {
       const where = { kind: child.kind, name: child.metadata.name, namespace };
       try {
         const result = await client.apply(child);
-        const generation = ['StatefulSet', 'DaemonSet', 'Deployment'].includes(child.kind)
-          ? result.metadata?.generation
-          : undefined;
+        const generation = GENERATION_KINDS.has(child.kind) ? result.metadata?.generation : undefined;
         this.applied.set(`${name}|${childKey(child)}`, {
           hash: child.metadata.annotations?.[CONTENT_HASH_ANNOTATION] ?? '',
           resourceVersion: result.metadata?.resourceVersion,
@@ -322,7 +328,7 @@ export class Reconciler {
       } catch (err) {
         this.opts.metrics.errorsTotal.inc({ type: 'status' });
         // Deleted meanwhile: nothing to report on.
-        if ((err as { code?: number }).code === 404) return;
+        if (errorStatus(err) === 404) return;
         throw err;
       }
     }

@@ -7,8 +7,8 @@
  * cannot make progress until a person changes something (the spec or a Secret). All three are
  * always present, each with `observedGeneration`, a PascalCase reason and an actionable message.
  */
-import type { MirrorCondition, MirrorStatus } from '../schema.js';
-import { compareStrings } from '../kube-object.js';
+import type { MirrorCondition, MirrorStatus } from '../api/schema.js';
+import { compareStrings } from '../api/kube-object.js';
 
 /** Reasons for `Stalled=True`: each needs a person to change the spec or a Secret. */
 export type StalledReason = 'InvalidSpec' | 'CredentialsSecretNotFound' | 'CredentialsSecretInvalid' | 'ApplyRejected';

@@ -2,41 +2,18 @@
  * Read RegistryMirror custom resources from a cluster, for `mirror-synth synth --from-cluster`.
  * Every object is validated with the same schema as mirrors/*.yaml.
  */
-import { CustomObjectsApi, KubeConfig } from '@kubernetes/client-node';
+import { CustomObjectsApi } from '@kubernetes/client-node';
 
-import { describeError, errorStatus } from '../controller/errors.js';
-import { SpecError, type SpecProblem } from '../errors.js';
-import { API_GROUP, API_VERSION, PLURAL } from '../schema.js';
-import { type MirrorInput, parseMirrorResource } from '../spec.js';
-import { compareStrings } from '../kube-object.js';
-
-/** The cluster could not be read: unreachable, CRD missing, or access denied. Printed without a stack. */
-export class ClusterError extends Error {
-  override readonly name = 'ClusterError';
-  /** Tells the CLI entry point to print only the message. */
-  readonly userFacing = true;
-}
+import { describeError, errorStatus } from '../api/kube-errors.js';
+import { ClusterError, SpecError, type SpecProblem } from '../api/errors.js';
+import { loadKubeConfig } from './kubeconfig.js';
+import { API_GROUP, API_VERSION, PLURAL } from '../api/names.js';
+import { type MirrorInput, parseMirrorResource } from '../api/validate.js';
+import { compareStrings } from '../api/kube-object.js';
 
 export interface ClusterSourceOptions {
   /** Path of a kubeconfig. @default - KUBECONFIG, ~/.kube/config, or the in-cluster service account */
   readonly kubeconfig?: string;
-}
-
-/** Load a kubeconfig the way kubectl does: the given file, else the default chain. */
-export function loadKubeConfig(path?: string): KubeConfig {
-  const kc = new KubeConfig();
-  try {
-    if (path) kc.loadFromFile(path);
-    else kc.loadFromDefault();
-  } catch (err) {
-    throw new ClusterError(`cannot load kubeconfig${path ? ` ${path}` : ''}: ${describeError(err)}`);
-  }
-  if (!kc.getCurrentCluster()) {
-    throw new ClusterError(
-      `kubeconfig${path ? ` ${path}` : ''} has no current cluster; set one with kubectl config use-context`,
-    );
-  }
-  return kc;
 }
 
 /** Turn an API failure into a message a person can act on. */

@@ -11,7 +11,7 @@ import {
   type KubernetesObject,
 } from '@kubernetes/client-node';
 
-import type { KubeObject } from '../../src/kube-object.js';
+import type { KubeObject } from '../../src/api/kube-object.js';
 import { installCrd as installCrdWith } from '../support/crd.js';
 import { waitFor } from '../support/wait.js';
 

@@ -1,14 +1,9 @@
 import { describe, expect, it } from 'vitest';
 
-import {
-  CONTENT_HASH_ANNOTATION,
-  canonicalJson,
-  contentHash,
-  credentialsHash,
-  withContentHash,
-} from '../../src/controller/hash.js';
+import { CONTENT_HASH_ANNOTATION } from '../../src/api/names.js';
+import { canonicalJson, contentHash, credentialsHash, withContentHash } from '../../src/controller/hash.js';
 import { type LiveMeta, childKey, needsApply, planChildren, sortForApply } from '../../src/controller/plan.js';
-import type { KubeObject } from '../../src/kube-object.js';
+import type { KubeObject } from '../../src/api/kube-object.js';
 
 const owner = [{ apiVersion: 'k8s.osp.tech/v1', kind: 'RegistryMirror', name: 'quay', uid: 'u1', controller: true }];
 
@@ -171,7 +166,7 @@ describe('ChildIndex', () => {
 
 describe('describeError', () => {
   it('gives the API Status message, or the HTTP code, never a body or headers', async () => {
-    const { describeError, isTransient } = await import('../../src/controller/errors.js');
+    const { describeError, isTransient } = await import('../../src/api/kube-errors.js');
     const body = JSON.stringify({ kind: 'Status', message: 'secrets "x" is forbidden', code: 403 });
     expect(
       describeError({

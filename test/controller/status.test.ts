@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 
-import type { MirrorStatus } from '../../src/schema.js';
+import type { MirrorStatus } from '../../src/api/schema.js';
 import {
   desiredConditions,
   eventFor,

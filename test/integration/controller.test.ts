@@ -6,8 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 
 import { type RunningController, startController } from '../../src/controller/controller.js';
-import { CONTENT_HASH_ANNOTATION } from '../../src/controller/hash.js';
-import { CREDENTIALS_HASH_ANNOTATION } from '../../src/mirror.js';
+import { CONTENT_HASH_ANNOTATION, CREDENTIALS_HASH_ANNOTATION } from '../../src/api/names.js';
 import {
   LogCapture,
   b64,

@@ -8,8 +8,8 @@ import { join } from 'node:path';
 
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 
-import { SpecError } from '../../src/errors.js';
-import { ClusterError, listClusterMirrors } from '../../src/sources/cluster.js';
+import { ClusterError, SpecError } from '../../src/api/errors.js';
+import { listClusterMirrors } from '../../src/sources/cluster.js';
 import { type ControlPlane, startControlPlane } from '../support/control-plane.js';
 import { clients, createMirror, deleteMirror, installCrd } from '../controller/cluster-helpers.js';
 
@@ -65,7 +65,6 @@ describe('listClusterMirrors', () => {
     );
     const err = await listClusterMirrors({ kubeconfig: path }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ClusterError);
-    expect((err as ClusterError).userFacing).toBe(true);
     expect((err as Error).message).toContain('cannot reach the Kubernetes API server at https://127.0.0.1:1');
     expect((err as Error).message).not.toContain('not-a-real-token');
   });

@@ -12,7 +12,7 @@ import {
   type KubernetesObject,
 } from '@kubernetes/client-node';
 
-import { registryMirrorCrd } from '../../src/crd.js';
+import { registryMirrorCrd } from '../../src/api/crd.js';
 
 import { waitFor } from './wait.js';
 

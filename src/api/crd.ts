@@ -1,0 +1,135 @@
+/**
+ * The RegistryMirror CustomResourceDefinition, generated from the one schema in schema.ts.
+ */
+import {
+  API_GROUP,
+  API_VERSION,
+  COMPONENT_LABEL,
+  KIND,
+  NAME_LABEL,
+  PLURAL,
+  PROJECT,
+  SHORT_NAME,
+  SINGULAR,
+} from './names.js';
+import { MAX_NAME_LENGTH, MirrorSpecSchema, MirrorStatusSchema, NAME_PATTERN, plainSchema } from './schema.js';
+import { sortKeys, type KubeObject } from './kube-object.js';
+
+type Json = Record<string, unknown>;
+
+/**
+ * Turn plain JSON Schema into a structural OpenAPI v3 schema Kubernetes accepts:
+ * - `additionalProperties: false` is dropped (Kubernetes prunes unknown fields instead; the CLI validator rejects them),
+ * - records (`patternProperties`) become `additionalProperties`,
+ * - unions of literals become enums, and integer|string quantities become int-or-string.
+ */
+export function toStructural(node: Json): Json {
+  const out: Json = {};
+  if (Array.isArray(node.anyOf)) {
+    const branches = node.anyOf as Json[];
+    if (branches.every((b) => 'const' in b)) {
+      out.type = typeof branches[0].const === 'number' ? 'integer' : 'string';
+      out.enum = branches.map((b) => b.const);
+    } else if (
+      branches.length === 2 &&
+      branches.some((b) => b.type === 'integer') &&
+      branches.some((b) => b.type === 'string')
+    ) {
+      out['x-kubernetes-int-or-string'] = true;
+      out.anyOf = [{ type: 'integer' }, { type: 'string' }];
+    } else {
+      throw new Error(`unsupported union in schema: ${JSON.stringify(node)}`);
+    }
+  }
+  for (const [key, value] of Object.entries(node)) {
+    switch (key) {
+      case 'anyOf':
+        break;
+      case 'const':
+        out.type = typeof value === 'number' ? 'integer' : 'string';
+        out.enum = [value];
+        break;
+      case 'additionalProperties':
+        if (typeof value === 'object' && value !== null) out.additionalProperties = toStructural(value as Json);
+        break;
+      case 'patternProperties': {
+        const [valueSchema] = Object.values(value as Record<string, Json>);
+        out.additionalProperties = toStructural(valueSchema);
+        break;
+      }
+      case 'properties':
+        out.properties = Object.fromEntries(
+          Object.entries(value as Record<string, Json>).map(([k, v]) => [k, toStructural(v)]),
+        );
+        break;
+      case 'items':
+        out.items = toStructural(value as Json);
+        break;
+      default:
+        out[key] = value;
+    }
+  }
+  return out;
+}
+
+/** The CRD object, compatible with the original mirror-operator: k8s.osp.tech/v1, cluster-scoped, short name rm. */
+export function registryMirrorCrd(): KubeObject {
+  return sortKeys(crdObject());
+}
+
+function crdObject(): KubeObject {
+  const status = toStructural(plainSchema(MirrorStatusSchema));
+  const conditions = (status.properties as Record<string, Json>).conditions;
+  conditions['x-kubernetes-list-type'] = 'map';
+  conditions['x-kubernetes-list-map-keys'] = ['type'];
+  return {
+    apiVersion: 'apiextensions.k8s.io/v1',
+    kind: 'CustomResourceDefinition',
+    metadata: {
+      name: `${PLURAL}.${API_GROUP}`,
+      labels: { [NAME_LABEL]: PROJECT, [COMPONENT_LABEL]: 'crd' },
+    },
+    spec: {
+      group: API_GROUP,
+      scope: 'Cluster',
+      names: {
+        kind: KIND,
+        listKind: `${KIND}List`,
+        plural: PLURAL,
+        singular: SINGULAR,
+        shortNames: [SHORT_NAME],
+      },
+      versions: [
+        {
+          name: API_VERSION,
+          served: true,
+          storage: true,
+          subresources: { status: {} },
+          additionalPrinterColumns: [
+            { name: 'Upstream', type: 'string', jsonPath: '.spec.upstreamUrl' },
+            { name: 'Ready', type: 'string', jsonPath: '.status.conditions[?(@.type=="Ready")].status' },
+            { name: 'Reason', type: 'string', jsonPath: '.status.conditions[?(@.type=="Ready")].reason', priority: 1 },
+            { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
+          ],
+          schema: {
+            openAPIV3Schema: {
+              type: 'object',
+              description: 'A pull-through cache of one upstream registry, and the node configuration that uses it.',
+              required: ['spec'],
+              properties: {
+                apiVersion: { type: 'string' },
+                kind: { type: 'string' },
+                metadata: {
+                  type: 'object',
+                  properties: { name: { type: 'string', maxLength: MAX_NAME_LENGTH, pattern: NAME_PATTERN } },
+                },
+                spec: toStructural(plainSchema(MirrorSpecSchema)),
+                status,
+              },
+            },
+          },
+        },
+      ],
+    },
+  };
+}

@@ -1,0 +1,95 @@
+/**
+ * Every name, label, annotation, default and port mirror-synth uses, defined once. Other
+ * modules import them from here; a value that must agree in two places (the Lease name in
+ * the controller and in its RBAC, the apply order in dist/ and in the controller) is one
+ * constant. Imports nothing, so any part may depend on it.
+ */
+
+/** The RegistryMirror API, compatible with the original mirror-operator. */
+export const API_GROUP = 'k8s.osp.tech';
+export const API_VERSION = 'v1';
+export const MIRROR_API_VERSION = `${API_GROUP}/${API_VERSION}`;
+export const KIND = 'RegistryMirror';
+export const PLURAL = 'registrymirrors';
+export const SINGULAR = 'registrymirror';
+export const SHORT_NAME = 'rm';
+
+/** The project's name: field manager, managed-by label value, app name of its own objects. */
+export const PROJECT = 'mirror-synth';
+/** Server-side apply field manager of the controller. */
+export const FIELD_MANAGER = PROJECT;
+
+/** Labels. Every child carries `mirror=<name>`, as the original operator's did. */
+export const MIRROR_LABEL = 'mirror';
+export const NAME_LABEL = 'app.kubernetes.io/name';
+export const INSTANCE_LABEL = 'app.kubernetes.io/instance';
+export const COMPONENT_LABEL = 'app.kubernetes.io/component';
+export const MANAGED_BY_LABEL = 'app.kubernetes.io/managed-by';
+export const MANAGED_BY = PROJECT;
+/** `app.kubernetes.io/name` of every mirror's children. */
+export const MIRROR_APP_NAME = 'registry-mirror';
+/** Label selector of every object the controller may own. */
+export const MANAGED_SELECTOR = `${MANAGED_BY_LABEL}=${MANAGED_BY}`;
+/** Label keys a spec's `labels` may not set: mirror-synth sets them. A key ending in '/' is a prefix. */
+export const RESERVED_LABELS: readonly string[] = [MIRROR_LABEL, 'app.kubernetes.io/'];
+
+/** Annotations. */
+export const ANNOTATION_PREFIX = 'mirror-synth.k8s.osp.tech';
+export const CONFIG_HASH_ANNOTATION = `${ANNOTATION_PREFIX}/config-hash`;
+export const CREDENTIALS_HASH_ANNOTATION = `${ANNOTATION_PREFIX}/credentials-hash`;
+/** What the controller last applied to a child, so a no-op resync writes nothing. */
+export const CONTENT_HASH_ANNOTATION = `${ANNOTATION_PREFIX}/content-hash`;
+/** On a credentials Secret the controller derived from a dockerconfigjson Secret: its source. */
+export const DERIVED_FROM_ANNOTATION = `${ANNOTATION_PREFIX}/derived-from`;
+export const POD_SECURITY_ANNOTATION = `${ANNOTATION_PREFIX}/pod-security`;
+
+/** Children are `registry-mirror-<name>` (and `-headless`, `-config`, `-agent`). */
+export function childName(mirror: string): string {
+  return `${MIRROR_APP_NAME}-${mirror}`;
+}
+
+/** Defaults. */
+export const DEFAULT_NAMESPACE = 'kube-extra';
+export const DEFAULT_CLUSTER_DOMAIN = 'cluster.local';
+export const DEFAULT_STORAGE = '20Gi';
+export const DEFAULT_MIRRORS_DIR = 'mirrors';
+export const DEFAULT_OUT_DIR = 'dist';
+/** Controller: wait before reconnecting after the API server fails or while the CRD is missing. */
+export const DEFAULT_SECONDS_BETWEEN_STREAMS = 30;
+
+/** Ports. */
+export const REGISTRY_PORT = 5000;
+export const REGISTRY_DEBUG_PORT = 5001;
+/** The controller's /metrics (and, unless told otherwise, /healthz and /readyz). */
+export const CONTROLLER_METRICS_PORT = 8080;
+
+/** The controller's own objects. */
+export const CONTROLLER_NAME = `${PROJECT}-controller`;
+/** The leader-election Lease; the controller's RBAC names it in `resourceNames`. */
+export const LEASE_NAME = CONTROLLER_NAME;
+
+/** Apply order: what others refer to (or mount, or select) comes first, workloads last. */
+export const KIND_ORDER: readonly string[] = [
+  'CustomResourceDefinition',
+  'Namespace',
+  'ServiceAccount',
+  'ClusterRole',
+  'ClusterRoleBinding',
+  'Role',
+  'RoleBinding',
+  'Secret',
+  'ConfigMap',
+  'Service',
+  'StatefulSet',
+  'DaemonSet',
+  'Deployment',
+];
+
+/** Rank of a kind in KIND_ORDER; unknown kinds go last. */
+export function kindRank(kind: string | undefined): number {
+  const i = KIND_ORDER.indexOf(kind ?? '');
+  return i === -1 ? KIND_ORDER.length : i;
+}
+
+/** Kinds whose `metadata.generation` moves with spec changes only (status updates do not bump it). */
+export const GENERATION_KINDS: ReadonlySet<string> = new Set(['StatefulSet', 'DaemonSet', 'Deployment']);

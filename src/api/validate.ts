@@ -1,0 +1,256 @@
+/**
+ * Parsing and validating RegistryMirror specs, from file text or from cluster objects.
+ * One validator, compiled from the schema in schema.ts, serves both sources.
+ */
+import { Ajv, type ErrorObject } from 'ajv';
+import { closest, distance } from 'fastest-levenshtein';
+import { parseAllDocuments } from 'yaml';
+import { SpecError, type SpecProblem } from './errors.js';
+import { findHostConflicts } from './hosts.js';
+import { KIND, RESERVED_LABELS } from './names.js';
+import { MAX_NAME_LENGTH, RegistryMirrorSchema, plainSchema, type MirrorSpec } from './schema.js';
+
+/** A validated mirror: its name, its spec and where it came from. */
+export interface MirrorInput {
+  readonly name: string;
+  readonly spec: MirrorSpec;
+  /** File path, or `cluster:registrymirror/<name>`. */
+  readonly source: string;
+  /** metadata.generation, uid and creationTimestamp, for objects read from a cluster. */
+  readonly generation?: number;
+  readonly uid?: string;
+  readonly creationTimestamp?: string;
+}
+
+// strictTypes off: quantities carry `pattern` beside an integer|string anyOf, as Kubernetes writes them.
+const ajv = new Ajv({ allErrors: true, verbose: true, strict: true, strictTypes: false });
+ajv.addFormat('date-time', true);
+const validateDocument = ajv.compile(plainSchema(RegistryMirrorSchema));
+
+function fieldPath(instancePath: string, child?: string): string {
+  const parts = instancePath.split('/').slice(1);
+  if (child !== undefined) parts.push(child);
+  return parts.reduce((acc, part) => (/^\d+$/.test(part) ? `${acc}[${part}]` : acc ? `${acc}.${part}` : part), '');
+}
+
+function show(value: unknown): string {
+  if (typeof value === 'string') return `'${value}'`;
+  return JSON.stringify(value) ?? String(value);
+}
+
+function describeType(schema: unknown): string {
+  const s = schema as { type?: string; anyOf?: { type?: string; const?: unknown }[] };
+  if (s.anyOf) return s.anyOf.map((b) => (b.const !== undefined ? show(b.const) : b.type)).join(' or ');
+  return s.type === 'object' ? 'a mapping' : s.type === 'array' ? 'a list' : `${s.type ?? 'valid'}`;
+}
+
+const HOST_FIELDS = new Set(['spec.upstreamUrl', 'spec.masqueradeUrl']);
+
+function patternMessage(field: string, value: unknown): string {
+  const v = String(value);
+  if (HOST_FIELDS.has(field) || field === 'spec.imageRegistry') {
+    const what = field === 'spec.imageRegistry' ? 'a registry host[:port][/path]' : 'a registry host[:port]';
+    if (/^[a-z][a-z0-9+.-]*:\/\//i.test(v)) return `${field} must be ${what} without a scheme, got ${show(v)}`;
+    if (HOST_FIELDS.has(field) && v.includes('/')) return `${field} must be ${what} without a path, got ${show(v)}`;
+    if (v !== v.toLowerCase()) return `${field} must be lower-case, got ${show(v)}`;
+    return `${field} must be ${what} such as quay.io or registry.example.com:5000, got ${show(v)}`;
+  }
+  if (field === 'metadata.name') {
+    return `metadata.name must be a DNS label (lower-case letters, digits and '-', starting with a letter), got ${show(v)}`;
+  }
+  if (field.startsWith('spec.resources') || field.endsWith('.storage')) {
+    return `${field} must be a Kubernetes quantity such as 500m, 512Mi or 20Gi, got ${show(v)}`;
+  }
+  if (field.startsWith('spec.labels') || field.startsWith('spec.nodeSelector')) {
+    return `${field} must be a valid label value (at most 63 of A-Z a-z 0-9 - _ .), got ${show(v)}`;
+  }
+  return `${field} must be a DNS name (lower-case letters, digits, '-' and '.'), got ${show(v)}`;
+}
+
+/** Turn Ajv's errors into one message per field, in words a user can act on. */
+function toProblems(errors: ErrorObject[], source: string, mirror: string | undefined): SpecProblem[] {
+  const byField = new Map<string, string>();
+  const add = (field: string, message: string) => {
+    if (!byField.has(field)) byField.set(field, message);
+  };
+  // Most specific first: a missing or unknown field explains the rest of its object.
+  const rank = (e: ErrorObject) =>
+    ['required', 'additionalProperties', 'propertyNames', 'const', 'pattern', 'anyOf'].indexOf(e.keyword) + 1 || 9;
+  for (const e of [...errors].sort((a, b) => rank(a) - rank(b))) {
+    const field = fieldPath(e.instancePath);
+    switch (e.keyword) {
+      case 'required': {
+        const child = fieldPath(e.instancePath, (e.params as { missingProperty: string }).missingProperty);
+        add(child, `${child} is required`);
+        break;
+      }
+      case 'additionalProperties': {
+        const extra = (e.params as { additionalProperty: string }).additionalProperty;
+        const child = fieldPath(e.instancePath, extra);
+        const known = Object.keys((e.parentSchema as { properties?: object }).properties ?? {});
+        const guess = known.length > 0 ? closest(extra, known) : undefined;
+        const hint =
+          guess !== undefined && (guess.toLowerCase() === extra.toLowerCase() || distance(guess, extra) <= 2)
+            ? ` (did you mean ${guess}?)`
+            : known.length > 0
+              ? ` (known fields: ${known.join(', ')})`
+              : '';
+        add(child, `${child} is not a known field${hint}`);
+        break;
+      }
+      case 'const':
+        if (field === 'apiVersion' || field === 'kind') {
+          add(field, `${field} must be ${show(e.schema)}, got ${show(e.data)}`);
+        }
+        break;
+      case 'pattern':
+        add(field, patternMessage(field, e.data));
+        break;
+      case 'anyOf':
+        add(field, `${field} must be ${describeType(e.parentSchema)}, got ${show(e.data)}`);
+        break;
+      case 'type':
+        add(field, `${field} must be ${describeType(e.parentSchema)}, got ${show(e.data)}`);
+        break;
+      case 'maxLength':
+        add(
+          field,
+          field === 'metadata.name'
+            ? `metadata.name must be at most ${MAX_NAME_LENGTH} characters so child names such as registry-mirror-<name>-headless stay valid, got ${show(e.data)} (${String(e.data).length})`
+            : `${field} must be at most ${(e.params as { limit: number }).limit} characters`,
+        );
+        break;
+      default:
+        add(
+          field,
+          `${field} ${e.message ?? 'is invalid'}${e.data !== undefined && typeof e.data !== 'object' ? `, got ${show(e.data)}` : ''}`,
+        );
+    }
+  }
+  return [...byField].map(([field, message]) => ({ source, mirror, field, message }));
+}
+
+function nameOf(doc: unknown): string | undefined {
+  const name = (doc as { metadata?: { name?: unknown } } | null)?.metadata?.name;
+  return typeof name === 'string' ? name : undefined;
+}
+
+/** Checks JSON Schema cannot express. */
+function semanticProblems(spec: MirrorSpec, source: string, mirror: string): SpecProblem[] {
+  const problems: SpecProblem[] = [];
+  for (const key of Object.keys(spec.labels ?? {})) {
+    if (RESERVED_LABELS.some((r) => (r.endsWith('/') ? key.startsWith(r) : key === r))) {
+      problems.push({
+        source,
+        mirror,
+        field: `spec.labels.${key}`,
+        message: `spec.labels.${key} is set by mirror-synth and cannot be overridden`,
+      });
+    }
+  }
+  const port = /:(\d+)$/.exec(spec.upstreamUrl)?.[1];
+  if (port !== undefined && (Number(port) < 1 || Number(port) > 65535)) {
+    problems.push({
+      source,
+      mirror,
+      field: 'spec.upstreamUrl',
+      message: `spec.upstreamUrl has port ${port}, which is not between 1 and 65535`,
+    });
+  }
+  if (spec.masqueradeUrl !== undefined && spec.masqueradeUrl === spec.upstreamUrl) {
+    problems.push({
+      source,
+      mirror,
+      field: 'spec.masqueradeUrl',
+      message: `spec.masqueradeUrl must differ from spec.upstreamUrl, both are ${show(spec.upstreamUrl)}`,
+    });
+  }
+  return problems;
+}
+
+/** Validate one RegistryMirror object. Throws SpecError naming the source, the mirror and each bad field. */
+export function parseMirrorResource(doc: unknown, source: string): MirrorInput {
+  const mirror = nameOf(doc);
+  if (doc === null || typeof doc !== 'object' || Array.isArray(doc)) {
+    throw new SpecError([{ source, mirror, message: `expected a ${KIND} object, got ${show(doc)}` }]);
+  }
+  if (!validateDocument(doc)) {
+    throw new SpecError(toProblems(validateDocument.errors ?? [], source, mirror));
+  }
+  const obj = doc as {
+    metadata: { name: string; generation?: unknown; uid?: unknown; creationTimestamp?: unknown };
+    spec: MirrorSpec;
+  };
+  const problems = semanticProblems(obj.spec, source, obj.metadata.name);
+  if (problems.length > 0) throw new SpecError(problems);
+  return {
+    name: obj.metadata.name,
+    spec: obj.spec,
+    source,
+    ...(typeof obj.metadata.generation === 'number' ? { generation: obj.metadata.generation } : {}),
+    ...(typeof obj.metadata.uid === 'string' ? { uid: obj.metadata.uid } : {}),
+    ...(typeof obj.metadata.creationTimestamp === 'string'
+      ? { creationTimestamp: obj.metadata.creationTimestamp }
+      : {}),
+  };
+}
+
+/** Parse one file's text: one or more YAML documents, each a RegistryMirror. */
+export function parseMirrorFile(text: string, source: string): MirrorInput[] {
+  const docs = parseAllDocuments(text, { uniqueKeys: true, prettyErrors: true });
+  const list = Array.isArray(docs) ? docs : [docs];
+  const problems: SpecProblem[] = [];
+  const mirrors: MirrorInput[] = [];
+  for (const doc of list) {
+    if (doc.errors.length > 0) {
+      const err = doc.errors[0];
+      const pos = err.linePos?.[0];
+      const at = pos ? `line ${pos.line}, column ${pos.col}: ` : '';
+      const reason = err.message.split('\n')[0].replace(/ at line \d+, column \d+:?$/, '');
+      problems.push({ source, message: `${at}not valid YAML: ${reason}` });
+      continue;
+    }
+    const value: unknown = doc.toJS();
+    if (value === null || value === undefined) continue; // empty document, e.g. a trailing '---'
+    try {
+      mirrors.push(parseMirrorResource(value, source));
+    } catch (e) {
+      if (e instanceof SpecError) problems.push(...e.problems);
+      else throw e;
+    }
+  }
+  if (problems.length > 0) throw new SpecError(problems);
+  return mirrors;
+}
+
+/** Two specs may not share a name: their children would collide. */
+export function checkUniqueNames(mirrors: readonly MirrorInput[]): void {
+  const seen = new Map<string, MirrorInput>();
+  const problems: SpecProblem[] = [];
+  for (const m of mirrors) {
+    const first = seen.get(m.name);
+    if (first) {
+      problems.push({
+        source: m.source,
+        mirror: m.name,
+        field: 'metadata.name',
+        message: `metadata.name '${m.name}' is already used by ${first.source}; mirror names must be unique`,
+      });
+    } else {
+      seen.set(m.name, m);
+    }
+  }
+  if (problems.length > 0) throw new SpecError(problems);
+}
+
+/** Two mirrors may not configure the same registry host on the nodes: their node agents would fight over its files. */
+export function checkHostConflicts(mirrors: readonly MirrorInput[]): void {
+  const conflicts = findHostConflicts(mirrors);
+  if (conflicts.length > 0) throw new SpecError(conflicts);
+}
+
+/** Checks across a set of mirrors: unique names, and one mirror per node host. */
+export function checkMirrorSet(mirrors: readonly MirrorInput[]): void {
+  checkUniqueNames(mirrors);
+  checkHostConflicts(mirrors);
+}

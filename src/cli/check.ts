@@ -1,0 +1,28 @@
+/** `mirror-synth check`: exit non-zero when dist/ is not what mirrors/ synthesizes to. Writes nothing. */
+import { StaleOutputError } from '../api/errors.js';
+import { diffTree, readTree } from '../synth/output.js';
+import { loadMirrorDir } from '../sources/files.js';
+import { resolveMirrorsDir, resolveOutDir } from './options.js';
+import { distFiles, synthOptions, type SynthCommandOptions } from './synth.js';
+
+export type CheckCommandOptions = Omit<SynthCommandOptions, 'fromCluster' | 'kubeconfig' | 'json'>;
+
+export async function check(opts: CheckCommandOptions = {}): Promise<void> {
+  const log = opts.log ?? ((line: string) => console.log(line));
+  const options = synthOptions(opts);
+  const out = resolveOutDir(opts.out);
+  const mirrors = await loadMirrorDir(resolveMirrorsDir(opts.mirrors));
+  const expected = await distFiles(mirrors, options);
+  const diff = diffTree(expected, await readTree(out));
+  const lines = [
+    ...diff.missing.map((p) => `  missing:  ${out}/${p}`),
+    ...diff.changed.map((p) => `  stale:    ${out}/${p}`),
+    ...diff.extra.map((p) => `  unwanted: ${out}/${p}`),
+  ];
+  if (lines.length > 0) {
+    throw new StaleOutputError(
+      `${out}/ is stale: ${lines.length} file(s) differ from what the mirrors synthesize to.\n${lines.join('\n')}\nRun \`npx mirror-synth\` and commit ${out}/.`,
+    );
+  }
+  if (!opts.quiet) log(`${out}/ is up to date (${expected.size} files).`);
+}

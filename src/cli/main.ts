@@ -1,0 +1,180 @@
+/**
+ * The CLI entry point: wires commander and is the one place errors become exit codes.
+ * Each command lives in its own file here, owns its options' resolution (through
+ * options.ts) and its output, and is imported lazily, so `synth` never loads the
+ * Kubernetes client and `validate` never loads cdk8s.
+ */
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import {
+  ClusterError,
+  EXIT_INTERNAL,
+  EXIT_INVALID,
+  EXIT_OK,
+  EXIT_USAGE,
+  SpecError,
+  StaleOutputError,
+  UsageError,
+} from '../api/errors.js';
+import type { CheckCommandOptions } from './check.js';
+import type { ControllerCommandOptions } from './controller.js';
+import type { ControllerManifestsCommandOptions } from './controller-manifests.js';
+import type { CrdCommandOptions } from './crd.js';
+import type { SynthCommandOptions } from './synth.js';
+import type { ValidateCommandOptions } from './validate.js';
+
+function positiveInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('expected a whole number of 0 or more.');
+  return n;
+}
+
+const namespaceOption = () =>
+  new Option('-n, --namespace <ns>', "namespace of the mirrors' objects (env NAMESPACE; default kube-extra)");
+const mirrorsOption = () =>
+  new Option('-m, --mirrors <dir>', 'directory of RegistryMirror YAML files (env MIRRORS_DIR; default mirrors)');
+const outOption = () =>
+  new Option('-o, --out <dir>', 'output directory (env CDK8S_OUTDIR, then cdk8s.yaml `output`; default dist)');
+
+export function buildCli(): Command {
+  const program = new Command('mirror-synth')
+    .description(
+      'Synthesize in-cluster registry mirrors (CNCF Distribution pull-through caches plus containerd node configuration) from RegistryMirror specs.',
+    )
+    .version('0.1.0')
+    .showHelpAfterError()
+    .exitOverride();
+
+  program
+    .command('synth', { isDefault: true })
+    .description(
+      "synthesize mirrors/ (or the cluster's RegistryMirrors) into dist/; nothing is written unless every spec is valid",
+    )
+    .addOption(mirrorsOption())
+    .addOption(outOption())
+    .addOption(namespaceOption())
+    .option(
+      '--cluster-domain <domain>',
+      'cluster DNS domain the node agent resolves the mirror in (env CLUSTER_DOMAIN; default cluster.local)',
+    )
+    .option('--from-cluster', 'read RegistryMirror resources from the cluster instead of --mirrors')
+    .option('--kubeconfig <file>', 'kubeconfig for --from-cluster (default: KUBECONFIG, ~/.kube/config, or in-cluster)')
+    .option('--json', 'print a JSON summary')
+    .option('-q, --quiet', 'print nothing on success')
+    .action(async (opts: SynthCommandOptions) => {
+      const { synth } = await import('./synth.js');
+      await synth(opts);
+    });
+
+  program
+    .command('validate')
+    .description('validate the mirror specs without writing anything')
+    .addOption(mirrorsOption())
+    .option('-q, --quiet', 'print nothing on success')
+    .action(async (opts: ValidateCommandOptions) => {
+      const { validate } = await import('./validate.js');
+      await validate(opts);
+    });
+
+  program
+    .command('check')
+    .description('exit non-zero with a summary when dist/ is not what the mirrors synthesize to (for CI)')
+    .addOption(mirrorsOption())
+    .addOption(outOption())
+    .addOption(namespaceOption())
+    .option('--cluster-domain <domain>', 'as for synth')
+    .option('-q, --quiet', 'print nothing on success')
+    .action(async (opts: CheckCommandOptions) => {
+      const { check } = await import('./check.js');
+      await check(opts);
+    });
+
+  program
+    .command('crd')
+    .description('print the RegistryMirror CustomResourceDefinition')
+    .addOption(new Option('--output <format>', 'yaml or json').choices(['yaml', 'json']).default('yaml'))
+    .action(async (opts: CrdCommandOptions) => {
+      const { crd } = await import('./crd.js');
+      crd(opts);
+    });
+
+  program
+    .command('controller')
+    .description('run in the cluster: watch RegistryMirrors and apply their synthesized objects on every change')
+    .addOption(namespaceOption())
+    .option('--kubeconfig <file>', 'kubeconfig (default: KUBECONFIG, ~/.kube/config, or in-cluster)')
+    .option(
+      '--seconds-between-streams <n>',
+      'wait before reconnecting after the API server fails or while the CRD is missing (env SECONDS_BETWEEN_STREAMS; default 30)',
+      positiveInt,
+    )
+    .option('--metrics-port <port>', 'port of /metrics, /healthz and /readyz (default 8080)', positiveInt)
+    .option('--no-leader-election', 'do not take a Lease before reconciling (run one replica only)')
+    .option(
+      '--probe-port <port>',
+      'serve /healthz and /readyz on their own port (default: the metrics port)',
+      positiveInt,
+    )
+    .option('--lease-namespace <ns>', 'namespace of the leader-election Lease (default: --namespace)')
+    .option('--cluster-domain <domain>', 'as for synth (env CLUSTER_DOMAIN; default cluster.local)')
+    .option('--log-level <level>', 'debug, info, warn or error', 'info')
+    .action(async (opts: ControllerCommandOptions) => {
+      const { controller } = await import('./controller.js');
+      await controller(opts);
+    });
+
+  program
+    .command('controller-manifests')
+    .description("print the controller's own manifests (Namespace, ServiceAccount, RBAC, Deployment)")
+    .addOption(namespaceOption())
+    .requiredOption('--image <image>', "controller image, built from this repository's Dockerfile")
+    .action(async (opts: ControllerManifestsCommandOptions) => {
+      const { controllerManifests } = await import('./controller-manifests.js');
+      controllerManifests(opts);
+    });
+
+  return program;
+}
+
+/** Run the CLI; returns the exit code. Never throws for user errors and never prints their stack. */
+export async function main(
+  argv: readonly string[],
+  err: (line: string) => void = (l) => console.error(l),
+): Promise<number> {
+  try {
+    const program = buildCli();
+    // A mistyped command would otherwise reach the default command as an argument.
+    const first = argv[2];
+    if (
+      first !== undefined &&
+      first !== 'help' &&
+      !first.startsWith('-') &&
+      !program.commands.some((c) => c.name() === first || c.aliases().includes(first))
+    ) {
+      throw new UsageError(
+        `unknown command '${first}'; commands: ${program.commands.map((c) => c.name()).join(', ')} (see mirror-synth --help)`,
+      );
+    }
+    await program.parseAsync(argv);
+    return EXIT_OK;
+  } catch (e) {
+    if (e instanceof CommanderError) return e.exitCode === 0 ? EXIT_OK : EXIT_USAGE; // commander already printed
+    if (e instanceof SpecError) {
+      err(`error: invalid mirror spec${e.problems.length > 1 ? 's' : ''}; nothing was written.\n${e.message}`);
+      return EXIT_INVALID;
+    }
+    if (e instanceof StaleOutputError) {
+      err(e.message);
+      return EXIT_INVALID;
+    }
+    if (e instanceof UsageError) {
+      err(`error: ${e.message}`);
+      return EXIT_USAGE;
+    }
+    if (e instanceof ClusterError) {
+      err(`error: ${e.message}`);
+      return EXIT_INVALID;
+    }
+    err(`internal error: ${(e as Error)?.stack ?? String(e)}`);
+    return EXIT_INTERNAL;
+  }
+}

@@ -1,0 +1,88 @@
+/**
+ * Every option's resolution, in one place: flag, then environment variable, then cdk8s.yaml,
+ * then default. Commands call these with their raw flags; nothing else reads the environment
+ * or cdk8s.yaml for an option.
+ */
+import { readFileSync } from 'node:fs';
+import { parse } from 'yaml';
+import { UsageError } from '../api/errors.js';
+import {
+  CONTROLLER_METRICS_PORT,
+  DEFAULT_CLUSTER_DOMAIN,
+  DEFAULT_MIRRORS_DIR,
+  DEFAULT_NAMESPACE,
+  DEFAULT_OUT_DIR,
+  DEFAULT_SECONDS_BETWEEN_STREAMS,
+} from '../api/names.js';
+
+const configs = new Map<string, Record<string, unknown>>();
+
+/** cdk8s.yaml (in the working directory unless told otherwise), or {} when there is none. Read once per path. */
+export function readCdk8sYaml(path = 'cdk8s.yaml'): Record<string, unknown> {
+  const cached = configs.get(path);
+  if (cached !== undefined) return cached;
+  let config: Record<string, unknown> = {};
+  let text: string | undefined;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch {
+    text = undefined;
+  }
+  if (text !== undefined) {
+    try {
+      const value: unknown = parse(text);
+      if (value !== null && typeof value === 'object') config = value as Record<string, unknown>;
+    } catch (e) {
+      throw new UsageError(`${path} is not valid YAML: ${(e as Error).message.split('\n')[0]}`);
+    }
+  }
+  configs.set(path, config);
+  return config;
+}
+
+function pick(flag: string | undefined, env: string | undefined, config: unknown, fallback: string): string {
+  if (flag !== undefined && flag !== '') return flag;
+  if (env !== undefined && env !== '') return env;
+  if (typeof config === 'string' && config !== '') return config;
+  return fallback;
+}
+
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+
+export function resolveNamespace(flag?: string): string {
+  const ns = pick(flag, process.env.NAMESPACE, undefined, DEFAULT_NAMESPACE);
+  if (!DNS_LABEL.test(ns))
+    throw new UsageError(`namespace must be a DNS label, got '${ns}' (--namespace or NAMESPACE)`);
+  return ns;
+}
+
+export function resolveClusterDomain(flag?: string): string {
+  return pick(flag, process.env.CLUSTER_DOMAIN, undefined, DEFAULT_CLUSTER_DOMAIN);
+}
+
+export function resolveMirrorsDir(flag?: string): string {
+  return pick(flag, process.env.MIRRORS_DIR, undefined, DEFAULT_MIRRORS_DIR);
+}
+
+/** `cdk8s synth` passes its output directory as CDK8S_OUTDIR; cdk8s.yaml's `output` is the project default. */
+export function resolveOutDir(flag?: string): string {
+  return pick(flag, process.env.CDK8S_OUTDIR, readCdk8sYaml().output, DEFAULT_OUT_DIR);
+}
+
+/** A whole number of 0 or more from a flag (already parsed) or an environment variable. */
+function wholeNumber(flag: number | undefined, envName: string, fallback: number, what: string): number {
+  if (flag !== undefined) return flag;
+  const raw = process.env[envName];
+  if (raw === undefined || raw === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 0) throw new UsageError(`${envName} must be ${what}, got '${raw}'`);
+  return n;
+}
+
+export function resolveSecondsBetweenStreams(flag?: number): number {
+  return wholeNumber(flag, 'SECONDS_BETWEEN_STREAMS', DEFAULT_SECONDS_BETWEEN_STREAMS, 'a whole number of seconds');
+}
+
+export function resolveMetricsPort(flag?: number): number {
+  return flag ?? CONTROLLER_METRICS_PORT;
+}

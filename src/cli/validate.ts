@@ -1,0 +1,18 @@
+import { resolveMirrorsDir } from './options.js';
+import { loadMirrorDir } from '../sources/files.js';
+
+export interface ValidateCommandOptions {
+  readonly mirrors?: string;
+  readonly quiet?: boolean;
+  readonly log?: (line: string) => void;
+}
+
+/** Validate every mirror spec; throws SpecError listing every problem. */
+export async function validate(opts: ValidateCommandOptions = {}): Promise<string[]> {
+  const log = opts.log ?? ((line: string) => console.log(line));
+  const dir = resolveMirrorsDir(opts.mirrors);
+  const mirrors = await loadMirrorDir(dir);
+  if (!opts.quiet)
+    log(`${mirrors.length} mirror spec(s) in ${dir}/ are valid: ${mirrors.map((m) => m.name).join(', ') || 'none'}.`);
+  return mirrors.map((m) => m.name);
+}

@@ -1,0 +1,165 @@
+/**
+ * The controller's own manifests: Namespace, ServiceAccount, least-privilege RBAC and a
+ * Deployment, synthesized with cdk8s like everything else.
+ *
+ * RBAC, and why each rule is there:
+ * - ClusterRole: read and watch RegistryMirrors (cluster-scoped) and write their status.
+ * - Role in the output namespace: manage the children (ConfigMaps, Services, StatefulSets,
+ *   DaemonSets); read Secrets (credentials), and write them because a
+ *   `kubernetes.io/dockerconfigjson` Secret is turned into a derived Secret
+ *   `registry-mirror-<name>-credentials` (names are per mirror, so resourceNames cannot narrow
+ *   this); take the leader-election Lease.
+ * - Role in `default`: create Events. RegistryMirrors are cluster-scoped, and Events about
+ *   cluster-scoped objects live in `default` (as client-go records them).
+ */
+import { Construct } from 'constructs';
+import {
+  API_GROUP,
+  COMPONENT_LABEL,
+  CONTROLLER_METRICS_PORT,
+  CONTROLLER_NAME,
+  DEFAULT_SECONDS_BETWEEN_STREAMS,
+  LEASE_NAME,
+  MANAGED_BY,
+  MANAGED_BY_LABEL,
+  NAME_LABEL,
+  PLURAL,
+  PROJECT,
+} from '../api/names.js';
+import { k8s } from './k8s.js';
+import { MirrorNamespace } from './namespace.js';
+/** V8 heap settings of the controller container (measured by bench/controller.ts). */
+export const NODE_OPTIONS = '--max-old-space-size=160 --max-semi-space-size=2';
+
+export interface ControllerManifestsProps {
+  /** Output namespace of the mirrors; the controller runs there too. */
+  readonly namespace: string;
+  /** Controller image, e.g. `ghcr.io/mirror-synth/mirror-synth:0.1.0`. */
+  readonly image: string;
+}
+
+const selector = { [NAME_LABEL]: PROJECT, [COMPONENT_LABEL]: 'controller' };
+const labels = { ...selector, [MANAGED_BY_LABEL]: MANAGED_BY };
+const CHILD_VERBS = ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete'];
+
+/** The controller's Namespace, ServiceAccount, RBAC and Deployment. */
+export class ControllerManifests extends Construct {
+  constructor(scope: Construct, id: string, props: ControllerManifestsProps) {
+    super(scope, id);
+    addControllerObjects(this, props);
+  }
+}
+
+function addControllerObjects(chart: Construct, props: ControllerManifestsProps): void {
+  const { namespace, image } = props;
+  new MirrorNamespace(chart, 'Namespace', { name: namespace });
+  const meta = (name: string, ns?: string) => ({ name, ...(ns ? { namespace: ns } : {}), labels });
+
+  new k8s.KubeServiceAccount(chart, 'ServiceAccount', { metadata: meta(CONTROLLER_NAME, namespace) });
+  const subjects = [{ kind: 'ServiceAccount', name: CONTROLLER_NAME, namespace }];
+
+  new k8s.KubeClusterRole(chart, 'ClusterRole', {
+    metadata: meta(CONTROLLER_NAME),
+    rules: [
+      { apiGroups: [API_GROUP], resources: [PLURAL], verbs: ['get', 'list', 'watch'] },
+      { apiGroups: [API_GROUP], resources: [`${PLURAL}/status`], verbs: ['get', 'patch', 'update'] },
+    ],
+  });
+  new k8s.KubeClusterRoleBinding(chart, 'ClusterRoleBinding', {
+    metadata: meta(CONTROLLER_NAME),
+    roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: CONTROLLER_NAME },
+    subjects,
+  });
+
+  new k8s.KubeRole(chart, 'Role', {
+    metadata: meta(CONTROLLER_NAME, namespace),
+    rules: [
+      { apiGroups: [''], resources: ['configmaps', 'services'], verbs: CHILD_VERBS },
+      { apiGroups: ['apps'], resources: ['statefulsets', 'daemonsets'], verbs: CHILD_VERBS },
+      { apiGroups: [''], resources: ['secrets'], verbs: CHILD_VERBS },
+      // create cannot be narrowed by name; renewing is limited to the controller's own Lease.
+      { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['create'] },
+      {
+        apiGroups: ['coordination.k8s.io'],
+        resources: ['leases'],
+        resourceNames: [LEASE_NAME],
+        verbs: ['get', 'update'],
+      },
+    ],
+  });
+  new k8s.KubeRoleBinding(chart, 'RoleBinding', {
+    metadata: meta(CONTROLLER_NAME, namespace),
+    roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: CONTROLLER_NAME },
+    subjects,
+  });
+
+  const eventsRole = `${CONTROLLER_NAME}-events`;
+  new k8s.KubeRole(chart, 'EventsRole', {
+    metadata: meta(eventsRole, 'default'),
+    rules: [{ apiGroups: [''], resources: ['events'], verbs: ['create', 'patch'] }],
+  });
+  new k8s.KubeRoleBinding(chart, 'EventsRoleBinding', {
+    metadata: meta(eventsRole, 'default'),
+    roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: eventsRole },
+    subjects,
+  });
+
+  const probe = (path: string, periodSeconds: number, failureThreshold: number) => ({
+    httpGet: { path, port: k8s.IntOrString.fromString('http-metrics') },
+    periodSeconds,
+    failureThreshold,
+    timeoutSeconds: 2,
+  });
+  new k8s.KubeDeployment(chart, 'Deployment', {
+    metadata: meta(CONTROLLER_NAME, namespace),
+    spec: {
+      // One replica reconciles; leader election keeps a rolling update from running two at once.
+      replicas: 1,
+      selector: { matchLabels: selector },
+      strategy: {
+        type: 'RollingUpdate',
+        rollingUpdate: { maxSurge: k8s.IntOrString.fromNumber(1), maxUnavailable: k8s.IntOrString.fromNumber(0) },
+      },
+      template: {
+        metadata: { labels },
+        spec: {
+          serviceAccountName: CONTROLLER_NAME,
+          enableServiceLinks: false,
+          terminationGracePeriodSeconds: 30,
+          securityContext: {
+            runAsNonRoot: true,
+            runAsUser: 10001,
+            runAsGroup: 10001,
+            seccompProfile: { type: 'RuntimeDefault' },
+          },
+          containers: [
+            {
+              name: 'controller',
+              image,
+              args: ['controller'],
+              env: [
+                { name: 'NAMESPACE', value: namespace },
+                { name: 'SECONDS_BETWEEN_STREAMS', value: String(DEFAULT_SECONDS_BETWEEN_STREAMS) },
+                // A small young generation and a capped old one keep RSS near what is live (< 200 MB at 1000 mirrors).
+                { name: 'NODE_OPTIONS', value: NODE_OPTIONS },
+              ],
+              ports: [{ name: 'http-metrics', containerPort: CONTROLLER_METRICS_PORT }],
+              livenessProbe: probe('/healthz', 20, 3),
+              readinessProbe: probe('/readyz', 10, 3),
+              resources: {
+                requests: { cpu: k8s.Quantity.fromString('50m'), memory: k8s.Quantity.fromString('96Mi') },
+                limits: { memory: k8s.Quantity.fromString('256Mi') },
+              },
+              securityContext: {
+                allowPrivilegeEscalation: false,
+                readOnlyRootFilesystem: true,
+                runAsNonRoot: true,
+                capabilities: { drop: ['ALL'] },
+              },
+            },
+          ],
+        },
+      },
+    },
+  });
+}

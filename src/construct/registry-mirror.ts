@@ -1,0 +1,107 @@
+/**
+ * The RegistryMirror construct: one mirror spec in, the Kubernetes objects that run it out.
+ * It resolves the spec once and composes the mirror's parts: the cache (cache.ts) and the
+ * node agent (node-agent.ts). Pure: no clock, no randomness, no network; the only file it
+ * reads is the node agent's packaged script. Same props, same objects.
+ */
+import { Construct } from 'constructs';
+import {
+  COMPONENT_LABEL,
+  DEFAULT_NAMESPACE,
+  INSTANCE_LABEL,
+  MANAGED_BY,
+  MANAGED_BY_LABEL,
+  MIRROR_APP_NAME,
+  MIRROR_LABEL,
+  NAME_LABEL,
+  childName,
+} from '../api/names.js';
+import type { MirrorSpec } from '../api/schema.js';
+import { MirrorCache } from './cache.js';
+import type { k8s } from './k8s.js';
+import { NodeAgent } from './node-agent.js';
+import type { MirrorParts } from './parts.js';
+
+export interface RegistryMirrorProps extends Readonly<MirrorSpec> {
+  /** The mirror's name (the RegistryMirror's metadata.name); children are `registry-mirror-<name>`. */
+  readonly name: string;
+  /**
+   * Namespace of every child.
+   * @default 'kube-extra'
+   */
+  readonly namespace?: string;
+  /**
+   * Hash of the credentials Secret's content. Set by the controller, which reads the Secret,
+   * so a credentials change rolls the registry pods.
+   * @default - no annotation; the pods roll only when the spec changes
+   */
+  readonly credentialsHash?: string;
+  /**
+   * The cluster's DNS domain, used by the node agent to find the mirror Service.
+   * @default 'cluster.local'
+   */
+  readonly clusterDomain?: string;
+}
+
+export class RegistryMirror extends Construct {
+  /** Resolved settings. */
+  public readonly mirrorName: string;
+  public readonly namespace: string;
+  public readonly resourceName: string;
+  public readonly upstreamUrl: string;
+  public readonly replicas: number;
+  public readonly storage: string | number;
+  /** Registry hosts the node agent points at this mirror (upstream first, then masqueradeUrl). */
+  public readonly hosts: readonly string[];
+  public readonly labels: Readonly<Record<string, string>>;
+
+  /** The parts. */
+  public readonly cachePart: MirrorCache;
+  public readonly nodeAgentPart: NodeAgent;
+
+  /** Children. */
+  public readonly cacheConfig: k8s.KubeConfigMap;
+  public readonly agentConfig: k8s.KubeConfigMap;
+  public readonly service: k8s.KubeService;
+  public readonly headlessService: k8s.KubeService;
+  public readonly cache: k8s.KubeStatefulSet;
+  public readonly nodeAgent: k8s.KubeDaemonSet;
+
+  constructor(scope: Construct, id: string, props: RegistryMirrorProps) {
+    super(scope, id);
+    const { name, namespace, credentialsHash, clusterDomain, ...spec } = props;
+    this.mirrorName = name;
+    this.namespace = namespace ?? DEFAULT_NAMESPACE;
+    this.resourceName = childName(name);
+    this.upstreamUrl = spec.upstreamUrl;
+    this.labels = {
+      ...spec.labels,
+      [MIRROR_LABEL]: name,
+      [NAME_LABEL]: MIRROR_APP_NAME,
+      [INSTANCE_LABEL]: name,
+      [MANAGED_BY_LABEL]: MANAGED_BY,
+    };
+    const parts: MirrorParts = {
+      scope: this,
+      mirrorName: name,
+      resourceName: this.resourceName,
+      namespace: this.namespace,
+      spec,
+      labelsFor: (component) => ({ ...this.labels, [COMPONENT_LABEL]: component }),
+      selectorFor: (component) => ({ [MIRROR_LABEL]: name, [COMPONENT_LABEL]: component }),
+      imagePullSecrets: spec.imagePullSecrets?.map((s) => ({ name: s.name })),
+    };
+
+    this.cachePart = new MirrorCache(parts, { credentialsHash });
+    this.nodeAgentPart = new NodeAgent(parts, { clusterDomain });
+    this.replicas = this.cachePart.replicas;
+    this.storage = this.cachePart.storage;
+    this.hosts = this.nodeAgentPart.hosts;
+    this.cacheConfig = this.cachePart.config;
+    this.service = this.cachePart.service;
+    this.headlessService = this.cachePart.headlessService;
+    this.cache = this.cachePart.statefulSet;
+    this.agentConfig = this.nodeAgentPart.config;
+    this.nodeAgent = this.nodeAgentPart.daemonSet;
+  }
+}

@@ -1,0 +1,76 @@
+/**
+ * From validated mirror specs to Kubernetes objects: one cdk8s chart per mirror (one App
+ * each, so synthesis stays linear in the number of mirrors), objects sorted into apply order
+ * with sorted keys. The CLI (through dist.ts) and the controller both synthesize here.
+ */
+import { App, Chart } from 'cdk8s';
+import { sortKeys, type KubeObject, compareStrings } from '../api/kube-object.js';
+import { DEFAULT_NAMESPACE, kindRank } from '../api/names.js';
+import type { MirrorInput } from '../api/validate.js';
+import { ControllerManifests, type ControllerManifestsProps } from '../construct/controller-manifests.js';
+import { MirrorNamespace } from '../construct/namespace.js';
+import { RegistryMirror } from '../construct/registry-mirror.js';
+
+export interface SynthOptions {
+  /**
+   * Namespace of every child.
+   * @default 'kube-extra'
+   */
+  readonly namespace?: string;
+  /**
+   * The cluster's DNS domain.
+   * @default 'cluster.local'
+   */
+  readonly clusterDomain?: string;
+}
+
+/** Objects in apply order (KIND_ORDER), then by kind and name. */
+export function compareObjects(a: KubeObject, b: KubeObject): number {
+  return (
+    kindRank(a.kind) - kindRank(b.kind) ||
+    compareStrings(a.kind, b.kind) ||
+    compareStrings(a.metadata.name, b.metadata.name)
+  );
+}
+
+/** A chart holding one mirror's children. Its id is the mirror's name. */
+export class MirrorChart extends Chart {
+  public readonly mirror: RegistryMirror;
+  constructor(scope: App, input: MirrorInput, opts: SynthOptions & { credentialsHash?: string }) {
+    super(scope, input.name, { disableResourceNameHashes: true });
+    this.mirror = new RegistryMirror(this, 'Mirror', {
+      ...input.spec,
+      name: input.name,
+      namespace: opts.namespace ?? DEFAULT_NAMESPACE,
+      credentialsHash: opts.credentialsHash,
+      clusterDomain: opts.clusterDomain,
+    });
+  }
+}
+
+/** A chart's objects as plain JSON with sorted keys, in apply order. */
+export function chartObjects(chart: Chart): KubeObject[] {
+  return (chart.toJson() as KubeObject[]).map((o) => sortKeys(o)).sort(compareObjects);
+}
+
+/** One mirror's children as plain JSON, in apply order. */
+export function synthesizeMirror(
+  input: MirrorInput,
+  opts: SynthOptions & { credentialsHash?: string } = {},
+): KubeObject[] {
+  return chartObjects(new MirrorChart(new App(), input, opts));
+}
+
+/** The output namespace object. */
+export function namespaceObject(namespace: string): KubeObject {
+  const chart = new Chart(new App(), 'namespace');
+  new MirrorNamespace(chart, 'Namespace', { name: namespace });
+  return chartObjects(chart)[0];
+}
+
+/** The controller's own manifests as plain JSON, in apply order. */
+export function controllerObjects(props: ControllerManifestsProps): KubeObject[] {
+  const chart = new Chart(new App(), 'controller', { disableResourceNameHashes: true });
+  new ControllerManifests(chart, 'Controller', props);
+  return chartObjects(chart);
+}

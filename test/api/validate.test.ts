@@ -1,0 +1,142 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { SpecError, UsageError } from '../../src/api/errors.js';
+import { checkUniqueNames, parseMirrorFile, parseMirrorResource } from '../../src/api/validate.js';
+import { loadMirrorDir } from '../../src/sources/files.js';
+import { mirrorYaml } from '../support/fixtures.js';
+
+const fixtures = new URL('../fixtures', import.meta.url).pathname;
+
+function specError(fn: () => unknown): SpecError {
+  try {
+    fn();
+  } catch (e) {
+    if (e instanceof SpecError) return e;
+    throw e;
+  }
+  throw new Error('expected a SpecError');
+}
+
+describe('invalid specs are refused with a message naming file, mirror and field', () => {
+  for (const file of readdirSync(join(fixtures, 'invalid')).sort()) {
+    it(file, () => {
+      const path = join(fixtures, 'invalid', file);
+      const text = readFileSync(path, 'utf8');
+      const expected = /^# expect: (.*)$/m.exec(text)?.[1];
+      expect(expected, `${file} needs a '# expect:' line`).toBeDefined();
+      const err = specError(() => parseMirrorFile(text, path));
+      expect(err.message.startsWith(`${path}: `)).toBe(true);
+      expect(err.message).toContain(expected);
+      expect(err.message).not.toMatch(/\n\s+at /); // no stack trace in the message
+    });
+  }
+});
+
+describe('valid specs', () => {
+  it('accepts the original API unchanged', () => {
+    const m = parseMirrorResource(
+      {
+        apiVersion: 'k8s.osp.tech/v1',
+        kind: 'RegistryMirror',
+        metadata: { name: 'internal' },
+        spec: { upstreamUrl: 'internal.docker.tech.lastmile.com', credentialsSecret: 'internal-mirror' },
+      },
+      'x.yaml',
+    );
+    expect(m).toEqual({
+      name: 'internal',
+      source: 'x.yaml',
+      spec: { upstreamUrl: 'internal.docker.tech.lastmile.com', credentialsSecret: 'internal-mirror' },
+    });
+  });
+
+  it('accepts cluster objects with server-set metadata and status', () => {
+    const m = parseMirrorResource(
+      {
+        apiVersion: 'k8s.osp.tech/v1',
+        kind: 'RegistryMirror',
+        metadata: { name: 'quay', uid: 'abc', generation: 3, resourceVersion: '12', managedFields: [] },
+        spec: { upstreamUrl: 'quay.io' },
+        status: { observedGeneration: 2 },
+      },
+      'cluster:registrymirror/quay',
+    );
+    expect(m.generation).toBe(3);
+    expect(m.uid).toBe('abc');
+  });
+
+  it('reads several documents from one file and skips empty ones', () => {
+    const ms = parseMirrorFile(readFileSync(join(fixtures, 'mirrors', 'dockerhub.yaml'), 'utf8') + '\n---\n', 'f.yaml');
+    expect(ms.map((m) => m.name)).toEqual(['dockerhub', 'ghcr']);
+  });
+
+  it('accepts quantities written as numbers', () => {
+    const m = parseMirrorResource(
+      {
+        apiVersion: 'k8s.osp.tech/v1',
+        kind: 'RegistryMirror',
+        metadata: { name: 'q' },
+        spec: { upstreamUrl: 'quay.io', resources: { limits: { cpu: 2 } } },
+      },
+      'f.yaml',
+    );
+    expect(m.spec.resources?.limits?.cpu).toBe(2);
+  });
+
+  it('reports every problem of a spec at once', () => {
+    const err = specError(() =>
+      parseMirrorResource(
+        {
+          apiVersion: 'k8s.osp.tech/v1',
+          kind: 'RegistryMirror',
+          metadata: { name: 'q' },
+          spec: { upstreamUrl: 'HTTP://x', replicas: 0 },
+        },
+        'f.yaml',
+      ),
+    );
+    expect(err.problems.map((p) => p.field).sort()).toEqual(['spec.replicas', 'spec.upstreamUrl']);
+  });
+});
+
+describe('a mirrors directory', () => {
+  it('refuses two files declaring the same mirror, naming both', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'mirrors-'));
+    const doc = mirrorYaml('quay', '{upstreamUrl: quay.io}');
+    await writeFile(join(dir, 'a.yaml'), doc);
+    await writeFile(join(dir, 'b.yml'), doc);
+    const err = await loadMirrorDir(dir).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(SpecError);
+    expect((err as Error).message).toBe(
+      `${join(dir, 'b.yml')}: mirror 'quay': metadata.name 'quay' is already used by ${join(dir, 'a.yaml')}; mirror names must be unique`,
+    );
+  });
+
+  it('collects problems from every file', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'mirrors-'));
+    await writeFile(join(dir, 'a.yaml'), mirrorYaml('a', '{}'));
+    await writeFile(join(dir, 'b.yaml'), mirrorYaml('b', '{upstreamUrl: "x/y"}'));
+    await writeFile(join(dir, 'notes.txt'), 'not a spec');
+    const err = (await loadMirrorDir(dir).catch((e: unknown) => e)) as SpecError;
+    expect(err.problems.map((p) => `${p.mirror}:${p.field}`)).toEqual(['a:spec.upstreamUrl', 'b:spec.upstreamUrl']);
+  });
+
+  it('is a usage error when missing', async () => {
+    await expect(loadMirrorDir('/nonexistent/mirrors')).rejects.toBeInstanceOf(UsageError);
+  });
+
+  it('checkUniqueNames accepts distinct names', () => {
+    expect(() =>
+      checkUniqueNames([
+        { name: 'a', spec: { upstreamUrl: 'a.io' }, source: 'a' },
+        { name: 'b', spec: { upstreamUrl: 'b.io' }, source: 'b' },
+      ]),
+    ).not.toThrow();
+  });
+});

@@ -1,0 +1,163 @@
+import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { parseAllDocuments } from 'yaml';
+import { registryMirrorCrd } from '../../src/api/crd.js';
+import { SpecError, StaleOutputError, UsageError } from '../../src/api/errors.js';
+import { crd } from '../../src/cli/crd.js';
+import { check } from '../../src/cli/check.js';
+import { synth } from '../../src/cli/synth.js';
+import { validate } from '../../src/cli/validate.js';
+import { readTree } from '../../src/synth/output.js';
+import { mirrorYaml } from '../support/fixtures.js';
+
+const repoMirrors = new URL('../../mirrors', import.meta.url).pathname;
+let dir: string;
+let mirrors: string;
+let out: string;
+const quiet = { quiet: true } as const;
+
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'synth-'));
+  mirrors = join(dir, 'mirrors');
+  out = join(dir, 'dist');
+  await cp(repoMirrors, mirrors, { recursive: true });
+  delete process.env.NAMESPACE;
+});
+afterEach(async () => {
+  delete process.env.NAMESPACE;
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('synth', () => {
+  it('writes the CRD, the namespace, one file per mirror and a kustomization listing them', async () => {
+    const summary = await synth({ mirrors, out, ...quiet });
+    expect(summary.mirrors).toEqual(['dockerhub', 'internal', 'quay']);
+    const files = await readTree(out);
+    expect([...files.keys()].sort()).toEqual([
+      'crd.yaml',
+      'kustomization.yaml',
+      'mirrors/dockerhub.yaml',
+      'mirrors/internal.yaml',
+      'mirrors/quay.yaml',
+      'namespace.yaml',
+    ]);
+    const kustomization = parseAllDocuments(files.get('kustomization.yaml')!)[0].toJS();
+    expect(kustomization.resources).toEqual([
+      'crd.yaml',
+      'namespace.yaml',
+      'mirrors/dockerhub.yaml',
+      'mirrors/internal.yaml',
+      'mirrors/quay.yaml',
+    ]);
+  });
+
+  it('gives the same bytes for the same input', async () => {
+    await synth({ mirrors, out, ...quiet });
+    const first = await readTree(out);
+    const again = await synth({ mirrors, out, ...quiet });
+    expect(again.changed).toEqual([]);
+    expect(await readTree(out)).toEqual(first);
+  });
+
+  it("removes a deleted mirror's file", async () => {
+    await synth({ mirrors, out, ...quiet });
+    await rm(join(mirrors, 'quay.yaml'));
+    const summary = await synth({ mirrors, out, ...quiet });
+    expect(summary.removed).toEqual(['mirrors/quay.yaml']);
+    expect([...(await readTree(out)).keys()]).not.toContain('mirrors/quay.yaml');
+  });
+
+  it('leaves the output untouched when any spec is bad', async () => {
+    await synth({ mirrors, out, ...quiet });
+    const before = await readTree(out);
+    await writeFile(join(mirrors, 'quay.yaml'), mirrorYaml('quay', '{upstreamURL: quay.io}'));
+    await writeFile(join(mirrors, 'extra.yaml'), mirrorYaml('extra', '{upstreamUrl: extra.io}'));
+    const err = await synth({ mirrors, out, ...quiet }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(SpecError);
+    expect((err as Error).message).toContain(
+      `${join(mirrors, 'quay.yaml')}: mirror 'quay': spec.upstreamURL is not a known field (did you mean upstreamUrl?)`,
+    );
+    expect(await readTree(out)).toEqual(before);
+  });
+
+  it('honours NAMESPACE, and --namespace over it', async () => {
+    process.env.NAMESPACE = 'from-env';
+    await synth({ mirrors, out, ...quiet });
+    expect(await readFile(join(out, 'mirrors/quay.yaml'), 'utf8')).toContain('namespace: from-env');
+    await synth({ mirrors, out, namespace: 'from-flag', ...quiet });
+    const text = await readFile(join(out, 'mirrors/quay.yaml'), 'utf8');
+    expect(text).toContain('namespace: from-flag');
+    expect(text).not.toContain('from-env');
+  });
+
+  it('refuses a namespace that is not a DNS label', async () => {
+    await expect(synth({ mirrors, out, namespace: 'Kube_Extra', ...quiet })).rejects.toBeInstanceOf(UsageError);
+  });
+
+  it('refuses to replace a directory it did not write', async () => {
+    await mkdir(out);
+    await writeFile(join(out, 'important.txt'), 'keep me');
+    await expect(synth({ mirrors, out, ...quiet })).rejects.toThrow(/refusing to replace/);
+    expect(await readFile(join(out, 'important.txt'), 'utf8')).toBe('keep me');
+  });
+
+  it('never writes a Secret or a secret reference value into the output', async () => {
+    await synth({ mirrors, out, ...quiet });
+    for (const [path, text] of await readTree(out)) {
+      for (const doc of parseAllDocuments(text)) {
+        const obj = doc.toJS();
+        expect(obj.kind, path).not.toBe('Secret');
+      }
+    }
+  });
+
+  it('prints a one-line summary, or JSON', async () => {
+    const lines: string[] = [];
+    await synth({ mirrors, out, log: (l) => lines.push(l) });
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(
+      /^Synthesized 3 mirrors \(dockerhub, internal, quay\) into .*dist\/ for namespace kube-extra: 6 file\(s\) written, 0 removed\.$/,
+    );
+    lines.length = 0;
+    await synth({ mirrors, out, json: true, log: (l) => lines.push(l) });
+    expect(JSON.parse(lines[0])).toMatchObject({ namespace: 'kube-extra', changed: [], removed: [] });
+  });
+});
+
+describe('check', () => {
+  it('passes on fresh output and names each stale file', async () => {
+    await synth({ mirrors, out, ...quiet });
+    await expect(check({ mirrors, out, ...quiet })).resolves.toBeUndefined();
+    await writeFile(join(mirrors, 'quay.yaml'), mirrorYaml('quay', '{upstreamUrl: quay.example.com}'));
+    await writeFile(join(mirrors, 'new.yaml'), mirrorYaml('new', '{upstreamUrl: new.io}'));
+    const err = (await check({ mirrors, out, ...quiet }).catch((e: unknown) => e)) as Error;
+    expect(err).toBeInstanceOf(StaleOutputError);
+    expect(err.message).toContain(`stale:    ${out}/mirrors/quay.yaml`);
+    expect(err.message).toContain(`missing:  ${out}/mirrors/new.yaml`);
+    expect(err.message).toContain(`stale:    ${out}/kustomization.yaml`);
+  });
+
+  it("the repository's own dist/ is fresh", async () => {
+    const root = new URL('../..', import.meta.url).pathname;
+    await expect(
+      check({ mirrors: join(root, 'mirrors'), out: join(root, 'dist'), namespace: 'kube-extra', ...quiet }),
+    ).resolves.toBeUndefined();
+  });
+});
+
+describe('validate and crd', () => {
+  it('validate lists the mirrors and writes nothing', async () => {
+    expect(await validate({ mirrors, ...quiet })).toEqual(['dockerhub', 'internal', 'quay']);
+    await expect(readTree(out)).resolves.toEqual(new Map());
+  });
+
+  it('crd prints the CRD as YAML or JSON', () => {
+    let text = '';
+    crd({ log: (t) => (text = t) });
+    expect(parseAllDocuments(text)[0].toJS()).toEqual(registryMirrorCrd());
+    crd({ output: 'json', log: (t) => (text = t) });
+    expect(JSON.parse(text)).toEqual(registryMirrorCrd());
+  });
+});

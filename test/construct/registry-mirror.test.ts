@@ -1,0 +1,190 @@
+import { App, Chart, Testing } from 'cdk8s';
+import { describe, expect, it } from 'vitest';
+import { synthesizeMirror } from '../../src/synth/chart.js';
+import type { KubeObject } from '../../src/api/kube-object.js';
+import { CREDENTIALS_HASH_ANNOTATION } from '../../src/api/names.js';
+import { REGISTRY_IMAGE } from '../../src/construct/images.js';
+import { RegistryMirror } from '../../src/construct/registry-mirror.js';
+import type { MirrorSpec } from '../../src/api/schema.js';
+
+type Obj = KubeObject & { spec?: any; data?: Record<string, string> };
+
+function synth(spec: MirrorSpec, opts: { namespace?: string; credentialsHash?: string } = {}, name = 'quay'): Obj[] {
+  return synthesizeMirror({ name, spec, source: 'test' }, opts);
+}
+function find(objs: Obj[], kind: string, name: string): Obj {
+  const o = objs.find((x) => x.kind === kind && x.metadata.name === name);
+  if (!o) throw new Error(`no ${kind} ${name} in ${objs.map((x) => `${x.kind}/${x.metadata.name}`).join(', ')}`);
+  return o;
+}
+const podSpec = (o: Obj) => o.spec.template.spec;
+const container = (o: Obj, name: string) => podSpec(o).containers.find((c: { name: string }) => c.name === name);
+const env = (c: { env: { name: string; value?: string }[] }) => Object.fromEntries(c.env.map((e) => [e.name, e.value]));
+
+describe('RegistryMirror construct', () => {
+  it('gets defaults', () => {
+    const chart = Testing.chart();
+    new RegistryMirror(chart, 'Mirror', { name: 'quay', upstreamUrl: 'quay.io' });
+    expect(Testing.synth(chart)).toMatchSnapshot();
+  });
+
+  it('creates the children the original operator did, all labelled mirror=<name>', () => {
+    const objs = synth({ upstreamUrl: 'quay.io' });
+    expect(objs.map((o) => `${o.kind}/${o.metadata.name}`)).toEqual([
+      'ConfigMap/registry-mirror-quay-agent',
+      'ConfigMap/registry-mirror-quay-config',
+      'Service/registry-mirror-quay',
+      'Service/registry-mirror-quay-headless',
+      'StatefulSet/registry-mirror-quay',
+      'DaemonSet/registry-mirror-quay',
+    ]);
+    for (const o of objs) {
+      expect(o.metadata.labels?.mirror).toBe('quay');
+      expect(o.metadata.namespace).toBe('kube-extra');
+    }
+  });
+
+  it('honours the namespace', () => {
+    for (const o of synth({ upstreamUrl: 'quay.io' }, { namespace: 'mirrors' }))
+      expect(o.metadata.namespace).toBe('mirrors');
+  });
+
+  it('runs Distribution in proxy mode against the upstream with a config holding no secret', () => {
+    const objs = synth({ upstreamUrl: 'quay.io', credentialsSecret: 'quay-creds' });
+    const config = find(objs, 'ConfigMap', 'registry-mirror-quay-config').data!['config.yml'];
+    expect(config).toContain('remoteurl: https://quay.io');
+    expect(config).not.toMatch(/username|password/);
+    const registry = container(find(objs, 'StatefulSet', 'registry-mirror-quay'), 'registry');
+    expect(registry.image).toBe(REGISTRY_IMAGE);
+    expect(registry.env.filter((e: { valueFrom?: unknown }) => e.valueFrom)).toEqual([
+      { name: 'REGISTRY_PROXY_USERNAME', valueFrom: { secretKeyRef: { name: 'quay-creds', key: 'username' } } },
+      { name: 'REGISTRY_PROXY_PASSWORD', valueFrom: { secretKeyRef: { name: 'quay-creds', key: 'password' } } },
+    ]);
+  });
+
+  it('sends Docker Hub to registry-1.docker.io and configures the docker.io host on nodes', () => {
+    const objs = synth({ upstreamUrl: 'docker.io' }, {}, 'hub');
+    expect(find(objs, 'ConfigMap', 'registry-mirror-hub-config').data!['config.yml']).toContain(
+      'remoteurl: https://registry-1.docker.io',
+    );
+    const agent = env(container(find(objs, 'DaemonSet', 'registry-mirror-hub'), 'node-agent'));
+    expect(agent.HOSTS).toBe('docker.io');
+    expect(agent.SERVER_URL).toBe('https://registry-1.docker.io');
+  });
+
+  it('points the masquerade host at the mirror too', () => {
+    const agent = env(
+      container(
+        find(synth({ upstreamUrl: 'quay.io', masqueradeUrl: 'local.quay.io' }), 'DaemonSet', 'registry-mirror-quay'),
+        'node-agent',
+      ),
+    );
+    expect(agent.HOSTS).toBe('quay.io local.quay.io');
+    expect(agent.SERVICE_NAME).toBe('registry-mirror-quay.kube-extra.svc.cluster.local');
+  });
+
+  it('uses stable selectors without cdk8s address labels', () => {
+    const objs = synth({ upstreamUrl: 'quay.io', labels: { team: 'a' } });
+    expect(find(objs, 'StatefulSet', 'registry-mirror-quay').spec.selector).toEqual({
+      matchLabels: { mirror: 'quay', 'app.kubernetes.io/component': 'cache' },
+    });
+    expect(find(objs, 'DaemonSet', 'registry-mirror-quay').spec.selector).toEqual({
+      matchLabels: { mirror: 'quay', 'app.kubernetes.io/component': 'node-agent' },
+    });
+    expect(JSON.stringify(objs)).not.toContain('cdk8s.io');
+  });
+
+  it('meets Pod Security "restricted" for the cache pods', () => {
+    const sts = find(synth({ upstreamUrl: 'quay.io' }), 'StatefulSet', 'registry-mirror-quay');
+    const pod = podSpec(sts);
+    expect(pod.securityContext).toMatchObject({ runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } });
+    expect(pod.securityContext.runAsUser).toBeGreaterThan(0);
+    for (const c of pod.containers) {
+      expect(c.securityContext).toMatchObject({ allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } });
+    }
+    expect(pod.volumes.some((v: object) => 'hostPath' in v)).toBe(false);
+  });
+
+  it('gives the node agent only /etc/containerd/certs.d, unprivileged and without capabilities', () => {
+    const ds = find(synth({ upstreamUrl: 'quay.io' }), 'DaemonSet', 'registry-mirror-quay');
+    const hostPaths = podSpec(ds).volumes.filter((v: { hostPath?: unknown }) => v.hostPath);
+    expect(hostPaths).toEqual([
+      { name: 'certs-d', hostPath: { path: '/etc/containerd/certs.d', type: 'DirectoryOrCreate' } },
+    ]);
+    const c = container(ds, 'node-agent');
+    expect(c.securityContext).toMatchObject({
+      privileged: false,
+      allowPrivilegeEscalation: false,
+      capabilities: { drop: ['ALL'] },
+    });
+    expect(podSpec(ds).hostNetwork).toBeUndefined();
+  });
+
+  it('applies storage, replicas, resources, scheduling, pull secrets and labels', () => {
+    const objs = synth({
+      upstreamUrl: 'quay.io',
+      replicas: 3,
+      volumeClaimTemplate: { spec: { storageClassName: 'ssd', resources: { requests: { storage: '75Gi' } } } },
+      resources: { limits: { cpu: 2, memory: '4Gi' } },
+      tolerations: [{ key: 'infra', operator: 'Exists', effect: 'NoSchedule' }],
+      nodeSelector: { pool: 'infra' },
+      priorityClassName: 'high',
+      imagePullSecrets: [{ name: 'pull' }],
+      labels: { team: 'platform' },
+    });
+    const sts = find(objs, 'StatefulSet', 'registry-mirror-quay');
+    expect(sts.spec.replicas).toBe(3);
+    expect(sts.spec.volumeClaimTemplates[0].spec).toMatchObject({
+      storageClassName: 'ssd',
+      resources: { requests: { storage: '75Gi' } },
+    });
+    expect(container(sts, 'registry').resources.limits).toEqual({ cpu: 2, memory: '4Gi' });
+    expect(podSpec(sts)).toMatchObject({
+      nodeSelector: { pool: 'infra' },
+      priorityClassName: 'high',
+      imagePullSecrets: [{ name: 'pull' }],
+    });
+    const ds = find(objs, 'DaemonSet', 'registry-mirror-quay');
+    expect(podSpec(ds).tolerations).toEqual([{ key: 'infra', operator: 'Exists', effect: 'NoSchedule' }]);
+    expect(podSpec(ds).nodeSelector).toBeUndefined();
+    for (const o of objs) expect(o.metadata.labels?.team).toBe('platform');
+  });
+
+  it('pulls its images from the override registry in air-gapped clusters', () => {
+    const objs = synth({ upstreamUrl: 'quay.io', imageRegistry: 'harbor.local:8443/hub' });
+    expect(container(find(objs, 'StatefulSet', 'registry-mirror-quay'), 'registry').image).toBe(
+      'harbor.local:8443/hub/library/registry:3.1.1',
+    );
+    expect(container(find(objs, 'DaemonSet', 'registry-mirror-quay'), 'node-agent').image).toMatch(
+      /^harbor\.local:8443\/hub\/library\/busybox:/,
+    );
+  });
+
+  it('rolls the registry pods when the config or the credentials change', () => {
+    const annotations = (spec: MirrorSpec, hash?: string) =>
+      find(synth(spec, { credentialsHash: hash }), 'StatefulSet', 'registry-mirror-quay').spec.template.metadata
+        .annotations;
+    const a = annotations({ upstreamUrl: 'quay.io' });
+    expect(annotations({ upstreamUrl: 'quay.io' })).toEqual(a);
+    expect(annotations({ upstreamUrl: 'ghcr.io' })).not.toEqual(a);
+    expect(annotations({ upstreamUrl: 'quay.io' }, 'h1')[CREDENTIALS_HASH_ANNOTATION]).toBe('h1');
+    expect(a[CREDENTIALS_HASH_ANNOTATION]).toBeUndefined();
+  });
+
+  it('is deterministic', () => {
+    const spec: MirrorSpec = { upstreamUrl: 'quay.io', credentialsSecret: 'c', labels: { b: '1', a: '2' } };
+    expect(JSON.stringify(synth(spec))).toBe(JSON.stringify(synth({ ...spec, labels: { a: '2', b: '1' } })));
+  });
+
+  it('composes into any chart', () => {
+    const app = new App();
+    const chart = new Chart(app, 'mine', { namespace: 'elsewhere' });
+    const m = new RegistryMirror(chart, 'Quay', { name: 'quay', upstreamUrl: 'quay.io', namespace: 'mirrors' });
+    expect(m.cache.name).toBe('registry-mirror-quay');
+    expect(m.service.name).toBe('registry-mirror-quay');
+    expect(m.headlessService.name).toBe('registry-mirror-quay-headless');
+    expect(m.nodeAgent.name).toBe('registry-mirror-quay');
+    expect(m.hosts).toEqual(['quay.io']);
+    expect(chart.toJson()).toHaveLength(6);
+  });
+});
