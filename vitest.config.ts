@@ -10,6 +10,12 @@ export default defineConfig({
           name: 'unit',
           include: ['test/**/*.test.ts'],
           exclude: ['test/integration/**', 'test/e2e/**'],
+          // Test files share their workers' module cache: cdk8s and the Kubernetes client load
+          // once per worker, not once per file. Tests restore what they stub.
+          isolate: false,
+          // Not a speed target: a margin for a 2-core machine that is also running the
+          // integration and e2e projects (npm test runs all three at once).
+          testTimeout: 20_000,
         },
       },
       {
