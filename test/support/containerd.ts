@@ -8,7 +8,8 @@ import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 
-import { configMapData, containerEnv, type ManifestObject, spawnTracked } from './registry.js';
+import { spawnTracked } from './processes.js';
+import { configMapData, containerEnv, type ManifestObject } from './registry.js';
 import { waitFor } from './wait.js';
 
 const execFileAsync = promisify(execFile);

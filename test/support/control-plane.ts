@@ -3,20 +3,22 @@
 //
 // Set MIRROR_SYNTH_TEST_KUBECONFIG to run the tests against a cluster of your own instead;
 // the API server of such a cluster cannot be stopped by the tests (`ownsApiServer` is false).
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
-import { createWriteStream, rmSync } from 'node:fs';
+import { createWriteStream } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer, request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import { type AddressInfo, createServer as createNetServer } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 
 import { KubeConfig } from '@kubernetes/client-node';
 
+import { reservePorts } from './ports.js';
+import { forgetOnExit, hasExited, removeOnExit, spawnTracked, tail, terminate } from './processes.js';
 import { ensureTool, hasTool } from './tools.js';
+import { StopWaiting, waitFor } from './wait.js';
 
 export interface ControlPlaneOptions {
   /**
@@ -59,39 +61,6 @@ export interface ControlPlane {
 
 const defaultControllers = ['garbagecollector', 'namespace', 'serviceaccount'];
 
-/** Processes still running, killed synchronously if the test process exits without stop(). */
-const live = new Set<ChildProcess>();
-const tempDirs = new Set<string>();
-let exitHookInstalled = false;
-let watchdog: ChildProcess | undefined;
-
-function installExitHook(): void {
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  process.on('exit', () => {
-    watchdog?.kill('SIGKILL');
-    for (const child of live) child.kill('SIGKILL');
-    for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
-  });
-  // If this process dies without running exit handlers (SIGKILL, a crash), a detached shell
-  // reading the pids we launch sees its stdin close and kills them: no orphaned etcd.
-  watchdog = spawn(
-    'sh',
-    [
-      '-c',
-      'pids=" "; while read -r cmd pid; do case $cmd in add) pids="$pids$pid ";; del) pids=$(echo "$pids" | sed "s/ $pid / /");; esac; done; kill -9 $pids 2>/dev/null',
-    ],
-    { detached: true, stdio: ['pipe', 'ignore', 'ignore'] },
-  );
-  watchdog.on('error', () => (watchdog = undefined));
-  watchdog.unref();
-  (watchdog.stdin as unknown as { unref(): void }).unref();
-}
-
-function watch(command: 'add' | 'del', pid: number | undefined): void {
-  if (pid !== undefined && watchdog?.stdin?.writable) watchdog.stdin.write(`${command} ${pid}\n`);
-}
-
 export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise<ControlPlane> {
   const log = opts.log ?? ((line: string) => process.stderr.write(`[control-plane] ${line}\n`));
   const external = process.env.MIRROR_SYNTH_TEST_KUBECONFIG;
@@ -102,10 +71,9 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
   const wantControllerManager = opts.controllerManager ?? true;
   const controllerManagerBin = wantControllerManager ? await ensureTool('kube-controller-manager') : undefined;
 
-  installExitHook();
   const dir = await mkdtemp(join(tmpdir(), 'mirror-synth-cp-'));
   const keep = opts.keep ?? Boolean(process.env.MIRROR_SYNTH_KEEP_CONTROL_PLANE);
-  if (!keep) tempDirs.add(dir);
+  if (!keep) removeOnExit(dir);
   const logDir = join(dir, 'logs');
   await mkdir(logDir);
   await mkdir(join(dir, 'certs'));
@@ -123,7 +91,7 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
     }
     if (!keep) {
       await rm(dir, { recursive: true, force: true });
-      tempDirs.delete(dir);
+      forgetOnExit(dir);
     } else {
       log(`kept ${dir}`);
     }
@@ -131,7 +99,7 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
 
   try {
     // etcd
-    const [etcdClientPort, etcdPeerPort, apiserverPort] = await freePorts(3);
+    const [etcdClientPort, etcdPeerPort, apiserverPort] = await reservePorts(3);
     const etcdUrl = `http://127.0.0.1:${etcdClientPort}`;
     const peerUrl = `http://127.0.0.1:${etcdPeerPort}`;
     children.etcd = launch(
@@ -149,7 +117,7 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
       ],
       join(logDir, 'etcd.log'),
     );
-    await waitFor('etcd', children.etcd, join(logDir, 'etcd.log'), () =>
+    await waitUntilReady('etcd', children.etcd, join(logDir, 'etcd.log'), () =>
       probe(`${etcdUrl}/health`).then((r) => r.status === 200 && r.body.includes('"health":"true"')),
     );
 
@@ -185,7 +153,7 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
     const apiserverReady = (): Promise<boolean> => probe(`${server}/readyz`, token).then((r) => r.status === 200);
     const launchApiServer = async (): Promise<void> => {
       children['kube-apiserver'] = launch(apiserverBin, apiserverArgs, apiserverLog);
-      await waitFor('kube-apiserver', children['kube-apiserver'], apiserverLog, apiserverReady, 120_000);
+      await waitUntilReady('kube-apiserver', children['kube-apiserver'], apiserverLog, apiserverReady, 120_000);
     };
     await launchApiServer();
 
@@ -315,52 +283,37 @@ function kubeconfig(server: string, ca: Buffer, token: string): string {
 
 function launch(bin: string, args: string[], logFile: string): ChildProcess {
   const out = createWriteStream(logFile, { flags: 'a' });
-  const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawnTracked(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   child.stdout?.pipe(out, { end: false });
   child.stderr?.pipe(out, { end: false });
-  live.add(child);
-  watch('add', child.pid);
-  child.on('exit', () => {
-    live.delete(child);
-    watch('del', child.pid);
-    out.end();
-  });
+  child.on('exit', () => out.end());
   return child;
 }
 
-async function terminate(child: ChildProcess | undefined): Promise<void> {
-  if (!child || child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise<void>((ok) => child.once('exit', () => ok()));
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => {
-    process.stderr.write(`[control-plane] ${child.spawnfile} did not exit 15 s after SIGTERM: killing it\n`);
-    child.kill('SIGKILL');
-  }, 15_000);
-  await exited;
-  clearTimeout(timer);
-}
-
-async function waitFor(
+/** Wait until `ready` holds, giving up at once with the log's tail if the process exits. */
+async function waitUntilReady(
   name: string,
   child: ChildProcess,
   logFile: string,
   ready: () => Promise<boolean>,
   timeoutMs = 60_000,
 ): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (child.exitCode !== null || child.signalCode !== null) {
-      throw new Error(`${name} exited (${child.signalCode ?? child.exitCode}):\n${await tail(logFile)}`);
-    }
-    if (await ready().catch(() => false)) return;
-    await sleep(200);
+  try {
+    await waitFor(
+      `${name} to be ready`,
+      async () => {
+        if (hasExited(child)) {
+          throw new StopWaiting(`${name} exited (${child.signalCode ?? child.exitCode}):\n${await tail(logFile)}`);
+        }
+        return (await ready().catch(() => false)) ? true : undefined;
+      },
+      timeoutMs,
+      200,
+    );
+  } catch (err) {
+    if (err instanceof StopWaiting) throw new Error(err.message);
+    throw new Error(`${(err as Error).message}:\n${await tail(logFile)}`);
   }
-  throw new Error(`${name} not ready after ${timeoutMs / 1000} s:\n${await tail(logFile)}`);
-}
-
-async function tail(file: string, lines = 40): Promise<string> {
-  const text = await readFile(file, 'utf8').catch(() => '');
-  return text.split('\n').slice(-lines).join('\n');
 }
 
 /** GET a URL; HTTPS without verifying the certificate (a readiness probe only). */
@@ -380,22 +333,4 @@ function probe(url: string, token?: string): Promise<{ status: number; body: str
     req.on('error', fail);
     req.end();
   });
-}
-
-/** Free TCP ports on 127.0.0.1, held open together so they differ from each other. */
-async function freePorts(count: number): Promise<number[]> {
-  const servers = await Promise.all(
-    Array.from(
-      { length: count },
-      () =>
-        new Promise<ReturnType<typeof createNetServer>>((ok, fail) => {
-          const s = createNetServer();
-          s.once('error', fail);
-          s.listen(0, '127.0.0.1', () => ok(s));
-        }),
-    ),
-  );
-  const ports = servers.map((s) => (s.address() as AddressInfo).port);
-  await Promise.all(servers.map((s) => new Promise((ok) => s.close(ok))));
-  return ports;
 }

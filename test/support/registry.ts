@@ -11,50 +11,17 @@ import { createWriteStream, rmSync, type WriteStream } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import { type AddressInfo, createServer } from 'node:net';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
 
+import { reservePort } from './ports.js';
+import { spawnTracked } from './processes.js';
 import { StopWaiting, waitFor } from './wait.js';
 
 export { StopWaiting, waitFor };
 
 const execFileAsync = promisify(execFile);
-
-/** Child processes still running, killed if the test process exits without stopping them. */
-const live = new Set<ChildProcess>();
-let exitHookInstalled = false;
-function track(child: ChildProcess): void {
-  if (!exitHookInstalled) {
-    exitHookInstalled = true;
-    process.on('exit', () => {
-      for (const c of live) c.kill('SIGKILL');
-    });
-  }
-  live.add(child);
-  child.once('exit', () => live.delete(child));
-}
-
-/** Spawn a long-running helper process that is SIGKILLed if the test process exits first. */
-export function spawnTracked(...args: Parameters<typeof spawn>): ChildProcess {
-  const child = spawn(...args);
-  track(child);
-  return child;
-}
-
-/** A free TCP port on 127.0.0.1 (free when asked; the caller binds it right away). */
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.unref();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 // ---------------------------------------------------------------------------------------------
 // TLS
@@ -214,7 +181,7 @@ export class RegistryProcess {
   static async start(opts: RegistryOptions): Promise<RegistryProcess> {
     await mkdir(join(opts.dir, 'data'), { recursive: true });
     await writeFile(join(opts.dir, 'config.yml'), opts.config);
-    const reg = new RegistryProcess(opts, opts.port ?? (await freePort()), await freePort());
+    const reg = new RegistryProcess(opts, opts.port ?? (await reservePort()), await reservePort());
     await reg.spawn();
     return reg;
   }
