@@ -8,7 +8,7 @@ import { describeError, errorStatus } from '../api/kube-errors.js';
 import { ClusterError, SpecError, type SpecProblem } from '../api/errors.js';
 import { loadKubeConfig } from './kubeconfig.js';
 import { API_GROUP, API_VERSION, PLURAL } from '../api/names.js';
-import { type MirrorInput, parseMirrorResource } from '../api/validate.js';
+import { checkHostConflicts, type MirrorInput, parseMirrorResource } from '../api/validate.js';
 import { compareStrings } from '../api/kube-object.js';
 
 export interface ClusterSourceOptions {
@@ -70,5 +70,11 @@ export async function listClusterMirrors(opts: ClusterSourceOptions = {}): Promi
     }
   }
   if (problems.length > 0) throw new SpecError(problems);
+  // The older of two mirrors claiming one node host keeps it, as in the controller.
+  checkHostConflicts(
+    [...mirrors].sort(
+      (a, b) => compareStrings(a.creationTimestamp ?? '', b.creationTimestamp ?? '') || compareStrings(a.name, b.name),
+    ),
+  );
   return mirrors.sort((a, b) => compareStrings(a.name, b.name));
 }

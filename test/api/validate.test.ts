@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { SpecError, UsageError } from '../../src/api/errors.js';
-import { checkUniqueNames, parseMirrorFile, parseMirrorResource } from '../../src/api/validate.js';
+import { checkHostConflicts, checkUniqueNames, parseMirrorFile, parseMirrorResource } from '../../src/api/validate.js';
 import { loadMirrorDir } from '../../src/sources/files.js';
 import { mirrorYaml } from '../support/fixtures.js';
 
@@ -138,5 +138,62 @@ describe('a mirrors directory', () => {
         { name: 'b', spec: { upstreamUrl: 'b.io' }, source: 'b' },
       ]),
     ).not.toThrow();
+  });
+});
+
+describe('node host conflicts: two mirrors may not configure the same registry host on the nodes', () => {
+  const m = (name: string, upstreamUrl: string, masqueradeUrl?: string) => ({
+    name,
+    source: `mirrors/${name}.yaml`,
+    spec: { upstreamUrl, ...(masqueradeUrl ? { masqueradeUrl } : {}) },
+  });
+
+  it.each([
+    ['the same upstream', m('a', 'quay.io'), m('b', 'quay.io'), 'spec.upstreamUrl', "spec.upstreamUrl 'quay.io'"],
+    [
+      'two names of Docker Hub',
+      m('a', 'docker.io'),
+      m('b', 'index.docker.io'),
+      'spec.upstreamUrl',
+      "spec.upstreamUrl 'index.docker.io' (node host docker.io)",
+    ],
+    [
+      "an upstream equal to another's masqueradeUrl",
+      m('a', 'quay.io', 'registry.example.com'),
+      m('b', 'registry.example.com'),
+      'spec.upstreamUrl',
+      "spec.upstreamUrl 'registry.example.com'",
+    ],
+    [
+      "a masqueradeUrl equal to another's upstream",
+      m('a', 'quay.io'),
+      m('b', 'ghcr.io', 'quay.io'),
+      'spec.masqueradeUrl',
+      "spec.masqueradeUrl 'quay.io'",
+    ],
+  ])('refuses %s, naming the later mirror, its field and the mirror that has the host', (_, a, b, field, what) => {
+    const err = specError(() => checkHostConflicts([a, b]));
+    expect(err.problems).toHaveLength(1);
+    expect(err.problems[0]).toMatchObject({ source: 'mirrors/b.yaml', mirror: 'b', field });
+    expect(err.message).toBe(
+      `mirrors/b.yaml: mirror 'b': ${what} is already configured on the nodes by mirror 'a' (mirrors/a.yaml); two mirrors may not configure the same registry host`,
+    );
+  });
+
+  it('accepts mirrors of different hosts', () => {
+    expect(() =>
+      checkHostConflicts([m('a', 'quay.io', 'quay.example.com'), m('b', 'docker.io'), m('c', 'ghcr.io')]),
+    ).not.toThrow();
+  });
+
+  it('is checked when loading a directory, so synth and validate refuse it', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'mirrors-'));
+    await writeFile(join(dir, 'a.yaml'), mirrorYaml('hub', '{upstreamUrl: docker.io}'));
+    await writeFile(join(dir, 'b.yaml'), mirrorYaml('hub2', '{upstreamUrl: registry-1.docker.io}'));
+    const err = (await loadMirrorDir(dir).catch((e: unknown) => e)) as SpecError;
+    expect(err).toBeInstanceOf(SpecError);
+    expect(err.message).toContain(
+      `${join(dir, 'b.yaml')}: mirror 'hub2': spec.upstreamUrl 'registry-1.docker.io' (node host docker.io) is already configured on the nodes by mirror 'hub'`,
+    );
   });
 });
