@@ -86,3 +86,13 @@ export function resolveSecondsBetweenStreams(flag?: number): number {
 export function resolveMetricsPort(flag?: number): number {
   return flag ?? CONTROLLER_METRICS_PORT;
 }
+
+/** Render threads: MIRROR_SYNTH_WORKERS (1 = the main thread only), else undefined: the render pool decides. */
+export function resolveWorkers(): number | undefined {
+  const raw = process.env.MIRROR_SYNTH_WORKERS;
+  if (raw === undefined || raw === '') return undefined;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1)
+    throw new UsageError(`MIRROR_SYNTH_WORKERS must be a whole number of 1 or more, got '${raw}'`);
+  return n;
+}

@@ -5,7 +5,7 @@ import { assembleDist } from '../synth/dist.js';
 import { writeTree } from '../synth/output.js';
 import { renderMirrorFiles } from '../synth/render-pool.js';
 import { loadMirrorDir } from '../sources/files.js';
-import { resolveClusterDomain, resolveMirrorsDir, resolveNamespace, resolveOutDir } from './options.js';
+import { resolveClusterDomain, resolveMirrorsDir, resolveNamespace, resolveOutDir, resolveWorkers } from './options.js';
 
 export interface SynthCommandOptions {
   readonly mirrors?: string;
@@ -37,7 +37,7 @@ export function synthOptions(opts: { namespace?: string; clusterDomain?: string 
 
 /** dist/'s files for these mirrors: mirrors rendered on every core for large sets, then assembled. */
 export async function distFiles(mirrors: readonly MirrorInput[], options: SynthOptions): Promise<Map<string, string>> {
-  return assembleDist(await renderMirrorFiles(mirrors, options), options);
+  return assembleDist(await renderMirrorFiles(mirrors, options, resolveWorkers()), options);
 }
 
 async function loadInputs(opts: SynthCommandOptions): Promise<MirrorInput[]> {

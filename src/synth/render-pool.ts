@@ -1,7 +1,7 @@
 /**
  * Rendering many mirrors on every core. Each mirror's file is independent and the work is
  * CPU-bound (cdk8s synthesis, YAML), so large sets are split between this thread and worker
- * threads running render-worker.js (render-pool). Output is identical to rendering in order on one thread.
+ * threads running render-worker.js. Output is identical to rendering in order on one thread.
  */
 import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
@@ -16,12 +16,13 @@ export const PARALLEL_THRESHOLD = 200;
 
 const WORKER = new URL('./render-worker.js', import.meta.url);
 
-/** Threads to use: MIRROR_SYNTH_WORKERS if set (1 = this thread only), else one per core (at most 4) for large sets. */
-export function renderThreads(count: number): number {
-  const raw = process.env.MIRROR_SYNTH_WORKERS;
-  const forced = raw !== undefined && raw !== '';
-  if (!forced && count < PARALLEL_THRESHOLD) return 1;
-  const wanted = forced ? Math.max(1, Number.parseInt(raw, 10) || 1) : Math.min(availableParallelism(), 4);
+/**
+ * Threads to use: `workers` if given (1 = this thread only), else one per core (at most 4)
+ * for large sets.
+ */
+export function renderThreads(count: number, workers?: number): number {
+  if (workers === undefined && count < PARALLEL_THRESHOLD) return 1;
+  const wanted = workers ?? Math.min(availableParallelism(), 4);
   // Workers need the compiled worker file: run from sources (vitest), everything stays on this thread.
   if (!existsSync(fileURLToPath(WORKER))) return 1;
   return Math.min(wanted, count);
@@ -42,8 +43,9 @@ function renderInWorker(mirrors: readonly MirrorInput[], opts: SynthOptions): Pr
 export async function renderMirrorFiles(
   mirrors: readonly MirrorInput[],
   opts: SynthOptions,
+  workers?: number,
 ): Promise<[string, string][]> {
-  const threads = renderThreads(mirrors.length);
+  const threads = renderThreads(mirrors.length, workers);
   if (threads <= 1) return mirrors.map((m) => renderMirrorFile(m, opts));
   const size = Math.ceil(mirrors.length / threads);
   const chunks = Array.from({ length: threads }, (_, i) => mirrors.slice(i * size, (i + 1) * size));
