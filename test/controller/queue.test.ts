@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 
-import { WorkQueue } from '../../src/controller/queue.js';
+import { WorkQueue, informerRestartDelayMs } from '../../src/controller/queue.js';
 
 afterEach(() => {
   vi.useRealTimers();
@@ -81,8 +81,7 @@ describe('WorkQueue', () => {
 });
 
 describe('informerRestartDelayMs', () => {
-  it('waits SECONDS_BETWEEN_STREAMS (±10%) after a failure, and backs off briefly on 429', async () => {
-    const { informerRestartDelayMs } = await import('../../src/controller/controller.js');
+  it('waits SECONDS_BETWEEN_STREAMS (±10%) after a failure, and backs off briefly on 429', () => {
     for (const err of [new Error('connect ECONNREFUSED'), { code: 404 }, { code: 403 }, { code: 500 }]) {
       const d = informerRestartDelayMs(err, 0, 30);
       expect(d).toBeGreaterThanOrEqual(27_000);
