@@ -121,6 +121,8 @@ const Host = (field: string, description: string) =>
 const Quantity = (description: string, field?: string) =>
   Type.Union([Type.Integer({ minimum: 0 }), Type.String({ minLength: 1, maxLength: 64 })], {
     pattern: QUANTITY_PATTERN,
+    // Bounds the CEL cost estimate of the int-or-string (Kubernetes reads it beside the anyOf).
+    maxLength: 64,
     description,
     ...(field === undefined
       ? {}
@@ -195,12 +197,15 @@ const VolumeClaimTemplate = Type.Object(
       {
         accessModes: Type.Optional(
           Type.Array(
-            Type.Union([
-              Type.Literal('ReadWriteOnce'),
-              Type.Literal('ReadWriteOncePod'),
-              Type.Literal('ReadOnlyMany'),
-              Type.Literal('ReadWriteMany'),
-            ]),
+            Type.Union(
+              [
+                Type.Literal('ReadWriteOnce'),
+                Type.Literal('ReadWriteOncePod'),
+                Type.Literal('ReadOnlyMany'),
+                Type.Literal('ReadWriteMany'),
+              ],
+              { description: 'A PersistentVolume access mode.' },
+            ),
             { minItems: 1, description: 'Access modes of the cache volume. Default [ReadWriteOnce].' },
           ),
         ),
