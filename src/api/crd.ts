@@ -12,19 +12,55 @@ import {
   SHORT_NAME,
   SINGULAR,
 } from './names.js';
-import { MAX_NAME_LENGTH, MirrorSpecSchema, MirrorStatusSchema, NAME_PATTERN, plainSchema } from './schema.js';
+import {
+  MAX_NAME_LENGTH,
+  MirrorSpecSchema,
+  MirrorStatusSchema,
+  NAME_PATTERN,
+  RULES_KEYWORD,
+  type StringRule,
+  cel,
+  plainSchema,
+} from './schema.js';
 import { sortKeys, type KubeObject } from './kube-object.js';
 
 type Json = Record<string, unknown>;
+
+function celChecks(node: Json, pattern: string): boolean {
+  const cels = (node['x-kubernetes-validations'] as Json[] | undefined) ?? [];
+  return cels.some((r) => String(r.rule).includes(`.matches(${cel(pattern)})`));
+}
+
+/** CEL that is true when `self` breaks `r`. */
+function violates(r: StringRule): string {
+  return `${r.match ? '!' : ''}self.matches(${cel(r.regex)})`;
+}
+
+/**
+ * A field's StringRules as CEL rules. Each rule holds when an earlier one already failed, so the
+ * API server reports only the first failure, as the CLI does.
+ */
+export function celRules(rules: readonly StringRule[]): Json[] {
+  return rules.map((r, i) => {
+    const earlier = rules.slice(0, i).map(violates);
+    return {
+      rule: [...earlier, `!(${violates(r)})`].join(' || '),
+      messageExpression: `${cel(`${r.message}, got '`)} + self + "'"`,
+    };
+  });
+}
 
 /**
  * Turn plain JSON Schema into a structural OpenAPI v3 schema Kubernetes accepts:
  * - `additionalProperties: false` is dropped (Kubernetes prunes unknown fields instead; the CLI validator rejects them),
  * - records (`patternProperties`) become `additionalProperties`,
- * - unions of literals become enums, and integer|string quantities become int-or-string.
+ * - unions of literals become enums, and integer|string quantities become int-or-string,
+ * - StringRules become CEL `x-kubernetes-validations` and replace the field's `pattern` (the
+ *   last rule is the pattern, with a message a person can read instead of the regex).
  */
 export function toStructural(node: Json): Json {
   const out: Json = {};
+  const rules = node[RULES_KEYWORD] as StringRule[] | undefined;
   if (Array.isArray(node.anyOf)) {
     const branches = node.anyOf as Json[];
     if (branches.every((b) => 'const' in b)) {
@@ -65,9 +101,21 @@ export function toStructural(node: Json): Json {
       case 'items':
         out.items = toStructural(value as Json);
         break;
+      case RULES_KEYWORD:
+        break;
+      case 'pattern':
+        // A CEL rule that checks the same pattern says it in the CLI's words; the bare pattern would add the regex.
+        if (rules === undefined && !celChecks(node, value as string)) out.pattern = value;
+        break;
+      case 'x-kubernetes-validations':
+        out[key] = [...((out[key] as Json[] | undefined) ?? []), ...(value as Json[])];
+        break;
       default:
         out[key] = value;
     }
+  }
+  if (rules !== undefined) {
+    out['x-kubernetes-validations'] = [...celRules(rules), ...((out['x-kubernetes-validations'] as Json[]) ?? [])];
   }
   return out;
 }
@@ -108,20 +156,36 @@ function crdObject(): KubeObject {
           additionalPrinterColumns: [
             { name: 'Upstream', type: 'string', jsonPath: '.spec.upstreamUrl' },
             { name: 'Ready', type: 'string', jsonPath: '.status.conditions[?(@.type=="Ready")].status' },
-            { name: 'Reason', type: 'string', jsonPath: '.status.conditions[?(@.type=="Ready")].reason', priority: 1 },
+            { name: 'Reason', type: 'string', jsonPath: '.status.conditions[?(@.type=="Ready")].reason' },
             { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
+            {
+              name: 'Message',
+              type: 'string',
+              jsonPath: '.status.conditions[?(@.type=="Ready")].message',
+              priority: 1,
+            },
           ],
           schema: {
             openAPIV3Schema: {
               type: 'object',
-              description: 'A pull-through cache of one upstream registry, and the node configuration that uses it.',
+              description:
+                'A pull-through cache of one upstream registry (CNCF Distribution behind nginx), and the node agent that points every node at it with fallback to the upstream.',
               required: ['spec'],
               properties: {
-                apiVersion: { type: 'string' },
-                kind: { type: 'string' },
+                apiVersion: { type: 'string', description: `${API_GROUP}/${API_VERSION}` },
+                kind: { type: 'string', description: KIND },
+                // Kubernetes allows only name (and generateName) rules here, and none in CEL at a cost it
+                // accepts (a name has no bound it can estimate), so the name keeps its plain rules.
                 metadata: {
                   type: 'object',
-                  properties: { name: { type: 'string', maxLength: MAX_NAME_LENGTH, pattern: NAME_PATTERN } },
+                  properties: {
+                    name: {
+                      type: 'string',
+                      maxLength: MAX_NAME_LENGTH,
+                      pattern: NAME_PATTERN,
+                      description: 'The mirror name: a DNS label of at most 36 characters, part of every child name.',
+                    },
+                  },
                 },
                 spec: toStructural(plainSchema(MirrorSpecSchema)),
                 status,

@@ -18,6 +18,8 @@ export const SHORT_NAME = 'rm';
 export const PROJECT = 'mirror-synth';
 /** Server-side apply field manager of the controller. */
 export const FIELD_MANAGER = PROJECT;
+/** The field manager that sets only `mirror=<name>` on each RegistryMirror (and owns nothing else there). */
+export const LABEL_FIELD_MANAGER = `${PROJECT}-label`;
 
 /** Labels. Every child carries `mirror=<name>`, as the original operator's did. */
 export const MIRROR_LABEL = 'mirror';

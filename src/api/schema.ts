@@ -8,7 +8,7 @@
  */
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 
-import { API_GROUP, API_VERSION, KIND } from './names.js';
+import { API_GROUP, API_VERSION, KIND, RESERVED_LABELS } from './names.js';
 
 /** Mirror names become part of child names such as `registry-mirror-<name>-headless`. */
 export const MAX_NAME_LENGTH = 36;
@@ -28,42 +28,167 @@ const LABEL_KEY_PATTERN =
   '^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$';
 const LABEL_VALUE_PATTERN = '^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$';
 
-const Quantity = Type.Union([Type.Integer({ minimum: 0 }), Type.String({ minLength: 1 })], {
-  pattern: QUANTITY_PATTERN,
-  description: 'A Kubernetes quantity such as 100m, 512Mi or 20Gi.',
+/**
+ * A rule on a string field that both validators check with the same words: the CLI's (as a
+ * JavaScript RegExp, see validate.ts) and the API server's (as a CEL `x-kubernetes-validations`
+ * rule, see crd.ts). The expressions are RE2-compatible. Of a field's rules only the first that
+ * fails is reported, so a URL with a scheme is not also told it has a path.
+ */
+export interface StringRule {
+  /** Regular expression, tested anywhere in the value (anchor it where needed). */
+  readonly regex: string;
+  /** `true`: the value must match; `false`: it must not. */
+  readonly match: boolean;
+  /** What is wrong, with the field path and without the value (`, got '<value>'` is appended). */
+  readonly message: string;
+}
+
+/** The key under which a schema node carries its StringRules (an annotation for Ajv, CEL in the CRD). */
+export const RULES_KEYWORD = 'x-mirror-synth-rules';
+
+/** host[:port] fields: the scheme, path and case mistakes people make, each named, then the full pattern. */
+export function hostRules(field: string): StringRule[] {
+  const what = 'a registry host[:port]';
+  return [
+    { regex: '^[a-zA-Z][a-zA-Z0-9+.-]*://', match: false, message: `${field} must be ${what} without a scheme` },
+    { regex: '/', match: false, message: `${field} must be ${what} without a path` },
+    { regex: '[A-Z]', match: false, message: `${field} must be lower-case` },
+    {
+      regex: HOST_PATTERN,
+      match: true,
+      message: `${field} must be ${what} such as quay.io or registry.example.com:5000`,
+    },
+  ];
+}
+
+/** `field has port N, which is not between 1 and 65535` (HOST_PATTERN allows any 1 to 5 digits). */
+export function portMessage(field: string, port: string): string {
+  return `${field} has port ${port}, which is not between 1 and 65535`;
+}
+
+/** Whether `spec.labels` may not set `key` (RESERVED_LABELS; an entry ending in '/' is a prefix). */
+export function isReservedLabel(key: string): boolean {
+  return RESERVED_LABELS.some((r) => (r.endsWith('/') ? key.startsWith(r) : key === r));
+}
+
+export function reservedLabelMessage(key: string): string {
+  return `spec.labels.${key} is set by mirror-synth and cannot be overridden`;
+}
+
+export function sameHostMessage(host: string): string {
+  return `spec.masqueradeUrl must differ from spec.upstreamUrl, both are '${host}'`;
+}
+
+export function nameLengthMessage(name: string): string {
+  return `metadata.name must be at most ${MAX_NAME_LENGTH} characters so child names such as registry-mirror-<name>-headless stay valid, got '${name}' (${name.length})`;
+}
+
+export const NAME_MESSAGE =
+  "metadata.name must be a DNS label (lower-case letters, digits and '-', starting with a letter)";
+
+export function quantityMessage(field: string, value: string): string {
+  return `${field} must be a Kubernetes quantity such as 500m, 512Mi or 20Gi, got '${value}'`;
+}
+
+/** A CEL string literal (CEL reads JSON's escapes). */
+export function cel(text: string): string {
+  return JSON.stringify(text);
+}
+
+/** An `x-kubernetes-validations` rule: checked by the API server only (validate.ts checks the same in JavaScript). */
+export interface CelRule {
+  readonly rule: string;
+  readonly messageExpression: string;
+  readonly fieldPath?: string;
+  readonly reason?: string;
+}
+
+const HOST_PORT_RULE = (field: string): CelRule => ({
+  rule: "!self.matches(':[0-9]+$') || (int(self.substring(self.lastIndexOf(':') + 1)) >= 1 && int(self.substring(self.lastIndexOf(':') + 1)) <= 65535)",
+  messageExpression: `${cel(`${field} has port `)} + self.substring(self.lastIndexOf(':') + 1) + ${cel(', which is not between 1 and 65535')}`,
 });
 
-const QuantityMap = Type.Record(Type.String({ pattern: '^[a-z0-9]([-a-z0-9./]*[a-z0-9])?$' }), Quantity);
+/** A host[:port] field with the CLI's messages on both sides. */
+const Host = (field: string, description: string) =>
+  Type.String({
+    pattern: HOST_PATTERN,
+    maxLength: 253,
+    description,
+    [RULES_KEYWORD]: hostRules(field),
+    'x-kubernetes-validations': [HOST_PORT_RULE(field)],
+  });
+
+const Quantity = (description: string, field?: string) =>
+  Type.Union([Type.Integer({ minimum: 0 }), Type.String({ minLength: 1, maxLength: 64 })], {
+    pattern: QUANTITY_PATTERN,
+    // Bounds the CEL cost estimate of the int-or-string (Kubernetes reads it beside the anyOf).
+    maxLength: 64,
+    description,
+    ...(field === undefined
+      ? {}
+      : {
+          'x-kubernetes-validations': [
+            {
+              rule: `type(self) == int || string(self).matches(${cel(QUANTITY_PATTERN)})`,
+              messageExpression: `${cel(quantityMessage(field, '@').split("'@'")[0] + "'")} + string(self) + "'"`,
+            },
+          ],
+        }),
+  });
+
+const QuantityMap = (description: string) =>
+  Type.Record(
+    Type.String({ pattern: '^[a-z0-9]([-a-z0-9./]*[a-z0-9])?$', maxLength: 253 }),
+    Quantity('A Kubernetes quantity such as 100m, 512Mi or 20Gi.'),
+    { description, maxProperties: 16 },
+  );
 
 /** A map of Kubernetes label keys to label values (labels, node selectors). */
-const LabelMap = (description: string) =>
+const LabelMap = (description: string, extra: Record<string, unknown> = {}) =>
   Type.Record(
-    Type.String({ pattern: LABEL_KEY_PATTERN }),
+    Type.String({ pattern: LABEL_KEY_PATTERN, maxLength: 317 }),
     Type.String({ pattern: LABEL_VALUE_PATTERN, maxLength: 63 }),
-    {
-      description,
-    },
+    { description, maxProperties: 64, ...extra },
   );
+
+const isReservedCel = (k: string): string =>
+  RESERVED_LABELS.map((r) => (r.endsWith('/') ? `${k}.startsWith(${cel(r)})` : `${k} == ${cel(r)}`)).join(' || ');
+
+/** spec.labels: mirror-synth's own labels cannot be overridden (the CLI's words, in CEL too). */
+const RESERVED_LABELS_RULE: CelRule = {
+  rule: `self.all(k, !(${isReservedCel('k')}))`,
+  messageExpression: `${cel('spec.labels.')} + self.filter(k, ${isReservedCel('k')})[0] + ${cel(' is set by mirror-synth and cannot be overridden')}`,
+};
 
 const Resources = Type.Object(
   {
-    requests: Type.Optional(QuantityMap),
-    limits: Type.Optional(QuantityMap),
+    requests: Type.Optional(QuantityMap('Minimum compute resources, e.g. {cpu: 100m, memory: 128Mi} (the default).')),
+    limits: Type.Optional(QuantityMap('Maximum compute resources, e.g. {memory: 1Gi} (the default).')),
   },
   { additionalProperties: false, description: 'Compute resources of the registry container.' },
 );
 
 const Toleration = Type.Object(
   {
-    key: Type.Optional(Type.String()),
-    operator: Type.Optional(Type.Union([Type.Literal('Exists'), Type.Literal('Equal')])),
-    value: Type.Optional(Type.String()),
-    effect: Type.Optional(
-      Type.Union([Type.Literal('NoSchedule'), Type.Literal('PreferNoSchedule'), Type.Literal('NoExecute')]),
+    key: Type.Optional(
+      Type.String({ description: 'The taint key the toleration applies to; empty matches every key.' }),
     ),
-    tolerationSeconds: Type.Optional(Type.Integer()),
+    operator: Type.Optional(
+      Type.Union([Type.Literal('Exists'), Type.Literal('Equal')], {
+        description: 'Exists (any value) or Equal (the value below). Default Equal.',
+      }),
+    ),
+    value: Type.Optional(Type.String({ description: 'The taint value the toleration matches (operator Equal).' })),
+    effect: Type.Optional(
+      Type.Union([Type.Literal('NoSchedule'), Type.Literal('PreferNoSchedule'), Type.Literal('NoExecute')], {
+        description: 'The taint effect to match; empty matches every effect.',
+      }),
+    ),
+    tolerationSeconds: Type.Optional(
+      Type.Integer({ description: 'For NoExecute: how long the pod stays bound after the taint appears.' }),
+    ),
   },
-  { additionalProperties: false },
+  { additionalProperties: false, description: 'A Kubernetes toleration (core/v1 Toleration).' },
 );
 
 const VolumeClaimTemplate = Type.Object(
@@ -72,24 +197,43 @@ const VolumeClaimTemplate = Type.Object(
       {
         accessModes: Type.Optional(
           Type.Array(
-            Type.Union([
-              Type.Literal('ReadWriteOnce'),
-              Type.Literal('ReadWriteOncePod'),
-              Type.Literal('ReadOnlyMany'),
-              Type.Literal('ReadWriteMany'),
-            ]),
-            { minItems: 1 },
+            Type.Union(
+              [
+                Type.Literal('ReadWriteOnce'),
+                Type.Literal('ReadWriteOncePod'),
+                Type.Literal('ReadOnlyMany'),
+                Type.Literal('ReadWriteMany'),
+              ],
+              { description: 'A PersistentVolume access mode.' },
+            ),
+            { minItems: 1, description: 'Access modes of the cache volume. Default [ReadWriteOnce].' },
           ),
         ),
-        storageClassName: Type.Optional(Type.String({ pattern: DNS_SUBDOMAIN_PATTERN, maxLength: 253 })),
+        storageClassName: Type.Optional(
+          Type.String({
+            pattern: DNS_SUBDOMAIN_PATTERN,
+            maxLength: 253,
+            description: "StorageClass of the cache volume. Default: the cluster's default StorageClass.",
+          }),
+        ),
         resources: Type.Optional(
           Type.Object(
-            { requests: Type.Object({ storage: Quantity }, { additionalProperties: false }) },
-            { additionalProperties: false },
+            {
+              requests: Type.Object(
+                {
+                  storage: Quantity(
+                    'Size of the cache volume, e.g. 20Gi (the default).',
+                    'spec.volumeClaimTemplate.spec.resources.requests.storage',
+                  ),
+                },
+                { additionalProperties: false, description: 'Requested resources of the cache volume.' },
+              ),
+            },
+            { additionalProperties: false, description: 'Resources of the cache volume.' },
           ),
         ),
       },
-      { additionalProperties: false },
+      { additionalProperties: false, description: 'PersistentVolumeClaim spec of the cache volume.' },
     ),
   },
   {
@@ -100,11 +244,10 @@ const VolumeClaimTemplate = Type.Object(
 
 export const MirrorSpecSchema = Type.Object(
   {
-    upstreamUrl: Type.String({
-      pattern: HOST_PATTERN,
-      maxLength: 253,
-      description: 'The upstream registry as host[:port], without a scheme, e.g. quay.io or docker.io.',
-    }),
+    upstreamUrl: Host(
+      'spec.upstreamUrl',
+      'The upstream registry as host[:port], without a scheme, e.g. quay.io or docker.io.',
+    ),
     credentialsSecret: Type.Optional(
       Type.String({
         pattern: DNS_SUBDOMAIN_PATTERN,
@@ -114,11 +257,10 @@ export const MirrorSpecSchema = Type.Object(
       }),
     ),
     masqueradeUrl: Type.Optional(
-      Type.String({
-        pattern: HOST_PATTERN,
-        maxLength: 253,
-        description: 'A second registry host that nodes send through this mirror, e.g. a local alias of the upstream.',
-      }),
+      Host(
+        'spec.masqueradeUrl',
+        'A second registry host that nodes send through this mirror, e.g. a local alias of the upstream. Must differ from upstreamUrl.',
+      ),
     ),
     volumeClaimTemplate: Type.Optional(VolumeClaimTemplate),
     replicas: Type.Optional(
@@ -139,13 +281,23 @@ export const MirrorSpecSchema = Type.Object(
     imagePullSecrets: Type.Optional(
       Type.Array(
         Type.Object(
-          { name: Type.String({ pattern: DNS_SUBDOMAIN_PATTERN, maxLength: 253 }) },
-          { additionalProperties: false },
+          {
+            name: Type.String({
+              pattern: DNS_SUBDOMAIN_PATTERN,
+              maxLength: 253,
+              description: 'Name of a Secret of type kubernetes.io/dockerconfigjson in the output namespace.',
+            }),
+          },
+          { additionalProperties: false, description: 'A reference to an image pull Secret.' },
         ),
         { description: 'Secrets used to pull the cache and node agent images.' },
       ),
     ),
-    labels: Type.Optional(LabelMap('Extra labels for every child object and pod.')),
+    labels: Type.Optional(
+      LabelMap('Extra labels for every child object and pod. mirror and app.kubernetes.io/* are set by mirror-synth.', {
+        'x-kubernetes-validations': [RESERVED_LABELS_RULE],
+      }),
+    ),
     imageRegistry: Type.Optional(
       Type.String({
         pattern: REGISTRY_PREFIX_PATTERN,
@@ -155,24 +307,51 @@ export const MirrorSpecSchema = Type.Object(
       }),
     ),
   },
-  { additionalProperties: false },
+  {
+    additionalProperties: false,
+    description: 'The mirror: which upstream registry it caches, and how its cache and node agent run.',
+    'x-kubernetes-validations': [
+      {
+        rule: '!has(self.masqueradeUrl) || self.masqueradeUrl != self.upstreamUrl',
+        messageExpression: `${cel(sameHostMessage('@').split("'@'")[0] + "'")} + self.upstreamUrl + "'"`,
+        fieldPath: '.masqueradeUrl',
+      },
+    ],
+  },
 );
 
 export type MirrorSpec = Static<typeof MirrorSpecSchema>;
 
-const Condition = Type.Object({
-  type: Type.String(),
-  status: Type.Union([Type.Literal('True'), Type.Literal('False'), Type.Literal('Unknown')]),
-  observedGeneration: Type.Optional(Type.Integer({ minimum: 0 })),
-  lastTransitionTime: Type.String({ format: 'date-time' }),
-  reason: Type.String(),
-  message: Type.String(),
-});
+const Condition = Type.Object(
+  {
+    type: Type.String({ description: 'Ready, Reconciling or Stalled (kstatus).' }),
+    status: Type.Union([Type.Literal('True'), Type.Literal('False'), Type.Literal('Unknown')], {
+      description: 'True, False or Unknown.',
+    }),
+    observedGeneration: Type.Optional(
+      Type.Integer({ minimum: 0, description: 'The metadata.generation this condition was computed for.' }),
+    ),
+    lastTransitionTime: Type.String({ format: 'date-time', description: 'When status last changed.' }),
+    reason: Type.String({ description: 'Why, in one PascalCase word.' }),
+    message: Type.String({ description: 'What it means and what to do, for people.' }),
+  },
+  { description: 'A condition, after the Kubernetes API conventions.' },
+);
 
-export const MirrorStatusSchema = Type.Object({
-  observedGeneration: Type.Optional(Type.Integer({ minimum: 0 })),
-  conditions: Type.Optional(Type.Array(Condition)),
-});
+export const MirrorStatusSchema = Type.Object(
+  {
+    observedGeneration: Type.Optional(
+      Type.Integer({ minimum: 0, description: 'The metadata.generation the controller last acted on.' }),
+    ),
+    conditions: Type.Optional(
+      Type.Array(Condition, {
+        description:
+          'Ready: the cache and the node agent serve (their pods are ready). Reconciling: the controller is working towards it. Stalled: it cannot until a person acts.',
+      }),
+    ),
+  },
+  { description: 'What the controller observed; written by the controller only.' },
+);
 
 export type MirrorStatus = Static<typeof MirrorStatusSchema>;
 export type MirrorCondition = Static<typeof Condition>;

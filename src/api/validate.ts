@@ -7,8 +7,21 @@ import { closest, distance } from 'fastest-levenshtein';
 import { parseAllDocuments } from 'yaml';
 import { SpecError, type SpecProblem } from './errors.js';
 import { findHostConflicts } from './hosts.js';
-import { KIND, RESERVED_LABELS } from './names.js';
-import { MAX_NAME_LENGTH, RegistryMirrorSchema, plainSchema, type MirrorSpec } from './schema.js';
+import { KIND } from './names.js';
+import {
+  NAME_MESSAGE,
+  RULES_KEYWORD,
+  RegistryMirrorSchema,
+  type StringRule,
+  isReservedLabel,
+  nameLengthMessage,
+  plainSchema,
+  portMessage,
+  quantityMessage,
+  reservedLabelMessage,
+  sameHostMessage,
+  type MirrorSpec,
+} from './schema.js';
 
 /** A validated mirror: its name, its spec and where it came from. */
 export interface MirrorInput {
@@ -25,6 +38,9 @@ export interface MirrorInput {
 // strictTypes off: quantities carry `pattern` beside an integer|string anyOf, as Kubernetes writes them.
 const ajv = new Ajv({ allErrors: true, verbose: true, strict: true, strictTypes: false });
 ajv.addFormat('date-time', true);
+// Annotations for the CRD generator: the rules are checked below (firstBrokenRule) and by the API server as CEL.
+ajv.addKeyword({ keyword: RULES_KEYWORD, schemaType: 'array' });
+ajv.addKeyword({ keyword: 'x-kubernetes-validations', schemaType: 'array' });
 const validateDocument = ajv.compile(plainSchema(RegistryMirrorSchema));
 
 function fieldPath(instancePath: string, child?: string): string {
@@ -44,23 +60,24 @@ function describeType(schema: unknown): string {
   return s.type === 'object' ? 'a mapping' : s.type === 'array' ? 'a list' : `${s.type ?? 'valid'}`;
 }
 
-const HOST_FIELDS = new Set(['spec.upstreamUrl', 'spec.masqueradeUrl']);
+/** The first of a field's StringRules that `value` breaks (the API server's CEL reports the same one). */
+export function firstBrokenRule(rules: readonly StringRule[], value: string): StringRule | undefined {
+  return rules.find((r) => new RegExp(r.regex).test(value) !== r.match);
+}
 
-function patternMessage(field: string, value: unknown): string {
+function patternMessage(field: string, value: unknown, schema: unknown): string {
   const v = String(value);
-  if (HOST_FIELDS.has(field) || field === 'spec.imageRegistry') {
-    const what = field === 'spec.imageRegistry' ? 'a registry host[:port][/path]' : 'a registry host[:port]';
+  const rules = (schema as Record<string, unknown> | undefined)?.[RULES_KEYWORD] as StringRule[] | undefined;
+  const broken = rules && firstBrokenRule(rules, v);
+  if (broken) return `${broken.message}, got ${show(v)}`;
+  if (field === 'spec.imageRegistry') {
+    const what = 'a registry host[:port][/path]';
     if (/^[a-z][a-z0-9+.-]*:\/\//i.test(v)) return `${field} must be ${what} without a scheme, got ${show(v)}`;
-    if (HOST_FIELDS.has(field) && v.includes('/')) return `${field} must be ${what} without a path, got ${show(v)}`;
     if (v !== v.toLowerCase()) return `${field} must be lower-case, got ${show(v)}`;
     return `${field} must be ${what} such as quay.io or registry.example.com:5000, got ${show(v)}`;
   }
-  if (field === 'metadata.name') {
-    return `metadata.name must be a DNS label (lower-case letters, digits and '-', starting with a letter), got ${show(v)}`;
-  }
-  if (field.startsWith('spec.resources') || field.endsWith('.storage')) {
-    return `${field} must be a Kubernetes quantity such as 500m, 512Mi or 20Gi, got ${show(v)}`;
-  }
+  if (field === 'metadata.name') return `${NAME_MESSAGE}, got ${show(v)}`;
+  if (field.startsWith('spec.resources') || field.endsWith('.storage')) return quantityMessage(field, v);
   if (field.startsWith('spec.labels') || field.startsWith('spec.nodeSelector')) {
     return `${field} must be a valid label value (at most 63 of A-Z a-z 0-9 - _ .), got ${show(v)}`;
   }
@@ -104,7 +121,7 @@ function toProblems(errors: ErrorObject[], source: string, mirror: string | unde
         }
         break;
       case 'pattern':
-        add(field, patternMessage(field, e.data));
+        add(field, patternMessage(field, e.data, e.parentSchema));
         break;
       case 'anyOf':
         add(field, `${field} must be ${describeType(e.parentSchema)}, got ${show(e.data)}`);
@@ -116,7 +133,7 @@ function toProblems(errors: ErrorObject[], source: string, mirror: string | unde
         add(
           field,
           field === 'metadata.name'
-            ? `metadata.name must be at most ${MAX_NAME_LENGTH} characters so child names such as registry-mirror-<name>-headless stay valid, got ${show(e.data)} (${String(e.data).length})`
+            ? nameLengthMessage(String(e.data))
             : `${field} must be at most ${(e.params as { limit: number }).limit} characters`,
         );
         break;
@@ -139,31 +156,21 @@ function nameOf(doc: unknown): string | undefined {
 function semanticProblems(spec: MirrorSpec, source: string, mirror: string): SpecProblem[] {
   const problems: SpecProblem[] = [];
   for (const key of Object.keys(spec.labels ?? {})) {
-    if (RESERVED_LABELS.some((r) => (r.endsWith('/') ? key.startsWith(r) : key === r))) {
-      problems.push({
-        source,
-        mirror,
-        field: `spec.labels.${key}`,
-        message: `spec.labels.${key} is set by mirror-synth and cannot be overridden`,
-      });
+    if (isReservedLabel(key)) {
+      problems.push({ source, mirror, field: `spec.labels.${key}`, message: reservedLabelMessage(key) });
     }
   }
-  const port = /:(\d+)$/.exec(spec.upstreamUrl)?.[1];
-  if (port !== undefined && (Number(port) < 1 || Number(port) > 65535)) {
-    problems.push({
-      source,
-      mirror,
-      field: 'spec.upstreamUrl',
-      message: `spec.upstreamUrl has port ${port}, which is not between 1 and 65535`,
-    });
+  for (const [field, host] of [
+    ['spec.upstreamUrl', spec.upstreamUrl],
+    ['spec.masqueradeUrl', spec.masqueradeUrl],
+  ] as const) {
+    const port = host === undefined ? undefined : /:(\d+)$/.exec(host)?.[1];
+    if (port !== undefined && (Number(port) < 1 || Number(port) > 65535)) {
+      problems.push({ source, mirror, field, message: portMessage(field, port) });
+    }
   }
   if (spec.masqueradeUrl !== undefined && spec.masqueradeUrl === spec.upstreamUrl) {
-    problems.push({
-      source,
-      mirror,
-      field: 'spec.masqueradeUrl',
-      message: `spec.masqueradeUrl must differ from spec.upstreamUrl, both are ${show(spec.upstreamUrl)}`,
-    });
+    problems.push({ source, mirror, field: 'spec.masqueradeUrl', message: sameHostMessage(spec.upstreamUrl) });
   }
   return problems;
 }

@@ -87,6 +87,9 @@ export class MirrorCache {
         serviceName: this.headlessService.name,
         replicas: this.replicas,
         podManagementPolicy: 'Parallel',
+        // The cache is disposable: its claims go with the StatefulSet (so with the mirror), and
+        // stay when scaled down, where a later scale-up reuses them.
+        persistentVolumeClaimRetentionPolicy: { whenDeleted: 'Delete', whenScaled: 'Retain' },
         selector: { matchLabels: selector },
         template: {
           metadata: { labels, annotations },

@@ -2,52 +2,49 @@
  * The controller, runnable in-process: `startController()` returns a handle whose `stop()`
  * shuts it down cleanly. `mirror-synth controller` wraps it with signal handling.
  *
- * Informers on RegistryMirrors (cluster-wide) and, in the output namespace only, on Secrets and
- * on the children it manages feed a work queue keyed by mirror name; workers reconcile one
- * mirror at a time each. Only the holder of the Lease (when leader election is on) runs them.
+ * Wiring only: the watches are declared in watches.ts, reconciling is in reconciler.ts. Here a
+ * supervised informer is made for each watch, feeding a work queue keyed by mirror name, and the
+ * lifecycle runs: wait for the output namespace, take the Lease (when leader election is on),
+ * sync the caches, then reconcile with a few workers and resync periodically.
  */
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 
-import {
-  AppsV1Api,
-  CoreV1Api,
-  CustomObjectsApi,
-  KubeConfig,
-  type KubernetesListObject,
-  type KubernetesObject,
-} from '@kubernetes/client-node';
+import { CoreV1Api, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
 import { type DestinationStream, type Logger, pino } from 'pino';
 
 import { describeError, errorStatus } from '../api/kube-errors.js';
-import { loadKubeConfig } from '../sources/kubeconfig.js';
-import { SupervisedInformer, metadataOnly, trimMetadata } from './informer.js';
+import { CONTROLLER_NAME, LEASE_NAME } from '../api/names.js';
+import { SupervisedInformer } from './informer.js';
 import { KubeClient, type RegistryMirrorObject } from './kube.js';
-import { MANAGED_SELECTOR, API_GROUP, PLURAL, API_VERSION } from '../api/names.js';
 import { LeaderElector } from './leader.js';
 import { type ControllerMetrics, createMetrics } from './metrics.js';
 import { ChildIndex, Reconciler } from './reconciler.js';
 import { startProbeServer, type ProbeServer } from './http.js';
-import type { LiveMeta } from './plan.js';
-import type { SecretLike } from './credentials.js';
-import { WorkQueue } from './queue.js';
+import { ReferencedSecrets } from './secrets.js';
+import { WorkQueue, informerRestartDelayMs, jitter } from './queue.js';
+import { WATCHED_KINDS, type WatchContext, controllerWatches } from './watches.js';
 
 export interface StartControllerOptions {
-  /** A loaded KubeConfig; else the default chain (KUBECONFIG, ~/.kube/config, in-cluster). */
-  readonly kubeConfig?: KubeConfig;
+  /** A loaded KubeConfig (in a pod: the in-cluster one). */
+  readonly kubeConfig: KubeConfig;
   /** Output namespace of every mirror's children. */
   readonly namespace: string;
   readonly clusterDomain?: string;
-  /** Wait before restarting informers after an API failure or while the CRD does not exist. */
+  /** Wait before restarting informers after an API failure, while the CRD or the namespace does not exist. */
   readonly secondsBetweenStreams: number;
   /** Port of /metrics (and of the probes unless `probePort` is set); 0 picks a free port. @default - no server */
   readonly metricsPort?: number;
+  /** Address the metrics server binds. @default '0.0.0.0' */
+  readonly metricsHost?: string;
   /** Port of /healthz and /readyz when they should not share the metrics port. */
   readonly probePort?: number;
+  /** @default '0.0.0.0' */
+  readonly probeHost?: string;
   readonly leaderElection: boolean;
   /** @default - `namespace` */
   readonly leaseNamespace?: string;
-  /** @default 'mirror-synth-controller' */
+  /** @default LEASE_NAME */
   readonly leaseName?: string;
   /** @default - hostname plus a random suffix */
   readonly identity?: string;
@@ -88,29 +85,15 @@ export interface RunningController {
   readonly running: Promise<void>;
   /** Queue every known mirror for reconciling now (what the periodic resync does). */
   resync(): void;
-}
-
-function jitter(ms: number, fraction = 0.1): number {
-  return Math.round(ms * (1 + (Math.random() * 2 - 1) * fraction));
-}
-
-/**
- * How long a failed informer waits before it starts again. The API server asking to come back
- * soon (429, e.g. "storage is (re)initializing" right after a CRD is created) gets a short
- * jittered exponential backoff from 500 ms; any other failure (API server down, CRD missing,
- * access denied) waits SECONDS_BETWEEN_STREAMS, jittered by 10%.
- */
-export function informerRestartDelayMs(err: unknown, failures: number, secondsBetweenStreams: number): number {
-  const cap = secondsBetweenStreams * 1000;
-  if (errorStatus(err) === 429) return Math.min(cap, jitter(500 * 2 ** Math.min(failures, 10), 0.2));
-  return jitter(cap);
+  /** Names of the Secrets whose data the process holds (only referenced ones). */
+  heldSecrets(): string[];
 }
 
 export function createLogger(opts: { level?: string; destination?: DestinationStream }): Logger {
   return pino(
     {
       level: opts.level ?? 'info',
-      base: { component: 'mirror-synth-controller' },
+      base: { component: CONTROLLER_NAME },
       timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }) },
       // Defence in depth: no code path logs these, and if one ever did they would be masked.
@@ -123,159 +106,296 @@ export function createLogger(opts: { level?: string; destination?: DestinationSt
   );
 }
 
-export async function startController(opts: StartControllerOptions): Promise<RunningController> {
-  const logger = opts.logger ?? createLogger({ level: opts.logLevel, destination: opts.logDestination });
-  const kc = opts.kubeConfig ?? loadKubeConfig();
-  const metrics = createMetrics();
-  const identity = opts.identity ?? `${hostname()}_${randomUUID().slice(0, 8)}`;
-  const client = new KubeClient(kc, metrics, identity);
-  const core = kc.makeApiClient(CoreV1Api);
-  const apps = kc.makeApiClient(AppsV1Api);
-  const custom = kc.makeApiClient(CustomObjectsApi);
-  const { namespace } = opts;
-  const restartDelayMs = (err: unknown, failures: number) =>
-    informerRestartDelayMs(err, failures, opts.secondsBetweenStreams);
+/** What /readyz says while the output namespace is missing: the fix, in one line. */
+export function namespaceMissingMessage(namespace: string): string {
+  return (
+    `namespace ${namespace} (the output namespace) does not exist: apply \`mirror-synth controller-manifests\`, ` +
+    `or create it with the label pod-security.kubernetes.io/enforce=privileged (the node agent mounts a hostPath)`
+  );
+}
 
-  const queue = new WorkQueue({ maxDelayMs: opts.maxRetryDelayMs ?? 120_000 });
-  const children = new ChildIndex();
-  const informers: SupervisedInformer<KubernetesObject>[] = [];
-  // Filled in below; the informer callbacks consult it once it exists.
-  const state: { reconciler?: Reconciler } = {};
+type Phase = 'starting' | 'no-namespace' | 'standby' | 'syncing' | 'running' | 'stopped';
 
-  const common = {
-    kubeConfig: kc,
-    restartDelayMs,
-    logger,
-    ...(opts.watchTimeoutSeconds ? { watchTimeoutSeconds: opts.watchTimeoutSeconds } : {}),
-  };
-  const onInformerError = (name: string) => () => {
-    metrics.errorsTotal.inc({ type: 'informer' });
-    metrics.informerRestarts.inc({ informer: name });
-  };
+/** One controller process: its informers, queue and workers, and the order they start and stop in. */
+class Controller {
+  readonly logger: Logger;
+  readonly metrics = createMetrics();
+  private readonly queue: WorkQueue;
+  private readonly children = new ChildIndex();
+  private readonly informers: SupervisedInformer<KubernetesObject>[];
+  private readonly mirrors: SupervisedInformer<RegistryMirrorObject>;
+  private readonly secrets: ReferencedSecrets;
+  private readonly reconciler: Reconciler;
+  private readonly elector: LeaderElector | undefined;
+  private readonly core: CoreV1Api;
+  private readonly workerCount: number;
+  private phase: Phase = 'starting';
+  private stopping = false;
+  private active = 0;
+  private readonly workers: Promise<void>[] = [];
+  private resyncTimer: NodeJS.Timeout | undefined;
+  private wake: (() => void) | undefined;
+  private resolveRunning!: () => void;
+  readonly running = new Promise<void>((resolve) => (this.resolveRunning = resolve));
 
-  const mirrors = new SupervisedInformer<RegistryMirrorObject>({
-    ...common,
-    name: PLURAL,
-    path: `/apis/${API_GROUP}/${API_VERSION}/${PLURAL}`,
-    list: async () =>
-      (await custom.listClusterCustomObject({
-        group: API_GROUP,
-        version: API_VERSION,
-        plural: PLURAL,
-      })) as KubernetesListObject<RegistryMirrorObject>,
-    transform: trimMetadata,
-    onChange: (obj, verb) => {
-      metrics.watchedMirrors.set(mirrors.list().length);
-      const name = obj.metadata?.name;
-      if (!name) return;
-      if (verb === 'update' && state.reconciler?.isOwnStatusWrite(obj)) return;
-      queue.add(name);
-    },
-    onError: onInformerError(PLURAL),
-  });
+  constructor(private readonly opts: StartControllerOptions) {
+    this.logger = opts.logger ?? createLogger({ level: opts.logLevel, destination: opts.logDestination });
+    const kc = opts.kubeConfig;
+    const identity = opts.identity ?? `${hostname()}_${randomUUID().slice(0, 8)}`;
+    const client = new KubeClient(kc, this.metrics, identity);
+    this.core = kc.makeApiClient(CoreV1Api);
+    this.workerCount = opts.workers ?? 4;
+    this.queue = new WorkQueue({ maxDelayMs: opts.maxRetryDelayMs ?? 120_000 });
 
-  const mirrorsUsingSecret = (secret: string): string[] =>
-    mirrors
+    const ctx: WatchContext = {
+      indexChild: (obj, verb) => this.children.update(obj, verb),
+      isOwnWrite: (obj) => this.reconciler.isOwnWrite(obj),
+      mirrorsUsingSecret: (name) => this.mirrorsUsingSecret(name),
+    };
+    const restartDelayMs = (err: unknown, failures: number) =>
+      informerRestartDelayMs(err, failures, opts.secondsBetweenStreams);
+    this.informers = controllerWatches(kc, opts.namespace, ctx).map(
+      (w) =>
+        new SupervisedInformer<KubernetesObject>({
+          ...w,
+          kubeConfig: kc,
+          restartDelayMs,
+          logger: this.logger,
+          ...(opts.watchTimeoutSeconds ? { watchTimeoutSeconds: opts.watchTimeoutSeconds } : {}),
+          onChange: (obj, verb, previous) => {
+            for (const m of w.enqueue(obj, verb, previous)) this.queue.add(m);
+          },
+          onError: () => {
+            this.metrics.errorsTotal.inc({ type: 'informer' });
+            this.metrics.informerRestarts.inc({ informer: w.name });
+          },
+        }),
+    );
+    this.mirrors = this.informers[0];
+    this.secrets = new ReferencedSecrets(this.core, opts.namespace, this.informers[1]);
+    this.reconciler = new Reconciler({
+      client,
+      namespace: opts.namespace,
+      ...(opts.clusterDomain ? { clusterDomain: opts.clusterDomain } : {}),
+      mirrors: this.mirrors,
+      secrets: this.secrets,
+      children: this.children,
+      watchedKinds: WATCHED_KINDS,
+      logger: this.logger,
+      metrics: this.metrics,
+    });
+    this.elector = opts.leaderElection
+      ? new LeaderElector({
+          kubeConfig: kc,
+          namespace: opts.leaseNamespace ?? opts.namespace,
+          leaseName: opts.leaseName ?? LEASE_NAME,
+          identity,
+          ...(opts.leaseDurationSeconds ? { leaseDurationSeconds: opts.leaseDurationSeconds } : {}),
+          ...(opts.renewDeadlineSeconds ? { renewDeadlineSeconds: opts.renewDeadlineSeconds } : {}),
+          ...(opts.retryPeriodSeconds ? { retryPeriodSeconds: opts.retryPeriodSeconds } : {}),
+          logger: this.logger,
+        })
+      : undefined;
+  }
+
+  private mirrorsUsingSecret(secret: string): string[] {
+    return this.mirrors
       .list()
       .filter((m) => (m.spec as { credentialsSecret?: unknown } | undefined)?.credentialsSecret === secret)
       .map((m) => m.metadata?.name ?? '')
       .filter(Boolean);
+  }
 
-  const onChild = (obj: KubernetesObject, verb: 'add' | 'update' | 'delete'): void => {
-    const mirror = children.update(obj as LiveMeta, verb);
-    if (mirror === undefined) return;
-    if (verb !== 'delete' && state.reconciler?.isOwnWrite(obj as LiveMeta)) return;
-    queue.add(mirror);
-  };
+  /** Start: resolves once the controller runs (leads, caches synced); rejects when it fails for good. */
+  async run(onLostLease: (err: unknown) => void): Promise<void> {
+    await this.waitForNamespace();
+    if (this.elector) {
+      this.phase = 'standby';
+      if (this.stopping || !(await this.elector.acquire())) return;
+      this.metrics.isLeader.set(1);
+      this.elector.hold().catch(async (err: unknown) => {
+        this.metrics.isLeader.set(0);
+        this.logger.error({ err: describeError(err) }, 'lost leadership; stopping');
+        await this.stop();
+        onLostLease(err);
+      });
+    }
+    if (this.stopping) return;
+    this.phase = 'syncing';
+    await Promise.all(this.informers.map((i) => i.start()));
+    await Promise.all(this.informers.map((i) => i.whenSynced()));
+    if (this.stopping) return;
+    this.phase = 'running';
+    this.logger.info(
+      { namespace: this.opts.namespace, mirrors: this.mirrors.list().length, workers: this.workerCount },
+      'caches synced; reconciling',
+    );
+    this.resync();
+    for (let i = 0; i < this.workerCount; i++) this.workers.push(this.worker());
+    this.scheduleResync();
+    this.resolveRunning();
+  }
 
-  const secrets = new SupervisedInformer<SecretLike & KubernetesObject>({
-    ...common,
-    name: 'secrets',
-    path: `/api/v1/namespaces/${namespace}/secrets`,
-    list: async () => core.listNamespacedSecret({ namespace }),
-    transform: (s) => {
-      const t = trimMetadata(s);
-      return { apiVersion: 'v1', kind: 'Secret', metadata: t.metadata, type: s.type, data: s.data };
-    },
-    onChange: (obj, verb) => {
-      onChild(obj, verb);
-      for (const m of mirrorsUsingSecret(obj.metadata?.name ?? '')) queue.add(m);
-    },
-    onError: onInformerError('secrets'),
-  });
+  /**
+   * The output namespace must exist before anything else: the Lease and every child live there.
+   * While it is missing, say so once with the fix, fail /readyz, and look again every
+   * SECONDS_BETWEEN_STREAMS.
+   */
+  private async waitForNamespace(): Promise<void> {
+    const { namespace } = this.opts;
+    let told = false;
+    while (!this.stopping) {
+      try {
+        await this.core.readNamespace({ name: namespace });
+        if (told) this.logger.info({ namespace }, 'output namespace exists now');
+        return;
+      } catch (err) {
+        if (errorStatus(err) === 404) {
+          this.phase = 'no-namespace';
+          if (!told) this.logger.error({ namespace }, namespaceMissingMessage(namespace));
+          told = true;
+        } else if (errorStatus(err) === 403) {
+          return; // may not read namespaces (a namespaced Role): find out from the Lease and the informers
+        } else {
+          this.logger.warn({ namespace, err: describeError(err) }, 'could not read the output namespace; retrying');
+        }
+      }
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, jitter(this.opts.secondsBetweenStreams * 1000));
+        this.wake = () => {
+          clearTimeout(t);
+          resolve();
+        };
+      });
+    }
+  }
 
-  const childInformer = (
-    name: string,
-    apiVersion: string,
-    kind: string,
-    path: string,
-    list: () => Promise<KubernetesListObject<KubernetesObject>>,
-  ) =>
-    new SupervisedInformer<KubernetesObject>({
-      ...common,
-      name,
-      path,
-      list,
-      labelSelector: MANAGED_SELECTOR,
-      transform: (o) => ({ ...metadataOnly(o), apiVersion, kind }),
-      onChange: onChild,
-      onError: onInformerError(name),
-    });
+  private async worker(): Promise<void> {
+    for (;;) {
+      const key = await this.queue.get();
+      if (key === undefined) return;
+      this.active++;
+      this.metrics.queueDepth.set(this.queue.length);
+      try {
+        const requeue = await this.reconciler.reconcile(key);
+        if (requeue === 'backoff') {
+          this.queue.addRateLimited(key);
+        } else {
+          this.queue.forget(key);
+          if (requeue !== 'none') this.queue.addAfter(key, requeue.afterMs);
+        }
+      } catch (err) {
+        this.metrics.errorsTotal.inc({ type: 'internal' });
+        this.metrics.reconcileTotal.inc({ result: 'error' });
+        const delay = this.queue.addRateLimited(key);
+        this.logger.warn({ mirror: key, err: describeError(err), retryInMs: delay }, 'reconcile failed; will retry');
+      } finally {
+        this.active--;
+        this.queue.done(key);
+      }
+    }
+  }
 
-  const labelSelector = MANAGED_SELECTOR;
-  informers.push(
-    mirrors,
-    secrets,
-    childInformer('configmaps', 'v1', 'ConfigMap', `/api/v1/namespaces/${namespace}/configmaps`, async () =>
-      core.listNamespacedConfigMap({ namespace, labelSelector }),
-    ),
-    childInformer('services', 'v1', 'Service', `/api/v1/namespaces/${namespace}/services`, async () =>
-      core.listNamespacedService({ namespace, labelSelector }),
-    ),
-    childInformer(
-      'statefulsets',
-      'apps/v1',
-      'StatefulSet',
-      `/apis/apps/v1/namespaces/${namespace}/statefulsets`,
-      async () => apps.listNamespacedStatefulSet({ namespace, labelSelector }),
-    ),
-    childInformer('daemonsets', 'apps/v1', 'DaemonSet', `/apis/apps/v1/namespaces/${namespace}/daemonsets`, async () =>
-      apps.listNamespacedDaemonSet({ namespace, labelSelector }),
-    ),
-  );
+  resync(): void {
+    const referenced = new Set<string>();
+    for (const m of this.mirrors.list()) {
+      if (m.metadata?.name) this.queue.add(m.metadata.name);
+      const secret = (m.spec as { credentialsSecret?: unknown } | undefined)?.credentialsSecret;
+      if (typeof secret === 'string') referenced.add(secret);
+    }
+    this.secrets.retainOnly(referenced);
+    for (const m of this.children.mirrors()) this.queue.add(m); // children of mirrors deleted while we were away
+  }
 
-  const reconciler = new Reconciler({
-    client,
-    namespace,
-    ...(opts.clusterDomain ? { clusterDomain: opts.clusterDomain } : {}),
-    mirrors,
-    secrets,
-    children,
-    watchedKinds: new Set(['Secret', 'ConfigMap', 'Service', 'StatefulSet', 'DaemonSet']),
-    logger,
-    metrics,
-  });
-  state.reconciler = reconciler;
+  private scheduleResync(): void {
+    const resyncMs = (this.opts.resyncSeconds ?? 600) * 1000;
+    this.resyncTimer = setTimeout(() => {
+      this.logger.debug({ mirrors: this.mirrors.list().length }, 'periodic resync');
+      this.resync();
+      this.scheduleResync();
+    }, jitter(resyncMs));
+  }
 
-  const elector = opts.leaderElection
-    ? new LeaderElector({
-        kubeConfig: kc,
-        namespace: opts.leaseNamespace ?? namespace,
-        ...(opts.leaseName ? { leaseName: opts.leaseName } : {}),
-        identity,
-        ...(opts.leaseDurationSeconds ? { leaseDurationSeconds: opts.leaseDurationSeconds } : {}),
-        ...(opts.renewDeadlineSeconds ? { renewDeadlineSeconds: opts.renewDeadlineSeconds } : {}),
-        ...(opts.retryPeriodSeconds ? { retryPeriodSeconds: opts.retryPeriodSeconds } : {}),
-        logger,
-      })
-    : undefined;
+  health(): string | undefined {
+    return this.phase === 'stopped' ? 'stopped' : undefined;
+  }
 
-  // --- lifecycle -----------------------------------------------------------------------
-  let stopping = false;
-  let phase: 'standby' | 'syncing' | 'running' | 'stopped' = opts.leaderElection ? 'standby' : 'syncing';
-  let active = 0;
-  const workers: Promise<void>[] = [];
-  let resyncTimer: NodeJS.Timeout | undefined;
+  readiness(): string | undefined {
+    switch (this.phase) {
+      case 'stopped':
+        return 'stopped';
+      case 'no-namespace':
+        return namespaceMissingMessage(this.opts.namespace);
+      case 'standby':
+        return undefined; // a healthy standby waiting for the Lease
+      default: {
+        const waiting = this.informers.filter((i) => !i.synced).length;
+        if (waiting > 0) return `waiting for ${waiting} informer(s) to sync (is the RegistryMirror CRD installed?)`;
+        return this.phase === 'starting' ? 'starting' : undefined;
+      }
+    }
+  }
+
+  idle(): boolean {
+    return this.queue.length === 0 && this.active === 0;
+  }
+
+  heldSecrets(): string[] {
+    return this.secrets.held();
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    this.logger.info('shutting down');
+    this.wake?.();
+    if (this.resyncTimer) clearTimeout(this.resyncTimer);
+    this.queue.shutDown();
+    await Promise.all(this.workers); // reconciles in flight finish
+    await Promise.all(this.informers.map((i) => i.stop()));
+    await this.elector?.stop();
+    this.metrics.isLeader.set(0);
+    this.phase = 'stopped';
+  }
+}
+
+export async function startController(opts: StartControllerOptions): Promise<RunningController> {
+  const controller = new Controller(opts);
+  const { logger, metrics } = controller;
+  const health = () => controller.health();
+  const readiness = () => controller.readiness();
+  const servers: ProbeServer[] = [];
+  let metricsServer: ProbeServer | undefined;
+  let probeServer: ProbeServer | undefined;
+  try {
+    if (opts.metricsPort !== undefined) {
+      metricsServer = await startProbeServer({
+        port: opts.metricsPort,
+        ...(opts.metricsHost ? { host: opts.metricsHost } : {}),
+        registry: metrics.registry,
+        health,
+        readiness,
+      });
+      servers.push(metricsServer);
+    }
+    const separateProbes =
+      opts.probePort !== undefined &&
+      (opts.probePort !== opts.metricsPort || (opts.probeHost ?? '') !== (opts.metricsHost ?? ''));
+    if (separateProbes || (opts.probePort !== undefined && metricsServer === undefined)) {
+      probeServer = await startProbeServer({
+        port: opts.probePort,
+        ...(opts.probeHost ? { host: opts.probeHost } : {}),
+        registry: metrics.registry,
+        health,
+        readiness,
+      });
+      servers.push(probeServer);
+    }
+  } catch (err) {
+    await Promise.all(servers.map((s) => s.close()));
+    throw err;
+  }
+
   let resolveDone!: () => void;
   let rejectDone!: (err: unknown) => void;
   const done = new Promise<void>((resolve, reject) => {
@@ -283,129 +403,32 @@ export async function startController(opts: StartControllerOptions): Promise<Run
     rejectDone = reject;
   });
   done.catch(() => undefined); // observed by the caller; avoid an unhandled rejection if it is not
-  let resolveRunning!: () => void;
-  const running = new Promise<void>((resolve) => (resolveRunning = resolve));
-
-  const worker = async (): Promise<void> => {
-    for (;;) {
-      const key = await queue.get();
-      if (key === undefined) return;
-      active++;
-      metrics.queueDepth.set(queue.length);
-      try {
-        const requeue = await reconciler.reconcile(key);
-        if (requeue === 'backoff') queue.addRateLimited(key);
-        else queue.forget(key);
-      } catch (err) {
-        metrics.errorsTotal.inc({ type: 'internal' });
-        metrics.reconcileTotal.inc({ result: 'error' });
-        const delay = queue.addRateLimited(key);
-        logger.warn({ mirror: key, err: describeError(err), retryInMs: delay }, 'reconcile failed; will retry');
-      } finally {
-        active--;
-        queue.done(key);
-      }
-    }
-  };
-
-  const resync = (): void => {
-    for (const m of mirrors.list()) if (m.metadata?.name) queue.add(m.metadata.name);
-    for (const m of children.mirrors()) queue.add(m); // children of mirrors deleted while we were away
-  };
-
-  const run = async (): Promise<void> => {
-    if (elector) {
-      if (!(await elector.acquire())) return;
-      metrics.isLeader.set(1);
-      phase = 'syncing';
-      elector.hold().catch(async (err: unknown) => {
-        metrics.isLeader.set(0);
-        logger.error({ err: describeError(err) }, 'lost leadership; stopping');
-        await shutdown();
-        rejectDone(err);
-      });
-    }
-    if (stopping) return;
-    await Promise.all(informers.map((i) => i.start()));
-    await Promise.all(informers.map((i) => i.whenSynced()));
-    if (stopping) return;
-    phase = 'running';
-    logger.info(
-      { namespace, mirrors: mirrors.list().length, workers: opts.workers ?? 4 },
-      'caches synced; reconciling',
-    );
-    resync();
-    for (let i = 0; i < (opts.workers ?? 4); i++) workers.push(worker());
-    const resyncMs = (opts.resyncSeconds ?? 600) * 1000;
-    const scheduleResync = (): void => {
-      resyncTimer = setTimeout(() => {
-        logger.debug({ mirrors: mirrors.list().length }, 'periodic resync');
-        resync();
-        scheduleResync();
-      }, jitter(resyncMs));
-    };
-    scheduleResync();
-    resolveRunning();
-  };
-
-  let probeServer: ProbeServer | undefined;
-  let metricsServer: ProbeServer | undefined;
-  const health = (): string | undefined => (phase === 'stopped' ? 'stopped' : undefined);
-  const readiness = (): string | undefined => {
-    if (phase === 'stopped') return 'stopped';
-    if (phase === 'standby') return undefined; // a healthy standby waiting for the Lease
-    const waiting = informers.filter((i) => !i.synced).length;
-    if (waiting > 0) return `waiting for ${waiting} informer(s) to sync (is the RegistryMirror CRD installed?)`;
-    return undefined;
-  };
-
   const shutdown = async (): Promise<void> => {
-    if (stopping) return;
-    stopping = true;
-    logger.info('shutting down');
-    if (resyncTimer) clearTimeout(resyncTimer);
-    queue.shutDown();
-    await Promise.all(workers); // reconciles in flight finish
-    await Promise.all(informers.map((i) => i.stop()));
-    await elector?.stop();
-    metrics.isLeader.set(0);
-    phase = 'stopped';
-    await Promise.all([probeServer?.close(), metricsServer?.close()]);
+    await controller.stop();
+    await Promise.all(servers.map((s) => s.close()));
     logger.info('stopped');
     logger.flush?.();
   };
 
-  try {
-    if (opts.metricsPort !== undefined) {
-      const samePort = opts.probePort === undefined || opts.probePort === opts.metricsPort;
-      metricsServer = await startProbeServer({ port: opts.metricsPort, registry: metrics.registry, health, readiness });
-      if (!samePort) {
-        probeServer = await startProbeServer({ port: opts.probePort, registry: metrics.registry, health, readiness });
-      }
-    } else if (opts.probePort !== undefined) {
-      probeServer = await startProbeServer({ port: opts.probePort, registry: metrics.registry, health, readiness });
-    }
-  } catch (err) {
-    await metricsServer?.close();
-    throw err;
-  }
-
   logger.info(
     {
-      namespace,
-      server: kc.getCurrentCluster()?.server,
+      namespace: opts.namespace,
+      server: opts.kubeConfig.getCurrentCluster()?.server,
       leaderElection: opts.leaderElection,
-      identity,
       secondsBetweenStreams: opts.secondsBetweenStreams,
       metricsPort: metricsServer?.port,
     },
     'controller starting',
   );
-  run().catch(async (err: unknown) => {
-    logger.error({ err: describeError(err) }, 'controller failed');
-    await shutdown();
-    rejectDone(err);
-  });
+  controller
+    .run((err) => {
+      void Promise.all(servers.map((s) => s.close())).then(() => rejectDone(err));
+    })
+    .catch(async (err: unknown) => {
+      logger.error({ err: describeError(err) }, 'controller failed');
+      await shutdown();
+      rejectDone(err);
+    });
 
   return {
     done,
@@ -418,8 +441,9 @@ export async function startController(opts: StartControllerOptions): Promise<Run
     ...(metricsServer ? { metricsPort: metricsServer.port } : {}),
     ...(probeServer ? { probePort: probeServer.port } : metricsServer ? { probePort: metricsServer.port } : {}),
     readiness,
-    idle: () => queue.length === 0 && active === 0,
-    running,
-    resync,
+    idle: () => controller.idle(),
+    running: controller.running,
+    resync: () => controller.resync(),
+    heldSecrets: () => controller.heldSecrets(),
   };
 }

@@ -25,6 +25,8 @@ export type CredentialsResult =
       readonly secretName: string;
       /** HMAC of the username and password, for the pod-template annotation. */
       readonly hash: string;
+      /** The HMAC key (the referenced Secret's uid), for the derived Secret's content hash. */
+      readonly hmacKey: string;
       /** A Secret to apply, when the referenced one is a dockerconfigjson Secret. */
       readonly derived?: KubeObject;
     }
@@ -112,7 +114,14 @@ export function resolveCredentials(args: {
         `(or as a ${DOCKERCONFIGJSON} Secret), or remove spec.credentialsSecret.`,
     };
   }
-  const key = secret.metadata?.uid ?? `${namespace}/${credentialsSecret}`;
+  // The HMAC key must be unguessable: a Secret read from the API server always has a uid, and a
+  // name would be no key at all (anyone could recompute the annotation from a guessed password).
+  const key = secret.metadata?.uid ?? '';
+  const noKey: CredentialsResult = {
+    ok: false,
+    reason: 'CredentialsSecretInvalid',
+    message: `${ref} (spec.credentialsSecret) has no metadata.uid, so its content cannot be hashed safely; the controller reads it again on its next change.`,
+  };
   const data = secret.data ?? {};
 
   if (secret.type === DOCKERCONFIGJSON) {
@@ -126,12 +135,14 @@ export function resolveCredentials(args: {
         message: `${ref} (spec.credentialsSecret) is a ${DOCKERCONFIGJSON} Secret, but ${auth.error}. Add an auths entry for ${normalizeRegistryHost(upstreamUrl)}.`,
       };
     }
+    if (!key) return noKey;
     const name = derivedSecretName(mirror);
     const derivedData = { password: b64(auth.password), username: b64(auth.username) };
     return {
       ok: true,
       secretName: name,
       hash: credentialsHash(key, derivedData),
+      hmacKey: key,
       derived: {
         apiVersion: 'v1',
         kind: 'Secret',
@@ -156,5 +167,6 @@ export function resolveCredentials(args: {
       message: `${ref} (spec.credentialsSecret) ${what}. It needs keys username and password (or type ${DOCKERCONFIGJSON}).`,
     };
   }
-  return { ok: true, secretName: credentialsSecret, hash: credentialsHash(key, data) };
+  if (!key) return noKey;
+  return { ok: true, secretName: credentialsSecret, hash: credentialsHash(key, data), hmacKey: key };
 }

@@ -28,17 +28,29 @@ export function contentHash(value: unknown): string {
  * brute-forced offline; the uid is only visible to those who can read the Secret itself.
  */
 export function credentialsHash(key: string, data: Readonly<Record<string, string>>): string {
-  const h = createHmac('sha256', `mirror-synth/credentials/${key}`);
-  h.update(canonicalJson({ password: data.password ?? null, username: data.username ?? null }));
-  return h.digest('hex');
+  return hmac(key, { password: data.password ?? null, username: data.username ?? null });
 }
 
-/** A copy of `obj` with the content-hash annotation set to the hash of `obj` itself (without that annotation). */
-export function withContentHash<T extends { metadata: { annotations?: Record<string, string> } }>(obj: T): T {
+/** HMAC-SHA256 of a value's canonical JSON, keyed by a Secret's uid. */
+function hmac(key: string, value: unknown): string {
+  if (!key) throw new Error('an HMAC over secret data needs a key (the Secret uid)');
+  return createHmac('sha256', `mirror-synth/credentials/${key}`).update(canonicalJson(value)).digest('hex');
+}
+
+/**
+ * A copy of `obj` with the content-hash annotation set to the hash of `obj` itself (without that
+ * annotation). A Secret's hash covers its data, and anyone who may read the Secret's metadata sees
+ * the annotation: so it is an HMAC keyed by `secretKey` (the uid of the Secret its data comes
+ * from), never a plain sha256 that could be brute-forced offline.
+ */
+export function withContentHash<T extends { kind?: string; metadata: { annotations?: Record<string, string> } }>(
+  obj: T,
+  secretKey?: string,
+): T {
   const rest = { ...(obj.metadata.annotations ?? {}) };
   delete rest[CONTENT_HASH_ANNOTATION];
   const base = { ...obj, metadata: { ...obj.metadata, annotations: rest } };
   if (Object.keys(rest).length === 0) delete (base.metadata as { annotations?: unknown }).annotations;
-  const hash = contentHash(base);
+  const hash = obj.kind === 'Secret' ? hmac(secretKey ?? '', base) : contentHash(base);
   return { ...obj, metadata: { ...obj.metadata, annotations: { ...rest, [CONTENT_HASH_ANNOTATION]: hash } } };
 }

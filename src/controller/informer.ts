@@ -9,7 +9,8 @@
  *
  * It also asks the API server for bookmarks and a randomized watch timeout (as client-go does),
  * and trims each object before caching it (`transform`), so caches hold only what the
- * controller reads.
+ * controller reads. With `metadataOnly` the API server sends PartialObjectMetadata: the
+ * process never receives the objects' content (a Secret's data) at all.
  */
 import {
   type KubeConfig,
@@ -30,6 +31,8 @@ export interface SupervisedInformerOptions<T extends KubernetesObject> {
   readonly path: string;
   readonly list: () => Promise<KubernetesListObject<T>>;
   readonly labelSelector?: string;
+  /** Ask for metadata only (PartialObjectMetadata): list and watch carry no data. @default false */
+  readonly metadataOnly?: boolean;
   /** Trim an object before it is cached. @default identity */
   readonly transform?: (obj: T) => T;
   /**
@@ -38,21 +41,43 @@ export interface SupervisedInformerOptions<T extends KubernetesObject> {
    */
   readonly restartDelayMs: (err: unknown, failures: number) => number;
   readonly logger: Logger;
-  /** Called on every add, update and delete the cache sees. */
-  readonly onChange: (obj: T, verb: 'add' | 'update' | 'delete') => void;
+  /**
+   * Called on every add, update and delete the cache sees, with the object the cache held before
+   * (undefined on add, and after a relist, where only the new state is known).
+   */
+  readonly onChange: (obj: T, verb: 'add' | 'update' | 'delete', previous: T | undefined) => void;
   /** Called when the informer stops on an error (before the restart is scheduled). */
   readonly onError?: (err: unknown) => void;
   /** Watch timeout range in seconds, the server ends each watch after a random time in it. @default [300, 600] */
   readonly watchTimeoutSeconds?: readonly [number, number];
 }
 
+/** The Accept header that makes the API server answer with PartialObjectMetadata(List). */
+export const PARTIAL_METADATA = 'application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1';
+export const PARTIAL_METADATA_LIST = 'application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1';
+
+/** A KubeConfig as Watch uses it, with an Accept header added to every request. */
+function withAccept(kc: KubeConfig, accept: string): KubeConfig {
+  return new Proxy(kc, {
+    get(target, prop, receiver) {
+      if (prop === 'applyToFetchOptions') {
+        return (opts: { headers?: Record<string, string> }) =>
+          target.applyToFetchOptions({ ...opts, headers: { ...(opts.headers ?? {}), Accept: accept } });
+      }
+      const value: unknown = Reflect.get(target, prop, receiver);
+      return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+    },
+  });
+}
+
 /** A Watch that asks for bookmarks and a server-side timeout, and trims objects before the cache sees them. */
 class TunedWatch<T extends KubernetesObject> extends Watch {
-  lastActivity = Date.now();
   constructor(
     kc: KubeConfig,
     private readonly transform: (obj: T) => T,
     private readonly timeoutRange: readonly [number, number],
+    /** Called with each object event before the cache applies it. */
+    private readonly beforeEvent: (obj: T) => void,
   ) {
     super(kc);
   }
@@ -65,14 +90,18 @@ class TunedWatch<T extends KubernetesObject> extends Watch {
   ): Promise<AbortController> {
     const [min, max] = this.timeoutRange;
     const timeoutSeconds = Math.floor(min + Math.random() * Math.max(0, max - min));
-    this.lastActivity = Date.now();
     return super.watch(
       path,
       { ...queryParams, allowWatchBookmarks: true, timeoutSeconds },
       (phase, obj, raw) => {
-        this.lastActivity = Date.now();
         const isObject = phase === 'ADDED' || phase === 'MODIFIED' || phase === 'DELETED';
-        callback(phase, isObject ? this.transform(obj as T) : obj, raw);
+        if (!isObject) {
+          callback(phase, obj, raw);
+          return;
+        }
+        const trimmed = this.transform(obj as T);
+        this.beforeEvent(trimmed);
+        callback(phase, trimmed, raw);
       },
       done,
     );
@@ -88,13 +117,19 @@ export class SupervisedInformer<T extends KubernetesObject> {
   /** Errors since the last successful list or watch event. */
   private failures = 0;
   private readonly syncWaiters: Array<() => void> = [];
+  /** The cached object an event replaces, set just before the cache applies the event. */
+  private previous: T | undefined;
   /** Restarts after errors, for metrics and tests. */
   restarts = 0;
 
   constructor(private readonly opts: SupervisedInformerOptions<T>) {
     const transform = opts.transform ?? ((o: T) => o);
-    const watch = new TunedWatch<T>(opts.kubeConfig, transform, opts.watchTimeoutSeconds ?? [300, 600]);
+    const kc = opts.metadataOnly ? withAccept(opts.kubeConfig, PARTIAL_METADATA) : opts.kubeConfig;
+    const watch = new TunedWatch<T>(kc, transform, opts.watchTimeoutSeconds ?? [300, 600], (o) => {
+      this.previous = this.lw.get(o.metadata?.name ?? '', o.metadata?.namespace);
+    });
     const list = async (): Promise<KubernetesListObject<T>> => {
+      this.previous = undefined;
       const result = await opts.list();
       const items = (result.items ?? []).map(transform);
       // ListWatch fills its cache synchronously right after this promise settles.
@@ -102,9 +137,15 @@ export class SupervisedInformer<T extends KubernetesObject> {
       return { ...result, items };
     };
     this.lw = new ListWatch<T>(opts.path, watch, list, false, opts.labelSelector);
-    this.lw.on('add', (o) => opts.onChange(o, 'add'));
-    this.lw.on('update', (o) => opts.onChange(o, 'update'));
-    this.lw.on('delete', (o) => opts.onChange(o, 'delete'));
+    // After a relist ListWatch reports changes itself, without a watch event: no previous object then.
+    const emit = (o: T, verb: 'add' | 'update' | 'delete') => {
+      const previous = this.previous;
+      this.previous = undefined;
+      opts.onChange(o, verb, previous);
+    };
+    this.lw.on('add', (o) => emit(o, 'add'));
+    this.lw.on('update', (o) => emit(o, 'update'));
+    this.lw.on('delete', (o) => emit(o, 'delete'));
     this.lw.on('error', (err) => this.handleError(err));
   }
 
@@ -127,11 +168,6 @@ export class SupervisedInformer<T extends KubernetesObject> {
   /** Whether the first full list has completed (the cache can be trusted to be complete). */
   get synced(): boolean {
     return this.syncedOnce;
-  }
-
-  /** Whether the informer is currently between an error and its restart. */
-  get healthy(): boolean {
-    return !this.failing;
   }
 
   /** Resolves when the first list completes (or the informer is stopped). */

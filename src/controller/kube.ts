@@ -10,12 +10,22 @@ import {
   type KubernetesObject,
   loadYaml,
   PatchStrategy,
+  type V1Pod,
 } from '@kubernetes/client-node';
 
 import type { KubeObject } from '../api/kube-object.js';
 import type { MirrorStatus } from '../api/schema.js';
 import { errorStatus } from '../api/kube-errors.js';
-import { FIELD_MANAGER, MIRROR_API_VERSION, API_GROUP, KIND, PLURAL, API_VERSION } from '../api/names.js';
+import {
+  FIELD_MANAGER,
+  LABEL_FIELD_MANAGER,
+  MIRROR_API_VERSION,
+  MIRROR_LABEL,
+  API_GROUP,
+  KIND,
+  PLURAL,
+  API_VERSION,
+} from '../api/names.js';
 import type { ControllerMetrics } from './metrics.js';
 import type { MirrorEvent } from './status.js';
 
@@ -50,8 +60,12 @@ export class KubeClient {
     this.custom = kubeConfig.makeApiClient(CustomObjectsApi);
   }
 
-  /** Server-side apply `obj` as field manager `mirror-synth`, taking over conflicting fields. */
-  async apply(obj: KubeObject): Promise<KubernetesObject> {
+  /**
+   * Server-side apply `obj` as field manager `mirror-synth`. With `force` (the default, for
+   * children the controller already owns) it takes over conflicting fields; without it, an
+   * object someone else created answers 409 instead of being silently repointed.
+   */
+  async apply(obj: KubeObject, force = true): Promise<KubernetesObject> {
     const end = this.metrics.applyDuration.startTimer({ kind: obj.kind });
     this.metrics.writesTotal.inc({ verb: 'apply', resource: obj.kind });
     try {
@@ -60,12 +74,93 @@ export class KubeClient {
         undefined,
         undefined,
         FIELD_MANAGER,
-        true,
+        force,
         PatchStrategy.ServerSideApply,
       );
     } finally {
       end();
     }
+  }
+
+  /**
+   * Set `mirror=<name>` on a RegistryMirror, as its own field manager that owns nothing else, so
+   * the original operator's `kubectl get ... -l mirror=<name>` lists the RegistryMirror too.
+   */
+  async labelMirror(name: string): Promise<void> {
+    this.metrics.writesTotal.inc({ verb: 'apply', resource: KIND });
+    await this.objects.patch(
+      { apiVersion: MIRROR_API_VERSION, kind: KIND, metadata: { name, labels: { [MIRROR_LABEL]: name } } },
+      undefined,
+      undefined,
+      LABEL_FIELD_MANAGER,
+      false,
+      PatchStrategy.ServerSideApply,
+    );
+  }
+
+  /** Objects of a kind in `namespace` matching `labelSelector`. */
+  async list(apiVersion: string, kind: string, namespace: string, labelSelector: string): Promise<KubernetesObject[]> {
+    const res = await this.objects.list(
+      apiVersion,
+      kind,
+      namespace,
+      undefined,
+      undefined,
+      undefined,
+      undefined,
+      labelSelector,
+    );
+    return res.items;
+  }
+
+  /** Set a StatefulSet's replicas (a merge patch of that one field). */
+  async scale(obj: KubernetesObject, replicas: number): Promise<void> {
+    this.metrics.writesTotal.inc({ verb: 'patch', resource: obj.kind ?? '' });
+    await this.objects.patch(
+      {
+        apiVersion: obj.apiVersion,
+        kind: obj.kind,
+        metadata: { name: obj.metadata?.name, namespace: obj.metadata?.namespace },
+        spec: { replicas },
+      } as KubernetesObject,
+      undefined,
+      undefined,
+      FIELD_MANAGER,
+      undefined,
+      PatchStrategy.MergePatch,
+    );
+  }
+
+  /**
+   * Replace a Service someone else made with `desired`, in one write (PUT): selector, ports and
+   * type change together, and no field of the former owner is left behind (a server-side apply
+   * would keep the fields it does not set, such as another port). Keeps the cluster IP.
+   */
+  async replaceService(desired: KubeObject, existing: KubernetesObject): Promise<void> {
+    this.metrics.writesTotal.inc({ verb: 'update', resource: 'Service' });
+    const spec =
+      (
+        existing as {
+          spec?: { clusterIP?: string; clusterIPs?: string[]; ipFamilies?: string[]; ipFamilyPolicy?: string };
+        }
+      ).spec ?? {};
+    const body = {
+      ...desired,
+      metadata: { ...desired.metadata, resourceVersion: existing.metadata?.resourceVersion },
+      spec: {
+        ...(desired.spec as Record<string, unknown>),
+        clusterIP: spec.clusterIP,
+        clusterIPs: spec.clusterIPs,
+        ipFamilies: spec.ipFamilies,
+        ipFamilyPolicy: spec.ipFamilyPolicy,
+      },
+    } as KubeObject;
+    await this.objects.replace(toClientModel(body), undefined, undefined, FIELD_MANAGER);
+  }
+
+  /** Pods in `namespace` matching `labelSelector` (their status tells why a workload is not ready). */
+  async listPods(namespace: string, labelSelector: string): Promise<V1Pod[]> {
+    return (await this.core.listNamespacedPod({ namespace, labelSelector })).items;
   }
 
   /** Read any object (for kinds the controller does not watch). `undefined` when it does not exist. */
@@ -82,25 +177,28 @@ export class KubeClient {
     }
   }
 
-  /** Delete an object in the background; an object already gone is fine. */
-  async delete(obj: {
-    apiVersion?: string;
-    kind?: string;
-    metadata: { name?: string; namespace?: string };
-  }): Promise<void> {
+  /** Delete an object (in the background, or orphaning its dependents); an object already gone is fine. */
+  async delete(
+    obj: {
+      apiVersion?: string;
+      kind?: string;
+      metadata?: { name?: string; namespace?: string };
+    },
+    propagation: 'Background' | 'Orphan' = 'Background',
+  ): Promise<void> {
     this.metrics.writesTotal.inc({ verb: 'delete', resource: obj.kind ?? '' });
     try {
       await this.objects.delete(
         {
           apiVersion: obj.apiVersion,
           kind: obj.kind,
-          metadata: { name: obj.metadata.name, namespace: obj.metadata.namespace },
+          metadata: { name: obj.metadata?.name, namespace: obj.metadata?.namespace },
         },
         undefined,
         undefined,
         undefined,
         undefined,
-        'Background',
+        propagation,
       );
     } catch (err) {
       if (errorStatus(err) !== 404) throw err;

@@ -87,10 +87,6 @@ export class LeaderElector {
     this.retryPeriod = opts.retryPeriodSeconds ?? 2;
   }
 
-  get isLeader(): boolean {
-    return this.leading;
-  }
-
   /** Resolves once this candidate holds the Lease; resolves `false` if stopped first. */
   async acquire(): Promise<boolean> {
     let logged = false;

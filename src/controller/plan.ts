@@ -3,6 +3,7 @@
  * their content hash is unchanged, and which live children to prune.
  */
 import type { KubeObject } from '../api/kube-object.js';
+import type { WorkloadStatus } from './readiness.js';
 import { compareStrings } from '../api/kube-object.js';
 import { CONTENT_HASH_ANNOTATION, GENERATION_KINDS, KIND, MIRROR_API_VERSION, kindRank } from '../api/names.js';
 
@@ -26,6 +27,8 @@ export interface LiveMeta {
     }>;
     readonly deletionTimestamp?: unknown;
   };
+  /** For StatefulSets and DaemonSets: what of their status decides readiness. */
+  readonly workload?: WorkloadStatus;
 }
 
 /** What the controller itself last wrote to a child (kept in memory only). */

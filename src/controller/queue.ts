@@ -6,6 +6,7 @@
  * - `addRateLimited` re-queues a failed key with per-key exponential backoff and jitter,
  *   `forget` resets it after a success.
  */
+import { errorStatus } from '../api/kube-errors.js';
 
 export interface WorkQueueOptions {
   /** First retry delay in milliseconds. @default 500 */
@@ -89,11 +90,6 @@ export class WorkQueue {
     this.failures.delete(key);
   }
 
-  /** Number of failures recorded for `key` since the last `forget`. */
-  retries(key: string): number {
-    return this.failures.get(key) ?? 0;
-  }
-
   /** The next key to process; `undefined` once the queue is shut down. Call `done(key)` after. */
   get(): Promise<string | undefined> {
     if (this.stopped) return Promise.resolve(undefined);
@@ -120,11 +116,6 @@ export class WorkQueue {
     return this.queue.length;
   }
 
-  /** Keys being processed now. */
-  get active(): number {
-    return this.processing.size;
-  }
-
   /** Stop handing out keys; pending `get` calls resolve to `undefined`. */
   shutDown(): void {
     this.stopped = true;
@@ -134,4 +125,20 @@ export class WorkQueue {
     this.dirty.clear();
     for (const w of this.waiters.splice(0)) w(undefined);
   }
+}
+
+export function jitter(ms: number, fraction = 0.1): number {
+  return Math.round(ms * (1 + (Math.random() * 2 - 1) * fraction));
+}
+
+/**
+ * How long a failed informer waits before it starts again. The API server asking to come back
+ * soon (429, e.g. "storage is (re)initializing" right after a CRD is created) gets a short
+ * jittered exponential backoff from 500 ms; any other failure (API server down, CRD missing,
+ * access denied) waits SECONDS_BETWEEN_STREAMS, jittered by 10%.
+ */
+export function informerRestartDelayMs(err: unknown, failures: number, secondsBetweenStreams: number): number {
+  const cap = secondsBetweenStreams * 1000;
+  if (errorStatus(err) === 429) return Math.min(cap, jitter(500 * 2 ** Math.min(failures, 10), 0.2));
+  return jitter(cap);
 }

@@ -3,7 +3,6 @@
  * children with the same code as the CLI, apply what changed, prune what is no longer wanted,
  * and write status once.
  */
-import type { KubernetesObject } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 
 import { synthesizeMirror } from '../synth/chart.js';
@@ -11,7 +10,19 @@ import { SpecError } from '../api/errors.js';
 import type { KubeObject } from '../api/kube-object.js';
 import type { MirrorStatus } from '../api/schema.js';
 import { type MirrorInput, parseMirrorResource } from '../api/validate.js';
-import { type SecretLike, resolveCredentials } from './credentials.js';
+import { resolveCredentials } from './credentials.js';
+import { type HostConflict, findHostConflicts } from '../api/hosts.js';
+import { compareStrings } from '../api/kube-object.js';
+import {
+  type Waiting,
+  type WorkloadStatus,
+  podProblem,
+  podProblemWaiting,
+  servingMessage,
+  workloadWaiting,
+} from './readiness.js';
+import type { ReferencedSecrets } from './secrets.js';
+import { Takeover } from './takeover.js';
 import { describeError, errorStatus, isTransient } from '../api/kube-errors.js';
 import { canonicalJson, withContentHash } from './hash.js';
 import type { KubeClient, RegistryMirrorObject } from './kube.js';
@@ -84,14 +95,18 @@ export class ChildIndex {
 }
 
 /** What the worker should do with a key after a reconcile. */
-export type Requeue = 'none' | 'backoff';
+export type Requeue = 'none' | 'backoff' | { readonly afterMs: number };
+
+/** How often a mirror whose pods are not ready yet is looked at again without an event (a crash loop changes no workload status). */
+export const WAITING_RECHECK_MS = 30_000;
 
 export interface ReconcilerOptions {
   readonly client: KubeClient;
   readonly namespace: string;
   readonly clusterDomain?: string;
   readonly mirrors: Cache<RegistryMirrorObject>;
-  readonly secrets: Cache<SecretLike & KubernetesObject>;
+  /** Referenced Secrets, with their data (the informer holds metadata only). */
+  readonly secrets: ReferencedSecrets;
   readonly children: ChildIndex;
   /** Kinds that have an informer; others are read with a GET before deciding to apply. */
   readonly watchedKinds: ReadonlySet<string>;
@@ -108,13 +123,39 @@ interface StatusMemo {
   readonly resourceVersion: string | undefined;
 }
 
+/** Mirrors oldest first (creationTimestamp, then name): the order in which they keep node hosts. */
+export function byAge(a: RegistryMirrorObject, b: RegistryMirrorObject): number {
+  const t = (m: RegistryMirrorObject) => {
+    const c = m.metadata?.creationTimestamp as Date | string | undefined;
+    return c === undefined ? '' : c instanceof Date ? c.toISOString() : String(c);
+  };
+  return compareStrings(t(a), t(b)) || compareStrings(a.metadata?.name ?? '', b.metadata?.name ?? '');
+}
+
+/** The host conflict that stalls `name`, if an older mirror configures one of its node hosts. */
+export function hostConflictOf(name: string, mirrors: readonly RegistryMirrorObject[]): HostConflict | undefined {
+  const hosted = [...mirrors]
+    .filter(
+      (m) => !m.metadata?.deletionTimestamp && typeof (m.spec as { upstreamUrl?: unknown })?.upstreamUrl === 'string',
+    )
+    .sort(byAge)
+    .map((m) => ({
+      name: m.metadata?.name ?? '',
+      source: `RegistryMirror ${m.metadata?.name ?? ''}`,
+      spec: m.spec as { upstreamUrl: string; masqueradeUrl?: string },
+    }));
+  return findHostConflicts(hosted).find((c) => c.mirror === name);
+}
+
 export class Reconciler {
   private readonly applied = new Map<string, AppliedRecord>();
   private readonly statusMemo = new Map<string, StatusMemo>();
   private readonly now: () => Date;
+  readonly takeover: Takeover;
 
   constructor(private readonly opts: ReconcilerOptions) {
     this.now = opts.now ?? (() => new Date());
+    this.takeover = new Takeover({ client: opts.client, namespace: opts.namespace, logger: opts.logger });
   }
 
   /** Whether a child event is only the echo of the controller's own apply (nothing to do). */
@@ -127,16 +168,6 @@ export class Reconciler {
     return rec.resourceVersion === child.metadata.resourceVersion;
   }
 
-  /** Whether a RegistryMirror event is only the echo of the controller's own status write. */
-  isOwnStatusWrite(mirror: RegistryMirrorObject): boolean {
-    const memo = this.statusMemo.get(mirror.metadata?.name ?? '');
-    return (
-      memo !== undefined &&
-      memo.resourceVersion !== undefined &&
-      memo.resourceVersion === mirror.metadata?.resourceVersion
-    );
-  }
-
   async reconcile(name: string): Promise<Requeue> {
     const { logger, metrics } = this.opts;
     const log = logger.child({ mirror: name });
@@ -146,16 +177,41 @@ export class Reconciler {
       if (!mirror) {
         await this.pruneOrphans(name, log);
         metrics.reconcileTotal.inc({ result: 'deleted' });
+        log.debug({ result: 'deleted' }, 'reconciled');
         return 'none';
       }
       if (mirror.metadata?.deletionTimestamp) return 'none'; // the garbage collector removes the children
+      await this.ensureLabel(mirror, log);
       const outcome = await this.converge(mirror, log);
       await this.report(mirror, outcome, log);
-      const result = outcome.type === 'Applied' ? 'success' : outcome.type === 'Stalled' ? 'stalled' : 'retry';
+      const result =
+        outcome.type === 'Applied'
+          ? outcome.waiting
+            ? 'waiting'
+            : 'success'
+          : outcome.type === 'Stalled'
+            ? 'stalled'
+            : 'retry';
       metrics.reconcileTotal.inc({ result });
-      return outcome.type === 'Retrying' ? 'backoff' : 'none';
+      log.debug({ result }, 'reconciled');
+      if (outcome.type === 'Retrying') return 'backoff';
+      if (outcome.type === 'Applied' && outcome.waiting) return { afterMs: outcome.recheckMs ?? WAITING_RECHECK_MS };
+      return 'none';
     } finally {
       end();
+    }
+  }
+
+  /** `mirror=<name>` on the RegistryMirror itself, so the original operator's `kubectl get -l mirror=<name>` lists it. */
+  private async ensureLabel(mirror: RegistryMirrorObject, log: Logger): Promise<void> {
+    const name = mirror.metadata?.name ?? '';
+    if (mirror.metadata?.labels?.[MIRROR_LABEL] === name) return;
+    try {
+      await this.opts.client.labelMirror(name);
+    } catch (err) {
+      // A label someone else owns with another value: leave it, say so, and carry on.
+      this.opts.metrics.errorsTotal.inc({ type: 'label' });
+      log.warn({ err: describeError(err) }, `could not set the label ${MIRROR_LABEL}=${name} on the RegistryMirror`);
     }
   }
 
@@ -182,13 +238,16 @@ export class Reconciler {
     this.forget(name);
   }
 
-  private desiredChildren(mirror: RegistryMirrorObject, input: MirrorInput): KubeObject[] | ReconcileOutcome {
+  private async desiredChildren(
+    mirror: RegistryMirrorObject,
+    input: MirrorInput,
+  ): Promise<KubeObject[] | ReconcileOutcome> {
     const { namespace } = this.opts;
     const name = input.name;
     const secret =
       input.spec.credentialsSecret === undefined
         ? undefined
-        : this.opts.secrets.get(input.spec.credentialsSecret, namespace);
+        : await this.opts.secrets.get(input.spec.credentialsSecret);
     const creds = resolveCredentials({
       mirror: name,
       upstreamUrl: input.spec.upstreamUrl,
@@ -222,7 +281,9 @@ export class Reconciler {
         blockOwnerDeletion: true,
       },
     ];
-    return objects.map((o) => withContentHash({ ...o, metadata: { ...o.metadata, namespace, ownerReferences } }));
+    return objects.map((o) =>
+      withContentHash({ ...o, metadata: { ...o.metadata, namespace, ownerReferences } }, creds?.hmacKey),
+    );
   }
 
   private async converge(mirror: RegistryMirrorObject, log: Logger): Promise<ReconcileOutcome> {
@@ -235,22 +296,37 @@ export class Reconciler {
       if (err instanceof SpecError) return { type: 'Stalled', reason: 'InvalidSpec', message: specMessage(err) };
       throw err;
     }
-    const desired = this.desiredChildren(mirror, input);
-    if (!Array.isArray(desired)) return desired;
+    const conflict = hostConflictOf(name, this.opts.mirrors.list());
+    if (conflict) {
+      return {
+        type: 'Stalled',
+        reason: 'HostConflict',
+        message: `${conflict.field} configures node host ${conflict.host}, which the older mirror '${conflict.other}' already configures; two mirrors may not configure the same registry host. Delete one of them or change its ${conflict.field}.`,
+      };
+    }
+    const all = await this.desiredChildren(mirror, input);
+    if (!Array.isArray(all)) return all;
 
     const live = [...this.opts.children.of(name)];
     // Kinds without an informer: read them, so the content-hash check still applies.
-    for (const d of desired) {
+    for (const d of all) {
       if (this.opts.watchedKinds.has(d.kind)) continue;
       const obj = await client.read(d);
       if (obj) live.push(obj as LiveMeta);
     }
+    // Taking over the original operator's objects holds some children back until it is safe.
+    const step = await this.takeover.step(mirror, all, live, log);
+    if (step.outcome) return step.outcome;
+    const desired = step.desired;
     const plan = planChildren({ mirror: name, desired, live, applied: (k) => this.applied.get(`${name}|${k}`) });
+    const ours = new Set(live.map(childKey));
 
     for (const child of plan.apply) {
       const where = { kind: child.kind, name: child.metadata.name, namespace };
       try {
-        const result = await client.apply(child);
+        // A child the controller has not seen as its own is applied without force: if someone
+        // else made an object of that name, the API server answers 409 and nothing is repointed.
+        const result = await client.apply(child, ours.has(childKey(child)));
         const generation = GENERATION_KINDS.has(child.kind) ? result.metadata?.generation : undefined;
         this.applied.set(`${name}|${childKey(child)}`, {
           hash: child.metadata.annotations?.[CONTENT_HASH_ANNOTATION] ?? '',
@@ -260,15 +336,28 @@ export class Reconciler {
         log.info(where, 'applied');
       } catch (err) {
         metrics.errorsTotal.inc({ type: 'apply' });
-        const message = `Applying ${child.kind} ${namespace}/${child.metadata.name} failed: ${describeError(err)}.`;
         log.warn({ ...where, err: describeError(err) }, 'apply failed');
-        return isTransient(err)
-          ? { type: 'Retrying', reason: 'ApplyFailed', message }
-          : {
-              type: 'Stalled',
-              reason: 'ApplyRejected',
-              message: `${message} Check the spec and the controller's RBAC.`,
-            };
+        if (errorStatus(err) === 409 && !ours.has(childKey(child))) {
+          const legacy = await this.takeover.claim(mirror, child, log);
+          if (legacy) return legacy;
+          return {
+            type: 'Stalled',
+            reason: 'ForeignObject',
+            message:
+              `${child.kind} ${namespace}/${child.metadata.name} exists and was not created by mirror-synth ` +
+              `(${describeError(err)}). mirror-synth does not take over objects it did not create: ` +
+              `delete it (kubectl -n ${namespace} delete ${child.kind.toLowerCase()} ${child.metadata.name}) or rename the RegistryMirror.`,
+          };
+        }
+        const message = `Applying ${child.kind} ${namespace}/${child.metadata.name} failed: ${describeError(err)}.`;
+        if (isTransient(err)) return { type: 'Retrying', reason: 'ApplyFailed', message };
+        const hint =
+          errorStatus(err) === 403
+            ? "Check the controller's RBAC (mirror-synth controller-manifests)."
+            : errorStatus(err) === 422
+              ? 'The API server refused the object; fields such as a StatefulSet selector cannot change in place: delete the object and the controller recreates it.'
+              : 'Fix the RegistryMirror spec.';
+        return { type: 'Stalled', reason: 'ApplyRejected', message: `${message} ${hint}` };
       }
     }
     for (const child of plan.prune) {
@@ -287,13 +376,62 @@ export class Reconciler {
         };
       }
     }
-    return {
-      type: 'Applied',
+    const applied = {
+      type: 'Applied' as const,
       applied: plan.apply.length,
       unchanged: plan.unchanged.length,
       pruned: plan.prune.length,
       namespace,
     };
+    const waiting = step.waiting ?? (await this.waitingFor(name, all, log));
+    if (waiting) return { ...applied, waiting, ...(step.recheckMs ? { recheckMs: step.recheckMs } : {}) };
+    const [cache, agent] = this.workloads(name, all);
+    return { ...applied, serving: servingMessage(cache, agent) };
+  }
+
+  /** The cache's and the node agent's status as the caches hold it (at least at the generation last applied). */
+  private workloads(
+    name: string,
+    desired: readonly KubeObject[],
+  ): [WorkloadStatus | undefined, WorkloadStatus | undefined] {
+    const live = new Map(this.opts.children.of(name).map((c) => [childKey(c), c]));
+    const find = (kind: 'StatefulSet' | 'DaemonSet'): WorkloadStatus | undefined => {
+      const d = desired.find((o) => o.kind === kind);
+      if (!d) return undefined;
+      const w = live.get(childKey(d))?.workload;
+      const applied = this.applied.get(`${name}|${childKey(d)}`)?.generation;
+      return w && applied !== undefined && applied > w.generation ? { ...w, generation: applied } : w;
+    };
+    return [find('StatefulSet'), find('DaemonSet')];
+  }
+
+  /** Why the mirror does not serve yet: its cache or node agent pods, with a stuck container's reason when there is one. */
+  private async waitingFor(name: string, desired: readonly KubeObject[], log: Logger): Promise<Waiting | undefined> {
+    const [cache, agent] = this.workloads(name, desired);
+    const sts = desired.find((o) => o.kind === 'StatefulSet');
+    const ds = desired.find((o) => o.kind === 'DaemonSet');
+    const waiting =
+      (sts && workloadWaiting(sts.metadata.name, cache, 'StatefulSet')) ??
+      (ds && workloadWaiting(ds.metadata.name, agent, 'DaemonSet'));
+    if (!waiting) return undefined;
+    // Pods that will not start: say why, in the kubelet's words.
+    const selector = (waiting.reason === 'CacheNotReady' ? sts : ds)?.spec as
+      { selector?: { matchLabels?: Record<string, string> } } | undefined;
+    const labels = selector?.selector?.matchLabels;
+    if (!labels) return waiting;
+    try {
+      const pods = await this.opts.client.listPods(
+        this.opts.namespace,
+        Object.entries(labels)
+          .map(([k, v]) => `${k}=${v}`)
+          .join(','),
+      );
+      const problem = podProblem(pods);
+      return problem ? podProblemWaiting(problem) : waiting;
+    } catch (err) {
+      log.debug({ err: describeError(err) }, 'could not list pods');
+      return waiting;
+    }
   }
 
   /** The status the controller should compare against: the cache's, unless the cache has not caught up with our last write. */

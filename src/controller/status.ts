@@ -1,17 +1,26 @@
 /**
  * RegistryMirror status, derived by small pure functions from what one reconcile found.
  *
- * Conditions follow the Kubernetes API conventions (and kstatus): `Ready` says whether every
- * child is applied as the spec asks; `Reconciling` is True while the controller is still
- * working towards that (here: retrying after a transient error); `Stalled` is True when it
- * cannot make progress until a person changes something (the spec or a Secret). All three are
- * always present, each with `observedGeneration`, a PascalCase reason and an actionable message.
+ * Conditions follow the Kubernetes API conventions (and kstatus): `Ready` says whether the
+ * mirror serves: every child is applied as the spec asks AND the cache's ready replicas and the
+ * node agent's ready pods reach what is desired, for the current generation. `Reconciling` is
+ * True while the controller works towards that (waiting for pods, retrying after a transient
+ * error); `Stalled` is True when it cannot make progress until a person changes something (the
+ * spec, a Secret, a conflicting object). All three are always present, each with
+ * `observedGeneration`, a PascalCase reason and an actionable message.
  */
 import type { MirrorCondition, MirrorStatus } from '../api/schema.js';
 import { compareStrings } from '../api/kube-object.js';
+import type { Waiting } from './readiness.js';
 
 /** Reasons for `Stalled=True`: each needs a person to change the spec or a Secret. */
-export type StalledReason = 'InvalidSpec' | 'CredentialsSecretNotFound' | 'CredentialsSecretInvalid' | 'ApplyRejected';
+export type StalledReason =
+  | 'InvalidSpec'
+  | 'CredentialsSecretNotFound'
+  | 'CredentialsSecretInvalid'
+  | 'ApplyRejected'
+  | 'HostConflict'
+  | 'ForeignObject';
 
 /** What one reconcile of one mirror came to. */
 export type ReconcileOutcome =
@@ -24,12 +33,21 @@ export type ReconcileOutcome =
       /** Children deleted because the spec no longer asks for them. */
       readonly pruned: number;
       readonly namespace: string;
+      /** Why the mirror does not serve yet; `undefined` when its pods are ready. */
+      readonly waiting?: Waiting;
+      /** How its workloads stand when it serves. */
+      readonly serving?: string;
+      /** Look again after this long while waiting. @default WAITING_RECHECK_MS */
+      readonly recheckMs?: number;
     }
   | { readonly type: 'Stalled'; readonly reason: StalledReason; readonly message: string }
   | { readonly type: 'Retrying'; readonly reason: 'ApplyFailed' | 'PruneFailed'; readonly message: string };
 
 export type ConditionType = 'Ready' | 'Reconciling' | 'Stalled';
 export type DesiredCondition = Omit<MirrorCondition, 'lastTransitionTime'> & { type: ConditionType };
+
+/** Waiting reasons that are a container's trouble (the kubelet's words), worth a Warning Event. */
+const STUCK_REASON = /BackOff$|^Err|Error$/;
 
 const NOT_RETRYING = 'The controller will not retry until the RegistryMirror or its credentials Secret changes.';
 
@@ -45,11 +63,20 @@ export function desiredConditions(outcome: ReconcileOutcome, generation: number)
   switch (outcome.type) {
     case 'Applied': {
       const total = outcome.applied + outcome.unchanged;
-      const msg = `All ${total} objects are applied in namespace ${outcome.namespace}.`;
+      const applied = `All ${total} objects are applied in namespace ${outcome.namespace}.`;
+      if (outcome.waiting) {
+        const { reason, message } = outcome.waiting;
+        return [
+          c('Ready', 'False', reason, message),
+          c('Reconciling', 'True', 'Progressing', `${applied} ${message}`),
+          c('Stalled', 'False', 'Progressing', 'The controller is waiting for the pods; nothing needs a person yet.'),
+        ];
+      }
+      const msg = outcome.serving ? `${outcome.serving} ${applied}` : applied;
       return [
-        c('Ready', 'True', 'Reconciled', msg),
-        c('Reconciling', 'False', 'Reconciled', msg),
-        c('Stalled', 'False', 'Reconciled', msg),
+        c('Ready', 'True', 'Serving', msg),
+        c('Reconciling', 'False', 'Serving', msg),
+        c('Stalled', 'False', 'Serving', msg),
       ];
     }
     case 'Stalled':
@@ -129,12 +156,12 @@ export function eventFor(previous: MirrorStatus | undefined, outcome: ReconcileO
   switch (outcome.type) {
     case 'Applied': {
       if (outcome.applied === 0 && outcome.pruned === 0) {
-        if (prevReady !== undefined && prevReady.status !== 'True') {
-          return {
-            type: 'Normal',
-            reason: 'Reconciled',
-            message: `Recovered: all ${outcome.unchanged} objects are applied.`,
-          };
+        if (outcome.waiting === undefined && prevReady !== undefined && prevReady.status !== 'True') {
+          return { type: 'Normal', reason: 'Serving', message: outcome.serving ?? 'The mirror serves.' };
+        }
+        const w = outcome.waiting;
+        if (w && STUCK_REASON.test(w.reason) && (prevReady?.reason !== w.reason || prevReady.message !== w.message)) {
+          return { type: 'Warning', reason: w.reason, message: w.message };
         }
         return undefined;
       }

@@ -76,6 +76,30 @@ describe('resolveCredentials', () => {
     expect(msg).not.toContain(PASSWORD);
   });
 
+  it('never falls back to a guessable HMAC key: a Secret without a uid is not hashed', () => {
+    const secret = { metadata: { name: 'quay-creds' }, data: { username: b64('bot'), password: b64(PASSWORD) } };
+    const r = resolveCredentials({ ...base, credentialsSecret: 'quay-creds', secret });
+    expect(r).toMatchObject({ ok: false, reason: 'CredentialsSecretInvalid' });
+    expect(r && !r.ok && r.message).toContain('has no metadata.uid');
+    const docker = {
+      ...dockerSecret({ 'quay.io': { username: 'x', password: PASSWORD } }),
+      metadata: { name: 'pull' },
+    };
+    expect(resolveCredentials({ ...base, credentialsSecret: 'pull', secret: docker })).toMatchObject({ ok: false });
+  });
+
+  it('keys the hash by the Secret uid', () => {
+    const mk = (uid: string) =>
+      resolveCredentials({
+        ...base,
+        credentialsSecret: 'c',
+        secret: { metadata: { uid }, data: { username: b64('bot'), password: b64(PASSWORD) } },
+      });
+    const a = mk('u1');
+    const b = mk('u2');
+    expect(a && a.ok && b && b.ok && a.hash !== b.hash && a.hmacKey === 'u1').toBe(true);
+  });
+
   it('changes the hash when the password changes, not when an unrelated key does', () => {
     const mk = (password: string, extra = {}) =>
       resolveCredentials({

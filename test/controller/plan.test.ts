@@ -8,17 +8,20 @@ import type { KubeObject } from '../../src/api/kube-object.js';
 const owner = [{ apiVersion: 'k8s.osp.tech/v1', kind: 'RegistryMirror', name: 'quay', uid: 'u1', controller: true }];
 
 function obj(kind: string, name: string, extra: Record<string, unknown> = {}): KubeObject {
-  return withContentHash<KubeObject>({
-    apiVersion: kind === 'StatefulSet' || kind === 'DaemonSet' ? 'apps/v1' : 'v1',
-    kind,
-    metadata: {
-      name,
-      namespace: 'kube-extra',
-      labels: { mirror: 'quay', 'app.kubernetes.io/managed-by': 'mirror-synth' },
-      ownerReferences: owner,
+  return withContentHash<KubeObject>(
+    {
+      apiVersion: kind === 'StatefulSet' || kind === 'DaemonSet' ? 'apps/v1' : 'v1',
+      kind,
+      metadata: {
+        name,
+        namespace: 'kube-extra',
+        labels: { mirror: 'quay', 'app.kubernetes.io/managed-by': 'mirror-synth' },
+        ownerReferences: owner,
+      },
+      ...extra,
     },
-    ...extra,
-  });
+    kind === 'Secret' ? 'secret-uid' : undefined,
+  );
 }
 
 function live(o: KubeObject, meta: Partial<LiveMeta['metadata']> = {}): LiveMeta {

@@ -1,7 +1,6 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 
-import { WorkQueue } from '../../src/controller/queue.js';
-import { informerRestartDelayMs } from '../../src/controller/controller.js';
+import { informerRestartDelayMs, WorkQueue } from '../../src/controller/queue.js';
 
 afterEach(() => {
   vi.useRealTimers();

@@ -22,6 +22,20 @@ const retrying: ReconcileOutcome = {
   reason: 'ApplyFailed',
   message: 'Applying StatefulSet x failed: 500.',
 };
+const waiting: ReconcileOutcome = {
+  ...applied,
+  waiting: {
+    reason: 'CacheNotReady',
+    message: 'Waiting for cache pods (StatefulSet registry-mirror-quay): 0/1 ready.',
+  },
+};
+const crashing: ReconcileOutcome = {
+  ...noop,
+  waiting: {
+    reason: 'CrashLoopBackOff',
+    message: 'Pod registry-mirror-quay-0: container registry is in CrashLoopBackOff.',
+  },
+};
 const t0 = new Date('2025-01-01T00:00:00.123Z');
 const t1 = new Date('2025-01-01T00:05:00Z');
 
@@ -30,12 +44,20 @@ function byType(status: MirrorStatus) {
 }
 
 describe('desiredConditions', () => {
-  it('marks an applied mirror Ready and neither Reconciling nor Stalled', () => {
+  it('marks an applied mirror whose pods are ready Ready and neither Reconciling nor Stalled', () => {
     const c = Object.fromEntries(desiredConditions(applied, 3).map((x) => [x.type, x]));
-    expect(c.Ready).toMatchObject({ status: 'True', reason: 'Reconciled', observedGeneration: 3 });
+    expect(c.Ready).toMatchObject({ status: 'True', reason: 'Serving', observedGeneration: 3 });
     expect(c.Reconciling).toMatchObject({ status: 'False', observedGeneration: 3 });
     expect(c.Stalled).toMatchObject({ status: 'False', observedGeneration: 3 });
     expect(c.Ready.message).toBe('All 6 objects are applied in namespace kube-extra.');
+  });
+
+  it('keeps an applied mirror whose pods are not ready Ready=False and Reconciling, saying what it waits for', () => {
+    const c = Object.fromEntries(desiredConditions(waiting, 3).map((x) => [x.type, x]));
+    expect(c.Ready).toMatchObject({ status: 'False', reason: 'CacheNotReady', message: waiting.waiting!.message });
+    expect(c.Reconciling).toMatchObject({ status: 'True', reason: 'Progressing' });
+    expect(c.Reconciling.message).toContain('0/1 ready');
+    expect(c.Stalled).toMatchObject({ status: 'False' });
   });
 
   it('marks a mirror that needs a person Stalled, with the reason on Ready too', () => {
@@ -53,7 +75,7 @@ describe('desiredConditions', () => {
   });
 
   it('uses PascalCase reasons only', () => {
-    for (const o of [applied, stalled, retrying]) {
+    for (const o of [applied, stalled, retrying, waiting, crashing]) {
       for (const c of desiredConditions(o, 1)) expect(c.reason).toMatch(/^[A-Z][A-Za-z]*$/);
     }
   });
@@ -137,6 +159,14 @@ describe('eventFor', () => {
 
   it('records recovery even when nothing had to be written', () => {
     const s = nextStatus(undefined, stalled, 1, t0);
-    expect(eventFor(s, noop)).toMatchObject({ type: 'Normal', reason: 'Reconciled' });
+    expect(eventFor(s, noop)).toMatchObject({ type: 'Normal', reason: 'Serving' });
+  });
+
+  it('records when the pods become ready, and a Warning once for a crash-looping container', () => {
+    const s = nextStatus(undefined, waiting, 1, t0);
+    expect(eventFor(s, noop)).toMatchObject({ type: 'Normal', reason: 'Serving' });
+    expect(eventFor(s, crashing)).toMatchObject({ type: 'Warning', reason: 'CrashLoopBackOff' });
+    expect(eventFor(nextStatus(s, crashing, 1, t1), crashing)).toBeUndefined();
+    expect(eventFor(s, { ...noop, waiting: waiting.waiting })).toBeUndefined();
   });
 });

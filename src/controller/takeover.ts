@@ -1,0 +1,260 @@
+/**
+ * Taking a mirror over from the original mirror-operator without a moment in which its Service
+ * selects no ready cache pod while one exists.
+ *
+ * The original's children carry `app=docker-registry, mirror=<name>` (and no managed-by label):
+ * StatefulSet `registry-mirror-<name>` (2 replicas, selector `app=docker-registry,mirror=<name>`),
+ * Services `registry-mirror-<name>` and `-headless`, a DaemonSet named `registry-mirror-<name>`
+ * (as its README says) or, in later versions, `registry-mirror-<name>-utils`, and a Secret
+ * `registry-mirror-<name>-secret`. A StatefulSet's selector cannot change and its pods are named
+ * by ordinal, so the new StatefulSet can only be created under the contract name once the old
+ * one is gone and its pods no longer hold the new pods' names. The sequence, one step per
+ * reconcile, level-triggered (each step is decided from what is live):
+ *
+ *  1. Surge: scale the old StatefulSet to R+1 (R = the new replicas) until one of its pods with
+ *     ordinal >= R is ready, so that pod keeps serving through the old Service.
+ *  2. Delete the old StatefulSet with propagationPolicy Orphan: its pods keep running.
+ *  3. Delete the old pods with ordinal < R (they hold the new pods' names).
+ *  4. Apply every child except the Service `registry-mirror-<name>` (the headless Service is
+ *     replaced: it only names the StatefulSet's pods); a DaemonSet of the old one under the new
+ *     DaemonSet's name is deleted first (selectors cannot change).
+ *  5. When the new cache's pods are all ready, replace the Service (selector and ports) in one
+ *     write: from then on it selects only new, ready pods.
+ *  6. Delete what is left of the old one: its remaining pods, its `-utils` DaemonSet once the
+ *     new node agent is ready, its nginx Secret.
+ *
+ * Objects that are not the original operator's are never taken over: they stall the mirror
+ * (ForeignObject) with the command that resolves it.
+ */
+import type { KubernetesObject, V1Pod } from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+
+import type { KubeObject } from '../api/kube-object.js';
+import { describeError } from '../api/kube-errors.js';
+import { MANAGED_BY_LABEL, MIRROR_LABEL, childName } from '../api/names.js';
+import type { KubeClient, RegistryMirrorObject } from './kube.js';
+import type { LiveMeta } from './plan.js';
+import type { Waiting } from './readiness.js';
+import type { ReconcileOutcome } from './status.js';
+
+/** The original operator's labels on every object it made. */
+export const LEGACY_APP_LABEL = 'app';
+export const LEGACY_APP = 'docker-registry';
+/** Ready reason while a takeover is under way; the controller resumes one it finds in status after a restart. */
+export const TAKING_OVER = 'TakingOver';
+const STEP_RECHECK_MS = 1_000;
+
+export function legacySelector(mirror: string): string {
+  return `${LEGACY_APP_LABEL}=${LEGACY_APP},${MIRROR_LABEL}=${mirror}`;
+}
+
+/** Whether an object is the original operator's child of this mirror. */
+export function isLegacy(obj: KubernetesObject | undefined, mirror: string): boolean {
+  const labels = obj?.metadata?.labels ?? {};
+  return labels[LEGACY_APP_LABEL] === LEGACY_APP && labels[MIRROR_LABEL] === mirror && !labels[MANAGED_BY_LABEL];
+}
+
+/** The StatefulSet ordinal in a pod name `registry-mirror-<name>-<n>`, or undefined. */
+export function ordinal(pod: string, statefulSet: string): number | undefined {
+  const m = new RegExp(`^${statefulSet.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}-(\\d+)$`).exec(pod);
+  return m ? Number(m[1]) : undefined;
+}
+
+function podReady(p: V1Pod): boolean {
+  return (
+    !p.metadata?.deletionTimestamp &&
+    (p.status?.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True')
+  );
+}
+
+/** What a reconcile should do while a takeover is under way. */
+export interface TakeoverStep {
+  /** Children to apply now. */
+  readonly desired: KubeObject[];
+  /** End the reconcile with this outcome instead. */
+  readonly outcome?: ReconcileOutcome;
+  /** The mirror is mid-takeover: not Ready, with this reason. */
+  readonly waiting?: Waiting;
+  readonly recheckMs?: number;
+}
+
+export class Takeover {
+  private readonly active = new Set<string>();
+
+  constructor(private readonly opts: { client: KubeClient; namespace: string; logger: Logger }) {}
+
+  /**
+   * A child could not be applied (409): if the object in the way is the original operator's,
+   * start taking the mirror over and say so; else `undefined` (the caller stalls the mirror).
+   */
+  async claim(mirror: RegistryMirrorObject, child: KubeObject, log: Logger): Promise<ReconcileOutcome | undefined> {
+    const name = mirror.metadata?.name ?? '';
+    const existing = await this.opts.client.read(child);
+    if (!isLegacy(existing, name)) return undefined;
+    this.active.add(name);
+    log.info(
+      { kind: child.kind, name: child.metadata.name },
+      'found the original mirror-operator objects; taking over',
+    );
+    return this.progress(
+      `Found the original mirror-operator's ${child.kind} ${child.metadata.name}; taking the mirror over.`,
+      1,
+    );
+  }
+
+  private progress(message: string, recheckMs = STEP_RECHECK_MS): ReconcileOutcome {
+    return {
+      type: 'Applied',
+      applied: 0,
+      unchanged: 0,
+      pruned: 0,
+      namespace: this.opts.namespace,
+      waiting: { reason: TAKING_OVER, message },
+      recheckMs,
+    };
+  }
+
+  async step(
+    mirror: RegistryMirrorObject,
+    all: KubeObject[],
+    live: readonly LiveMeta[],
+    log: Logger,
+  ): Promise<TakeoverStep> {
+    const name = mirror.metadata?.name ?? '';
+    const resumed = mirror.status?.conditions?.some((c) => c.type === 'Ready' && c.reason === TAKING_OVER);
+    if (!this.active.has(name) && !resumed) return { desired: all };
+    this.active.add(name);
+    const { client, namespace } = this.opts;
+    const base = childName(name);
+    const sts = all.find((o) => o.kind === 'StatefulSet');
+    const ds = all.find((o) => o.kind === 'DaemonSet');
+    const service = all.find((o) => o.kind === 'Service' && o.metadata.name === base);
+    const headless = all.find((o) => o.kind === 'Service' && o.metadata.name !== base);
+    if (!sts || !ds || !service || !headless) return { desired: all };
+    const replicas = (sts.spec as { replicas?: number }).replicas ?? 1;
+    const selector = legacySelector(name);
+    const act = (what: string) => log.info({ step: what }, 'takeover');
+
+    const oldSts = await client.read(sts);
+    const legacySts = isLegacy(oldSts, name) ? oldSts : undefined;
+    const pods = (await client.listPods(namespace, selector)).filter((p) => isLegacy(p, name));
+    const high = pods.filter((p) => (ordinal(p.metadata?.name ?? '', base) ?? -1) >= replicas);
+    const low = pods.filter((p) => (ordinal(p.metadata?.name ?? '', base) ?? Infinity) < replicas);
+    const anyReady = pods.some(podReady);
+    const highReady = high.filter(podReady).length;
+
+    // 1-2. The old StatefulSet: surge until a pod outside the new pods' names serves, then orphan it.
+    if (legacySts) {
+      const current = (legacySts as { spec?: { replicas?: number } }).spec?.replicas ?? 1;
+      if (anyReady && highReady === 0) {
+        if (current < replicas + 1) {
+          act(`scale the original StatefulSet to ${replicas + 1}`);
+          await client.scale(legacySts, replicas + 1);
+        }
+        return {
+          desired: [],
+          outcome: this.progress(
+            `Taking over from mirror-operator: scaled its StatefulSet ${base} to ${replicas + 1} replicas; waiting for pod ${base}-${replicas} to be ready, so it serves while the new cache starts.`,
+          ),
+        };
+      }
+      act('delete the original StatefulSet, orphaning its pods');
+      await client.delete(legacySts, 'Orphan');
+      return {
+        desired: [],
+        outcome: this.progress(
+          `Taking over from mirror-operator: deleted its StatefulSet ${base} (its pods keep serving).`,
+        ),
+      };
+    }
+    // 3. Old pods holding the new pods' names go, while another old pod serves (or none did).
+    if (low.length > 0 && (highReady > 0 || !anyReady)) {
+      act(`delete the original pods ${low.map((p) => p.metadata?.name).join(', ')}`);
+      for (const p of low)
+        await client.delete({ apiVersion: 'v1', kind: 'Pod', metadata: { name: p.metadata?.name, namespace } });
+    }
+    // 4. A DaemonSet of the old one under the new DaemonSet's name: delete it first.
+    const oldDs = await client.read(ds);
+    if (isLegacy(oldDs, name)) {
+      act('delete the original DaemonSet under the new name');
+      await client.delete(ds);
+    }
+    const ours = new Set(live.map((l) => `${l.kind}/${l.metadata.name}`));
+    const oldHeadless = await client.read(headless);
+    if (isLegacy(oldHeadless, name) && !ours.has(`Service/${headless.metadata.name}`)) {
+      act('replace the original headless Service');
+      await client.replaceService(headless, oldHeadless!);
+    }
+    const cache = live.find((l) => l.kind === 'StatefulSet' && l.metadata.name === sts.metadata.name)?.workload;
+    const cacheReady = cache !== undefined && cache.observedGeneration >= cache.generation && cache.ready >= replicas;
+    const oldService = await client.read(service);
+    const serviceIsOld = isLegacy(oldService, name);
+    const hold = (o: KubeObject) => (o === service && serviceIsOld) || (o === ds && isLegacy(oldDs, name));
+    if (serviceIsOld) {
+      if (!cacheReady) {
+        return {
+          desired: all.filter((o) => !hold(o)),
+          waiting: {
+            reason: TAKING_OVER,
+            message: `Taking over from mirror-operator: waiting for the new cache pods (${cache?.ready ?? 0}/${replicas} ready) before Service ${base} switches to them.`,
+          },
+          recheckMs: 5_000,
+        };
+      }
+      // 5. Switch the Service in one write.
+      act('switch the Service to the new cache pods');
+      await client.replaceService(service, oldService!);
+    }
+    // 6. What is left of the old one.
+    for (const p of high) {
+      act(`delete the original pod ${p.metadata?.name}`);
+      await client.delete({ apiVersion: 'v1', kind: 'Pod', metadata: { name: p.metadata?.name, namespace } });
+    }
+    const agent = live.find((l) => l.kind === 'DaemonSet' && l.metadata.name === ds.metadata.name)?.workload;
+    const agentReady =
+      agent !== undefined && agent.observedGeneration >= agent.generation && agent.ready >= agent.desired;
+    const oldDaemonSets = await client.list('apps/v1', 'DaemonSet', namespace, selector);
+    const leftovers = oldDaemonSets.filter((d) => isLegacy(d, name) && d.metadata?.name !== ds.metadata.name);
+    if (leftovers.length > 0 && !agentReady) {
+      return {
+        desired: all.filter((o) => !hold(o)),
+        waiting: {
+          reason: TAKING_OVER,
+          message: `Taking over from mirror-operator: waiting for the new node agent to be ready on every node before removing ${leftovers.map((d) => `DaemonSet ${d.metadata?.name}`).join(', ')}.`,
+        },
+        recheckMs: 5_000,
+      };
+    }
+    for (const d of leftovers) {
+      act(`delete the original DaemonSet ${d.metadata?.name}`);
+      await client.delete({
+        apiVersion: 'apps/v1',
+        kind: 'DaemonSet',
+        metadata: { name: d.metadata?.name, namespace },
+      });
+    }
+    const secrets = await client.list('v1', 'Secret', namespace, selector);
+    for (const s of secrets.filter((x) => isLegacy(x, name))) {
+      act(`delete the original Secret ${s.metadata?.name}`);
+      await client.delete({ apiVersion: 'v1', kind: 'Secret', metadata: { name: s.metadata?.name, namespace } });
+    }
+    try {
+      const remaining = (await client.listPods(namespace, selector)).filter((p) => isLegacy(p, name));
+      if (remaining.length > 0 || isLegacy(oldDs, name)) {
+        return {
+          desired: all.filter((o) => !hold(o)),
+          waiting: {
+            reason: TAKING_OVER,
+            message: 'Taking over from mirror-operator: waiting for its last pods to go.',
+          },
+          recheckMs: 2_000,
+        };
+      }
+    } catch (err) {
+      log.debug({ err: describeError(err) }, 'could not list pods');
+    }
+    this.active.delete(name);
+    log.info('takeover from mirror-operator complete');
+    return { desired: all };
+  }
+}

@@ -1,0 +1,159 @@
+/**
+ * What the controller watches, declared as data: for each resource, where it lives, what of it
+ * is cached, and which mirrors an event concerns. controller.ts turns each entry into a
+ * supervised informer feeding the work queue; nothing here reconciles.
+ *
+ * Events that change nothing the controller acts on queue nothing:
+ * - a RegistryMirror update that leaves `metadata.generation`, the deletion mark and its
+ *   `mirror` label alone (such as the controller's own status write);
+ * - a child update that is the echo of the controller's own apply and leaves the workload's
+ *   readiness as it was (a StatefulSet's status churning through revisions, say).
+ */
+import {
+  AppsV1Api,
+  CoreV1Api,
+  CustomObjectsApi,
+  type KubeConfig,
+  type KubernetesListObject,
+  type KubernetesObject,
+  setHeaderOptions,
+} from '@kubernetes/client-node';
+
+import { API_GROUP, API_VERSION, MANAGED_SELECTOR, MIRROR_LABEL, PLURAL } from '../api/names.js';
+import { PARTIAL_METADATA_LIST, metadataOnly, trimMetadata } from './informer.js';
+import type { RegistryMirrorObject } from './kube.js';
+import type { LiveMeta } from './plan.js';
+import { sameWorkloadStatus, workloadStatus } from './readiness.js';
+
+export type Verb = 'add' | 'update' | 'delete';
+
+/** What the event handlers may consult. */
+export interface WatchContext {
+  /** File a child under its mirror; returns the mirror (undefined when the object is not ours). */
+  indexChild(obj: LiveMeta, verb: Verb): string | undefined;
+  /** Whether a child event is the echo of the controller's own apply. */
+  isOwnWrite(obj: LiveMeta): boolean;
+  /** Mirrors whose spec.credentialsSecret names this Secret. */
+  mirrorsUsingSecret(name: string): string[];
+}
+
+/** One watched resource. */
+export interface WatchSpec<T extends KubernetesObject = KubernetesObject> {
+  /** Short name for logs and metrics. */
+  readonly name: string;
+  readonly path: string;
+  readonly list: () => Promise<KubernetesListObject<T>>;
+  readonly labelSelector?: string;
+  readonly metadataOnly?: boolean;
+  readonly transform: (obj: T) => T;
+  /** The mirrors to queue for an event. */
+  readonly enqueue: (obj: T, verb: Verb, previous: T | undefined) => readonly string[];
+}
+
+/** Ask the typed client for PartialObjectMetadataList instead of the full list. */
+const metadataListOptions = setHeaderOptions('Accept', PARTIAL_METADATA_LIST);
+
+/** Whether a RegistryMirror update asks for a reconcile: spec, deletion or our label changed. */
+export function mirrorChanged(obj: RegistryMirrorObject, previous: RegistryMirrorObject | undefined): boolean {
+  if (previous === undefined) return true;
+  const m = obj.metadata ?? {};
+  const p = previous.metadata ?? {};
+  return (
+    m.generation !== p.generation ||
+    Boolean(m.deletionTimestamp) !== Boolean(p.deletionTimestamp) ||
+    m.labels?.[MIRROR_LABEL] !== m.name ||
+    m.uid !== p.uid
+  );
+}
+
+/** The child kinds the controller applies and watches (only objects carrying its managed-by label). */
+const CHILDREN = [
+  { name: 'configmaps', apiVersion: 'v1', kind: 'ConfigMap', group: '/api/v1' },
+  { name: 'services', apiVersion: 'v1', kind: 'Service', group: '/api/v1' },
+  { name: 'statefulsets', apiVersion: 'apps/v1', kind: 'StatefulSet', group: '/apis/apps/v1' },
+  { name: 'daemonsets', apiVersion: 'apps/v1', kind: 'DaemonSet', group: '/apis/apps/v1' },
+] as const;
+
+/** Kinds the controller has a cache of (a child of any other kind is read before it is applied). */
+export const WATCHED_KINDS: ReadonlySet<string> = new Set(['Secret', ...CHILDREN.map((c) => c.kind)]);
+
+/** Every watch of a controller whose children live in `namespace`. */
+export function controllerWatches(kc: KubeConfig, namespace: string, ctx: WatchContext): WatchSpec[] {
+  const core = kc.makeApiClient(CoreV1Api);
+  const apps = kc.makeApiClient(AppsV1Api);
+  const custom = kc.makeApiClient(CustomObjectsApi);
+  const labelSelector = MANAGED_SELECTOR;
+
+  const mirrors: WatchSpec<RegistryMirrorObject> = {
+    name: PLURAL,
+    path: `/apis/${API_GROUP}/${API_VERSION}/${PLURAL}`,
+    list: async () =>
+      (await custom.listClusterCustomObject({
+        group: API_GROUP,
+        version: API_VERSION,
+        plural: PLURAL,
+      })) as KubernetesListObject<RegistryMirrorObject>,
+    transform: trimMetadata,
+    enqueue: (obj, verb, previous) => {
+      const name = obj.metadata?.name;
+      if (!name || (verb === 'update' && !mirrorChanged(obj, previous))) return [];
+      return [name];
+    },
+  };
+
+  const onChild = (obj: LiveMeta, verb: Verb, previous: LiveMeta | undefined): string[] => {
+    const mirror = ctx.indexChild(obj, verb);
+    if (mirror === undefined) return [];
+    if (verb === 'delete' || !ctx.isOwnWrite(obj)) return [mirror];
+    // Our own write echoed back: only a change of the workload's readiness matters.
+    return previous !== undefined && sameWorkloadStatus(previous.workload, obj.workload) ? [] : [mirror];
+  };
+
+  // Secrets: metadata only. A referenced Secret's data is read when a reconcile needs it
+  // (ReferencedSecrets), so the process never holds the data of the namespace's other Secrets.
+  const secrets: WatchSpec = {
+    name: 'secrets',
+    path: `/api/v1/namespaces/${namespace}/secrets`,
+    metadataOnly: true,
+    list: async () => core.listNamespacedSecret({ namespace }, metadataListOptions),
+    transform: (o) => ({ ...metadataOnly(o), apiVersion: 'v1', kind: 'Secret' }),
+    enqueue: (obj, verb, previous) => {
+      const asChild = onChild(obj as LiveMeta, verb, previous as LiveMeta | undefined);
+      if (verb === 'update' && previous?.metadata?.resourceVersion === obj.metadata?.resourceVersion) return asChild;
+      return [...asChild, ...ctx.mirrorsUsingSecret(obj.metadata?.name ?? '')];
+    },
+  };
+
+  const children = CHILDREN.map(({ name, apiVersion, kind, group }): WatchSpec => ({
+    name,
+    path: `${group}/namespaces/${namespace}/${name}`,
+    labelSelector,
+    list: () => listChildren(kind, { core, apps }, namespace, labelSelector),
+    transform: (o) => {
+      const workload = workloadStatus({ ...o, kind });
+      return { ...metadataOnly(o), apiVersion, kind, ...(workload ? { workload } : {}) };
+    },
+    enqueue: (obj, verb, previous) => onChild(obj as LiveMeta, verb, previous as LiveMeta | undefined),
+  }));
+
+  return [mirrors, secrets, ...children];
+}
+
+async function listChildren(
+  kind: (typeof CHILDREN)[number]['kind'],
+  api: { core: CoreV1Api; apps: AppsV1Api },
+  namespace: string,
+  labelSelector: string,
+): Promise<KubernetesListObject<KubernetesObject>> {
+  const args = { namespace, labelSelector };
+  switch (kind) {
+    case 'ConfigMap':
+      return api.core.listNamespacedConfigMap(args);
+    case 'Service':
+      return api.core.listNamespacedService(args);
+    case 'StatefulSet':
+      return api.apps.listNamespacedStatefulSet(args);
+    case 'DaemonSet':
+      return api.apps.listNamespacedDaemonSet(args);
+  }
+}
