@@ -23,7 +23,7 @@ import { describeError, errorStatus } from '../api/kube-errors.js';
 import { loadKubeConfig } from '../sources/kubeconfig.js';
 import { SupervisedInformer, metadataOnly, trimMetadata } from './informer.js';
 import { KubeClient, type RegistryMirrorObject } from './kube.js';
-import { MANAGED_SELECTOR, API_GROUP, PLURAL, API_VERSION } from '../api/names.js';
+import { MANAGED_SELECTOR, API_GROUP, PLURAL, API_VERSION, type NodeRuntime } from '../api/names.js';
 import { LeaderElector } from './leader.js';
 import { type ControllerMetrics, createMetrics } from './metrics.js';
 import { ChildIndex, Reconciler } from './reconciler.js';
@@ -38,6 +38,8 @@ export interface StartControllerOptions {
   /** Output namespace of every mirror's children. */
   readonly namespace: string;
   readonly clusterDomain?: string;
+  /** The cluster's node container runtime, for the node agents. @default 'containerd' */
+  readonly nodeRuntime?: NodeRuntime;
   /** Wait before restarting informers after an API failure or while the CRD does not exist. */
   readonly secondsBetweenStreams: number;
   /** Port of /metrics (and of the probes unless `probePort` is set); 0 picks a free port. @default - no server */
@@ -248,6 +250,7 @@ export async function startController(opts: StartControllerOptions): Promise<Run
     client,
     namespace,
     ...(opts.clusterDomain ? { clusterDomain: opts.clusterDomain } : {}),
+    ...(opts.nodeRuntime ? { nodeRuntime: opts.nodeRuntime } : {}),
     mirrors,
     secrets,
     children,

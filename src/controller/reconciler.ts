@@ -23,6 +23,7 @@ import {
   MANAGED_BY_LABEL,
   MIRROR_API_VERSION,
   MIRROR_LABEL,
+  type NodeRuntime,
 } from '../api/names.js';
 import type { ControllerMetrics } from './metrics.js';
 import { type AppliedRecord, type LiveMeta, childKey, planChildren } from './plan.js';
@@ -90,6 +91,7 @@ export interface ReconcilerOptions {
   readonly client: KubeClient;
   readonly namespace: string;
   readonly clusterDomain?: string;
+  readonly nodeRuntime?: NodeRuntime;
   readonly mirrors: Cache<RegistryMirrorObject>;
   readonly secrets: Cache<SecretLike & KubernetesObject>;
   readonly children: ChildIndex;
@@ -205,6 +207,7 @@ export class Reconciler {
       objects = synthesizeMirror(effective, {
         namespace,
         ...(this.opts.clusterDomain ? { clusterDomain: this.opts.clusterDomain } : {}),
+        ...(this.opts.nodeRuntime ? { nodeRuntime: this.opts.nodeRuntime } : {}),
         ...(creds ? { credentialsHash: creds.hash } : {}),
       });
     } catch (err) {
