@@ -1,34 +1,43 @@
 #!/bin/sh
-# mirror-synth node agent: points this node's containerd at an in-cluster registry mirror.
+# mirror-synth node agent: points this node's container runtime at an in-cluster registry mirror.
 #
-# For each registry host in HOSTS it writes CERTS_DIR/<host>/hosts.toml: the mirror first,
-# the upstream (SERVER_URL) as `server`, which containerd tries last. containerd re-reads
-# certs.d on every pull when its CRI registry config_path points at /etc/containerd/certs.d.
+# NODE_RUNTIME picks what it writes into CONFIG_DIR, the one host directory the pod mounts:
+#   containerd, k3s, rke2  CONFIG_DIR/<host>/hosts.toml for each host in HOSTS: the mirror first,
+#                          the upstream (SERVER_URL) as `server`, which containerd tries last.
+#                          containerd re-reads certs.d on every pull when its CRI registry
+#                          config_path points there (k3s and rke2 set it to their own certs.d).
+#   cri-o                  CONFIG_DIR/50-mirror-synth-<MIRROR_NAME>.conf, a containers-registries.conf(5)
+#                          v2 drop-in: one [[registry]] per host with the upstream as location and the
+#                          mirror as an insecure [[registry.mirror]], which CRI-O and Podman try first.
 #
-# Files are replaced atomically (temp file + rename in the same directory). A hosts.toml
-# this agent did not write is kept as hosts.toml.mirror-synth-backup and put back on
-# SIGTERM/SIGINT, so removing the mirror leaves the node as the agent found it.
+# Files are replaced atomically (temp file + rename in the same directory; temp names never end
+# in .conf, so CRI-O's drop-in watcher and loader ignore them). A file this agent did not write is
+# kept as <file>.mirror-synth-backup (refreshed if someone else rewrites it, as k3s and rke2 do on
+# restart) and put back on SIGTERM/SIGINT, so removing the mirror leaves the node as found.
+# The agent checks every RESOLVE_INTERVAL and rewrites what is missing or changed.
 #
 # Environment:
-#   HOSTS             space-separated registry hosts to configure (e.g. "docker.io")
+#   NODE_RUNTIME      containerd (default), k3s, rke2 or cri-o
+#   HOSTS             space-separated registry hosts: the upstream as it appears in image
+#                     references first (CRI-O's fallback location), then any alias (masqueradeUrl)
 #   SERVER_URL        upstream URL containerd falls back to (e.g. https://registry-1.docker.io)
 #   SERVICE_NAME      DNS name of the mirror Service
 #   SERVICE_HOST_VAR  name of the env var Kubernetes sets to the Service's ClusterIP (fallback)
 #   SERVICE_PORT      mirror port (default 5000)
-#   CERTS_DIR         the node's certs.d as mounted in the pod (default /host/etc/containerd/certs.d)
-#   RESOLVE_INTERVAL  seconds between address look-ups (default 60)
+#   CONFIG_DIR        the node's directory as mounted in the pod
+#   RESOLVE_INTERVAL  seconds between checks (default 60)
 #   MIRROR_ADDRESS    use this address instead of looking one up (static set-ups, tests)
-#   MIRROR_NAME       for log lines only
+#   MIRROR_NAME       the mirror's name: log lines and the CRI-O drop-in's file name
 set -u
 
-CERTS_DIR=${CERTS_DIR:-/host/etc/containerd/certs.d}
+NODE_RUNTIME=${NODE_RUNTIME:-containerd}
 SERVICE_PORT=${SERVICE_PORT:-5000}
 RESOLVE_INTERVAL=${RESOLVE_INTERVAL:-60}
 MIRROR_ADDRESS=${MIRROR_ADDRESS:-}
 SERVICE_NAME=${SERVICE_NAME:-}
 SERVICE_HOST_VAR=${SERVICE_HOST_VAR:-}
 MIRROR_NAME=${MIRROR_NAME:-mirror}
-BACKUP=hosts.toml.mirror-synth-backup
+BACKUP_SUFFIX=.mirror-synth-backup
 CREATED=.mirror-synth-created
 MARKER="# Written by the mirror-synth node agent"
 
@@ -41,9 +50,34 @@ fail() {
   exit 1
 }
 
+# Everything below lands in file names or TOML strings: accept only what those can hold.
+case $NODE_RUNTIME in
+  containerd | k3s | rke2) FORMAT=hosts.toml ;;
+  cri-o) FORMAT=registries.conf ;;
+  *) fail "NODE_RUNTIME must be one of containerd, k3s, rke2, cri-o; got '$NODE_RUNTIME'" ;;
+esac
+case $MIRROR_NAME in
+  '' | [!a-z0-9]* | *[!a-z0-9.-]*) fail "MIRROR_NAME must be a Kubernetes object name; got '$MIRROR_NAME'" ;;
+esac
 [ -n "${HOSTS:-}" ] || fail "HOSTS is not set"
+for host in $HOSTS; do
+  case $host in
+    [!A-Za-z0-9]* | *[!A-Za-z0-9.:-]* | *..*) fail "HOSTS: '$host' is not a registry host[:port]" ;;
+  esac
+done
 [ -n "${SERVER_URL:-}" ] || fail "SERVER_URL is not set"
-[ -d "$CERTS_DIR" ] || fail "$CERTS_DIR does not exist: is /etc/containerd/certs.d mounted?"
+case $SERVER_URL in
+  https://*) case ${SERVER_URL#https://} in '' | [!A-Za-z0-9]* | *[!A-Za-z0-9.:-]*) fail "SERVER_URL must be https://<host>[:port]; got '$SERVER_URL'" ;; esac ;;
+  *) fail "SERVER_URL must be https://<host>[:port]; got '$SERVER_URL'" ;;
+esac
+case $SERVICE_HOST_VAR in
+  '') ;;
+  [0-9]* | *[!A-Za-z0-9_]*) fail "SERVICE_HOST_VAR must be an environment variable name; got '$SERVICE_HOST_VAR'" ;;
+esac
+case $SERVICE_PORT in '' | *[!0-9]*) fail "SERVICE_PORT must be a port number; got '$SERVICE_PORT'" ;; esac
+case $RESOLVE_INTERVAL in '' | *[!0-9]*) fail "RESOLVE_INTERVAL must be a number of seconds; got '$RESOLVE_INTERVAL'" ;; esac
+[ -n "${CONFIG_DIR:-}" ] || fail "CONFIG_DIR is not set"
+[ -d "$CONFIG_DIR" ] || fail "$CONFIG_DIR does not exist: is the node's directory mounted?"
 
 # Print the mirror's address, or nothing when it cannot be found yet.
 resolve() {
@@ -61,64 +95,117 @@ resolve() {
     fi
   fi
   if [ -z "$addr" ] && [ -n "$SERVICE_HOST_VAR" ]; then
-    addr=$(eval "printf '%s' \"\${$SERVICE_HOST_VAR:-}\"")
+    # Safe: SERVICE_HOST_VAR was checked to be a plain variable name above.
+    eval "addr=\${$SERVICE_HOST_VAR:-}"
   fi
   printf '%s\n' "$addr"
 }
 
-# hosts.toml for one registry host, mirror first, upstream as server.
-render() {
-  case "$1" in
-    *:*) url_host="[$1]" ;;
-    *) url_host=$1 ;;
+# An IPv4 or IPv6 address (or a host name, from MIRROR_ADDRESS) and nothing else.
+valid_address() {
+  case $1 in
+    '' | *[!A-Za-z0-9.:-]*) return 1 ;;
   esac
+}
+
+# host[:port] of the mirror for URLs and registries.conf locations. $1 address.
+mirror_authority() {
+  case "$1" in
+    *:*) printf '[%s]:%s' "$1" "$SERVICE_PORT" ;;
+    *) printf '%s:%s' "$1" "$SERVICE_PORT" ;;
+  esac
+}
+
+# hosts.toml for one registry host: mirror first, upstream as server. $1 address.
+render_hosts_toml() {
   printf '%s (mirror %s). Restored when the agent stops.\n' "$MARKER" "$MIRROR_NAME"
   printf 'server = "%s"\n\n' "$SERVER_URL"
-  printf '[host."http://%s:%s"]\n' "$url_host" "$SERVICE_PORT"
+  printf '[host."http://%s"]\n' "$(mirror_authority "$1")"
   printf '  capabilities = ["pull", "resolve"]\n'
+}
+
+# The CRI-O drop-in: every host in HOSTS served by the mirror, the upstream as location. $1 address.
+render_registries_conf() {
+  printf '%s (mirror %s). Restored when the agent stops.\n' "$MARKER" "$MIRROR_NAME"
+  # shellcheck disable=SC2086
+  set -- "$1" $HOSTS
+  r_mirror=$(mirror_authority "$1")
+  r_upstream=$2
+  shift
+  for r_host in "$@"; do
+    printf '\n[[registry]]\nprefix = "%s"\nlocation = "%s"\n\n' "$r_host" "$r_upstream"
+    printf '[[registry.mirror]]\nlocation = "%s"\ninsecure = true\n' "$r_mirror"
+  done
+}
+
+# The files this agent owns, one per line.
+targets() {
+  if [ "$FORMAT" = registries.conf ]; then
+    printf '%s\n' "$CONFIG_DIR/50-mirror-synth-$MIRROR_NAME.conf"
+  else
+    for host in $HOSTS; do printf '%s\n' "$CONFIG_DIR/$host/hosts.toml"; done
+  fi
 }
 
 is_ours() {
   [ -f "$1" ] && head -n 1 "$1" | grep -q "^$MARKER"
 }
 
-# Write one host's hosts.toml if its content changed. $1 host, $2 address.
-install_host() {
-  dir=$CERTS_DIR/$1
+# Write one file if its content changed. $1 target, $2 address.
+install_file() {
+  dir=${1%/*}
+  name=${1##*/}
   if [ ! -d "$dir" ]; then
     mkdir -p "$dir" || return 1
     : >"$dir/$CREATED"
   fi
-  target=$dir/hosts.toml
-  if [ -f "$target" ] && ! is_ours "$target" && [ ! -f "$dir/$BACKUP" ]; then
-    cp -p "$target" "$dir/$BACKUP" || return 1
-    log info "kept the existing $target as $BACKUP"
+  if [ -f "$1" ] && ! is_ours "$1"; then
+    # Someone else's file: keep the newest such version to put back on stop.
+    if ! cmp -s "$1" "$1$BACKUP_SUFFIX"; then
+      cp -p "$1" "$1$BACKUP_SUFFIX" || return 1
+      log info "kept the existing $1 as $name$BACKUP_SUFFIX"
+    fi
   fi
-  tmp=$dir/.hosts.toml.tmp.$$
-  render "$2" >"$tmp" || { rm -f "$tmp"; return 1; }
-  if [ -f "$target" ] && cmp -s "$tmp" "$target"; then
+  tmp=$dir/.$name.tmp.$$
+  if [ "$FORMAT" = registries.conf ]; then
+    render_registries_conf "$2" >"$tmp" || { rm -f "$tmp"; return 1; }
+  else
+    render_hosts_toml "$2" >"$tmp" || { rm -f "$tmp"; return 1; }
+  fi
+  if [ -f "$1" ] && cmp -s "$tmp" "$1"; then
     rm -f "$tmp"
     return 0
   fi
-  chmod 0644 "$tmp" && mv -f "$tmp" "$target" || { rm -f "$tmp"; return 1; }
-  log info "wrote $target pointing $1 at $2:$SERVICE_PORT"
+  chmod 0644 "$tmp" && mv -f "$tmp" "$1" || { rm -f "$tmp"; return 1; }
+  log info "wrote $1 pointing $HOSTS at $(mirror_authority "$2")"
 }
 
 restore() {
-  for host in $HOSTS; do
-    dir=$CERTS_DIR/$host
+  for target in $(targets); do
+    dir=${target%/*}
     [ -d "$dir" ] || continue
-    rm -f "$dir"/.hosts.toml.tmp.*
-    if [ -f "$dir/$BACKUP" ]; then
-      mv -f "$dir/$BACKUP" "$dir/hosts.toml" && log info "restored the original $dir/hosts.toml"
-    elif is_ours "$dir/hosts.toml"; then
-      rm -f "$dir/hosts.toml" && log info "removed $dir/hosts.toml"
+    rm -f "$dir/.${target##*/}.tmp."*
+    if [ -f "$target$BACKUP_SUFFIX" ]; then
+      mv -f "$target$BACKUP_SUFFIX" "$target" && log info "restored the original $target"
+    elif is_ours "$target"; then
+      rm -f "$target" && log info "removed $target"
     fi
     if [ -f "$dir/$CREATED" ]; then
       rm -f "$dir/$CREATED"
       rmdir "$dir" 2>/dev/null || true
     fi
   done
+}
+
+# A bind mount keeps pointing at a directory the node removed and made anew (k3s and rke2 before
+# v1.28.13, v1.29.8, v1.30.5 and v1.31.1 remove certs.d on every restart): nothing written there
+# reaches the runtime. Exit so the kubelet restarts the container with a fresh mount.
+check_mount() {
+  links=$(stat -c %h "$CONFIG_DIR" 2>/dev/null) || links=
+  if [ "$links" = 0 ]; then
+    log error "$CONFIG_DIR was removed from the node; exiting so the container restarts with the new directory"
+    exit 3
+  fi
 }
 
 on_signal() {
@@ -129,14 +216,17 @@ on_signal() {
 }
 trap on_signal TERM INT
 
-log info "starting for hosts: $HOSTS"
+log info "starting for $NODE_RUNTIME, hosts: $HOSTS"
 while :; do
+  check_mount
   address=$(resolve)
   if [ -z "$address" ]; then
     log warn "cannot resolve the mirror address yet; retrying in ${RESOLVE_INTERVAL}s"
+  elif ! valid_address "$address"; then
+    log error "ignoring the mirror address '$address': not an IP address or host name"
   else
-    for host in $HOSTS; do
-      install_host "$host" "$address" || log error "could not write $CERTS_DIR/$host/hosts.toml"
+    for target in $(targets); do
+      install_file "$target" "$address" || log error "could not write $target"
     done
   fi
   sleep "$RESOLVE_INTERVAL" &

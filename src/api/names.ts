@@ -59,6 +59,11 @@ export const DEFAULT_OUT_DIR = 'dist';
 /** Controller: wait before reconnecting after the API server fails or while the CRD is missing. */
 export const DEFAULT_SECONDS_BETWEEN_STREAMS = 30;
 
+/** Node runtimes the node agent can configure (`--node-runtime`), one per cluster. */
+export const NODE_RUNTIMES = ['containerd', 'k3s', 'rke2', 'cri-o'] as const;
+export type NodeRuntime = (typeof NODE_RUNTIMES)[number];
+export const DEFAULT_NODE_RUNTIME: NodeRuntime = 'containerd';
+
 /** Ports. */
 export const REGISTRY_PORT = 5000;
 export const REGISTRY_DEBUG_PORT = 5001;

@@ -4,7 +4,13 @@
  */
 import { startController } from '../controller/controller.js';
 import { loadKubeConfig } from '../sources/kubeconfig.js';
-import { resolveClusterDomain, resolveMetricsPort, resolveNamespace, resolveSecondsBetweenStreams } from './options.js';
+import {
+  resolveClusterDomain,
+  resolveMetricsPort,
+  resolveNamespace,
+  resolveNodeRuntime,
+  resolveSecondsBetweenStreams,
+} from './options.js';
 
 /** The controller command's flags as given (unresolved). */
 export interface ControllerCommandOptions {
@@ -25,10 +31,13 @@ export interface ControllerCommandOptions {
   readonly logLevel?: string;
   /** The cluster's DNS domain, for the node agent. @default CLUSTER_DOMAIN, else 'cluster.local' */
   readonly clusterDomain?: string;
+  /** containerd, k3s, rke2 or cri-o. @default NODE_RUNTIME, then cdk8s.yaml `nodeRuntime`, else 'containerd' */
+  readonly nodeRuntime?: string;
 }
 
 export async function controller(opts: ControllerCommandOptions): Promise<void> {
   const namespace = resolveNamespace(opts.namespace);
+  const nodeRuntime = resolveNodeRuntime(opts.nodeRuntime);
   const running = await startController({
     kubeConfig: loadKubeConfig(opts.kubeconfig),
     namespace,
@@ -39,6 +48,7 @@ export async function controller(opts: ControllerCommandOptions): Promise<void> 
     ...(opts.leaseNamespace ? { leaseNamespace: opts.leaseNamespace } : {}),
     ...(opts.logLevel ? { logLevel: opts.logLevel } : {}),
     clusterDomain: resolveClusterDomain(opts.clusterDomain),
+    nodeRuntime,
   });
   const onSignal = (signal: NodeJS.Signals): void => {
     running.logger.info({ signal }, 'signal received');

@@ -56,6 +56,10 @@ export function buildCli(): Command {
       '--cluster-domain <domain>',
       'cluster DNS domain the node agent resolves the mirror in (env CLUSTER_DOMAIN; default cluster.local)',
     )
+    .option(
+      '--node-runtime <runtime>',
+      'what the node agent configures: containerd, k3s, rke2 or cri-o (env NODE_RUNTIME; default containerd)',
+    )
     .option('--from-cluster', 'read RegistryMirror resources from the cluster instead of --mirrors')
     .option('--kubeconfig <file>', 'kubeconfig for --from-cluster (default: KUBECONFIG, ~/.kube/config, or in-cluster)')
     .option('--json', 'print a JSON summary')
@@ -82,6 +86,7 @@ export function buildCli(): Command {
     .addOption(outOption())
     .addOption(namespaceOption())
     .option('--cluster-domain <domain>', 'as for synth')
+    .option('--node-runtime <runtime>', 'as for synth')
     .option('-q, --quiet', 'print nothing on success')
     .action(async (opts: CheckCommandOptions) => {
       const { check } = await import('./check.js');
@@ -116,6 +121,7 @@ export function buildCli(): Command {
     )
     .option('--lease-namespace <ns>', 'namespace of the leader-election Lease (default: --namespace)')
     .option('--cluster-domain <domain>', 'as for synth (env CLUSTER_DOMAIN; default cluster.local)')
+    .option('--node-runtime <runtime>', 'as for synth (env NODE_RUNTIME; default containerd)')
     .option('--log-level <level>', 'debug, info, warn or error', 'info')
     .action(async (opts: ControllerCommandOptions) => {
       const { controller } = await import('./controller.js');

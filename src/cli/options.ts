@@ -12,7 +12,10 @@ import {
   DEFAULT_MIRRORS_DIR,
   DEFAULT_NAMESPACE,
   DEFAULT_OUT_DIR,
+  DEFAULT_NODE_RUNTIME,
   DEFAULT_SECONDS_BETWEEN_STREAMS,
+  NODE_RUNTIMES,
+  type NodeRuntime,
 } from '../api/names.js';
 
 const configs = new Map<string, Record<string, unknown>>();
@@ -58,6 +61,16 @@ export function resolveNamespace(flag?: string): string {
 
 export function resolveClusterDomain(flag?: string): string {
   return pick(flag, process.env.CLUSTER_DOMAIN, undefined, DEFAULT_CLUSTER_DOMAIN);
+}
+
+/** The cluster's node container runtime: --node-runtime, NODE_RUNTIME, `nodeRuntime` in cdk8s.yaml. */
+export function resolveNodeRuntime(flag?: string): NodeRuntime {
+  const runtime = pick(flag, process.env.NODE_RUNTIME, readCdk8sYaml().nodeRuntime, DEFAULT_NODE_RUNTIME);
+  if (!(NODE_RUNTIMES as readonly string[]).includes(runtime))
+    throw new UsageError(
+      `node runtime must be one of ${NODE_RUNTIMES.join(', ')}; got '${runtime}' (--node-runtime, NODE_RUNTIME or nodeRuntime in cdk8s.yaml)`,
+    );
+  return runtime as NodeRuntime;
 }
 
 export function resolveMirrorsDir(flag?: string): string {

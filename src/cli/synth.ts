@@ -5,13 +5,22 @@ import { assembleDist } from '../synth/dist.js';
 import { writeTree } from '../synth/output.js';
 import { renderMirrorFiles } from '../synth/render-pool.js';
 import { loadMirrorDir } from '../sources/files.js';
-import { resolveClusterDomain, resolveMirrorsDir, resolveNamespace, resolveOutDir, resolveWorkers } from './options.js';
+import {
+  resolveClusterDomain,
+  resolveMirrorsDir,
+  resolveNamespace,
+  resolveNodeRuntime,
+  resolveOutDir,
+  resolveWorkers,
+} from './options.js';
 
 export interface SynthCommandOptions {
   readonly mirrors?: string;
   readonly out?: string;
   readonly namespace?: string;
   readonly clusterDomain?: string;
+  /** containerd, k3s, rke2 or cri-o. @default NODE_RUNTIME, then cdk8s.yaml `nodeRuntime`, else 'containerd' */
+  readonly nodeRuntime?: string;
   /** Read RegistryMirrors from the cluster instead of --mirrors. */
   readonly fromCluster?: boolean;
   readonly kubeconfig?: string;
@@ -31,8 +40,16 @@ export interface SynthSummary {
 }
 
 /** The synthesis options shared by synth and check. */
-export function synthOptions(opts: { namespace?: string; clusterDomain?: string }): Required<SynthOptions> {
-  return { namespace: resolveNamespace(opts.namespace), clusterDomain: resolveClusterDomain(opts.clusterDomain) };
+export function synthOptions(opts: {
+  namespace?: string;
+  clusterDomain?: string;
+  nodeRuntime?: string;
+}): Required<SynthOptions> {
+  return {
+    namespace: resolveNamespace(opts.namespace),
+    clusterDomain: resolveClusterDomain(opts.clusterDomain),
+    nodeRuntime: resolveNodeRuntime(opts.nodeRuntime),
+  };
 }
 
 /** dist/'s files for these mirrors: mirrors rendered on every core for large sets, then assembled. */

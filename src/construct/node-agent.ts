@@ -1,10 +1,18 @@
 /**
  * The node agent: a DaemonSet running a POSIX sh script (shipped in a ConfigMap) that points
- * every node's containerd at the mirror's Service through /etc/containerd/certs.d, and puts
- * the node back as it found it when it stops. One hostPath mount, not privileged.
+ * every node's container runtime at the mirror's Service, and puts the node back as it found
+ * it when it stops. The node runtime picks the one host directory it mounts (not privileged,
+ * no capabilities) and what it writes there: containerd's certs.d hosts.toml files (also in
+ * k3s's and RKE2's own certs.d) or a CRI-O registries.conf.d drop-in.
  */
 import { mirrorHosts, upstreamServerUrl } from '../api/hosts.js';
-import { CONFIG_HASH_ANNOTATION, DEFAULT_CLUSTER_DOMAIN, REGISTRY_PORT } from '../api/names.js';
+import {
+  CONFIG_HASH_ANNOTATION,
+  DEFAULT_CLUSTER_DOMAIN,
+  DEFAULT_NODE_RUNTIME,
+  type NodeRuntime,
+  REGISTRY_PORT,
+} from '../api/names.js';
 import { nodeAgentScript } from './assets.js';
 import { NODE_AGENT_IMAGE } from './images.js';
 import { k8s } from './k8s.js';
@@ -12,9 +20,17 @@ import type { MirrorParts } from './parts.js';
 import { RESTRICTED_CONTAINER, RUNTIME_DEFAULT_SECCOMP, configHash, quantities } from './pod.js';
 import { withRegistry } from './upstream.js';
 
-/** The node's containerd certs.d, and where the agent's pod mounts it. */
-export const NODE_CERTS_DIR = '/etc/containerd/certs.d';
-const AGENT_CERTS_DIR = '/host/etc/containerd/certs.d';
+/** The one host directory each node runtime reads mirror configuration from: all the agent mounts. */
+export const NODE_CONFIG_DIRS: Readonly<Record<NodeRuntime, string>> = {
+  containerd: '/etc/containerd/certs.d',
+  // k3s and RKE2 run their own containerd with config_path set to their own certs.d.
+  k3s: '/var/lib/rancher/k3s/agent/etc/containerd/certs.d',
+  rke2: '/var/lib/rancher/rke2/agent/etc/containerd/certs.d',
+  // containers-registries.conf.d(5): CRI-O and Podman read *.conf drop-ins here.
+  'cri-o': '/etc/containers/registries.conf.d',
+};
+/** The pod sees the node's directory at the same path under /host. */
+const HOST_MOUNT_ROOT = '/host';
 const AGENT_SCRIPT_DIR = '/opt/mirror-synth';
 /** Seconds between the agent's look-ups of the Service address. */
 const RESOLVE_INTERVAL = 60;
@@ -25,12 +41,20 @@ export interface NodeAgentProps {
    * @default 'cluster.local'
    */
   readonly clusterDomain?: string;
+  /**
+   * The cluster's node container runtime: which directory the agent mounts and what it writes.
+   * @default 'containerd'
+   */
+  readonly nodeRuntime?: NodeRuntime;
 }
 
 export class NodeAgent {
   /** Registry hosts the agent points at the mirror. */
   public readonly hosts: readonly string[];
   public readonly clusterDomain: string;
+  public readonly nodeRuntime: NodeRuntime;
+  /** The node's directory the agent mounts (the only host path it touches). */
+  public readonly hostDir: string;
   public readonly config: k8s.KubeConfigMap;
   public readonly daemonSet: k8s.KubeDaemonSet;
 
@@ -38,6 +62,10 @@ export class NodeAgent {
     const { scope, spec, namespace, resourceName: name } = parts;
     this.hosts = mirrorHosts(spec);
     this.clusterDomain = props.clusterDomain ?? DEFAULT_CLUSTER_DOMAIN;
+    this.nodeRuntime = props.nodeRuntime ?? DEFAULT_NODE_RUNTIME;
+    this.hostDir = NODE_CONFIG_DIRS[this.nodeRuntime];
+    const mountPath = `${HOST_MOUNT_ROOT}${this.hostDir}`;
+    const volume = this.nodeRuntime === 'cri-o' ? 'registries-conf-d' : 'certs-d';
     const labels = parts.labelsFor('node-agent');
     const script = nodeAgentScript();
 
@@ -68,30 +96,31 @@ export class NodeAgent {
                 image: withRegistry(NODE_AGENT_IMAGE, spec.imageRegistry),
                 command: ['sh', `${AGENT_SCRIPT_DIR}/node-agent.sh`],
                 env: [
+                  { name: 'NODE_RUNTIME', value: this.nodeRuntime },
                   { name: 'MIRROR_NAME', value: parts.mirrorName },
                   { name: 'HOSTS', value: this.hosts.join(' ') },
                   { name: 'SERVER_URL', value: upstreamServerUrl(spec.upstreamUrl) },
                   { name: 'SERVICE_NAME', value: `${name}.${namespace}.svc.${this.clusterDomain}` },
                   { name: 'SERVICE_HOST_VAR', value: serviceHostVar },
                   { name: 'SERVICE_PORT', value: String(REGISTRY_PORT) },
-                  { name: 'CERTS_DIR', value: AGENT_CERTS_DIR },
+                  { name: 'CONFIG_DIR', value: mountPath },
                   { name: 'RESOLVE_INTERVAL', value: String(RESOLVE_INTERVAL) },
                 ],
                 resources: {
                   requests: quantities({ cpu: '5m', memory: '8Mi' }),
                   limits: quantities({ memory: '32Mi' }),
                 },
-                // Root without capabilities: enough to write root-owned files under certs.d, nothing more.
+                // Root without capabilities: enough to write root-owned files in the node's directory, nothing more.
                 // hostPath rules out Pod Security "restricted" for this pod; see README.
                 securityContext: { ...RESTRICTED_CONTAINER, runAsUser: 0, runAsNonRoot: false, privileged: false },
                 volumeMounts: [
-                  { name: 'certs-d', mountPath: AGENT_CERTS_DIR },
+                  { name: volume, mountPath },
                   { name: 'script', mountPath: AGENT_SCRIPT_DIR, readOnly: true },
                 ],
               },
             ],
             volumes: [
-              { name: 'certs-d', hostPath: { path: NODE_CERTS_DIR, type: 'DirectoryOrCreate' } },
+              { name: volume, hostPath: { path: this.hostDir, type: 'DirectoryOrCreate' } },
               { name: 'script', configMap: { name: this.config.name, defaultMode: 0o555 } },
             ],
           },

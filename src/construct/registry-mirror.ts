@@ -14,6 +14,7 @@ import {
   MIRROR_APP_NAME,
   MIRROR_LABEL,
   NAME_LABEL,
+  type NodeRuntime,
   childName,
 } from '../api/names.js';
 import type { MirrorSpec } from '../api/schema.js';
@@ -41,6 +42,11 @@ export interface RegistryMirrorProps extends Readonly<MirrorSpec> {
    * @default 'cluster.local'
    */
   readonly clusterDomain?: string;
+  /**
+   * The cluster's node container runtime, which decides what the node agent writes and where.
+   * @default 'containerd'
+   */
+  readonly nodeRuntime?: NodeRuntime;
 }
 
 export class RegistryMirror extends Construct {
@@ -69,7 +75,7 @@ export class RegistryMirror extends Construct {
 
   constructor(scope: Construct, id: string, props: RegistryMirrorProps) {
     super(scope, id);
-    const { name, namespace, credentialsHash, clusterDomain, ...spec } = props;
+    const { name, namespace, credentialsHash, clusterDomain, nodeRuntime, ...spec } = props;
     this.mirrorName = name;
     this.namespace = namespace ?? DEFAULT_NAMESPACE;
     this.resourceName = childName(name);
@@ -93,7 +99,7 @@ export class RegistryMirror extends Construct {
     };
 
     this.cachePart = new MirrorCache(parts, { credentialsHash });
-    this.nodeAgentPart = new NodeAgent(parts, { clusterDomain });
+    this.nodeAgentPart = new NodeAgent(parts, { clusterDomain, nodeRuntime });
     this.replicas = this.cachePart.replicas;
     this.storage = this.cachePart.storage;
     this.hosts = this.nodeAgentPart.hosts;

@@ -14,7 +14,7 @@ import { CoreV1Api, type KubeConfig, type KubernetesObject } from '@kubernetes/c
 import { type DestinationStream, type Logger, pino } from 'pino';
 
 import { describeError, errorStatus } from '../api/kube-errors.js';
-import { CONTROLLER_NAME, LEASE_NAME } from '../api/names.js';
+import { CONTROLLER_NAME, LEASE_NAME, type NodeRuntime } from '../api/names.js';
 import { SupervisedInformer } from './informer.js';
 import { KubeClient, type RegistryMirrorObject } from './kube.js';
 import { LeaderElector } from './leader.js';
@@ -31,6 +31,8 @@ export interface StartControllerOptions {
   /** Output namespace of every mirror's children. */
   readonly namespace: string;
   readonly clusterDomain?: string;
+  /** The cluster's node container runtime, for the node agents. @default 'containerd' */
+  readonly nodeRuntime?: NodeRuntime;
   /** Wait before restarting informers after an API failure, while the CRD or the namespace does not exist. */
   readonly secondsBetweenStreams: number;
   /** Port of /metrics (and of the probes unless `probePort` is set); 0 picks a free port. @default - no server */
@@ -177,6 +179,7 @@ class Controller {
       client,
       namespace: opts.namespace,
       ...(opts.clusterDomain ? { clusterDomain: opts.clusterDomain } : {}),
+      ...(opts.nodeRuntime ? { nodeRuntime: opts.nodeRuntime } : {}),
       mirrors: this.mirrors,
       secrets: this.secrets,
       children: this.children,

@@ -34,6 +34,7 @@ import {
   MANAGED_BY_LABEL,
   MIRROR_API_VERSION,
   MIRROR_LABEL,
+  type NodeRuntime,
 } from '../api/names.js';
 import type { ControllerMetrics } from './metrics.js';
 import { type AppliedRecord, type LiveMeta, childKey, planChildren } from './plan.js';
@@ -104,6 +105,7 @@ export interface ReconcilerOptions {
   readonly client: KubeClient;
   readonly namespace: string;
   readonly clusterDomain?: string;
+  readonly nodeRuntime?: NodeRuntime;
   readonly mirrors: Cache<RegistryMirrorObject>;
   /** Referenced Secrets, with their data (the informer holds metadata only). */
   readonly secrets: ReferencedSecrets;
@@ -264,6 +266,7 @@ export class Reconciler {
       objects = synthesizeMirror(effective, {
         namespace,
         ...(this.opts.clusterDomain ? { clusterDomain: this.opts.clusterDomain } : {}),
+        ...(this.opts.nodeRuntime ? { nodeRuntime: this.opts.nodeRuntime } : {}),
         ...(creds ? { credentialsHash: creds.hash } : {}),
       });
     } catch (err) {

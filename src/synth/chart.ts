@@ -5,7 +5,7 @@
  */
 import { App, Chart } from 'cdk8s';
 import { sortKeys, type KubeObject, compareStrings } from '../api/kube-object.js';
-import { DEFAULT_NAMESPACE, kindRank } from '../api/names.js';
+import { DEFAULT_NAMESPACE, kindRank, type NodeRuntime } from '../api/names.js';
 import type { MirrorInput } from '../api/validate.js';
 import { ControllerManifests, type ControllerManifestsProps } from '../construct/controller-manifests.js';
 import { MirrorNamespace } from '../construct/namespace.js';
@@ -22,6 +22,11 @@ export interface SynthOptions {
    * @default 'cluster.local'
    */
   readonly clusterDomain?: string;
+  /**
+   * The cluster's node container runtime (what the node agents write, and where).
+   * @default 'containerd'
+   */
+  readonly nodeRuntime?: NodeRuntime;
 }
 
 /** Objects in apply order (KIND_ORDER), then by kind and name. */
@@ -44,6 +49,7 @@ export class MirrorChart extends Chart {
       namespace: opts.namespace ?? DEFAULT_NAMESPACE,
       credentialsHash: opts.credentialsHash,
       clusterDomain: opts.clusterDomain,
+      nodeRuntime: opts.nodeRuntime,
     });
   }
 }

@@ -1,58 +1,14 @@
-import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 
-import { main } from '../../src/cli/main.js';
 import { readTree } from '../../src/synth/output.js';
+import { cli, SPAWN_TIMEOUT, spawnCli } from '../support/cli.js';
 import { mirrorYaml } from '../support/fixtures.js';
 
 const root = new URL('../../', import.meta.url).pathname;
-const bin = join(root, 'bin', 'mirror-synth.js');
-/** A spawned node process loads cdk8s from disk: seconds on a busy 2-core machine. Not a speed target. */
-const SPAWN_TIMEOUT = 60_000;
-
-/** The real binary, as `npx mirror-synth` runs it (compiled lib/, built by `npm test`). */
-const spawnCli = async (args: string[], cwd: string, env: Record<string, string> = {}) => {
-  try {
-    const { stdout, stderr } = await promisify(execFile)('node', [bin, ...args], {
-      cwd,
-      env: { ...process.env, NAMESPACE: '', ...env },
-    });
-    return { code: 0, stdout, stderr };
-  } catch (e) {
-    const err = e as { code: number; stdout: string; stderr: string };
-    return { code: err.code, stdout: err.stdout, stderr: err.stderr };
-  }
-};
-
-/** The CLI in this process: main() with stdout and stderr captured. */
-const cli = async (...args: string[]) => {
-  let stdout = '';
-  let stderr = '';
-  const out = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
-    stdout += String(chunk);
-    return true;
-  });
-  const log = vi.spyOn(console, 'log').mockImplementation((...parts: unknown[]) => {
-    stdout += `${parts.join(' ')}\n`;
-  });
-  const errWrite = vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => {
-    stderr += String(chunk);
-    return true;
-  });
-  try {
-    const code = await main(['node', 'mirror-synth', ...args], (line) => (stderr += `${line}\n`));
-    return { code, stdout, stderr };
-  } finally {
-    out.mockRestore();
-    log.mockRestore();
-    errWrite.mockRestore();
-  }
-};
 
 let cwd: string;
 beforeAll(async () => {

@@ -1,14 +1,81 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { chmod, mkdir, mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { NODE_RUNTIMES } from '../../src/api/names.js';
 import { nodeAgentScript } from '../../src/construct/assets.js';
+import { NODE_CONFIG_DIRS } from '../../src/construct/node-agent.js';
+import { synthesizeMirror } from '../../src/synth/chart.js';
 
 const NODE_AGENT_SCRIPT = nodeAgentScript();
 import { startDns } from '../support/dns.js';
 import { waitFor } from '../support/wait.js';
+
+interface Volume {
+  name: string;
+  hostPath?: { path: string; type?: string };
+}
+interface AgentContainer {
+  env: { name: string; value?: string }[];
+  volumeMounts: { name: string; mountPath: string; readOnly?: boolean }[];
+  securityContext: Record<string, unknown>;
+}
+interface AgentPodSpec {
+  volumes: Volume[];
+  containers: AgentContainer[];
+  hostNetwork?: boolean;
+  hostPID?: boolean;
+  hostIPC?: boolean;
+}
+
+function agentPod(runtime?: (typeof NODE_RUNTIMES)[number]): AgentPodSpec {
+  const objects = synthesizeMirror(
+    { name: 'quay', spec: { upstreamUrl: 'quay.io', masqueradeUrl: 'local.quay.io' }, source: 'test' },
+    runtime ? { nodeRuntime: runtime } : {},
+  );
+  const ds = objects.find((o) => o.kind === 'DaemonSet') as unknown as { spec: { template: { spec: AgentPodSpec } } };
+  return ds.spec.template.spec;
+}
+
+describe('NodeAgent construct, for each node runtime', () => {
+  it('defaults to containerd', () => {
+    expect(agentPod()).toEqual(agentPod('containerd'));
+  });
+
+  it.each(NODE_RUNTIMES)('%s: mounts exactly one host directory, unprivileged, with no capabilities', (runtime) => {
+    const pod = agentPod(runtime);
+    const hostPaths = pod.volumes.filter((v) => v.hostPath);
+    expect(hostPaths.map((v) => v.hostPath)).toEqual([{ path: NODE_CONFIG_DIRS[runtime], type: 'DirectoryOrCreate' }]);
+    const [c] = pod.containers;
+    expect(pod.containers).toHaveLength(1);
+    const env = Object.fromEntries(c.env.map((e) => [e.name, e.value]));
+    // the script writes where the host directory is mounted
+    const mount = c.volumeMounts.find((m) => m.name === hostPaths[0].name);
+    expect(mount?.mountPath).toBe(`/host${NODE_CONFIG_DIRS[runtime]}`);
+    expect(env.CONFIG_DIR).toBe(mount?.mountPath);
+    expect(env.NODE_RUNTIME).toBe(runtime);
+    expect(env.HOSTS).toBe('quay.io local.quay.io');
+    expect(c.securityContext).toMatchObject({
+      privileged: false,
+      allowPrivilegeEscalation: false,
+      readOnlyRootFilesystem: true,
+      capabilities: { drop: ['ALL'] },
+    });
+    expect(c.securityContext).not.toHaveProperty('capabilities.add');
+    expect([pod.hostNetwork, pod.hostPID, pod.hostIPC]).toEqual([undefined, undefined, undefined]);
+  });
+
+  it('k3s and RKE2 get their own certs.d, CRI-O its registries.conf.d', () => {
+    expect(NODE_CONFIG_DIRS).toEqual({
+      containerd: '/etc/containerd/certs.d',
+      k3s: '/var/lib/rancher/k3s/agent/etc/containerd/certs.d',
+      rke2: '/var/lib/rancher/rke2/agent/etc/containerd/certs.d',
+      'cri-o': '/etc/containers/registries.conf.d',
+    });
+  });
+});
 
 // The node agent script runs for real under /bin/sh, in a temp dir standing for the node's
 // /etc/containerd/certs.d. Address look-ups go through a stand-in `getent` on PATH that
@@ -24,6 +91,8 @@ interface Agent {
   certs: string;
   root: string;
   logs: () => string;
+  /** Exit code once the script has exited, else undefined. */
+  exitCode: () => number | null | undefined;
   setAddress: (addr: string) => Promise<void>;
   stop: () => Promise<number | null>;
 }
@@ -71,7 +140,7 @@ async function startAgent(
   const proc = spawn(busybox ? BUSYBOX! : 'sh', busybox ? ['sh', script] : [script], {
     env: {
       PATH: path,
-      CERTS_DIR: certs,
+      CONFIG_DIR: certs,
       HOSTS: 'quay.io',
       SERVER_URL: 'https://quay.io',
       SERVICE_NAME: 'registry-mirror-quay.kube-extra.svc.cluster.local',
@@ -84,6 +153,8 @@ async function startAgent(
   });
   running.push(proc);
   let out = '';
+  let exitCode: number | null | undefined;
+  proc.once('exit', (code) => (exitCode = code));
   proc.stdout.on('data', (d) => (out += d));
   proc.stderr.on('data', (d) => (out += d));
   return {
@@ -91,6 +162,7 @@ async function startAgent(
     certs,
     root,
     logs: () => out,
+    exitCode: () => exitCode,
     setAddress: (addr) => writeFile(addressFile, addr),
     stop: () =>
       new Promise((resolve) => {
@@ -184,7 +256,7 @@ describe('node agent', () => {
     const second = spawn('sh', [join(first.root, 'node-agent.sh')], {
       env: {
         PATH: process.env.PATH,
-        CERTS_DIR: first.certs,
+        CONFIG_DIR: first.certs,
         HOSTS: 'quay.io',
         SERVER_URL: 'https://quay.io',
         MIRROR_ADDRESS: '10.0.0.2',
@@ -210,10 +282,192 @@ describe('node agent', () => {
   });
 
   it('fails clearly when certs.d is not mounted', async () => {
-    const agent = await startAgent({ CERTS_DIR: '/nonexistent/certs.d' });
+    const agent = await startAgent({ CONFIG_DIR: '/nonexistent/certs.d' });
     const code = await new Promise((resolve) => agent.proc.once('exit', resolve));
     expect(code).toBe(1);
     expect(agent.logs()).toContain('/nonexistent/certs.d does not exist');
+  });
+});
+
+/** Wait for the script to exit; its exit code. */
+const exitOf = (agent: Agent): Promise<number | null> =>
+  until(
+    () => Promise.resolve(agent.exitCode() === undefined ? undefined : { code: agent.exitCode() }),
+    'the agent to exit',
+  ).then((e) => e.code ?? null);
+
+describe('node agent: what it refuses to use', () => {
+  it('runs no command hidden in SERVICE_HOST_VAR, which it evaluates only as a plain variable name', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'node-agent-eval-'));
+    const marker = join(root, 'injected');
+    const agent = await startAgent({ SERVICE_HOST_VAR: `PATH:-}"; touch ${marker}; : "\${PATH` });
+    // Before the fix the agent kept running and ran `touch` on its first look-up.
+    await until(
+      () => Promise.resolve(existsSync(marker) || agent.exitCode() !== undefined ? true : undefined),
+      'the agent to exit or run the command',
+    );
+    expect(existsSync(marker)).toBe(false);
+    expect(await exitOf(agent)).toBe(1);
+    expect(agent.logs()).toContain('SERVICE_HOST_VAR must be an environment variable name');
+  });
+
+  it('still reads a well-formed SERVICE_HOST_VAR', async () => {
+    const agent = await startAgent({ SERVICE_HOST_VAR: 'MIRROR_SVC_HOST_2', MIRROR_SVC_HOST_2: '10.0.0.9' });
+    expect(await until(() => read(join(agent.certs, 'quay.io', 'hosts.toml')), 'hosts.toml')).toBe(
+      hostsToml('10.0.0.9'),
+    );
+  });
+
+  it.each([
+    ['HOSTS', '../../etc', "HOSTS: '../../etc' is not a registry host"],
+    ['HOSTS', 'quay.io/evil', "HOSTS: 'quay.io/evil' is not a registry host"],
+    ['SERVER_URL', 'https://quay.io"\n[host."http://evil', 'SERVER_URL must be https://<host>[:port]'],
+    ['MIRROR_NAME', '../quay', 'MIRROR_NAME must be a Kubernetes object name'],
+    ['NODE_RUNTIME', 'docker', 'NODE_RUNTIME must be one of containerd, k3s, rke2, cri-o'],
+    ['SERVICE_PORT', '5000; rm', 'SERVICE_PORT must be a port number'],
+  ])('refuses %s=%j and writes nothing', async (name, value, message) => {
+    const agent = await startAgent({ [name]: value, MIRROR_ADDRESS: '10.0.0.1' });
+    expect(await exitOf(agent)).toBe(1);
+    expect(agent.logs()).toContain(message);
+    expect(await readdir(agent.certs)).toEqual([]);
+  });
+
+  it('ignores a looked-up address that is not one, rather than writing it into TOML', async () => {
+    const agent = await startAgent({});
+    await agent.setAddress('10.0.0.1"]\n[host."http://evil');
+    await until(
+      () => Promise.resolve(agent.logs().includes('ignoring the mirror address') ? true : undefined),
+      'the refusal',
+    );
+    expect(await readdir(agent.certs)).toEqual([]);
+  });
+});
+
+const dropIn = (addr: string, hosts: readonly string[], location = 'quay.io') =>
+  '# Written by the mirror-synth node agent (mirror quay). Restored when the agent stops.\n' +
+  hosts
+    .map(
+      (h) =>
+        `\n[[registry]]\nprefix = "${h}"\nlocation = "${location}"\n\n[[registry.mirror]]\nlocation = "${addr}:5000"\ninsecure = true\n`,
+    )
+    .join('');
+
+describe('node agent for CRI-O: a registries.conf.d drop-in', () => {
+  it('writes one drop-in for every host, the upstream as location, the mirror first', async () => {
+    const agent = await startAgent({ NODE_RUNTIME: 'cri-o', HOSTS: 'quay.io local.quay.io' });
+    await agent.setAddress('10.96.0.42');
+    const file = join(agent.certs, '50-mirror-synth-quay.conf');
+    expect(await until(() => read(file), 'the drop-in')).toBe(dropIn('10.96.0.42', ['quay.io', 'local.quay.io']));
+    expect(await readdir(agent.certs)).toEqual(['50-mirror-synth-quay.conf']);
+    await agent.setAddress('fd00::42');
+    await until(
+      async () => ((await read(file)) === dropIn('[fd00::42]', ['quay.io', 'local.quay.io']) ? true : undefined),
+      'the new address',
+    );
+    expect(await agent.stop()).toBe(0);
+    expect(await readdir(agent.certs)).toEqual([]);
+  });
+
+  it('keeps a same-named file it did not write, leaves other drop-ins alone, and restores the directory', async () => {
+    const foreign = '[[registry]]\nprefix = "quay.io"\nlocation = "quay.example.com"\n';
+    const agent = await startAgent({ NODE_RUNTIME: 'cri-o', MIRROR_ADDRESS: '10.0.0.1' }, async (dir) => {
+      await writeFile(join(dir, '50-mirror-synth-quay.conf'), foreign);
+      await writeFile(join(dir, '10-site.conf'), 'unqualified-search-registries = ["quay.io"]\n');
+    });
+    const before = {
+      '50-mirror-synth-quay.conf': foreign,
+      '10-site.conf': await read(join(agent.certs, '10-site.conf')),
+    };
+    const file = join(agent.certs, '50-mirror-synth-quay.conf');
+    await until(async () => ((await read(file)) === dropIn('10.0.0.1', ['quay.io']) ? true : undefined), 'the drop-in');
+    // the backup's name does not end in .conf, so containers/image never loads it
+    expect(await read(`${file}.mirror-synth-backup`)).toBe(foreign);
+    expect(await agent.stop()).toBe(0);
+    const after: Record<string, string> = {};
+    for (const f of await readdir(agent.certs)) after[f] = await read(join(agent.certs, f));
+    expect(after).toEqual(before);
+  });
+});
+
+describe('node agent for k3s and RKE2: their certs.d is regenerated when the service restarts', () => {
+  const k3sHosts =
+    '# File generated by k3s. DO NOT EDIT.\nserver = "https://quay.io"\n\n[host."https://registry.example.com/v2"]\n  capabilities = ["pull", "resolve"]\n';
+
+  it.each(['k3s', 'rke2'])(
+    '%s: rewrites within its interval, and restores what the service wrote last',
+    async (runtime) => {
+      const agent = await startAgent({
+        NODE_RUNTIME: runtime,
+        MIRROR_ADDRESS: '10.0.0.1',
+        HOSTS: 'quay.io local.quay.io',
+      });
+      const file = join(agent.certs, 'quay.io', 'hosts.toml');
+      await until(
+        async () => ((await read(file).catch(() => '')) === hostsToml('10.0.0.1') ? true : undefined),
+        'hosts.toml',
+      );
+      await until(() => read(join(agent.certs, 'local.quay.io', 'hosts.toml')), 'the second host');
+      // What k3s does on restart: remove the host dirs it manages or is about to write, write its own.
+      await rm(join(agent.certs, 'quay.io'), { recursive: true });
+      await rm(join(agent.certs, 'local.quay.io'), { recursive: true });
+      await mkdir(join(agent.certs, 'quay.io'), { mode: 0o700 });
+      await writeFile(join(agent.certs, 'quay.io', 'hosts.toml'), k3sHosts);
+      await until(async () => ((await read(file)) === hostsToml('10.0.0.1') ? true : undefined), 'the rewrite');
+      await until(() => read(join(agent.certs, 'local.quay.io', 'hosts.toml')), 'the second host again');
+      expect(await read(`${file}.mirror-synth-backup`)).toBe(k3sHosts);
+      expect(await agent.stop()).toBe(0);
+      expect(await readdir(agent.certs)).toEqual(['quay.io']);
+      expect(await readdir(join(agent.certs, 'quay.io'))).toEqual(['hosts.toml']);
+      expect(await read(file)).toBe(k3sHosts);
+    },
+  );
+});
+
+/** Whether this process may make a mount namespace with a bind mount (root, as in CI). */
+function canBindMount(): boolean {
+  try {
+    execFileSync('unshare', ['-m', 'sh', '-c', 'mount --bind / /mnt'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+// k3s and RKE2 before v1.28.13/v1.29.8/v1.30.5/v1.31.1 remove the whole certs.d on every start
+// and make it anew: the pod's bind mount then points at a deleted directory, where nothing
+// written reaches containerd (and nothing can be created). The agent must exit so the kubelet
+// restarts it with a mount of the new directory.
+describe.runIf(canBindMount())('node agent with its directory bind-mounted, as in the pod', () => {
+  it('exits within its interval when the node removes the mounted directory and makes it anew', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'node-agent-mount-'));
+    const host = join(root, 'host', 'certs.d');
+    const mnt = join(root, 'pod', 'certs.d');
+    await mkdir(host, { recursive: true });
+    await mkdir(mnt, { recursive: true });
+    const script = join(root, 'node-agent.sh');
+    await writeFile(script, NODE_AGENT_SCRIPT);
+    const proc = spawn('unshare', ['-m', 'sh', '-c', 'mount --bind "$0" "$1" && exec sh "$2"', host, mnt, script], {
+      env: {
+        PATH: process.env.PATH,
+        NODE_RUNTIME: 'k3s',
+        CONFIG_DIR: mnt,
+        HOSTS: 'quay.io',
+        SERVER_URL: 'https://quay.io',
+        MIRROR_ADDRESS: '10.0.0.1',
+        RESOLVE_INTERVAL: '1',
+        MIRROR_NAME: 'quay',
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    running.push(proc);
+    let out = '';
+    proc.stderr.on('data', (d) => (out += d));
+    const exited = new Promise<number | null>((resolve) => proc.once('exit', resolve));
+    await until(() => read(join(host, 'quay.io', 'hosts.toml')), 'hosts.toml through the mount');
+    await rm(host, { recursive: true });
+    await mkdir(host);
+    expect(await exited).toBe(3);
+    expect(out).toContain('was removed from the node; exiting so the container restarts');
   });
 });
 

@@ -11,7 +11,7 @@ import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 
 import { spawnTracked } from './processes.js';
-import { configMapData, containerEnv, type ManifestObject } from './registry.js';
+import { configMapData, containerEnv, findObject, type ManifestObject } from './registry.js';
 import { ensureTool } from './tools.js';
 import { waitFor } from './wait.js';
 
@@ -298,7 +298,7 @@ export async function writeHostsToml(hostsDir: string, registryHost: string, con
 export interface NodeAgentOptions {
   readonly name: string;
   readonly objects: readonly ManifestObject[];
-  /** Temp dir standing for the node's /etc/containerd/certs.d. */
+  /** Temp dir standing for the node's directory the agent mounts (certs.d, or registries.conf.d for CRI-O). */
   readonly certsDir: string;
   /** Address the agent would resolve the Service to (skips DNS). */
   readonly mirrorAddress: string;
@@ -336,8 +336,35 @@ export class NodeAgent {
 }
 
 /**
+ * The one host directory the node agent's DaemonSet mounts, after checking that it is the only
+ * hostPath volume and that the agent's CONFIG_DIR is where the pod sees it.
+ */
+export function agentHostDir(objects: readonly ManifestObject[], name: string): string {
+  const ds = findObject(objects, 'DaemonSet', `registry-mirror-${name}`) as unknown as {
+    spec: {
+      template: {
+        spec: {
+          volumes: { name: string; hostPath?: { path: string } }[];
+          containers: { name: string; volumeMounts?: { name: string; mountPath: string }[] }[];
+        };
+      };
+    };
+  };
+  const pod = ds.spec.template.spec;
+  const hostPaths = pod.volumes.filter((v) => v.hostPath);
+  if (hostPaths.length !== 1) throw new Error(`the node agent mounts ${hostPaths.length} host paths, not one`);
+  const mount = pod.containers
+    .find((c) => c.name === 'node-agent')
+    ?.volumeMounts?.find((m) => m.name === hostPaths[0].name);
+  const env = containerEnv(objects, 'DaemonSet', `registry-mirror-${name}`, 'node-agent');
+  if (!mount || env.CONFIG_DIR !== mount.mountPath)
+    throw new Error(`CONFIG_DIR '${env.CONFIG_DIR}' is not where the host path is mounted (${mount?.mountPath})`);
+  return hostPaths[0].hostPath!.path;
+}
+
+/**
  * Run the ConfigMap's node-agent.sh with `sh` and the DaemonSet container's env, overriding only
- * CERTS_DIR, MIRROR_ADDRESS, SERVICE_PORT and RESOLVE_INTERVAL.
+ * CONFIG_DIR, MIRROR_ADDRESS, SERVICE_PORT and RESOLVE_INTERVAL.
  */
 export async function startNodeAgent(opts: NodeAgentOptions): Promise<NodeAgent> {
   const script = configMapData(opts.objects, `registry-mirror-${opts.name}-agent`, 'node-agent.sh');
@@ -347,7 +374,7 @@ export async function startNodeAgent(opts: NodeAgentOptions): Promise<NodeAgent>
   const env = {
     PATH: process.env.PATH ?? '/usr/bin:/bin',
     ...containerEnv(opts.objects, 'DaemonSet', `registry-mirror-${opts.name}`, 'node-agent'),
-    CERTS_DIR: opts.certsDir,
+    CONFIG_DIR: opts.certsDir,
     MIRROR_ADDRESS: opts.mirrorAddress,
     SERVICE_PORT: String(opts.servicePort),
     RESOLVE_INTERVAL: String(opts.resolveIntervalSeconds ?? 1),

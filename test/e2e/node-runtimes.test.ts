@@ -1,0 +1,256 @@
+// Every node runtime, run for real: for each `--node-runtime`, the node agent script from the
+// synthesized ConfigMap runs with the DaemonSet's env in a temp root standing for the host (the
+// DaemonSet's one hostPath under it), and a real client pulls with what it wrote, through the
+// synthesized mirror in front of an authenticated TLS upstream:
+//   containerd, k3s, rke2  ctr (Debian's containerd 1.6) --hosts-dir <their certs.d>
+//   cri-o                  skopeo (containers/image, CRI-O's pull library) with the drop-in
+// Stopping the agent must leave each directory exactly as it was found.
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+
+import { NODE_RUNTIMES, type NodeRuntime } from '../../src/api/names.js';
+import { synthesizeMirror } from '../../src/synth/chart.js';
+import { agentHostDir, Containerd, type NodeAgent, snapshotDir, startNodeAgent } from '../support/containerd.js';
+import { buildImage, RegistryClient, type TestImage } from '../support/images.js';
+import {
+  type ManifestObject,
+  type RegistryProcess,
+  startSynthesizedMirror,
+  startUpstream,
+  type Upstream,
+  waitFor,
+} from '../support/registry.js';
+import { containersNode, type ContainersNode, CopyError, skopeoCopy } from '../support/skopeo.js';
+
+const NAME = 'nodes';
+const SECRET = 'upstream-creds';
+const USER = 'mirror-bot';
+const PASSWORD = 'first-Pa55word';
+
+let dir: string;
+let upstream: Upstream;
+let client: RegistryClient;
+let mirror: RegistryProcess;
+let images = 0;
+
+/** A new image on the upstream (a cold cache), with a multi-platform index. */
+async function newImage(): Promise<TestImage> {
+  const image = buildImage({ repository: `team/node${++images}`, tag: '1.0', layerSizes: [16 * 1024, 96 * 1024] });
+  await client.push(image);
+  return image;
+}
+
+function objectsFor(runtime: NodeRuntime): ManifestObject[] {
+  return synthesizeMirror(
+    { name: NAME, spec: { upstreamUrl: upstream.host, credentialsSecret: SECRET }, source: 'node-runtimes' },
+    { namespace: 'test', nodeRuntime: runtime },
+  );
+}
+
+function startAgentIn(objects: ManifestObject[], configDir: string, workDir: string): Promise<NodeAgent> {
+  return startNodeAgent({
+    name: NAME,
+    objects,
+    certsDir: configDir,
+    mirrorAddress: '127.0.0.1',
+    servicePort: mirror.port,
+    workDir,
+  });
+}
+
+const readOr = (path: string): Promise<string> => readFile(path, 'utf8').catch(() => '');
+
+beforeAll(async () => {
+  const binary = inject('registryBinary');
+  dir = await mkdtemp(join(tmpdir(), 'ms-rt-'));
+  upstream = await startUpstream({ binary, dir: join(dir, 'upstream'), username: USER, password: PASSWORD });
+  client = new RegistryClient({ url: upstream.url, username: USER, password: PASSWORD, ca: upstream.ca.caCert });
+  // The cache does not depend on the node runtime: one mirror serves every node below.
+  mirror = await startSynthesizedMirror({
+    binary,
+    dir: join(dir, 'mirror'),
+    name: NAME,
+    objects: objectsFor('containerd'),
+    secrets: { [SECRET]: { username: USER, password: PASSWORD } },
+    upstreamCaFile: upstream.ca.caCert,
+  });
+});
+
+afterAll(async () => {
+  client?.close();
+  await mirror?.dispose();
+  await upstream?.dispose();
+  if (dir && !process.env.MIRROR_SYNTH_KEEP_E2E) await rm(dir, { recursive: true, force: true });
+});
+
+describe.each(NODE_RUNTIMES.filter((r) => r !== 'cri-o'))(
+  '%s nodes: ctr --hosts-dir reads what the agent wrote',
+  (runtime) => {
+    let node: Containerd;
+    let root: string;
+
+    beforeAll(async () => {
+      root = join(dir, runtime);
+      node = await Containerd.start(join(dir, `ctrd-${runtime}`));
+    });
+    afterAll(async () => {
+      await node?.stop();
+    });
+
+    it('pulls through the mirror, keeps up with a regenerated directory, and restores it as found', async () => {
+      const objects = objectsFor(runtime);
+      const configDir = join(root, agentHostDir(objects, NAME));
+      // What the node had before: another registry's config and, for this upstream, a file of its own.
+      const own = `server = "https://${upstream.host}"\n\n[host."https://${upstream.host}"]\n  capabilities = ["pull", "resolve"]\n`;
+      await mkdir(join(configDir, 'other.example'), { recursive: true });
+      await writeFile(join(configDir, 'other.example', 'hosts.toml'), 'server = "https://other.example"\n');
+      await mkdir(join(configDir, upstream.host), { recursive: true });
+      await writeFile(join(configDir, upstream.host, 'hosts.toml'), own);
+      const before = await snapshotDir(configDir);
+
+      const agent = await startAgentIn(objects, configDir, join(root, 'agent'));
+      const file = join(configDir, upstream.host, 'hosts.toml');
+      const ours = async () => ((await readOr(file)).includes(`127.0.0.1:${mirror.port}`) ? true : undefined);
+      try {
+        await waitFor('the agent to write hosts.toml', ours);
+        const image = await newImage();
+        const mark = mirror.mark();
+        const pulled = await node.pull(image.refByTag(upstream.host), {
+          hostsDir: configDir,
+          caFile: upstream.ca.caCert,
+        });
+        expect(pulled.digest).toBe(image.digest);
+        expect(mirror.blobGets(mark).total).toBe(image.blobDigests('linux/amd64').length);
+
+        if (runtime !== 'containerd') {
+          // What k3s and RKE2 do when the service restarts: remove the host dirs they manage or
+          // are about to write (all of certs.d before v1.28.13/v1.29.8/v1.30.5/v1.31.1), write their own.
+          await rm(configDir, { recursive: true, maxRetries: 10 });
+          await mkdir(join(configDir, upstream.host), { recursive: true });
+          const generated = `# File generated by ${runtime}. DO NOT EDIT.\n${own}`;
+          await writeFile(file, generated);
+          await waitFor('the agent to rewrite hosts.toml', ours, 10_000);
+          const again = await newImage();
+          await node.forgetAll();
+          const mark2 = mirror.mark();
+          expect(
+            (await node.pull(again.refByTag(upstream.host), { hostsDir: configDir, caFile: upstream.ca.caCert }))
+              .digest,
+          ).toBe(again.digest);
+          expect(mirror.blobGets(mark2).total).toBe(again.blobDigests('linux/amd64').length);
+          // stopping now must give back what the service wrote last
+          const exit = await agent.terminate();
+          expect(exit.code, agent.output.join('\n')).toBe(0);
+          expect(await snapshotDir(configDir)).toEqual({
+            [`${upstream.host}/`]: '',
+            [`${upstream.host}/hosts.toml`]: generated,
+          });
+          return;
+        }
+      } finally {
+        await agent.terminate();
+      }
+      expect(await snapshotDir(configDir)).toEqual(before);
+    });
+  },
+);
+
+describe('cri-o nodes: skopeo with the agent drop-in', () => {
+  let node: ContainersNode;
+  let agent: NodeAgent;
+  let configDir: string;
+  let before: Record<string, string>;
+  let pulls = 0;
+  const dest = () => join(dir, 'crio-pulls', String(++pulls));
+  const site = 'unqualified-search-registries = ["docker.io"]\n';
+
+  beforeAll(async () => {
+    node = await containersNode(join(dir, 'crio'), upstream.ca.caCert);
+    // The agent writes where the DaemonSet's hostPath says, under a root standing for the host;
+    // skopeo reads that directory as its user drop-in directory (see test/support/skopeo.ts).
+    const objects = objectsFor('cri-o');
+    expect(agentHostDir(objects, NAME)).toBe('/etc/containers/registries.conf.d');
+    configDir = node.dropInDir;
+    await writeFile(join(configDir, '10-site.conf'), site);
+    before = await snapshotDir(configDir);
+    agent = await startAgentIn(objects, configDir, join(dir, 'crio', 'agent'));
+    await waitFor('the agent to write its drop-in', async () =>
+      (await readOr(join(configDir, `50-mirror-synth-${NAME}.conf`))).includes(`127.0.0.1:${mirror.port}`)
+        ? true
+        : undefined,
+    );
+  });
+  afterAll(async () => {
+    await agent?.terminate();
+  });
+
+  it('pulls through the mirror, which it tries first, without credentials of its own', async () => {
+    const image = await newImage();
+    const mark = upstream.mark();
+    const mirrorMark = mirror.mark();
+    const r = await skopeoCopy(node, image.refByTag(upstream.host), dest());
+    expect(r.tried).toEqual([`${mirror.host}/${image.repository}:${image.tag}`]);
+    expect(mirror.blobGets(mirrorMark, 'skopeo').total).toBe(image.blobDigests('linux/amd64').length);
+    // the node never talked to the upstream; the mirror did, with its credentials
+    expect(upstream.requests(mark).filter((q) => q.userAgent.includes('skopeo'))).toEqual([]);
+    expect(upstream.blobGets(mark).total).toBe(image.blobDigests('linux/amd64').length);
+  });
+
+  it('falls back to the upstream when the mirror is down', async () => {
+    const image = await newImage();
+    await mirror.stop();
+    try {
+      const mark = upstream.mark();
+      const r = await skopeoCopy(node, image.refByTag(upstream.host), dest(), { creds: `${USER}:${PASSWORD}` });
+      const ref = `${image.repository}:${image.tag}`;
+      expect(r.tried).toEqual([`${mirror.host}/${ref}`, `${upstream.host}/${ref}`]);
+      expect(upstream.blobGets(mark, 'skopeo').total).toBe(image.blobDigests('linux/amd64').length);
+    } finally {
+      await mirror.restart();
+    }
+  });
+
+  // containers/image picks the source once, on the first manifest: a mirror that answers it
+  // but fails anything after (a platform's manifest, a blob) fails the pull, with no fallback,
+  // although the node could have pulled from the upstream itself. Here: the mirror has the
+  // image's index cached, the upstream password was rotated before the mirror's Secret.
+  it('does not fall back once the mirror has answered the first manifest', async () => {
+    const image = await newImage();
+    await skopeoCopy(node, image.refByTag(upstream.host), dest()); // linux/amd64 through the mirror
+    const rotated = 'rotated-Pa55word';
+    await upstream.setPassword(rotated);
+    try {
+      const err = await skopeoCopy(node, image.refByTag(upstream.host), dest(), {
+        creds: `${USER}:${rotated}`,
+        arch: 'arm64',
+      }).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(err).toBeInstanceOf(CopyError);
+      const { message, output } = err as CopyError;
+      expect(message).toMatch(new RegExp(`reading manifest sha256:[0-9a-f]{64} in ${mirror.host}/`));
+      expect(message).toContain('unauthorized');
+      expect(output).not.toContain(`Trying to access \\"${upstream.host}/`);
+      // while a node without the drop-in pulls it from the upstream with the same credentials
+      const plain = await containersNode(join(dir, 'crio-plain'), upstream.ca.caCert);
+      const direct = await skopeoCopy(plain, image.refByTag(upstream.host), dest(), {
+        creds: `${USER}:${rotated}`,
+        arch: 'arm64',
+      });
+      expect(direct.tried).toEqual([`${upstream.host}/${image.repository}:${image.tag}`]);
+    } finally {
+      await upstream.setPassword(PASSWORD);
+    }
+  });
+
+  it('stopped, leaves registries.conf.d exactly as it found it', async () => {
+    const exit = await agent.terminate();
+    expect(exit.code, agent.output.join('\n')).toBe(0);
+    expect(await snapshotDir(configDir)).toEqual(before);
+    expect(before).toEqual({ '10-site.conf': site });
+  });
+});
