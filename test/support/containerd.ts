@@ -45,9 +45,16 @@ export class PullError extends Error {
   }
 }
 
+/** Which containerd to run: Debian's (on PATH) unless given. */
+export interface ContainerdBinaries {
+  readonly containerd: string;
+  readonly ctr: string;
+}
+
 export class Containerd {
   readonly address: string;
   private readonly logLines: string[] = [];
+  private ctrBinary = 'ctr';
 
   private constructor(
     readonly dir: string,
@@ -58,7 +65,7 @@ export class Containerd {
   }
 
   /** Start containerd in `dir` (socket paths must stay under ~100 characters: use a short temp dir). */
-  static async start(dir: string, namespace = 'e2e'): Promise<Containerd> {
+  static async start(dir: string, namespace = 'e2e', binaries?: ContainerdBinaries): Promise<Containerd> {
     await mkdir(dir, { recursive: true });
     const config = [
       'version = 2',
@@ -88,8 +95,11 @@ export class Containerd {
     const configPath = join(dir, 'config.toml');
     await writeFile(configPath, config);
     const log = createWriteStream(join(dir, 'containerd.log'));
-    const child = spawnTracked('containerd', ['--config', configPath], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawnTracked(binaries?.containerd ?? 'containerd', ['--config', configPath], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     const c = new Containerd(dir, namespace, child);
+    if (binaries) c.ctrBinary = binaries.ctr;
     for (const s of [child.stdout!, child.stderr!]) {
       s.on('data', (d: Buffer) => {
         log.write(d);
@@ -111,7 +121,7 @@ export class Containerd {
   async ctr(args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 120_000): Promise<string> {
     try {
       const { stdout, stderr } = await execFileAsync(
-        'ctr',
+        this.ctrBinary,
         ['--address', this.address, '-n', this.namespace, ...args],
         {
           env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
@@ -160,15 +170,15 @@ export class Containerd {
    * the next pull fetches everything again, as on a fresh node.
    */
   async forgetAll(): Promise<void> {
-    const refs = (await this.ctr(['images', 'ls', '-q'])).split('\n').filter(Boolean);
+    const refs = outputLines(await this.ctr(['images', 'ls', '-q']));
     if (refs.length > 0) await this.ctr(['images', 'rm', '--sync', ...refs]);
-    const leftover = (await this.ctr(['content', 'ls', '-q'])).split('\n').filter(Boolean);
+    const leftover = outputLines(await this.ctr(['content', 'ls', '-q']));
     if (leftover.length > 0) await this.ctr(['content', 'rm', ...leftover]);
   }
 
   /** Digests in the content store. */
   async content(): Promise<string[]> {
-    return (await this.ctr(['content', 'ls', '-q'])).split('\n').filter(Boolean);
+    return outputLines(await this.ctr(['content', 'ls', '-q']));
   }
 
   /** containerd's own log lines so far. */
@@ -185,6 +195,11 @@ export class Containerd {
     await exited;
     clearTimeout(timer);
   }
+}
+
+/** ctr's output lines without its log lines (containerd 2.x's ctr warns on stderr, e.g. about cgroup v1). */
+function outputLines(output: string): string[] {
+  return output.split('\n').filter((l) => l !== '' && !l.startsWith('time='));
 }
 
 /** `ctr content fetch` prints the resolved ref; take the index digest from its progress lines. */

@@ -224,6 +224,11 @@ export class RegistryProcess {
     return this.opts.name ?? 'registry';
   }
 
+  /** The storage root (REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY). */
+  get dataDir(): string {
+    return join(this.opts.dir, 'data');
+  }
+
   get running(): boolean {
     return this.child !== undefined && this.child.exitCode === null && this.child.signalCode === null;
   }
