@@ -1,9 +1,13 @@
 #!/usr/bin/env node
 // Runner for bench/datapath.ts: compiles it (bench/compile.mjs), then runs it.
 //
-//   node bench/datapath.mjs [--layer-mb 50] [--layers 4] [--concurrency 1,5,20] [--repeat 3] [--quick]
+//   node bench/datapath.mjs [--layer-mb 50] [--layers 4] [--concurrency 1,5,20] [--repeat 3]
+//                           [--rate-mib N] [--json] [--quick]
 //
 // --quick: 4 x 4 MiB, N = 1,5, one repeat (a smoke run of a few seconds).
+// --rate-mib: cap the upstream's sending rate (MiB/s, all connections together).
+// --json: print, as the last line, {"pulls": {...}, "concurrent": [{n, upstreamBytesRatio,
+//   p50Seconds, p99Seconds, front}]} with rows for each N with the front ("nginx") and without ("none").
 // Needs root, containerd (scripts/install-test-deps.sh) and the registry (tools/build.sh registry).
 // Results: printed, and written as JSON to bench/results/.
 import { parseArgs } from 'node:util';
@@ -16,6 +20,8 @@ const { values } = parseArgs({
     layers: { type: 'string', default: '4' },
     concurrency: { type: 'string', default: '1,5,20' },
     repeat: { type: 'string', default: '3' },
+    'rate-mib': { type: 'string', default: '0' },
+    json: { type: 'boolean', default: false },
     quick: { type: 'boolean', default: false },
   },
 });
@@ -32,5 +38,7 @@ for (const [k, v] of Object.entries(opts)) {
   if (bad) throw new Error(`bench/datapath: --${k} out of range: ${v}`);
 }
 
+const rateMiB = Number(values['rate-mib']);
+if (!(rateMiB >= 0 && rateMiB <= 10000)) throw new Error(`bench/datapath: --rate-mib out of range: ${rateMiB}`);
 const { runDatapath } = await import(compileBench('datapath'));
-await runDatapath({ ...opts, resultsDir });
+await runDatapath({ ...opts, rateMiB: rateMiB || undefined, json: values.json, resultsDir });

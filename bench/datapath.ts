@@ -4,12 +4,16 @@
 // fixed repetition counts: it always stops by itself.
 //
 //   node bench/datapath.mjs [--layer-mb 50] [--layers 4] [--concurrency 1,5,20] [--repeat 3]
+//                           [--rate-mib 0] [--json]
 //
 // Part 1, a real node (containerd 1.6, `ctr content fetch`, no unpack): pull time straight
 // from the upstream, cold through the mirror (empty cache), warm through the mirror.
 // Part 2, N concurrent cold pulls through one fresh mirror (N "nodes" as concurrent HTTP clients
 // that resolve, fetch every blob and verify its digest): pull time p50/p99 and the bytes the
-// upstream sent divided by the unique blob bytes (1.0 = each blob fetched once).
+// upstream sent divided by the unique blob bytes (1.0 = each blob fetched once), once with the
+// synthesized front (nginx) before Distribution and once with Distribution alone ("none").
+// --rate-mib N puts a TCP proxy capping the upstream's sending at N MiB/s (all connections
+// together) between the upstream and everyone: a slow or rate-limited registry.
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,11 +23,12 @@ import { Containerd, hostsToml, writeHostsToml } from '../test/support/container
 import { buildImage, RegistryClient, type TestImage } from '../test/support/images.js';
 import {
   type ManifestObject,
-  type RegistryProcess,
   startSynthesizedMirror,
   startUpstream,
+  type SynthesizedMirror,
   type Upstream,
 } from '../test/support/registry.js';
+import { ThrottledProxy } from '../test/support/throttle.js';
 import { ensureTool } from '../test/support/tools.js';
 
 export interface DatapathOptions {
@@ -32,8 +37,24 @@ export interface DatapathOptions {
   readonly concurrency: readonly number[];
   /** Repetitions of each part-1 measurement (the median is reported). */
   readonly repeat: number;
+  /** Print the summary (DatapathSummary) as one JSON line at the end. @default false */
+  readonly json?: boolean;
+  /** Cap on the upstream's sending rate, MiB/s. @default - none */
+  readonly rateMiB?: number;
   /** Where to write the JSON results. @default - not written */
   readonly resultsDir?: string;
+}
+
+/** What `--json` prints as the last line. */
+export interface DatapathSummary {
+  readonly pulls: { directSeconds: number; coldSeconds: number; warmSeconds: number };
+  readonly concurrent: {
+    n: number;
+    upstreamBytesRatio: number;
+    p50Seconds: number;
+    p99Seconds: number;
+    front: 'nginx' | 'none';
+  }[];
 }
 
 interface Stat {
@@ -48,6 +69,7 @@ export interface DatapathResult {
   readonly node: { direct: Stat; coldMirror: Stat; warmMirror: Stat };
   readonly concurrent: {
     n: number;
+    front: 'nginx' | 'none';
     cold: Stat;
     warm: Stat;
     upstreamBytes: number;
@@ -82,10 +104,20 @@ export async function runDatapath(
   const password = 'bench-Pa55';
   let upstream: Upstream | undefined;
   let node: Containerd | undefined;
-  const mirrors: RegistryProcess[] = [];
+  let throttle: ThrottledProxy | undefined;
+  const mirrors: SynthesizedMirror[] = [];
   try {
     upstream = await startUpstream({ binary, dir: join(dir, 'upstream'), username: user, password });
     const up = upstream;
+    // Everyone reaches the upstream through `host`: the throttle when there is one.
+    if (opts.rateMiB) {
+      throttle = await ThrottledProxy.start({
+        target: { host: '127.0.0.1', port: up.port },
+        bytesPerSecond: opts.rateMiB * MiB,
+      });
+      log(`upstream rate-limited to ${opts.rateMiB} MiB/s (all connections together)`);
+    }
+    const host = throttle?.host ?? up.host;
     const client = new RegistryClient({ url: up.url, username: user, password, ca: up.ca.caCert });
     log(`building ${opts.layers} layers of ${opts.layerMiB} MiB (linux/amd64) and pushing them to the upstream...`);
     const image: TestImage = buildImage({
@@ -99,14 +131,14 @@ export async function runDatapath(
     client.close();
     const bytes = image.bytes('linux/amd64');
     const blobs = image.blobDigests('linux/amd64').length;
-    log(`image ${image.refByTag(up.host)}: ${(bytes / MiB).toFixed(1)} MiB in ${blobs} blobs`);
+    log(`image ${image.refByTag(host)}: ${(bytes / MiB).toFixed(1)} MiB in ${blobs} blobs`);
 
     const objects = synthesizeMirror(
-      { name: 'bench', spec: { upstreamUrl: up.host, credentialsSecret: 'creds' }, source: 'bench/datapath.ts' },
+      { name: 'bench', spec: { upstreamUrl: host, credentialsSecret: 'creds' }, source: 'bench/datapath.ts' },
       { namespace: 'bench' },
     ) as unknown as ManifestObject[];
     let mirrorCount = 0;
-    const freshMirror = async (): Promise<RegistryProcess> => {
+    const freshMirror = async (front = true): Promise<SynthesizedMirror> => {
       const m = await startSynthesizedMirror({
         binary,
         dir: join(dir, `mirror${++mirrorCount}`),
@@ -114,12 +146,14 @@ export async function runDatapath(
         objects,
         secrets: { creds: { username: user, password } },
         upstreamCaFile: up.ca.caCert,
+        front,
       });
       mirrors.push(m);
       return m;
     };
-    const dispose = async (m: RegistryProcess): Promise<void> => {
+    const dispose = async (m: SynthesizedMirror): Promise<void> => {
       await m.dispose();
+      mirrors.splice(mirrors.indexOf(m), 1);
       await rm(join(dir, `mirror${mirrorCount}`), { recursive: true, force: true });
     };
 
@@ -127,11 +161,7 @@ export async function runDatapath(
     node = await Containerd.start(join(dir, 'node'));
     const n = node;
     const direct = join(dir, 'certs.d-direct');
-    await writeHostsToml(
-      direct,
-      up.host,
-      hostsToml(`https://${up.host}`, [{ url: `https://${up.host}`, ca: up.ca.caCert }]),
-    );
+    await writeHostsToml(direct, host, hostsToml(`https://${host}`, [{ url: `https://${host}`, ca: up.ca.caCert }]));
     const fetch = async (hostsDir: string, withUser: boolean): Promise<number> => {
       await n.forgetAll();
       const start = Date.now();
@@ -144,7 +174,7 @@ export async function runDatapath(
           '--platform',
           'linux/amd64',
           ...(withUser ? ['--user', `${user}:${password}`] : []),
-          image.refByTag(up.host),
+          image.refByTag(host),
         ],
         { SSL_CERT_FILE: up.ca.caCert },
         600_000,
@@ -162,7 +192,7 @@ export async function runDatapath(
       directMs.push(await fetch(direct, true));
       const m = await freshMirror();
       const viaMirror = join(dir, `certs.d-mirror${mirrorCount}`);
-      await writeHostsToml(viaMirror, up.host, hostsToml(`https://${up.host}`, [{ url: m.url }]));
+      await writeHostsToml(viaMirror, host, hostsToml(`https://${host}`, [{ url: m.url }]));
       coldMs.push(await fetch(viaMirror, false));
       warmMs.push(await fetch(viaMirror, false));
       await dispose(m);
@@ -176,8 +206,8 @@ export async function runDatapath(
 
     // --- Part 2: N concurrent cold pulls through one fresh mirror
     const concurrent: DatapathResult['concurrent'] = [];
-    for (const count of opts.concurrency) {
-      const m = await freshMirror();
+    for (const [count, front] of opts.concurrency.flatMap((c) => [[c, 'nginx'] as const, [c, 'none'] as const])) {
+      const m = await freshMirror(front === 'nginx');
       const mark = up.mark();
       const pullAll = async (): Promise<number[]> =>
         Promise.all(
@@ -200,6 +230,7 @@ export async function runDatapath(
       await dispose(m);
       const row = {
         n: count,
+        front,
         cold: stat(cold),
         warm: stat(warm),
         upstreamBytes: gets.bytes,
@@ -209,7 +240,7 @@ export async function runDatapath(
       };
       concurrent.push(row);
       log(
-        `  N=${count}: cold p50 ${fmt(row.cold.p50)} p99 ${fmt(row.cold.p99)}; warm p50 ${fmt(row.warm.p50)} p99 ${fmt(row.warm.p99)}; ` +
+        `  N=${count} front=${front}: cold p50 ${fmt(row.cold.p50)} p99 ${fmt(row.cold.p99)}; warm p50 ${fmt(row.warm.p50)} p99 ${fmt(row.warm.p99)}; ` +
           `upstream sent ${(gets.bytes / MiB).toFixed(0)} MiB in ${gets.total} blob GETs = ${row.ratio.toFixed(2)}x the unique bytes`,
       );
     }
@@ -226,13 +257,35 @@ export async function runDatapath(
       await writeFile(file, JSON.stringify({ options: opts, result }, null, 2) + '\n');
       log(`results: ${file}`);
     }
+    if (opts.json) log(JSON.stringify(summary(result)));
     return result;
   } finally {
     await node?.stop();
     for (const m of mirrors) await m.dispose();
+    await throttle?.stop();
     await upstream?.dispose();
     await rm(dir, { recursive: true, force: true });
   }
+}
+
+const seconds = (ms: number): number => Math.round(ms) / 1000;
+
+/** The --json line: the shape issue 8 names. */
+export function summary(r: DatapathResult): DatapathSummary {
+  return {
+    pulls: {
+      directSeconds: seconds(r.node.direct.p50),
+      coldSeconds: seconds(r.node.coldMirror.p50),
+      warmSeconds: seconds(r.node.warmMirror.p50),
+    },
+    concurrent: r.concurrent.map((c) => ({
+      n: c.n,
+      upstreamBytesRatio: Math.round(c.ratio * 1000) / 1000,
+      p50Seconds: seconds(c.cold.p50),
+      p99Seconds: seconds(c.cold.p99),
+      front: c.front,
+    })),
+  };
 }
 
 function report(r: DatapathResult, log: (line: string) => void): void {
@@ -251,11 +304,11 @@ function report(r: DatapathResult, log: (line: string) => void): void {
   }
   log('');
   log(
-    'concurrent cold pulls   cold p50   cold p99   warm p50   warm p99   upstream bytes / unique bytes   blob GETs upstream',
+    'concurrent cold pulls  front   cold p50   cold p99   warm p50   warm p99   upstream bytes / unique bytes   blob GETs upstream',
   );
   for (const c of r.concurrent) {
     log(
-      `N=${String(c.n).padEnd(21)} ${fmt(c.cold.p50).padStart(8)}   ${fmt(c.cold.p99).padStart(8)}   ${fmt(c.warm.p50).padStart(8)}   ${fmt(c.warm.p99).padStart(8)}   ${c.ratio.toFixed(2).padStart(29)}   ${String(c.upstreamBlobGets).padStart(18)}`,
+      `N=${String(c.n).padEnd(20)} ${c.front.padEnd(6)} ${fmt(c.cold.p50).padStart(8)}   ${fmt(c.cold.p99).padStart(8)}   ${fmt(c.warm.p50).padStart(8)}   ${fmt(c.warm.p99).padStart(8)}   ${c.ratio.toFixed(2).padStart(29)}   ${String(c.upstreamBlobGets).padStart(18)}`,
     );
   }
 }

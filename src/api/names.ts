@@ -65,8 +65,12 @@ export type NodeRuntime = (typeof NODE_RUNTIMES)[number];
 export const DEFAULT_NODE_RUNTIME: NodeRuntime = 'containerd';
 
 /** Ports. */
+/** The port nodes pull from: the front (nginx) in the cache pod, and the Services. */
 export const REGISTRY_PORT = 5000;
+/** Distribution's debug server: /metrics and /debug/health. */
 export const REGISTRY_DEBUG_PORT = 5001;
+/** Distribution's registry API, on the pod's loopback only: the front is its one client. */
+export const DISTRIBUTION_PORT = 5002;
 /** The controller's /metrics (and, unless told otherwise, /healthz and /readyz). */
 export const CONTROLLER_METRICS_PORT = 8080;
 

@@ -21,3 +21,8 @@ function asset(name: string): string {
 export function nodeAgentScript(): string {
   return asset('node-agent.sh');
 }
+
+/** Distribution's proxy.exec credential helper, a POSIX sh script (assets/credential-helper.sh). */
+export function credentialHelperScript(): string {
+  return asset('credential-helper.sh');
+}

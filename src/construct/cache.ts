@@ -1,16 +1,38 @@
 /**
- * The cache: CNCF Distribution in proxy mode, as a StatefulSet with a volume per replica, its
- * config.yml in a ConfigMap, a ClusterIP Service for the nodes and a headless Service.
+ * The cache: a StatefulSet with a volume per replica whose pods run the front (nginx, on the
+ * port nodes pull from) and CNCF Distribution in proxy mode behind it; one ConfigMap with
+ * Distribution's config.yml, its credential helper and the front's nginx.conf; a ClusterIP
+ * Service for the nodes and a headless Service. Both caches share the volume: Distribution
+ * keeps what it fetched for the proxy TTL, the front keeps recently used digests within
+ * FRONT_MAX_SHARE of it (see front.ts).
  */
 import {
   CONFIG_HASH_ANNOTATION,
   CREDENTIALS_HASH_ANNOTATION,
   DEFAULT_STORAGE,
+  DISTRIBUTION_PORT,
   REGISTRY_DEBUG_PORT,
   REGISTRY_PORT,
 } from '../api/names.js';
-import { REGISTRY_CONFIG_PATH, REGISTRY_STORAGE_PATH, renderDistributionConfig } from './distribution-config.js';
-import { REGISTRY_IMAGE } from './images.js';
+import { credentialHelperScript } from './assets.js';
+import {
+  CREDENTIAL_HELPER_FILE,
+  CREDENTIALS_DIR,
+  REGISTRY_CONFIG_DIR,
+  REGISTRY_CONFIG_PATH,
+  REGISTRY_STORAGE_PATH,
+  renderDistributionConfig,
+} from './distribution-config.js';
+import {
+  FRONT_CONFIG_DIR,
+  FRONT_CONFIG_FILE,
+  FRONT_TMP_PATH,
+  frontReadinessScript,
+  frontSizing,
+  quantityBytes,
+  renderFrontConfig,
+} from './front.js';
+import { FRONT_IMAGE, REGISTRY_IMAGE } from './images.js';
 import { k8s } from './k8s.js';
 import type { MirrorParts } from './parts.js';
 import { RESTRICTED_CONTAINER, RUNTIME_DEFAULT_SECCOMP, configHash, quantities, quantity } from './pod.js';
@@ -39,10 +61,20 @@ export class MirrorCache {
     const labels = parts.labelsFor('cache');
     const selector = parts.selectorFor('cache');
 
-    const configYml = renderDistributionConfig({ mirrorName: parts.mirrorName, upstreamUrl: spec.upstreamUrl });
+    const credentials = spec.credentialsSecret !== undefined;
+    const sizing = frontSizing(quantityBytes(this.storage));
+    const data: Record<string, string> = {
+      'config.yml': renderDistributionConfig({
+        mirrorName: parts.mirrorName,
+        upstreamUrl: spec.upstreamUrl,
+        credentials,
+      }),
+      [FRONT_CONFIG_FILE]: renderFrontConfig({ mirrorName: parts.mirrorName, sizing }),
+    };
+    if (credentials) data[CREDENTIAL_HELPER_FILE] = credentialHelperScript();
     this.config = new k8s.KubeConfigMap(scope, 'CacheConfig', {
       metadata: { name: `${name}-config`, namespace, labels },
-      data: { 'config.yml': configYml },
+      data,
     });
 
     this.headlessService = new k8s.KubeService(scope, 'HeadlessService', {
@@ -66,20 +98,27 @@ export class MirrorCache {
       },
     });
 
-    const credentialsEnv: k8s.EnvVar[] = spec.credentialsSecret
-      ? (['username', 'password'] as const).map((key) => ({
-          name: `REGISTRY_PROXY_${key.toUpperCase()}`,
-          valueFrom: { secretKeyRef: { name: spec.credentialsSecret!, key } },
-        }))
-      : [];
-    const annotations: Record<string, string> = { [CONFIG_HASH_ANNOTATION]: configHash(configYml) };
+    const annotations: Record<string, string> = {
+      [CONFIG_HASH_ANNOTATION]: configHash(
+        Object.keys(data)
+          .sort()
+          .map((k) => `${k}\n${data[k]}`)
+          .join('\n'),
+      ),
+    };
     if (props.credentialsHash !== undefined) annotations[CREDENTIALS_HASH_ANNOTATION] = props.credentialsHash;
-    const httpProbe = (periodSeconds: number, failureThreshold: number): k8s.Probe => ({
-      httpGet: { path: '/', port: k8s.IntOrString.fromString('http') },
+    const probe = (
+      action: Pick<k8s.Probe, 'httpGet' | 'exec' | 'tcpSocket'>,
+      periodSeconds: number,
+      failureThreshold: number,
+    ): k8s.Probe => ({
+      ...action,
       periodSeconds,
       failureThreshold,
       timeoutSeconds: 5,
     });
+    // Distribution's /debug/health answers 503 while a health check (the storage driver) fails.
+    const registryHealth = { httpGet: { path: '/debug/health', port: k8s.IntOrString.fromString('metrics') } };
 
     this.statefulSet = new k8s.KubeStatefulSet(scope, 'Cache', {
       metadata: { name, namespace, labels },
@@ -110,31 +149,79 @@ export class MirrorCache {
             imagePullSecrets: parts.imagePullSecrets,
             containers: [
               {
+                name: 'front',
+                image: withRegistry(FRONT_IMAGE, spec.imageRegistry),
+                command: ['nginx', '-c', `${FRONT_CONFIG_DIR}/${FRONT_CONFIG_FILE}`, '-g', 'daemon off;'],
+                ports: [{ name: 'http', containerPort: REGISTRY_PORT }],
+                resources: {
+                  requests: quantities({ cpu: '50m', memory: '32Mi' }),
+                  limits: quantities({ memory: '256Mi' }),
+                },
+                // Out of the Service when the volume is full or Distribution is not healthy: nodes fall back.
+                readinessProbe: probe(
+                  { exec: { command: ['sh', '-c', frontReadinessScript(sizing.readyMinFreeKiB)] } },
+                  5,
+                  1,
+                ),
+                livenessProbe: probe({ tcpSocket: { port: k8s.IntOrString.fromString('http') } }, 20, 6),
+                securityContext: RESTRICTED_CONTAINER,
+                volumeMounts: [
+                  { name: 'front-config', mountPath: FRONT_CONFIG_DIR, readOnly: true },
+                  { name: 'cache', mountPath: REGISTRY_STORAGE_PATH },
+                  { name: 'front-tmp', mountPath: FRONT_TMP_PATH },
+                ],
+              },
+              {
                 name: 'registry',
                 image: withRegistry(REGISTRY_IMAGE, spec.imageRegistry),
                 command: ['registry', 'serve', REGISTRY_CONFIG_PATH],
                 ports: [
-                  { name: 'http', containerPort: REGISTRY_PORT },
+                  { name: 'registry', containerPort: DISTRIBUTION_PORT },
                   { name: 'metrics', containerPort: REGISTRY_DEBUG_PORT },
                 ],
-                env: [{ name: 'OTEL_TRACES_EXPORTER', value: 'none' }, ...credentialsEnv],
+                env: [
+                  { name: 'OTEL_TRACES_EXPORTER', value: 'none' },
+                  ...(credentials ? [{ name: 'CREDENTIALS_DIR', value: CREDENTIALS_DIR }] : []),
+                ],
                 resources: {
                   requests: quantities(spec.resources?.requests ?? { cpu: '100m', memory: '128Mi' }),
                   limits: quantities(spec.resources?.limits ?? { memory: '1Gi' }),
                 },
-                readinessProbe: httpProbe(10, 3),
-                livenessProbe: httpProbe(20, 6),
+                readinessProbe: probe(registryHealth, 10, 3),
+                livenessProbe: probe(registryHealth, 20, 6),
                 securityContext: RESTRICTED_CONTAINER,
                 volumeMounts: [
-                  { name: 'config', mountPath: '/etc/distribution', readOnly: true },
+                  { name: 'config', mountPath: REGISTRY_CONFIG_DIR, readOnly: true },
                   { name: 'cache', mountPath: REGISTRY_STORAGE_PATH },
                   { name: 'tmp', mountPath: '/tmp' },
+                  ...(credentials ? [{ name: 'credentials', mountPath: CREDENTIALS_DIR, readOnly: true }] : []),
                 ],
               },
             ],
             volumes: [
-              { name: 'config', configMap: { name: this.config.name } },
+              {
+                name: 'config',
+                configMap: {
+                  name: this.config.name,
+                  items: ['config.yml', ...(credentials ? [CREDENTIAL_HELPER_FILE] : [])].map((key) => ({
+                    key,
+                    path: key,
+                  })),
+                  // The credential helper is run by Distribution, so it must be executable.
+                  defaultMode: 0o555,
+                },
+              },
+              {
+                name: 'front-config',
+                configMap: { name: this.config.name, items: [{ key: FRONT_CONFIG_FILE, path: FRONT_CONFIG_FILE }] },
+              },
               { name: 'tmp', emptyDir: {} },
+              { name: 'front-tmp', emptyDir: {} },
+              // A volume, not env vars: the kubelet updates the files when the Secret changes, and
+              // the helper reads them again after CREDENTIALS_LIFETIME, without a restart.
+              ...(credentials
+                ? [{ name: 'credentials', secret: { secretName: spec.credentialsSecret, defaultMode: 0o440 } }]
+                : []),
             ],
           },
         },

@@ -1,18 +1,37 @@
 /**
  * The CNCF Distribution (registry v3) configuration for a pull-through cache. Pure: spec in,
- * config.yml text out. It holds no secret: upstream credentials reach the registry only as
- * REGISTRY_PROXY_USERNAME / REGISTRY_PROXY_PASSWORD env vars from a Secret.
+ * config.yml text out. It holds no secret: upstream credentials reach the registry through
+ * Distribution's `proxy.exec` credential helper (assets/credential-helper.sh), which reads the
+ * credentials Secret mounted as a volume. Unlike `proxy.username`/`password`, that path makes
+ * no call to the upstream at start (distribution #4038), so a cache restarted during an
+ * upstream outage starts and serves what it has.
  */
 import { stringify } from 'yaml';
-import { REGISTRY_DEBUG_PORT, REGISTRY_PORT } from '../api/names.js';
 import { upstreamServerUrl } from '../api/hosts.js';
+import { DISTRIBUTION_PORT, REGISTRY_DEBUG_PORT } from '../api/names.js';
 
-export const REGISTRY_CONFIG_PATH = '/etc/distribution/config.yml';
+export const REGISTRY_CONFIG_DIR = '/etc/distribution';
+export const REGISTRY_CONFIG_PATH = `${REGISTRY_CONFIG_DIR}/config.yml`;
 export const REGISTRY_STORAGE_PATH = '/var/lib/registry';
+/** The credential helper, from the cache ConfigMap (mounted executable beside config.yml). */
+export const CREDENTIAL_HELPER_FILE = 'credential-helper.sh';
+export const CREDENTIAL_HELPER_PATH = `${REGISTRY_CONFIG_DIR}/${CREDENTIAL_HELPER_FILE}`;
+/** Where the credentials Secret is mounted; the helper reads `username` and `password` there. */
+export const CREDENTIALS_DIR = '/etc/mirror-synth/credentials';
+/**
+ * How long Distribution reuses what the helper printed before running it again: a rotated
+ * Secret is used at most this long after the kubelet has updated the mounted files.
+ */
+export const CREDENTIALS_LIFETIME = '30s';
 
 export interface DistributionConfigProps {
   readonly mirrorName: string;
   readonly upstreamUrl: string;
+  /**
+   * Authenticate upstream with the credentials the helper reads from the mounted Secret.
+   * @default false - anonymous
+   */
+  readonly credentials?: boolean;
 }
 
 export function distributionConfig(props: DistributionConfigProps): Record<string, unknown> {
@@ -32,12 +51,17 @@ export function distributionConfig(props: DistributionConfigProps): Record<strin
       maintenance: { uploadpurging: { enabled: true, age: '168h', interval: '24h', dryrun: false } },
     },
     http: {
-      addr: `:${REGISTRY_PORT}`,
+      // Only the front, in the same pod, talks to Distribution.
+      addr: `127.0.0.1:${DISTRIBUTION_PORT}`,
       headers: { 'X-Content-Type-Options': ['nosniff'] },
       debug: { addr: `:${REGISTRY_DEBUG_PORT}`, prometheus: { enabled: true, path: '/metrics' } },
     },
     health: { storagedriver: { enabled: true, interval: '10s', threshold: 3 } },
-    proxy: { remoteurl: upstreamServerUrl(props.upstreamUrl), ttl: '168h' },
+    proxy: {
+      remoteurl: upstreamServerUrl(props.upstreamUrl),
+      ttl: '168h',
+      ...(props.credentials ? { exec: { command: CREDENTIAL_HELPER_PATH, lifetime: CREDENTIALS_LIFETIME } } : {}),
+    },
   };
 }
 

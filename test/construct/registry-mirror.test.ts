@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { synthesizeMirror } from '../../src/synth/chart.js';
 import type { KubeObject } from '../../src/api/kube-object.js';
 import { CREDENTIALS_HASH_ANNOTATION } from '../../src/api/names.js';
-import { REGISTRY_IMAGE } from '../../src/construct/images.js';
+import { FRONT_IMAGE, REGISTRY_IMAGE } from '../../src/construct/images.js';
 import { RegistryMirror } from '../../src/construct/registry-mirror.js';
 import type { MirrorSpec } from '../../src/api/schema.js';
 
@@ -54,12 +54,49 @@ describe('RegistryMirror construct', () => {
     const config = find(objs, 'ConfigMap', 'registry-mirror-quay-config').data!['config.yml'];
     expect(config).toContain('remoteurl: https://quay.io');
     expect(config).not.toMatch(/username|password/);
-    const registry = container(find(objs, 'StatefulSet', 'registry-mirror-quay'), 'registry');
+    // Credentials come from the helper reading the Secret as a volume, not from env vars.
+    expect(config).toContain('command: /etc/distribution/credential-helper.sh');
+    expect(config).toContain('lifetime: 30s');
+    const sts = find(objs, 'StatefulSet', 'registry-mirror-quay');
+    const registry = container(sts, 'registry');
     expect(registry.image).toBe(REGISTRY_IMAGE);
-    expect(registry.env.filter((e: { valueFrom?: unknown }) => e.valueFrom)).toEqual([
-      { name: 'REGISTRY_PROXY_USERNAME', valueFrom: { secretKeyRef: { name: 'quay-creds', key: 'username' } } },
-      { name: 'REGISTRY_PROXY_PASSWORD', valueFrom: { secretKeyRef: { name: 'quay-creds', key: 'password' } } },
+    expect(registry.env.filter((e: { valueFrom?: unknown }) => e.valueFrom)).toEqual([]);
+    expect(podSpec(sts).volumes).toContainEqual({
+      name: 'credentials',
+      secret: { secretName: 'quay-creds', defaultMode: 0o440 },
+    });
+    expect(registry.volumeMounts).toContainEqual({
+      name: 'credentials',
+      mountPath: '/etc/mirror-synth/credentials',
+      readOnly: true,
+    });
+  });
+
+  it('runs anonymously, without the helper or a Secret volume, when no credentialsSecret is set', () => {
+    const objs = synth({ upstreamUrl: 'quay.io' });
+    const cm = find(objs, 'ConfigMap', 'registry-mirror-quay-config').data!;
+    expect(Object.keys(cm).sort()).toEqual(['config.yml', 'nginx.conf']);
+    expect(cm['config.yml']).not.toContain('exec');
+    expect(JSON.stringify(podSpec(find(objs, 'StatefulSet', 'registry-mirror-quay')))).not.toContain('secret');
+  });
+
+  it('puts the front on the port nodes pull from, Distribution behind it on loopback', () => {
+    const objs = synth({ upstreamUrl: 'quay.io' });
+    const sts = find(objs, 'StatefulSet', 'registry-mirror-quay');
+    expect(podSpec(sts).containers.map((c: { name: string }) => c.name)).toEqual(['front', 'registry']);
+    const front = container(sts, 'front');
+    expect(front.image).toBe(FRONT_IMAGE);
+    expect(front.ports).toEqual([{ name: 'http', containerPort: 5000 }]);
+    expect(front.readinessProbe.exec.command[2]).toContain('/mirror-synth/ready');
+    expect(find(objs, 'ConfigMap', 'registry-mirror-quay-config').data!['config.yml']).toContain(
+      'addr: 127.0.0.1:5002',
+    );
+    expect(find(objs, 'Service', 'registry-mirror-quay').spec.ports).toEqual([
+      { name: 'http', port: 5000, targetPort: 'http' },
     ]);
+    // both containers share the cache volume
+    for (const c of podSpec(sts).containers)
+      expect(c.volumeMounts).toContainEqual({ name: 'cache', mountPath: '/var/lib/registry' });
   });
 
   it('sends Docker Hub to registry-1.docker.io and configures the docker.io host on nodes', () => {
@@ -153,7 +190,10 @@ describe('RegistryMirror construct', () => {
   it('pulls its images from the override registry in air-gapped clusters', () => {
     const objs = synth({ upstreamUrl: 'quay.io', imageRegistry: 'harbor.local:8443/hub' });
     expect(container(find(objs, 'StatefulSet', 'registry-mirror-quay'), 'registry').image).toBe(
-      'harbor.local:8443/hub/library/registry:3.1.1',
+      'harbor.local:8443/hub/library/registry:3.1.2',
+    );
+    expect(container(find(objs, 'StatefulSet', 'registry-mirror-quay'), 'front').image).toBe(
+      'harbor.local:8443/hub/nginxinc/nginx-unprivileged:1.30.4-alpine',
     );
     expect(container(find(objs, 'DaemonSet', 'registry-mirror-quay'), 'node-agent').image).toMatch(
       /^harbor\.local:8443\/hub\/library\/busybox:/,

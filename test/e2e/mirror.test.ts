@@ -1,7 +1,9 @@
-// A synthesized mirror, run for real: Distribution with the exact config.yml and env that
-// synthesizeMirror produces (only its address, storage dir and debug address overridden), the
-// node agent script with its DaemonSet env (only certs dir, mirror address, port, interval
-// overridden), an authenticated TLS upstream, and a containerd pulling as a node does.
+// A synthesized mirror, run for real: the cache pod's front (Debian's nginx with the exact
+// nginx.conf) and Distribution behind it with the exact config.yml, env and credential helper
+// that synthesizeMirror produces (only addresses, storage and mount paths overridden: see
+// test/support/registry.ts SynthesizedMirror), the node agent script with its DaemonSet env
+// (only certs dir, mirror address, port, interval overridden), an authenticated TLS upstream,
+// and a containerd pulling as a node does.
 //
 // The only thing added that a cluster would not have: SSL_CERT_FILE pointing at the test CA,
 // for the mirror and for ctr, because the upstream's certificate is self-signed.
@@ -23,10 +25,9 @@ import {
 import { buildImage, RegistryClient, type TestImage } from '../support/images.js';
 import {
   type ManifestObject,
-  mirrorEnv,
-  type RegistryProcess,
   type SecretData,
   startSynthesizedMirror,
+  type SynthesizedMirror,
   startUpstream,
   type Upstream,
   waitFor,
@@ -44,7 +45,7 @@ describe('a synthesized mirror between containerd and an authenticated upstream'
   let node: Containerd;
   let objects: ManifestObject[];
   let secrets: SecretData;
-  let mirror: RegistryProcess;
+  let mirror: SynthesizedMirror;
   let agent: NodeAgent;
   let certsDir: string;
   let imageCount = 0;
@@ -63,9 +64,10 @@ describe('a synthesized mirror between containerd and an authenticated upstream'
     return result.digest;
   }
 
-  function restartMirror(secretValues: { username: string; password: string }): Promise<void> {
+  /** Change the mounted Secret's files, as the kubelet does after the Secret changes. */
+  function updateSecret(secretValues: { username: string; password: string }): Promise<void> {
     secrets = { [SECRET]: secretValues };
-    return mirror.restart({ env: mirrorEnv({ name: NAME, objects, secrets, upstreamCaFile: upstream.ca.caCert }) });
+    return mirror.updateSecret(secrets);
   }
 
   beforeAll(async () => {
@@ -149,7 +151,7 @@ describe('a synthesized mirror between containerd and an authenticated upstream'
   it('the upstream sends each blob once, however often and for whichever platform nodes pull', async () => {
     const image = await newImage();
     const mark = upstream.mark();
-    const mirrorMark = mirror.mark();
+    const frontMark = await mirror.front!.mark();
     const blobGets200 = { handler: 'blob', method: 'get', code: '200' };
     const metricBefore = await upstream.metric('registry_http_requests_total', blobGets200);
     for (let i = 0; i < 3; i++) await freshPull(image.refByTag(upstream.host));
@@ -162,8 +164,10 @@ describe('a synthesized mirror between containerd and an authenticated upstream'
     for (const [digest, n] of gets.byDigest) expect({ digest, n }).toEqual({ digest, n: 1 });
     // the upstream's own Prometheus counter agrees with its log
     expect((await upstream.metric('registry_http_requests_total', blobGets200)) - metricBefore).toBe(wanted.size);
-    // while the mirror served every one of the five pulls in full
-    expect(mirror.blobGets(mirrorMark).total).toBe(5 * image.blobDigests('linux/amd64').length);
+    // while the mirror served every one of the five pulls in full, the later ones from the front's cache
+    const served = await mirror.front!.blobGets(frontMark);
+    expect(served.total).toBe(5 * image.blobDigests('linux/amd64').length);
+    expect(served.byCache.HIT).toBeGreaterThanOrEqual(3 * image.blobDigests('linux/amd64').length);
   });
 
   it('with the upstream down, images pulled before still pull by tag and by digest', async () => {
@@ -197,62 +201,109 @@ describe('a synthesized mirror between containerd and an authenticated upstream'
     }
   });
 
-  it('a mirror (re)started while the upstream is down exits at once (Distribution panics in NewApp)', async () => {
-    // Measured, not assumed: registry v3.1.1 pings the upstream while starting and panics if it
-    // cannot connect, even with a warm cache. A mirror pod restarted during an outage crash-loops.
+  it('a mirror restarted while the upstream is down starts and serves what it has, by tag and by digest', async () => {
+    // proxy.exec makes no call upstream at start (proxy.username/password panics: distribution #4038).
+    const cached = await newImage();
+    await freshPull(cached.refByTag(upstream.host));
     await upstream.stop();
     try {
-      await expect(mirror.restart()).rejects.toThrow(/exited \(code 2\) before answering/);
-      expect(mirror.rawOutput()).toMatch(/^panic: .*connect: connection refused/m);
+      await mirror.restart();
+      expect(mirror.distribution.rawOutput()).not.toMatch(/panic/);
+      const mark = mirror.distribution.mark();
+      // A tag is answered with the manifest it last resolved to (stale while the upstream is down).
+      expect(await freshPull(cached.refByTag(upstream.host))).toBe(cached.digest);
+      expect(await freshPull(cached.refByDigest(upstream.host))).toBe(cached.digest);
+      expect(mirror.distribution.requests(mark).some((r) => r.uri.includes(`/manifests/${cached.tag}`))).toBe(true);
     } finally {
       await upstream.restart();
+    }
+  });
+
+  it('wrong upstream credentials: the node falls back to the upstream, the mirror log says why, without the password', async () => {
+    const wrong = 'not-the-Pa55word';
+    const image = await newImage();
+    await updateSecret({ username: USER, password: wrong });
+    await mirror.restart(); // at once, rather than after the helper's lifetime
+    const mark = mirror.distribution.mark();
+    try {
+      const upMark = upstream.mark();
+      // The front answers 404 for what Distribution cannot get (the upstream's 401, passed on by
+      // Distribution 3.1.2), so containerd tries the upstream itself, with the node's credentials.
+      const user = `${USER}:${PASSWORD}`;
+      expect(await freshPull(image.refByTag(upstream.host), { user })).toBe(image.digest);
+      expect(await freshPull(image.refByDigest(upstream.host), { user })).toBe(image.digest);
+      expect(upstream.blobGets(upMark, 'containerd').total).toBeGreaterThan(0);
+      // A node without credentials of its own gets the upstream's 401.
+      await expect(freshPull(image.refByDigest(upstream.host))).rejects.toThrow(/401 Unauthorized/);
+
+      const errors = mirror.distribution.logs.slice(mark).filter((l) => l.msg === 'response completed with error');
+      const byDigest = errors.find((l) => String(l['http.request.uri']).includes(`/manifests/${image.digest}`));
+      expect(JSON.stringify(byDigest), mirror.distribution.tail(30)).toMatch(/authentication required|unauthorized/i);
+      const everything =
+        mirror.distribution.allOutput() +
+        (await mirror.front!.accessLog()).map((l) => JSON.stringify(l)).join('\n') +
+        mirror.front!.errors().join('\n');
+      expect(everything).not.toContain(wrong);
+      expect(everything).not.toContain(PASSWORD);
+    } finally {
+      await updateSecret({ username: USER, password: PASSWORD });
       await mirror.restart();
     }
   });
 
-  it('wrong upstream credentials: pulls fail and the mirror log says why, without the password', async () => {
-    const wrong = 'not-the-Pa55word';
+  it('a missing credentials key: the helper says which, without any value, and nodes fall back', async () => {
     const image = await newImage();
-    await restartMirror({ username: USER, password: wrong });
-    const mark = mirror.mark();
+    await updateSecret({ username: USER, password: '' });
+    await mirror.restart();
+    const mark = mirror.distribution.mark();
     try {
-      // By tag the mirror answers 404, containerd falls back to the upstream, and the node,
-      // which has no credentials of its own, gets a 401 there.
-      await expect(freshPull(image.refByTag(upstream.host))).rejects.toThrow(/401 Unauthorized/);
-      // By digest the mirror answers 500, and containerd 1.6 does not fall back on a 5xx.
-      await expect(freshPull(image.refByDigest(upstream.host))).rejects.toThrow(
-        new RegExp(`pulling from host ${mirror.host} failed .*500 Internal Server Error`),
+      expect(await freshPull(image.refByDigest(upstream.host), { user: `${USER}:${PASSWORD}` })).toBe(image.digest);
+      expect(mirror.distribution.rawOutput() + mirror.distribution.tail(50)).toMatch(
+        /credential helper: key 'password' of the credentials Secret is empty/,
       );
-
-      const lines = mirror.logs.slice(mark).filter((l) => l.msg === 'response completed with error');
-      // By digest the mirror passes the upstream's refusal on (HTTP 500) and logs it.
-      const byDigest = lines.find((l) => String(l['http.request.uri']).includes(`/manifests/${image.digest}`));
-      expect(byDigest?.['err.detail'], mirror.tail(30)).toMatch(/unauthorized: authentication required/);
-      // By tag Distribution 3.1.1 swallows the upstream error and answers "manifest unknown"
-      // (proxyTagService.Get falls back to its local tags), so the log cannot say why.
-      const byTag = lines.find((l) => String(l['http.request.uri']).includes(`/manifests/${image.tag}`));
-      expect(byTag?.['err.code']).toBe('manifest unknown');
-
-      const everything = mirror.allOutput();
-      expect(everything).not.toContain(wrong);
-      expect(everything).not.toContain(PASSWORD);
+      expect(
+        mirror.distribution.logs
+          .slice(mark)
+          .map((l) => JSON.stringify(l))
+          .join('\n'),
+      ).not.toContain(USER + ':');
     } finally {
-      await restartMirror({ username: USER, password: PASSWORD });
+      await updateSecret({ username: USER, password: PASSWORD });
+      await mirror.restart();
     }
   });
 
-  it('rotated credentials: after the mirror restarts with the new Secret, pulls work', async () => {
+  it('rotated credentials: the mirror uses them without a restart, within the helper lifetime', async () => {
     const rotated = 'second-Pa55word';
+    // A pull through the mirror first, so Distribution holds the old credentials from the helper.
+    const before = await newImage();
+    expect(await freshPull(before.refByTag(upstream.host))).toBe(before.digest);
     await upstream.setPassword(rotated);
     client.close();
     client = new RegistryClient({ url: upstream.url, username: USER, password: rotated, ca: upstream.ca.caCert });
     const image = await newImage();
-    // the old credentials no longer open the upstream
-    await expect(freshPull(image.refByTag(upstream.host))).rejects.toThrow();
-
-    await restartMirror({ username: USER, password: rotated });
-    expect(await freshPull(image.refByTag(upstream.host))).toBe(image.digest);
-    expect(mirror.allOutput()).not.toContain(rotated);
+    const started = Date.now();
+    await updateSecret({ username: USER, password: rotated });
+    // No restart: Distribution runs the helper again once its lifetime (30 s) is over.
+    const front = new RegistryClient({ url: mirror.url });
+    try {
+      await waitFor(
+        'the mirror to fetch with the rotated credentials',
+        async () =>
+          (await front.request('GET', `/v2/${image.repository}/manifests/${image.digest}`)).status === 200
+            ? true
+            : undefined,
+        45_000,
+        1000,
+      );
+    } finally {
+      front.close();
+    }
+    expect(Date.now() - started).toBeLessThan(45_000);
+    const upMark = upstream.mark();
+    expect(await freshPull(image.refByTag(upstream.host))).toBe(image.digest); // no node credentials
+    expect(upstream.requests(upMark).filter((r) => r.userAgent.includes('containerd'))).toEqual([]);
+    expect(mirror.distribution.allOutput()).not.toContain(rotated);
   });
 
   it('a node agent replacing an existing hosts.toml restores the directory as it was on SIGTERM', async () => {
@@ -281,14 +332,14 @@ describe('a synthesized mirror between containerd and an authenticated upstream'
           : undefined,
       );
       const image = await newImage();
-      const mark = mirror.mark();
+      const mark = await mirror.front!.mark();
       await node.forgetAll();
       const pulled = await node.pull(image.refByTag(upstream.host), {
         hostsDir: nodeCerts,
         caFile: upstream.ca.caCert,
       });
       expect(pulled.digest).toBe(image.digest);
-      expect(mirror.requests(mark).length).toBeGreaterThan(0);
+      expect((await mirror.front!.accessLog()).length).toBeGreaterThan(mark);
     } finally {
       const exit = await second.terminate();
       expect(exit.code, second.output.join('\n')).toBe(0);

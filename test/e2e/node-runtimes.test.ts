@@ -17,7 +17,7 @@ import { agentHostDir, Containerd, type NodeAgent, snapshotDir, startNodeAgent }
 import { buildImage, RegistryClient, type TestImage } from '../support/images.js';
 import {
   type ManifestObject,
-  type RegistryProcess,
+  type SynthesizedMirror,
   startSynthesizedMirror,
   startUpstream,
   type Upstream,
@@ -33,7 +33,7 @@ const PASSWORD = 'first-Pa55word';
 let dir: string;
 let upstream: Upstream;
 let client: RegistryClient;
-let mirror: RegistryProcess;
+let mirror: SynthesizedMirror;
 let images = 0;
 
 /** A new image on the upstream (a cold cache), with a multi-platform index. */
@@ -117,13 +117,13 @@ describe.each(NODE_RUNTIMES.filter((r) => r !== 'cri-o'))(
       try {
         await waitFor('the agent to write hosts.toml', ours);
         const image = await newImage();
-        const mark = mirror.mark();
+        const mark = mirror.distribution.mark();
         const pulled = await node.pull(image.refByTag(upstream.host), {
           hostsDir: configDir,
           caFile: upstream.ca.caCert,
         });
         expect(pulled.digest).toBe(image.digest);
-        expect(mirror.blobGets(mark).total).toBe(image.blobDigests('linux/amd64').length);
+        expect(mirror.distribution.blobGets(mark).total).toBe(image.blobDigests('linux/amd64').length);
 
         if (runtime !== 'containerd') {
           // What k3s and RKE2 do when the service restarts: remove the host dirs they manage or
@@ -135,12 +135,12 @@ describe.each(NODE_RUNTIMES.filter((r) => r !== 'cri-o'))(
           await waitFor('the agent to rewrite hosts.toml', ours, 10_000);
           const again = await newImage();
           await node.forgetAll();
-          const mark2 = mirror.mark();
+          const mark2 = mirror.distribution.mark();
           expect(
             (await node.pull(again.refByTag(upstream.host), { hostsDir: configDir, caFile: upstream.ca.caCert }))
               .digest,
           ).toBe(again.digest);
-          expect(mirror.blobGets(mark2).total).toBe(again.blobDigests('linux/amd64').length);
+          expect(mirror.distribution.blobGets(mark2).total).toBe(again.blobDigests('linux/amd64').length);
           // stopping now must give back what the service wrote last
           const exit = await agent.terminate();
           expect(exit.code, agent.output.join('\n')).toBe(0);
@@ -190,10 +190,10 @@ describe('cri-o nodes: skopeo with the agent drop-in', () => {
   it('pulls through the mirror, which it tries first, without credentials of its own', async () => {
     const image = await newImage();
     const mark = upstream.mark();
-    const mirrorMark = mirror.mark();
+    const mirrorMark = mirror.distribution.mark();
     const r = await skopeoCopy(node, image.refByTag(upstream.host), dest());
     expect(r.tried).toEqual([`${mirror.host}/${image.repository}:${image.tag}`]);
-    expect(mirror.blobGets(mirrorMark, 'skopeo').total).toBe(image.blobDigests('linux/amd64').length);
+    expect(mirror.distribution.blobGets(mirrorMark, 'skopeo').total).toBe(image.blobDigests('linux/amd64').length);
     // the node never talked to the upstream; the mirror did, with its credentials
     expect(upstream.requests(mark).filter((q) => q.userAgent.includes('skopeo'))).toEqual([]);
     expect(upstream.blobGets(mark).total).toBe(image.blobDigests('linux/amd64').length);

@@ -240,15 +240,15 @@ export class Containerd {
    * the next pull fetches everything again, as on a fresh node.
    */
   async forgetAll(): Promise<void> {
-    const refs = (await this.ctr(['images', 'ls', '-q'])).split('\n').filter(Boolean);
+    const refs = outputLines(await this.ctr(['images', 'ls', '-q']));
     if (refs.length > 0) await this.ctr(['images', 'rm', '--sync', ...refs]);
-    const leftover = (await this.ctr(['content', 'ls', '-q'])).split('\n').filter(Boolean);
+    const leftover = outputLines(await this.ctr(['content', 'ls', '-q']));
     if (leftover.length > 0) await this.ctr(['content', 'rm', ...leftover]);
   }
 
   /** Digests in the content store. */
   async content(): Promise<string[]> {
-    return (await this.ctr(['content', 'ls', '-q'])).split('\n').filter(Boolean);
+    return outputLines(await this.ctr(['content', 'ls', '-q']));
   }
 
   /** containerd's own log lines so far. */
@@ -265,6 +265,11 @@ export class Containerd {
     await exited;
     clearTimeout(timer);
   }
+}
+
+/** ctr's output lines without its log lines (containerd 2.x's ctr warns on stderr, e.g. about cgroup v1). */
+function outputLines(output: string): string[] {
+  return output.split('\n').filter((l) => l !== '' && !l.startsWith('time='));
 }
 
 /** `ctr content fetch` prints the resolved ref; take the index digest from its progress lines. */

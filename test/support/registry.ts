@@ -8,13 +8,14 @@
 // count what a registry served without scraping metrics.
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { createWriteStream, rmSync, type WriteStream } from 'node:fs';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
 
+import { FrontProcess } from './front.js';
 import { reservePort } from './ports.js';
 import { spawnTracked } from './processes.js';
 import { StopWaiting, waitFor } from './wait.js';
@@ -188,6 +189,11 @@ export class RegistryProcess {
 
   get name(): string {
     return this.opts.name ?? 'registry';
+  }
+
+  /** The storage root (REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY). */
+  get dataDir(): string {
+    return join(this.opts.dir, 'data');
   }
 
   get running(): boolean {
@@ -584,35 +590,147 @@ export interface SynthesizedMirrorOptions {
   /** The mirror's name (objects are registry-mirror-<name>...). */
   readonly name: string;
   readonly objects: readonly ManifestObject[];
+  /** The content of the Secrets the pod mounts, by name. */
   readonly secrets?: SecretData;
   /**
    * CA file for the upstream's test certificate (SSL_CERT_FILE). The only environment the
-   * test adds beyond address/storage overrides: a real upstream has a publicly trusted certificate.
+   * test adds beyond address/storage/path overrides: a real upstream has a publicly trusted certificate.
    */
   readonly upstreamCaFile?: string;
+  /** The front's port. @default - a free port */
   readonly port?: number;
+  /** Run the front (nginx) before Distribution, as the pod does. @default true */
+  readonly front?: boolean;
 }
 
-/** The registry container's env for these secrets, plus the test CA. */
-export function mirrorEnv(
-  opts: Pick<SynthesizedMirrorOptions, 'name' | 'objects' | 'secrets' | 'upstreamCaFile'>,
-): Record<string, string> {
-  const env = containerEnv(opts.objects, 'StatefulSet', `registry-mirror-${opts.name}`, 'registry', opts.secrets);
+interface PodTemplate {
+  spec: { template: { spec: { volumes?: { name: string; secret?: { secretName: string } }[] } } };
+}
+
+/** The name of the Secret the cache pod mounts for the credential helper, if any. */
+export function credentialsSecretName(objects: readonly ManifestObject[], name: string): string | undefined {
+  const sts = findObject(objects, 'StatefulSet', `registry-mirror-${name}`) as unknown as PodTemplate;
+  return sts.spec.template.spec.volumes?.find((v) => v.name === 'credentials')?.secret?.secretName;
+}
+
+/**
+ * A synthesized cache pod, run for real: the front (Debian's nginx with the ConfigMap's
+ * nginx.conf, see front.ts) on `host`, and Distribution behind it with the ConfigMap's config.yml
+ * and the registry container's env. Overridden for the test, and nothing else: addresses,
+ * storage dir, and two paths through env (REGISTRY_PROXY_EXEC_COMMAND: the ConfigMap's
+ * credential helper written to the work dir; CREDENTIALS_DIR: the Secret's files there, as the
+ * kubelet mounts them). Both share one volume dir, as the containers share the PVC.
+ */
+export class SynthesizedMirror {
+  private constructor(
+    private readonly opts: SynthesizedMirrorOptions,
+    /** Distribution, behind the front. */
+    readonly distribution: RegistryProcess,
+    /** The front nodes pull from; undefined with `front: false`. */
+    readonly front: FrontProcess | undefined,
+  ) {}
+
+  static async start(opts: SynthesizedMirrorOptions): Promise<SynthesizedMirror> {
+    const distDir = join(opts.dir, 'distribution');
+    await mkdir(distDir, { recursive: true });
+    await writeSecretFiles(opts);
+    const distribution = await RegistryProcess.start({
+      binary: opts.binary,
+      config: configMapData(opts.objects, `registry-mirror-${opts.name}-config`, 'config.yml'),
+      dir: distDir,
+      env: await mirrorEnv(opts),
+      name: `mirror ${opts.name}`,
+    });
+    const front =
+      opts.front === false
+        ? undefined
+        : await FrontProcess.start({
+            objects: opts.objects,
+            name: opts.name,
+            dir: join(opts.dir, 'front'),
+            volume: join(distDir, 'data'),
+            distributionPort: distribution.port,
+            port: opts.port,
+          });
+    return new SynthesizedMirror(opts, distribution, front);
+  }
+
+  /** What nodes talk to: the front, or Distribution itself without one. */
+  get port(): number {
+    return this.front?.port ?? this.distribution.port;
+  }
+  get host(): string {
+    return `127.0.0.1:${this.port}`;
+  }
+  get url(): string {
+    return `http://${this.host}`;
+  }
+
+  /** Replace the mounted Secret's files, as the kubelet does when the Secret changes. */
+  async updateSecret(secrets: SecretData): Promise<void> {
+    await writeSecretFiles({ ...this.opts, secrets });
+  }
+
+  async stop(): Promise<void> {
+    await this.front?.stop();
+    await this.distribution.stop();
+  }
+
+  /** Stop and start both containers again (same ports, volume and Secret files), as a pod restart does. */
+  async restart(): Promise<void> {
+    await this.stop();
+    await this.distribution.restart({ env: await mirrorEnv(this.opts) });
+    await this.front?.restart();
+  }
+
+  async dispose(): Promise<void> {
+    await this.front?.stop();
+    await this.distribution.dispose();
+  }
+}
+
+function credentialsDir(opts: Pick<SynthesizedMirrorOptions, 'dir'>): string {
+  return join(opts.dir, 'credentials');
+}
+
+async function writeSecretFiles(opts: SynthesizedMirrorOptions): Promise<void> {
+  const secret = credentialsSecretName(opts.objects, opts.name);
+  if (secret === undefined) return;
+  const values = opts.secrets?.[secret];
+  if (values === undefined)
+    throw new Error(`the cache pod mounts Secret ${secret}, which is not in the test's secrets`);
+  const dir = credentialsDir(opts);
+  await mkdir(dir, { recursive: true });
+  // The kubelet swaps a Secret volume's files at once; so do we (write beside, rename over).
+  for (const [key, value] of Object.entries(values)) {
+    await writeFile(join(dir, `.${key}.new`), value, { mode: 0o440 });
+    await rename(join(dir, `.${key}.new`), join(dir, key));
+  }
+}
+
+/** The registry container's env, with the helper and Secret paths of the test, plus the test CA. */
+export async function mirrorEnv(
+  opts: Pick<SynthesizedMirrorOptions, 'name' | 'objects' | 'upstreamCaFile' | 'dir'>,
+): Promise<Record<string, string>> {
+  const env = containerEnv(opts.objects, 'StatefulSet', `registry-mirror-${opts.name}`, 'registry');
+  const config = configMapData(opts.objects, `registry-mirror-${opts.name}-config`, 'config.yml');
+  const helper = /^\s+command: (\S+credential-helper\.sh)$/m.exec(config)?.[1];
+  if (helper !== undefined) {
+    const file = join(opts.dir, 'credential-helper.sh');
+    await writeFile(
+      file,
+      configMapData(opts.objects, `registry-mirror-${opts.name}-config`, helper.split('/').pop()!),
+      { mode: 0o755 },
+    );
+    env.REGISTRY_PROXY_EXEC_COMMAND = file;
+    if (env.CREDENTIALS_DIR === undefined) throw new Error('the registry container sets no CREDENTIALS_DIR');
+    env.CREDENTIALS_DIR = credentialsDir(opts);
+  }
   if (opts.upstreamCaFile) env.SSL_CERT_FILE = opts.upstreamCaFile;
   return env;
 }
 
-/**
- * Run the mirror exactly as synthesized: the ConfigMap's config.yml and the StatefulSet's
- * registry container env, with only address, storage and debug address overridden.
- */
-export async function startSynthesizedMirror(opts: SynthesizedMirrorOptions): Promise<RegistryProcess> {
-  return RegistryProcess.start({
-    binary: opts.binary,
-    config: configMapData(opts.objects, `registry-mirror-${opts.name}-config`, 'config.yml'),
-    dir: opts.dir,
-    env: mirrorEnv(opts),
-    name: `mirror ${opts.name}`,
-    port: opts.port,
-  });
+/** Start a synthesized cache pod (front and Distribution); see SynthesizedMirror. */
+export async function startSynthesizedMirror(opts: SynthesizedMirrorOptions): Promise<SynthesizedMirror> {
+  return SynthesizedMirror.start(opts);
 }

@@ -1,0 +1,51 @@
+import { describe, expect, it } from 'vitest';
+
+import {
+  FRONT_LOCK_TIMEOUT_SECONDS,
+  frontReadinessScript,
+  frontSizing,
+  quantityBytes,
+  renderFrontConfig,
+} from '../../src/construct/front.js';
+
+describe('the front (nginx) config', () => {
+  const conf = renderFrontConfig({ mirrorName: 'quay', sizing: frontSizing(quantityBytes('20Gi')) });
+
+  it('caches digest-addressed blobs and manifests only, one fetch per digest', () => {
+    const digestLocation =
+      /location ~ "\^\/v2\/\.\+\/\(blobs\|manifests\)\/sha256:\[0-9a-f\]\{64\}\$" \{([^}]*)\}/.exec(conf);
+    expect(digestLocation, conf).not.toBeNull();
+    const body = digestLocation![1];
+    expect(body).toContain('proxy_cache digests;');
+    expect(body).toContain('proxy_cache_lock on;');
+    expect(body).toContain(`proxy_cache_lock_timeout ${FRONT_LOCK_TIMEOUT_SECONDS}s;`);
+    expect(body).toContain(`proxy_cache_lock_age ${FRONT_LOCK_TIMEOUT_SECONDS}s;`);
+    // tags and everything else go to Distribution, uncached
+    expect(conf.match(/proxy_cache digests;/g)).toHaveLength(1);
+    expect(conf).toMatch(/location \/ \{\s*proxy_pass http:\/\/distribution;\s*proxy_buffering off;/);
+  });
+
+  it('turns failures behind it into 404 so nodes try the upstream', () => {
+    expect(conf).toContain('error_page 401 403 429 500 502 503 504 = @fallback;');
+    expect(conf).toMatch(/location @fallback \{[^}]*return 404/);
+  });
+
+  it('bounds its cache by the volume size', () => {
+    expect(conf).toContain('max_size=5120m min_free=2048m');
+    expect(frontSizing(quantityBytes('20Gi'))).toEqual({
+      maxSizeMiB: 5120,
+      minFreeMiB: 2048,
+      readyMinFreeKiB: 1048576,
+    });
+    expect(frontReadinessScript(1048576)).toContain('-ge 1048576');
+  });
+
+  it('reads Kubernetes storage quantities', () => {
+    expect(quantityBytes('20Gi')).toBe(20 * 2 ** 30);
+    expect(quantityBytes('500M')).toBe(500e6);
+    expect(quantityBytes('1e9')).toBe(1e9);
+    expect(quantityBytes('1.5Ti')).toBe(1.5 * 2 ** 40);
+    expect(quantityBytes(1024)).toBe(1024);
+    expect(() => quantityBytes('lots')).toThrow(/not a storage quantity: 'lots'/);
+  });
+});

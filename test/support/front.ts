@@ -1,0 +1,212 @@
+// The front (nginx) as synthesized, run with Debian's nginx for e2e tests and benchmarks.
+//
+// nginx runs the ConfigMap's nginx.conf with exactly these substitutions, each checked to
+// apply once so a changed config fails loudly instead of running untested:
+//   listen 5000            -> listen 127.0.0.1:<free port>
+//   server 127.0.0.1:5002  -> Distribution's test port
+//   /var/lib/registry      -> the test's cache volume (shared with Distribution, as in the pod)
+//   /tmp/                  -> the test's scratch dir
+// It runs as the pod's runAsUser/runAsGroup, with stdout (its JSON access log) going to a file.
+// The readiness probe is the StatefulSet's exec command, run with `sh` with the same paths.
+import { type ChildProcess, execFile } from 'node:child_process';
+import { chmod, chown, mkdir, open, readFile, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { promisify } from 'node:util';
+
+import { reservePort } from './ports.js';
+import { spawnTracked } from './processes.js';
+import { configMapData, findObject, type ManifestObject, StopWaiting, waitFor } from './registry.js';
+
+const execFileAsync = promisify(execFile);
+
+const LISTEN = 'listen 5000;';
+const DISTRIBUTION = 'server 127.0.0.1:5002;';
+const VOLUME = '/var/lib/registry';
+
+/** One line of the front's access log (the `registry` log_format). */
+export interface FrontLogLine {
+  readonly method: string;
+  readonly uri: string;
+  readonly status: number;
+  readonly bytes: number;
+  /** $upstream_cache_status: MISS, HIT, STALE ... or '' when the location does not cache. */
+  readonly cache: string;
+  readonly upstream_status: string;
+  readonly user_agent: string;
+}
+
+export interface FrontOptions {
+  readonly objects: readonly ManifestObject[];
+  /** The mirror's name: objects are registry-mirror-<name>... */
+  readonly name: string;
+  /** Work dir: nginx.conf, scratch space and logs. */
+  readonly dir: string;
+  /** The cache volume, shared with Distribution's storage. */
+  readonly volume: string;
+  readonly distributionPort: number;
+  /** @default - a free port */
+  readonly port?: number;
+}
+
+/** `dir`'s parents below the temp dir (the ones a test made). */
+function ancestors(dir: string): string[] {
+  const out: string[] = [];
+  const root = tmpdir();
+  for (let d = dirname(dir); d.startsWith(root + '/'); d = dirname(d)) out.push(d);
+  return out;
+}
+
+function replaceOnce(text: string, from: string, to: string, what: string): string {
+  const n = text.split(from).length - 1;
+  if (n !== 1) throw new Error(`synthesized ${what}: expected '${from}' once, found it ${n} times`);
+  return text.replace(from, to);
+}
+
+function podSecurity(objects: readonly ManifestObject[], name: string): { uid: number; gid: number } {
+  const sts = findObject(objects, 'StatefulSet', `registry-mirror-${name}`) as unknown as {
+    spec: { template: { spec: { securityContext: { runAsUser: number; runAsGroup: number } } } };
+  };
+  const sc = sts.spec.template.spec.securityContext;
+  return { uid: sc.runAsUser, gid: sc.runAsGroup };
+}
+
+/** The front container's readiness command from the StatefulSet. */
+function readinessScript(objects: readonly ManifestObject[], name: string): string {
+  const sts = findObject(objects, 'StatefulSet', `registry-mirror-${name}`) as unknown as {
+    spec: { template: { spec: { containers: { name: string; readinessProbe?: { exec?: { command: string[] } } }[] } } };
+  };
+  const cmd = sts.spec.template.spec.containers.find((c) => c.name === 'front')?.readinessProbe?.exec?.command;
+  if (!cmd || cmd[0] !== 'sh' || cmd[1] !== '-c') throw new Error('the front container has no `sh -c` readiness probe');
+  return cmd[2];
+}
+
+export class FrontProcess {
+  readonly host: string;
+  readonly url: string;
+  private child?: ChildProcess;
+  private readonly logFile: string;
+  private stderr: string[] = [];
+
+  private constructor(
+    private readonly opts: FrontOptions,
+    readonly port: number,
+    private readonly configPath: string,
+    private readonly user: { uid: number; gid: number },
+  ) {
+    this.host = `127.0.0.1:${port}`;
+    this.url = `http://${this.host}`;
+    this.logFile = join(opts.dir, 'access.log');
+  }
+
+  static async start(opts: FrontOptions): Promise<FrontProcess> {
+    const port = opts.port ?? (await reservePort());
+    const user = podSecurity(opts.objects, opts.name);
+    let conf = configMapData(opts.objects, `registry-mirror-${opts.name}-config`, 'nginx.conf');
+    conf = replaceOnce(conf, LISTEN, `listen 127.0.0.1:${port};`, 'nginx.conf');
+    conf = replaceOnce(conf, DISTRIBUTION, `server 127.0.0.1:${opts.distributionPort};`, 'nginx.conf');
+    conf = conf.replaceAll(' /tmp/', ` ${join(opts.dir, 'tmp')}/`).replaceAll(` ${VOLUME}/`, ` ${opts.volume}/`);
+    const tmp = join(opts.dir, 'tmp');
+    for (const d of [opts.dir, tmp, opts.volume]) {
+      await mkdir(d, { recursive: true });
+      await chown(d, user.uid, user.gid);
+    }
+    // mkdtemp makes 0700 dirs: let the pod's user through (search only) down to its own dirs.
+    for (const d of new Set([...ancestors(opts.dir), ...ancestors(opts.volume)])) {
+      const mode = (await stat(d)).mode;
+      if ((mode & 0o001) === 0) await chmod(d, (mode & 0o777) | 0o001);
+    }
+    const configPath = join(opts.dir, 'nginx.conf');
+    await writeFile(configPath, conf);
+    const front = new FrontProcess(opts, port, configPath, user);
+    await front.spawn();
+    return front;
+  }
+
+  get running(): boolean {
+    return this.child !== undefined && this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  private async spawn(): Promise<void> {
+    // nginx reopens /dev/stdout by name: give it a file the pod's user may open (a pipe or socket would not do).
+    const log = await open(this.logFile, 'a');
+    await log.chown(this.user.uid, this.user.gid);
+    this.stderr = [];
+    const child = spawnTracked('nginx', ['-e', 'stderr', '-c', this.configPath, '-g', 'daemon off;'], {
+      stdio: ['ignore', log.fd, 'pipe'],
+      uid: this.user.uid,
+      gid: this.user.gid,
+    });
+    await log.close();
+    this.child = child;
+    child.stderr!.on('data', (d: Buffer) => this.stderr.push(...d.toString().split('\n').filter(Boolean)));
+    await waitFor(`nginx on ${this.url}`, async () => {
+      if (child.exitCode !== null)
+        throw new StopWaiting(`nginx exited (${child.exitCode}):\n${this.stderr.join('\n')}`);
+      const res = await fetch(`${this.url}/v2/`).catch(() => undefined);
+      return res ? true : undefined;
+    });
+  }
+
+  /** nginx's error log lines (stderr) of the current process. */
+  errors(): string[] {
+    return [...this.stderr];
+  }
+
+  /** The access log so far. */
+  async accessLog(): Promise<FrontLogLine[]> {
+    const text = await readFile(this.logFile, 'utf8').catch(() => '');
+    return text
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as FrontLogLine);
+  }
+
+  /** Access log lines so far: pass it to blobGets() to look at one step only. */
+  async mark(): Promise<number> {
+    return (await this.accessLog()).length;
+  }
+
+  /** Successful blob GETs the front answered since `mark`, by digest, with how it served them. */
+  async blobGets(since = 0): Promise<{ total: number; bytes: number; byCache: Record<string, number> }> {
+    let total = 0;
+    let bytes = 0;
+    const byCache: Record<string, number> = {};
+    for (const l of (await this.accessLog()).slice(since)) {
+      if (l.method !== 'GET' || l.status !== 200 || !/\/blobs\/sha256:/.test(l.uri)) continue;
+      total++;
+      bytes += l.bytes;
+      byCache[l.cache] = (byCache[l.cache] ?? 0) + 1;
+    }
+    return { total, bytes, byCache };
+  }
+
+  /** Run the synthesized readiness probe as the kubelet would; `ok` is its exit status 0. */
+  async ready(): Promise<{ ok: boolean; output: string }> {
+    let script = readinessScript(this.opts.objects, this.opts.name);
+    script = replaceOnce(script, `df -Pk ${VOLUME} `, `df -Pk ${this.opts.volume} `, 'readiness probe');
+    script = replaceOnce(script, 'http://127.0.0.1:5000/', `http://${this.host}/`, 'readiness probe');
+    try {
+      const { stdout, stderr } = await execFileAsync('sh', ['-c', script], { timeout: 10_000 });
+      return { ok: true, output: stdout + stderr };
+    } catch (err) {
+      const e = err as { stdout?: string; stderr?: string; message: string };
+      return { ok: false, output: (e.stdout ?? '') + (e.stderr ?? '') || e.message };
+    }
+  }
+
+  async stop(): Promise<void> {
+    const child = this.child;
+    if (!child || !this.running) return;
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    child.kill('SIGQUIT'); // graceful: finish serving, then exit
+    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+    await exited;
+    clearTimeout(timer);
+  }
+
+  async restart(): Promise<void> {
+    await this.stop();
+    await this.spawn();
+  }
+}
