@@ -1,104 +1,223 @@
 #!/usr/bin/env bash
-# Build the Go tools the tests run (kube-apiserver, kube-controller-manager, etcd, registry)
-# into a cache keyed by the version pinned in each tools/<module>/go.mod.
+# Build the Go tools the tests run into a cache keyed by the version pinned in each
+# tools/<module>/go.mod.
 #
-#   tools/build.sh kube|etcd|registry|all     (a binary name such as kube-apiserver also works)
+#   tools/build.sh [-j N] MODULE... | all
+#
+#   kube         kube-apiserver, kube-controller-manager   (k8s.io/kubernetes)
+#   etcd         etcd                                      (go.etcd.io/etcd/server/v3)
+#   registry     registry                                  (github.com/distribution/distribution/v3)
+#   containerd   containerd, ctr, containerd-shim-runc-v2  (github.com/containerd/containerd/v2)
+#   all          every module above: what the test suites need
+#
+# A binary name (kube-apiserver, ctr, ...) also names its module. Modules that are
+# not cached yet are built N at a time (-j, or MIRROR_SYNTH_TOOLS_JOBS; default 2: one link
+# overlaps the other's compile on a 2-core machine). Progress goes to stderr, one line per
+# event and a heartbeat every 30 s, prefixed with the module when several are asked for.
 #
 # Cache: ${MIRROR_SYNTH_TOOLS_DIR:-$HOME/.cache/mirror-synth/tools}/<module>-<version>/
 # A build writes into a temp dir beside the cache entry and renames it into place, so an
-# interrupted build never leaves a half binary. Concurrent callers serialise on a lock file.
-# The last lines of output are the binary paths, one per line.
+# interrupted build never leaves a half binary. Concurrent callers serialise on a lock file
+# per module. When every build succeeded, stdout has the binary paths, one per line, in the
+# order the modules were asked for.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cache="${MIRROR_SYNTH_TOOLS_DIR:-$HOME/.cache/mirror-synth/tools}"
+all_modules=(etcd kube registry containerd)
 
 # module -> main module path whose version names the cache entry, and the packages to build
 declare -A version_of=(
   [kube]=k8s.io/kubernetes
   [etcd]=go.etcd.io/etcd/server/v3
   [registry]=github.com/distribution/distribution/v3
+  [containerd]=github.com/containerd/containerd/v2
 )
 declare -A packages_of=(
   [kube]="k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager"
   [etcd]="go.etcd.io/etcd/server/v3"
   [registry]="github.com/distribution/distribution/v3/cmd/registry"
+  [containerd]="github.com/containerd/containerd/v2/cmd/containerd github.com/containerd/containerd/v2/cmd/ctr github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2"
 )
 # the binaries each module's build writes
 declare -A binaries_of=(
   [kube]="kube-apiserver kube-controller-manager"
   [etcd]="etcd"
   [registry]="registry"
+  [containerd]="containerd ctr containerd-shim-runc-v2"
 )
+# Go build tags. containerd: none, every plugin that builds without cgo (btrfs needs cgo and
+# drops out by itself).
+declare -A tags_of=()
+
+usage() {
+  echo "usage: tools/build.sh [-j N] kube|etcd|registry|containerd|all ..." >&2
+  exit 2
+}
 
 module_for() {
   case "$1" in
     kube | kube-apiserver | kube-controller-manager) echo kube ;;
     etcd) echo etcd ;;
     registry) echo registry ;;
-    *) echo "usage: tools/build.sh kube|etcd|registry|all (got '$1')" >&2; exit 2 ;;
+    containerd | ctr | containerd-shim-runc-v2) echo containerd ;;
+    *) echo "tools/build.sh: unknown module or binary '$1'" >&2; usage ;;
   esac
 }
 
+# the version of the module tools/<mod>/go.mod pins: the same 'require <module> <version>'
+# line test/support/tools.ts reads
+version_for() {
+  local mod="$1" version
+  version="$(awk -v m="${version_of[$mod]}" '$1 == m { print $2 } $1 == "require" && $2 == m { print $3 }' "$here/$mod/go.mod" | head -1)"
+  [[ -n "$version" ]] || { echo "$here/$mod/go.mod: no 'require ${version_of[$mod]} <version>' line" >&2; return 1; }
+  echo "$version"
+}
+
+# what each project's own release build stamps, so `<tool> --version` reports the real version
+ldflags_for() {
+  local mod="$1" version="$2" v="${2#v}" ldflags="-s -w"
+  case "$mod" in
+    kube)
+      local mv=k8s.io/component-base/version
+      ldflags+=" -X $mv.gitVersion=$version -X $mv.gitMajor=${v%%.*} -X $mv.gitMinor=$(echo "$v" | cut -d. -f2)"
+      ldflags+=" -X $mv.gitTreeState=clean -X $mv.buildDate=1970-01-01T00:00:00Z"
+      ;;
+    containerd)
+      local p=github.com/containerd/containerd/v2/version
+      ldflags+=" -X $p.Version=$version -X $p.Package=github.com/containerd/containerd/v2"
+      ;;
+  esac
+  echo "$ldflags"
+}
+
+# Build one module into the cache unless it is there. Runs in its own subshell (its traps
+# and lock fd are its own).
 build() {
   local mod="$1" dir="$here/$1" version dest tmp start
-  # the same 'require <module> <version>' line test/support/tools.ts reads
-  version="$(awk -v m="${version_of[$mod]}" '$1 == m { print $2 } $1 == "require" && $2 == m { print $3 }' "$dir/go.mod" | head -1)"
-  [[ -n "$version" ]] || { echo "$dir/go.mod: no 'require ${version_of[$mod]} <version>' line" >&2; exit 1; }
+  version="$(version_for "$mod")"
   dest="$cache/$mod-$version"
   mkdir -p "$cache"
 
   exec 9>"$cache/.$mod-$version.lock"
-  flock 9
-  if [[ ! -d "$dest" ]]; then
-    command -v go >/dev/null || { echo "tools/build.sh: Go (1.25 or later) must be on PATH to build $mod" >&2; exit 1; }
-    echo "building $mod $version into $dest (a cold build can take many minutes)" >&2
-    tmp="$(mktemp -d "$cache/.$mod-$version.tmp.XXXXXX")"
-    start=$SECONDS
-    # Go and the heartbeat run in the background so a signal stops the build at once;
-    # the EXIT trap then kills them and removes the temp dir.
-    local heartbeat="" gobuild=""
-    # shellcheck disable=SC2064
-    trap "kill \$heartbeat \$gobuild 2>/dev/null; rm -rf '$tmp'" EXIT
-    trap 'exit 130' INT TERM HUP
-    (
-      trap 'kill $! 2>/dev/null; exit 0' TERM
-      while :; do
-        sleep 30 &
-        wait $!
-        echo "still building $mod $version ($((SECONDS - start)) s)" >&2
-      done
-    ) 9>&- &
-    heartbeat=$!
-    local ldflags="-s -w" out="$tmp/"
-    if [[ "$mod" == kube ]]; then
-      # what the Kubernetes release build stamps, so /version reports the real version
-      local v="${version#v}" mv=k8s.io/component-base/version
-      ldflags+=" -X $mv.gitVersion=$version -X $mv.gitMajor=${v%%.*} -X $mv.gitMinor=$(echo "$v" | cut -d. -f2)"
-      ldflags+=" -X $mv.gitTreeState=clean -X $mv.buildDate=1970-01-01T00:00:00Z"
-    fi
-    # a module-root main package would be named "v3" after its import path
-    [[ "$mod" == etcd ]] && out="$tmp/etcd"
-    # shellcheck disable=SC2086
-    (cd "$dir" && CGO_ENABLED=0 exec go build -trimpath "-ldflags=$ldflags" -o "$out" ${packages_of[$mod]}) 9>&- &
-    gobuild=$!
-    wait "$gobuild"
-    gobuild=""
-    kill "$heartbeat" 2>/dev/null || true
-    wait "$heartbeat" 2>/dev/null || true
-    heartbeat=""
-    chmod 755 "$tmp"
-    mv "$tmp" "$dest"
-    trap - EXIT INT TERM HUP
-    echo "built $mod $version in $((SECONDS - start)) s" >&2
+  if ! flock -n 9; then
+    echo "waiting for another build of $mod $version to finish" >&2
+    flock 9
   fi
+  if [[ -d "$dest" ]]; then
+    flock -u 9
+    return 0
+  fi
+  command -v go >/dev/null || { echo "tools/build.sh: Go (1.26 or later) must be on PATH to build $mod" >&2; exit 1; }
+  echo "building $mod $version into $dest (a cold build can take many minutes)" >&2
+  tmp="$(mktemp -d "$cache/.$mod-$version.tmp.XXXXXX")"
+  start=$SECONDS
+  # Go and the heartbeat run in the background so a signal stops the build at once;
+  # the EXIT trap then kills them and removes the temp dir.
+  local heartbeat="" gobuild=""
+  # shellcheck disable=SC2064
+  trap "kill \$heartbeat \$gobuild 2>/dev/null; rm -rf '$tmp'" EXIT
+  trap 'exit 130' INT TERM HUP
+  (
+    trap 'kill $! 2>/dev/null; exit 0' TERM
+    while :; do
+      sleep 30 &
+      wait $!
+      echo "still building $mod $version ($((SECONDS - start)) s)" >&2
+    done
+  ) 9>&- &
+  heartbeat=$!
+  local ldflags out="$tmp/"
+  ldflags="$(ldflags_for "$mod" "$version")"
+  # a module-root main package would be named "v3" after its import path
+  [[ "$mod" == etcd ]] && out="$tmp/etcd"
+  # shellcheck disable=SC2086
+  (cd "$dir" && CGO_ENABLED=0 exec go build -trimpath -tags "${tags_of[$mod]:-}" "-ldflags=$ldflags" -o "$out" ${packages_of[$mod]}) 9>&- &
+  gobuild=$!
+  wait "$gobuild"
+  gobuild=""
+  kill "$heartbeat" 2>/dev/null || true
+  wait "$heartbeat" 2>/dev/null || true
+  heartbeat=""
+  chmod 755 "$tmp"
+  mv "$tmp" "$dest"
+  trap - EXIT INT TERM HUP
+  echo "built $mod $version in $((SECONDS - start)) s" >&2
   flock -u 9
-  for b in ${binaries_of[$mod]}; do echo "$dest/$b"; done
 }
 
-[[ $# -eq 1 ]] || { echo "usage: tools/build.sh kube|etcd|registry|all" >&2; exit 2; }
-if [[ "$1" == all ]]; then
-  for m in etcd kube registry; do build "$m"; done
-else
-  build "$(module_for "$1")"
+jobs="${MIRROR_SYNTH_TOOLS_JOBS:-2}"
+while getopts "j:" opt; do
+  case "$opt" in
+    j) jobs="$OPTARG" ;;
+    *) usage ;;
+  esac
+done
+shift $((OPTIND - 1))
+[[ $# -ge 1 ]] || usage
+[[ "$jobs" =~ ^[1-9][0-9]*$ ]] || { echo "tools/build.sh: -j wants a positive number, got '$jobs'" >&2; exit 2; }
+
+# the modules asked for, in order, each once
+modules=()
+declare -A seen=()
+for arg in "$@"; do
+  if [[ "$arg" == all ]]; then names=("${all_modules[@]}"); else names=("$(module_for "$arg")"); fi
+  for m in "${names[@]}"; do
+    [[ -n "${seen[$m]:-}" ]] && continue
+    seen[$m]=1
+    modules+=("$m")
+  done
+done
+
+# the ones not cached yet
+todo=()
+for m in "${modules[@]}"; do
+  [[ -d "$cache/$m-$(version_for "$m")" ]] || todo+=("$m")
+done
+
+if ((${#todo[@]} == 1)); then
+  (build "${todo[0]}")
+elif ((${#todo[@]} > 1)); then
+  echo "building ${#todo[@]} modules, $jobs at a time: ${todo[*]}" >&2
+  declare -A pid_of=()
+  running=()
+  failed=()
+  # shellcheck disable=SC2317 # reached through the trap
+  stop_all() {
+    for p in "${running[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+    wait
+    exit 130
+  }
+  trap stop_all INT TERM HUP
+  reap() {
+    # wait for any one build and drop it from the running list
+    local done_pid="" status=0 p still=()
+    wait -n -p done_pid "${running[@]}" || status=$?
+    [[ -n "$done_pid" ]] || return 0
+    ((status == 0)) || failed+=("${pid_of[$done_pid]}")
+    for p in "${running[@]}"; do [[ "$p" == "$done_pid" ]] || still+=("$p"); done
+    running=("${still[@]}")
+  }
+  for m in "${todo[@]}"; do
+    while ((${#running[@]} >= jobs)); do reap; done
+    # every line of the build (Go's included) carries the module name
+    (build "$m") > >(sed -u "s/^/[$m] /" >&2) 2>&1 &
+    pid_of[$!]=$m
+    running+=("$!")
+  done
+  while ((${#running[@]} > 0)); do reap; done
+  trap - INT TERM HUP
+  if ((${#failed[@]} > 0)); then
+    echo "tools/build.sh: failed to build: ${failed[*]}" >&2
+    exit 1
+  fi
+  echo "built ${todo[*]}" >&2
 fi
+
+for m in "${modules[@]}"; do
+  dest="$cache/$m-$(version_for "$m")"
+  for b in ${binaries_of[$m]}; do
+    [[ -x "$dest/$b" ]] || { echo "tools/build.sh: $dest/$b is missing" >&2; exit 1; }
+    echo "$dest/$b"
+  done
+done

@@ -1,14 +1,17 @@
-// A real containerd (the Debian package) standing for a node's container runtime: its own
-// root, state and socket in a temp dir, the CRI plugin disabled, the native snapshotter.
+// A real containerd standing for a node's container runtime: its own root, state and socket
+// in a temp dir, the CRI plugin disabled, the native snapshotter. Either the Debian package
+// (1.6, on PATH) or containerd 2.x built from tools/containerd (`containerdV2()`), each with
+// its own ctr and the config format its version reads.
 // Pulls go through `ctr images pull --hosts-dir`, which reads <hosts-dir>/<host>/hosts.toml
 // exactly as the CRI plugin does with `config_path = "/etc/containerd/certs.d"`.
 import { type ChildProcess, execFile } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 
 import { configMapData, containerEnv, type ManifestObject, spawnTracked } from './registry.js';
+import { ensureTool } from './tools.js';
 import { waitFor } from './wait.js';
 
 const execFileAsync = promisify(execFile);
@@ -45,6 +48,95 @@ export class PullError extends Error {
   }
 }
 
+/** Which containerd to run, and the ctr that talks to it. */
+export interface ContainerdBinaries {
+  readonly containerd: string;
+  readonly ctr: string;
+  /** The config format this containerd reads natively: 2 for 1.x, 4 for 2.4 and later. */
+  readonly configVersion: 2 | 4;
+  /** Put first on containerd's PATH, so it starts this build's containerd-shim-runc-v2 for `ctr run`. */
+  readonly shimDir?: string;
+}
+
+/** Debian's containerd 1.6 (the `containerd` package): containerd and ctr from PATH. */
+export const debianContainerd: ContainerdBinaries = { containerd: 'containerd', ctr: 'ctr', configVersion: 2 };
+
+/** containerd 2.x, ctr and containerd-shim-runc-v2 as tools/build.sh builds them (cached by version). */
+export async function containerdV2(): Promise<ContainerdBinaries> {
+  const [containerd, ctr, shim] = await Promise.all([
+    ensureTool('containerd'),
+    ensureTool('ctr'),
+    ensureTool('containerd-shim-runc-v2'),
+  ]);
+  return { containerd, ctr, configVersion: 4, shimDir: dirname(shim) };
+}
+
+/**
+ * config.toml for a containerd of its own in `dir`. Both formats say the same: sockets and
+ * state under `dir`, and the plugins a node's CRI setup has but these tests do not use
+ * disabled (a disabled plugin that a build lacks is ignored). Version 4 (containerd 2.4)
+ * configures the servers as plugins; version 2 has [grpc], [ttrpc] and [debug] sections.
+ */
+export function containerdConfig(dir: string, version: 2 | 4): string {
+  const disabled =
+    version === 2
+      ? ['io.containerd.grpc.v1.cri', 'io.containerd.snapshotter.v1.aufs']
+      : [
+          'io.containerd.grpc.v1.cri',
+          'io.containerd.cri.v1.images',
+          'io.containerd.cri.v1.runtime',
+          'io.containerd.podsandbox.controller.v1.podsandbox',
+          'io.containerd.snapshotter.v1.erofs',
+          'io.containerd.differ.v1.erofs',
+        ];
+  disabled.push(
+    'io.containerd.snapshotter.v1.btrfs',
+    'io.containerd.snapshotter.v1.zfs',
+    'io.containerd.snapshotter.v1.devmapper',
+    'io.containerd.tracing.processor.v1.otlp',
+    'io.containerd.internal.v1.tracing',
+  );
+  const lines = [
+    `version = ${version}`,
+    `root = "${join(dir, 'root')}"`,
+    `state = "${join(dir, 'state')}"`,
+    // A node's CRI would read certs.d through config_path; here ctr does it with --hosts-dir.
+    'disabled_plugins = [',
+    ...disabled.map((p) => `  "${p}",`),
+    ']',
+  ];
+  const sockets = {
+    grpc: join(dir, 'containerd.sock'),
+    ttrpc: join(dir, 'containerd.sock.ttrpc'),
+    debug: join(dir, 'debug.sock'),
+  };
+  if (version === 2) {
+    lines.push(
+      '[grpc]',
+      `  address = "${sockets.grpc}"`,
+      '[ttrpc]',
+      `  address = "${sockets.ttrpc}"`,
+      '[debug]',
+      `  address = "${sockets.debug}"`,
+      '  level = "info"',
+      // 1.x installs managed binaries under /opt/containerd unless told otherwise
+      '[plugins."io.containerd.internal.v1.opt"]',
+      `  path = "${join(dir, 'opt')}"`,
+    );
+  } else {
+    lines.splice(1, 0, 'imports = []');
+    lines.push(
+      '[debug]',
+      '  level = "info"',
+      ...Object.entries(sockets).flatMap(([server, address]) => [
+        `[plugins."io.containerd.server.v1.${server}"]`,
+        `  address = "${address}"`,
+      ]),
+    );
+  }
+  return lines.join('\n') + '\n';
+}
+
 export class Containerd {
   readonly address: string;
   private readonly logLines: string[] = [];
@@ -53,43 +145,30 @@ export class Containerd {
     readonly dir: string,
     readonly namespace: string,
     private readonly child: ChildProcess,
+    readonly binaries: ContainerdBinaries,
   ) {
     this.address = join(dir, 'containerd.sock');
   }
 
-  /** Start containerd in `dir` (socket paths must stay under ~100 characters: use a short temp dir). */
-  static async start(dir: string, namespace = 'e2e'): Promise<Containerd> {
+  /**
+   * Start containerd in `dir` (socket paths must stay under ~100 characters: use a short temp dir).
+   * `binaries` picks Debian's 1.6 (the default) or `await containerdV2()`.
+   */
+  static async start(
+    dir: string,
+    namespace = 'e2e',
+    binaries: ContainerdBinaries = debianContainerd,
+  ): Promise<Containerd> {
     await mkdir(dir, { recursive: true });
-    const config = [
-      'version = 2',
-      `root = "${join(dir, 'root')}"`,
-      `state = "${join(dir, 'state')}"`,
-      // A node's CRI would read certs.d through config_path; here ctr does it with --hosts-dir.
-      'disabled_plugins = [',
-      '  "io.containerd.grpc.v1.cri",',
-      '  "io.containerd.snapshotter.v1.btrfs",',
-      '  "io.containerd.snapshotter.v1.zfs",',
-      '  "io.containerd.snapshotter.v1.devmapper",',
-      '  "io.containerd.snapshotter.v1.aufs",',
-      '  "io.containerd.tracing.processor.v1.otlp",',
-      '  "io.containerd.internal.v1.tracing",',
-      ']',
-      '[grpc]',
-      `  address = "${join(dir, 'containerd.sock')}"`,
-      '[ttrpc]',
-      `  address = "${join(dir, 'containerd.sock.ttrpc')}"`,
-      '[debug]',
-      `  address = "${join(dir, 'debug.sock')}"`,
-      '  level = "info"',
-      '[plugins."io.containerd.internal.v1.opt"]',
-      `  path = "${join(dir, 'opt')}"`,
-      '',
-    ].join('\n');
     const configPath = join(dir, 'config.toml');
-    await writeFile(configPath, config);
+    await writeFile(configPath, containerdConfig(dir, binaries.configVersion));
     const log = createWriteStream(join(dir, 'containerd.log'));
-    const child = spawnTracked('containerd', ['--config', configPath], { stdio: ['ignore', 'pipe', 'pipe'] });
-    const c = new Containerd(dir, namespace, child);
+    const path = [binaries.shimDir, process.env.PATH].filter(Boolean).join(':');
+    const child = spawnTracked(binaries.containerd, ['--config', configPath], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, PATH: path },
+    });
+    const c = new Containerd(dir, namespace, child, binaries);
     for (const s of [child.stdout!, child.stderr!]) {
       s.on('data', (d: Buffer) => {
         log.write(d);
@@ -111,7 +190,7 @@ export class Containerd {
   async ctr(args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 120_000): Promise<string> {
     try {
       const { stdout, stderr } = await execFileAsync(
-        'ctr',
+        this.binaries.ctr,
         ['--address', this.address, '-n', this.namespace, ...args],
         {
           env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },

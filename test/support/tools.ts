@@ -8,9 +8,10 @@ import { dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 
-export type ToolName = 'kube-apiserver' | 'kube-controller-manager' | 'etcd' | 'registry';
+export type ToolName =
+  'kube-apiserver' | 'kube-controller-manager' | 'etcd' | 'registry' | 'containerd' | 'ctr' | 'containerd-shim-runc-v2';
 
-type ModuleName = 'kube' | 'etcd' | 'registry';
+export type ModuleName = 'kube' | 'etcd' | 'registry' | 'containerd';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -20,6 +21,9 @@ const modules: Record<ToolName, { module: ModuleName; pinned: string }> = {
   'kube-controller-manager': { module: 'kube', pinned: 'k8s.io/kubernetes' },
   etcd: { module: 'etcd', pinned: 'go.etcd.io/etcd/server/v3' },
   registry: { module: 'registry', pinned: 'github.com/distribution/distribution/v3' },
+  containerd: { module: 'containerd', pinned: 'github.com/containerd/containerd/v2' },
+  ctr: { module: 'containerd', pinned: 'github.com/containerd/containerd/v2' },
+  'containerd-shim-runc-v2': { module: 'containerd', pinned: 'github.com/containerd/containerd/v2' },
 };
 
 /** One build per module per process; tools/build.sh serialises builds across processes. */
@@ -61,6 +65,17 @@ export async function hasTool(name: ToolName): Promise<boolean> {
   if (process.env[`MIRROR_SYNTH_${name.toUpperCase().replaceAll('-', '_')}`]) return true;
   const { module, pinned } = modules[name];
   return exists(join(toolsCacheDir(), `${module}-${await pinnedVersion(module, pinned)}`, name));
+}
+
+/** The directory holding a module's binaries (to put on PATH, e.g. containerd beside its shim). */
+export async function ensureToolDir(name: ToolName): Promise<string> {
+  return dirname(await ensureTool(name));
+}
+
+/** The version tools/<module>/go.mod pins for a tool, e.g. 'v2.4.2' for ctr. */
+export async function toolVersion(name: ToolName): Promise<string> {
+  const { module, pinned } = modules[name];
+  return pinnedVersion(module, pinned);
 }
 
 async function pinnedVersion(module: ModuleName, pinned: string): Promise<string> {
