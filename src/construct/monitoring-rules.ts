@@ -72,8 +72,10 @@ export const MIRROR_ALERTS: readonly AlertRule[] = [
   },
   {
     alert: 'RegistryMirrorUpstreamErrors',
+    // 0 rather than nothing while no request failed, so the ratio always exists
     measure:
-      `sum ${by} (rate(registry_http_requests_total{${cache},code=~"5.."}[10m])) ` +
+      `(sum ${by} (rate(registry_http_requests_total{${cache},code=~"5.."}[10m])) ` +
+      `or 0 * sum ${by} (rate(registry_http_requests_total{${cache}}[10m]))) ` +
       `/ sum ${by} (rate(registry_http_requests_total{${cache}}[10m]))`,
     condition: '> 0.05',
     for: '10m',
