@@ -127,6 +127,7 @@ export function buildCli(): Command {
     .description("print the controller's own manifests (Namespace, ServiceAccount, RBAC, Deployment)")
     .addOption(namespaceOption())
     .requiredOption('--image <image>', "controller image, built from this repository's Dockerfile")
+    .option('--monitoring', "add the controller's PodMonitor and PrometheusRule (needs the Prometheus Operator)")
     .action(async (opts: ControllerManifestsCommandOptions) => {
       const { controllerManifests } = await import('./controller-manifests.js');
       controllerManifests(opts);

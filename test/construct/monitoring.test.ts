@@ -82,3 +82,19 @@ describe('monitoring objects', () => {
     }
   });
 });
+
+describe('controller-manifests --monitoring', () => {
+  it("adds the controller's PodMonitor and PrometheusRule after its own objects, and only when asked", async () => {
+    const { controllerManifests } = await import('../../src/cli/controller-manifests.js');
+    const kinds = (text: string) => [...text.matchAll(/^kind: (\w+)$/gm)].map((m) => m[1]);
+    const plain = controllerManifests({ image: 'x', namespace: 'kube-extra', log: () => undefined });
+    const withMonitoring = controllerManifests({
+      image: 'x',
+      namespace: 'kube-extra',
+      monitoring: true,
+      log: () => undefined,
+    });
+    expect(kinds(plain)).not.toContain('PodMonitor');
+    expect(kinds(withMonitoring)).toEqual([...kinds(plain), 'PodMonitor', 'PrometheusRule']);
+  });
+});
