@@ -60,6 +60,11 @@ export function buildCli(): Command {
     .option('--kubeconfig <file>', 'kubeconfig for --from-cluster (default: KUBECONFIG, ~/.kube/config, or in-cluster)')
     .option('--json', 'print a JSON summary')
     .option('-q, --quiet', 'print nothing on success')
+    .option(
+      '--format <format>',
+      'plain (dist/ with kustomization.yaml) or helm (a chart, as `cdk8s synth --format helm`)',
+    )
+    .option('--chart-version <semver>', 'the chart version, with --format helm')
     .action(async (opts: SynthCommandOptions) => {
       const { synth } = await import('./synth.js');
       await synth(opts);
