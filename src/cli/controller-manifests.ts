@@ -1,7 +1,11 @@
-/** `mirror-synth controller-manifests`: print the controller's own manifests. */
+/** `mirror-synth controller-manifests`: print the controller's own manifests, or write them as a Helm chart. */
+import { registryMirrorCrd } from '../api/crd.js';
+import { UsageError } from '../api/errors.js';
 import { controllerMonitoringObjects, controllerObjects } from '../synth/chart.js';
+import { helmChartFiles } from '../synth/helm.js';
+import { writeTree } from '../synth/output.js';
 import { toYaml } from '../synth/yaml.js';
-import { resolveNamespace } from './options.js';
+import { resolveChartVersion, resolveFormat, resolveNamespace } from './options.js';
 
 export interface ControllerManifestsCommandOptions {
   readonly namespace?: string;
@@ -9,7 +13,26 @@ export interface ControllerManifestsCommandOptions {
   readonly image: string;
   /** Add the controller's PodMonitor and PrometheusRule (needs the Prometheus Operator's CRDs). */
   readonly monitoring?: boolean;
+  /** `plain` (YAML on stdout) or `helm` (a chart in `out`, with the CRD in crds/). */
+  readonly format?: string;
+  readonly chartVersion?: string;
+  /** The chart's directory, with `--format helm`. */
+  readonly out?: string;
   readonly log?: (text: string) => void;
+}
+
+/** `--format helm`: the CRD in crds/, the controller's manifests in templates/controller.yaml. */
+export async function controllerChart(opts: ControllerManifestsCommandOptions): Promise<string[]> {
+  if (resolveFormat(opts.format) !== 'helm') throw new UsageError('controllerChart needs --format helm');
+  const chartVersion = resolveChartVersion(opts.chartVersion);
+  if (!opts.out) throw new UsageError('controller-manifests --format helm needs --out <dir> for the chart');
+  const plain = new Map([
+    ['crd.yaml', toYaml([registryMirrorCrd()])],
+    ['controller.yaml', controllerManifests({ ...opts, log: () => undefined })],
+  ]);
+  const result = await writeTree(opts.out, helmChartFiles(plain, { chartVersion }));
+  (opts.log ?? ((line: string) => console.log(line)))(`Wrote the controller chart ${chartVersion} into ${opts.out}/.`);
+  return result.written;
 }
 
 export function controllerManifests(opts: ControllerManifestsCommandOptions): string {

@@ -133,9 +133,13 @@ export function buildCli(): Command {
     .addOption(namespaceOption())
     .requiredOption('--image <image>', "controller image, built from this repository's Dockerfile")
     .option('--monitoring', "add the controller's PodMonitor and PrometheusRule (needs the Prometheus Operator)")
+    .option('--format <format>', 'plain (YAML on stdout) or helm (a chart in --out, the CRD in crds/)')
+    .option('--chart-version <semver>', 'the chart version, with --format helm')
+    .option('-o, --out <dir>', 'the chart directory, with --format helm')
     .action(async (opts: ControllerManifestsCommandOptions) => {
-      const { controllerManifests } = await import('./controller-manifests.js');
-      controllerManifests(opts);
+      const { controllerChart, controllerManifests } = await import('./controller-manifests.js');
+      if (opts.format === 'helm') await controllerChart(opts);
+      else controllerManifests(opts);
     });
 
   return program;

@@ -19,6 +19,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 
 import type { KubeObject } from '../../src/api/kube-object.js';
+import { controllerChart, controllerManifests } from '../../src/cli/controller-manifests.js';
 import { synth } from '../../src/cli/synth.js';
 import { readTree } from '../../src/synth/output.js';
 import { ensureTool } from '../support/tools.js';
@@ -83,6 +84,41 @@ describe('the Helm chart', () => {
     for (const o of objects.filter((x) => x.kind !== 'CustomResourceDefinition' && x.kind !== 'Namespace')) {
       await expect(
         api.patch(o, undefined, 'All', 'mirror-synth-helm-test', true, PatchStrategy.ServerSideApply),
+        key(o),
+      ).resolves.toBeDefined();
+    }
+  });
+});
+
+describe("the controller's Helm chart (controller-manifests --format helm)", () => {
+  it('passes helm lint, renders the CRD and exactly the controller manifests, and the API server accepts them', async () => {
+    const out = join(dir, 'controller-chart');
+    const opts = { image: 'registry.example.com/mirror-synth:0.1.0', namespace: 'helm-controller', monitoring: false };
+    await controllerChart({ ...opts, format: 'helm', chartVersion: '0.1.0', out, log: () => undefined });
+    const env = { ...process.env, HOME: dir };
+    expect((await exec(helm, ['lint', '--strict', out], { env })).stdout).toContain('0 chart(s) failed');
+    const { stdout } = await exec(helm, ['template', 'controller', out, '--include-crds'], { env });
+    const rendered = objectsOf(stdout);
+    const expected = objectsOf(controllerManifests({ ...opts, log: () => undefined }));
+    expect(rendered.map(key).sort()).toEqual(
+      ['CustomResourceDefinition//registrymirrors.k8s.osp.tech', ...expected.map(key)].sort(),
+    );
+    const api = (() => {
+      const kc = new KubeConfig();
+      kc.loadFromFile(inject('kubeconfig'));
+      return KubernetesObjectApi.makeApiClient(kc);
+    })();
+    for (const o of rendered.map((x) => loadYaml<KubernetesObject>(JSON.stringify(x)) as KubeObject)) {
+      const real = o.kind === 'CustomResourceDefinition' || o.kind === 'Namespace';
+      await expect(
+        api.patch(
+          o,
+          undefined,
+          real ? undefined : 'All',
+          'mirror-synth-helm-test',
+          true,
+          PatchStrategy.ServerSideApply,
+        ),
         key(o),
       ).resolves.toBeDefined();
     }
