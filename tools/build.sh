@@ -8,9 +8,11 @@
 #   etcd         etcd                                      (go.etcd.io/etcd/server/v3)
 #   registry     registry                                  (github.com/distribution/distribution/v3)
 #   containerd   containerd, ctr, containerd-shim-runc-v2  (github.com/containerd/containerd/v2)
+#   prometheus   prometheus, promtool                      (github.com/prometheus/prometheus)
+#   helm         helm                                      (helm.sh/helm/v3)
 #   all          every module above: what the test suites need
 #
-# A binary name (kube-apiserver, ctr, ...) also names its module. Modules that are
+# A binary name (kube-apiserver, ctr, promtool, ...) also names its module. Modules that are
 # not cached yet are built N at a time (-j, or MIRROR_SYNTH_TOOLS_JOBS; default 2: one link
 # overlaps the other's compile on a 2-core machine). Progress goes to stderr, one line per
 # event and a heartbeat every 30 s, prefixed with the module when several are asked for.
@@ -24,7 +26,7 @@ set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cache="${MIRROR_SYNTH_TOOLS_DIR:-$HOME/.cache/mirror-synth/tools}"
-all_modules=(etcd kube registry containerd)
+all_modules=(etcd kube registry containerd prometheus helm)
 
 # module -> main module path whose version names the cache entry, and the packages to build
 declare -A version_of=(
@@ -32,12 +34,16 @@ declare -A version_of=(
   [etcd]=go.etcd.io/etcd/server/v3
   [registry]=github.com/distribution/distribution/v3
   [containerd]=github.com/containerd/containerd/v2
+  [prometheus]=github.com/prometheus/prometheus
+  [helm]=helm.sh/helm/v3
 )
 declare -A packages_of=(
   [kube]="k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager"
   [etcd]="go.etcd.io/etcd/server/v3"
   [registry]="github.com/distribution/distribution/v3/cmd/registry"
   [containerd]="github.com/containerd/containerd/v2/cmd/containerd github.com/containerd/containerd/v2/cmd/ctr github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2"
+  [prometheus]="github.com/prometheus/prometheus/cmd/prometheus github.com/prometheus/prometheus/cmd/promtool"
+  [helm]="helm.sh/helm/v3/cmd/helm"
 )
 # the binaries each module's build writes
 declare -A binaries_of=(
@@ -45,13 +51,18 @@ declare -A binaries_of=(
   [etcd]="etcd"
   [registry]="registry"
   [containerd]="containerd ctr containerd-shim-runc-v2"
+  [prometheus]="prometheus promtool"
+  [helm]="helm"
 )
-# Go build tags. containerd: none, every plugin that builds without cgo (btrfs needs cgo and
-# drops out by itself).
-declare -A tags_of=()
+# Go build tags. containerd: every plugin that builds without cgo (btrfs needs cgo and drops
+# out by itself). prometheus: file and HTTP service discovery only (the tests use static and
+# file targets), which halves the build; the web UI is not embedded, the API is all the tests use.
+declare -A tags_of=(
+  [prometheus]="remove_all_sd"
+)
 
 usage() {
-  echo "usage: tools/build.sh [-j N] kube|etcd|registry|containerd|all ..." >&2
+  echo "usage: tools/build.sh [-j N] kube|etcd|registry|containerd|prometheus|helm|all ..." >&2
   exit 2
 }
 
@@ -61,6 +72,8 @@ module_for() {
     etcd) echo etcd ;;
     registry) echo registry ;;
     containerd | ctr | containerd-shim-runc-v2) echo containerd ;;
+    prometheus | promtool) echo prometheus ;;
+    helm) echo helm ;;
     *) echo "tools/build.sh: unknown module or binary '$1'" >&2; usage ;;
   esac
 }
@@ -86,6 +99,16 @@ ldflags_for() {
     containerd)
       local p=github.com/containerd/containerd/v2/version
       ldflags+=" -X $p.Version=$version -X $p.Package=github.com/containerd/containerd/v2"
+      ;;
+    prometheus)
+      # v0.316.0 is the Go module version of Prometheus 3.16.0
+      local p=github.com/prometheus/common/version minor
+      minor="$(echo "$v" | cut -d. -f2)"
+      ldflags+=" -X $p.Version=3.${minor#3}.$(echo "$v" | cut -d. -f3) -X $p.Branch=HEAD -X $p.Revision=unknown"
+      ldflags+=" -X $p.BuildUser=mirror-synth -X $p.BuildDate=19700101-00:00:00"
+      ;;
+    helm)
+      ldflags+=" -X helm.sh/helm/v3/internal/version.version=$version -X helm.sh/helm/v3/internal/version.gitTreeState=clean"
       ;;
   esac
   echo "$ldflags"

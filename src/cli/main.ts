@@ -64,6 +64,11 @@ export function buildCli(): Command {
     .option('--kubeconfig <file>', 'kubeconfig for --from-cluster (default: KUBECONFIG, ~/.kube/config, or in-cluster)')
     .option('--json', 'print a JSON summary')
     .option('-q, --quiet', 'print nothing on success')
+    .option(
+      '--format <format>',
+      'plain (dist/ with kustomization.yaml) or helm (a chart, as `cdk8s synth --format helm`)',
+    )
+    .option('--chart-version <semver>', 'the chart version, with --format helm')
     .action(async (opts: SynthCommandOptions) => {
       const { synth } = await import('./synth.js');
       await synth(opts);
@@ -133,9 +138,14 @@ export function buildCli(): Command {
     .description("print the controller's own manifests (Namespace, ServiceAccount, RBAC, Deployment)")
     .addOption(namespaceOption())
     .requiredOption('--image <image>', "controller image, built from this repository's Dockerfile")
+    .option('--monitoring', "add the controller's PodMonitor and PrometheusRule (needs the Prometheus Operator)")
+    .option('--format <format>', 'plain (YAML on stdout) or helm (a chart in --out, the CRD in crds/)')
+    .option('--chart-version <semver>', 'the chart version, with --format helm')
+    .option('-o, --out <dir>', 'the chart directory, with --format helm')
     .action(async (opts: ControllerManifestsCommandOptions) => {
-      const { controllerManifests } = await import('./controller-manifests.js');
-      controllerManifests(opts);
+      const { controllerChart, controllerManifests } = await import('./controller-manifests.js');
+      if (opts.format === 'helm') await controllerChart(opts);
+      else controllerManifests(opts);
     });
 
   return program;

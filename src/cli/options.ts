@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { parse } from 'yaml';
 import { UsageError } from '../api/errors.js';
+import { assertChartVersion } from '../synth/helm.js';
 import {
   CONTROLLER_METRICS_PORT,
   DEFAULT_CLUSTER_DOMAIN,
@@ -108,4 +109,20 @@ export function resolveWorkers(): number | undefined {
   if (!Number.isInteger(n) || n < 1)
     throw new UsageError(`MIRROR_SYNTH_WORKERS must be a whole number of 1 or more, got '${raw}'`);
   return n;
+}
+
+/** Output format: flag, then cdk8s.yaml's `synthConfig.format` (as cdk8s-cli reads it), then `plain`. */
+export function resolveFormat(flag?: string): 'plain' | 'helm' {
+  const synthConfig = readCdk8sYaml().synthConfig as Record<string, unknown> | undefined;
+  const format = pick(flag, undefined, synthConfig?.format, 'plain');
+  if (format !== 'plain' && format !== 'helm') {
+    throw new UsageError(`--format must be plain or helm, got '${format}'`);
+  }
+  return format;
+}
+
+/** The chart version for `--format helm`: flag, then cdk8s.yaml's `synthConfig.chartVersion`. */
+export function resolveChartVersion(flag?: string): string {
+  const synthConfig = readCdk8sYaml().synthConfig as Record<string, unknown> | undefined;
+  return assertChartVersion(pick(flag, undefined, synthConfig?.chartVersion, ''));
 }

@@ -1,12 +1,17 @@
-/** `mirror-synth synth` (the default command): mirrors/ (or the cluster) in, dist/ out. */
+/** `mirror-synth synth` (the default command): mirrors/ (or the cluster) in, dist/ (or a Helm chart) out. */
+import { dirname, join } from 'node:path';
+
 import type { MirrorInput } from '../api/validate.js';
 import type { SynthOptions } from '../synth/chart.js';
 import { assembleDist } from '../synth/dist.js';
+import { chartParts, helmChartFiles, isCdk8sHelmTemplatesDir } from '../synth/helm.js';
 import { writeTree } from '../synth/output.js';
 import { renderMirrorFiles } from '../synth/render-pool.js';
 import { loadMirrorDir } from '../sources/files.js';
 import {
+  resolveChartVersion,
   resolveClusterDomain,
+  resolveFormat,
   resolveMirrorsDir,
   resolveNamespace,
   resolveNodeRuntime,
@@ -26,6 +31,10 @@ export interface SynthCommandOptions {
   readonly kubeconfig?: string;
   readonly json?: boolean;
   readonly quiet?: boolean;
+  /** `plain` (dist/ with kustomizations) or `helm` (a chart, as `cdk8s synth --format helm`). */
+  readonly format?: string;
+  /** The chart's version; needed with `--format helm`. */
+  readonly chartVersion?: string;
   /** Where the summary goes. */
   readonly log?: (line: string) => void;
 }
@@ -70,8 +79,21 @@ export async function synth(opts: SynthCommandOptions = {}): Promise<SynthSummar
   const log = opts.log ?? ((line: string) => console.log(line));
   const options = synthOptions(opts);
   const out = resolveOutDir(opts.out);
+  const format = resolveFormat(opts.format);
+  const chartVersion = format === 'helm' ? resolveChartVersion(opts.chartVersion) : undefined;
   const mirrors = await loadInputs(opts);
-  const result = await writeTree(out, await distFiles(mirrors, options));
+  const plain = await distFiles(mirrors, options);
+  let result;
+  if (isCdk8sHelmTemplatesDir(out)) {
+    // `cdk8s synth --format helm` wrote Chart.yaml and README.md: add templates/ and crds/
+    const parts = chartParts(plain);
+    const under = (prefix: string) =>
+      new Map([...parts].filter(([p]) => p.startsWith(prefix)).map(([p, t]) => [p.slice(prefix.length), t]));
+    await writeTree(join(dirname(out), 'crds'), under('crds/'));
+    result = await writeTree(out, under('templates/'));
+  } else {
+    result = await writeTree(out, chartVersion ? helmChartFiles(plain, { chartVersion }) : plain);
+  }
   const summary: SynthSummary = {
     out,
     namespace: options.namespace,

@@ -16,7 +16,12 @@ export interface ControllerMetrics {
   readonly queueDepth: Gauge;
   readonly informerRestarts: Counter<'informer'>;
   readonly isLeader: Gauge;
+  /** 1 while a mirror's condition (`Ready`, `Reconciling`, `Stalled`) is True, else 0; per mirror. */
+  readonly mirrorCondition: Gauge<'mirror' | 'condition'>;
 }
+
+/** The `type` values of mirror_synth_errors_total, exported at 0 from the start so rates exist. */
+export const ERROR_TYPES = ['apply', 'prune', 'status', 'event', 'informer', 'internal'] as const;
 
 export function createMetrics(opts: { defaultMetrics?: boolean } = {}): ControllerMetrics {
   const registry = new Registry();
@@ -30,12 +35,9 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}): Controll
       labelNames: ['result'],
       registers,
     }),
-    errorsTotal: new Counter({
-      name: 'mirror_synth_errors_total',
-      help: 'Errors by type.',
-      labelNames: ['type'],
-      registers,
-    }),
+    errorsTotal: zeroed(
+      new Counter({ name: 'mirror_synth_errors_total', help: 'Errors by type.', labelNames: ['type'], registers }),
+    ),
     reconcileDuration: new Histogram({
       name: 'mirror_synth_reconcile_duration_seconds',
       help: 'Duration of one reconcile of one RegistryMirror.',
@@ -68,5 +70,16 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}): Controll
       registers,
     }),
     isLeader: new Gauge({ name: 'mirror_synth_leader', help: '1 while this instance leads.', registers }),
+    mirrorCondition: new Gauge({
+      name: 'mirror_synth_mirror_condition',
+      help: "1 while the RegistryMirror's condition is True, by mirror and condition (Ready, Reconciling, Stalled).",
+      labelNames: ['mirror', 'condition'],
+      registers,
+    }),
   };
+}
+
+function zeroed(counter: Counter<'type'>): Counter<'type'> {
+  for (const type of ERROR_TYPES) counter.inc({ type }, 0);
+  return counter;
 }

@@ -38,7 +38,7 @@ import {
 } from '../api/names.js';
 import type { ControllerMetrics } from './metrics.js';
 import { type AppliedRecord, type LiveMeta, childKey, planChildren } from './plan.js';
-import { type ReconcileOutcome, eventFor, nextStatus, statusChanged } from './status.js';
+import { CONDITION_TYPES, type ReconcileOutcome, eventFor, nextStatus, statusChanged } from './status.js';
 
 /** A SpecError as one condition message: every problem, then what to do. */
 export function specMessage(err: SpecError): string {
@@ -178,6 +178,7 @@ export class Reconciler {
       const mirror = this.opts.mirrors.get(name);
       if (!mirror) {
         await this.pruneOrphans(name, log);
+        for (const condition of CONDITION_TYPES) metrics.mirrorCondition.remove({ mirror: name, condition });
         metrics.reconcileTotal.inc({ result: 'deleted' });
         log.debug({ result: 'deleted' }, 'reconciled');
         return 'none';
@@ -451,6 +452,9 @@ export class Reconciler {
     const generation = mirror.metadata?.generation ?? 0;
     const previous = this.previousStatus(mirror);
     const status = nextStatus(previous, outcome, generation, this.now());
+    for (const c of status.conditions ?? []) {
+      this.opts.metrics.mirrorCondition.set({ mirror: name, condition: c.type }, c.status === 'True' ? 1 : 0);
+    }
     if (outcome.type !== 'Applied') {
       log.warn(
         { reason: outcome.reason, message: outcome.message },

@@ -43,7 +43,8 @@ export type ReconcileOutcome =
   | { readonly type: 'Stalled'; readonly reason: StalledReason; readonly message: string }
   | { readonly type: 'Retrying'; readonly reason: 'ApplyFailed' | 'PruneFailed'; readonly message: string };
 
-export type ConditionType = 'Ready' | 'Reconciling' | 'Stalled';
+export const CONDITION_TYPES = ['Ready', 'Reconciling', 'Stalled'] as const;
+export type ConditionType = (typeof CONDITION_TYPES)[number];
 export type DesiredCondition = Omit<MirrorCondition, 'lastTransitionTime'> & { type: ConditionType };
 
 /** Waiting reasons that are a container's trouble (the kubelet's words), worth a Warning Event. */

@@ -8,6 +8,7 @@ import { sortKeys, type KubeObject, compareStrings } from '../api/kube-object.js
 import { DEFAULT_NAMESPACE, kindRank, type NodeRuntime } from '../api/names.js';
 import type { MirrorInput } from '../api/validate.js';
 import { ControllerManifests, type ControllerManifestsProps } from '../construct/controller-manifests.js';
+import { ControllerMonitoring, MirrorAlerts, MirrorDashboard, MirrorPodMonitor } from '../construct/monitoring.js';
 import { MirrorNamespace } from '../construct/namespace.js';
 import { RegistryMirror } from '../construct/registry-mirror.js';
 
@@ -78,5 +79,25 @@ export function namespaceObject(namespace: string): KubeObject {
 export function controllerObjects(props: ControllerManifestsProps): KubeObject[] {
   const chart = new Chart(new App(), 'controller', { disableResourceNameHashes: true });
   new ControllerManifests(chart, 'Controller', props);
+  return chartObjects(chart);
+}
+
+/**
+ * dist/monitoring/'s objects for these mirrors: a PodMonitor each, the alerts and the
+ * dashboard, in the output namespace.
+ */
+export function monitoringObjects(mirrorNames: readonly string[], opts: SynthOptions = {}): KubeObject[] {
+  const namespace = opts.namespace ?? DEFAULT_NAMESPACE;
+  const chart = new Chart(new App(), 'monitoring', { disableResourceNameHashes: true });
+  for (const name of mirrorNames) new MirrorPodMonitor(chart, name, { name, namespace });
+  new MirrorAlerts(chart, 'Alerts', { namespace });
+  new MirrorDashboard(chart, 'Dashboard', { namespace });
+  return chartObjects(chart);
+}
+
+/** The controller's PodMonitor and PrometheusRule (`controller-manifests --monitoring`). */
+export function controllerMonitoringObjects(namespace: string): KubeObject[] {
+  const chart = new Chart(new App(), 'controller-monitoring', { disableResourceNameHashes: true });
+  new ControllerMonitoring(chart, 'Monitoring', { namespace });
   return chartObjects(chart);
 }

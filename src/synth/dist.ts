@@ -1,13 +1,16 @@
 /**
  * The files of dist/: the CRD, the namespace, one file per mirror and a kustomization.yaml
- * listing them, so Argo CD and Flux can point at the directory.
+ * listing them, so Argo CD and Flux can point at the directory. dist/monitoring/ holds the
+ * PodMonitors, alerts and dashboard with a kustomization of its own: it needs the Prometheus
+ * Operator's CRDs, so dist/'s kustomization leaves it out and `kubectl apply -k dist/` works
+ * on any cluster; `kubectl apply -k dist/monitoring/` adds it where the operator runs.
  */
 import { basename } from 'node:path';
 import { compareStrings } from '../api/kube-object.js';
 import { DEFAULT_NAMESPACE } from '../api/names.js';
 import { registryMirrorCrd } from '../api/crd.js';
 import type { MirrorInput } from '../api/validate.js';
-import { namespaceObject, synthesizeMirror, type SynthOptions } from './chart.js';
+import { monitoringObjects, namespaceObject, synthesizeMirror, type SynthOptions } from './chart.js';
 import { GENERATED_HEADER, toYaml, valueToYaml } from './yaml.js';
 
 /** One mirror's file in dist/: its path and its YAML. */
@@ -33,9 +36,19 @@ export function assembleDist(mirrorFiles: Iterable<[string, string]>, opts: Synt
   const resources = [...files.keys()].sort(
     (a, b) => (a.startsWith('mirrors/') ? 1 : 0) - (b.startsWith('mirrors/') ? 1 : 0) || compareStrings(a, b),
   );
+  files.set('kustomization.yaml', kustomization(resources));
+  // the mirrors' names, from their files (mirrors/<name>.yaml, as renderMirrorFile writes them)
+  const names = resources
+    .filter((p) => p.startsWith('mirrors/'))
+    .map((p) => p.slice('mirrors/'.length, -'.yaml'.length));
+  const monitoring = monitoringObjects(names, opts);
+  const byKind = (kind: string) => monitoring.filter((o) => o.kind === kind);
+  files.set('monitoring/podmonitors.yaml', toYaml(byKind('PodMonitor')));
+  files.set('monitoring/prometheusrule.yaml', toYaml(byKind('PrometheusRule')));
+  files.set('monitoring/dashboard.yaml', toYaml(byKind('ConfigMap')));
   files.set(
-    'kustomization.yaml',
-    valueToYaml({ apiVersion: 'kustomize.config.k8s.io/v1beta1', kind: 'Kustomization', resources }),
+    'monitoring/kustomization.yaml',
+    kustomization(['dashboard.yaml', 'podmonitors.yaml', 'prometheusrule.yaml']),
   );
   return new Map([...files].sort(([a], [b]) => compareStrings(a, b)));
 }
@@ -46,4 +59,8 @@ export function renderDist(mirrors: readonly MirrorInput[], opts: SynthOptions =
     mirrors.map((m) => renderMirrorFile(m, opts)),
     opts,
   );
+}
+
+function kustomization(resources: string[]): string {
+  return valueToYaml({ apiVersion: 'kustomize.config.k8s.io/v1beta1', kind: 'Kustomization', resources });
 }

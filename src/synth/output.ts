@@ -4,6 +4,7 @@
  */
 import { mkdir, mkdtemp, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
+import { HELM_README } from './helm.js';
 import { GENERATED_HEADER } from './yaml.js';
 import { UsageError } from '../api/errors.js';
 import { IO_CONCURRENCY, mapLimit } from '../util/parallel.js';
@@ -46,7 +47,9 @@ async function assertReplaceable(dir: string): Promise<void> {
   }
   if (entries.length === 0) return;
   const kustomization = await readFile(join(dir, 'kustomization.yaml'), 'utf8').catch(() => '');
-  if (!kustomization.startsWith(GENERATED_HEADER)) {
+  // a chart (--format helm) has no kustomization: its README.md is the mark
+  const readme = await readFile(join(dir, 'README.md'), 'utf8').catch(() => '');
+  if (!kustomization.startsWith(GENERATED_HEADER) && readme !== HELM_README) {
     throw new UsageError(
       `refusing to replace ${dir}: it holds files mirror-synth did not write (no generated kustomization.yaml). Choose an empty or new --out directory.`,
     );

@@ -50,7 +50,7 @@ describe('mirror-synth binary (a real process)', () => {
       ]);
       expect([one.code, one.stderr, three.code, three.stderr]).toEqual([0, '', 0, '']);
       const files = await readTree(join(many, 'one'));
-      expect(files.size).toBe(253);
+      expect(files.size).toBe(257); // crd, namespace, kustomization, 250 mirrors, monitoring/ (4 files)
       expect(await readTree(join(many, 'three'))).toEqual(files);
     },
     SPAWN_TIMEOUT,

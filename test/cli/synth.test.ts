@@ -31,7 +31,7 @@ afterEach(async () => {
 });
 
 describe('synth', () => {
-  it('writes the CRD, the namespace, one file per mirror and a kustomization listing them', async () => {
+  it('writes the CRD, the namespace, one file per mirror and a kustomization listing them; monitoring/ apart', async () => {
     const summary = await synth({ mirrors, out, ...quiet });
     expect(summary.mirrors).toEqual(['dockerhub', 'internal', 'quay']);
     const files = await readTree(out);
@@ -41,8 +41,13 @@ describe('synth', () => {
       'mirrors/dockerhub.yaml',
       'mirrors/internal.yaml',
       'mirrors/quay.yaml',
+      'monitoring/dashboard.yaml',
+      'monitoring/kustomization.yaml',
+      'monitoring/podmonitors.yaml',
+      'monitoring/prometheusrule.yaml',
       'namespace.yaml',
     ]);
+    // dist/ applies without the Prometheus Operator: its kustomization leaves monitoring/ out
     const kustomization = parseAllDocuments(files.get('kustomization.yaml')!)[0].toJS();
     expect(kustomization.resources).toEqual([
       'crd.yaml',
@@ -50,6 +55,14 @@ describe('synth', () => {
       'mirrors/dockerhub.yaml',
       'mirrors/internal.yaml',
       'mirrors/quay.yaml',
+    ]);
+    const monitoring = parseAllDocuments(files.get('monitoring/kustomization.yaml')!)[0].toJS();
+    expect(monitoring.resources).toEqual(['dashboard.yaml', 'podmonitors.yaml', 'prometheusrule.yaml']);
+    const podMonitors = parseAllDocuments(files.get('monitoring/podmonitors.yaml')!).map((d) => d.toJS());
+    expect(podMonitors.map((m) => `${m.kind}/${m.metadata.namespace}/${m.metadata.name}`)).toEqual([
+      'PodMonitor/kube-extra/registry-mirror-dockerhub',
+      'PodMonitor/kube-extra/registry-mirror-internal',
+      'PodMonitor/kube-extra/registry-mirror-quay',
     ]);
   });
 
@@ -130,7 +143,7 @@ describe('synth', () => {
     await synth({ mirrors, out, log: (l) => lines.push(l) });
     expect(lines).toHaveLength(1);
     expect(lines[0]).toMatch(
-      /^Synthesized 3 mirrors \(dockerhub, internal, quay\) into .*dist\/ for namespace kube-extra: 6 file\(s\) written, 0 removed\.$/,
+      /^Synthesized 3 mirrors \(dockerhub, internal, quay\) into .*dist\/ for namespace kube-extra: 10 file\(s\) written, 0 removed\.$/,
     );
     lines.length = 0;
     await synth({ mirrors, out, json: true, log: (l) => lines.push(l) });

@@ -9,9 +9,18 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 
 export type ToolName =
-  'kube-apiserver' | 'kube-controller-manager' | 'etcd' | 'registry' | 'containerd' | 'ctr' | 'containerd-shim-runc-v2';
+  | 'kube-apiserver'
+  | 'kube-controller-manager'
+  | 'etcd'
+  | 'registry'
+  | 'containerd'
+  | 'ctr'
+  | 'containerd-shim-runc-v2'
+  | 'prometheus'
+  | 'promtool'
+  | 'helm';
 
-export type ModuleName = 'kube' | 'etcd' | 'registry' | 'containerd';
+export type ModuleName = 'kube' | 'etcd' | 'registry' | 'containerd' | 'prometheus' | 'helm';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -24,6 +33,9 @@ const modules: Record<ToolName, { module: ModuleName; pinned: string }> = {
   containerd: { module: 'containerd', pinned: 'github.com/containerd/containerd/v2' },
   ctr: { module: 'containerd', pinned: 'github.com/containerd/containerd/v2' },
   'containerd-shim-runc-v2': { module: 'containerd', pinned: 'github.com/containerd/containerd/v2' },
+  prometheus: { module: 'prometheus', pinned: 'github.com/prometheus/prometheus' },
+  promtool: { module: 'prometheus', pinned: 'github.com/prometheus/prometheus' },
+  helm: { module: 'helm', pinned: 'helm.sh/helm/v3' },
 };
 
 /** One build per module per process; tools/build.sh serialises builds across processes. */

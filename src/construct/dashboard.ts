@@ -1,0 +1,192 @@
+/**
+ * The Grafana dashboard for registry mirrors, as JSON for a ConfigMap the Grafana sidecar loads.
+ * Pure data. Every panel reads Prometheus through the `datasource` variable, which the
+ * dashboard defines itself (type `datasource`), so it resolves in any Grafana without an
+ * import step: a panel that names `${DS_PROMETHEUS}` without defining it shows nothing.
+ */
+import { CACHE_JOB } from './monitoring-rules.js';
+
+export interface DashboardPanel {
+  readonly title: string;
+  readonly unit: string;
+  readonly description: string;
+  /** One query per series group; may use $namespace, $mirror and $__rate_interval. */
+  readonly targets: readonly { readonly expr: string; readonly legend: string }[];
+  /** Where the series come from when not from mirror-synth's own pods. */
+  readonly source?: 'kubelet';
+}
+
+const sel = `job="${CACHE_JOB}",namespace=~"$namespace",mirror=~"$mirror"`;
+/** `by (namespace, mirror, ...extra)`: every panel keeps one series per mirror. */
+const by = (...extra: string[]): string => `by (${['namespace', 'mirror', ...extra].join(', ')})`;
+
+export const DASHBOARD_PANELS: readonly DashboardPanel[] = [
+  {
+    title: 'Cache hit ratio',
+    unit: 'percentunit',
+    description: 'Share of proxied requests served from the cache, by kind (manifests are re-checked upstream).',
+    targets: [
+      {
+        expr:
+          `sum ${by('type')} (rate(registry_proxy_hits_total{${sel}}[$__rate_interval])) ` +
+          `/ sum ${by('type')} (rate(registry_proxy_requests_total{${sel}}[$__rate_interval]))`,
+        legend: '{{mirror}} {{type}}',
+      },
+    ],
+  },
+  {
+    title: 'Bytes served vs fetched upstream',
+    unit: 'Bps',
+    description: 'What the cache sent to nodes against what it pulled from the upstream.',
+    targets: [
+      {
+        expr: `sum ${by()} (rate(registry_proxy_pushed_bytes_total{${sel}}[$__rate_interval]))`,
+        legend: '{{mirror}} served',
+      },
+      {
+        expr: `sum ${by()} (rate(registry_proxy_pulled_bytes_total{${sel}}[$__rate_interval]))`,
+        legend: '{{mirror}} from upstream',
+      },
+    ],
+  },
+  {
+    title: 'Requests by status',
+    unit: 'reqps',
+    description: 'HTTP requests the cache answered, by status code.',
+    targets: [
+      {
+        expr: `sum ${by('code')} (rate(registry_http_requests_total{${sel}}[$__rate_interval]))`,
+        legend: '{{mirror}} {{code}}',
+      },
+    ],
+  },
+  {
+    title: 'Errors (5xx)',
+    unit: 'percentunit',
+    description: 'Share of requests that failed on the cache side: upstream unreachable or refused, or storage errors.',
+    targets: [
+      {
+        expr:
+          `(sum ${by()} (rate(registry_http_requests_total{${sel},code=~"5.."}[$__rate_interval])) or ` +
+          `0 * sum ${by()} (rate(registry_http_requests_total{${sel}}[$__rate_interval]))) ` +
+          `/ sum ${by()} (rate(registry_http_requests_total{${sel}}[$__rate_interval]))`,
+        legend: '{{mirror}}',
+      },
+    ],
+  },
+  {
+    title: 'Latency',
+    unit: 's',
+    description: 'Request duration by handler (manifest, blob), 50th and 99th percentile.',
+    targets: [
+      {
+        expr:
+          `histogram_quantile(0.5, sum ${by('handler', 'le')} ` +
+          `(rate(registry_http_request_duration_seconds_bucket{${sel}}[$__rate_interval])))`,
+        legend: '{{mirror}} {{handler}} p50',
+      },
+      {
+        expr:
+          `histogram_quantile(0.99, sum ${by('handler', 'le')} ` +
+          `(rate(registry_http_request_duration_seconds_bucket{${sel}}[$__rate_interval])))`,
+        legend: '{{mirror}} {{handler}} p99',
+      },
+    ],
+  },
+  {
+    title: 'Replicas up',
+    unit: 'none',
+    description: 'Cache replicas answering scrapes.',
+    targets: [{ expr: `sum ${by()} (up{${sel}})`, legend: '{{mirror}}' }],
+  },
+  {
+    title: 'Cache volume used',
+    unit: 'percentunit',
+    description: "Used share of each replica's cache volume (kubelet volume stats).",
+    source: 'kubelet',
+    targets: [
+      {
+        expr:
+          'label_replace(1 - kubelet_volume_stats_available_bytes{namespace=~"$namespace",persistentvolumeclaim=~"cache-registry-mirror-.+"} ' +
+          '/ kubelet_volume_stats_capacity_bytes{namespace=~"$namespace",persistentvolumeclaim=~"cache-registry-mirror-.+"}, ' +
+          '"mirror", "$1", "persistentvolumeclaim", "cache-registry-mirror-(.+)-[0-9]+")',
+        legend: '{{persistentvolumeclaim}}',
+      },
+    ],
+  },
+];
+
+export const DASHBOARD_UID = 'mirror-synth-registry-mirrors';
+
+/** The dashboard JSON model (Grafana 10/11 schema). */
+export function dashboard(): Record<string, unknown> {
+  const ds = { type: 'prometheus', uid: '${datasource}' };
+  return {
+    uid: DASHBOARD_UID,
+    title: 'Registry mirrors',
+    description: 'mirror-synth registry mirrors: hit ratio, traffic, errors, latency, volume.',
+    tags: ['mirror-synth', 'registry'],
+    editable: false,
+    schemaVersion: 39,
+    timezone: 'utc',
+    refresh: '30s',
+    time: { from: 'now-6h', to: 'now' },
+    templating: {
+      list: [
+        {
+          name: 'datasource',
+          label: 'Data source',
+          type: 'datasource',
+          query: 'prometheus',
+          current: {},
+          hide: 0,
+          refresh: 1,
+        },
+        {
+          name: 'namespace',
+          label: 'Namespace',
+          type: 'query',
+          datasource: ds,
+          query: { query: `label_values(up{job="${CACHE_JOB}"}, namespace)`, refId: 'namespace' },
+          definition: `label_values(up{job="${CACHE_JOB}"}, namespace)`,
+          includeAll: true,
+          multi: true,
+          allValue: '.*',
+          current: {},
+          refresh: 2,
+          sort: 1,
+        },
+        {
+          name: 'mirror',
+          label: 'Mirror',
+          type: 'query',
+          datasource: ds,
+          query: { query: `label_values(up{job="${CACHE_JOB}",namespace=~"$namespace"}, mirror)`, refId: 'mirror' },
+          definition: `label_values(up{job="${CACHE_JOB}",namespace=~"$namespace"}, mirror)`,
+          includeAll: true,
+          multi: true,
+          allValue: '.*',
+          current: {},
+          refresh: 2,
+          sort: 1,
+        },
+      ],
+    },
+    panels: DASHBOARD_PANELS.map((p, i) => ({
+      id: i + 1,
+      type: 'timeseries',
+      title: p.title,
+      description: p.description,
+      datasource: ds,
+      gridPos: { h: 8, w: 12, x: (i % 2) * 12, y: Math.floor(i / 2) * 8 },
+      fieldConfig: { defaults: { unit: p.unit }, overrides: [] },
+      options: { legend: { displayMode: 'table', placement: 'bottom', calcs: ['lastNotNull'] } },
+      targets: p.targets.map((t, j) => ({
+        refId: String.fromCharCode(65 + j),
+        datasource: ds,
+        expr: t.expr,
+        legendFormat: t.legend,
+      })),
+    })),
+  };
+}

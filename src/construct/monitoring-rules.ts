@@ -1,0 +1,180 @@
+/**
+ * What mirror-synth gives Prometheus and Grafana: the scrape labels every query relies on, the
+ * alerting rules and the dashboard. Pure data: no construct, no I/O, so the e2e suite can load
+ * exactly these rules into a real Prometheus and run exactly these queries.
+ *
+ * Every series the rules read carries `namespace` and `mirror` labels: the PodMonitors set
+ * `job` to CACHE_JOB / CONTROLLER_JOB and copy the pod's `mirror` label onto the target.
+ */
+import { COMPONENT_LABEL, CONTROLLER_NAME, MIRROR_APP_NAME, MIRROR_LABEL, NAME_LABEL, PROJECT } from '../api/names.js';
+
+/** `job` of every cache replica's /metrics (Distribution's debug port). */
+export const CACHE_JOB = MIRROR_APP_NAME;
+/** `job` of the controller's /metrics. */
+export const CONTROLLER_JOB = CONTROLLER_NAME;
+/** The label Grafana's dashboard sidecar looks for (kube-prometheus-stack's default). */
+export const GRAFANA_DASHBOARD_LABEL = 'grafana_dashboard';
+
+export interface AlertRule {
+  readonly alert: string;
+  /**
+   * What the alert measures, per `namespace` and `mirror` (or per controller): a query that
+   * returns a series whenever the metrics exist, firing or not. The e2e suite runs it.
+   */
+  readonly measure: string;
+  /** The condition on `measure`, e.g. `== 0`, `< 0.2`. */
+  readonly condition: string;
+  readonly for: string;
+  readonly severity: 'critical' | 'warning';
+  readonly summary: string;
+  /** What is wrong and the next step; `{{ $labels.mirror }}` names the mirror. */
+  readonly description: string;
+  /** Where the series come from, when not from mirror-synth's own pods. */
+  readonly source?: 'kube-state-metrics' | 'kubelet';
+}
+
+const by = `by (namespace, ${MIRROR_LABEL})`;
+const cache = `job="${CACHE_JOB}"`;
+const mirrorRef = 'mirror {{ $labels.mirror }} (namespace {{ $labels.namespace }})';
+const pods = 'kubectl -n {{ $labels.namespace }} get pods -l mirror={{ $labels.mirror }}';
+
+/** The mirror alerts (group `registry-mirror`). */
+export const MIRROR_ALERTS: readonly AlertRule[] = [
+  {
+    alert: 'RegistryMirrorDown',
+    measure: `max ${by} (up{${cache}})`,
+    condition: '== 0',
+    for: '5m',
+    severity: 'critical',
+    summary: 'No cache replica of a registry mirror is up.',
+    description:
+      `No replica of ${mirrorRef} has answered a scrape for 5 minutes. Nodes fall back to the ` +
+      `upstream, so pulls are slower and count against its rate limit. Next: \`${pods}\`, then ` +
+      '`kubectl logs` of the registry container (a crash at start usually means the upstream ' +
+      'was unreachable or the volume is full).',
+  },
+  {
+    alert: 'RegistryMirrorNodeAgentMissing',
+    measure:
+      `label_replace(kube_daemonset_status_desired_number_scheduled{daemonset=~"${MIRROR_APP_NAME}-.+"} ` +
+      `- kube_daemonset_status_number_ready{daemonset=~"${MIRROR_APP_NAME}-.+"}, ` +
+      `"${MIRROR_LABEL}", "$1", "daemonset", "${MIRROR_APP_NAME}-(.+)")`,
+    condition: '> 0',
+    for: '15m',
+    severity: 'warning',
+    summary: 'The node agent of a registry mirror is not ready on every node.',
+    description:
+      `{{ $value }} node(s) have no ready node agent of ${mirrorRef}: their containerd does not ` +
+      'use the mirror. Next: `kubectl -n {{ $labels.namespace }} get pods -l mirror={{ $labels.mirror }} ' +
+      "-o wide` to find the nodes, then check taints against the mirror's spec.tolerations and " +
+      'nodeSelector.',
+    source: 'kube-state-metrics',
+  },
+  {
+    alert: 'RegistryMirrorUpstreamErrors',
+    // 0 rather than nothing while no request failed, so the ratio always exists
+    measure:
+      `(sum ${by} (rate(registry_http_requests_total{${cache},code=~"5.."}[10m])) ` +
+      `or 0 * sum ${by} (rate(registry_http_requests_total{${cache}}[10m]))) ` +
+      `/ sum ${by} (rate(registry_http_requests_total{${cache}}[10m]))`,
+    condition: '> 0.05',
+    for: '10m',
+    severity: 'warning',
+    summary: 'A registry mirror fails more than 5% of pulls.',
+    description:
+      `{{ $value | humanizePercentage }} of requests to ${mirrorRef} failed with a 5xx for 10 ` +
+      "minutes: the upstream is unreachable or refuses the mirror's credentials, or the cache " +
+      "volume fails. Nodes retry the upstream directly. Next: the registry container's log " +
+      '(`err.detail` names the upstream error), then the credentials Secret.',
+  },
+  {
+    alert: 'RegistryMirrorHitRatioLow',
+    measure:
+      `sum ${by} (rate(registry_proxy_hits_total{${cache}}[1h])) ` +
+      `/ sum ${by} (rate(registry_proxy_requests_total{${cache}}[1h]))`,
+    condition: `< 0.2 and on (namespace, ${MIRROR_LABEL}) sum ${by} (increase(registry_proxy_requests_total{${cache}}[1h])) > 100`,
+    for: '30m',
+    severity: 'warning',
+    summary: 'A registry mirror serves almost everything from the upstream.',
+    description:
+      `Only {{ $value | humanizePercentage }} of ${mirrorRef}'s requests in the last hour were ` +
+      'served from its cache. The cache was lost (a new volume, a TTL shorter than the pull ' +
+      'interval) or replicas do not share content (each replica has its own volume). Next: ' +
+      `\`${pods}\` for restarts and new PVCs, then compare replicas in the dashboard.`,
+  },
+  {
+    alert: 'RegistryMirrorVolumeNearlyFull',
+    measure:
+      `label_replace(kubelet_volume_stats_available_bytes{persistentvolumeclaim=~"cache-${MIRROR_APP_NAME}-.+"} ` +
+      `/ kubelet_volume_stats_capacity_bytes{persistentvolumeclaim=~"cache-${MIRROR_APP_NAME}-.+"}, ` +
+      `"${MIRROR_LABEL}", "$1", "persistentvolumeclaim", "cache-${MIRROR_APP_NAME}-(.+)-[0-9]+")`,
+    condition: '< 0.1',
+    for: '15m',
+    severity: 'warning',
+    summary: 'The cache volume of a registry mirror is more than 90% full.',
+    description:
+      `{{ $labels.persistentvolumeclaim }} of ${mirrorRef} has {{ $value | humanizePercentage }} ` +
+      'free. When it is full the cache fails pulls it has not cached. Next: raise ' +
+      'spec.volumeClaimTemplate.spec.resources.requests.storage (and expand the PVC), or ' +
+      'shorten the proxy TTL.',
+    source: 'kubelet',
+  },
+];
+
+/** The controller alerts (group `mirror-synth-controller`). */
+export const CONTROLLER_ALERTS: readonly AlertRule[] = [
+  {
+    alert: 'MirrorSynthControllerDown',
+    measure: `max by (namespace) (up{job="${CONTROLLER_JOB}"})`,
+    condition: '== 0',
+    for: '5m',
+    severity: 'warning',
+    summary: 'The mirror-synth controller does not answer scrapes.',
+    description:
+      'The controller in namespace {{ $labels.namespace }} has not answered a scrape for 5 ' +
+      'minutes: RegistryMirror changes are not applied (running mirrors keep working). Next: ' +
+      `\`kubectl -n {{ $labels.namespace }} get pods -l ${NAME_LABEL}=${PROJECT},${COMPONENT_LABEL}=controller\` and its log.`,
+  },
+  {
+    alert: 'MirrorSynthReconcileErrors',
+    measure: `sum by (namespace, type) (rate(mirror_synth_errors_total{job="${CONTROLLER_JOB}"}[10m]))`,
+    condition: '> 0',
+    for: '15m',
+    severity: 'warning',
+    summary: 'The mirror-synth controller keeps failing.',
+    description:
+      'The controller in namespace {{ $labels.namespace }} has had `{{ $labels.type }}` errors ' +
+      'for 15 minutes. Next: its log (one JSON line per error, with the mirror), then ' +
+      '`kubectl get registrymirrors -A` for mirrors that are not Ready.',
+  },
+  {
+    alert: 'RegistryMirrorStalled',
+    measure: `max ${by} (mirror_synth_mirror_condition{job="${CONTROLLER_JOB}",condition="Stalled"})`,
+    condition: '== 1',
+    for: '5m',
+    severity: 'warning',
+    summary: 'A RegistryMirror needs a person: the controller stopped retrying it.',
+    description:
+      `${mirrorRef} is Stalled: its spec or credentials Secret is wrong and retrying will not ` +
+      'help. Next: `kubectl -n {{ $labels.namespace }} describe registrymirror {{ $labels.mirror }}` ' +
+      "(the Stalled condition's message names the field or Secret to fix).",
+  },
+];
+
+/** One rule as Prometheus reads it. */
+export function ruleObject(rule: AlertRule): Record<string, unknown> {
+  return {
+    alert: rule.alert,
+    expr: `${rule.measure} ${rule.condition}`,
+    for: rule.for,
+    labels: { severity: rule.severity },
+    annotations: { summary: rule.summary, description: rule.description },
+  };
+}
+
+/** The `spec` of a PrometheusRule (and the body of a Prometheus rule file) for these groups. */
+export function ruleGroups(groups: Record<string, readonly AlertRule[]>): { groups: Record<string, unknown>[] } {
+  return {
+    groups: Object.entries(groups).map(([name, rules]) => ({ name, rules: rules.map(ruleObject) })),
+  };
+}

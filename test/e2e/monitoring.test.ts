@@ -1,0 +1,375 @@
+// The monitoring output against a real Prometheus (built from tools/prometheus): it scrapes a
+// synthesized mirror run for real (Distribution with the synthesized config.yml) and the real
+// controller (reconciling a good and a Stalled mirror against a real kube-apiserver), with the
+// synthesized rules loaded as written. Every alert's measure and every dashboard query must return a series after a few
+// pulls, and "mirror down" must fire when the cache stops.
+//
+// What the test supplies in place of the Prometheus Operator: static scrape targets carrying
+// the labels the PodMonitors give (job from their relabeling, namespace, pod, and the pod's
+// `mirror` label through podTargetLabels). Alerts fed by kube-state-metrics or the kubelet
+// (node agent readiness, volume usage) have no source here; `promtool test rules` checks them
+// on synthetic series below, and their queries are checked for syntax by Prometheus itself.
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { stringify } from 'yaml';
+
+import { type RunningController, startController } from '../../src/controller/controller.js';
+import { synthesizeMirror } from '../../src/index.js';
+import { dashboard, DASHBOARD_PANELS } from '../../src/construct/dashboard.js';
+import {
+  type AlertRule,
+  CACHE_JOB,
+  CONTROLLER_ALERTS,
+  CONTROLLER_JOB,
+  MIRROR_ALERTS,
+  ruleGroups,
+} from '../../src/construct/monitoring-rules.js';
+import { clients, createMirror, getMirror, installCrd, waitUntil } from '../controller/cluster-helpers.js';
+import { type ControlPlane, startControlPlane } from '../support/control-plane.js';
+import { buildImage, RegistryClient } from '../support/images.js';
+import { Prometheus, promtool, type Sample } from '../support/prometheus.js';
+import {
+  type ManifestObject,
+  type SynthesizedMirror,
+  startSynthesizedMirror,
+  startUpstream,
+  type Upstream,
+  waitFor,
+} from '../support/registry.js';
+
+const NAME = 'metrics';
+const NAMESPACE = 'test';
+const SECRET = 'upstream-creds';
+const USER = 'mirror-bot';
+const PASSWORD = 'Pa55word-for-metrics';
+
+/** What the test stands in for: a rule's measure needs a source this test does not run. */
+const external = (r: AlertRule): boolean => r.source !== undefined;
+
+/** A dashboard query as Grafana sends it with "All" selected and a 1-minute rate interval. */
+function grafanaQuery(expr: string): string {
+  return expr.replaceAll('$namespace', '.*').replaceAll('$mirror', '.*').replaceAll('$__rate_interval', '1m');
+}
+
+describe('monitoring: rules and dashboard against a real Prometheus', () => {
+  let dir: string;
+  let upstream: Upstream;
+  let mirror: SynthesizedMirror;
+  let prometheus: Prometheus;
+  let objects: ManifestObject[];
+  let controlPlane: ControlPlane;
+  let controller: RunningController;
+  const stalled = 'stalled-mirror';
+
+  beforeAll(async () => {
+    const binary = inject('registryBinary');
+    dir = await mkdtemp(join(tmpdir(), 'ms-mon-'));
+    upstream = await startUpstream({ binary, dir: join(dir, 'upstream'), username: USER, password: PASSWORD });
+    objects = synthesizeMirror(
+      {
+        name: NAME,
+        spec: { upstreamUrl: upstream.host, credentialsSecret: SECRET },
+        source: 'test/e2e/monitoring.test.ts',
+      },
+      { namespace: NAMESPACE },
+    );
+    mirror = await startSynthesizedMirror({
+      binary,
+      dir: join(dir, 'mirror'),
+      name: NAME,
+      objects,
+      secrets: { [SECRET]: { username: USER, password: PASSWORD } },
+      upstreamCaFile: upstream.ca.caCert,
+    });
+
+    // the real controller, reconciling one good mirror and one whose credentials Secret is missing
+    controlPlane = await startControlPlane({ controllerManager: false });
+    const c = clients(controlPlane.kubeconfigPath);
+    await installCrd(c);
+    await c.core.createNamespace({ body: { metadata: { name: NAMESPACE } } });
+    controller = await startController({
+      kubeConfig: c.kc,
+      namespace: NAMESPACE,
+      metricsPort: 0,
+      secondsBetweenStreams: 1,
+      leaderElection: false,
+      logLevel: 'warn',
+    });
+    await controller.running;
+    await createMirror(c, 'good-mirror', { upstreamUrl: 'quay.io' });
+    await createMirror(c, stalled, { upstreamUrl: 'quay.io', credentialsSecret: 'no-such-secret' });
+    await waitUntil(
+      async () =>
+        (await getMirror(c, stalled)).status?.conditions?.some((x) => x.type === 'Stalled' && x.status === 'True'),
+      `${stalled} to be Stalled`,
+    );
+
+    // the mirror-down alert as written, and a copy without `for` so the test need not wait 5 minutes
+    const down = MIRROR_ALERTS.find((r) => r.alert === 'RegistryMirrorDown')!;
+    prometheus = await Prometheus.start({
+      dir: join(dir, 'prometheus'),
+      jobs: [
+        {
+          job: CACHE_JOB,
+          targets: [
+            {
+              address: mirror.distribution.debugUrl.replace('http://', ''),
+              labels: { namespace: NAMESPACE, pod: `registry-mirror-${NAME}-0`, mirror: NAME },
+            },
+          ],
+        },
+        {
+          job: CONTROLLER_JOB,
+          targets: [
+            {
+              address: `127.0.0.1:${controller.metricsPort}`,
+              labels: { namespace: NAMESPACE, pod: 'mirror-synth-controller-0' },
+            },
+          ],
+        },
+      ],
+      rules: {
+        'mirror-synth.yml': ruleGroups({ 'registry-mirror': MIRROR_ALERTS, [CONTROLLER_JOB]: CONTROLLER_ALERTS }),
+        'fast.yml': {
+          groups: [
+            {
+              name: 'fast',
+              rules: [
+                {
+                  alert: down.alert,
+                  expr: `${down.measure} ${down.condition}`,
+                  labels: { severity: down.severity, copy: 'without-for' },
+                },
+              ],
+            },
+          ],
+        },
+      },
+    });
+
+    // a few pulls through the mirror, cold (misses) then warm (hits), once Prometheus has the
+    // counters' starting values (a rate needs two samples that differ)
+    await waitFor('the first scrape of the mirror', async () =>
+      (await prometheus.query(`up{job="${CACHE_JOB}"} == 1`)).length > 0 ? true : undefined,
+    );
+    const client = new RegistryClient({
+      url: upstream.url,
+      username: USER,
+      password: PASSWORD,
+      ca: upstream.ca.caCert,
+    });
+    const viaMirror = new RegistryClient({ url: mirror.url });
+    try {
+      for (let i = 1; i <= 3; i++) {
+        const image = buildImage({ repository: `team/app${i}`, tag: '1.0', layerSizes: [4096, 64 * 1024] });
+        await client.push(image);
+        for (let pull = 0; pull < 3; pull++) await viaMirror.pull(image.repository, image.tag);
+      }
+      // requests while the upstream is down, so the error ratio has 5xx to count: the first
+      // creates the code="500" series, the next (a scrape later) makes it grow, as rate() needs
+      await upstream.stop();
+      for (let i = 0; i < 2; i++) {
+        const failed = await viaMirror.request('GET', `/v2/team/app1/blobs/sha256:${String(i).repeat(64)}`);
+        expect(failed.status).toBeGreaterThanOrEqual(500);
+        await new Promise((resolve) => setTimeout(resolve, 2500));
+      }
+      await upstream.restart();
+    } finally {
+      client.close();
+      viaMirror.close();
+    }
+  });
+
+  afterAll(async () => {
+    await prometheus?.stop();
+    await controller?.stop();
+    await controlPlane?.stop();
+    await mirror?.dispose();
+    await upstream?.dispose();
+    if (dir && !process.env.MIRROR_SYNTH_KEEP_E2E) await rm(dir, { recursive: true, force: true });
+  });
+
+  it('promtool accepts the rules as synthesized', async () => {
+    const file = join(dir, 'rules-check.yml');
+    await writeFile(
+      file,
+      stringify(ruleGroups({ 'registry-mirror': MIRROR_ALERTS, [CONTROLLER_JOB]: CONTROLLER_ALERTS }), {
+        lineWidth: 0,
+      }),
+    );
+    const out = await promtool(['check', 'rules', '--lint=all', '--lint-fatal', file]);
+    expect(out).toMatch(/SUCCESS: \d+ rules found/);
+  });
+
+  it('promtool test rules: each alert fires after its `for`, with labels and messages naming the mirror', async () => {
+    const rulesFile = join(dir, 'rules-test-rules.yml');
+    await writeFile(rulesFile, stringify(ruleGroups({ 'registry-mirror': MIRROR_ALERTS }), { lineWidth: 0 }));
+    const ns = 'kube-extra';
+    const pvc = 'cache-registry-mirror-quay-0';
+    const cases: { alert: string; labels: Record<string, string>; value: string }[] = [
+      { alert: 'RegistryMirrorDown', labels: { namespace: ns, mirror: 'quay' }, value: '0' },
+      {
+        alert: 'RegistryMirrorNodeAgentMissing',
+        labels: { namespace: ns, mirror: 'quay', daemonset: 'registry-mirror-quay' },
+        value: '1',
+      },
+      {
+        alert: 'RegistryMirrorVolumeNearlyFull',
+        labels: { namespace: ns, mirror: 'quay', persistentvolumeclaim: pvc },
+        value: '5%',
+      },
+    ];
+    const expand = (text: string, labels: Record<string, string>, value: string): string =>
+      text
+        .replace(/\{\{ \$labels\.(\w+) \}\}/g, (_, l: string) => labels[l])
+        .replace(/\{\{ \$value( \| humanizePercentage)? \}\}/g, value);
+    const rule = (name: string) => MIRROR_ALERTS.find((r) => r.alert === name)!;
+    const minutes = (d: string) => Number(d.replace('m', ''));
+    const test = {
+      rule_files: [rulesFile],
+      evaluation_interval: '1m',
+      tests: [
+        {
+          interval: '1m',
+          input_series: [
+            {
+              series: `up{job="${CACHE_JOB}",namespace="${ns}",mirror="quay",pod="registry-mirror-quay-0"}`,
+              values: '0x40',
+            },
+            {
+              series: `kube_daemonset_status_desired_number_scheduled{namespace="${ns}",daemonset="registry-mirror-quay"}`,
+              values: '3x40',
+            },
+            {
+              series: `kube_daemonset_status_number_ready{namespace="${ns}",daemonset="registry-mirror-quay"}`,
+              values: '2x40',
+            },
+            {
+              series: `kubelet_volume_stats_available_bytes{namespace="${ns}",persistentvolumeclaim="${pvc}"}`,
+              values: '5x40',
+            },
+            {
+              series: `kubelet_volume_stats_capacity_bytes{namespace="${ns}",persistentvolumeclaim="${pvc}"}`,
+              values: '100x40',
+            },
+          ],
+          alert_rule_test: cases.flatMap((c) => {
+            const r = rule(c.alert);
+            return [
+              // not yet: the condition has held for less than `for`
+              { eval_time: `${minutes(r.for) - 1}m`, alertname: c.alert, exp_alerts: [] },
+              {
+                eval_time: `${minutes(r.for) + 1}m`,
+                alertname: c.alert,
+                exp_alerts: [
+                  {
+                    exp_labels: { ...c.labels, severity: r.severity },
+                    exp_annotations: { summary: r.summary, description: expand(r.description, c.labels, c.value) },
+                  },
+                ],
+              },
+            ];
+          }),
+        },
+      ],
+    };
+    const testFile = join(dir, 'rules-test.yml');
+    await writeFile(testFile, stringify(test, { lineWidth: 0 }));
+    const out = await promtool(['test', 'rules', testFile]);
+    expect(out).toContain('SUCCESS');
+  });
+
+  it("every alert's measure returns a series per mirror after a few pulls", async () => {
+    for (const rule of MIRROR_ALERTS.filter((r) => !external(r))) {
+      const series = await waitFor(`${rule.alert}: a series for mirror ${NAME}`, async () => {
+        const result = await prometheus.query(rule.measure);
+        return result.find((s) => s.metric.mirror === NAME && s.metric.namespace === NAMESPACE);
+      });
+      expect(Number(series.value[1]), rule.alert).not.toBeNaN();
+    }
+    // the hit ratio saw the warm pulls
+    const ratio = await prometheus.query(MIRROR_ALERTS.find((r) => r.alert === 'RegistryMirrorHitRatioLow')!.measure);
+    expect(Number(ratio[0].value[1])).toBeGreaterThan(0.3);
+    // the error ratio saw the failed blob
+    const errorRule = MIRROR_ALERTS.find((r) => r.alert === 'RegistryMirrorUpstreamErrors')!;
+    await waitFor('the error ratio to count the failed requests', async () =>
+      Number((await prometheus.query(errorRule.measure))[0]?.value[1]) > 0 ? true : undefined,
+    );
+  });
+
+  it("every controller alert's measure returns a series; the Stalled mirror is named", async () => {
+    for (const rule of CONTROLLER_ALERTS) {
+      await waitFor(`${rule.alert}: a series`, async () => {
+        const result = await prometheus.query(rule.measure);
+        return result.find((s) => s.metric.namespace === NAMESPACE);
+      });
+    }
+    const stalledRule = CONTROLLER_ALERTS.find((r) => r.alert === 'RegistryMirrorStalled')!;
+    const byMirror = Object.fromEntries(
+      (await prometheus.query(stalledRule.measure)).map((s) => [s.metric.mirror, Number(s.value[1])]),
+    );
+    expect(byMirror).toMatchObject({ [stalled]: 1, 'good-mirror': 0 });
+    const firingNow = await prometheus.query(`${stalledRule.measure} ${stalledRule.condition}`);
+    expect(firingNow.map((s) => s.metric.mirror)).toEqual([stalled]);
+  });
+
+  it('queries fed by kube-state-metrics or the kubelet are valid PromQL', async () => {
+    for (const rule of [...MIRROR_ALERTS, ...CONTROLLER_ALERTS].filter(external)) {
+      await expect(prometheus.query(`${rule.measure} ${rule.condition}`)).resolves.toBeInstanceOf(Array);
+    }
+  });
+
+  it('every dashboard query returns a series for the mirror, through the datasource variable', async () => {
+    const model = dashboard() as {
+      templating: { list: { name: string; type: string; query: unknown }[] };
+      panels: {
+        title: string;
+        datasource: { uid: string };
+        targets: { expr: string; datasource: { uid: string } }[];
+      }[];
+    };
+    // the datasource variable is defined by the dashboard itself, and every panel and query uses it
+    const variables = new Set(model.templating.list.map((v) => v.name));
+    expect(model.templating.list.find((v) => v.name === 'datasource')).toMatchObject({
+      type: 'datasource',
+      query: 'prometheus',
+    });
+    for (const panel of model.panels) {
+      for (const uid of [panel.datasource.uid, ...panel.targets.map((t) => t.datasource.uid)]) {
+        expect(variables.has(uid.replace(/^\$\{(\w+)\}$/, '$1')), `${panel.title}: ${uid}`).toBe(true);
+      }
+    }
+    // the variables' own queries find the mirror
+    const mirrors = await prometheus.query(`group by (mirror) (up{job="${CACHE_JOB}",namespace=~".*"})`);
+    expect(mirrors.map((s) => s.metric.mirror)).toContain(NAME);
+
+    for (const panel of DASHBOARD_PANELS.filter((p) => p.source === undefined)) {
+      for (const target of panel.targets) {
+        const found: Sample | undefined = await waitFor(`panel "${panel.title}" to show ${target.legend}`, async () =>
+          (await prometheus.query(grafanaQuery(target.expr))).find((s) => s.metric.mirror === NAME),
+        );
+        expect(found, panel.title).toBeDefined();
+      }
+    }
+  });
+
+  it('"mirror down" fires when the cache stops', async () => {
+    await mirror.stop();
+    const asWritten = await waitFor('RegistryMirrorDown to fire (and, as written, to wait its for: 5m)', async () => {
+      const all = await prometheus.alerts();
+      const fast = all.find((a) => a.labels.alertname === 'RegistryMirrorDown' && a.labels.copy === 'without-for');
+      const written = all.find((a) => a.labels.alertname === 'RegistryMirrorDown' && !a.labels.copy);
+      return fast?.state === 'firing' && written ? written : undefined;
+    });
+    // the rule as written waits its `for: 5m` before firing
+    expect(asWritten).toMatchObject({
+      state: 'pending',
+      labels: { mirror: NAME, namespace: NAMESPACE, severity: 'critical' },
+    });
+    expect(asWritten.annotations.description).toContain(`mirror ${NAME} (namespace ${NAMESPACE})`);
+    expect(asWritten.annotations.description).toContain(`kubectl -n ${NAMESPACE} get pods -l mirror=${NAME}`);
+  });
+});
