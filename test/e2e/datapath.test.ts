@@ -165,6 +165,8 @@ describe('the data path', () => {
       try {
         await node.pull(image.repository, image.digest);
         expect((await mirror.front!.ready()).ok).toBe(true);
+        // the registry container's probes: Distribution's health on its debug port
+        expect((await fetch(`${mirror.distribution.debugUrl}/debug/health`)).status).toBe(200);
         await mirror.distribution.stop();
         const ready = await mirror.front!.ready();
         expect(ready.ok).toBe(false);
