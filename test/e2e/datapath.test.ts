@@ -74,7 +74,7 @@ describe('the data path', () => {
         source: 'test/e2e/datapath.test.ts',
       },
       { namespace: 'test' },
-    ) as unknown as ManifestObject[];
+    );
   }
 
   function startMirror(sub: string, objects = synth()): Promise<SynthesizedMirror> {
