@@ -3,8 +3,7 @@
 // the upstream itself). Real components on loopback: an authenticated TLS upstream
 // (Distribution), the synthesized cache pod (Debian's nginx as the front, Distribution behind it,
 // see test/support/registry.ts SynthesizedMirror) and containerd as the node: Debian's 1.6, and
-// 2.x built from its Go module when available (MIRROR_SYNTH_CONTAINERD_V2=<dir with containerd
-// and ctr>).
+// 2.x built from its Go module (tools/containerd).
 import { execFile } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
