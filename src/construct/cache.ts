@@ -151,7 +151,15 @@ export class MirrorCache {
               {
                 name: 'front',
                 image: withRegistry(FRONT_IMAGE, spec.imageRegistry),
-                command: ['nginx', '-c', `${FRONT_CONFIG_DIR}/${FRONT_CONFIG_FILE}`, '-g', 'daemon off;'],
+                command: [
+                  'nginx',
+                  '-e',
+                  'stderr',
+                  '-c',
+                  `${FRONT_CONFIG_DIR}/${FRONT_CONFIG_FILE}`,
+                  '-g',
+                  'daemon off;',
+                ],
                 ports: [{ name: 'http', containerPort: REGISTRY_PORT }],
                 resources: {
                   requests: quantities({ cpu: '50m', memory: '32Mi' }),

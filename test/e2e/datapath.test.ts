@@ -3,8 +3,7 @@
 // the upstream itself). Real components on loopback: an authenticated TLS upstream
 // (Distribution), the synthesized cache pod (Debian's nginx as the front, Distribution behind it,
 // see test/support/registry.ts SynthesizedMirror) and containerd as the node: Debian's 1.6, and
-// 2.x built from its Go module when available (MIRROR_SYNTH_CONTAINERD_V2=<dir with containerd
-// and ctr>).
+// 2.x built from its Go module (tools/containerd).
 import { execFile } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -74,7 +73,7 @@ describe('the data path', () => {
         source: 'test/e2e/datapath.test.ts',
       },
       { namespace: 'test' },
-    ) as unknown as ManifestObject[];
+    );
   }
 
   function startMirror(sub: string, objects = synth()): Promise<SynthesizedMirror> {
@@ -165,6 +164,8 @@ describe('the data path', () => {
       try {
         await node.pull(image.repository, image.digest);
         expect((await mirror.front!.ready()).ok).toBe(true);
+        // the registry container's probes: Distribution's health on its debug port
+        expect((await fetch(`${mirror.distribution.debugUrl}/debug/health`)).status).toBe(200);
         await mirror.distribution.stop();
         const ready = await mirror.front!.ready();
         expect(ready.ok).toBe(false);

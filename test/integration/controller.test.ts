@@ -176,7 +176,8 @@ describe('controller', () => {
     const derived = await c.core.readNamespacedSecret({ name: derivedName, namespace });
     expect(Buffer.from(derived.data!.password, 'base64').toString()).toBe(DOCKER_PASSWORD);
     expect(derived.metadata!.ownerReferences![0].name).toBe(n);
-    expect(JSON.stringify(statefulSetOf(await children(c, namespace, n), n).spec.template.spec.containers)).toContain(
+    // the cache pod mounts it for the credential helper
+    expect(JSON.stringify(statefulSetOf(await children(c, namespace, n), n).spec.template.spec.volumes)).toContain(
       derivedName,
     );
 

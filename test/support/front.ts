@@ -71,12 +71,30 @@ function podSecurity(objects: readonly ManifestObject[], name: string): { uid: n
   return { uid: sc.runAsUser, gid: sc.runAsGroup };
 }
 
+interface FrontContainer {
+  name: string;
+  command?: string[];
+  readinessProbe?: { exec?: { command: string[] } };
+}
+
+function frontContainer(objects: readonly ManifestObject[], name: string): FrontContainer {
+  const sts = findObject(objects, 'StatefulSet', `registry-mirror-${name}`) as unknown as {
+    spec: { template: { spec: { containers: FrontContainer[] } } };
+  };
+  const c = sts.spec.template.spec.containers.find((x) => x.name === 'front');
+  if (!c) throw new Error(`StatefulSet/registry-mirror-${name} has no 'front' container`);
+  return c;
+}
+
+function frontCommand(objects: readonly ManifestObject[], name: string): string[] {
+  const cmd = frontContainer(objects, name).command;
+  if (!cmd?.some((a) => a.endsWith('/nginx.conf'))) throw new Error('the front container does not run nginx.conf');
+  return cmd;
+}
+
 /** The front container's readiness command from the StatefulSet. */
 function readinessScript(objects: readonly ManifestObject[], name: string): string {
-  const sts = findObject(objects, 'StatefulSet', `registry-mirror-${name}`) as unknown as {
-    spec: { template: { spec: { containers: { name: string; readinessProbe?: { exec?: { command: string[] } } }[] } } };
-  };
-  const cmd = sts.spec.template.spec.containers.find((c) => c.name === 'front')?.readinessProbe?.exec?.command;
+  const cmd = frontContainer(objects, name).readinessProbe?.exec?.command;
   if (!cmd || cmd[0] !== 'sh' || cmd[1] !== '-c') throw new Error('the front container has no `sh -c` readiness probe');
   return cmd[2];
 }
@@ -132,7 +150,11 @@ export class FrontProcess {
     const log = await open(this.logFile, 'a');
     await log.chown(this.user.uid, this.user.gid);
     this.stderr = [];
-    const child = spawnTracked('nginx', ['-e', 'stderr', '-c', this.configPath, '-g', 'daemon off;'], {
+    // The front container's command, with only the config path changed.
+    const [binary, ...args] = frontCommand(this.opts.objects, this.opts.name).map((a) =>
+      a.endsWith('/nginx.conf') ? this.configPath : a,
+    );
+    const child = spawnTracked(binary, args, {
       stdio: ['ignore', log.fd, 'pipe'],
       uid: this.user.uid,
       gid: this.user.gid,

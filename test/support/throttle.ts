@@ -25,14 +25,14 @@ export class ThrottledProxy {
   ) {}
 
   static async start(opts: ThrottledProxyOptions): Promise<ThrottledProxy> {
-    let proxy: ThrottledProxy | undefined;
-    const server = createServer((client) => proxy!.accept(client));
+    const self: { proxy?: ThrottledProxy } = {};
+    const server = createServer((client) => self.proxy!.accept(client));
     const port = await new Promise<number>((resolve, reject) => {
       server.once('error', reject);
       server.listen(0, '127.0.0.1', () => resolve((server.address() as { port: number }).port));
     });
-    proxy = new ThrottledProxy(server, port, opts);
-    return proxy;
+    self.proxy = new ThrottledProxy(server, port, opts);
+    return self.proxy;
   }
 
   get host(): string {
