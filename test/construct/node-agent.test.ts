@@ -1,9 +1,11 @@
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess,execFileSync, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+
 import { afterEach, describe, expect, it } from 'vitest';
+
 import { NODE_RUNTIMES } from '../../src/api/names.js';
 import { nodeAgentScript } from '../../src/construct/assets.js';
 import { NODE_CONFIG_DIRS } from '../../src/construct/node-agent.js';
