@@ -198,7 +198,7 @@ restore() {
 }
 
 # A bind mount keeps pointing at a directory the node removed and made anew (k3s and rke2 before
-# v1.28.13, v1.29.8, v1.30.5 and v1.31.1 remove certs.d on every restart): nothing written there
+# v1.28.14, v1.29.9, v1.30.5 and v1.31.1 remove certs.d on every restart): nothing written there
 # reaches the runtime. Exit so the kubelet restarts the container with a fresh mount.
 check_mount() {
   links=$(stat -c %h "$CONFIG_DIR" 2>/dev/null) || links=

@@ -1,7 +1,7 @@
 /** mirror-synth as a library: the construct, the schema, the validator and the synthesizer. */
 export { RegistryMirror, type RegistryMirrorProps } from './construct/registry-mirror.js';
 export { MirrorCache, type MirrorCacheProps } from './construct/cache.js';
-export { NodeAgent, type NodeAgentProps } from './construct/node-agent.js';
+export { NODE_CONFIG_DIRS, NodeAgent, type NodeAgentProps } from './construct/node-agent.js';
 export { REGISTRY_IMAGE, NODE_AGENT_IMAGE } from './construct/images.js';
 export { nodeAgentScript } from './construct/assets.js';
 export {
@@ -16,6 +16,9 @@ export {
   API_VERSION,
   KIND,
   PLURAL,
+  NODE_RUNTIMES,
+  DEFAULT_NODE_RUNTIME,
+  type NodeRuntime,
 } from './api/names.js';
 export { synthesizeMirror, compareObjects, MirrorChart, type SynthOptions } from './synth/chart.js';
 export { renderDist } from './synth/dist.js';

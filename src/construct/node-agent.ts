@@ -17,7 +17,7 @@ import { nodeAgentScript } from './assets.js';
 import { NODE_AGENT_IMAGE } from './images.js';
 import { k8s } from './k8s.js';
 import type { MirrorParts } from './parts.js';
-import { RESTRICTED_CONTAINER, RUNTIME_DEFAULT_SECCOMP, configHash, quantities } from './pod.js';
+import { configHash, quantities, RESTRICTED_CONTAINER, RUNTIME_DEFAULT_SECCOMP } from './pod.js';
 import { withRegistry } from './upstream.js';
 
 /** The one host directory each node runtime reads mirror configuration from: all the agent mounts. */

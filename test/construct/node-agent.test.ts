@@ -1,9 +1,11 @@
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+
 import { afterEach, describe, expect, it } from 'vitest';
+
 import { NODE_RUNTIMES } from '../../src/api/names.js';
 import { nodeAgentScript } from '../../src/construct/assets.js';
 import { NODE_CONFIG_DIRS } from '../../src/construct/node-agent.js';
@@ -433,7 +435,7 @@ function canBindMount(): boolean {
   }
 }
 
-// k3s and RKE2 before v1.28.13/v1.29.8/v1.30.5/v1.31.1 remove the whole certs.d on every start
+// k3s and RKE2 before v1.28.14/v1.29.9/v1.30.5/v1.31.1 remove the whole certs.d on every start
 // and make it anew: the pod's bind mount then points at a deleted directory, where nothing
 // written reaches containerd (and nothing can be created). The agent must exit so the kubelet
 // restarts it with a mount of the new directory.

@@ -4,6 +4,7 @@
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+
 import { vi } from 'vitest';
 
 import { main } from '../../src/cli/main.js';

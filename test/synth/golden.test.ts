@@ -1,10 +1,12 @@
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+
 import { describe, expect, it } from 'vitest';
+
+import { DEFAULT_NODE_RUNTIME, NODE_RUNTIMES } from '../../src/api/names.js';
+import { parseMirrorFile } from '../../src/api/validate.js';
 import { synthesizeMirror } from '../../src/synth/chart.js';
 import { toYaml } from '../../src/synth/yaml.js';
-import { parseMirrorFile } from '../../src/api/validate.js';
-import { DEFAULT_NODE_RUNTIME, NODE_RUNTIMES } from '../../src/api/names.js';
 
 // Every spec in fixtures/mirrors/ synthesizes to exactly fixtures/expected/<file>.
 // After an intended change: UPDATE_GOLDEN=1 npx vitest run test/synth/golden.test.ts, then review the diff.
