@@ -50,15 +50,7 @@ const container = pod.containers[0];
 describe('the controller image', () => {
   it('the script declares its contract', () => {
     expect(Object.keys(script).sort()).toEqual(
-      [
-        'IMAGE_CMD',
-        'IMAGE_ENTRYPOINT',
-        'IMAGE_NODE',
-        'IMAGE_PATH',
-        'IMAGE_PORT',
-        'IMAGE_USER',
-        'IMAGE_WORKDIR',
-      ].sort(),
+      ['IMAGE_CMD', 'IMAGE_ENTRYPOINT', 'IMAGE_NODE', 'IMAGE_PATH', 'IMAGE_PORT', 'IMAGE_USER', 'IMAGE_WORKDIR'].sort(),
     );
   });
 
@@ -89,7 +81,7 @@ describe('the controller image', () => {
     expect(dockerfile('RUN')).toContain('npm ci --omit=dev --ignore-scripts');
   });
 
-  it("matches the Deployment: its user, its arguments, its port, a read-only root filesystem", () => {
+  it('matches the Deployment: its user, its arguments, its port, a read-only root filesystem', () => {
     const [uid, gid] = script.IMAGE_USER.split(':').map(Number);
     expect(pod.securityContext).toMatchObject({ runAsNonRoot: true, runAsUser: uid, runAsGroup: gid });
     expect(container.args).toEqual(JSON.parse(script.IMAGE_CMD));

@@ -2,7 +2,7 @@
 // when the archive is missing or older than anything it is made of, else reused.
 import { execFile, spawn } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { readdir, readFile, realpath, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 
@@ -11,7 +11,7 @@ const repoRoot = resolve(import.meta.dirname, '../..');
 /** Where the build script writes the archive (its default IMAGE_OUT). */
 export const IMAGE_ARCHIVE = join(repoRoot, 'build/mirror-synth-controller.oci.tar');
 
-/** What the image is made of: a newer file here makes the archive stale. */
+/** What the image is made of (with the node binary): a newer file here makes the archive stale. */
 const INPUTS = ['src', 'assets', 'bin', 'package.json', 'package-lock.json', 'tsconfig.json', 'scripts/build-image.sh'];
 
 async function newestMtime(path: string): Promise<number> {
@@ -30,6 +30,8 @@ export async function imageIsFresh(archive = IMAGE_ARCHIVE): Promise<boolean> {
   );
   if (built === undefined) return false;
   for (const input of INPUTS) if ((await newestMtime(join(repoRoot, input))) > built) return false;
+  // The runtime layer is the node binary the tests run on.
+  if ((await newestMtime(await realpath(process.execPath))) > built) return false;
   return true;
 }
 
