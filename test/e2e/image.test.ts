@@ -228,7 +228,7 @@ describe.each([
         return res?.status === 200;
       },
       `the controller in the container to serve /readyz on ${metricsPort}`,
-      120_000,
+      180_000,
       500,
     ).catch((err: Error) => {
       throw new Error(`${err.message}\ncontainer output:\n${output.slice(-30).join('\n')}`);
