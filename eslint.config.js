@@ -6,7 +6,7 @@ import globals from 'globals';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['lib/', 'dist/', 'node_modules/', 'coverage/', 'bench/results/', 'src/imports/'] },
+  { ignores: ['lib/', 'dist/', 'node_modules/', 'coverage/', 'bench/results/', 'src/imports/', 'build/'] },
   {
     files: ['**/*.ts'],
     extends: [...tseslint.configs.recommendedTypeChecked],

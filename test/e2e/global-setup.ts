@@ -25,6 +25,8 @@ const needed: Record<string, string> = {
   ctr: 'containerd',
   openssl: 'openssl',
   htpasswd: 'apache2-utils',
+  umoci: 'umoci',
+  strip: 'binutils',
 };
 
 async function missingBinaries(): Promise<string[]> {

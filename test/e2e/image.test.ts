@@ -1,0 +1,272 @@
+// The controller image as users run it: `npm run build:image` (umoci, no Docker engine) writes
+// an OCI archive; a real containerd (Debian's 1.6, then 2.x) imports it and runs it with
+// `ctr run` (runc), on the host network, with a read-only root filesystem, the image's own user
+// and the test API server's kubeconfig mounted read-only. It must reconcile a RegistryMirror to Ready and stop cleanly on
+// SIGTERM.
+// There is no kubelet behind the test API server: the test stands in
+// for them by patching the StatefulSet's and DaemonSet's status to "all pods ready", as the
+// integration tests do; Ready=True then proves the containerized controller applied the
+// children, watched their status and wrote the mirror's.
+import { type ChildProcess } from 'node:child_process';
+import { chmod, copyFile, mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import { AppsV1Api, CoordinationV1Api, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import { LEASE_NAME } from '../../src/api/names.js';
+import {
+  type Clients,
+  clients,
+  condition,
+  createMirror,
+  deleteMirror,
+  waitForReady,
+  waitUntil,
+} from '../controller/cluster-helpers.js';
+import { Containerd, containerdV2, debianContainerd } from '../support/containerd.js';
+import { type ControlPlane, startControlPlane } from '../support/control-plane.js';
+import { ensureControllerImage, type ImageConfig, imageConfig } from '../support/controller-image.js';
+import { installCrd } from '../support/crd.js';
+import { reservePort } from '../support/ports.js';
+import { removeOnExit, spawnTracked } from '../support/processes.js';
+
+const REF_BASE = 'mirror-synth.test/controller';
+const CONTAINER = 'controller';
+const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
+
+let dir: string;
+let cp: ControlPlane;
+let c: Clients;
+let archive: string;
+let config: ImageConfig;
+let kubeDir: string;
+
+/**
+ * Report every StatefulSet and DaemonSet in the namespace as having all its pods ready for its
+ * generation (the kubelet and workload controllers this control plane lacks), until stopped.
+ */
+function simulateReadyWorkloads(apps: AppsV1Api, namespace: string): () => Promise<void> {
+  let stopped = false;
+  const loop = (async () => {
+    while (!stopped) {
+      try {
+        for (const s of (await apps.listNamespacedStatefulSet({ namespace })).items) {
+          const generation = s.metadata!.generation ?? 1;
+          const replicas = s.spec?.replicas ?? 1;
+          if (s.status?.observedGeneration === generation && s.status.readyReplicas === replicas) continue;
+          const revision = `sim-${generation}`;
+          const status = {
+            observedGeneration: generation,
+            replicas,
+            readyReplicas: replicas,
+            availableReplicas: replicas,
+            updatedReplicas: replicas,
+            currentReplicas: replicas,
+            currentRevision: revision,
+            updateRevision: revision,
+          };
+          await apps.patchNamespacedStatefulSetStatus(
+            { name: s.metadata!.name!, namespace, body: { status } },
+            mergePatch,
+          );
+        }
+        for (const d of (await apps.listNamespacedDaemonSet({ namespace })).items) {
+          const generation = d.metadata!.generation ?? 1;
+          if (d.status?.observedGeneration === generation && d.status.numberReady === 2) continue;
+          const status = {
+            observedGeneration: generation,
+            desiredNumberScheduled: 2,
+            currentNumberScheduled: 2,
+            numberReady: 2,
+            numberAvailable: 2,
+            updatedNumberScheduled: 2,
+            numberMisscheduled: 0,
+          };
+          await apps.patchNamespacedDaemonSetStatus(
+            { name: d.metadata!.name!, namespace, body: { status } },
+            mergePatch,
+          );
+        }
+      } catch {
+        // a conflict with the controller's own write, or the namespace not there yet: next round
+      }
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  })();
+  return async () => {
+    stopped = true;
+    await loop;
+  };
+}
+
+/** ctr's output without its log lines (containerd 2.x's ctr warns about cgroup v1 on stderr). */
+const outputOf = (text: string): string =>
+  text
+    .split('\n')
+    .filter((l) => !l.startsWith('time='))
+    .join('\n')
+    .trim();
+
+/** The container's init process (node), as containerd reports it. */
+async function containerPid(ctrd: Containerd): Promise<number> {
+  const out = await ctrd.ctr(['tasks', 'ls']);
+  const line = out.split('\n').find((l) => l.startsWith(`${CONTAINER} `));
+  if (!line) throw new Error(`no task ${CONTAINER} in:\n${out}`);
+  return Number(line.trim().split(/\s+/)[1]);
+}
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'img-'));
+  removeOnExit(dir);
+  const [image, plane] = await Promise.all([ensureControllerImage(join(dir, 'build-image.log')), startControlPlane()]);
+  cp = plane;
+  c = clients(cp.kubeconfigPath);
+  archive = image.archive;
+  config = await imageConfig(archive);
+  await installCrd(c.kc);
+  // The kubeconfig, readable by the image's non-root user, in a directory mounted read-only.
+  kubeDir = join(dir, 'kube');
+  await mkdir(kubeDir, { mode: 0o755 });
+  await copyFile(cp.kubeconfigPath, join(kubeDir, 'config'));
+  await chmod(join(kubeDir, 'config'), 0o644);
+}, 1_800_000);
+
+afterAll(async () => {
+  await cp?.stop();
+  if (dir) await rm(dir, { recursive: true, force: true }).catch(() => undefined);
+});
+
+it('the image records a numeric non-root user, the app directory and `node /app/bin/mirror-synth.js controller`', () => {
+  expect(config.User).toMatch(/^[1-9][0-9]*:[1-9][0-9]*$/);
+  expect(config.WorkingDir).toBe('/app');
+  expect(config.Entrypoint).toEqual(['node', '/app/bin/mirror-synth.js']);
+  expect(config.Cmd).toEqual(['controller']);
+  expect(config.Env).toContain('NODE_ENV=production');
+});
+
+describe.each([
+  { runtime: 'containerd 1.6 (Debian)', short: 'v1', binaries: () => Promise.resolve(debianContainerd) },
+  { runtime: 'containerd 2.x', short: 'v2', binaries: containerdV2 },
+])('the controller image under $runtime (ctr run)', ({ short, binaries }) => {
+  const namespace = `image-${short}`;
+  const mirror = `quay-${short}`;
+  let ctrd: Containerd;
+  let metricsPort: number;
+  let run: ChildProcess | undefined;
+  let exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  const output: string[] = [];
+  let stopSimulator: (() => Promise<void>) | undefined;
+
+  beforeAll(async () => {
+    ctrd = await Containerd.start(join(dir, `ctrd-${short}`), 'image', await binaries());
+    // containerd 2.x imports through its transfer service, which unpacks only for the platforms
+    // of its unpack_config (none without the CRI plugin): --local imports in ctr, as 1.6 does.
+    const local = ctrd.binaries.configVersion === 4 ? ['--local'] : [];
+    const imported = await ctrd.ctr(
+      [
+        'images',
+        'import',
+        ...local,
+        '--base-name',
+        REF_BASE,
+        '--platform',
+        'linux/amd64',
+        '--snapshotter',
+        'native',
+        archive,
+      ],
+      {},
+      300_000,
+    );
+    const ref = outputOf(await ctrd.ctr(['images', 'ls', '-q']))
+      .split('\n')
+      .find((l) => l.startsWith(`${REF_BASE}:`));
+    if (!ref) throw new Error(`ctr images import gave no ${REF_BASE}:<tag>:\n${imported}`);
+
+    await c.core.createNamespace({ body: { metadata: { name: namespace } } });
+    stopSimulator = simulateReadyWorkloads(c.kc.makeApiClient(AppsV1Api), namespace);
+    metricsPort = await reservePort();
+
+    // The image's entrypoint and default args as its config records them, plus a free metrics
+    // port (the host network is shared): ctr replaces the whole command line when given one.
+    const args = [...(config.Entrypoint ?? []), ...(config.Cmd ?? []), '--metrics-port', String(metricsPort)];
+    run = spawnTracked(
+      ctrd.binaries.ctr,
+      [
+        ...['--address', ctrd.address, '-n', ctrd.namespace, 'run', '--rm', '--snapshotter', 'native'],
+        ...['--net-host', '--read-only', '--mount', `type=bind,src=${kubeDir},dst=/etc/kube,options=rbind:ro`],
+        ...['--env', 'KUBECONFIG=/etc/kube/config', '--env', `NAMESPACE=${namespace}`],
+        ...['--env', 'SECONDS_BETWEEN_STREAMS=1', ref, CONTAINER, ...args],
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    for (const s of [run.stdout!, run.stderr!]) {
+      s.on('data', (d: Buffer) => output.push(...d.toString().split('\n').filter(Boolean)));
+    }
+    const child = run;
+    exit = new Promise((ok) => child.once('exit', (code, signal) => ok({ code, signal })));
+  }, 600_000);
+
+  afterAll(async () => {
+    await stopSimulator?.();
+    await deleteMirror(c, mirror);
+    if (run && run.exitCode === null && run.signalCode === null) {
+      await ctrd?.ctr(['tasks', 'kill', '-s', 'SIGKILL', CONTAINER]).catch(() => undefined);
+      await exit;
+    }
+    await ctrd?.ctr(['containers', 'rm', CONTAINER]).catch(() => undefined);
+    await ctrd?.stop();
+  });
+
+  it('serves /readyz once it leads', async () => {
+    await waitUntil(
+      async () => {
+        if (run!.exitCode !== null) throw new Error(`ctr run exited ${run!.exitCode}:\n${output.join('\n')}`);
+        const res = await fetch(`http://127.0.0.1:${metricsPort}/readyz`).catch(() => undefined);
+        return res?.status === 200;
+      },
+      `the controller in the container to serve /readyz on ${metricsPort}`,
+      180_000,
+      500,
+    ).catch((err: Error) => {
+      throw new Error(`${err.message}\ncontainer output:\n${output.slice(-30).join('\n')}`);
+    });
+  });
+
+  it('runs as the image user, not root, on a read-only root filesystem', async () => {
+    const pid = await containerPid(ctrd);
+    const status = await readFile(`/proc/${pid}/status`, 'utf8');
+    const [uid, gid] = config.User!.split(':');
+    expect(/^Uid:\s+(.*)$/m.exec(status)?.[1].split(/\s+/)).toEqual([uid, uid, uid, uid]);
+    expect(/^Gid:\s+(.*)$/m.exec(status)?.[1].split(/\s+/)).toEqual([gid, gid, gid, gid]);
+    // A write into the world-writable /tmp fails for the filesystem, not for permissions.
+    const write = await ctrd
+      .ctr([
+        ...['tasks', 'exec', '--exec-id', 'probe', CONTAINER],
+        ...['node', '-e', "try { require('fs').writeFileSync('/tmp/x', '') } catch (e) { console.log(e.code) }"],
+      ])
+      .catch((err: Error) => err.message);
+    expect(outputOf(write)).toBe('EROFS');
+  });
+
+  it('reconciles a RegistryMirror to Ready', async () => {
+    await createMirror(c, mirror, { upstreamUrl: 'quay.io' });
+    const m = await waitForReady(c, mirror, 'True', 120_000).catch((err: Error) => {
+      throw new Error(`${err.message}\ncontainer output:\n${output.slice(-30).join('\n')}`);
+    });
+    expect(condition(m, 'Ready')).toMatchObject({ status: 'True', reason: 'Serving' });
+    const sts = await c.apps.readNamespacedStatefulSet({ name: `registry-mirror-${mirror}`, namespace });
+    expect(sts.metadata?.managedFields?.map((f) => f.manager)).toContain('mirror-synth');
+  });
+
+  it('exits 0 on SIGTERM, having released its Lease', async () => {
+    await ctrd.ctr(['tasks', 'kill', '-s', 'SIGTERM', CONTAINER]);
+    const result = await Promise.race([exit, new Promise<'timeout'>((ok) => setTimeout(() => ok('timeout'), 30_000))]);
+    expect(result, output.slice(-20).join('\n')).toEqual({ code: 0, signal: null });
+    expect(output.join('\n')).toContain('signal received');
+    const lease = await c.kc.makeApiClient(CoordinationV1Api).readNamespacedLease({ name: LEASE_NAME, namespace });
+    expect(lease.spec?.holderIdentity).toBeUndefined();
+  });
+});

@@ -1,0 +1,83 @@
+// The controller image as `npm run build:image` writes it (scripts/build-image.sh, umoci): built
+// when the archive is missing or older than anything it is made of, else reused.
+import { execFile, spawn } from 'node:child_process';
+import { createWriteStream } from 'node:fs';
+import { readdir, readFile, realpath, stat } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
+
+const repoRoot = resolve(import.meta.dirname, '../..');
+
+/** Where the build script writes the archive (its default IMAGE_OUT). */
+export const IMAGE_ARCHIVE = join(repoRoot, 'build/mirror-synth-controller.oci.tar');
+
+/** What the image is made of (with the node binary): a newer file here makes the archive stale. */
+const INPUTS = ['src', 'assets', 'bin', 'package.json', 'package-lock.json', 'tsconfig.json', 'scripts/build-image.sh'];
+
+async function newestMtime(path: string): Promise<number> {
+  const s = await stat(path);
+  if (!s.isDirectory()) return s.mtimeMs;
+  let newest = s.mtimeMs;
+  for (const entry of await readdir(path)) newest = Math.max(newest, await newestMtime(join(path, entry)));
+  return newest;
+}
+
+/** Whether the archive exists and is newer than every input. */
+export async function imageIsFresh(archive = IMAGE_ARCHIVE): Promise<boolean> {
+  const built = await stat(archive).then(
+    (s) => s.mtimeMs,
+    () => undefined,
+  );
+  if (built === undefined) return false;
+  for (const input of INPUTS) if ((await newestMtime(join(repoRoot, input))) > built) return false;
+  // The runtime layer is the node binary the tests run on.
+  if ((await newestMtime(await realpath(process.execPath))) > built) return false;
+  return true;
+}
+
+/** The image's config (user, entrypoint, ...) read from the archive's OCI layout. */
+export interface ImageConfig {
+  readonly User?: string;
+  readonly Entrypoint?: string[];
+  readonly Cmd?: string[];
+  readonly WorkingDir?: string;
+  readonly Env?: string[];
+}
+
+/**
+ * The archive, built first (a few minutes: compile, npm ci --omit=dev, umoci) unless fresh.
+ * The build's output goes to `logFile`; a failure rejects with its last lines.
+ */
+export async function ensureControllerImage(logFile: string): Promise<{ archive: string; built: boolean }> {
+  if (await imageIsFresh()) return { archive: IMAGE_ARCHIVE, built: false };
+  const log = createWriteStream(logFile);
+  const code = await new Promise<number | null>((ok, fail) => {
+    const child = spawn('bash', [join(repoRoot, 'scripts/build-image.sh')], {
+      cwd: repoRoot,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    child.stdout.pipe(log, { end: false });
+    child.stderr.pipe(log, { end: false });
+    child.on('error', fail);
+    child.on('close', ok);
+  });
+  await new Promise((ok) => log.end(ok));
+  if (code !== 0) {
+    const tail = (await readFile(logFile, 'utf8')).split('\n').slice(-30).join('\n');
+    throw new Error(`scripts/build-image.sh exited ${code}:\n${tail}`);
+  }
+  return { archive: IMAGE_ARCHIVE, built: true };
+}
+
+async function archiveFile(archive: string, path: string): Promise<string> {
+  const { stdout } = await promisify(execFile)('tar', ['-xOf', archive, `./${path}`], { maxBuffer: 16 * 1024 * 1024 });
+  return stdout;
+}
+
+/** The image's config, as the archive's index, manifest and config blob record it. */
+export async function imageConfig(archive = IMAGE_ARCHIVE): Promise<ImageConfig> {
+  const blob = (digest: string) => archiveFile(archive, `blobs/${digest.replace(':', '/')}`);
+  const index = JSON.parse(await archiveFile(archive, 'index.json')) as { manifests: { digest: string }[] };
+  const manifest = JSON.parse(await blob(index.manifests[0].digest)) as { config: { digest: string } };
+  return (JSON.parse(await blob(manifest.config.digest)) as { config: ImageConfig }).config;
+}
