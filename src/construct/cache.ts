@@ -35,7 +35,7 @@ import {
 import { FRONT_IMAGE, REGISTRY_IMAGE } from './images.js';
 import { k8s } from './k8s.js';
 import type { MirrorParts } from './parts.js';
-import { RESTRICTED_CONTAINER, RUNTIME_DEFAULT_SECCOMP, configHash, quantities, quantity } from './pod.js';
+import { configHash, quantities, quantity, RESTRICTED_CONTAINER, RUNTIME_DEFAULT_SECCOMP } from './pod.js';
 import { withRegistry } from './upstream.js';
 
 export interface MirrorCacheProps {

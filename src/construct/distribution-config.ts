@@ -7,6 +7,7 @@
  * upstream outage starts and serves what it has.
  */
 import { stringify } from 'yaml';
+
 import { upstreamServerUrl } from '../api/hosts.js';
 import { DISTRIBUTION_PORT, REGISTRY_DEBUG_PORT } from '../api/names.js';
 

@@ -1,11 +1,12 @@
 import { App, Chart, Testing } from 'cdk8s';
 import { describe, expect, it } from 'vitest';
-import { synthesizeMirror } from '../../src/synth/chart.js';
+
 import type { KubeObject } from '../../src/api/kube-object.js';
 import { CREDENTIALS_HASH_ANNOTATION } from '../../src/api/names.js';
+import type { MirrorSpec } from '../../src/api/schema.js';
 import { FRONT_IMAGE, REGISTRY_IMAGE } from '../../src/construct/images.js';
 import { RegistryMirror } from '../../src/construct/registry-mirror.js';
-import type { MirrorSpec } from '../../src/api/schema.js';
+import { synthesizeMirror } from '../../src/synth/chart.js';
 
 type Obj = KubeObject & { spec?: any; data?: Record<string, string> };
 

@@ -27,8 +27,8 @@ import {
   type ManifestObject,
   type SecretData,
   startSynthesizedMirror,
-  type SynthesizedMirror,
   startUpstream,
+  type SynthesizedMirror,
   type Upstream,
   waitFor,
 } from '../support/registry.js';
