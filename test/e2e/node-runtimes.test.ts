@@ -372,13 +372,13 @@ describe("containerd 2.4's CRI plugin, configured with the README's snippet", ()
       const image = await newImage();
       const mark = mirror.distribution.mark();
       const pull = () => promisify(execFile)(criPull, ['-endpoint', socket, image.refByTag(upstream.host)]);
-      // the CRI socket comes up with the daemon
+      // the CRI socket comes up with the daemon; keep the last refusal for the timeout message
       let last = '';
       const { stdout } = await waitFor(
         'a CRI pull',
         () =>
-          pull().catch((e: { stderr?: string }) => {
-            last = e.stderr ?? String(e);
+          pull().catch((e: Error & { stderr?: string }) => {
+            last = e.stderr || e.message;
             return undefined;
           }),
         20_000,
