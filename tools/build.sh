@@ -10,6 +10,7 @@
 #   containerd   containerd, ctr, containerd-shim-runc-v2  (github.com/containerd/containerd/v2)
 #   prometheus   prometheus, promtool                      (github.com/prometheus/prometheus)
 #   helm         helm                                      (helm.sh/helm/v3)
+#   cri-pull     cri-pull, a CRI client of ours            (k8s.io/cri-api)
 #   all          every module above: what the test suites need
 #
 # A binary name (kube-apiserver, ctr, promtool, ...) also names its module. Modules that are
@@ -26,7 +27,7 @@ set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cache="${MIRROR_SYNTH_TOOLS_DIR:-$HOME/.cache/mirror-synth/tools}"
-all_modules=(etcd kube registry containerd prometheus helm)
+all_modules=(etcd kube registry containerd prometheus helm cri-pull)
 
 # module -> main module path whose version names the cache entry, and the packages to build
 declare -A version_of=(
@@ -36,6 +37,7 @@ declare -A version_of=(
   [containerd]=github.com/containerd/containerd/v2
   [prometheus]=github.com/prometheus/prometheus
   [helm]=helm.sh/helm/v3
+  [cri-pull]=k8s.io/cri-api
 )
 declare -A packages_of=(
   [kube]="k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager"
@@ -44,6 +46,7 @@ declare -A packages_of=(
   [containerd]="github.com/containerd/containerd/v2/cmd/containerd github.com/containerd/containerd/v2/cmd/ctr github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2"
   [prometheus]="github.com/prometheus/prometheus/cmd/prometheus github.com/prometheus/prometheus/cmd/promtool"
   [helm]="helm.sh/helm/v3/cmd/helm"
+  [cri-pull]="."
 )
 # the binaries each module's build writes
 declare -A binaries_of=(
@@ -53,6 +56,7 @@ declare -A binaries_of=(
   [containerd]="containerd ctr containerd-shim-runc-v2"
   [prometheus]="prometheus promtool"
   [helm]="helm"
+  [cri-pull]="cri-pull"
 )
 # Go build tags. containerd: every plugin that builds without cgo (btrfs needs cgo and drops
 # out by itself). prometheus: file and HTTP service discovery only (the tests use static and
@@ -62,7 +66,7 @@ declare -A tags_of=(
 )
 
 usage() {
-  echo "usage: tools/build.sh [-j N] kube|etcd|registry|containerd|prometheus|helm|all ..." >&2
+  echo "usage: tools/build.sh [-j N] kube|etcd|registry|containerd|prometheus|helm|cri-pull|all ..." >&2
   exit 2
 }
 
@@ -74,6 +78,7 @@ module_for() {
     containerd | ctr | containerd-shim-runc-v2) echo containerd ;;
     prometheus | promtool) echo prometheus ;;
     helm) echo helm ;;
+    cri-pull) echo cri-pull ;;
     *) echo "tools/build.sh: unknown module or binary '$1'" >&2; usage ;;
   esac
 }

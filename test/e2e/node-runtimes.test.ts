@@ -6,7 +6,7 @@
 //   cri-o                  skopeo (containers/image, CRI-O's pull library) with the drop-in
 // Stopping the agent must leave each directory exactly as it was found.
 import { execFile } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -27,15 +27,17 @@ import {
   startNodeAgent,
 } from '../support/containerd.js';
 import { buildImage, RegistryClient, type TestImage } from '../support/images.js';
+import { spawnTracked } from '../support/processes.js';
 import {
   type ManifestObject,
-  type SynthesizedMirror,
   startSynthesizedMirror,
   startUpstream,
+  type SynthesizedMirror,
   type Upstream,
   waitFor,
 } from '../support/registry.js';
 import { type ContainersNode, containersNode, CopyError, skopeoCopy } from '../support/skopeo.js';
+import { ensureTool } from '../support/tools.js';
 
 const NAME = 'nodes';
 const SECRET = 'upstream-creds';
@@ -324,5 +326,74 @@ describe("the README's containerd config snippets", () => {
     await writeFile(file, await readmeSnippet('# containerd 2.x'));
     const { stdout } = await promisify(execFile)('containerd', ['--config', file, 'config', 'dump']);
     expect(stdout).not.toContain('/etc/containerd/certs.d');
+  });
+});
+
+// The proof that matters for a node: containerd 2.4 with its CRI plugin on, configured with the
+// README's 2.x snippet (only the directory changed to the temp one), pulls through the mirror
+// when asked as the kubelet asks (CRI PullImage, from tools/cri-pull), reading the hosts.toml
+// the agent wrote. No --hosts-dir: the CRI plugin finds the directory through config_path.
+describe("containerd 2.4's CRI plugin, configured with the README's snippet", () => {
+  it('pulls as the kubelet would, through the mirror, from the hosts.toml the agent wrote', async () => {
+    const [binaries, criPull] = await Promise.all([containerdV2(), ensureTool('cri-pull')]);
+    const root = join(dir, 'cri');
+    const certsDir = join(root, 'certs.d');
+    await mkdir(certsDir, { recursive: true });
+    const socket = join(root, 'c.sock');
+    const snippet = (await readmeSnippet('# containerd 2.x')).replace('/etc/containerd/certs.d', certsDir);
+    expect(snippet).toContain(`config_path = "${certsDir}"`);
+    const config = [
+      `root = "${join(root, 'root')}"`,
+      `state = "${join(root, 'state')}"`,
+      snippet,
+      // test-only: the native snapshotter (no overlayfs here), also for the transfer service's unpack
+      '[plugins."io.containerd.cri.v1.images"]',
+      '  snapshotter = "native"',
+      '[[plugins."io.containerd.transfer.v1.local".unpack_config]]',
+      '  platform = "linux/amd64"',
+      '  snapshotter = "native"',
+      `[grpc]\n  address = "${socket}"`,
+      `[ttrpc]\n  address = "${socket}.ttrpc"`,
+      `[debug]\n  address = "${join(root, 'd.sock')}"`,
+      '',
+    ].join('\n');
+    await writeFile(join(root, 'config.toml'), config);
+    const log = await open(join(root, 'containerd.log'), 'w');
+    const daemon = spawnTracked(binaries.containerd, ['--config', join(root, 'config.toml')], {
+      stdio: ['ignore', log.fd, log.fd],
+    });
+    const agent = await startAgentIn(objectsFor('containerd'), certsDir, join(root, 'agent'));
+    try {
+      await waitFor('the agent to write hosts.toml', async () =>
+        (await readOr(join(certsDir, upstream.host, 'hosts.toml'))).includes(`127.0.0.1:${mirror.port}`)
+          ? true
+          : undefined,
+      );
+      const image = await newImage();
+      const mark = mirror.distribution.mark();
+      const pull = () => promisify(execFile)(criPull, ['-endpoint', socket, image.refByTag(upstream.host)]);
+      // the CRI socket comes up with the daemon; keep the last refusal for the timeout message
+      let last = '';
+      const { stdout } = await waitFor(
+        'a CRI pull',
+        () =>
+          pull().catch((e: Error & { stderr?: string }) => {
+            last = e.stderr || e.message;
+            return undefined;
+          }),
+        20_000,
+        500,
+      ).catch((e: Error) => {
+        throw new Error(`${e.message}; last: ${last}`);
+      });
+      expect(stdout.trim()).toMatch(/^sha256:[0-9a-f]{64}$/);
+      expectServedByMirror(mark, image);
+      // the node itself never went to the upstream: it has neither credentials nor the CA
+      expect(upstream.requests().filter((r) => r.userAgent.includes('containerd'))).toEqual([]);
+    } finally {
+      await agent.terminate();
+      daemon.kill('SIGTERM');
+      await log.close();
+    }
   });
 });

@@ -18,9 +18,10 @@ export type ToolName =
   | 'containerd-shim-runc-v2'
   | 'prometheus'
   | 'promtool'
-  | 'helm';
+  | 'helm'
+  | 'cri-pull';
 
-export type ModuleName = 'kube' | 'etcd' | 'registry' | 'containerd' | 'prometheus' | 'helm';
+export type ModuleName = 'kube' | 'etcd' | 'registry' | 'containerd' | 'prometheus' | 'helm' | 'cri-pull';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -36,6 +37,8 @@ const modules: Record<ToolName, { module: ModuleName; pinned: string }> = {
   prometheus: { module: 'prometheus', pinned: 'github.com/prometheus/prometheus' },
   promtool: { module: 'prometheus', pinned: 'github.com/prometheus/prometheus' },
   helm: { module: 'helm', pinned: 'helm.sh/helm/v3' },
+  // a CRI client of our own (tools/cri-pull), named by the CRI API version it speaks
+  'cri-pull': { module: 'cri-pull', pinned: 'k8s.io/cri-api' },
 };
 
 /** One build per module per process; tools/build.sh serialises builds across processes. */
