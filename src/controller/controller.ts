@@ -14,7 +14,7 @@ import { CoreV1Api, type KubeConfig, type KubernetesObject } from '@kubernetes/c
 import { type DestinationStream, type Logger, pino } from 'pino';
 
 import { describeError, errorStatus } from '../api/kube-errors.js';
-import { CONTROLLER_NAME, LEASE_NAME, type NodeRuntime } from '../api/names.js';
+import { CONTROLLER_NAME, LEASE_NAME, type NodeRuntime, PLURAL } from '../api/names.js';
 import { SupervisedInformer } from './informer.js';
 import { KubeClient, type RegistryMirrorObject } from './kube.js';
 import { LeaderElector } from './leader.js';
@@ -153,6 +153,11 @@ class Controller {
       indexChild: (obj, verb) => this.children.update(obj, verb),
       isOwnWrite: (obj) => this.reconciler.isOwnWrite(obj),
       mirrorsUsingSecret: (name) => this.mirrorsUsingSecret(name),
+      mirrorsStalledBy: (reason) =>
+        this.mirrors
+          .list()
+          .filter((m) => m.status?.conditions?.some((c) => c.type === 'Stalled' && c.status === 'True' && c.reason === reason))
+          .map((m) => m.metadata?.name ?? ''),
     };
     const restartDelayMs = (err: unknown, failures: number) =>
       informerRestartDelayMs(err, failures, opts.secondsBetweenStreams);
@@ -166,6 +171,7 @@ class Controller {
           ...(opts.watchTimeoutSeconds ? { watchTimeoutSeconds: opts.watchTimeoutSeconds } : {}),
           onChange: (obj, verb, previous) => {
             for (const m of w.enqueue(obj, verb, previous)) this.queue.add(m);
+            if (w.name === PLURAL) this.metrics.watchedMirrors.set(this.mirrors.list().length);
           },
           onError: () => {
             this.metrics.errorsTotal.inc({ type: 'informer' });

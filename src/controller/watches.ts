@@ -35,6 +35,8 @@ export interface WatchContext {
   isOwnWrite(obj: LiveMeta): boolean;
   /** Mirrors whose spec.credentialsSecret names this Secret. */
   mirrorsUsingSecret(name: string): string[];
+  /** Mirrors stalled with this reason (a HostConflict may clear when another mirror changes). */
+  mirrorsStalledBy(reason: string): string[];
 }
 
 /** One watched resource. */
@@ -97,7 +99,8 @@ export function controllerWatches(kc: KubeConfig, namespace: string, ctx: WatchC
     enqueue: (obj, verb, previous) => {
       const name = obj.metadata?.name;
       if (!name || (verb === 'update' && !mirrorChanged(obj, previous))) return [];
-      return [name];
+      // A mirror that appears, goes or changes its hosts may free or take a node host of another.
+      return [name, ...ctx.mirrorsStalledBy('HostConflict').filter((m) => m !== name)];
     },
   };
 
