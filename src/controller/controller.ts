@@ -156,7 +156,9 @@ class Controller {
       mirrorsStalledBy: (reason) =>
         this.mirrors
           .list()
-          .filter((m) => m.status?.conditions?.some((c) => c.type === 'Stalled' && c.status === 'True' && c.reason === reason))
+          .filter((m) =>
+            m.status?.conditions?.some((c) => c.type === 'Stalled' && c.status === 'True' && c.reason === reason),
+          )
           .map((m) => m.metadata?.name ?? ''),
     };
     const restartDelayMs = (err: unknown, failures: number) =>
@@ -170,7 +172,10 @@ class Controller {
           logger: this.logger,
           ...(opts.watchTimeoutSeconds ? { watchTimeoutSeconds: opts.watchTimeoutSeconds } : {}),
           onChange: (obj, verb, previous) => {
-            for (const m of w.enqueue(obj, verb, previous)) this.queue.add(m);
+            for (const m of w.enqueue(obj, verb, previous)) {
+              this.logger.debug({ mirror: m, informer: w.name, verb, name: obj.metadata?.name }, 'queued');
+              this.queue.add(m);
+            }
             if (w.name === PLURAL) this.metrics.watchedMirrors.set(this.mirrors.list().length);
           },
           onError: () => {

@@ -34,6 +34,8 @@ export interface LiveMeta {
 /** What the controller itself last wrote to a child (kept in memory only). */
 export interface AppliedRecord {
   readonly hash: string;
+  /** The apply is in flight: its echo may arrive before the response does. */
+  readonly pending?: boolean;
   readonly resourceVersion?: string;
   readonly generation?: number;
 }

@@ -166,6 +166,7 @@ export class Reconciler {
     if (mirror === undefined) return false;
     const rec = this.applied.get(`${mirror}|${childKey(child)}`);
     if (!rec || rec.hash !== child.metadata.annotations?.[CONTENT_HASH_ANNOTATION]) return false;
+    if (rec.pending) return true;
     if (rec.generation !== undefined) return rec.generation === child.metadata.generation;
     return rec.resourceVersion === child.metadata.resourceVersion;
   }
@@ -327,18 +328,23 @@ export class Reconciler {
 
     for (const child of plan.apply) {
       const where = { kind: child.kind, name: child.metadata.name, namespace };
+      const key = `${name}|${childKey(child)}`;
+      const hash = child.metadata.annotations?.[CONTENT_HASH_ANNOTATION] ?? '';
+      // The watch may deliver the change before the response arrives: it is ours already.
+      this.applied.set(key, { hash, pending: true });
       try {
         // A child the controller has not seen as its own is applied without force: if someone
         // else made an object of that name, the API server answers 409 and nothing is repointed.
         const result = await client.apply(child, ours.has(childKey(child)));
         const generation = GENERATION_KINDS.has(child.kind) ? result.metadata?.generation : undefined;
-        this.applied.set(`${name}|${childKey(child)}`, {
-          hash: child.metadata.annotations?.[CONTENT_HASH_ANNOTATION] ?? '',
+        this.applied.set(key, {
+          hash,
           resourceVersion: result.metadata?.resourceVersion,
           ...(generation !== undefined ? { generation } : {}),
         });
         log.info(where, 'applied');
       } catch (err) {
+        this.applied.delete(key);
         metrics.errorsTotal.inc({ type: 'apply' });
         log.warn({ ...where, err: describeError(err) }, 'apply failed');
         if (errorStatus(err) === 409 && !ours.has(childKey(child))) {
@@ -404,6 +410,11 @@ export class Reconciler {
       if (!d) return undefined;
       const w = live.get(childKey(d))?.workload;
       const applied = this.applied.get(`${name}|${childKey(d)}`)?.generation;
+      if (w === undefined && applied !== undefined) {
+        // Just created: the cache has not seen it yet, and no controller has observed it.
+        const desired = kind === 'StatefulSet' ? ((d.spec as { replicas?: number }).replicas ?? 1) : 0;
+        return { kind, generation: applied, observedGeneration: 0, desired, ready: 0, updated: 0 };
+      }
       return w && applied !== undefined && applied > w.generation ? { ...w, generation: applied } : w;
     };
     return [find('StatefulSet'), find('DaemonSet')];

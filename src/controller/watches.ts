@@ -108,7 +108,9 @@ export function controllerWatches(kc: KubeConfig, namespace: string, ctx: WatchC
     const mirror = ctx.indexChild(obj, verb);
     if (mirror === undefined) return [];
     if (verb === 'delete' || !ctx.isOwnWrite(obj)) return [mirror];
-    // Our own write echoed back: only a change of the workload's readiness matters.
+    // Our own write echoed back (an add is one the reconcile that made it already accounted
+    // for): only a later change of the workload's readiness matters.
+    if (verb === 'add') return [];
     return previous !== undefined && sameWorkloadStatus(previous.workload, obj.workload) ? [] : [mirror];
   };
 

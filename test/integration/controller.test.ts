@@ -197,7 +197,10 @@ describe('controller', () => {
   });
 
   it('stalls a mirror whose Secret is missing, or whose node host another mirror configures, while another mirror still reconciles', async () => {
-    const missing = await mirror('missing', { upstreamUrl: 'missing.example.com', credentialsSecret: `nope-${suffix}` });
+    const missing = await mirror('missing', {
+      upstreamUrl: 'missing.example.com',
+      credentialsSecret: `nope-${suffix}`,
+    });
     const good = await mirror('good', { upstreamUrl: 'docker.io' });
     await waitForReady(c, good);
     // index.docker.io is Docker Hub's docker.io on the nodes: the later mirror stalls, naming the earlier one.
