@@ -81,7 +81,7 @@ function addControllerObjects(chart: Construct, props: ControllerManifestsProps)
       { apiGroups: ['apps'], resources: ['statefulsets', 'daemonsets'], verbs: CHILD_VERBS },
       { apiGroups: [''], resources: ['secrets'], verbs: CHILD_VERBS },
       // list: why a cache pod does not start; delete: the original mirror-operator's pods, on takeover.
-      { apiGroups: [''], resources: ['pods'], verbs: ['list', 'delete'] },
+      { apiGroups: [''], resources: ['pods', 'persistentvolumeclaims'], verbs: ['list', 'delete'] },
       // create cannot be narrowed by name; renewing is limited to the controller's own Lease.
       { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['create'] },
       {

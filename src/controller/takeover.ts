@@ -238,6 +238,12 @@ export class Takeover {
       act(`delete the original Secret ${s.metadata?.name}`);
       await client.delete({ apiVersion: 'v1', kind: 'Secret', metadata: { name: s.metadata?.name, namespace } });
     }
+    // Its cache volumes (the claims carry its StatefulSet's selector labels): a cache is disposable.
+    const claims = await client.list('v1', 'PersistentVolumeClaim', namespace, selector);
+    for (const pvc of claims) {
+      act(`delete the original claim ${pvc.metadata?.name}`);
+      await client.delete({ apiVersion: 'v1', kind: 'PersistentVolumeClaim', metadata: { name: pvc.metadata?.name, namespace } });
+    }
     try {
       const remaining = (await client.listPods(namespace, selector)).filter((p) => isLegacy(p, name));
       if (remaining.length > 0 || isLegacy(oldDs, name)) {
