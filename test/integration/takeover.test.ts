@@ -102,7 +102,10 @@ function monitor(mirror: string): { stop: () => Promise<string[]>; samples: () =
         samples++;
         if (pods.some(ready) && !selected.some(ready)) {
           violations.push(
-            `selector ${JSON.stringify(selector)} selects no ready pod; ready: ${pods.filter(ready).map((p) => p.metadata?.name).join(', ')}`,
+            `selector ${JSON.stringify(selector)} selects no ready pod; ready: ${pods
+              .filter(ready)
+              .map((p) => p.metadata?.name)
+              .join(', ')}`,
           );
         }
       } catch {
@@ -125,7 +128,9 @@ function monitor(mirror: string): { stop: () => Promise<string[]>; samples: () =
 async function legacyMirror(mirror: string, shape: 'seed' | 'later', replicas: number): Promise<void> {
   const m = await getMirror(c, mirror);
   const labels = { app: 'docker-registry', mirror };
-  const ownerReferences = [{ apiVersion: 'k8s.osp.tech/v1', kind: 'RegistryMirror', name: mirror, uid: m.metadata!.uid! }];
+  const ownerReferences = [
+    { apiVersion: 'k8s.osp.tech/v1', kind: 'RegistryMirror', name: mirror, uid: m.metadata!.uid! },
+  ];
   const meta = (name: string) => ({ name, namespace, labels, ownerReferences });
   const full = `registry-mirror-${mirror}`;
   const fieldManager = 'mirror-operator';
@@ -155,7 +160,11 @@ async function legacyMirror(mirror: string, shape: 'seed' | 'later', replicas: n
         selector: { matchLabels: labels },
         template: {
           metadata: { labels: { ...labels, component: 'registry' } },
-          spec: { containers: [{ name: 'registry', image: 'nginx:1.22.1-alpine', ports: [{ name: 'https', containerPort: 5000 }] }] },
+          spec: {
+            containers: [
+              { name: 'registry', image: 'nginx:1.22.1-alpine', ports: [{ name: 'https', containerPort: 5000 }] },
+            ],
+          },
         },
         volumeClaimTemplates: [
           {
@@ -188,7 +197,8 @@ async function legacyMirror(mirror: string, shape: 'seed' | 'later', replicas: n
     });
   }
   await waitUntil(async () => {
-    const pods = (await c.core.listNamespacedPod({ namespace, labelSelector: `mirror=${mirror},component=registry` })).items;
+    const pods = (await c.core.listNamespacedPod({ namespace, labelSelector: `mirror=${mirror},component=registry` }))
+      .items;
     return pods.filter(ready).length === replicas;
   }, `the original ${mirror} cache pods to be ready`);
 }
@@ -208,7 +218,8 @@ async function leftovers(mirror: string): Promise<string[]> {
   add('Secret', (await c.core.listNamespacedSecret({ namespace, labelSelector })).items);
   add('PersistentVolumeClaim', (await c.core.listNamespacedPersistentVolumeClaim({ namespace, labelSelector })).items);
   // Pods carry no managed-by label of ours: the original's are those with app=docker-registry.
-  for (const p of (await c.core.listNamespacedPod({ namespace, labelSelector: `app=docker-registry,${labelSelector}` })).items) {
+  for (const p of (await c.core.listNamespacedPod({ namespace, labelSelector: `app=docker-registry,${labelSelector}` }))
+    .items) {
     out.push(`Pod/${p.metadata?.name}`);
   }
   return out;
@@ -250,12 +261,18 @@ describe.runIf(own)('takeover from mirror-operator', () => {
         logDestination: logs,
       });
       const m = await waitForReady(c, mirror, 'True', 120_000);
-      await waitUntil(async () => (await leftovers(mirror)).length === 0 || undefined, `only mirror-synth's objects for ${mirror}`, 60_000).catch(
-        async (e: unknown) => {
-          throw new Error(`${String(e)}; left: ${(await leftovers(mirror)).join(', ')}`);
-        },
-      );
+      await waitUntil(
+        async () => (await leftovers(mirror)).length === 0 || undefined,
+        `only mirror-synth's objects for ${mirror}`,
+        60_000,
+      ).catch(async (e: unknown) => {
+        throw new Error(`${String(e)}; left: ${(await leftovers(mirror)).join(', ')}`);
+      });
       const violations = await watch.stop();
+      const steps = logs.lines
+        .filter((l) => l.includes('"takeover"') && l.includes(mirror))
+        .map((l) => (JSON.parse(l) as { step: string }).step);
+      console.log(`takeover of ${mirror}: ${steps.join(' -> ')}`);
       expect(watch.samples()).toBeGreaterThan(10);
       expect(violations).toEqual([]);
       expect(condition(m, 'Ready')).toMatchObject({ status: 'True', reason: 'Serving' });
@@ -263,8 +280,6 @@ describe.runIf(own)('takeover from mirror-operator', () => {
       expect(svc.spec?.selector).toEqual({ mirror, 'app.kubernetes.io/component': 'cache' });
       expect(svc.spec?.type).toBe('ClusterIP');
       expect(svc.spec?.ports?.map((p) => p.port)).toEqual([5000]);
-      const steps = logs.lines.filter((l) => l.includes('"takeover"') && l.includes(mirror)).map((l) => (JSON.parse(l) as { step: string }).step);
-      console.log(`takeover of ${mirror}: ${steps.join(' -> ')}`);
     });
   }
 
@@ -290,7 +305,9 @@ describe.runIf(own)('takeover from mirror-operator', () => {
     await createMirror(c, mirror, { upstreamUrl: 'foreign.example.com' }, {});
     const m = await waitForReady(c, mirror, 'False', 60_000);
     expect(condition(m, 'Stalled')).toMatchObject({ status: 'True', reason: 'ForeignObject' });
-    expect(condition(m, 'Stalled')!.message).toContain(`kubectl -n ${namespace} delete service registry-mirror-${mirror}`);
+    expect(condition(m, 'Stalled')!.message).toContain(
+      `kubectl -n ${namespace} delete service registry-mirror-${mirror}`,
+    );
     const svc = await c.core.readNamespacedService({ name: `registry-mirror-${mirror}`, namespace });
     expect(svc.spec?.selector).toEqual({ app: 'something-else' });
   });
