@@ -185,8 +185,10 @@ export class Reconciler {
         return 'none';
       }
       if (mirror.metadata?.deletionTimestamp) return 'none'; // the garbage collector removes the children
-      await this.ensureLabel(mirror, log);
+      // The label is independent of the children: written while they are applied.
+      const labelled = this.ensureLabel(mirror, log);
       const outcome = await this.converge(mirror, log);
+      await labelled;
       await this.report(mirror, outcome, log);
       const result =
         outcome.type === 'Applied'
@@ -429,7 +431,11 @@ export class Reconciler {
       (sts && workloadWaiting(sts.metadata.name, cache, 'StatefulSet')) ??
       (ds && workloadWaiting(ds.metadata.name, agent, 'DaemonSet'));
     if (!waiting) return undefined;
-    // Pods that will not start: say why, in the kubelet's words.
+    // Pods that will not start: say why, in the kubelet's words. Only once the workload's
+    // controller has observed it (before that no pod can have a reason), and not for a
+    // workload that was just created.
+    const w = waiting.reason === 'CacheNotReady' ? cache : agent;
+    if (w === undefined || w.observedGeneration < w.generation) return waiting;
     const selector = (waiting.reason === 'CacheNotReady' ? sts : ds)?.spec as
       { selector?: { matchLabels?: Record<string, string> } } | undefined;
     const labels = selector?.selector?.matchLabels;
@@ -490,12 +496,11 @@ export class Reconciler {
     }
     const event = eventFor(previous, outcome);
     if (event) {
-      try {
-        await this.opts.client.recordEvent(mirror, event);
-      } catch (err) {
+      // Events are for people: recorded without holding the worker up.
+      this.opts.client.recordEvent(mirror, event).catch((err: unknown) => {
         this.opts.metrics.errorsTotal.inc({ type: 'event' });
         log.warn({ err: describeError(err) }, 'could not record an Event');
-      }
+      });
     }
   }
 }

@@ -150,6 +150,19 @@ describe('status', () => {
     );
     created.push(n);
     await createMirror(c, n, { upstreamUrl: 'crash.example.com' }, {});
+    // The StatefulSet controller's part: it has seen the StatefulSet, and its one pod is not ready.
+    const sts = await waitUntil(
+      () => c.apps.readNamespacedStatefulSet({ name: `registry-mirror-${n}`, namespace }).catch(() => undefined),
+      'the cache StatefulSet',
+    );
+    await c.apps.patchNamespacedStatefulSetStatus(
+      {
+        name: `registry-mirror-${n}`,
+        namespace,
+        body: { status: { observedGeneration: sts.metadata!.generation, replicas: 1, readyReplicas: 0 } },
+      },
+      (await import('@kubernetes/client-node')).setHeaderOptions('Content-Type', 'application/merge-patch+json'),
+    );
     const m = await waitUntil(async () => {
       const x = await getMirror(c, n);
       return condition(x, 'Ready')?.reason === 'CrashLoopBackOff' ? x : undefined;
