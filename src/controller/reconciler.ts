@@ -125,6 +125,17 @@ interface StatusMemo {
   readonly resourceVersion: string | undefined;
 }
 
+/** Objects grouped by kind, the groups in apply order (as sortForApply orders them). */
+function byKind(objs: readonly KubeObject[]): KubeObject[][] {
+  const groups: KubeObject[][] = [];
+  for (const o of objs) {
+    const last = groups[groups.length - 1];
+    if (last && last[0].kind === o.kind) last.push(o);
+    else groups.push([o]);
+  }
+  return groups;
+}
+
 /** Mirrors oldest first (creationTimestamp, then name): the order in which they keep node hosts. */
 export function byAge(a: RegistryMirrorObject, b: RegistryMirrorObject): number {
   const t = (m: RegistryMirrorObject) => {
@@ -328,49 +339,11 @@ export class Reconciler {
     const plan = planChildren({ mirror: name, desired, live, applied: (k) => this.applied.get(`${name}|${k}`) });
     const ours = new Set(live.map(childKey));
 
-    for (const child of plan.apply) {
-      const where = { kind: child.kind, name: child.metadata.name, namespace };
-      const key = `${name}|${childKey(child)}`;
-      const hash = child.metadata.annotations?.[CONTENT_HASH_ANNOTATION] ?? '';
-      // The watch may deliver the change before the response arrives: it is ours already.
-      this.applied.set(key, { hash, pending: true });
-      try {
-        // A child the controller has not seen as its own is applied without force: if someone
-        // else made an object of that name, the API server answers 409 and nothing is repointed.
-        const result = await client.apply(child, ours.has(childKey(child)));
-        const generation = GENERATION_KINDS.has(child.kind) ? result.metadata?.generation : undefined;
-        this.applied.set(key, {
-          hash,
-          resourceVersion: result.metadata?.resourceVersion,
-          ...(generation !== undefined ? { generation } : {}),
-        });
-        log.info(where, 'applied');
-      } catch (err) {
-        this.applied.delete(key);
-        metrics.errorsTotal.inc({ type: 'apply' });
-        log.warn({ ...where, err: describeError(err) }, 'apply failed');
-        if (errorStatus(err) === 409 && !ours.has(childKey(child))) {
-          const legacy = await this.takeover.claim(mirror, child, log);
-          if (legacy) return legacy;
-          return {
-            type: 'Stalled',
-            reason: 'ForeignObject',
-            message:
-              `${child.kind} ${namespace}/${child.metadata.name} exists and was not created by mirror-synth ` +
-              `(${describeError(err)}). mirror-synth does not take over objects it did not create: ` +
-              `delete it (kubectl -n ${namespace} delete ${child.kind.toLowerCase()} ${child.metadata.name}) or rename the RegistryMirror.`,
-          };
-        }
-        const message = `Applying ${child.kind} ${namespace}/${child.metadata.name} failed: ${describeError(err)}.`;
-        if (isTransient(err)) return { type: 'Retrying', reason: 'ApplyFailed', message };
-        const hint =
-          errorStatus(err) === 403
-            ? "Check the controller's RBAC (mirror-synth controller-manifests)."
-            : errorStatus(err) === 422
-              ? 'The API server refused the object; fields such as a StatefulSet selector cannot change in place: delete the object and the controller recreates it.'
-              : 'Fix the RegistryMirror spec.';
-        return { type: 'Stalled', reason: 'ApplyRejected', message: `${message} ${hint}` };
-      }
+    // Children of one kind go together (two ConfigMaps, two Services); kinds in apply order.
+    for (const group of byKind(plan.apply)) {
+      const outcomes = await Promise.all(group.map((child) => this.applyChild(mirror, child, ours, log)));
+      const failed = outcomes.find((o) => o !== undefined);
+      if (failed) return failed;
     }
     for (const child of plan.prune) {
       const where = { kind: child.kind, name: child.metadata.name, namespace: child.metadata.namespace };
@@ -399,6 +372,60 @@ export class Reconciler {
     if (waiting) return { ...applied, waiting, ...(step.recheckMs ? { recheckMs: step.recheckMs } : {}) };
     const [cache, agent] = this.workloads(name, all);
     return { ...applied, serving: servingMessage(cache, agent) };
+  }
+
+  /** Apply one child; an outcome when it failed, else undefined. */
+  private async applyChild(
+    mirror: RegistryMirrorObject,
+    child: KubeObject,
+    ours: ReadonlySet<string>,
+    log: Logger,
+  ): Promise<ReconcileOutcome | undefined> {
+    const name = mirror.metadata?.name ?? '';
+    const { client, namespace, metrics } = this.opts;
+    const where = { kind: child.kind, name: child.metadata.name, namespace };
+    const key = `${name}|${childKey(child)}`;
+    const hash = child.metadata.annotations?.[CONTENT_HASH_ANNOTATION] ?? '';
+    // The watch may deliver the change before the response arrives: it is ours already.
+    this.applied.set(key, { hash, pending: true });
+    try {
+      // A child the controller has not seen as its own is applied without force: if someone
+      // else made an object of that name, the API server answers 409 and nothing is repointed.
+      const result = await client.apply(child, ours.has(childKey(child)));
+      const generation = GENERATION_KINDS.has(child.kind) ? result.metadata?.generation : undefined;
+      this.applied.set(key, {
+        hash,
+        resourceVersion: result.metadata?.resourceVersion,
+        ...(generation !== undefined ? { generation } : {}),
+      });
+      log.info(where, 'applied');
+    } catch (err) {
+      this.applied.delete(key);
+      metrics.errorsTotal.inc({ type: 'apply' });
+      log.warn({ ...where, err: describeError(err) }, 'apply failed');
+      if (errorStatus(err) === 409 && !ours.has(childKey(child))) {
+        const legacy = await this.takeover.claim(mirror, child, log);
+        if (legacy) return legacy;
+        return {
+          type: 'Stalled',
+          reason: 'ForeignObject',
+          message:
+            `${child.kind} ${namespace}/${child.metadata.name} exists and was not created by mirror-synth ` +
+            `(${describeError(err)}). mirror-synth does not take over objects it did not create: ` +
+            `delete it (kubectl -n ${namespace} delete ${child.kind.toLowerCase()} ${child.metadata.name}) or rename the RegistryMirror.`,
+        };
+      }
+      const message = `Applying ${child.kind} ${namespace}/${child.metadata.name} failed: ${describeError(err)}.`;
+      if (isTransient(err)) return { type: 'Retrying', reason: 'ApplyFailed', message };
+      const hint =
+        errorStatus(err) === 403
+          ? "Check the controller's RBAC (mirror-synth controller-manifests)."
+          : errorStatus(err) === 422
+            ? 'The API server refused the object; fields such as a StatefulSet selector cannot change in place: delete the object and the controller recreates it.'
+            : 'Fix the RegistryMirror spec.';
+      return { type: 'Stalled', reason: 'ApplyRejected', message: `${message} ${hint}` };
+    }
+    return undefined;
   }
 
   /** The cache's and the node agent's status as the caches hold it (at least at the generation last applied). */

@@ -47,6 +47,10 @@ describe('a taken port', () => {
     );
   });
   afterAll(() => new Promise<void>((r) => server.close(() => r())));
+  // The command loads the controller (the Kubernetes client, the construct) on first use.
+  beforeAll(async () => {
+    await import('../../src/cli/controller.js');
+  }, 120_000);
 
   it('is a usage error: exit 2 and one line naming the flag', async () => {
     for (const [flags, named] of [

@@ -249,10 +249,13 @@ describe.runIf(own)('takeover from mirror-operator', () => {
   ] as const) {
     it(`moves the ${shape} shape over with a ready cache pod behind the Service throughout`, async () => {
       const mirror = `legacy-${shape}`;
+      // The original operator ran alone: no mirror-synth controller until its objects exist.
+      await ctl?.stop();
+      ctl = undefined;
       await createMirror(c, mirror, { upstreamUrl: `${shape}.example.com` }, {});
       await legacyMirror(mirror, shape, replicas);
       const watch = monitor(mirror);
-      ctl ??= await startController({
+      ctl = await startController({
         kubeConfig: c.kc,
         namespace,
         secondsBetweenStreams: 1,
