@@ -17,7 +17,6 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { Watch } from '@kubernetes/client-node';
-
 import { KubernetesObjectApi, PatchStrategy } from '@kubernetes/client-node';
 
 import { FIELD_MANAGER, KIND, MIRROR_API_VERSION } from '../src/api/names.js';
@@ -28,16 +27,16 @@ import { withContentHash } from '../src/controller/hash.js';
 import { toClientModel } from '../src/controller/kube.js';
 import { sortForApply } from '../src/controller/plan.js';
 import { synthesizeMirror } from '../src/synth/chart.js';
-import { type ControlPlane, startControlPlane } from '../test/support/control-plane.js';
 import {
   type Clients,
-  GROUP,
   clients,
   createMirror,
+  GROUP,
   installCrd,
   StopWaiting,
   waitUntil,
 } from '../test/controller/cluster-helpers.js';
+import { type ControlPlane, startControlPlane } from '../test/support/control-plane.js';
 
 export interface ControllerBenchOptions {
   readonly mirrors: number;

@@ -6,7 +6,7 @@
  * Kubernetes-only keywords (x-kubernetes-*) are added by the CRD generator, so this
  * stays plain JSON Schema that Ajv compiles in strict mode.
  */
-import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { type Static, type TSchema, Type } from '@sinclair/typebox';
 
 import { API_GROUP, API_VERSION, KIND, RESERVED_LABELS } from './names.js';
 

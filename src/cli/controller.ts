@@ -2,9 +2,9 @@
  * `mirror-synth controller`: run the controller until SIGTERM or SIGINT, then shut down
  * cleanly (finish reconciles in flight, stop watching, release the Lease).
  */
+import { UsageError } from '../api/errors.js';
 import { startController } from '../controller/controller.js';
 import { loadKubeConfig } from '../sources/kubeconfig.js';
-import { UsageError } from '../api/errors.js';
 import {
   type BindAddress,
   resolveClusterDomain,

@@ -5,6 +5,7 @@
  * Kubernetes client and `validate` never loads cdk8s.
  */
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+
 import {
   ClusterError,
   EXIT_INTERNAL,

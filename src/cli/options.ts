@@ -4,20 +4,22 @@
  * or cdk8s.yaml for an option.
  */
 import { readFileSync } from 'node:fs';
+
 import { parse } from 'yaml';
+
 import { UsageError } from '../api/errors.js';
-import { assertChartVersion } from '../synth/helm.js';
 import {
   CONTROLLER_METRICS_PORT,
   DEFAULT_CLUSTER_DOMAIN,
   DEFAULT_MIRRORS_DIR,
   DEFAULT_NAMESPACE,
-  DEFAULT_OUT_DIR,
   DEFAULT_NODE_RUNTIME,
+  DEFAULT_OUT_DIR,
   DEFAULT_SECONDS_BETWEEN_STREAMS,
   NODE_RUNTIMES,
   type NodeRuntime,
 } from '../api/names.js';
+import { assertChartVersion } from '../synth/helm.js';
 
 const configs = new Map<string, Record<string, unknown>>();
 

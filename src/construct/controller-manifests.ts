@@ -13,6 +13,7 @@
  *   cluster-scoped objects live in `default` (as client-go records them).
  */
 import { Construct } from 'constructs';
+
 import {
   API_GROUP,
   COMPONENT_LABEL,

@@ -15,15 +15,15 @@ import { type DestinationStream, type Logger, pino } from 'pino';
 
 import { describeError, errorStatus } from '../api/kube-errors.js';
 import { CONTROLLER_NAME, LEASE_NAME, type NodeRuntime, PLURAL } from '../api/names.js';
+import { type ProbeServer, startProbeServer } from './http.js';
 import { SupervisedInformer } from './informer.js';
 import { KubeClient, type RegistryMirrorObject } from './kube.js';
 import { LeaderElector } from './leader.js';
 import { type ControllerMetrics, createMetrics } from './metrics.js';
+import { informerRestartDelayMs, jitter, WorkQueue } from './queue.js';
 import { ChildIndex, Reconciler } from './reconciler.js';
-import { startProbeServer, type ProbeServer } from './http.js';
 import { ReferencedSecrets } from './secrets.js';
-import { WorkQueue, informerRestartDelayMs, jitter } from './queue.js';
-import { WATCHED_KINDS, type WatchContext, controllerWatches } from './watches.js';
+import { controllerWatches, type WatchContext, WATCHED_KINDS } from './watches.js';
 
 export interface StartControllerOptions {
   /** A loaded KubeConfig (in a pod: the in-cluster one). */

@@ -5,27 +5,11 @@
  */
 import type { Logger } from 'pino';
 
-import { synthesizeMirror } from '../synth/chart.js';
 import { SpecError } from '../api/errors.js';
-import type { KubeObject } from '../api/kube-object.js';
-import type { MirrorStatus } from '../api/schema.js';
-import { type MirrorInput, parseMirrorResource } from '../api/validate.js';
-import { resolveCredentials } from './credentials.js';
-import { type HostConflict, findHostConflicts } from '../api/hosts.js';
-import { compareStrings } from '../api/kube-object.js';
-import {
-  type Waiting,
-  type WorkloadStatus,
-  podProblem,
-  podProblemWaiting,
-  servingMessage,
-  workloadWaiting,
-} from './readiness.js';
-import type { ReferencedSecrets } from './secrets.js';
-import { Takeover } from './takeover.js';
+import { findHostConflicts, type HostConflict } from '../api/hosts.js';
 import { describeError, errorStatus, isTransient } from '../api/kube-errors.js';
-import { canonicalJson, withContentHash } from './hash.js';
-import type { KubeClient, RegistryMirrorObject } from './kube.js';
+import type { KubeObject } from '../api/kube-object.js';
+import { compareStrings } from '../api/kube-object.js';
 import {
   CONTENT_HASH_ANNOTATION,
   GENERATION_KINDS,
@@ -36,9 +20,25 @@ import {
   MIRROR_LABEL,
   type NodeRuntime,
 } from '../api/names.js';
+import type { MirrorStatus } from '../api/schema.js';
+import { type MirrorInput, parseMirrorResource } from '../api/validate.js';
+import { synthesizeMirror } from '../synth/chart.js';
+import { resolveCredentials } from './credentials.js';
+import { canonicalJson, withContentHash } from './hash.js';
+import type { KubeClient, RegistryMirrorObject } from './kube.js';
 import type { ControllerMetrics } from './metrics.js';
-import { type AppliedRecord, type LiveMeta, childKey, planChildren } from './plan.js';
-import { CONDITION_TYPES, type ReconcileOutcome, eventFor, nextStatus, statusChanged } from './status.js';
+import { type AppliedRecord, childKey, type LiveMeta, planChildren } from './plan.js';
+import {
+  podProblem,
+  podProblemWaiting,
+  servingMessage,
+  type Waiting,
+  type WorkloadStatus,
+  workloadWaiting,
+} from './readiness.js';
+import type { ReferencedSecrets } from './secrets.js';
+import { CONDITION_TYPES, eventFor, nextStatus, type ReconcileOutcome, statusChanged } from './status.js';
+import { Takeover } from './takeover.js';
 
 /** A SpecError as one condition message: every problem, then what to do. */
 export function specMessage(err: SpecError): string {

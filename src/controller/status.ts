@@ -9,8 +9,8 @@
  * spec, a Secret, a conflicting object). All three are always present, each with
  * `observedGeneration`, a PascalCase reason and an actionable message.
  */
-import type { MirrorCondition, MirrorStatus } from '../api/schema.js';
 import { compareStrings } from '../api/kube-object.js';
+import type { MirrorCondition, MirrorStatus } from '../api/schema.js';
 import type { Waiting } from './readiness.js';
 
 /** Reasons for `Stalled=True`: each needs a person to change the spec or a Secret. */

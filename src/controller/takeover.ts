@@ -29,9 +29,9 @@
 import type { KubernetesObject, V1Pod } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 
-import type { KubeObject } from '../api/kube-object.js';
 import { describeError } from '../api/kube-errors.js';
-import { MANAGED_BY_LABEL, MIRROR_LABEL, childName } from '../api/names.js';
+import type { KubeObject } from '../api/kube-object.js';
+import { childName, MANAGED_BY_LABEL, MIRROR_LABEL } from '../api/names.js';
 import type { KubeClient, RegistryMirrorObject } from './kube.js';
 import type { LiveMeta } from './plan.js';
 import type { Waiting } from './readiness.js';

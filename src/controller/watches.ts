@@ -20,7 +20,7 @@ import {
 } from '@kubernetes/client-node';
 
 import { API_GROUP, API_VERSION, MANAGED_SELECTOR, MIRROR_LABEL, PLURAL } from '../api/names.js';
-import { PARTIAL_METADATA_LIST, metadataOnly, trimMetadata } from './informer.js';
+import { metadataOnly, PARTIAL_METADATA_LIST, trimMetadata } from './informer.js';
 import type { RegistryMirrorObject } from './kube.js';
 import type { LiveMeta } from './plan.js';
 import { sameWorkloadStatus, workloadStatus } from './readiness.js';

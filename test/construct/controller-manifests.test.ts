@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 
-import { controllerObjects } from '../../src/synth/chart.js';
 import type { KubeObject } from '../../src/api/kube-object.js';
+import { controllerObjects } from '../../src/synth/chart.js';
 
 const objects = controllerObjects({ namespace: 'kube-extra', image: 'example.com/mirror-synth:1.2.3' });
 const find = (kind: string, name: string, namespace?: string): KubeObject => {

@@ -1,7 +1,7 @@
 // The controller command's listen flags, as controller-runtime names them, and a taken port as a
 // usage error (exit 2, one line) instead of a stack trace and exit 70.
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import { type Server, createServer } from 'node:net';
+import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 

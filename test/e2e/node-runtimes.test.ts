@@ -29,9 +29,9 @@ import {
 import { buildImage, RegistryClient, type TestImage } from '../support/images.js';
 import {
   type ManifestObject,
-  type SynthesizedMirror,
   startSynthesizedMirror,
   startUpstream,
+  type SynthesizedMirror,
   type Upstream,
   waitFor,
 } from '../support/registry.js';

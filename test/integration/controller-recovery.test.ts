@@ -6,19 +6,19 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { type RunningController, startController } from '../../src/controller/controller.js';
-import { type ControlPlane, startControlPlane } from '../support/control-plane.js';
-import { simulateReadyWorkloads } from '../support/workload-status.js';
 import {
-  type Clients,
-  LogCapture,
   children,
+  type Clients,
   clients,
   createMirror,
   installCrd,
+  LogCapture,
   setSpec,
   waitForReady,
   waitUntil,
 } from '../controller/cluster-helpers.js';
+import { type ControlPlane, startControlPlane } from '../support/control-plane.js';
+import { simulateReadyWorkloads } from '../support/workload-status.js';
 
 const own = !process.env.MIRROR_SYNTH_TEST_KUBECONFIG;
 const namespace = 'kube-extra';

@@ -11,7 +11,6 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 
 import { type RunningController, startController } from '../../src/controller/controller.js';
 import {
-  LogCapture,
   b64,
   clients,
   condition,
@@ -19,6 +18,7 @@ import {
   deleteMirror,
   getMirror,
   installCrd,
+  LogCapture,
   setSpec,
   waitForReady,
   waitUntil,

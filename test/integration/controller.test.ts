@@ -5,10 +5,9 @@ import { randomBytes } from 'node:crypto';
 
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 
-import { type RunningController, startController } from '../../src/controller/controller.js';
 import { CONTENT_HASH_ANNOTATION, CREDENTIALS_HASH_ANNOTATION } from '../../src/api/names.js';
+import { type RunningController, startController } from '../../src/controller/controller.js';
 import {
-  LogCapture,
   b64,
   children,
   clients,
@@ -17,6 +16,7 @@ import {
   deleteMirror,
   getMirror,
   installCrd,
+  LogCapture,
   setSpec,
   waitForReady,
   waitUntil,
@@ -153,7 +153,7 @@ describe('controller', () => {
     const n = await mirror('private', { upstreamUrl: 'registry.example.com', credentialsSecret: `creds-a-${suffix}` });
     await waitForReady(c, n);
     const sts1 = statefulSetOf(await children(c, namespace, n), n);
-    const env = JSON.stringify(sts1.spec.template.spec.containers);
+    const env = JSON.stringify(sts1.spec.template.spec);
     expect(env).toContain(`creds-a-${suffix}`);
     const hash1 = sts1.spec.template.metadata.annotations[CREDENTIALS_HASH_ANNOTATION];
     expect(hash1).toMatch(/^[0-9a-f]{64}$/);
@@ -169,7 +169,7 @@ describe('controller', () => {
     await setSpec(c, n, { upstreamUrl: 'registry.example.com', credentialsSecret: `creds-b-${suffix}` });
     await waitForReady(c, n);
     const sts3 = statefulSetOf(await children(c, namespace, n), n);
-    expect(JSON.stringify(sts3.spec.template.spec.containers)).toContain(`creds-b-${suffix}`);
+    expect(JSON.stringify(sts3.spec.template.spec)).toContain(`creds-b-${suffix}`);
     expect(sts3.spec.template.metadata.annotations[CREDENTIALS_HASH_ANNOTATION]).not.toBe(hash2);
   });
 

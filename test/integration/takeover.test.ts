@@ -9,23 +9,23 @@
 // the later shape (DaemonSet registry-mirror-<name>-utils, an nginx Secret, two replicas).
 // Throughout the move a monitor checks, every 100 ms, that the mirror's Service selects a ready
 // cache pod whenever one exists.
+import { setHeaderOptions, type V1Pod } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { type RunningController, startController } from '../../src/controller/controller.js';
-import { type ControlPlane, startControlPlane } from '../support/control-plane.js';
 import {
   type Clients,
-  LogCapture,
   clients,
   condition,
   createMirror,
   deleteMirror,
   getMirror,
   installCrd,
+  LogCapture,
   waitForReady,
   waitUntil,
 } from '../controller/cluster-helpers.js';
-import { setHeaderOptions, type V1Pod } from '@kubernetes/client-node';
+import { type ControlPlane, startControlPlane } from '../support/control-plane.js';
 
 const own = !process.env.MIRROR_SYNTH_TEST_KUBECONFIG;
 const namespace = 'kube-extra';
