@@ -89,6 +89,7 @@ describe('against a real kube-apiserver', () => {
       'Ready',
       'Reason',
       'Age',
+      'Message',
     ]);
   });
 
