@@ -6,7 +6,7 @@
  * Kubernetes-only keywords (x-kubernetes-*) are added by the CRD generator, so this
  * stays plain JSON Schema that Ajv compiles in strict mode.
  */
-import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { type Static, type TSchema, Type } from '@sinclair/typebox';
 
 import { API_GROUP, API_VERSION, KIND, RESERVED_LABELS } from './names.js';
 
@@ -95,6 +95,16 @@ export function cel(text: string): string {
   return JSON.stringify(text);
 }
 
+/**
+ * A CEL messageExpression that says what `message(value)` says, with the value from `expr`: the
+ * same words on both sides, written once.
+ */
+export function celMessage(message: (value: string) => string, expr: string): string {
+  const marker = '\u0000';
+  const [before, after] = message(marker).split(marker);
+  return [before ? cel(before) : '', expr, after ? cel(after) : ''].filter(Boolean).join(' + ');
+}
+
 /** An `x-kubernetes-validations` rule: checked by the API server only (validate.ts checks the same in JavaScript). */
 export interface CelRule {
   readonly rule: string;
@@ -130,7 +140,7 @@ const Quantity = (description: string, field?: string) =>
           'x-kubernetes-validations': [
             {
               rule: `type(self) == int || string(self).matches(${cel(QUANTITY_PATTERN)})`,
-              messageExpression: `${cel(quantityMessage(field, '@').split("'@'")[0] + "'")} + string(self) + "'"`,
+              messageExpression: celMessage((v) => quantityMessage(field, v), 'string(self)'),
             },
           ],
         }),
@@ -313,7 +323,7 @@ export const MirrorSpecSchema = Type.Object(
     'x-kubernetes-validations': [
       {
         rule: '!has(self.masqueradeUrl) || self.masqueradeUrl != self.upstreamUrl',
-        messageExpression: `${cel(sameHostMessage('@').split("'@'")[0] + "'")} + self.upstreamUrl + "'"`,
+        messageExpression: celMessage(sameHostMessage, 'self.upstreamUrl'),
         fieldPath: '.masqueradeUrl',
       },
     ],

@@ -2,13 +2,16 @@
  * `mirror-synth controller`: run the controller until SIGTERM or SIGINT, then shut down
  * cleanly (finish reconciles in flight, stop watching, release the Lease).
  */
+import { UsageError } from '../api/errors.js';
 import { startController } from '../controller/controller.js';
 import { loadKubeConfig } from '../sources/kubeconfig.js';
 import {
+  type BindAddress,
   resolveClusterDomain,
-  resolveMetricsPort,
+  resolveMetricsBind,
   resolveNamespace,
   resolveNodeRuntime,
+  resolveProbeBind,
   resolveSecondsBetweenStreams,
 } from './options.js';
 
@@ -19,9 +22,13 @@ export interface ControllerCommandOptions {
   readonly namespace?: string;
   /** Wait before reconnecting after the API server fails or while the CRD is missing. @default SECONDS_BETWEEN_STREAMS, else 30 */
   readonly secondsBetweenStreams?: number;
-  /** Port of /metrics, /healthz and /readyz. @default 8080 */
+  /** Address of /metrics (and of /healthz and /readyz unless set apart), as controller-runtime spells it. @default ':8080' */
+  readonly metricsBindAddress?: string;
+  /** Address of /healthz and /readyz. @default - the metrics server's */
+  readonly healthProbeBindAddress?: string;
+  /** Port of /metrics, /healthz and /readyz: `--metrics-bind-address :<port>`. @default 8080 */
   readonly metricsPort?: number;
-  /** Separate port for /healthz and /readyz. @default - the metrics port */
+  /** Separate port for /healthz and /readyz: `--health-probe-bind-address :<port>`. */
   readonly probePort?: number;
   /** @default true */
   readonly leaderElection?: boolean;
@@ -35,21 +42,51 @@ export interface ControllerCommandOptions {
   readonly nodeRuntime?: string;
 }
 
+/** A port the controller cannot listen on is the user's to fix: one line, exit 2. */
+async function listening<T>(
+  metrics: BindAddress | undefined,
+  probes: BindAddress | undefined,
+  start: () => Promise<T>,
+): Promise<T> {
+  try {
+    return await start();
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException & { port?: number; address?: string };
+    if (e.code !== 'EADDRINUSE' && e.code !== 'EACCES' && e.code !== 'EADDRNOTAVAIL') throw err;
+    const [flag, addr] =
+      probes && e.port === probes.port && e.port !== metrics?.port
+        ? ['--health-probe-bind-address', probes.text]
+        : ['--metrics-bind-address', metrics?.text ?? ''];
+    const why =
+      e.code === 'EADDRINUSE'
+        ? 'address already in use'
+        : e.code === 'EACCES'
+          ? 'permission denied'
+          : 'no such local address';
+    throw new UsageError(`${flag} ${addr}: ${why}`);
+  }
+}
+
 export async function controller(opts: ControllerCommandOptions): Promise<void> {
   const namespace = resolveNamespace(opts.namespace);
   const nodeRuntime = resolveNodeRuntime(opts.nodeRuntime);
-  const running = await startController({
-    kubeConfig: loadKubeConfig(opts.kubeconfig),
-    namespace,
-    secondsBetweenStreams: resolveSecondsBetweenStreams(opts.secondsBetweenStreams),
-    metricsPort: resolveMetricsPort(opts.metricsPort),
-    ...(opts.probePort !== undefined ? { probePort: opts.probePort } : {}),
-    leaderElection: opts.leaderElection ?? true,
-    ...(opts.leaseNamespace ? { leaseNamespace: opts.leaseNamespace } : {}),
-    ...(opts.logLevel ? { logLevel: opts.logLevel } : {}),
-    clusterDomain: resolveClusterDomain(opts.clusterDomain),
-    nodeRuntime,
-  });
+  const metrics = resolveMetricsBind(opts.metricsBindAddress, opts.metricsPort);
+  const probes = resolveProbeBind(opts.healthProbeBindAddress, opts.probePort);
+  const kubeConfig = loadKubeConfig(opts.kubeconfig);
+  const running = await listening(metrics, probes, () =>
+    startController({
+      kubeConfig,
+      namespace,
+      secondsBetweenStreams: resolveSecondsBetweenStreams(opts.secondsBetweenStreams),
+      ...(metrics ? { metricsPort: metrics.port, ...(metrics.host ? { metricsHost: metrics.host } : {}) } : {}),
+      ...(probes ? { probePort: probes.port, ...(probes.host ? { probeHost: probes.host } : {}) } : {}),
+      leaderElection: opts.leaderElection ?? true,
+      ...(opts.leaseNamespace ? { leaseNamespace: opts.leaseNamespace } : {}),
+      ...(opts.logLevel ? { logLevel: opts.logLevel } : {}),
+      clusterDomain: resolveClusterDomain(opts.clusterDomain),
+      nodeRuntime,
+    }),
+  );
   const onSignal = (signal: NodeJS.Signals): void => {
     running.logger.info({ signal }, 'signal received');
     void running.stop();

@@ -5,6 +5,7 @@
  * Kubernetes client and `validate` never loads cdk8s.
  */
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+
 import {
   ClusterError,
   EXIT_INTERNAL,
@@ -117,13 +118,21 @@ export function buildCli(): Command {
       'wait before reconnecting after the API server fails or while the CRD is missing (env SECONDS_BETWEEN_STREAMS; default 30)',
       positiveInt,
     )
-    .option('--metrics-port <port>', 'port of /metrics, /healthz and /readyz (default 8080)', positiveInt)
-    .option('--no-leader-election', 'do not take a Lease before reconciling (run one replica only)')
     .option(
-      '--probe-port <port>',
-      'serve /healthz and /readyz on their own port (default: the metrics port)',
+      '--metrics-bind-address <addr>',
+      'address of /metrics, and of /healthz and /readyz unless set apart: [host]:port, or 0 for off (default :8080)',
+    )
+    .option(
+      '--health-probe-bind-address <addr>',
+      'address of /healthz and /readyz: [host]:port (default: the metrics address)',
+    )
+    .option(
+      '--metrics-port <port>',
+      'same as --metrics-bind-address :<port> (kept for existing manifests)',
       positiveInt,
     )
+    .option('--no-leader-election', 'do not take a Lease before reconciling (run one replica only)')
+    .option('--probe-port <port>', 'same as --health-probe-bind-address :<port>', positiveInt)
     .option('--lease-namespace <ns>', 'namespace of the leader-election Lease (default: --namespace)')
     .option('--cluster-domain <domain>', 'as for synth (env CLUSTER_DOMAIN; default cluster.local)')
     .option('--node-runtime <runtime>', 'as for synth (env NODE_RUNTIME; default containerd)')

@@ -4,20 +4,22 @@
  * or cdk8s.yaml for an option.
  */
 import { readFileSync } from 'node:fs';
+
 import { parse } from 'yaml';
+
 import { UsageError } from '../api/errors.js';
-import { assertChartVersion } from '../synth/helm.js';
 import {
   CONTROLLER_METRICS_PORT,
   DEFAULT_CLUSTER_DOMAIN,
   DEFAULT_MIRRORS_DIR,
   DEFAULT_NAMESPACE,
-  DEFAULT_OUT_DIR,
   DEFAULT_NODE_RUNTIME,
+  DEFAULT_OUT_DIR,
   DEFAULT_SECONDS_BETWEEN_STREAMS,
   NODE_RUNTIMES,
   type NodeRuntime,
 } from '../api/names.js';
+import { assertChartVersion } from '../synth/helm.js';
 
 const configs = new Map<string, Record<string, unknown>>();
 
@@ -125,4 +127,43 @@ export function resolveFormat(flag?: string): 'plain' | 'helm' {
 export function resolveChartVersion(flag?: string): string {
   const synthConfig = readCdk8sYaml().synthConfig as Record<string, unknown> | undefined;
   return assertChartVersion(pick(flag, undefined, synthConfig?.chartVersion, ''));
+}
+
+/** Where a server listens; `undefined` host means every interface. */
+export interface BindAddress {
+  readonly host?: string;
+  readonly port: number;
+  /** As given, for messages. */
+  readonly text: string;
+}
+
+/**
+ * A controller-runtime style bind address: `:8080`, `127.0.0.1:8080`, `[::1]:8080`; `0` turns the
+ * server off (`undefined`).
+ */
+export function parseBindAddress(flag: string, value: string): BindAddress | undefined {
+  if (value === '0') return undefined;
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(value);
+  const port = m ? Number(m[3]) : NaN;
+  if (!m || port > 65535) {
+    throw new UsageError(`${flag} must be [host]:port such as :8080 or 127.0.0.1:8080 (or 0 for off), got '${value}'`);
+  }
+  const host = m[1] ?? m[2];
+  return { ...(host ? { host } : {}), port, text: value };
+}
+
+/**
+ * The metrics server's address: --metrics-bind-address, else --metrics-port (kept for existing
+ * manifests; same as `:<port>`), else `:8080`.
+ */
+export function resolveMetricsBind(address?: string, port?: number): BindAddress | undefined {
+  if (address !== undefined) return parseBindAddress('--metrics-bind-address', address);
+  const p = resolveMetricsPort(port);
+  return { port: p, text: `:${p}` };
+}
+
+/** The probes' address: --health-probe-bind-address, else --probe-port, else the metrics server's. */
+export function resolveProbeBind(address?: string, port?: number): BindAddress | undefined {
+  if (address !== undefined) return parseBindAddress('--health-probe-bind-address', address);
+  return port === undefined ? undefined : { port, text: `:${port}` };
 }

@@ -13,6 +13,7 @@
  *   cluster-scoped objects live in `default` (as client-go records them).
  */
 import { Construct } from 'constructs';
+
 import {
   API_GROUP,
   COMPONENT_LABEL,
@@ -61,7 +62,10 @@ function addControllerObjects(chart: Construct, props: ControllerManifestsProps)
   new k8s.KubeClusterRole(chart, 'ClusterRole', {
     metadata: meta(CONTROLLER_NAME),
     rules: [
-      { apiGroups: [API_GROUP], resources: [PLURAL], verbs: ['get', 'list', 'watch'] },
+      // patch: the controller sets mirror=<name> on each RegistryMirror (its own field manager, that label only).
+      { apiGroups: [API_GROUP], resources: [PLURAL], verbs: ['get', 'list', 'watch', 'patch'] },
+      // The output namespace must exist before anything else; the controller says so when it does not.
+      { apiGroups: [''], resources: ['namespaces'], resourceNames: [namespace], verbs: ['get'] },
       { apiGroups: [API_GROUP], resources: [`${PLURAL}/status`], verbs: ['get', 'patch', 'update'] },
     ],
   });
@@ -77,6 +81,8 @@ function addControllerObjects(chart: Construct, props: ControllerManifestsProps)
       { apiGroups: [''], resources: ['configmaps', 'services'], verbs: CHILD_VERBS },
       { apiGroups: ['apps'], resources: ['statefulsets', 'daemonsets'], verbs: CHILD_VERBS },
       { apiGroups: [''], resources: ['secrets'], verbs: CHILD_VERBS },
+      // list: why a cache pod does not start; delete: the original mirror-operator's pods, on takeover.
+      { apiGroups: [''], resources: ['pods', 'persistentvolumeclaims'], verbs: ['list', 'delete'] },
       // create cannot be narrowed by name; renewing is limited to the controller's own Lease.
       { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['create'] },
       {

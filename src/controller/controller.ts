@@ -14,16 +14,16 @@ import { CoreV1Api, type KubeConfig, type KubernetesObject } from '@kubernetes/c
 import { type DestinationStream, type Logger, pino } from 'pino';
 
 import { describeError, errorStatus } from '../api/kube-errors.js';
-import { CONTROLLER_NAME, LEASE_NAME, type NodeRuntime } from '../api/names.js';
+import { CONTROLLER_NAME, LEASE_NAME, type NodeRuntime, PLURAL } from '../api/names.js';
+import { type ProbeServer, startProbeServer } from './http.js';
 import { SupervisedInformer } from './informer.js';
 import { KubeClient, type RegistryMirrorObject } from './kube.js';
 import { LeaderElector } from './leader.js';
 import { type ControllerMetrics, createMetrics } from './metrics.js';
+import { informerRestartDelayMs, jitter, WorkQueue } from './queue.js';
 import { ChildIndex, Reconciler } from './reconciler.js';
-import { startProbeServer, type ProbeServer } from './http.js';
 import { ReferencedSecrets } from './secrets.js';
-import { WorkQueue, informerRestartDelayMs, jitter } from './queue.js';
-import { WATCHED_KINDS, type WatchContext, controllerWatches } from './watches.js';
+import { controllerWatches, type WatchContext, WATCHED_KINDS } from './watches.js';
 
 export interface StartControllerOptions {
   /** A loaded KubeConfig (in a pod: the in-cluster one). */
@@ -153,6 +153,13 @@ class Controller {
       indexChild: (obj, verb) => this.children.update(obj, verb),
       isOwnWrite: (obj) => this.reconciler.isOwnWrite(obj),
       mirrorsUsingSecret: (name) => this.mirrorsUsingSecret(name),
+      mirrorsStalledBy: (reason) =>
+        this.mirrors
+          .list()
+          .filter((m) =>
+            m.status?.conditions?.some((c) => c.type === 'Stalled' && c.status === 'True' && c.reason === reason),
+          )
+          .map((m) => m.metadata?.name ?? ''),
     };
     const restartDelayMs = (err: unknown, failures: number) =>
       informerRestartDelayMs(err, failures, opts.secondsBetweenStreams);
@@ -165,7 +172,11 @@ class Controller {
           logger: this.logger,
           ...(opts.watchTimeoutSeconds ? { watchTimeoutSeconds: opts.watchTimeoutSeconds } : {}),
           onChange: (obj, verb, previous) => {
-            for (const m of w.enqueue(obj, verb, previous)) this.queue.add(m);
+            for (const m of w.enqueue(obj, verb, previous)) {
+              this.logger.debug({ mirror: m, informer: w.name, verb, name: obj.metadata?.name }, 'queued');
+              this.queue.add(m);
+            }
+            if (w.name === PLURAL) this.metrics.watchedMirrors.set(this.mirrors.list().length);
           },
           onError: () => {
             this.metrics.errorsTotal.inc({ type: 'informer' });

@@ -3,9 +3,9 @@
  * their content hash is unchanged, and which live children to prune.
  */
 import type { KubeObject } from '../api/kube-object.js';
-import type { WorkloadStatus } from './readiness.js';
 import { compareStrings } from '../api/kube-object.js';
-import { CONTENT_HASH_ANNOTATION, GENERATION_KINDS, KIND, MIRROR_API_VERSION, kindRank } from '../api/names.js';
+import { CONTENT_HASH_ANNOTATION, GENERATION_KINDS, KIND, kindRank, MIRROR_API_VERSION } from '../api/names.js';
+import type { WorkloadStatus } from './readiness.js';
 
 /** What the controller knows of a live child: its metadata, as the informer cache holds it. */
 export interface LiveMeta {
@@ -34,6 +34,8 @@ export interface LiveMeta {
 /** What the controller itself last wrote to a child (kept in memory only). */
 export interface AppliedRecord {
   readonly hash: string;
+  /** The apply is in flight: its echo may arrive before the response does. */
+  readonly pending?: boolean;
   readonly resourceVersion?: string;
   readonly generation?: number;
 }

@@ -56,8 +56,14 @@ export function workloadStatus(obj: RawWorkload): WorkloadStatus | undefined {
   return undefined;
 }
 
+/**
+ * Whether two observations report the same readiness. `generation` is left out: it moves only
+ * with spec writes, and the reconcile that made one already accounts for it.
+ */
 export function sameWorkloadStatus(a: WorkloadStatus | undefined, b: WorkloadStatus | undefined): boolean {
-  return JSON.stringify(a ?? null) === JSON.stringify(b ?? null);
+  const key = (w: WorkloadStatus | undefined) =>
+    w === undefined ? 'none' : `${w.kind}|${w.observedGeneration}|${w.desired}|${w.ready}|${w.updated}`;
+  return key(a) === key(b);
 }
 
 /** Why a mirror does not serve yet, for the Ready and Reconciling conditions. */
@@ -79,10 +85,7 @@ export function workloadWaiting(
   const what = WHAT[kind];
   if (w === undefined) return { reason, message: `Waiting for ${kind} ${name} to be created.` };
   if (w.observedGeneration < w.generation) {
-    return {
-      reason,
-      message: `Waiting for the ${kind} controller to observe generation ${w.generation} of ${name}.`,
-    };
+    return { reason, message: `Waiting for ${kind} ${name} (the ${what}) to observe generation ${w.generation}.` };
   }
   if (w.updated < w.desired) {
     return { reason, message: `Rolling out the ${what} (${kind} ${name}): ${w.updated}/${w.desired} pods updated.` };

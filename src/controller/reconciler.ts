@@ -5,27 +5,11 @@
  */
 import type { Logger } from 'pino';
 
-import { synthesizeMirror } from '../synth/chart.js';
 import { SpecError } from '../api/errors.js';
-import type { KubeObject } from '../api/kube-object.js';
-import type { MirrorStatus } from '../api/schema.js';
-import { type MirrorInput, parseMirrorResource } from '../api/validate.js';
-import { resolveCredentials } from './credentials.js';
-import { type HostConflict, findHostConflicts } from '../api/hosts.js';
-import { compareStrings } from '../api/kube-object.js';
-import {
-  type Waiting,
-  type WorkloadStatus,
-  podProblem,
-  podProblemWaiting,
-  servingMessage,
-  workloadWaiting,
-} from './readiness.js';
-import type { ReferencedSecrets } from './secrets.js';
-import { Takeover } from './takeover.js';
+import { findHostConflicts, type HostConflict } from '../api/hosts.js';
 import { describeError, errorStatus, isTransient } from '../api/kube-errors.js';
-import { canonicalJson, withContentHash } from './hash.js';
-import type { KubeClient, RegistryMirrorObject } from './kube.js';
+import type { KubeObject } from '../api/kube-object.js';
+import { compareStrings } from '../api/kube-object.js';
 import {
   CONTENT_HASH_ANNOTATION,
   GENERATION_KINDS,
@@ -36,9 +20,25 @@ import {
   MIRROR_LABEL,
   type NodeRuntime,
 } from '../api/names.js';
+import type { MirrorStatus } from '../api/schema.js';
+import { type MirrorInput, parseMirrorResource } from '../api/validate.js';
+import { synthesizeMirror } from '../synth/chart.js';
+import { resolveCredentials } from './credentials.js';
+import { canonicalJson, withContentHash } from './hash.js';
+import type { KubeClient, RegistryMirrorObject } from './kube.js';
 import type { ControllerMetrics } from './metrics.js';
-import { type AppliedRecord, type LiveMeta, childKey, planChildren } from './plan.js';
-import { CONDITION_TYPES, type ReconcileOutcome, eventFor, nextStatus, statusChanged } from './status.js';
+import { type AppliedRecord, childKey, type LiveMeta, planChildren } from './plan.js';
+import {
+  podProblem,
+  podProblemWaiting,
+  servingMessage,
+  type Waiting,
+  type WorkloadStatus,
+  workloadWaiting,
+} from './readiness.js';
+import type { ReferencedSecrets } from './secrets.js';
+import { CONDITION_TYPES, eventFor, nextStatus, type ReconcileOutcome, statusChanged } from './status.js';
+import { Takeover } from './takeover.js';
 
 /** A SpecError as one condition message: every problem, then what to do. */
 export function specMessage(err: SpecError): string {
@@ -125,6 +125,17 @@ interface StatusMemo {
   readonly resourceVersion: string | undefined;
 }
 
+/** Objects grouped by kind, the groups in apply order (as sortForApply orders them). */
+function byKind(objs: readonly KubeObject[]): KubeObject[][] {
+  const groups: KubeObject[][] = [];
+  for (const o of objs) {
+    const last = groups[groups.length - 1];
+    if (last && last[0].kind === o.kind) last.push(o);
+    else groups.push([o]);
+  }
+  return groups;
+}
+
 /** Mirrors oldest first (creationTimestamp, then name): the order in which they keep node hosts. */
 export function byAge(a: RegistryMirrorObject, b: RegistryMirrorObject): number {
   const t = (m: RegistryMirrorObject) => {
@@ -166,6 +177,7 @@ export class Reconciler {
     if (mirror === undefined) return false;
     const rec = this.applied.get(`${mirror}|${childKey(child)}`);
     if (!rec || rec.hash !== child.metadata.annotations?.[CONTENT_HASH_ANNOTATION]) return false;
+    if (rec.pending) return true;
     if (rec.generation !== undefined) return rec.generation === child.metadata.generation;
     return rec.resourceVersion === child.metadata.resourceVersion;
   }
@@ -184,8 +196,10 @@ export class Reconciler {
         return 'none';
       }
       if (mirror.metadata?.deletionTimestamp) return 'none'; // the garbage collector removes the children
-      await this.ensureLabel(mirror, log);
+      // The label is independent of the children: written while they are applied.
+      const labelled = this.ensureLabel(mirror, log);
       const outcome = await this.converge(mirror, log);
+      await labelled;
       await this.report(mirror, outcome, log);
       const result =
         outcome.type === 'Applied'
@@ -325,44 +339,11 @@ export class Reconciler {
     const plan = planChildren({ mirror: name, desired, live, applied: (k) => this.applied.get(`${name}|${k}`) });
     const ours = new Set(live.map(childKey));
 
-    for (const child of plan.apply) {
-      const where = { kind: child.kind, name: child.metadata.name, namespace };
-      try {
-        // A child the controller has not seen as its own is applied without force: if someone
-        // else made an object of that name, the API server answers 409 and nothing is repointed.
-        const result = await client.apply(child, ours.has(childKey(child)));
-        const generation = GENERATION_KINDS.has(child.kind) ? result.metadata?.generation : undefined;
-        this.applied.set(`${name}|${childKey(child)}`, {
-          hash: child.metadata.annotations?.[CONTENT_HASH_ANNOTATION] ?? '',
-          resourceVersion: result.metadata?.resourceVersion,
-          ...(generation !== undefined ? { generation } : {}),
-        });
-        log.info(where, 'applied');
-      } catch (err) {
-        metrics.errorsTotal.inc({ type: 'apply' });
-        log.warn({ ...where, err: describeError(err) }, 'apply failed');
-        if (errorStatus(err) === 409 && !ours.has(childKey(child))) {
-          const legacy = await this.takeover.claim(mirror, child, log);
-          if (legacy) return legacy;
-          return {
-            type: 'Stalled',
-            reason: 'ForeignObject',
-            message:
-              `${child.kind} ${namespace}/${child.metadata.name} exists and was not created by mirror-synth ` +
-              `(${describeError(err)}). mirror-synth does not take over objects it did not create: ` +
-              `delete it (kubectl -n ${namespace} delete ${child.kind.toLowerCase()} ${child.metadata.name}) or rename the RegistryMirror.`,
-          };
-        }
-        const message = `Applying ${child.kind} ${namespace}/${child.metadata.name} failed: ${describeError(err)}.`;
-        if (isTransient(err)) return { type: 'Retrying', reason: 'ApplyFailed', message };
-        const hint =
-          errorStatus(err) === 403
-            ? "Check the controller's RBAC (mirror-synth controller-manifests)."
-            : errorStatus(err) === 422
-              ? 'The API server refused the object; fields such as a StatefulSet selector cannot change in place: delete the object and the controller recreates it.'
-              : 'Fix the RegistryMirror spec.';
-        return { type: 'Stalled', reason: 'ApplyRejected', message: `${message} ${hint}` };
-      }
+    // Children of one kind go together (two ConfigMaps, two Services); kinds in apply order.
+    for (const group of byKind(plan.apply)) {
+      const outcomes = await Promise.all(group.map((child) => this.applyChild(mirror, child, ours, log)));
+      const failed = outcomes.find((o) => o !== undefined);
+      if (failed) return failed;
     }
     for (const child of plan.prune) {
       const where = { kind: child.kind, name: child.metadata.name, namespace: child.metadata.namespace };
@@ -393,6 +374,60 @@ export class Reconciler {
     return { ...applied, serving: servingMessage(cache, agent) };
   }
 
+  /** Apply one child; an outcome when it failed, else undefined. */
+  private async applyChild(
+    mirror: RegistryMirrorObject,
+    child: KubeObject,
+    ours: ReadonlySet<string>,
+    log: Logger,
+  ): Promise<ReconcileOutcome | undefined> {
+    const name = mirror.metadata?.name ?? '';
+    const { client, namespace, metrics } = this.opts;
+    const where = { kind: child.kind, name: child.metadata.name, namespace };
+    const key = `${name}|${childKey(child)}`;
+    const hash = child.metadata.annotations?.[CONTENT_HASH_ANNOTATION] ?? '';
+    // The watch may deliver the change before the response arrives: it is ours already.
+    this.applied.set(key, { hash, pending: true });
+    try {
+      // A child the controller has not seen as its own is applied without force: if someone
+      // else made an object of that name, the API server answers 409 and nothing is repointed.
+      const result = await client.apply(child, ours.has(childKey(child)));
+      const generation = GENERATION_KINDS.has(child.kind) ? result.metadata?.generation : undefined;
+      this.applied.set(key, {
+        hash,
+        resourceVersion: result.metadata?.resourceVersion,
+        ...(generation !== undefined ? { generation } : {}),
+      });
+      log.info(where, 'applied');
+    } catch (err) {
+      this.applied.delete(key);
+      metrics.errorsTotal.inc({ type: 'apply' });
+      log.warn({ ...where, err: describeError(err) }, 'apply failed');
+      if (errorStatus(err) === 409 && !ours.has(childKey(child))) {
+        const legacy = await this.takeover.claim(mirror, child, log);
+        if (legacy) return legacy;
+        return {
+          type: 'Stalled',
+          reason: 'ForeignObject',
+          message:
+            `${child.kind} ${namespace}/${child.metadata.name} exists and was not created by mirror-synth ` +
+            `(${describeError(err)}). mirror-synth does not take over objects it did not create: ` +
+            `delete it (kubectl -n ${namespace} delete ${child.kind.toLowerCase()} ${child.metadata.name}) or rename the RegistryMirror.`,
+        };
+      }
+      const message = `Applying ${child.kind} ${namespace}/${child.metadata.name} failed: ${describeError(err)}.`;
+      if (isTransient(err)) return { type: 'Retrying', reason: 'ApplyFailed', message };
+      const hint =
+        errorStatus(err) === 403
+          ? "Check the controller's RBAC (mirror-synth controller-manifests)."
+          : errorStatus(err) === 422
+            ? 'The API server refused the object; fields such as a StatefulSet selector cannot change in place: delete the object and the controller recreates it.'
+            : 'Fix the RegistryMirror spec.';
+      return { type: 'Stalled', reason: 'ApplyRejected', message: `${message} ${hint}` };
+    }
+    return undefined;
+  }
+
   /** The cache's and the node agent's status as the caches hold it (at least at the generation last applied). */
   private workloads(
     name: string,
@@ -404,6 +439,11 @@ export class Reconciler {
       if (!d) return undefined;
       const w = live.get(childKey(d))?.workload;
       const applied = this.applied.get(`${name}|${childKey(d)}`)?.generation;
+      if (w === undefined && applied !== undefined) {
+        // Just created: the cache has not seen it yet, and no controller has observed it.
+        const desired = kind === 'StatefulSet' ? ((d.spec as { replicas?: number }).replicas ?? 1) : 0;
+        return { kind, generation: applied, observedGeneration: 0, desired, ready: 0, updated: 0 };
+      }
       return w && applied !== undefined && applied > w.generation ? { ...w, generation: applied } : w;
     };
     return [find('StatefulSet'), find('DaemonSet')];
@@ -418,7 +458,11 @@ export class Reconciler {
       (sts && workloadWaiting(sts.metadata.name, cache, 'StatefulSet')) ??
       (ds && workloadWaiting(ds.metadata.name, agent, 'DaemonSet'));
     if (!waiting) return undefined;
-    // Pods that will not start: say why, in the kubelet's words.
+    // Pods that will not start: say why, in the kubelet's words. Only once the workload's
+    // controller has observed it (before that no pod can have a reason), and not for a
+    // workload that was just created.
+    const w = waiting.reason === 'CacheNotReady' ? cache : agent;
+    if (w === undefined || w.observedGeneration < w.generation) return waiting;
     const selector = (waiting.reason === 'CacheNotReady' ? sts : ds)?.spec as
       { selector?: { matchLabels?: Record<string, string> } } | undefined;
     const labels = selector?.selector?.matchLabels;
@@ -479,12 +523,11 @@ export class Reconciler {
     }
     const event = eventFor(previous, outcome);
     if (event) {
-      try {
-        await this.opts.client.recordEvent(mirror, event);
-      } catch (err) {
+      // Events are for people: recorded without holding the worker up.
+      this.opts.client.recordEvent(mirror, event).catch((err: unknown) => {
         this.opts.metrics.errorsTotal.inc({ type: 'event' });
         log.warn({ err: describeError(err) }, 'could not record an Event');
-      }
+      });
     }
   }
 }

@@ -9,8 +9,8 @@
  * spec, a Secret, a conflicting object). All three are always present, each with
  * `observedGeneration`, a PascalCase reason and an actionable message.
  */
-import type { MirrorCondition, MirrorStatus } from '../api/schema.js';
 import { compareStrings } from '../api/kube-object.js';
+import type { MirrorCondition, MirrorStatus } from '../api/schema.js';
 import type { Waiting } from './readiness.js';
 
 /** Reasons for `Stalled=True`: each needs a person to change the spec or a Secret. */
@@ -156,13 +156,13 @@ export function eventFor(previous: MirrorStatus | undefined, outcome: ReconcileO
   const prevReady = previous?.conditions?.find((c) => c.type === 'Ready');
   switch (outcome.type) {
     case 'Applied': {
+      const stuck = outcome.waiting && STUCK_REASON.test(outcome.waiting.reason) ? outcome.waiting : undefined;
+      if (stuck && (prevReady?.reason !== stuck.reason || prevReady.message !== stuck.message)) {
+        return { type: 'Warning', reason: stuck.reason, message: stuck.message };
+      }
       if (outcome.applied === 0 && outcome.pruned === 0) {
         if (outcome.waiting === undefined && prevReady !== undefined && prevReady.status !== 'True') {
           return { type: 'Normal', reason: 'Serving', message: outcome.serving ?? 'The mirror serves.' };
-        }
-        const w = outcome.waiting;
-        if (w && STUCK_REASON.test(w.reason) && (prevReady?.reason !== w.reason || prevReady.message !== w.message)) {
-          return { type: 'Warning', reason: w.reason, message: w.message };
         }
         return undefined;
       }

@@ -29,9 +29,9 @@
 import type { KubernetesObject, V1Pod } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 
-import type { KubeObject } from '../api/kube-object.js';
 import { describeError } from '../api/kube-errors.js';
-import { MANAGED_BY_LABEL, MIRROR_LABEL, childName } from '../api/names.js';
+import type { KubeObject } from '../api/kube-object.js';
+import { childName, MANAGED_BY_LABEL, MIRROR_LABEL } from '../api/names.js';
 import type { KubeClient, RegistryMirrorObject } from './kube.js';
 import type { LiveMeta } from './plan.js';
 import type { Waiting } from './readiness.js';
@@ -143,6 +143,25 @@ export class Takeover {
     const anyReady = pods.some(podReady);
     const highReady = high.filter(podReady).length;
 
+    // 0. Its DaemonSets select app=docker-registry,mirror=<name> too: once the StatefulSet is gone
+    // they would adopt (and then delete) its orphaned cache pods. Orphan them first: their pods
+    // keep running (and keep the nodes' /etc/hosts entries) until the new node agent is ready.
+    const oldDaemonSets = (await client.list('apps/v1', 'DaemonSet', namespace, selector)).filter((d) =>
+      isLegacy(d, name),
+    );
+    if (oldDaemonSets.length > 0) {
+      for (const d of oldDaemonSets) {
+        act(`delete the original DaemonSet ${d.metadata?.name}, orphaning its pods`);
+        await client.delete(
+          { apiVersion: 'apps/v1', kind: 'DaemonSet', metadata: { name: d.metadata?.name, namespace } },
+          'Orphan',
+        );
+      }
+      return {
+        desired: [],
+        outcome: this.progress('Taking over from mirror-operator: deleted its DaemonSets (their pods keep running).'),
+      };
+    }
     // 1-2. The old StatefulSet: surge until a pod outside the new pods' names serves, then orphan it.
     if (legacySts) {
       const current = (legacySts as { spec?: { replicas?: number } }).spec?.replicas ?? 1;
@@ -173,12 +192,6 @@ export class Takeover {
       for (const p of low)
         await client.delete({ apiVersion: 'v1', kind: 'Pod', metadata: { name: p.metadata?.name, namespace } });
     }
-    // 4. A DaemonSet of the old one under the new DaemonSet's name: delete it first.
-    const oldDs = await client.read(ds);
-    if (isLegacy(oldDs, name)) {
-      act('delete the original DaemonSet under the new name');
-      await client.delete(ds);
-    }
     const ours = new Set(live.map((l) => `${l.kind}/${l.metadata.name}`));
     const oldHeadless = await client.read(headless);
     if (isLegacy(oldHeadless, name) && !ours.has(`Service/${headless.metadata.name}`)) {
@@ -189,7 +202,7 @@ export class Takeover {
     const cacheReady = cache !== undefined && cache.observedGeneration >= cache.generation && cache.ready >= replicas;
     const oldService = await client.read(service);
     const serviceIsOld = isLegacy(oldService, name);
-    const hold = (o: KubeObject) => (o === service && serviceIsOld) || (o === ds && isLegacy(oldDs, name));
+    const hold = (o: KubeObject) => o === service && serviceIsOld;
     if (serviceIsOld) {
       if (!cacheReady) {
         return {
@@ -205,7 +218,8 @@ export class Takeover {
       act('switch the Service to the new cache pods');
       await client.replaceService(service, oldService!);
     }
-    // 6. What is left of the old one.
+    // 6. What is left of the old one: its remaining cache pods now, its node agent pods once the
+    // new node agent runs on every node.
     for (const p of high) {
       act(`delete the original pod ${p.metadata?.name}`);
       await client.delete({ apiVersion: 'v1', kind: 'Pod', metadata: { name: p.metadata?.name, namespace } });
@@ -213,34 +227,39 @@ export class Takeover {
     const agent = live.find((l) => l.kind === 'DaemonSet' && l.metadata.name === ds.metadata.name)?.workload;
     const agentReady =
       agent !== undefined && agent.observedGeneration >= agent.generation && agent.ready >= agent.desired;
-    const oldDaemonSets = await client.list('apps/v1', 'DaemonSet', namespace, selector);
-    const leftovers = oldDaemonSets.filter((d) => isLegacy(d, name) && d.metadata?.name !== ds.metadata.name);
-    if (leftovers.length > 0 && !agentReady) {
+    const agents = pods.filter((p) => ordinal(p.metadata?.name ?? '', base) === undefined);
+    if (agents.length > 0 && !agentReady) {
       return {
         desired: all.filter((o) => !hold(o)),
         waiting: {
           reason: TAKING_OVER,
-          message: `Taking over from mirror-operator: waiting for the new node agent to be ready on every node before removing ${leftovers.map((d) => `DaemonSet ${d.metadata?.name}`).join(', ')}.`,
+          message: `Taking over from mirror-operator: waiting for the new node agent to be ready on every node before removing the original's node pods (${agents.length}).`,
         },
         recheckMs: 5_000,
       };
     }
-    for (const d of leftovers) {
-      act(`delete the original DaemonSet ${d.metadata?.name}`);
-      await client.delete({
-        apiVersion: 'apps/v1',
-        kind: 'DaemonSet',
-        metadata: { name: d.metadata?.name, namespace },
-      });
+    for (const p of agents) {
+      act(`delete the original node pod ${p.metadata?.name}`);
+      await client.delete({ apiVersion: 'v1', kind: 'Pod', metadata: { name: p.metadata?.name, namespace } });
     }
     const secrets = await client.list('v1', 'Secret', namespace, selector);
     for (const s of secrets.filter((x) => isLegacy(x, name))) {
       act(`delete the original Secret ${s.metadata?.name}`);
       await client.delete({ apiVersion: 'v1', kind: 'Secret', metadata: { name: s.metadata?.name, namespace } });
     }
+    // Its cache volumes (the claims carry its StatefulSet's selector labels): a cache is disposable.
+    const claims = await client.list('v1', 'PersistentVolumeClaim', namespace, selector);
+    for (const pvc of claims) {
+      act(`delete the original claim ${pvc.metadata?.name}`);
+      await client.delete({
+        apiVersion: 'v1',
+        kind: 'PersistentVolumeClaim',
+        metadata: { name: pvc.metadata?.name, namespace },
+      });
+    }
     try {
       const remaining = (await client.listPods(namespace, selector)).filter((p) => isLegacy(p, name));
-      if (remaining.length > 0 || isLegacy(oldDs, name)) {
+      if (remaining.length > 0) {
         return {
           desired: all.filter((o) => !hold(o)),
           waiting: {

@@ -20,7 +20,7 @@ import {
 } from '@kubernetes/client-node';
 
 import { API_GROUP, API_VERSION, MANAGED_SELECTOR, MIRROR_LABEL, PLURAL } from '../api/names.js';
-import { PARTIAL_METADATA_LIST, metadataOnly, trimMetadata } from './informer.js';
+import { metadataOnly, PARTIAL_METADATA_LIST, trimMetadata } from './informer.js';
 import type { RegistryMirrorObject } from './kube.js';
 import type { LiveMeta } from './plan.js';
 import { sameWorkloadStatus, workloadStatus } from './readiness.js';
@@ -35,6 +35,8 @@ export interface WatchContext {
   isOwnWrite(obj: LiveMeta): boolean;
   /** Mirrors whose spec.credentialsSecret names this Secret. */
   mirrorsUsingSecret(name: string): string[];
+  /** Mirrors stalled with this reason (a HostConflict may clear when another mirror changes). */
+  mirrorsStalledBy(reason: string): string[];
 }
 
 /** One watched resource. */
@@ -97,7 +99,8 @@ export function controllerWatches(kc: KubeConfig, namespace: string, ctx: WatchC
     enqueue: (obj, verb, previous) => {
       const name = obj.metadata?.name;
       if (!name || (verb === 'update' && !mirrorChanged(obj, previous))) return [];
-      return [name];
+      // A mirror that appears, goes or changes its hosts may free or take a node host of another.
+      return [name, ...ctx.mirrorsStalledBy('HostConflict').filter((m) => m !== name)];
     },
   };
 
@@ -105,7 +108,9 @@ export function controllerWatches(kc: KubeConfig, namespace: string, ctx: WatchC
     const mirror = ctx.indexChild(obj, verb);
     if (mirror === undefined) return [];
     if (verb === 'delete' || !ctx.isOwnWrite(obj)) return [mirror];
-    // Our own write echoed back: only a change of the workload's readiness matters.
+    // Our own write echoed back (an add is one the reconcile that made it already accounted
+    // for): only a later change of the workload's readiness matters.
+    if (verb === 'add') return [];
     return previous !== undefined && sameWorkloadStatus(previous.workload, obj.workload) ? [] : [mirror];
   };
 

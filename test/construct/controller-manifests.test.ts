@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 
-import { controllerObjects } from '../../src/synth/chart.js';
 import type { KubeObject } from '../../src/api/kube-object.js';
+import { controllerObjects } from '../../src/synth/chart.js';
 
 const objects = controllerObjects({ namespace: 'kube-extra', image: 'example.com/mirror-synth:1.2.3' });
 const find = (kind: string, name: string, namespace?: string): KubeObject => {
@@ -38,8 +38,22 @@ describe('controllerManifests', () => {
 
   it('grants RegistryMirror access cluster-wide but never Secrets cluster-wide', () => {
     const rules = find('ClusterRole', 'mirror-synth-controller').rules as Rule[];
-    expect(rules.flatMap((r) => r.resources).sort()).toEqual(['registrymirrors', 'registrymirrors/status']);
-    expect(rules.find((r) => r.resources.includes('registrymirrors'))!.verbs).toEqual(['get', 'list', 'watch']);
+    expect(rules.flatMap((r) => r.resources).sort()).toEqual([
+      'namespaces',
+      'registrymirrors',
+      'registrymirrors/status',
+    ]);
+    expect(rules.find((r) => r.resources.includes('registrymirrors'))!.verbs).toEqual([
+      'get',
+      'list',
+      'watch',
+      'patch',
+    ]);
+    // The output namespace only, read only.
+    expect(rules.find((r) => r.resources.includes('namespaces'))).toMatchObject({
+      resourceNames: ['kube-extra'],
+      verbs: ['get'],
+    });
     expect(rules.some((r) => r.verbs.includes('*') || r.resources.includes('*'))).toBe(false);
   });
 

@@ -6,24 +6,26 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { type RunningController, startController } from '../../src/controller/controller.js';
-import { type ControlPlane, startControlPlane } from '../support/control-plane.js';
 import {
-  type Clients,
-  LogCapture,
   children,
+  type Clients,
   clients,
   createMirror,
   installCrd,
+  LogCapture,
   setSpec,
   waitForReady,
   waitUntil,
 } from '../controller/cluster-helpers.js';
+import { type ControlPlane, startControlPlane } from '../support/control-plane.js';
+import { simulateReadyWorkloads } from '../support/workload-status.js';
 
 const own = !process.env.MIRROR_SYNTH_TEST_KUBECONFIG;
 const namespace = 'kube-extra';
 let cp: ControlPlane;
 let c: Clients;
 const running: RunningController[] = [];
+let stopSimulating: (() => Promise<void>) | undefined;
 
 async function start(
   extra: Partial<Parameters<typeof startController>[0]> = {},
@@ -48,11 +50,39 @@ describe.runIf(own)('controller recovery', () => {
     cp = await startControlPlane({ controllerManager: false });
     c = clients(cp.kubeconfigPath);
     await c.core.createNamespace({ body: { metadata: { name: namespace } } });
+    // No kubelet here: the workloads' status is patched to report ready pods (see workload-status.ts).
+    stopSimulating = simulateReadyWorkloads(c.kc, namespace);
   });
 
   afterAll(async () => {
+    await stopSimulating?.();
     for (const r of running) await r.stop();
     await cp?.stop();
+  });
+
+  it('fails /readyz with the fix while the output namespace is missing, says so once, and starts once it exists', async () => {
+    const logs = new LogCapture();
+    const ns = `late-${randomBytes(3).toString('hex')}`;
+    const ctl = await start({ namespace: ns, leaderElection: true, leaseName: `l-${ns}` }, logs);
+    await waitUntil(
+      async () => (await fetch(`http://127.0.0.1:${ctl.metricsPort}/readyz`)).status === 503,
+      'readyz to report not ready',
+    );
+    expect(await (await fetch(`http://127.0.0.1:${ctl.metricsPort}/readyz`)).text()).toContain(
+      `namespace ${ns} (the output namespace) does not exist: apply \`mirror-synth controller-manifests\``,
+    );
+    await new Promise((r) => setTimeout(r, 2500)); // several checks, 1 s apart
+    const complaints = logs.lines.filter((l) => l.includes('does not exist'));
+    expect(complaints).toHaveLength(1);
+    expect(logs.text()).not.toContain('could not write the Lease');
+    await c.core.createNamespace({ body: { metadata: { name: ns } } });
+    await waitUntil(
+      async () => !(await (await fetch(`http://127.0.0.1:${ctl.metricsPort}/readyz`)).text()).includes('namespace'),
+      'readyz to stop complaining about the namespace',
+    );
+    expect(logs.text()).toContain('became leader');
+    await ctl.stop();
+    running.splice(running.indexOf(ctl), 1);
   });
 
   it('waits while the CRD does not exist, then works once it is created', async () => {

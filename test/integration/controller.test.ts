@@ -5,10 +5,9 @@ import { randomBytes } from 'node:crypto';
 
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 
-import { type RunningController, startController } from '../../src/controller/controller.js';
 import { CONTENT_HASH_ANNOTATION, CREDENTIALS_HASH_ANNOTATION } from '../../src/api/names.js';
+import { type RunningController, startController } from '../../src/controller/controller.js';
 import {
-  LogCapture,
   b64,
   children,
   clients,
@@ -17,10 +16,12 @@ import {
   deleteMirror,
   getMirror,
   installCrd,
+  LogCapture,
   setSpec,
   waitForReady,
   waitUntil,
 } from '../controller/cluster-helpers.js';
+import { simulateReadyWorkloads } from '../support/workload-status.js';
 
 const c = clients(inject('kubeconfig'));
 const suffix = randomBytes(3).toString('hex');
@@ -65,9 +66,13 @@ function statefulSetOf(kids: Map<string, Record<string, any>>, n: string) {
   return kids.get(`StatefulSet/registry-mirror-${n}`)!;
 }
 
+let stopSimulating: (() => Promise<void>) | undefined;
+
 beforeAll(async () => {
   await installCrd(c);
   await c.core.createNamespace({ body: { metadata: { name: namespace } } });
+  // No kubelet in the test control plane: the workloads' status is patched to report ready pods.
+  stopSimulating = simulateReadyWorkloads(c.kc, namespace);
   ctl = await startController({
     kubeConfig: c.kc,
     namespace,
@@ -84,6 +89,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
+  await stopSimulating?.();
   await ctl?.stop();
   for (const n of created) await deleteMirror(c, n);
   await c.core.deleteNamespace({ name: namespace }).catch(() => undefined);
@@ -147,7 +153,7 @@ describe('controller', () => {
     const n = await mirror('private', { upstreamUrl: 'registry.example.com', credentialsSecret: `creds-a-${suffix}` });
     await waitForReady(c, n);
     const sts1 = statefulSetOf(await children(c, namespace, n), n);
-    const env = JSON.stringify(sts1.spec.template.spec.containers);
+    const env = JSON.stringify(sts1.spec.template.spec);
     expect(env).toContain(`creds-a-${suffix}`);
     const hash1 = sts1.spec.template.metadata.annotations[CREDENTIALS_HASH_ANNOTATION];
     expect(hash1).toMatch(/^[0-9a-f]{64}$/);
@@ -163,14 +169,14 @@ describe('controller', () => {
     await setSpec(c, n, { upstreamUrl: 'registry.example.com', credentialsSecret: `creds-b-${suffix}` });
     await waitForReady(c, n);
     const sts3 = statefulSetOf(await children(c, namespace, n), n);
-    expect(JSON.stringify(sts3.spec.template.spec.containers)).toContain(`creds-b-${suffix}`);
+    expect(JSON.stringify(sts3.spec.template.spec)).toContain(`creds-b-${suffix}`);
     expect(sts3.spec.template.metadata.annotations[CREDENTIALS_HASH_ANNOTATION]).not.toBe(hash2);
   });
 
   it('derives a Secret from a dockerconfigjson Secret and prunes it when no longer needed', async () => {
-    const cfg = JSON.stringify({ auths: { 'https://quay.io': { auth: b64(`robot:${DOCKER_PASSWORD}`) } } });
+    const cfg = JSON.stringify({ auths: { 'https://cfg.example.com': { auth: b64(`robot:${DOCKER_PASSWORD}`) } } });
     await secret(`pull-${suffix}`, { '.dockerconfigjson': cfg }, 'kubernetes.io/dockerconfigjson');
-    const n = await mirror('dockercfg', { upstreamUrl: 'quay.io', credentialsSecret: `pull-${suffix}` });
+    const n = await mirror('dockercfg', { upstreamUrl: 'cfg.example.com', credentialsSecret: `pull-${suffix}` });
     await waitForReady(c, n);
     const derivedName = `registry-mirror-${n}-credentials`;
     const derived = await c.core.readNamespacedSecret({ name: derivedName, namespace });
@@ -182,7 +188,7 @@ describe('controller', () => {
     );
 
     await secret(`creds-a-${suffix}`, { username: 'bot', password: PASSWORD });
-    await setSpec(c, n, { upstreamUrl: 'quay.io', credentialsSecret: `creds-a-${suffix}` });
+    await setSpec(c, n, { upstreamUrl: 'cfg.example.com', credentialsSecret: `creds-a-${suffix}` });
     await waitForReady(c, n);
     await waitUntil(
       async () => !(await children(c, namespace, n)).has(`Secret/${derivedName}`),
@@ -190,11 +196,15 @@ describe('controller', () => {
     );
   });
 
-  it('stalls a mirror whose Secret is missing, or whose spec is invalid, while another mirror still reconciles', async () => {
-    const missing = await mirror('missing', { upstreamUrl: 'quay.io', credentialsSecret: `nope-${suffix}` });
-    const bad = await mirror('badport', { upstreamUrl: 'quay.io:99999' });
+  it('stalls a mirror whose Secret is missing, or whose node host another mirror configures, while another mirror still reconciles', async () => {
+    const missing = await mirror('missing', {
+      upstreamUrl: 'missing.example.com',
+      credentialsSecret: `nope-${suffix}`,
+    });
     const good = await mirror('good', { upstreamUrl: 'docker.io' });
     await waitForReady(c, good);
+    // index.docker.io is Docker Hub's docker.io on the nodes: the later mirror stalls, naming the earlier one.
+    const bad = await mirror('conflict', { upstreamUrl: 'index.docker.io' });
 
     const m1 = await waitForReady(c, missing, 'False');
     expect(condition(m1, 'Stalled')).toMatchObject({ status: 'True', reason: 'CredentialsSecretNotFound' });
@@ -202,8 +212,8 @@ describe('controller', () => {
       `Secret ${namespace}/nope-${suffix} (spec.credentialsSecret) does not exist`,
     );
     const m2 = await waitForReady(c, bad, 'False');
-    expect(condition(m2, 'Stalled')).toMatchObject({ status: 'True', reason: 'InvalidSpec' });
-    expect(condition(m2, 'Stalled')!.message).toContain('spec.upstreamUrl has port 99999');
+    expect(condition(m2, 'Stalled')).toMatchObject({ status: 'True', reason: 'HostConflict' });
+    expect(condition(m2, 'Stalled')!.message).toContain(`the older mirror '${good}' already configures`);
     expect((await children(c, namespace, bad)).size).toBe(0);
     const warnings = await c.core.listNamespacedEvent({
       namespace: 'default',
@@ -215,10 +225,14 @@ describe('controller', () => {
     await secret(`nope-${suffix}`, { username: 'late', password: PASSWORD });
     const fixed = await waitForReady(c, missing);
     expect(condition(fixed, 'Stalled')).toMatchObject({ status: 'False' });
+    // Deleting the older mirror frees the host: the later one takes it without being touched.
+    await deleteMirror(c, good);
+    await waitForReady(c, bad);
+    created.splice(created.indexOf(good), 1);
   });
 
   it('repairs a child deleted by hand', async () => {
-    const n = await mirror('repair', { upstreamUrl: 'quay.io' });
+    const n = await mirror('repair', { upstreamUrl: 'repair.example.com' });
     await waitForReady(c, n);
     await c.core.deleteNamespacedService({ name: `registry-mirror-${n}`, namespace });
     await waitUntil(
@@ -229,7 +243,7 @@ describe('controller', () => {
 
   it('writes nothing and changes no resourceVersion over repeated resyncs', async () => {
     await idle();
-    const ours = created.filter((n) => !n.startsWith('badport') && !n.startsWith('missing'));
+    const ours = created.filter((n) => !n.startsWith('missing'));
     const snapshot = async () => {
       const out: Record<string, string> = {};
       for (const n of ours) {
@@ -255,7 +269,7 @@ describe('controller', () => {
   });
 
   it('removes the children of a deleted mirror', async () => {
-    const n = await mirror('deleteme', { upstreamUrl: 'quay.io' });
+    const n = await mirror('deleteme', { upstreamUrl: 'deleteme.example.com' });
     await waitForReady(c, n);
     expect((await children(c, namespace, n)).size).toBe(6);
     await deleteMirror(c, n);

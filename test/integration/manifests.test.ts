@@ -14,8 +14,8 @@ import {
 } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 
-import { synthesizeMirror } from '../../src/synth/chart.js';
 import type { KubeObject } from '../../src/api/kube-object.js';
+import { synthesizeMirror } from '../../src/synth/chart.js';
 import { installCrd } from '../support/crd.js';
 
 const kc = new KubeConfig();
@@ -89,6 +89,7 @@ describe('against a real kube-apiserver', () => {
       'Ready',
       'Reason',
       'Age',
+      'Message',
     ]);
   });
 

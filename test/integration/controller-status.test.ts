@@ -1,0 +1,247 @@
+// What a RegistryMirror's status promises, against the real kube-apiserver: Ready=True only once
+// the cache's and the node agent's pods are ready, a crash-looping container's reason, one
+// reconcile per change (the controller's own status write and a workload's status flap queue
+// nothing), the `mirror=<name>` label, and Secret data held for referenced Secrets only.
+//
+// The test control plane has no kubelet and no StatefulSet/DaemonSet controllers: the tests play
+// their part by patching the workloads' (and a pod's) status, as those would report it.
+import { randomBytes } from 'node:crypto';
+
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+
+import { type RunningController, startController } from '../../src/controller/controller.js';
+import {
+  b64,
+  clients,
+  condition,
+  createMirror,
+  deleteMirror,
+  getMirror,
+  installCrd,
+  LogCapture,
+  setSpec,
+  waitForReady,
+  waitUntil,
+} from '../controller/cluster-helpers.js';
+import { markDaemonSetReady, markStatefulSetReady } from '../support/workload-status.js';
+
+const c = clients(inject('kubeconfig'));
+const suffix = randomBytes(3).toString('hex');
+const namespace = `status-${suffix}`;
+const logs = new LogCapture();
+const created: string[] = [];
+let ctl: RunningController;
+
+async function mirror(base: string, spec: Record<string, unknown>): Promise<string> {
+  const n = `${base}-${suffix}`;
+  created.push(n);
+  await createMirror(c, n, spec, {});
+  return n;
+}
+
+/** Reconciles of `mirror` so far, from the controller's own log (one 'reconciled' line each). */
+function reconciles(mirror: string): number {
+  return logs.lines.filter((l) => {
+    const o = JSON.parse(l) as { msg?: string; mirror?: string };
+    return o.msg === 'reconciled' && o.mirror === mirror;
+  }).length;
+}
+
+async function idle(): Promise<void> {
+  // Settled: idle, and no reconcile for a while (events take a moment to arrive).
+  let last = -1;
+  await waitUntil(async () => {
+    const n = logs.lines.length;
+    const settled = ctl.idle() && n === last;
+    last = n;
+    await new Promise((r) => setTimeout(r, 300));
+    return settled;
+  }, 'the controller to settle');
+}
+
+beforeAll(async () => {
+  await installCrd(c);
+  await c.core.createNamespace({ body: { metadata: { name: namespace } } });
+  ctl = await startController({
+    kubeConfig: c.kc,
+    namespace,
+    secondsBetweenStreams: 1,
+    leaderElection: false,
+    resyncSeconds: 3600,
+    logLevel: 'debug',
+    logDestination: logs,
+  });
+  await ctl.running;
+});
+
+afterAll(async () => {
+  await ctl?.stop();
+  for (const n of created) await deleteMirror(c, n);
+  await c.core.deleteNamespace({ name: namespace }).catch(() => undefined);
+});
+
+describe('status', () => {
+  it('reports Ready only once the cache and the node agent pods are ready, saying what it waits for', async () => {
+    const n = await mirror('wait', { upstreamUrl: 'wait.example.com' });
+    // The API equivalent of `kubectl wait --for=condition=Ready`, started before anything is ready.
+    let readyAt = 0;
+    const waiting = waitForReady(c, n, 'True', 60_000).then((m) => ((readyAt = Date.now()), m));
+    const m1 = await waitUntil(async () => {
+      const m = await getMirror(c, n);
+      return condition(m, 'Ready')?.reason === 'CacheNotReady' ? m : undefined;
+    }, 'Ready=False CacheNotReady');
+    expect(condition(m1, 'Ready')).toMatchObject({ status: 'False' });
+    expect(condition(m1, 'Reconciling')).toMatchObject({ status: 'True', reason: 'Progressing' });
+    expect(condition(m1, 'Stalled')).toMatchObject({ status: 'False' });
+    expect(condition(m1, 'Ready')!.message).toContain(`StatefulSet registry-mirror-${n}`);
+
+    await markStatefulSetReady(c.apps, namespace, `registry-mirror-${n}`);
+    const m2 = await waitUntil(async () => {
+      const m = await getMirror(c, n);
+      return condition(m, 'Ready')?.reason === 'NodeAgentNotReady' ? m : undefined;
+    }, 'Ready=False NodeAgentNotReady');
+    expect(condition(m2, 'Ready')!.message).toContain(`DaemonSet registry-mirror-${n} (the node agent)`);
+    expect(readyAt).toBe(0);
+
+    const before = Date.now();
+    await markDaemonSetReady(c.apps, namespace, `registry-mirror-${n}`, 3);
+    const m3 = await waiting;
+    expect(readyAt).toBeGreaterThanOrEqual(before);
+    expect(condition(m3, 'Ready')).toMatchObject({ status: 'True', reason: 'Serving' });
+    expect(condition(m3, 'Ready')!.message).toContain('3/3 ready');
+    expect(condition(m3, 'Reconciling')).toMatchObject({ status: 'False' });
+  });
+
+  it("gives a crash-looping cache container's reason", async () => {
+    const n = `crash-${suffix}`;
+    // A cache pod as the kubelet would report it after a few failed starts.
+    const labels = { mirror: n, 'app.kubernetes.io/component': 'cache' };
+    await c.core.createNamespacedPod({
+      namespace,
+      body: {
+        metadata: { name: `registry-mirror-${n}-0`, namespace, labels },
+        spec: { containers: [{ name: 'registry', image: 'registry:3.1.2' }] },
+      },
+    });
+    await c.core.patchNamespacedPodStatus(
+      {
+        name: `registry-mirror-${n}-0`,
+        namespace,
+        body: {
+          status: {
+            phase: 'Running',
+            containerStatuses: [
+              {
+                name: 'registry',
+                image: 'registry:3.1.2',
+                imageID: '',
+                ready: false,
+                restartCount: 4,
+                state: {
+                  waiting: { reason: 'CrashLoopBackOff', message: 'back-off 1m20s restarting failed container' },
+                },
+                lastState: { terminated: { reason: 'Error', exitCode: 1 } },
+              },
+            ],
+          },
+        },
+      },
+      (await import('@kubernetes/client-node')).setHeaderOptions('Content-Type', 'application/merge-patch+json'),
+    );
+    created.push(n);
+    await createMirror(c, n, { upstreamUrl: 'crash.example.com' }, {});
+    // The StatefulSet controller's part: it has seen the StatefulSet, and its one pod is not ready.
+    const sts = await waitUntil(
+      () => c.apps.readNamespacedStatefulSet({ name: `registry-mirror-${n}`, namespace }).catch(() => undefined),
+      'the cache StatefulSet',
+    );
+    await c.apps.patchNamespacedStatefulSetStatus(
+      {
+        name: `registry-mirror-${n}`,
+        namespace,
+        body: { status: { observedGeneration: sts.metadata!.generation, replicas: 1, readyReplicas: 0 } },
+      },
+      (await import('@kubernetes/client-node')).setHeaderOptions('Content-Type', 'application/merge-patch+json'),
+    );
+    const m = await waitUntil(async () => {
+      const x = await getMirror(c, n);
+      return condition(x, 'Ready')?.reason === 'CrashLoopBackOff' ? x : undefined;
+    }, 'Ready=False CrashLoopBackOff');
+    expect(condition(m, 'Ready')!.message).toContain(
+      `Pod registry-mirror-${n}-0: container registry is in CrashLoopBackOff`,
+    );
+    const warnings = await c.core.listNamespacedEvent({
+      namespace: 'default',
+      fieldSelector: `involvedObject.name=${n},type=Warning`,
+    });
+    expect(warnings.items.map((e) => e.reason)).toContain('CrashLoopBackOff');
+  });
+
+  it('reconciles once per change: its own status write and a status flap of a workload queue nothing', async () => {
+    const n = await mirror('count', { upstreamUrl: 'count.example.com' });
+    await waitUntil(async () => condition(await getMirror(c, n), 'Ready')?.reason === 'CacheNotReady', 'first status');
+    await idle();
+    // Creation: one reconcile (apply, label, status). Its status write, label and the children's
+    // echoes come back as events and are recognised as its own.
+    const afterCreate = reconciles(n);
+    if (afterCreate !== 1)
+      console.log(logs.lines.filter((l) => l.includes(n) && /queued|reconciled/.test(l)).join('\n'));
+    expect(afterCreate).toBe(1);
+
+    await markStatefulSetReady(c.apps, namespace, `registry-mirror-${n}`);
+    await idle();
+    expect(reconciles(n)).toBe(afterCreate + 1);
+
+    // A status update that changes nothing readiness depends on.
+    await c.apps.patchNamespacedStatefulSetStatus(
+      { name: `registry-mirror-${n}`, namespace, body: { status: { collisionCount: 1 } } },
+      (await import('@kubernetes/client-node')).setHeaderOptions('Content-Type', 'application/merge-patch+json'),
+    );
+    await idle();
+    expect(reconciles(n)).toBe(afterCreate + 1);
+
+    await markDaemonSetReady(c.apps, namespace, `registry-mirror-${n}`);
+    await waitForReady(c, n);
+    await idle();
+    expect(reconciles(n)).toBe(afterCreate + 2);
+
+    // A spec change: one reconcile for the change, one when the StatefulSet reports the new generation.
+    await setSpec(c, n, { upstreamUrl: 'count2.example.com' });
+    await idle();
+    expect(reconciles(n)).toBe(afterCreate + 3);
+    await markStatefulSetReady(c.apps, namespace, `registry-mirror-${n}`);
+    await markDaemonSetReady(c.apps, namespace, `registry-mirror-${n}`);
+    await waitForReady(c, n);
+    await idle();
+    expect(reconciles(n)).toBe(afterCreate + 5);
+    console.log(`reconciles of ${n}: create ${afterCreate}, total ${reconciles(n)}`);
+  });
+
+  it('labels each RegistryMirror mirror=<name> through a field manager that owns nothing else', async () => {
+    const n = await mirror('label', { upstreamUrl: 'label.example.com' });
+    await waitUntil(async () => (await getMirror(c, n)).metadata?.labels?.mirror === n, 'the mirror label');
+    const listed = (await c.custom.listClusterCustomObject({
+      group: 'k8s.osp.tech',
+      version: 'v1',
+      plural: 'registrymirrors',
+      labelSelector: `mirror=${n}`,
+    })) as { items: unknown[] };
+    expect(listed.items).toHaveLength(1);
+    const m = await getMirror(c, n);
+    const mine = (m.metadata!.managedFields ?? []).filter((f) => f.manager === 'mirror-synth-label');
+    expect(mine).toHaveLength(1);
+    expect(mine[0].fieldsV1).toEqual({ 'f:metadata': { 'f:labels': { 'f:mirror': {} } } });
+  });
+
+  it('holds the data of referenced Secrets only', async () => {
+    const body = (name: string, password: string) => ({
+      metadata: { name, namespace },
+      data: { username: b64('bot'), password: b64(password) },
+    });
+    await c.core.createNamespacedSecret({ namespace, body: body(`used-${suffix}`, 'pw-used') });
+    await c.core.createNamespacedSecret({ namespace, body: body(`unrelated-${suffix}`, 'pw-unrelated') });
+    const n = await mirror('secret', { upstreamUrl: 'secret.example.com', credentialsSecret: `used-${suffix}` });
+    await waitUntil(async () => condition(await getMirror(c, n), 'Ready')?.reason === 'CacheNotReady', 'applied');
+    expect(ctl.heldSecrets()).toEqual([`used-${suffix}`]);
+  });
+});

@@ -1,0 +1,317 @@
+// Taking over from the original mirror-operator, on a control plane of its own that runs the
+// StatefulSet and DaemonSet controllers (and the garbage collector), so pods, ordinals, orphaning
+// and claims behave as in a cluster. There is no scheduler and no kubelet: a stand-in marks every
+// pod Ready as soon as it exists (pod status patched), as a kubelet would once its containers ran.
+//
+// The original's objects are recreated as it made them (labels app=docker-registry,
+// mirror=<name>; ownerReferences to the RegistryMirror without controller=true), in the seed
+// README's shape (DaemonSet registry-mirror-<name>, one replica here to exercise the surge) and in
+// the later shape (DaemonSet registry-mirror-<name>-utils, an nginx Secret, two replicas).
+// Throughout the move a monitor checks, every 100 ms, that the mirror's Service selects a ready
+// cache pod whenever one exists.
+import { setHeaderOptions, type V1Pod } from '@kubernetes/client-node';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import { type RunningController, startController } from '../../src/controller/controller.js';
+import {
+  type Clients,
+  clients,
+  condition,
+  createMirror,
+  deleteMirror,
+  getMirror,
+  installCrd,
+  LogCapture,
+  waitForReady,
+  waitUntil,
+} from '../controller/cluster-helpers.js';
+import { type ControlPlane, startControlPlane } from '../support/control-plane.js';
+
+const own = !process.env.MIRROR_SYNTH_TEST_KUBECONFIG;
+const namespace = 'kube-extra';
+const mergePatch = setHeaderOptions('Content-Type', 'application/merge-patch+json');
+let cp: ControlPlane;
+let c: Clients;
+let ctl: RunningController | undefined;
+let kubelet: { stop: () => Promise<void> } | undefined;
+const logs = new LogCapture();
+
+/** Stand-in for the kubelet: every pod in the namespace is Running and Ready. */
+function fakeKubelet(): { stop: () => Promise<void> } {
+  let stopped = false;
+  const loop = (async () => {
+    while (!stopped) {
+      try {
+        for (const p of (await c.core.listNamespacedPod({ namespace })).items) {
+          if (p.metadata?.deletionTimestamp) continue;
+          if ((p.status?.conditions ?? []).some((x) => x.type === 'Ready' && x.status === 'True')) continue;
+          const now = new Date();
+          await c.core
+            .patchNamespacedPodStatus(
+              {
+                name: p.metadata!.name!,
+                namespace,
+                body: {
+                  status: {
+                    phase: 'Running',
+                    podIP: '10.0.0.1',
+                    conditions: [
+                      { type: 'Ready', status: 'True', lastTransitionTime: now },
+                      { type: 'ContainersReady', status: 'True', lastTransitionTime: now },
+                    ],
+                  },
+                },
+              },
+              mergePatch,
+            )
+            .catch(() => undefined);
+        }
+      } catch {
+        // try again
+      }
+      await new Promise((r) => setTimeout(r, 150));
+    }
+  })();
+  return {
+    stop: async () => {
+      stopped = true;
+      await loop;
+    },
+  };
+}
+
+const ready = (p: V1Pod) =>
+  !p.metadata?.deletionTimestamp && (p.status?.conditions ?? []).some((x) => x.type === 'Ready' && x.status === 'True');
+const isCachePod = (p: V1Pod) =>
+  p.metadata?.labels?.component === 'registry' || p.metadata?.labels?.['app.kubernetes.io/component'] === 'cache';
+
+/** Samples the Service and the pods until stopped; returns every moment it selected no ready cache pod while one existed. */
+function monitor(mirror: string): { stop: () => Promise<string[]>; samples: () => number } {
+  let stopped = false;
+  let samples = 0;
+  const violations: string[] = [];
+  const loop = (async () => {
+    while (!stopped) {
+      try {
+        const svc = await c.core.readNamespacedService({ name: `registry-mirror-${mirror}`, namespace });
+        const pods = (await c.core.listNamespacedPod({ namespace, labelSelector: `mirror=${mirror}` })).items.filter(
+          isCachePod,
+        );
+        const selector = svc.spec?.selector ?? {};
+        const selected = pods.filter((p) => Object.entries(selector).every(([k, v]) => p.metadata?.labels?.[k] === v));
+        samples++;
+        if (pods.some(ready) && !selected.some(ready)) {
+          violations.push(
+            `selector ${JSON.stringify(selector)} selects no ready pod; ready: ${pods
+              .filter(ready)
+              .map((p) => p.metadata?.name)
+              .join(', ')}`,
+          );
+        }
+      } catch {
+        // the Service is replaced in one write; a read in between is retried
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  })();
+  return {
+    stop: async () => {
+      stopped = true;
+      await loop;
+      return violations;
+    },
+    samples: () => samples,
+  };
+}
+
+/** The original operator's objects for `mirror`, as it created them. */
+async function legacyMirror(mirror: string, shape: 'seed' | 'later', replicas: number): Promise<void> {
+  const m = await getMirror(c, mirror);
+  const labels = { app: 'docker-registry', mirror };
+  const ownerReferences = [
+    { apiVersion: 'k8s.osp.tech/v1', kind: 'RegistryMirror', name: mirror, uid: m.metadata!.uid! },
+  ];
+  const meta = (name: string) => ({ name, namespace, labels, ownerReferences });
+  const full = `registry-mirror-${mirror}`;
+  const fieldManager = 'mirror-operator';
+  const ports = [{ name: 'https', port: 443, targetPort: 'https' }];
+  await c.core.createNamespacedService({
+    namespace,
+    fieldManager,
+    body: {
+      metadata: meta(full),
+      spec: shape === 'seed' ? { type: 'NodePort', selector: labels, ports } : { selector: labels, ports },
+    },
+  });
+  await c.core.createNamespacedService({
+    namespace,
+    fieldManager,
+    body: { metadata: meta(`${full}-headless`), spec: { clusterIP: 'None', selector: labels, ports } },
+  });
+  await c.apps.createNamespacedStatefulSet({
+    namespace,
+    fieldManager,
+    body: {
+      metadata: meta(full),
+      spec: {
+        replicas,
+        serviceName: `${full}-headless`,
+        podManagementPolicy: 'Parallel',
+        selector: { matchLabels: labels },
+        template: {
+          metadata: { labels: { ...labels, component: 'registry' } },
+          spec: {
+            containers: [
+              { name: 'registry', image: 'nginx:1.22.1-alpine', ports: [{ name: 'https', containerPort: 5000 }] },
+            ],
+          },
+        },
+        volumeClaimTemplates: [
+          {
+            metadata: { name: 'image-store' },
+            spec: { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '20Gi' } } },
+          },
+        ],
+      },
+    },
+  });
+  await c.apps.createNamespacedDaemonSet({
+    namespace,
+    fieldManager,
+    body: {
+      metadata: meta(shape === 'seed' ? full : `${full}-utils`),
+      spec: {
+        selector: { matchLabels: labels },
+        template: {
+          metadata: { labels: { ...labels, component: 'hostess-certificate' } },
+          spec: { containers: [{ name: 'mirror-hostess', image: 'mirror-hostess:1.4.0' }] },
+        },
+      },
+    },
+  });
+  if (shape === 'later') {
+    await c.core.createNamespacedSecret({
+      namespace,
+      fieldManager,
+      body: { metadata: meta(`${full}-secret`), data: { 'default.conf': Buffer.from('server {}').toString('base64') } },
+    });
+  }
+  await waitUntil(async () => {
+    const pods = (await c.core.listNamespacedPod({ namespace, labelSelector: `mirror=${mirror},component=registry` }))
+      .items;
+    return pods.filter(ready).length === replicas;
+  }, `the original ${mirror} cache pods to be ready`);
+}
+
+/** Everything labelled mirror=<name> in the namespace, as Kind/name → managed by mirror-synth? */
+async function leftovers(mirror: string): Promise<string[]> {
+  const labelSelector = `mirror=${mirror}`;
+  const ours = (o: { metadata?: { labels?: Record<string, string> } }) =>
+    o.metadata?.labels?.['app.kubernetes.io/managed-by'] === 'mirror-synth';
+  const out: string[] = [];
+  const add = (kind: string, items: Array<{ metadata?: { name?: string; labels?: Record<string, string> } }>) => {
+    for (const i of items) if (!ours(i)) out.push(`${kind}/${i.metadata?.name}`);
+  };
+  add('Service', (await c.core.listNamespacedService({ namespace, labelSelector })).items);
+  add('StatefulSet', (await c.apps.listNamespacedStatefulSet({ namespace, labelSelector })).items);
+  add('DaemonSet', (await c.apps.listNamespacedDaemonSet({ namespace, labelSelector })).items);
+  add('Secret', (await c.core.listNamespacedSecret({ namespace, labelSelector })).items);
+  add('PersistentVolumeClaim', (await c.core.listNamespacedPersistentVolumeClaim({ namespace, labelSelector })).items);
+  // Pods carry no managed-by label of ours: the original's are those with app=docker-registry.
+  for (const p of (await c.core.listNamespacedPod({ namespace, labelSelector: `app=docker-registry,${labelSelector}` }))
+    .items) {
+    out.push(`Pod/${p.metadata?.name}`);
+  }
+  return out;
+}
+
+describe.runIf(own)('takeover from mirror-operator', () => {
+  beforeAll(async () => {
+    cp = await startControlPlane({
+      controllers: ['garbagecollector', 'namespace', 'serviceaccount', 'statefulset', 'daemonset', 'pvc-protection'],
+    });
+    c = clients(cp.kubeconfigPath);
+    await installCrd(c);
+    await c.core.createNamespace({ body: { metadata: { name: namespace } } });
+    await c.core.createNode({ body: { metadata: { name: 'node-a', labels: { 'kubernetes.io/hostname': 'node-a' } } } });
+    kubelet = fakeKubelet();
+  });
+
+  afterAll(async () => {
+    await ctl?.stop();
+    await kubelet?.stop();
+    await cp?.stop();
+  });
+
+  for (const [shape, replicas] of [
+    ['seed', 1],
+    ['later', 2],
+  ] as const) {
+    it(`moves the ${shape} shape over with a ready cache pod behind the Service throughout`, async () => {
+      const mirror = `legacy-${shape}`;
+      // The original operator ran alone: no mirror-synth controller until its objects exist.
+      await ctl?.stop();
+      ctl = undefined;
+      await createMirror(c, mirror, { upstreamUrl: `${shape}.example.com` }, {});
+      await legacyMirror(mirror, shape, replicas);
+      const watch = monitor(mirror);
+      ctl = await startController({
+        kubeConfig: c.kc,
+        namespace,
+        secondsBetweenStreams: 1,
+        leaderElection: false,
+        logLevel: 'debug',
+        logDestination: logs,
+      });
+      const m = await waitForReady(c, mirror, 'True', 120_000);
+      await waitUntil(
+        async () => (await leftovers(mirror)).length === 0 || undefined,
+        `only mirror-synth's objects for ${mirror}`,
+        60_000,
+      ).catch(async (e: unknown) => {
+        throw new Error(`${String(e)}; left: ${(await leftovers(mirror)).join(', ')}`);
+      });
+      const violations = await watch.stop();
+      const steps = logs.lines
+        .filter((l) => l.includes('"takeover"') && l.includes(mirror))
+        .map((l) => (JSON.parse(l) as { step: string }).step);
+      console.log(`takeover of ${mirror}: ${steps.join(' -> ')}`);
+      expect(watch.samples()).toBeGreaterThan(10);
+      expect(violations).toEqual([]);
+      expect(condition(m, 'Ready')).toMatchObject({ status: 'True', reason: 'Serving' });
+      const svc = await c.core.readNamespacedService({ name: `registry-mirror-${mirror}`, namespace });
+      expect(svc.spec?.selector).toEqual({ mirror, 'app.kubernetes.io/component': 'cache' });
+      expect(svc.spec?.type).toBe('ClusterIP');
+      expect(svc.spec?.ports?.map((p) => p.port)).toEqual([5000]);
+    });
+  }
+
+  it('deletes the cache claims with the mirror', async () => {
+    const mirror = 'legacy-later';
+    const claims = async () =>
+      (await c.core.listNamespacedPersistentVolumeClaim({ namespace, labelSelector: `mirror=${mirror}` })).items;
+    await waitUntil(async () => (await claims()).length > 0, 'the new cache claim');
+    await deleteMirror(c, mirror);
+    await waitUntil(async () => (await claims()).length === 0, 'the claims to be deleted', 60_000);
+  });
+
+  it('never takes over an object it did not create and that is not the original operator’s', async () => {
+    const mirror = 'foreign';
+    await c.core.createNamespacedService({
+      namespace,
+      fieldManager: 'someone',
+      body: {
+        metadata: { name: `registry-mirror-${mirror}`, namespace },
+        spec: { selector: { app: 'something-else' }, ports: [{ port: 80 }] },
+      },
+    });
+    await createMirror(c, mirror, { upstreamUrl: 'foreign.example.com' }, {});
+    const m = await waitForReady(c, mirror, 'False', 60_000);
+    expect(condition(m, 'Stalled')).toMatchObject({ status: 'True', reason: 'ForeignObject' });
+    expect(condition(m, 'Stalled')!.message).toContain(
+      `kubectl -n ${namespace} delete service registry-mirror-${mirror}`,
+    );
+    const svc = await c.core.readNamespacedService({ name: `registry-mirror-${mirror}`, namespace });
+    expect(svc.spec?.selector).toEqual({ app: 'something-else' });
+  });
+});

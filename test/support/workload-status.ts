@@ -1,0 +1,81 @@
+// The test control plane runs no kubelet (and, in the shared one, no StatefulSet or DaemonSet
+// controller), so nothing ever reports a workload's pods ready. This helper stands in for them:
+// it patches the status of the StatefulSets and DaemonSets in a namespace so they report every
+// desired pod ready for their current generation, as the workload controllers would once the
+// kubelet marked the pods Ready. Tests that use it say so.
+import { AppsV1Api, type KubeConfig, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
+
+/** Status a StatefulSet reports when all `replicas` pods of generation `generation` are ready. */
+export function readyStatefulSetStatus(generation: number, replicas: number): Record<string, unknown> {
+  return {
+    observedGeneration: generation,
+    replicas,
+    readyReplicas: replicas,
+    availableReplicas: replicas,
+    updatedReplicas: replicas,
+    currentReplicas: replicas,
+    currentRevision: `sim-${generation}`,
+    updateRevision: `sim-${generation}`,
+  };
+}
+
+/** Status a DaemonSet reports when it runs a ready pod on each of `nodes` nodes. */
+export function readyDaemonSetStatus(generation: number, nodes: number): Record<string, unknown> {
+  return {
+    observedGeneration: generation,
+    desiredNumberScheduled: nodes,
+    currentNumberScheduled: nodes,
+    numberReady: nodes,
+    numberAvailable: nodes,
+    updatedNumberScheduled: nodes,
+    numberMisscheduled: 0,
+  };
+}
+
+const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
+
+export async function markStatefulSetReady(apps: AppsV1Api, namespace: string, name: string): Promise<void> {
+  const s = await apps.readNamespacedStatefulSet({ name, namespace });
+  const status = readyStatefulSetStatus(s.metadata?.generation ?? 1, s.spec?.replicas ?? 1);
+  await apps.patchNamespacedStatefulSetStatus({ name, namespace, body: { status } }, mergePatch);
+}
+
+export async function markDaemonSetReady(apps: AppsV1Api, namespace: string, name: string, nodes = 2): Promise<void> {
+  const d = await apps.readNamespacedDaemonSet({ name, namespace });
+  const status = readyDaemonSetStatus(d.metadata?.generation ?? 1, nodes);
+  await apps.patchNamespacedDaemonSetStatus({ name, namespace, body: { status } }, mergePatch);
+}
+
+/**
+ * Keep every StatefulSet and DaemonSet in `namespace` reporting ready pods (polling every
+ * `intervalMs`) until the returned stop() is called.
+ */
+export function simulateReadyWorkloads(kc: KubeConfig, namespace: string, intervalMs = 200): () => Promise<void> {
+  const apps = kc.makeApiClient(AppsV1Api);
+  let stopped = false;
+  const loop = (async () => {
+    while (!stopped) {
+      try {
+        for (const s of (await apps.listNamespacedStatefulSet({ namespace })).items) {
+          const want = s.metadata?.generation ?? 1;
+          const replicas = s.spec?.replicas ?? 1;
+          if (s.status?.observedGeneration !== want || s.status.readyReplicas !== replicas) {
+            await markStatefulSetReady(apps, namespace, s.metadata!.name!).catch(() => undefined);
+          }
+        }
+        for (const d of (await apps.listNamespacedDaemonSet({ namespace })).items) {
+          if (d.status?.observedGeneration !== (d.metadata?.generation ?? 1) || !d.status.desiredNumberScheduled) {
+            await markDaemonSetReady(apps, namespace, d.metadata!.name!).catch(() => undefined);
+          }
+        }
+      } catch {
+        // namespace gone or API server restarting: try again
+      }
+      await new Promise((r) => setTimeout(r, intervalMs));
+    }
+  })();
+  return async () => {
+    stopped = true;
+    await loop;
+  };
+}
