@@ -16,8 +16,6 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { stringify } from 'yaml';
 
-import { type RunningController, startController } from '../../src/controller/controller.js';
-import { synthesizeMirror } from '../../src/index.js';
 import { dashboard, DASHBOARD_PANELS } from '../../src/construct/dashboard.js';
 import {
   type AlertRule,
@@ -27,15 +25,17 @@ import {
   MIRROR_ALERTS,
   ruleGroups,
 } from '../../src/construct/monitoring-rules.js';
+import { type RunningController, startController } from '../../src/controller/controller.js';
+import { synthesizeMirror } from '../../src/index.js';
 import { clients, createMirror, getMirror, installCrd, waitUntil } from '../controller/cluster-helpers.js';
 import { type ControlPlane, startControlPlane } from '../support/control-plane.js';
 import { buildImage, RegistryClient } from '../support/images.js';
 import { Prometheus, promtool, type Sample } from '../support/prometheus.js';
 import {
   type ManifestObject,
-  type SynthesizedMirror,
   startSynthesizedMirror,
   startUpstream,
+  type SynthesizedMirror,
   type Upstream,
   waitFor,
 } from '../support/registry.js';
