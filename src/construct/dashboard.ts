@@ -24,7 +24,8 @@ export const DASHBOARD_PANELS: readonly DashboardPanel[] = [
   {
     title: 'Cache hit ratio',
     unit: 'percentunit',
-    description: 'Share of proxied requests served from the cache, by kind (manifests are re-checked upstream).',
+    description:
+      'Share of the requests reaching Distribution served from its storage, by kind. Repeated digest requests the front (nginx) serves from its own cache never reach Distribution, so the blob ratio is a lower bound; the manifest ratio is exact.',
     targets: [
       {
         expr:

@@ -89,16 +89,19 @@ export const MIRROR_ALERTS: readonly AlertRule[] = [
   },
   {
     alert: 'RegistryMirrorHitRatioLow',
+    // Manifests only: the front (nginx) serves repeated digest requests, blobs above all, from
+    // its own cache without Distribution seeing them, so Distribution's blob ratio understates
+    // hits. Manifests by tag always reach Distribution, so their ratio is the whole truth.
     measure:
-      `sum ${by} (rate(registry_proxy_hits_total{${cache}}[1h])) ` +
-      `/ sum ${by} (rate(registry_proxy_requests_total{${cache}}[1h]))`,
-    condition: `< 0.2 and on (namespace, ${MIRROR_LABEL}) sum ${by} (increase(registry_proxy_requests_total{${cache}}[1h])) > 100`,
+      `sum ${by} (rate(registry_proxy_hits_total{${cache},type="manifest"}[1h])) ` +
+      `/ sum ${by} (rate(registry_proxy_requests_total{${cache},type="manifest"}[1h]))`,
+    condition: `< 0.2 and on (namespace, ${MIRROR_LABEL}) sum ${by} (increase(registry_proxy_requests_total{${cache},type="manifest"}[1h])) > 100`,
     for: '30m',
     severity: 'warning',
-    summary: 'A registry mirror serves almost everything from the upstream.',
+    summary: 'A registry mirror fetches almost every manifest from the upstream.',
     description:
-      `Only {{ $value | humanizePercentage }} of ${mirrorRef}'s requests in the last hour were ` +
-      'served from its cache. The cache was lost (a new volume, a TTL shorter than the pull ' +
+      `Only {{ $value | humanizePercentage }} of the manifests ${mirrorRef} served in the last ` +
+      'hour came from its cache. The cache was lost (a new volume, a TTL shorter than the pull ' +
       'interval) or replicas do not share content (each replica has its own volume). Next: ' +
       `\`${pods}\` for restarts and new PVCs, then compare replicas in the dashboard.`,
   },

@@ -9,6 +9,7 @@ import { ApiObject } from 'cdk8s';
 import { Construct } from 'constructs';
 
 import {
+  childName,
   COMPONENT_LABEL,
   MANAGED_BY,
   MANAGED_BY_LABEL,
@@ -16,9 +17,8 @@ import {
   MIRROR_LABEL,
   NAME_LABEL,
   PROJECT,
-  childName,
 } from '../api/names.js';
-import { DASHBOARD_UID, dashboard } from './dashboard.js';
+import { dashboard, DASHBOARD_UID } from './dashboard.js';
 import {
   CACHE_JOB,
   CONTROLLER_ALERTS,

@@ -6,8 +6,9 @@
  * anything Helm would read as a template action (`{{`) is escaped so `helm template` gives
  * them back unchanged.
  */
-import { basename, dirname, join, resolve } from 'node:path';
 import { existsSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
+
 import { stringify } from 'yaml';
 
 import { UsageError } from '../api/errors.js';

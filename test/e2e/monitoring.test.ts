@@ -16,8 +16,6 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { stringify } from 'yaml';
 
-import { type RunningController, startController } from '../../src/controller/controller.js';
-import { synthesizeMirror } from '../../src/index.js';
 import { dashboard, DASHBOARD_PANELS } from '../../src/construct/dashboard.js';
 import {
   type AlertRule,
@@ -27,15 +25,17 @@ import {
   MIRROR_ALERTS,
   ruleGroups,
 } from '../../src/construct/monitoring-rules.js';
+import { type RunningController, startController } from '../../src/controller/controller.js';
+import { synthesizeMirror } from '../../src/index.js';
 import { clients, createMirror, getMirror, installCrd, waitUntil } from '../controller/cluster-helpers.js';
 import { type ControlPlane, startControlPlane } from '../support/control-plane.js';
 import { buildImage, RegistryClient } from '../support/images.js';
 import { Prometheus, promtool, type Sample } from '../support/prometheus.js';
 import {
   type ManifestObject,
-  type SynthesizedMirror,
   startSynthesizedMirror,
   startUpstream,
+  type SynthesizedMirror,
   type Upstream,
   waitFor,
 } from '../support/registry.js';
@@ -162,6 +162,7 @@ describe('monitoring: rules and dashboard against a real Prometheus', () => {
       ca: upstream.ca.caCert,
     });
     const viaMirror = new RegistryClient({ url: mirror.url });
+    const behindFront = new RegistryClient({ url: mirror.distribution.url });
     try {
       for (let i = 1; i <= 3; i++) {
         const image = buildImage({ repository: `team/app${i}`, tag: '1.0', layerSizes: [4096, 64 * 1024] });
@@ -169,17 +170,21 @@ describe('monitoring: rules and dashboard against a real Prometheus', () => {
         for (let pull = 0; pull < 3; pull++) await viaMirror.pull(image.repository, image.tag);
       }
       // requests while the upstream is down, so the error ratio has 5xx to count: the first
-      // creates the code="500" series, the next (a scrape later) makes it grow, as rate() needs
+      // creates the code="500" series, the next (a scrape later) makes it grow, as rate() needs.
+      // The front turns Distribution's 5xx into 404 for nodes (so they fall back), and
+      // Distribution's metrics count the 5xx: the 404 through the front, the 500 behind it.
       await upstream.stop();
       for (let i = 0; i < 2; i++) {
-        const failed = await viaMirror.request('GET', `/v2/team/app1/blobs/sha256:${String(i).repeat(64)}`);
-        expect(failed.status).toBeGreaterThanOrEqual(500);
+        const path = `/v2/team/app1/blobs/sha256:${String(i).repeat(64)}`;
+        expect((await viaMirror.request('GET', path)).status).toBe(404);
+        expect((await behindFront.request('GET', path)).status).toBeGreaterThanOrEqual(500);
         await new Promise((resolve) => setTimeout(resolve, 2500));
       }
       await upstream.restart();
     } finally {
       client.close();
       viaMirror.close();
+      behindFront.close();
     }
   });
 

@@ -10,8 +10,8 @@ import { promisify } from 'node:util';
 
 import {
   KubeConfig,
-  KubernetesObjectApi,
   type KubernetesObject,
+  KubernetesObjectApi,
   loadYaml,
   PatchStrategy,
 } from '@kubernetes/client-node';

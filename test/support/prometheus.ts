@@ -105,7 +105,7 @@ export class Prometheus {
 
   /** An instant query; throws on a query error (bad syntax, unknown function). */
   async query(expr: string): Promise<Sample[]> {
-    const res = await fetch(`${this.url}/api/v1/query?${new URLSearchParams({ query: expr })}`);
+    const res = await fetch(`${this.url}/api/v1/query?${new URLSearchParams({ query: expr }).toString()}`);
     const body = (await res.json()) as { status: string; error?: string; data?: { result: Sample[] } };
     if (body.status !== 'success') throw new Error(`query failed: ${body.error}\n  ${expr}`);
     return body.data!.result;
