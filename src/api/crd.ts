@@ -1,6 +1,7 @@
 /**
  * The RegistryMirror CustomResourceDefinition, generated from the one schema in schema.ts.
  */
+import { type KubeObject, sortKeys } from './kube-object.js';
 import {
   API_GROUP,
   API_VERSION,
@@ -13,16 +14,15 @@ import {
   SINGULAR,
 } from './names.js';
 import {
+  cel,
   MAX_NAME_LENGTH,
   MirrorSpecSchema,
   MirrorStatusSchema,
   NAME_PATTERN,
+  plainSchema,
   RULES_KEYWORD,
   type StringRule,
-  cel,
-  plainSchema,
 } from './schema.js';
-import { sortKeys, type KubeObject } from './kube-object.js';
 
 type Json = Record<string, unknown>;
 

@@ -5,22 +5,23 @@
 import { Ajv, type ErrorObject } from 'ajv';
 import { closest, distance } from 'fastest-levenshtein';
 import { parseAllDocuments } from 'yaml';
+
 import { SpecError, type SpecProblem } from './errors.js';
 import { findHostConflicts } from './hosts.js';
 import { KIND } from './names.js';
 import {
-  NAME_MESSAGE,
-  RULES_KEYWORD,
-  RegistryMirrorSchema,
-  type StringRule,
   isReservedLabel,
+  type MirrorSpec,
+  NAME_MESSAGE,
   nameLengthMessage,
   plainSchema,
   portMessage,
   quantityMessage,
+  RegistryMirrorSchema,
   reservedLabelMessage,
+  RULES_KEYWORD,
   sameHostMessage,
-  type MirrorSpec,
+  type StringRule,
 } from './schema.js';
 
 /** A validated mirror: its name, its spec and where it came from. */

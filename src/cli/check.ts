@@ -1,9 +1,9 @@
 /** `mirror-synth check`: exit non-zero when dist/ is not what mirrors/ synthesizes to. Writes nothing. */
 import { StaleOutputError } from '../api/errors.js';
-import { diffTree, readTree } from '../synth/output.js';
 import { loadMirrorDir } from '../sources/files.js';
+import { diffTree, readTree } from '../synth/output.js';
 import { resolveMirrorsDir, resolveOutDir } from './options.js';
-import { distFiles, synthOptions, type SynthCommandOptions } from './synth.js';
+import { distFiles, type SynthCommandOptions, synthOptions } from './synth.js';
 
 export type CheckCommandOptions = Omit<SynthCommandOptions, 'fromCluster' | 'kubeconfig' | 'json'>;
 

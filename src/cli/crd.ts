@@ -1,5 +1,5 @@
-import { toYaml } from '../synth/yaml.js';
 import { registryMirrorCrd } from '../api/crd.js';
+import { toYaml } from '../synth/yaml.js';
 
 export interface CrdCommandOptions {
   readonly output?: 'yaml' | 'json';

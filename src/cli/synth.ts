@@ -2,12 +2,12 @@
 import { dirname, join } from 'node:path';
 
 import type { MirrorInput } from '../api/validate.js';
+import { loadMirrorDir } from '../sources/files.js';
 import type { SynthOptions } from '../synth/chart.js';
 import { assembleDist } from '../synth/dist.js';
 import { chartParts, helmChartFiles, isCdk8sHelmTemplatesDir } from '../synth/helm.js';
 import { writeTree } from '../synth/output.js';
 import { renderMirrorFiles } from '../synth/render-pool.js';
-import { loadMirrorDir } from '../sources/files.js';
 import {
   resolveChartVersion,
   resolveClusterDomain,

@@ -1,5 +1,5 @@
-import { resolveMirrorsDir } from './options.js';
 import { loadMirrorDir } from '../sources/files.js';
+import { resolveMirrorsDir } from './options.js';
 
 export interface ValidateCommandOptions {
   readonly mirrors?: string;

@@ -1,5 +1,6 @@
 /** The output namespace every mirror's children live in. */
 import { Construct } from 'constructs';
+
 import { MANAGED_BY, MANAGED_BY_LABEL, POD_SECURITY_ANNOTATION } from '../api/names.js';
 import { k8s } from './k8s.js';
 

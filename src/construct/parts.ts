@@ -4,6 +4,7 @@
  * construct IDs it has always had, so the construct tree (a public contract) is unchanged.
  */
 import type { Construct } from 'constructs';
+
 import type { MirrorSpec } from '../api/schema.js';
 import type { k8s } from './k8s.js';
 

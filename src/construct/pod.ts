@@ -1,5 +1,6 @@
 /** Pieces of pod specs the parts of a mirror share: quantities and the Pod Security "restricted" settings. */
 import { createHash } from 'node:crypto';
+
 import { k8s } from './k8s.js';
 
 export function quantity(value: string | number): k8s.Quantity {

@@ -5,7 +5,9 @@
  * reads is the node agent's packaged script. Same props, same objects.
  */
 import { Construct } from 'constructs';
+
 import {
+  childName,
   COMPONENT_LABEL,
   DEFAULT_NAMESPACE,
   INSTANCE_LABEL,
@@ -15,7 +17,6 @@ import {
   MIRROR_LABEL,
   NAME_LABEL,
   type NodeRuntime,
-  childName,
 } from '../api/names.js';
 import type { MirrorSpec } from '../api/schema.js';
 import { MirrorCache } from './cache.js';

@@ -7,10 +7,10 @@
  * host's `auths` entry, owned by the RegistryMirror, and points the registry at it.
  * No message here ever contains a secret value.
  */
-import type { KubeObject } from '../api/kube-object.js';
 import { containerdHost } from '../api/hosts.js';
-import { credentialsHash } from './hash.js';
+import type { KubeObject } from '../api/kube-object.js';
 import { DERIVED_FROM_ANNOTATION, MANAGED_BY, MANAGED_BY_LABEL, MIRROR_LABEL } from '../api/names.js';
+import { credentialsHash } from './hash.js';
 
 export interface SecretLike {
   readonly metadata?: { readonly name?: string; readonly namespace?: string; readonly uid?: string };

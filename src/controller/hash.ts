@@ -4,8 +4,8 @@
  */
 import { createHash, createHmac } from 'node:crypto';
 
-import { CONTENT_HASH_ANNOTATION } from '../api/names.js';
 import { sortKeys } from '../api/kube-object.js';
+import { CONTENT_HASH_ANNOTATION } from '../api/names.js';
 
 /** Annotation on every applied child: sha256 of the desired object as the controller last applied it. */
 

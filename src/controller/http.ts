@@ -1,5 +1,5 @@
 /** /healthz, /readyz and Prometheus /metrics on one small HTTP server. */
-import { type Server, createServer } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
 import type { Registry } from 'prom-client';

@@ -6,26 +6,26 @@ import {
   CoreV1Api,
   CustomObjectsApi,
   type KubeConfig,
-  KubernetesObjectApi,
   type KubernetesObject,
+  KubernetesObjectApi,
   loadYaml,
   PatchStrategy,
   type V1Pod,
 } from '@kubernetes/client-node';
 
-import type { KubeObject } from '../api/kube-object.js';
-import type { MirrorStatus } from '../api/schema.js';
 import { errorStatus } from '../api/kube-errors.js';
+import type { KubeObject } from '../api/kube-object.js';
 import {
+  API_GROUP,
+  API_VERSION,
   FIELD_MANAGER,
+  KIND,
   LABEL_FIELD_MANAGER,
   MIRROR_API_VERSION,
   MIRROR_LABEL,
-  API_GROUP,
-  KIND,
   PLURAL,
-  API_VERSION,
 } from '../api/names.js';
+import type { MirrorStatus } from '../api/schema.js';
 import type { ControllerMetrics } from './metrics.js';
 import type { MirrorEvent } from './status.js';
 

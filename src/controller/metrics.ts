@@ -1,5 +1,5 @@
 /** Prometheus metrics of one controller instance, on a registry of its own. */
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 
 export interface ControllerMetrics {
   readonly registry: Registry;

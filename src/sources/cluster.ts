@@ -4,12 +4,12 @@
  */
 import { CustomObjectsApi } from '@kubernetes/client-node';
 
-import { describeError, errorStatus } from '../api/kube-errors.js';
 import { ClusterError, SpecError, type SpecProblem } from '../api/errors.js';
-import { loadKubeConfig } from './kubeconfig.js';
+import { describeError, errorStatus } from '../api/kube-errors.js';
+import { compareStrings } from '../api/kube-object.js';
 import { API_GROUP, API_VERSION, PLURAL } from '../api/names.js';
 import { checkHostConflicts, type MirrorInput, parseMirrorResource } from '../api/validate.js';
-import { compareStrings } from '../api/kube-object.js';
+import { loadKubeConfig } from './kubeconfig.js';
 
 export interface ClusterSourceOptions {
   /** Path of a kubeconfig. @default - KUBECONFIG, ~/.kube/config, or the in-cluster service account */

@@ -3,8 +3,9 @@
  */
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { SpecError, UsageError, type SpecProblem } from '../api/errors.js';
-import { checkMirrorSet, parseMirrorFile, type MirrorInput } from '../api/validate.js';
+
+import { SpecError, type SpecProblem, UsageError } from '../api/errors.js';
+import { checkMirrorSet, type MirrorInput, parseMirrorFile } from '../api/validate.js';
 import { IO_CONCURRENCY, mapLimit } from '../util/parallel.js';
 
 /** Read every *.yaml / *.yml file in a directory (sorted by name), validating all of them. */

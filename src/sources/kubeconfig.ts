@@ -1,5 +1,6 @@
 /** The one kubeconfig loader: `synth --from-cluster` and the controller read the cluster through it. */
 import { KubeConfig } from '@kubernetes/client-node';
+
 import { ClusterError } from '../api/errors.js';
 import { describeError } from '../api/kube-errors.js';
 

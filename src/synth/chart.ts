@@ -4,7 +4,8 @@
  * with sorted keys. The CLI (through dist.ts) and the controller both synthesize here.
  */
 import { App, Chart } from 'cdk8s';
-import { sortKeys, type KubeObject, compareStrings } from '../api/kube-object.js';
+
+import { compareStrings, type KubeObject, sortKeys } from '../api/kube-object.js';
 import { DEFAULT_NAMESPACE, kindRank, type NodeRuntime } from '../api/names.js';
 import type { MirrorInput } from '../api/validate.js';
 import { ControllerManifests, type ControllerManifestsProps } from '../construct/controller-manifests.js';

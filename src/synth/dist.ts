@@ -6,9 +6,10 @@
  * on any cluster; `kubectl apply -k dist/monitoring/` adds it where the operator runs.
  */
 import { basename } from 'node:path';
+
+import { registryMirrorCrd } from '../api/crd.js';
 import { compareStrings } from '../api/kube-object.js';
 import { DEFAULT_NAMESPACE } from '../api/names.js';
-import { registryMirrorCrd } from '../api/crd.js';
 import type { MirrorInput } from '../api/validate.js';
 import { monitoringObjects, namespaceObject, synthesizeMirror, type SynthOptions } from './chart.js';
 import { GENERATED_HEADER, toYaml, valueToYaml } from './yaml.js';

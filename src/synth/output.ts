@@ -4,10 +4,11 @@
  */
 import { mkdir, mkdtemp, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
-import { HELM_README } from './helm.js';
-import { GENERATED_HEADER } from './yaml.js';
+
 import { UsageError } from '../api/errors.js';
 import { IO_CONCURRENCY, mapLimit } from '../util/parallel.js';
+import { HELM_README } from './helm.js';
+import { GENERATED_HEADER } from './yaml.js';
 
 /** Every file below dir, by path relative to dir, with '/' separators. Missing dir: empty map. */
 export async function readTree(dir: string): Promise<Map<string, string>> {

@@ -7,9 +7,10 @@ import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
+
+import type { MirrorInput } from '../api/validate.js';
 import type { SynthOptions } from './chart.js';
 import { renderMirrorFile } from './dist.js';
-import type { MirrorInput } from '../api/validate.js';
 
 /** Below this many mirrors a worker's start-up (loading cdk8s) costs more than it saves. */
 export const PARALLEL_THRESHOLD = 200;

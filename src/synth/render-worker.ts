@@ -1,8 +1,9 @@
 /** Worker thread for render-parallel.ts: renders its share of mirrors and posts the files back. */
 import { parentPort, workerData } from 'node:worker_threads';
+
+import type { MirrorInput } from '../api/validate.js';
 import type { SynthOptions } from './chart.js';
 import { renderMirrorFile } from './dist.js';
-import type { MirrorInput } from '../api/validate.js';
 
 const { mirrors, opts } = workerData as { mirrors: MirrorInput[]; opts: SynthOptions };
 parentPort!.postMessage(mirrors.map((m) => renderMirrorFile(m, opts)));

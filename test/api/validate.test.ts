@@ -2,7 +2,9 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+
 import { describe, expect, it } from 'vitest';
+
 import { SpecError, UsageError } from '../../src/api/errors.js';
 import { checkHostConflicts, checkUniqueNames, parseMirrorFile, parseMirrorResource } from '../../src/api/validate.js';
 import { loadMirrorDir } from '../../src/sources/files.js';

@@ -1,12 +1,14 @@
 import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
+
 import { registryMirrorCrd } from '../../src/api/crd.js';
 import { SpecError, StaleOutputError, UsageError } from '../../src/api/errors.js';
-import { crd } from '../../src/cli/crd.js';
 import { check } from '../../src/cli/check.js';
+import { crd } from '../../src/cli/crd.js';
 import { synth } from '../../src/cli/synth.js';
 import { validate } from '../../src/cli/validate.js';
 import { readTree } from '../../src/synth/output.js';

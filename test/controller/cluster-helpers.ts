@@ -7,8 +7,8 @@ import {
   CoreV1Api,
   CustomObjectsApi,
   KubeConfig,
-  KubernetesObjectApi,
   type KubernetesObject,
+  KubernetesObjectApi,
 } from '@kubernetes/client-node';
 
 import type { KubeObject } from '../../src/api/kube-object.js';

@@ -2,9 +2,9 @@ import { dumpYaml } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 
-import { toClientModel } from '../../src/controller/kube.js';
 import { registryMirrorCrd } from '../../src/api/crd.js';
 import type { KubeObject } from '../../src/api/kube-object.js';
+import { toClientModel } from '../../src/controller/kube.js';
 
 // dumpYaml serializes through client-node's typed models, as KubernetesObjectApi.patch does.
 const roundTrip = (obj: KubeObject) => parse(dumpYaml(toClientModel(obj))) as unknown;

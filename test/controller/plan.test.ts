@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
 
+import type { KubeObject } from '../../src/api/kube-object.js';
 import { CONTENT_HASH_ANNOTATION } from '../../src/api/names.js';
 import { canonicalJson, contentHash, credentialsHash, withContentHash } from '../../src/controller/hash.js';
-import { type LiveMeta, childKey, needsApply, planChildren, sortForApply } from '../../src/controller/plan.js';
-import type { KubeObject } from '../../src/api/kube-object.js';
+import { childKey, type LiveMeta, needsApply, planChildren, sortForApply } from '../../src/controller/plan.js';
 
 const owner = [{ apiVersion: 'k8s.osp.tech/v1', kind: 'RegistryMirror', name: 'quay', uid: 'u1', controller: true }];
 

@@ -1,13 +1,13 @@
 // The API server refuses what the CLI refuses, in the CLI's words: every invalid fixture whose
 // rule the CRD can express (a pattern as CEL, a cross-field CEL rule) is created with dryRun
 // against the real kube-apiserver and must fail with the fixture's expected message.
-import { readFileSync, readdirSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { beforeAll, describe, expect, inject, it } from 'vitest';
 import { parse, parseAllDocuments } from 'yaml';
 
-import { GROUP, clients, installCrd } from '../controller/cluster-helpers.js';
+import { clients, GROUP, installCrd } from '../controller/cluster-helpers.js';
 
 const c = clients(inject('kubeconfig'));
 const dir = join(import.meta.dirname, '..', 'fixtures', 'invalid');

@@ -6,14 +6,13 @@
 import {
   ApiextensionsV1Api,
   KubeConfig,
+  type KubernetesObject,
   KubernetesObjectApi,
   loadYaml,
   PatchStrategy,
-  type KubernetesObject,
 } from '@kubernetes/client-node';
 
 import { registryMirrorCrd } from '../../src/api/crd.js';
-
 import { waitFor } from './wait.js';
 
 export const CRD_NAME = 'registrymirrors.k8s.osp.tech';
