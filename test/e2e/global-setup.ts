@@ -27,6 +27,9 @@ const needed: Record<string, string> = {
   htpasswd: 'apache2-utils',
   umoci: 'umoci',
   strip: 'binutils',
+  runc: 'runc',
+  nginx: 'nginx',
+  skopeo: 'skopeo',
 };
 
 async function missingBinaries(): Promise<string[]> {
