@@ -12,7 +12,7 @@ import { chmod, copyFile, mkdir, mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { AppsV1Api, CoordinationV1Api, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
+import { CoordinationV1Api } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { LEASE_NAME } from '../../src/api/names.js';
@@ -31,10 +31,10 @@ import { ensureControllerImage, type ImageConfig, imageConfig } from '../support
 import { installCrd } from '../support/crd.js';
 import { reservePort } from '../support/ports.js';
 import { removeOnExit, spawnTracked } from '../support/processes.js';
+import { simulateReadyWorkloads } from '../support/workload-status.js';
 
 const REF_BASE = 'mirror-synth.test/controller';
 const CONTAINER = 'controller';
-const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
 
 let dir: string;
 let cp: ControlPlane;
@@ -42,64 +42,6 @@ let c: Clients;
 let archive: string;
 let config: ImageConfig;
 let kubeDir: string;
-
-/**
- * Report every StatefulSet and DaemonSet in the namespace as having all its pods ready for its
- * generation (the kubelet and workload controllers this control plane lacks), until stopped.
- */
-function simulateReadyWorkloads(apps: AppsV1Api, namespace: string): () => Promise<void> {
-  let stopped = false;
-  const loop = (async () => {
-    while (!stopped) {
-      try {
-        for (const s of (await apps.listNamespacedStatefulSet({ namespace })).items) {
-          const generation = s.metadata!.generation ?? 1;
-          const replicas = s.spec?.replicas ?? 1;
-          if (s.status?.observedGeneration === generation && s.status.readyReplicas === replicas) continue;
-          const revision = `sim-${generation}`;
-          const status = {
-            observedGeneration: generation,
-            replicas,
-            readyReplicas: replicas,
-            availableReplicas: replicas,
-            updatedReplicas: replicas,
-            currentReplicas: replicas,
-            currentRevision: revision,
-            updateRevision: revision,
-          };
-          await apps.patchNamespacedStatefulSetStatus(
-            { name: s.metadata!.name!, namespace, body: { status } },
-            mergePatch,
-          );
-        }
-        for (const d of (await apps.listNamespacedDaemonSet({ namespace })).items) {
-          const generation = d.metadata!.generation ?? 1;
-          if (d.status?.observedGeneration === generation && d.status.numberReady === 2) continue;
-          const status = {
-            observedGeneration: generation,
-            desiredNumberScheduled: 2,
-            currentNumberScheduled: 2,
-            numberReady: 2,
-            numberAvailable: 2,
-            updatedNumberScheduled: 2,
-            numberMisscheduled: 0,
-          };
-          await apps.patchNamespacedDaemonSetStatus(
-            { name: d.metadata!.name!, namespace, body: { status } },
-            mergePatch,
-          );
-        }
-      } catch {
-        // a conflict with the controller's own write, or the namespace not there yet: next round
-      }
-      await new Promise((r) => setTimeout(r, 250));
-    }
-  })();
-  return async () => {
-    stopped = true;
-    await loop;
-  };
-}
 
 /** ctr's output without its log lines (containerd 2.x's ctr warns about cgroup v1 on stderr). */
 const outputOf = (text: string): string =>
@@ -186,7 +128,7 @@ describe.each([
     if (!ref) throw new Error(`ctr images import gave no ${REF_BASE}:<tag>:\n${imported}`);
 
     await c.core.createNamespace({ body: { metadata: { name: namespace } } });
-    stopSimulator = simulateReadyWorkloads(c.kc.makeApiClient(AppsV1Api), namespace);
+    stopSimulator = simulateReadyWorkloads(c.kc, namespace);
     metricsPort = await reservePort();
 
     // The image's entrypoint and default args as its config records them, plus a free metrics
