@@ -35,7 +35,7 @@ import {
   installCrd,
   StopWaiting,
   waitUntil,
-} from '../test/controller/cluster-helpers.js';
+} from '../test/support/cluster.js';
 import { type ControlPlane, startControlPlane } from '../test/support/control-plane.js';
 
 export interface ControllerBenchOptions {

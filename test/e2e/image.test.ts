@@ -24,7 +24,7 @@ import {
   deleteMirror,
   waitForReady,
   waitUntil,
-} from '../controller/cluster-helpers.js';
+} from '../support/cluster.js';
 import { Containerd, containerdV2, debianContainerd } from '../support/containerd.js';
 import { type ControlPlane, startControlPlane } from '../support/control-plane.js';
 import { ensureControllerImage, type ImageConfig, imageConfig } from '../support/controller-image.js';

@@ -27,7 +27,7 @@ import {
 } from '../../src/construct/monitoring-rules.js';
 import { type RunningController, startController } from '../../src/controller/controller.js';
 import { synthesizeMirror } from '../../src/index.js';
-import { clients, createMirror, getMirror, installCrd, waitUntil } from '../controller/cluster-helpers.js';
+import { clients, createMirror, getMirror, installCrd, waitUntil } from '../support/cluster.js';
 import { type ControlPlane, startControlPlane } from '../support/control-plane.js';
 import { buildImage, RegistryClient } from '../support/images.js';
 import { Prometheus, promtool, type Sample } from '../support/prometheus.js';

@@ -16,7 +16,7 @@ import {
   setSpec,
   waitForReady,
   waitUntil,
-} from '../controller/cluster-helpers.js';
+} from '../support/cluster.js';
 import { type ControlPlane, startControlPlane } from '../support/control-plane.js';
 import { simulateReadyWorkloads } from '../support/workload-status.js';
 

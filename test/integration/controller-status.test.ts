@@ -22,7 +22,7 @@ import {
   setSpec,
   waitForReady,
   waitUntil,
-} from '../controller/cluster-helpers.js';
+} from '../support/cluster.js';
 import { markDaemonSetReady, markStatefulSetReady } from '../support/workload-status.js';
 
 const c = clients(inject('kubeconfig'));

@@ -20,7 +20,7 @@ import {
   setSpec,
   waitForReady,
   waitUntil,
-} from '../controller/cluster-helpers.js';
+} from '../support/cluster.js';
 import { simulateReadyWorkloads } from '../support/workload-status.js';
 
 const c = clients(inject('kubeconfig'));

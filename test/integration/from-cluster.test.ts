@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 
 import { ClusterError, SpecError } from '../../src/api/errors.js';
 import { listClusterMirrors } from '../../src/sources/cluster.js';
-import { clients, createMirror, deleteMirror, installCrd } from '../controller/cluster-helpers.js';
+import { clients, createMirror, deleteMirror, installCrd } from '../support/cluster.js';
 import { type ControlPlane, startControlPlane } from '../support/control-plane.js';
 
 const kubeconfig = inject('kubeconfig');

@@ -13,7 +13,7 @@ import {
   installCrd,
   LogCapture,
   waitUntil,
-} from '../controller/cluster-helpers.js';
+} from '../support/cluster.js';
 
 const c = clients(inject('kubeconfig'));
 const suffix = randomBytes(3).toString('hex');

@@ -24,7 +24,7 @@ import {
   LogCapture,
   waitForReady,
   waitUntil,
-} from '../controller/cluster-helpers.js';
+} from '../support/cluster.js';
 import { type ControlPlane, startControlPlane } from '../support/control-plane.js';
 
 const own = !process.env.MIRROR_SYNTH_TEST_KUBECONFIG;

@@ -1,4 +1,4 @@
-// Helpers for the controller's integration tests and benchmark (not a test file itself).
+// Clients and helpers for tests and benchmarks against a real API server: RegistryMirrors, their status, logs.
 import { Writable } from 'node:stream';
 
 import {
@@ -12,10 +12,10 @@ import {
 } from '@kubernetes/client-node';
 
 import type { KubeObject } from '../../src/api/kube-object.js';
-import { installCrd as installCrdWith } from '../support/crd.js';
-import { waitFor } from '../support/wait.js';
+import { installCrd as installCrdWith } from './crd.js';
+import { waitFor } from './wait.js';
 
-export { StopWaiting } from '../support/wait.js';
+export { StopWaiting } from './wait.js';
 
 export const GROUP = { group: 'k8s.osp.tech', version: 'v1', plural: 'registrymirrors' } as const;
 
