@@ -136,13 +136,32 @@ function byKind(objs: readonly KubeObject[]): KubeObject[][] {
   return groups;
 }
 
-/** Mirrors oldest first (creationTimestamp, then name): the order in which they keep node hosts. */
+/**
+ * Whether a mirror has been reconciled and holds its node hosts: it has a status and is not
+ * stalled for a host conflict.
+ */
+function holdsHosts(m: RegistryMirrorObject): boolean {
+  const stalled = m.status?.conditions?.find((c) => c.type === 'Stalled');
+  return (
+    m.status?.observedGeneration !== undefined && !(stalled?.status === 'True' && stalled.reason === 'HostConflict')
+  );
+}
+
+/**
+ * Mirrors oldest first: the order in which they keep node hosts. creationTimestamp has whole
+ * seconds, so within one second a mirror already holding its hosts goes first (a serving mirror
+ * never loses its hosts to one created in the same second), then the name decides.
+ */
 export function byAge(a: RegistryMirrorObject, b: RegistryMirrorObject): number {
   const t = (m: RegistryMirrorObject) => {
     const c = m.metadata?.creationTimestamp as Date | string | undefined;
     return c === undefined ? '' : c instanceof Date ? c.toISOString() : String(c);
   };
-  return compareStrings(t(a), t(b)) || compareStrings(a.metadata?.name ?? '', b.metadata?.name ?? '');
+  return (
+    compareStrings(t(a), t(b)) ||
+    Number(holdsHosts(b)) - Number(holdsHosts(a)) ||
+    compareStrings(a.metadata?.name ?? '', b.metadata?.name ?? '')
+  );
 }
 
 /** The host conflict that stalls `name`, if an older mirror configures one of its node hosts. */

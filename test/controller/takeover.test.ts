@@ -54,6 +54,22 @@ describe('node-host conflicts in the controller', () => {
     expect(hostConflictOf('b', [b, a])).toMatchObject({ other: 'a' });
     expect(hostConflictOf('a', [b, a])).toBeUndefined();
   });
+
+  it('within one second, keeps the hosts with the mirror that already holds them', () => {
+    const serving = {
+      ...m('zz-serving', '2025-01-01T00:00:00Z', { upstreamUrl: 'quay.io' }),
+      status: { observedGeneration: 1, conditions: [{ type: 'Ready', status: 'True', reason: 'Serving' }] },
+    } as typeof hub;
+    const newer = m('aa-new', '2025-01-01T00:00:00Z', { upstreamUrl: 'quay.io' });
+    expect(hostConflictOf('aa-new', [newer, serving])).toMatchObject({ other: 'zz-serving' });
+    expect(hostConflictOf('zz-serving', [newer, serving])).toBeUndefined();
+    // a mirror stalled for the conflict does not hold the hosts
+    const stalled = {
+      ...newer,
+      status: { observedGeneration: 1, conditions: [{ type: 'Stalled', status: 'True', reason: 'HostConflict' }] },
+    } as typeof hub;
+    expect(hostConflictOf('aa-new', [stalled, serving])).toMatchObject({ other: 'zz-serving' });
+  });
 });
 
 describe('which RegistryMirror updates queue a reconcile', () => {
