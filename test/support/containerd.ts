@@ -10,7 +10,7 @@ import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 
-import { spawnTracked } from './processes.js';
+import { spawnTracked, terminate } from './processes.js';
 import { configMapData, containerEnv, findObject, type ManifestObject } from './registry.js';
 import { ensureTool } from './tools.js';
 import { waitFor } from './wait.js';
@@ -258,12 +258,7 @@ export class Containerd {
 
   /** SIGTERM and wait (SIGKILL after 10 s). */
   async stop(): Promise<void> {
-    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
-    const exited = new Promise((resolve) => this.child.once('exit', resolve));
-    this.child.kill('SIGTERM');
-    const timer = setTimeout(() => this.child.kill('SIGKILL'), 10_000);
-    await exited;
-    clearTimeout(timer);
+    await terminate(this.child, 10_000);
   }
 }
 

@@ -9,7 +9,7 @@ import { promisify } from 'node:util';
 import { stringify } from 'yaml';
 
 import { reservePort } from './ports.js';
-import { spawnTracked } from './processes.js';
+import { spawnTracked, terminate } from './processes.js';
 import { ensureTool } from './tools.js';
 import { waitFor } from './wait.js';
 
@@ -130,12 +130,7 @@ export class Prometheus {
   }
 
   async stop(): Promise<void> {
-    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
-    const exited = new Promise((resolve) => this.child.once('exit', resolve));
-    this.child.kill('SIGTERM');
-    const timer = setTimeout(() => this.child.kill('SIGKILL'), 10_000);
-    await exited;
-    clearTimeout(timer);
+    await terminate(this.child, 10_000);
   }
 }
 
