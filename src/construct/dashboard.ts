@@ -119,9 +119,28 @@ export const DASHBOARD_PANELS: readonly DashboardPanel[] = [
 
 export const DASHBOARD_UID = 'mirror-synth-registry-mirrors';
 
+const ds = { type: 'prometheus', uid: '${datasource}' };
+
+/** A multi-value template variable filled by a label_values() query through the datasource variable. */
+function queryVariable(name: string, label: string, query: string): Record<string, unknown> {
+  return {
+    name,
+    label,
+    type: 'query',
+    datasource: ds,
+    query: { query, refId: name },
+    definition: query,
+    includeAll: true,
+    multi: true,
+    allValue: '.*',
+    current: {},
+    refresh: 2,
+    sort: 1,
+  };
+}
+
 /** The dashboard JSON model (Grafana 10/11 schema). */
 export function dashboard(): Record<string, unknown> {
-  const ds = { type: 'prometheus', uid: '${datasource}' };
   return {
     uid: DASHBOARD_UID,
     title: 'Registry mirrors',
@@ -143,34 +162,8 @@ export function dashboard(): Record<string, unknown> {
           hide: 0,
           refresh: 1,
         },
-        {
-          name: 'namespace',
-          label: 'Namespace',
-          type: 'query',
-          datasource: ds,
-          query: { query: `label_values(up{job="${CACHE_JOB}"}, namespace)`, refId: 'namespace' },
-          definition: `label_values(up{job="${CACHE_JOB}"}, namespace)`,
-          includeAll: true,
-          multi: true,
-          allValue: '.*',
-          current: {},
-          refresh: 2,
-          sort: 1,
-        },
-        {
-          name: 'mirror',
-          label: 'Mirror',
-          type: 'query',
-          datasource: ds,
-          query: { query: `label_values(up{job="${CACHE_JOB}",namespace=~"$namespace"}, mirror)`, refId: 'mirror' },
-          definition: `label_values(up{job="${CACHE_JOB}",namespace=~"$namespace"}, mirror)`,
-          includeAll: true,
-          multi: true,
-          allValue: '.*',
-          current: {},
-          refresh: 2,
-          sort: 1,
-        },
+        queryVariable('namespace', 'Namespace', `label_values(up{job="${CACHE_JOB}"}, namespace)`),
+        queryVariable('mirror', 'Mirror', `label_values(up{job="${CACHE_JOB}",namespace=~"$namespace"}, mirror)`),
       ],
     },
     panels: DASHBOARD_PANELS.map((p, i) => ({
