@@ -80,7 +80,8 @@ describe.runIf(own)('controller recovery', () => {
       async () => !(await (await fetch(`http://127.0.0.1:${ctl.metricsPort}/readyz`)).text()).includes('namespace'),
       'readyz to stop complaining about the namespace',
     );
-    expect(logs.text()).toContain('became leader');
+    // The namespace check and the Lease are separate steps: leadership follows within a retry.
+    await waitUntil(async () => logs.text().includes('became leader'), 'the controller to become leader');
     await ctl.stop();
     running.splice(running.indexOf(ctl), 1);
   });
