@@ -11,6 +11,10 @@
 #   prometheus   prometheus, promtool                      (github.com/prometheus/prometheus)
 #   helm         helm                                      (helm.sh/helm/v3)
 #   cri-pull     cri-pull, a CRI client of ours            (k8s.io/cri-api)
+#   kustomize    kustomize, as `kubectl apply -k` embeds it (sigs.k8s.io/kustomize/kustomize/v5)
+#   prometheus-operator
+#                crds/: the operator's CRDs, copied from its module, nothing compiled
+#                                                          (github.com/prometheus-operator/prometheus-operator)
 #   all          every module above: what the test suites need
 #
 # A binary name (kube-apiserver, ctr, promtool, ...) also names its module. Modules that are
@@ -27,7 +31,7 @@ set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cache="${MIRROR_SYNTH_TOOLS_DIR:-$HOME/.cache/mirror-synth/tools}"
-all_modules=(etcd kube registry containerd prometheus helm cri-pull)
+all_modules=(etcd kube registry containerd prometheus helm cri-pull kustomize prometheus-operator)
 
 # module -> main module path whose version names the cache entry, and the packages to build
 declare -A version_of=(
@@ -38,6 +42,8 @@ declare -A version_of=(
   [prometheus]=github.com/prometheus/prometheus
   [helm]=helm.sh/helm/v3
   [cri-pull]=k8s.io/cri-api
+  [kustomize]=sigs.k8s.io/kustomize/kustomize/v5
+  [prometheus-operator]=github.com/prometheus-operator/prometheus-operator
 )
 declare -A packages_of=(
   [kube]="k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager"
@@ -47,6 +53,7 @@ declare -A packages_of=(
   [prometheus]="github.com/prometheus/prometheus/cmd/prometheus github.com/prometheus/prometheus/cmd/promtool"
   [helm]="helm.sh/helm/v3/cmd/helm"
   [cri-pull]="."
+  [kustomize]="sigs.k8s.io/kustomize/kustomize/v5"
 )
 # the binaries each module's build writes
 declare -A binaries_of=(
@@ -57,6 +64,8 @@ declare -A binaries_of=(
   [prometheus]="prometheus promtool"
   [helm]="helm"
   [cri-pull]="cri-pull"
+  [kustomize]="kustomize"
+  [prometheus-operator]="crds"
 )
 # Go build tags. containerd: every plugin that builds without cgo (btrfs needs cgo and drops
 # out by itself). prometheus: file and HTTP service discovery only (the tests use static and
@@ -66,7 +75,7 @@ declare -A tags_of=(
 )
 
 usage() {
-  echo "usage: tools/build.sh [-j N] kube|etcd|registry|containerd|prometheus|helm|cri-pull|all ..." >&2
+  echo "usage: tools/build.sh [-j N] kube|etcd|registry|containerd|prometheus|helm|cri-pull|kustomize|prometheus-operator|all ..." >&2
   exit 2
 }
 
@@ -79,6 +88,8 @@ module_for() {
     prometheus | promtool) echo prometheus ;;
     helm) echo helm ;;
     cri-pull) echo cri-pull ;;
+    kustomize) echo kustomize ;;
+    prometheus-operator | crds) echo prometheus-operator ;;
     *) echo "tools/build.sh: unknown module or binary '$1'" >&2; usage ;;
   esac
 }
@@ -111,6 +122,10 @@ ldflags_for() {
       minor="$(echo "$v" | cut -d. -f2)"
       ldflags+=" -X $p.Version=3.${minor#3}.$(echo "$v" | cut -d. -f3) -X $p.Branch=HEAD -X $p.Revision=unknown"
       ldflags+=" -X $p.BuildUser=mirror-synth -X $p.BuildDate=19700101-00:00:00"
+      ;;
+    kustomize)
+      ldflags+=" -X sigs.k8s.io/kustomize/api/provenance.version=kustomize/$version"
+      ldflags+=" -X sigs.k8s.io/kustomize/api/provenance.buildDate=1970-01-01T00:00:00Z"
       ;;
     helm)
       ldflags+=" -X helm.sh/helm/v3/internal/version.version=$version -X helm.sh/helm/v3/internal/version.gitTreeState=clean"
@@ -159,8 +174,14 @@ build() {
   ldflags="$(ldflags_for "$mod" "$version")"
   # a module-root main package would be named "v3" after its import path
   [[ "$mod" == etcd ]] && out="$tmp/etcd"
+  if [[ "$mod" == prometheus-operator ]]; then
+    # files, not a build: the CRDs as the operator's release ships them
+    (cd "$dir" && src="$(go mod download -json "${version_of[$mod]}" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')" &&
+      [[ -n "$src" ]] && cp -r "$src/example/prometheus-operator-crd" "$tmp/crds" && chmod -R u+w "$tmp/crds") 9>&- &
+  else
   # shellcheck disable=SC2086
   (cd "$dir" && CGO_ENABLED=0 exec go build -trimpath -tags "${tags_of[$mod]:-}" "-ldflags=$ldflags" -o "$out" ${packages_of[$mod]}) 9>&- &
+  fi
   gobuild=$!
   wait "$gobuild"
   gobuild=""
@@ -245,7 +266,7 @@ fi
 for m in "${modules[@]}"; do
   dest="$cache/$m-$(version_for "$m")"
   for b in ${binaries_of[$m]}; do
-    [[ -x "$dest/$b" ]] || { echo "tools/build.sh: $dest/$b is missing" >&2; exit 1; }
+    [[ -x "$dest/$b" ]] || { echo "tools/build.sh: $dest/$b is missing" >&2; exit 1; } # a binary, or crds/
     echo "$dest/$b"
   done
 done

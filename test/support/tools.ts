@@ -19,14 +19,28 @@ export type ToolName =
   | 'prometheus'
   | 'promtool'
   | 'helm'
-  | 'cri-pull';
+  | 'cri-pull'
+  | 'kustomize'
+  | 'prometheus-operator-crds';
 
-export type ModuleName = 'kube' | 'etcd' | 'registry' | 'containerd' | 'prometheus' | 'helm' | 'cri-pull';
+export type ModuleName =
+  | 'kube'
+  | 'etcd'
+  | 'registry'
+  | 'containerd'
+  | 'prometheus'
+  | 'helm'
+  | 'cri-pull'
+  | 'kustomize'
+  | 'prometheus-operator';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 
-/** Each tool's Go module under tools/ and the module path whose version names the cache entry. */
-const modules: Record<ToolName, { module: ModuleName; pinned: string }> = {
+/**
+ * Each tool's Go module under tools/, the module path whose version names the cache entry, and
+ * the file tools/build.sh writes when it is not named like the tool.
+ */
+const modules: Record<ToolName, { module: ModuleName; pinned: string; file?: string }> = {
   'kube-apiserver': { module: 'kube', pinned: 'k8s.io/kubernetes' },
   'kube-controller-manager': { module: 'kube', pinned: 'k8s.io/kubernetes' },
   etcd: { module: 'etcd', pinned: 'go.etcd.io/etcd/server/v3' },
@@ -39,6 +53,13 @@ const modules: Record<ToolName, { module: ModuleName; pinned: string }> = {
   helm: { module: 'helm', pinned: 'helm.sh/helm/v3' },
   // a CRI client of our own (tools/cri-pull), named by the CRI API version it speaks
   'cri-pull': { module: 'cri-pull', pinned: 'k8s.io/cri-api' },
+  kustomize: { module: 'kustomize', pinned: 'sigs.k8s.io/kustomize/kustomize/v5' },
+  // a directory of CRD manifests copied from the operator's module, nothing compiled
+  'prometheus-operator-crds': {
+    module: 'prometheus-operator',
+    pinned: 'github.com/prometheus-operator/prometheus-operator',
+    file: 'crds',
+  },
 };
 
 /** One build per module per process; tools/build.sh serialises builds across processes. */
@@ -57,9 +78,9 @@ export async function ensureTool(name: ToolName): Promise<string> {
   const override = process.env[`MIRROR_SYNTH_${name.toUpperCase().replaceAll('-', '_')}`];
   if (override) return override;
 
-  const { module, pinned } = modules[name];
+  const { module, pinned, file } = modules[name];
   const version = await pinnedVersion(module, pinned);
-  const binary = join(toolsCacheDir(), `${module}-${version}`, name);
+  const binary = join(toolsCacheDir(), `${module}-${version}`, file ?? name);
   if (await exists(binary)) return binary;
 
   let build = builds.get(module);
@@ -78,8 +99,8 @@ export async function ensureTool(name: ToolName): Promise<string> {
 /** Whether a tool is already cached (or overridden), without building it. */
 export async function hasTool(name: ToolName): Promise<boolean> {
   if (process.env[`MIRROR_SYNTH_${name.toUpperCase().replaceAll('-', '_')}`]) return true;
-  const { module, pinned } = modules[name];
-  return exists(join(toolsCacheDir(), `${module}-${await pinnedVersion(module, pinned)}`, name));
+  const { module, pinned, file } = modules[name];
+  return exists(join(toolsCacheDir(), `${module}-${await pinnedVersion(module, pinned)}`, file ?? name));
 }
 
 /** The directory holding a module's binaries (to put on PATH, e.g. containerd beside its shim). */
