@@ -81,7 +81,7 @@ describe.runIf(own)('controller recovery', () => {
       'readyz to stop complaining about the namespace',
     );
     // The namespace check and the Lease are separate steps: leadership follows within a retry.
-    await waitUntil(async () => logs.text().includes('became leader'), 'the controller to become leader');
+    await waitUntil(() => Promise.resolve(logs.text().includes('became leader')), 'the controller to become leader');
     await ctl.stop();
     running.splice(running.indexOf(ctl), 1);
   });

@@ -140,8 +140,7 @@ describe('kubectl apply -k dist/ and dist/monitoring/', () => {
     );
     await apply(monitoring);
     for (const o of monitoring) {
-      const back = (await api.read(o)) as unknown as KubeObject &
-        Record<string, unknown>;
+      const back = (await api.read(o)) as unknown as KubeObject & Record<string, unknown>;
       const written = o as KubeObject & Record<string, unknown>;
       // a field the CRD's structural schema does not know would be dropped here without a word
       for (const field of ['spec', 'data'] as const) {
