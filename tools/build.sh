@@ -11,6 +11,7 @@
 #   prometheus   prometheus, promtool                      (github.com/prometheus/prometheus)
 #   helm         helm                                      (helm.sh/helm/v3)
 #   cri-pull     cri-pull, a CRI client of ours            (k8s.io/cri-api)
+#   mtail        mtail, the front's log-to-metrics exporter (github.com/google/mtail)
 #   kustomize    kustomize, as `kubectl apply -k` embeds it (sigs.k8s.io/kustomize/kustomize/v5)
 #   prometheus-operator
 #                crds/: the operator's CRDs, copied from its module, nothing compiled
@@ -31,7 +32,7 @@ set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cache="${MIRROR_SYNTH_TOOLS_DIR:-$HOME/.cache/mirror-synth/tools}"
-all_modules=(etcd kube registry containerd prometheus helm cri-pull kustomize prometheus-operator)
+all_modules=(etcd kube registry containerd prometheus helm cri-pull kustomize prometheus-operator mtail)
 
 # module -> main module path whose version names the cache entry, and the packages to build
 declare -A version_of=(
@@ -43,6 +44,7 @@ declare -A version_of=(
   [helm]=helm.sh/helm/v3
   [cri-pull]=k8s.io/cri-api
   [kustomize]=sigs.k8s.io/kustomize/kustomize/v5
+  [mtail]=github.com/google/mtail
   [prometheus-operator]=github.com/prometheus-operator/prometheus-operator
 )
 declare -A packages_of=(
@@ -54,6 +56,7 @@ declare -A packages_of=(
   [helm]="helm.sh/helm/v3/cmd/helm"
   [cri-pull]="."
   [kustomize]="sigs.k8s.io/kustomize/kustomize/v5"
+  [mtail]="github.com/google/mtail/cmd/mtail"
 )
 # the binaries each module's build writes
 declare -A binaries_of=(
@@ -65,6 +68,7 @@ declare -A binaries_of=(
   [helm]="helm"
   [cri-pull]="cri-pull"
   [kustomize]="kustomize"
+  [mtail]="mtail"
   [prometheus-operator]="crds"
 )
 # Go build tags. containerd: every plugin that builds without cgo (btrfs needs cgo and drops
@@ -75,7 +79,7 @@ declare -A tags_of=(
 )
 
 usage() {
-  echo "usage: tools/build.sh [-j N] kube|etcd|registry|containerd|prometheus|helm|cri-pull|kustomize|prometheus-operator|all ..." >&2
+  echo "usage: tools/build.sh [-j N] kube|etcd|registry|containerd|prometheus|helm|cri-pull|kustomize|prometheus-operator|mtail|all ..." >&2
   exit 2
 }
 
@@ -89,6 +93,7 @@ module_for() {
     helm) echo helm ;;
     cri-pull) echo cri-pull ;;
     kustomize) echo kustomize ;;
+    mtail) echo mtail ;;
     prometheus-operator | crds) echo prometheus-operator ;;
     *) echo "tools/build.sh: unknown module or binary '$1'" >&2; usage ;;
   esac
@@ -122,6 +127,10 @@ ldflags_for() {
       minor="$(echo "$v" | cut -d. -f2)"
       ldflags+=" -X $p.Version=3.${minor#3}.$(echo "$v" | cut -d. -f3) -X $p.Branch=HEAD -X $p.Revision=unknown"
       ldflags+=" -X $p.BuildUser=mirror-synth -X $p.BuildDate=19700101-00:00:00"
+      ;;
+    mtail)
+      # the release this commit equals (see tools/mtail/go.mod)
+      ldflags+=" -X main.Version=v3.0.9 -X main.Branch=main -X main.Revision=${version##*-}"
       ;;
     kustomize)
       ldflags+=" -X sigs.k8s.io/kustomize/api/provenance.version=kustomize/$version"

@@ -71,6 +71,10 @@ export const REGISTRY_PORT = 5000;
 export const REGISTRY_DEBUG_PORT = 5001;
 /** Distribution's registry API, on the pod's loopback only: the front is its one client. */
 export const DISTRIBUTION_PORT = 5002;
+/** The front's metrics: mtail's /metrics, from the front's access log. */
+export const FRONT_METRICS_PORT = 3903;
+/** UDP, on the pod's loopback only: nginx sends its access log to mtail here (syslog). */
+export const FRONT_LOG_PORT = 5514;
 /** The controller's /metrics (and, unless told otherwise, /healthz and /readyz). */
 export const CONTROLLER_METRICS_PORT = 8080;
 

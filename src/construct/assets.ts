@@ -1,5 +1,5 @@
 /**
- * Scripts shipped with the package (assets/) that the constructs put into ConfigMaps.
+ * Scripts and programs shipped with the package (assets/) that the constructs put into ConfigMaps.
  * Each is read once, on first use, from the installed package: the constructs stay free of
  * I/O at import time, and the bytes depend only on the package version.
  */
@@ -20,6 +20,11 @@ function asset(name: string): string {
 /** The node agent's POSIX sh script (assets/node-agent.sh). */
 export function nodeAgentScript(): string {
   return asset('node-agent.sh');
+}
+
+/** The mtail program that turns the front's access log into metrics (assets/front.mtail). */
+export function frontMetricsProgram(): string {
+  return asset('front.mtail');
 }
 
 /** Distribution's proxy.exec credential helper, a POSIX sh script (assets/credential-helper.sh). */

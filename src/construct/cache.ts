@@ -4,17 +4,24 @@
  * Distribution's config.yml, its credential helper and the front's nginx.conf; a ClusterIP
  * Service for the nodes and a headless Service. Both caches share the volume: Distribution
  * keeps what it fetched for the proxy TTL, the front keeps recently used digests within
- * FRONT_MAX_SHARE of it (see front.ts).
+ * FRONT_MAX_SHARE of it (see front.ts). A third container, mtail, turns the front's access log
+ * into metrics: the front's own hits and bytes, which Distribution never sees.
  */
+
+/** The mtail program's key in the ConfigMap, and where the front-metrics container reads it. */
+const FRONT_METRICS_PROGRAM = 'front.mtail';
+const FRONT_METRICS_PROGRAM_DIR = '/etc/mirror-synth/front-metrics';
 import {
   CONFIG_HASH_ANNOTATION,
   CREDENTIALS_HASH_ANNOTATION,
   DEFAULT_STORAGE,
   DISTRIBUTION_PORT,
+  FRONT_LOG_PORT,
+  FRONT_METRICS_PORT,
   REGISTRY_DEBUG_PORT,
   REGISTRY_PORT,
 } from '../api/names.js';
-import { credentialHelperScript } from './assets.js';
+import { credentialHelperScript, frontMetricsProgram } from './assets.js';
 import {
   CREDENTIAL_HELPER_FILE,
   CREDENTIALS_DIR,
@@ -32,7 +39,7 @@ import {
   quantityBytes,
   renderFrontConfig,
 } from './front.js';
-import { FRONT_IMAGE, REGISTRY_IMAGE } from './images.js';
+import { FRONT_IMAGE, FRONT_METRICS_IMAGE, REGISTRY_IMAGE } from './images.js';
 import { k8s } from './k8s.js';
 import type { MirrorParts } from './parts.js';
 import { configHash, quantities, quantity, RESTRICTED_CONTAINER, RUNTIME_DEFAULT_SECCOMP } from './pod.js';
@@ -70,6 +77,7 @@ export class MirrorCache {
         credentials,
       }),
       [FRONT_CONFIG_FILE]: renderFrontConfig({ mirrorName: parts.mirrorName, sizing }),
+      [FRONT_METRICS_PROGRAM]: frontMetricsProgram(),
     };
     if (credentials) data[CREDENTIAL_HELPER_FILE] = credentialHelperScript();
     this.config = new k8s.KubeConfigMap(scope, 'CacheConfig', {
@@ -86,6 +94,11 @@ export class MirrorCache {
         ports: [
           { name: 'http', port: REGISTRY_PORT, targetPort: k8s.IntOrString.fromString('http') },
           { name: 'metrics', port: REGISTRY_DEBUG_PORT, targetPort: k8s.IntOrString.fromString('metrics') },
+          {
+            name: 'front-metrics',
+            port: FRONT_METRICS_PORT,
+            targetPort: k8s.IntOrString.fromString('front-metrics'),
+          },
         ],
       },
     });
@@ -205,6 +218,30 @@ export class MirrorCache {
                   ...(credentials ? [{ name: 'credentials', mountPath: CREDENTIALS_DIR, readOnly: true }] : []),
                 ],
               },
+              {
+                // No probes: a failing check of metrics alone must not take the cache out of the Service.
+                name: 'front-metrics',
+                image: withRegistry(FRONT_METRICS_IMAGE, spec.imageRegistry),
+                args: [
+                  '--progs',
+                  FRONT_METRICS_PROGRAM_DIR,
+                  // the pod's loopback only: nothing outside the pod can feed it lines
+                  '--logs',
+                  `udp://127.0.0.1:${FRONT_LOG_PORT}`,
+                  '--port',
+                  String(FRONT_METRICS_PORT),
+                  '--logtostderr',
+                  '--emit_prog_label=false',
+                  '--http_debugging_endpoint=false',
+                ],
+                ports: [{ name: 'front-metrics', containerPort: FRONT_METRICS_PORT }],
+                resources: {
+                  requests: quantities({ cpu: '10m', memory: '16Mi' }),
+                  limits: quantities({ memory: '64Mi' }),
+                },
+                securityContext: RESTRICTED_CONTAINER,
+                volumeMounts: [{ name: 'front-metrics-program', mountPath: FRONT_METRICS_PROGRAM_DIR, readOnly: true }],
+              },
             ],
             volumes: [
               {
@@ -222,6 +259,13 @@ export class MirrorCache {
               {
                 name: 'front-config',
                 configMap: { name: this.config.name, items: [{ key: FRONT_CONFIG_FILE, path: FRONT_CONFIG_FILE }] },
+              },
+              {
+                name: 'front-metrics-program',
+                configMap: {
+                  name: this.config.name,
+                  items: [{ key: FRONT_METRICS_PROGRAM, path: FRONT_METRICS_PROGRAM }],
+                },
               },
               { name: 'tmp', emptyDir: {} },
               { name: 'front-tmp', emptyDir: {} },

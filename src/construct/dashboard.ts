@@ -4,7 +4,7 @@
  * dashboard defines itself (type `datasource`), so it resolves in any Grafana without an
  * import step: a panel that names `${DS_PROMETHEUS}` without defining it shows nothing.
  */
-import { CACHE_JOB } from './monitoring-rules.js';
+import { CACHE_JOB, FRONT_JOB } from './monitoring-rules.js';
 
 export interface DashboardPanel {
   readonly title: string;
@@ -17,6 +17,7 @@ export interface DashboardPanel {
 }
 
 const sel = `job="${CACHE_JOB}",namespace=~"$namespace",mirror=~"$mirror"`;
+const front = `job="${FRONT_JOB}",namespace=~"$namespace",mirror=~"$mirror"`;
 /** `by (namespace, mirror, ...extra)`: every panel keeps one series per mirror. */
 const by = (...extra: string[]): string => `by (${['namespace', 'mirror', ...extra].join(', ')})`;
 
@@ -25,23 +26,30 @@ export const DASHBOARD_PANELS: readonly DashboardPanel[] = [
     title: 'Cache hit ratio',
     unit: 'percentunit',
     description:
-      'Share of the requests reaching Distribution served from its storage, by kind. Repeated digest requests the front (nginx) serves from its own cache never reach Distribution, so the blob ratio is a lower bound; the manifest ratio is exact.',
+      'Blobs: the share of blob requests answered without fetching from the upstream, by the front (nginx) from its cache or by Distribution from its storage. Manifests: the share of manifest requests reaching Distribution it served from its storage (tags always reach it).',
     targets: [
       {
         expr:
-          `sum ${by('type')} (rate(registry_proxy_hits_total{${sel}}[$__rate_interval])) ` +
-          `/ sum ${by('type')} (rate(registry_proxy_requests_total{${sel}}[$__rate_interval]))`,
-        legend: '{{mirror}} {{type}}',
+          `1 - (sum ${by()} (rate(registry_proxy_requests_total{${sel},type="blob"}[$__rate_interval])) ` +
+          `- sum ${by()} (rate(registry_proxy_hits_total{${sel},type="blob"}[$__rate_interval]))) ` +
+          `/ sum ${by()} (rate(registry_mirror_front_requests_total{${front},kind="blob",code=~"2.."}[$__rate_interval]))`,
+        legend: '{{mirror}} blob',
+      },
+      {
+        expr:
+          `sum ${by()} (rate(registry_proxy_hits_total{${sel},type="manifest"}[$__rate_interval])) ` +
+          `/ sum ${by()} (rate(registry_proxy_requests_total{${sel},type="manifest"}[$__rate_interval]))`,
+        legend: '{{mirror}} manifest',
       },
     ],
   },
   {
     title: 'Bytes served vs fetched upstream',
     unit: 'Bps',
-    description: 'What the cache sent to nodes against what it pulled from the upstream.',
+    description: 'What the front sent to nodes against what Distribution pulled from the upstream.',
     targets: [
       {
-        expr: `sum ${by()} (rate(registry_proxy_pushed_bytes_total{${sel}}[$__rate_interval]))`,
+        expr: `sum ${by()} (rate(registry_mirror_front_sent_bytes_total{${front}}[$__rate_interval]))`,
         legend: '{{mirror}} served',
       },
       {
@@ -51,12 +59,25 @@ export const DASHBOARD_PANELS: readonly DashboardPanel[] = [
     ],
   },
   {
-    title: 'Requests by status',
+    title: 'Front cache (nginx)',
     unit: 'reqps',
-    description: 'HTTP requests the cache answered, by status code.',
+    description:
+      "Requests for digests (blobs, manifests by digest) by how the front's cache answered: HIT from its cache, MISS fetched through Distribution (one request per digest however many nodes wait for it), EXPIRED, STALE, UPDATING.",
     targets: [
       {
-        expr: `sum ${by('code')} (rate(registry_http_requests_total{${sel}}[$__rate_interval]))`,
+        expr: `sum ${by('kind', 'cache')} (rate(registry_mirror_front_requests_total{${front},cache!="NONE"}[$__rate_interval]))`,
+        legend: '{{mirror}} {{kind}} {{cache}}',
+      },
+    ],
+  },
+  {
+    title: 'Requests by status',
+    unit: 'reqps',
+    description:
+      'HTTP requests the front answered to nodes, by status code. A 404 is either an image the upstream does not have or a fallback: the front answers 404 when Distribution fails, so nodes pull from the upstream.',
+    targets: [
+      {
+        expr: `sum ${by('code')} (rate(registry_mirror_front_requests_total{${front}}[$__rate_interval]))`,
         legend: '{{mirror}} {{code}}',
       },
     ],
@@ -64,7 +85,8 @@ export const DASHBOARD_PANELS: readonly DashboardPanel[] = [
   {
     title: 'Errors (5xx)',
     unit: 'percentunit',
-    description: 'Share of requests that failed on the cache side: upstream unreachable or refused, or storage errors.',
+    description:
+      'Share of the requests reaching Distribution that failed (upstream unreachable or refused, storage errors). Nodes saw a 404 for these and pulled from the upstream.',
     targets: [
       {
         expr:

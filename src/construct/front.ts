@@ -12,9 +12,12 @@
  * - A refusal or failure behind the front (Distribution down, 5xx, the upstream's 401/403/429
  *   passed through) becomes a 404: every node client (containerd 1.6 and 2.x, CRI-O) then
  *   tries the next host, the upstream itself.
+ * - Each request is also logged, in a short fixed format, as a syslog datagram to mtail on the
+ *   pod's loopback (assets/front.mtail): the front's own hits, misses and bytes as metrics.
+ *   UDP keeps nginx independent of mtail: nothing to open at start, nothing to block on.
  */
 
-import { DISTRIBUTION_PORT, REGISTRY_PORT } from '../api/names.js';
+import { DISTRIBUTION_PORT, FRONT_LOG_PORT, REGISTRY_PORT } from '../api/names.js';
 import { REGISTRY_STORAGE_PATH } from './distribution-config.js';
 
 /** Where the front's config is mounted, and its cache on the shared volume. */
@@ -112,6 +115,18 @@ events {
 http {
   log_format registry escape=json '{"time":"$time_iso8601","remote":"$remote_addr","method":"$request_method","uri":"$uri","status":$status,"bytes":$body_bytes_sent,"cache":"$upstream_cache_status","upstream_status":"$upstream_status","seconds":$request_time,"user_agent":"$http_user_agent"}';
   access_log /dev/stdout registry;
+  # For metrics (mtail, assets/front.mtail): what was asked for, and whether the front's cache had it.
+  map $uri $front_kind {
+    "~^/v2/.+/blobs/sha256:" blob;
+    "~^/v2/.+/manifests/" manifest;
+    default other;
+  }
+  map $upstream_cache_status $front_cache {
+    "" NONE;
+    default $upstream_cache_status;
+  }
+  log_format metrics escape=none '$front_kind $front_cache $status $body_bytes_sent\\n';
+  access_log syslog:server=127.0.0.1:${FRONT_LOG_PORT},tag=front,nohostname metrics;
   # A read-only root filesystem: every path nginx writes is on the scratch volume.
   client_body_temp_path ${tmp}/client_temp;
   proxy_temp_path ${tmp}/proxy_temp;

@@ -4,12 +4,14 @@
  * exactly these rules into a real Prometheus and run exactly these queries.
  *
  * Every series the rules read carries `namespace` and `mirror` labels: the PodMonitors set
- * `job` to CACHE_JOB / CONTROLLER_JOB and copy the pod's `mirror` label onto the target.
+ * `job` to CACHE_JOB / FRONT_JOB / CONTROLLER_JOB and copy the pod's `mirror` label onto the target.
  */
 import { COMPONENT_LABEL, CONTROLLER_NAME, MIRROR_APP_NAME, MIRROR_LABEL, NAME_LABEL, PROJECT } from '../api/names.js';
 
 /** `job` of every cache replica's /metrics (Distribution's debug port). */
 export const CACHE_JOB = MIRROR_APP_NAME;
+/** `job` of every cache replica's front metrics (mtail, from the front's access log). */
+export const FRONT_JOB = `${MIRROR_APP_NAME}-front`;
 /** `job` of the controller's /metrics. */
 export const CONTROLLER_JOB = CONTROLLER_NAME;
 /** The label Grafana's dashboard sidecar looks for (kube-prometheus-stack's default). */

@@ -23,6 +23,7 @@ import {
   CACHE_JOB,
   CONTROLLER_ALERTS,
   CONTROLLER_JOB,
+  FRONT_JOB,
   GRAFANA_DASHBOARD_LABEL,
   MIRROR_ALERTS,
   ruleGroups,
@@ -40,7 +41,9 @@ export interface MirrorPodMonitorProps {
 
 /**
  * Scrapes every cache replica of one mirror on its `metrics` port (Distribution's debug
- * server), with `job` set to `registry-mirror` and the pod's `mirror` label on every series.
+ * server, `job` registry-mirror) and its `front-metrics` port (mtail, `job`
+ * registry-mirror-front), with the pod's `mirror` label on every series. Two jobs, so
+ * `up{job="registry-mirror"}` is Distribution's alone.
  */
 export class MirrorPodMonitor extends Construct {
   public readonly podMonitor: ApiObject;
@@ -62,7 +65,7 @@ export class MirrorPodMonitor extends Construct {
       spec: {
         selector: { matchLabels: { [MIRROR_LABEL]: props.name, [COMPONENT_LABEL]: 'cache' } },
         podTargetLabels: [MIRROR_LABEL],
-        podMetricsEndpoints: [endpoint('metrics', CACHE_JOB)],
+        podMetricsEndpoints: [endpoint('metrics', CACHE_JOB), endpoint('front-metrics', FRONT_JOB)],
       },
     });
   }

@@ -76,7 +76,7 @@ describe('RegistryMirror construct', () => {
   it('runs anonymously, without the helper or a Secret volume, when no credentialsSecret is set', () => {
     const objs = synth({ upstreamUrl: 'quay.io' });
     const cm = find(objs, 'ConfigMap', 'registry-mirror-quay-config').data!;
-    expect(Object.keys(cm).sort()).toEqual(['config.yml', 'nginx.conf']);
+    expect(Object.keys(cm).sort()).toEqual(['config.yml', 'front.mtail', 'nginx.conf']);
     expect(cm['config.yml']).not.toContain('exec');
     expect(JSON.stringify(podSpec(find(objs, 'StatefulSet', 'registry-mirror-quay')))).not.toContain('secret');
   });
@@ -84,7 +84,7 @@ describe('RegistryMirror construct', () => {
   it('puts the front on the port nodes pull from, Distribution behind it on loopback', () => {
     const objs = synth({ upstreamUrl: 'quay.io' });
     const sts = find(objs, 'StatefulSet', 'registry-mirror-quay');
-    expect(podSpec(sts).containers.map((c: { name: string }) => c.name)).toEqual(['front', 'registry']);
+    expect(podSpec(sts).containers.map((c: { name: string }) => c.name)).toEqual(['front', 'registry', 'front-metrics']);
     const front = container(sts, 'front');
     expect(front.image).toBe(FRONT_IMAGE);
     expect(front.ports).toEqual([{ name: 'http', containerPort: 5000 }]);
@@ -95,8 +95,8 @@ describe('RegistryMirror construct', () => {
     expect(find(objs, 'Service', 'registry-mirror-quay').spec.ports).toEqual([
       { name: 'http', port: 5000, targetPort: 'http' },
     ]);
-    // both containers share the cache volume
-    for (const c of podSpec(sts).containers)
+    // the front and Distribution share the cache volume
+    for (const c of podSpec(sts).containers.filter((x: { name: string }) => x.name !== 'front-metrics'))
       expect(c.volumeMounts).toContainEqual({ name: 'cache', mountPath: '/var/lib/registry' });
   });
 

@@ -6,7 +6,8 @@
 //
 // What the test supplies in place of the Prometheus Operator: static scrape targets carrying
 // the labels the PodMonitors give (job from their relabeling, namespace, pod, and the pod's
-// `mirror` label through podTargetLabels). Alerts fed by kube-state-metrics or the kubelet
+// `mirror` label through podTargetLabels): Distribution's metrics, and the front's from mtail
+// running the synthesized program with the front's access log. Alerts fed by kube-state-metrics or the kubelet
 // (node agent readiness, volume usage) have no source here; `promtool test rules` checks them
 // on synthetic series below, and their queries are checked for syntax by Prometheus itself.
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -22,6 +23,7 @@ import {
   CACHE_JOB,
   CONTROLLER_ALERTS,
   CONTROLLER_JOB,
+  FRONT_JOB,
   MIRROR_ALERTS,
   ruleGroups,
 } from '../../src/construct/monitoring-rules.js';
@@ -117,6 +119,15 @@ describe('monitoring: rules and dashboard against a real Prometheus', () => {
           targets: [
             {
               address: mirror.distribution.debugUrl.replace('http://', ''),
+              labels: { namespace: NAMESPACE, pod: `registry-mirror-${NAME}-0`, mirror: NAME },
+            },
+          ],
+        },
+        {
+          job: FRONT_JOB,
+          targets: [
+            {
+              address: mirror.frontMetrics!.url.replace('http://', '').replace('/metrics', ''),
               labels: { namespace: NAMESPACE, pod: `registry-mirror-${NAME}-0`, mirror: NAME },
             },
           ],
@@ -303,6 +314,27 @@ describe('monitoring: rules and dashboard against a real Prometheus', () => {
     await waitFor('the error ratio to count the failed requests', async () =>
       Number((await prometheus.query(errorRule.measure))[0]?.value[1]) > 0 ? true : undefined,
     );
+  });
+
+  it("the front's metrics count what nodes got from the front's own cache", async () => {
+    // 3 images x 3 pulls: each blob is fetched through Distribution once, then served by nginx
+    const front = await waitFor('blob HITs of the front', async () => {
+      const byCache = Object.fromEntries(
+        (
+          await prometheus.query(
+            `sum by (cache) (registry_mirror_front_requests_total{job="${FRONT_JOB}",mirror="${NAME}",kind="blob",code="200"})`,
+          )
+        ).map((s) => [s.metric.cache, Number(s.value[1])]),
+      );
+      return byCache.HIT >= 6 ? byCache : undefined;
+    });
+    expect(front.MISS).toBeGreaterThanOrEqual(3);
+    // what nginx sent covers the blobs it served from its cache, which Distribution never saw
+    const sent = await prometheus.query(
+      `sum(registry_mirror_front_sent_bytes_total{job="${FRONT_JOB}",mirror="${NAME}",kind="blob",cache="HIT"})`,
+    );
+    // at least the two warm pulls of both layers of the three images
+    expect(Number(sent[0].value[1])).toBeGreaterThanOrEqual(3 * 2 * (4096 + 64 * 1024));
   });
 
   it("every controller alert's measure returns a series; the Stalled mirror is named", async () => {

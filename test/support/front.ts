@@ -6,6 +6,7 @@
 //   server 127.0.0.1:5002  -> Distribution's test port
 //   /var/lib/registry      -> the test's cache volume (shared with Distribution, as in the pod)
 //   /tmp/                  -> the test's scratch dir
+//   syslog:server=127.0.0.1:5514 -> the test's front-metrics (mtail) UDP port
 // It runs as the pod's runAsUser/runAsGroup, with stdout (its JSON access log) going to a file.
 // The readiness probe is the StatefulSet's exec command, run with `sh` with the same paths.
 import { type ChildProcess, execFile } from 'node:child_process';
@@ -23,6 +24,7 @@ const execFileAsync = promisify(execFile);
 const LISTEN = 'listen 5000;';
 const DISTRIBUTION = 'server 127.0.0.1:5002;';
 const VOLUME = '/var/lib/registry';
+const METRICS_LOG = 'syslog:server=127.0.0.1:5514,';
 
 /** One line of the front's access log (the `registry` log_format). */
 export interface FrontLogLine {
@@ -47,6 +49,8 @@ export interface FrontOptions {
   readonly distributionPort: number;
   /** @default - a free port */
   readonly port?: number;
+  /** Where nginx sends its metrics log (the front-metrics UDP port). @default - a free port nothing listens on */
+  readonly metricsLogPort?: number;
 }
 
 /** `dir`'s parents below the temp dir (the ones a test made). */
@@ -55,6 +59,14 @@ function ancestors(dir: string): string[] {
   const root = tmpdir();
   for (let d = dirname(dir); d.startsWith(root + '/'); d = dirname(d)) out.push(d);
   return out;
+}
+
+/** mkdtemp makes 0700 dirs: let the pod's user through (search only) down to `dirs`. */
+export async function letThrough(dirs: readonly string[]): Promise<void> {
+  for (const d of new Set(dirs.flatMap(ancestors))) {
+    const mode = (await stat(d)).mode;
+    if ((mode & 0o001) === 0) await chmod(d, (mode & 0o777) | 0o001);
+  }
 }
 
 function replaceOnce(text: string, from: string, to: string, what: string): string {
@@ -123,17 +135,15 @@ export class FrontProcess {
     let conf = configMapData(opts.objects, `registry-mirror-${opts.name}-config`, 'nginx.conf');
     conf = replaceOnce(conf, LISTEN, `listen 127.0.0.1:${port};`, 'nginx.conf');
     conf = replaceOnce(conf, DISTRIBUTION, `server 127.0.0.1:${opts.distributionPort};`, 'nginx.conf');
+    const logPort = opts.metricsLogPort ?? (await reservePort());
+    conf = replaceOnce(conf, METRICS_LOG, `syslog:server=127.0.0.1:${logPort},`, 'nginx.conf');
     conf = conf.replaceAll(' /tmp/', ` ${join(opts.dir, 'tmp')}/`).replaceAll(` ${VOLUME}/`, ` ${opts.volume}/`);
     const tmp = join(opts.dir, 'tmp');
     for (const d of [opts.dir, tmp, opts.volume]) {
       await mkdir(d, { recursive: true });
       await chown(d, user.uid, user.gid);
     }
-    // mkdtemp makes 0700 dirs: let the pod's user through (search only) down to its own dirs.
-    for (const d of new Set([...ancestors(opts.dir), ...ancestors(opts.volume)])) {
-      const mode = (await stat(d)).mode;
-      if ((mode & 0o001) === 0) await chmod(d, (mode & 0o777) | 0o001);
-    }
+    await letThrough([opts.dir, opts.volume]);
     const configPath = join(opts.dir, 'nginx.conf');
     await writeFile(configPath, conf);
     const front = new FrontProcess(opts, port, configPath, user);

@@ -16,6 +16,7 @@ import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
 
 import { FrontProcess } from './front.js';
+import { FrontMetrics } from './front-metrics.js';
 import { reservePort } from './ports.js';
 import { spawnTracked } from './processes.js';
 import { StopWaiting, waitFor } from './wait.js';
@@ -599,7 +600,7 @@ export interface SynthesizedMirrorOptions {
   readonly upstreamCaFile?: string;
   /** The front's port. @default - a free port */
   readonly port?: number;
-  /** Run the front (nginx) before Distribution, as the pod does. @default true */
+  /** Run the front (nginx, and mtail for its metrics) before Distribution, as the pod does. @default true */
   readonly front?: boolean;
 }
 
@@ -628,6 +629,8 @@ export class SynthesizedMirror {
     readonly distribution: RegistryProcess,
     /** The front nodes pull from; undefined with `front: false`. */
     readonly front: FrontProcess | undefined,
+    /** The front's metrics (mtail); undefined with `front: false`. */
+    readonly frontMetrics: FrontMetrics | undefined,
   ) {}
 
   static async start(opts: SynthesizedMirrorOptions): Promise<SynthesizedMirror> {
@@ -641,18 +644,22 @@ export class SynthesizedMirror {
       env: await mirrorEnv(opts),
       name: `mirror ${opts.name}`,
     });
-    const front =
-      opts.front === false
-        ? undefined
-        : await FrontProcess.start({
-            objects: opts.objects,
-            name: opts.name,
-            dir: join(opts.dir, 'front'),
-            volume: join(distDir, 'data'),
-            distributionPort: distribution.port,
-            port: opts.port,
-          });
-    return new SynthesizedMirror(opts, distribution, front);
+    if (opts.front === false) return new SynthesizedMirror(opts, distribution, undefined, undefined);
+    const frontMetrics = await FrontMetrics.start({
+      objects: opts.objects,
+      name: opts.name,
+      dir: join(opts.dir, 'front-metrics'),
+    });
+    const front = await FrontProcess.start({
+      objects: opts.objects,
+      name: opts.name,
+      dir: join(opts.dir, 'front'),
+      volume: join(distDir, 'data'),
+      distributionPort: distribution.port,
+      port: opts.port,
+      metricsLogPort: frontMetrics.logPort,
+    });
+    return new SynthesizedMirror(opts, distribution, front, frontMetrics);
   }
 
   /** What nodes talk to: the front, or Distribution itself without one. */
@@ -673,6 +680,7 @@ export class SynthesizedMirror {
 
   async stop(): Promise<void> {
     await this.front?.stop();
+    await this.frontMetrics?.stop();
     await this.distribution.stop();
   }
 
@@ -680,11 +688,13 @@ export class SynthesizedMirror {
   async restart(): Promise<void> {
     await this.stop();
     await this.distribution.restart({ env: await mirrorEnv(this.opts) });
+    await this.frontMetrics?.restart();
     await this.front?.restart();
   }
 
   async dispose(): Promise<void> {
     await this.front?.stop();
+    await this.frontMetrics?.stop();
     await this.distribution.dispose();
   }
 }

@@ -21,6 +21,7 @@ export type ToolName =
   | 'helm'
   | 'cri-pull'
   | 'kustomize'
+  | 'mtail'
   | 'prometheus-operator-crds';
 
 export type ModuleName =
@@ -32,6 +33,7 @@ export type ModuleName =
   | 'helm'
   | 'cri-pull'
   | 'kustomize'
+  | 'mtail'
   | 'prometheus-operator';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -54,6 +56,7 @@ const modules: Record<ToolName, { module: ModuleName; pinned: string; file?: str
   // a CRI client of our own (tools/cri-pull), named by the CRI API version it speaks
   'cri-pull': { module: 'cri-pull', pinned: 'k8s.io/cri-api' },
   kustomize: { module: 'kustomize', pinned: 'sigs.k8s.io/kustomize/kustomize/v5' },
+  mtail: { module: 'mtail', pinned: 'github.com/google/mtail' },
   // a directory of CRD manifests copied from the operator's module, nothing compiled
   'prometheus-operator-crds': {
     module: 'prometheus-operator',
