@@ -84,7 +84,11 @@ describe('RegistryMirror construct', () => {
   it('puts the front on the port nodes pull from, Distribution behind it on loopback', () => {
     const objs = synth({ upstreamUrl: 'quay.io' });
     const sts = find(objs, 'StatefulSet', 'registry-mirror-quay');
-    expect(podSpec(sts).containers.map((c: { name: string }) => c.name)).toEqual(['front', 'registry', 'front-metrics']);
+    expect(podSpec(sts).containers.map((c: { name: string }) => c.name)).toEqual([
+      'front',
+      'registry',
+      'front-metrics',
+    ]);
     const front = container(sts, 'front');
     expect(front.image).toBe(FRONT_IMAGE);
     expect(front.ports).toEqual([{ name: 'http', containerPort: 5000 }]);
