@@ -21,7 +21,8 @@ export type ToolName =
   | 'helm'
   | 'cri-pull'
   | 'kustomize'
-  | 'prometheus-operator-crds';
+  | 'prometheus-operator-crds'
+  | 'kube-state-metrics';
 
 export type ModuleName =
   | 'kube'
@@ -32,7 +33,8 @@ export type ModuleName =
   | 'helm'
   | 'cri-pull'
   | 'kustomize'
-  | 'prometheus-operator';
+  | 'prometheus-operator'
+  | 'kube-state-metrics';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -60,6 +62,7 @@ const modules: Record<ToolName, { module: ModuleName; pinned: string; file?: str
     pinned: 'github.com/prometheus-operator/prometheus-operator',
     file: 'crds',
   },
+  'kube-state-metrics': { module: 'kube-state-metrics', pinned: 'k8s.io/kube-state-metrics/v2' },
 };
 
 /** One build per module per process; tools/build.sh serialises builds across processes. */
