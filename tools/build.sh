@@ -16,6 +16,8 @@
 #   prometheus-operator
 #                crds/: the operator's CRDs, copied from its module, nothing compiled
 #                                                          (github.com/prometheus-operator/prometheus-operator)
+#   kube-state-metrics
+#                kube-state-metrics                        (k8s.io/kube-state-metrics/v2)
 #   all          every module above: what the test suites need
 #
 # A binary name (kube-apiserver, ctr, promtool, ...) also names its module. Modules that are
@@ -32,7 +34,7 @@ set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cache="${MIRROR_SYNTH_TOOLS_DIR:-$HOME/.cache/mirror-synth/tools}"
-all_modules=(etcd kube registry containerd prometheus helm cri-pull kustomize prometheus-operator mtail)
+all_modules=(etcd kube registry containerd prometheus helm cri-pull kustomize prometheus-operator mtail kube-state-metrics)
 
 # module -> main module path whose version names the cache entry, and the packages to build
 declare -A version_of=(
@@ -46,6 +48,7 @@ declare -A version_of=(
   [kustomize]=sigs.k8s.io/kustomize/kustomize/v5
   [mtail]=github.com/google/mtail
   [prometheus-operator]=github.com/prometheus-operator/prometheus-operator
+  [kube-state-metrics]=k8s.io/kube-state-metrics/v2
 )
 declare -A packages_of=(
   [kube]="k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager"
@@ -57,6 +60,7 @@ declare -A packages_of=(
   [cri-pull]="."
   [kustomize]="sigs.k8s.io/kustomize/kustomize/v5"
   [mtail]="github.com/google/mtail/cmd/mtail"
+  [kube-state-metrics]="k8s.io/kube-state-metrics/v2"
 )
 # the binaries each module's build writes
 declare -A binaries_of=(
@@ -70,6 +74,7 @@ declare -A binaries_of=(
   [kustomize]="kustomize"
   [mtail]="mtail"
   [prometheus-operator]="crds"
+  [kube-state-metrics]="kube-state-metrics"
 )
 # Go build tags. containerd: every plugin that builds without cgo (btrfs needs cgo and drops
 # out by itself). prometheus: file and HTTP service discovery only (the tests use static and
@@ -79,7 +84,7 @@ declare -A tags_of=(
 )
 
 usage() {
-  echo "usage: tools/build.sh [-j N] kube|etcd|registry|containerd|prometheus|helm|cri-pull|kustomize|prometheus-operator|mtail|all ..." >&2
+  echo "usage: tools/build.sh [-j N] kube|etcd|registry|containerd|prometheus|helm|cri-pull|kustomize|prometheus-operator|mtail|kube-state-metrics|all ..." >&2
   exit 2
 }
 
@@ -95,6 +100,7 @@ module_for() {
     kustomize) echo kustomize ;;
     mtail) echo mtail ;;
     prometheus-operator | crds) echo prometheus-operator ;;
+    kube-state-metrics) echo kube-state-metrics ;;
     *) echo "tools/build.sh: unknown module or binary '$1'" >&2; usage ;;
   esac
 }
@@ -138,6 +144,14 @@ ldflags_for() {
       ;;
     helm)
       ldflags+=" -X helm.sh/helm/v3/internal/version.version=$version -X helm.sh/helm/v3/internal/version.gitTreeState=clean"
+      ;;
+    kube-state-metrics)
+      # as its Makefile does, with the client-go version this module resolves
+      local p=github.com/prometheus/common/version client_go
+      client_go="$(awk '$1 == "k8s.io/client-go" { print $2 }' "$here/$mod/go.mod")"
+      ldflags+=" -X $p.Version=$version -X $p.Branch=HEAD -X $p.Revision=unknown"
+      ldflags+=" -X $p.BuildUser=mirror-synth -X $p.BuildDate=19700101-00:00:00"
+      ldflags+=" -X k8s.io/kube-state-metrics/v2/pkg/app.ClientGoVersion=$client_go"
       ;;
   esac
   echo "$ldflags"
@@ -183,6 +197,7 @@ build() {
   ldflags="$(ldflags_for "$mod" "$version")"
   # a module-root main package would be named "v3" after its import path
   [[ "$mod" == etcd ]] && out="$tmp/etcd"
+  [[ "$mod" == kube-state-metrics ]] && out="$tmp/kube-state-metrics"
   if [[ "$mod" == prometheus-operator ]]; then
     # files, not a build: the CRDs as the operator's release ships them
     (cd "$dir" && src="$(go mod download -json "${version_of[$mod]}" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')" &&

@@ -7,13 +7,17 @@
 // What the test supplies in place of the Prometheus Operator: static scrape targets carrying
 // the labels the PodMonitors give (job from their relabeling, namespace, pod, and the pod's
 // `mirror` label through podTargetLabels): Distribution's metrics, and the front's from mtail
-// running the synthesized program with the front's access log. Alerts fed by kube-state-metrics or the kubelet
-// (node agent readiness, volume usage) have no source here; `promtool test rules` checks them
-// on synthetic series below, and their queries are checked for syntax by Prometheus itself.
+// running the synthesized program with the front's access log. The node-agent alert reads a
+// real kube-state-metrics watching the mirror's synthesized objects, applied to the test API
+// server; with no kubelet and no DaemonSet controller there, simulateReadyWorkloads reports the
+// workloads' pods ready and the test patches the DaemonSet's status to lose a node. Alerts fed
+// by the kubelet (volume usage) have no source here; `promtool test rules` checks them on
+// synthetic series below, and their queries are checked for syntax by Prometheus itself.
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
+import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { stringify } from 'yaml';
 
@@ -32,6 +36,7 @@ import { synthesizeMirror } from '../../src/index.js';
 import { clients, createMirror, getMirror, installCrd, waitUntil } from '../support/cluster.js';
 import { type ControlPlane, startControlPlane } from '../support/control-plane.js';
 import { buildImage, RegistryClient } from '../support/images.js';
+import { type KubeStateMetrics, startKubeStateMetrics } from '../support/kube-state-metrics.js';
 import { Prometheus, promtool, type Sample } from '../support/prometheus.js';
 import {
   type ManifestObject,
@@ -41,6 +46,7 @@ import {
   type Upstream,
   waitFor,
 } from '../support/registry.js';
+import { simulateReadyWorkloads } from '../support/workload-status.js';
 
 const NAME = 'metrics';
 const NAMESPACE = 'test';
@@ -48,8 +54,12 @@ const SECRET = 'upstream-creds';
 const USER = 'mirror-bot';
 const PASSWORD = 'Pa55word-for-metrics';
 
+/** The sources of series, besides mirror-synth's own pods, that this test runs for real. */
+const RUN_HERE: ReadonlySet<AlertRule['source']> = new Set(['kube-state-metrics']);
 /** What the test stands in for: a rule's measure needs a source this test does not run. */
-const external = (r: AlertRule): boolean => r.source !== undefined;
+const external = (r: AlertRule): boolean => r.source !== undefined && !RUN_HERE.has(r.source);
+/** The `job` of the kube-state-metrics scrape (kube-prometheus-stack's). */
+const KSM_JOB = 'kube-state-metrics';
 
 /** A dashboard query as Grafana sends it with "All" selected and a 1-minute rate interval. */
 function grafanaQuery(expr: string): string {
@@ -64,7 +74,10 @@ describe('monitoring: rules and dashboard against a real Prometheus', () => {
   let objects: ManifestObject[];
   let controlPlane: ControlPlane;
   let controller: RunningController;
+  let ksm: KubeStateMetrics;
+  let stopSimulating: (() => Promise<void>) | undefined;
   const stalled = 'stalled-mirror';
+  const nodeAgent = `registry-mirror-${NAME}`;
 
   beforeAll(async () => {
     const binary = inject('registryBinary');
@@ -92,6 +105,18 @@ describe('monitoring: rules and dashboard against a real Prometheus', () => {
     const c = clients(controlPlane.kubeconfigPath);
     await installCrd(c);
     await c.core.createNamespace({ body: { metadata: { name: NAMESPACE } } });
+    // the mirror's synthesized objects, as GitOps would apply them, reported ready (no kubelet
+    // runs); kube-state-metrics turns their status into the series the node-agent alert reads
+    for (const o of objects) {
+      await c.objects.patch(o, undefined, undefined, 'mirror-synth-test', true, PatchStrategy.ServerSideApply);
+    }
+    stopSimulating = simulateReadyWorkloads(c.kc, NAMESPACE);
+    ksm = await startKubeStateMetrics({
+      dir: join(dir, 'kube-state-metrics'),
+      kubeconfigPath: controlPlane.kubeconfigPath,
+      resources: ['daemonsets'],
+      namespaces: [NAMESPACE],
+    });
     controller = await startController({
       kubeConfig: c.kc,
       namespace: NAMESPACE,
@@ -109,8 +134,11 @@ describe('monitoring: rules and dashboard against a real Prometheus', () => {
       `${stalled} to be Stalled`,
     );
 
-    // the mirror-down alert as written, and a copy without `for` so the test need not wait 5 minutes
-    const down = MIRROR_ALERTS.find((r) => r.alert === 'RegistryMirrorDown')!;
+    // the mirror-down and node-agent alerts as written, and copies without `for` so the test
+    // need not wait 5 or 15 minutes
+    const fast = ['RegistryMirrorDown', 'RegistryMirrorNodeAgentMissing'].map((name) =>
+      MIRROR_ALERTS.find((r) => r.alert === name)!,
+    );
     prometheus = await Prometheus.start({
       dir: join(dir, 'prometheus'),
       jobs: [
@@ -141,6 +169,7 @@ describe('monitoring: rules and dashboard against a real Prometheus', () => {
             },
           ],
         },
+        { job: KSM_JOB, honorLabels: true, targets: [{ address: ksm.address, labels: {} }] },
       ],
       rules: {
         'mirror-synth.yml': ruleGroups({ 'registry-mirror': MIRROR_ALERTS, [CONTROLLER_JOB]: CONTROLLER_ALERTS }),
@@ -148,13 +177,11 @@ describe('monitoring: rules and dashboard against a real Prometheus', () => {
           groups: [
             {
               name: 'fast',
-              rules: [
-                {
-                  alert: down.alert,
-                  expr: `${down.measure} ${down.condition}`,
-                  labels: { severity: down.severity, copy: 'without-for' },
-                },
-              ],
+              rules: fast.map((r) => ({
+                alert: r.alert,
+                expr: `${r.measure} ${r.condition}`,
+                labels: { severity: r.severity, copy: 'without-for' },
+              })),
             },
           ],
         },
@@ -201,6 +228,8 @@ describe('monitoring: rules and dashboard against a real Prometheus', () => {
 
   afterAll(async () => {
     await prometheus?.stop();
+    await ksm?.stop();
+    await stopSimulating?.();
     await controller?.stop();
     await controlPlane?.stop();
     await mirror?.dispose();
@@ -353,10 +382,57 @@ describe('monitoring: rules and dashboard against a real Prometheus', () => {
     expect(firingNow.map((s) => s.metric.mirror)).toEqual([stalled]);
   });
 
-  it('queries fed by kube-state-metrics or the kubelet are valid PromQL', async () => {
+  it('queries fed by the kubelet are valid PromQL', async () => {
     for (const rule of [...MIRROR_ALERTS, ...CONTROLLER_ALERTS].filter(external)) {
       await expect(prometheus.query(`${rule.measure} ${rule.condition}`)).resolves.toBeInstanceOf(Array);
     }
+  });
+
+  it('"node agent missing" measures 0 while every node runs it, fires when a node loses it', async () => {
+    const rule = MIRROR_ALERTS.find((r) => r.alert === 'RegistryMirrorNodeAgentMissing')!;
+    const ours = (samples: Sample[]) =>
+      samples.find((s) => s.metric.mirror === NAME && s.metric.namespace === NAMESPACE);
+    // once the DaemonSet's status says two nodes (an empty status, 0 - 0, would measure 0 too)
+    const desired = `kube_daemonset_status_desired_number_scheduled{namespace="${NAMESPACE}",daemonset="${nodeAgent}"}`;
+    await waitFor(
+      `kube-state-metrics to report ${nodeAgent} on two nodes`,
+      async () => (await prometheus.query(`${desired} == 2`))[0],
+    );
+    const healthy = ours(await prometheus.query(rule.measure));
+    expect(healthy?.value[1]).toBe('0');
+    expect(ours(await prometheus.query(`${rule.measure} ${rule.condition}`))).toBeUndefined();
+
+    // what the DaemonSet controller reports when one of two nodes has no ready agent pod (the
+    // simulator leaves a status for the current generation alone)
+    const apps = clients(controlPlane.kubeconfigPath).apps;
+    const ds = await apps.readNamespacedDaemonSet({ name: nodeAgent, namespace: NAMESPACE });
+    expect(ds.status).toMatchObject({ desiredNumberScheduled: 2, numberReady: 2 });
+    await apps.patchNamespacedDaemonSetStatus(
+      {
+        name: nodeAgent,
+        namespace: NAMESPACE,
+        body: { status: { numberReady: 1, numberAvailable: 1, numberUnavailable: 1 } },
+      },
+      setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+    );
+
+    const asWritten = await waitFor(
+      `${rule.alert} to fire (and, as written, to wait its for: ${rule.for})`,
+      async () => {
+        const all = (await prometheus.alerts()).filter((a) => a.labels.alertname === rule.alert);
+        const fastCopy = all.find((a) => a.labels.copy === 'without-for' && a.labels.mirror === NAME);
+        const written = all.find((a) => !a.labels.copy && a.labels.mirror === NAME);
+        return fastCopy?.state === 'firing' && written ? written : undefined;
+      },
+    );
+    expect(asWritten).toMatchObject({
+      state: 'pending',
+      labels: { mirror: NAME, namespace: NAMESPACE, daemonset: nodeAgent, severity: 'warning' },
+    });
+    expect(asWritten.annotations.description).toContain(`1 node(s) have no ready node agent of mirror ${NAME}`);
+    // only the mirror that lost a node
+    const firing = await prometheus.query(`${rule.measure} ${rule.condition}`);
+    expect(firing.map((s) => s.metric.mirror)).toEqual([NAME]);
   });
 
   it('every dashboard query returns a series for the mirror, through the datasource variable', async () => {

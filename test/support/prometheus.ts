@@ -21,6 +21,11 @@ export interface ScrapeJob {
   readonly targets: readonly { readonly address: string; readonly labels: Readonly<Record<string, string>> }[];
   /** @default '/metrics' */
   readonly path?: string;
+  /**
+   * On a clash keep the labels the target exposes over the scrape's (kube-state-metrics' object
+   * `namespace`), as kube-prometheus-stack's ServiceMonitor for it does. @default false
+   */
+  readonly honorLabels?: boolean;
 }
 
 export interface PrometheusOptions {
@@ -73,6 +78,7 @@ export class Prometheus {
       scrape_configs: opts.jobs.map((j) => ({
         job_name: j.job,
         metrics_path: j.path ?? '/metrics',
+        ...(j.honorLabels ? { honor_labels: true } : {}),
         static_configs: j.targets.map((t) => ({ targets: [t.address], labels: t.labels })),
       })),
     };

@@ -22,7 +22,8 @@ export type ToolName =
   | 'cri-pull'
   | 'kustomize'
   | 'mtail'
-  | 'prometheus-operator-crds';
+  | 'prometheus-operator-crds'
+  | 'kube-state-metrics';
 
 export type ModuleName =
   | 'kube'
@@ -34,7 +35,8 @@ export type ModuleName =
   | 'cri-pull'
   | 'kustomize'
   | 'mtail'
-  | 'prometheus-operator';
+  | 'prometheus-operator'
+  | 'kube-state-metrics';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -63,6 +65,7 @@ const modules: Record<ToolName, { module: ModuleName; pinned: string; file?: str
     pinned: 'github.com/prometheus-operator/prometheus-operator',
     file: 'crds',
   },
+  'kube-state-metrics': { module: 'kube-state-metrics', pinned: 'k8s.io/kube-state-metrics/v2' },
 };
 
 /** One build per module per process; tools/build.sh serialises builds across processes. */
