@@ -15,6 +15,8 @@
 #   prometheus-operator
 #                crds/: the operator's CRDs, copied from its module, nothing compiled
 #                                                          (github.com/prometheus-operator/prometheus-operator)
+#   node-exporter
+#                node_exporter                             (github.com/prometheus/node_exporter)
 #   all          every module above: what the test suites need
 #
 # A binary name (kube-apiserver, ctr, promtool, ...) also names its module. Modules that are
@@ -31,7 +33,7 @@ set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cache="${MIRROR_SYNTH_TOOLS_DIR:-$HOME/.cache/mirror-synth/tools}"
-all_modules=(etcd kube registry containerd prometheus helm cri-pull kustomize prometheus-operator)
+all_modules=(etcd kube registry containerd prometheus helm cri-pull kustomize prometheus-operator node-exporter)
 
 # module -> main module path whose version names the cache entry, and the packages to build
 declare -A version_of=(
@@ -44,6 +46,7 @@ declare -A version_of=(
   [cri-pull]=k8s.io/cri-api
   [kustomize]=sigs.k8s.io/kustomize/kustomize/v5
   [prometheus-operator]=github.com/prometheus-operator/prometheus-operator
+  [node-exporter]=github.com/prometheus/node_exporter
 )
 declare -A packages_of=(
   [kube]="k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager"
@@ -54,6 +57,7 @@ declare -A packages_of=(
   [helm]="helm.sh/helm/v3/cmd/helm"
   [cri-pull]="."
   [kustomize]="sigs.k8s.io/kustomize/kustomize/v5"
+  [node-exporter]="github.com/prometheus/node_exporter"
 )
 # the binaries each module's build writes
 declare -A binaries_of=(
@@ -66,6 +70,7 @@ declare -A binaries_of=(
   [cri-pull]="cri-pull"
   [kustomize]="kustomize"
   [prometheus-operator]="crds"
+  [node-exporter]="node_exporter"
 )
 # Go build tags. containerd: every plugin that builds without cgo (btrfs needs cgo and drops
 # out by itself). prometheus: file and HTTP service discovery only (the tests use static and
@@ -75,7 +80,7 @@ declare -A tags_of=(
 )
 
 usage() {
-  echo "usage: tools/build.sh [-j N] kube|etcd|registry|containerd|prometheus|helm|cri-pull|kustomize|prometheus-operator|all ..." >&2
+  echo "usage: tools/build.sh [-j N] kube|etcd|registry|containerd|prometheus|helm|cri-pull|kustomize|prometheus-operator|node-exporter|all ..." >&2
   exit 2
 }
 
@@ -90,6 +95,7 @@ module_for() {
     cri-pull) echo cri-pull ;;
     kustomize) echo kustomize ;;
     prometheus-operator | crds) echo prometheus-operator ;;
+    node-exporter | node_exporter) echo node-exporter ;;
     *) echo "tools/build.sh: unknown module or binary '$1'" >&2; usage ;;
   esac
 }
@@ -121,6 +127,11 @@ ldflags_for() {
       local p=github.com/prometheus/common/version minor
       minor="$(echo "$v" | cut -d. -f2)"
       ldflags+=" -X $p.Version=3.${minor#3}.$(echo "$v" | cut -d. -f3) -X $p.Branch=HEAD -X $p.Revision=unknown"
+      ldflags+=" -X $p.BuildUser=mirror-synth -X $p.BuildDate=19700101-00:00:00"
+      ;;
+    node-exporter)
+      local p=github.com/prometheus/common/version
+      ldflags+=" -X $p.Version=$v -X $p.Branch=HEAD -X $p.Revision=unknown"
       ldflags+=" -X $p.BuildUser=mirror-synth -X $p.BuildDate=19700101-00:00:00"
       ;;
     kustomize)

@@ -71,6 +71,12 @@ export const REGISTRY_PORT = 5000;
 export const REGISTRY_DEBUG_PORT = 5001;
 /** Distribution's registry API, on the pod's loopback only: the front is its one client. */
 export const DISTRIBUTION_PORT = 5002;
+/**
+ * The cache pod's node_exporter (the volume's size and free space): its /metrics port, on
+ * node_exporter's own default, and the port's name, which the PodMonitor scrapes.
+ */
+export const VOLUME_METRICS_PORT = 9100;
+export const VOLUME_METRICS_PORT_NAME = 'volume-metrics';
 /** The controller's /metrics (and, unless told otherwise, /healthz and /readyz). */
 export const CONTROLLER_METRICS_PORT = 8080;
 

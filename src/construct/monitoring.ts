@@ -17,6 +17,7 @@ import {
   MIRROR_LABEL,
   NAME_LABEL,
   PROJECT,
+  VOLUME_METRICS_PORT_NAME,
 } from '../api/names.js';
 import { dashboard, DASHBOARD_UID } from './dashboard.js';
 import {
@@ -26,6 +27,7 @@ import {
   GRAFANA_DASHBOARD_LABEL,
   MIRROR_ALERTS,
   ruleGroups,
+  VOLUME_JOB,
 } from './monitoring-rules.js';
 
 export const MONITORING_API_VERSION = 'monitoring.coreos.com/v1';
@@ -40,7 +42,9 @@ export interface MirrorPodMonitorProps {
 
 /**
  * Scrapes every cache replica of one mirror on its `metrics` port (Distribution's debug
- * server), with `job` set to `registry-mirror` and the pod's `mirror` label on every series.
+ * server) with `job` set to `registry-mirror`, and on its `volume-metrics` port (the volume's
+ * node_exporter) with `job` set to `registry-mirror-volume`; the pod's `mirror` label goes on
+ * every series.
  */
 export class MirrorPodMonitor extends Construct {
   public readonly podMonitor: ApiObject;
@@ -62,7 +66,7 @@ export class MirrorPodMonitor extends Construct {
       spec: {
         selector: { matchLabels: { [MIRROR_LABEL]: props.name, [COMPONENT_LABEL]: 'cache' } },
         podTargetLabels: [MIRROR_LABEL],
-        podMetricsEndpoints: [endpoint('metrics', CACHE_JOB)],
+        podMetricsEndpoints: [endpoint('metrics', CACHE_JOB), endpoint(VOLUME_METRICS_PORT_NAME, VOLUME_JOB)],
       },
     });
   }

@@ -21,7 +21,8 @@ export type ToolName =
   | 'helm'
   | 'cri-pull'
   | 'kustomize'
-  | 'prometheus-operator-crds';
+  | 'prometheus-operator-crds'
+  | 'node_exporter';
 
 export type ModuleName =
   | 'kube'
@@ -32,7 +33,8 @@ export type ModuleName =
   | 'helm'
   | 'cri-pull'
   | 'kustomize'
-  | 'prometheus-operator';
+  | 'prometheus-operator'
+  | 'node-exporter';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -60,6 +62,7 @@ const modules: Record<ToolName, { module: ModuleName; pinned: string; file?: str
     pinned: 'github.com/prometheus-operator/prometheus-operator',
     file: 'crds',
   },
+  node_exporter: { module: 'node-exporter', pinned: 'github.com/prometheus/node_exporter' },
 };
 
 /** One build per module per process; tools/build.sh serialises builds across processes. */
