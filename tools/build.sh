@@ -18,6 +18,8 @@
 #                                                          (github.com/prometheus-operator/prometheus-operator)
 #   kube-state-metrics
 #                kube-state-metrics                        (k8s.io/kube-state-metrics/v2)
+#   node-exporter
+#                node_exporter                             (github.com/prometheus/node_exporter)
 #   all          every module above: what the test suites need
 #
 # A binary name (kube-apiserver, ctr, promtool, ...) also names its module. Modules that are
@@ -34,7 +36,7 @@ set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cache="${MIRROR_SYNTH_TOOLS_DIR:-$HOME/.cache/mirror-synth/tools}"
-all_modules=(etcd kube registry containerd prometheus helm cri-pull kustomize prometheus-operator mtail kube-state-metrics)
+all_modules=(etcd kube registry containerd prometheus helm cri-pull kustomize prometheus-operator mtail kube-state-metrics node-exporter)
 
 # module -> main module path whose version names the cache entry, and the packages to build
 declare -A version_of=(
@@ -49,6 +51,7 @@ declare -A version_of=(
   [mtail]=github.com/google/mtail
   [prometheus-operator]=github.com/prometheus-operator/prometheus-operator
   [kube-state-metrics]=k8s.io/kube-state-metrics/v2
+  [node-exporter]=github.com/prometheus/node_exporter
 )
 declare -A packages_of=(
   [kube]="k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager"
@@ -61,6 +64,7 @@ declare -A packages_of=(
   [kustomize]="sigs.k8s.io/kustomize/kustomize/v5"
   [mtail]="github.com/google/mtail/cmd/mtail"
   [kube-state-metrics]="k8s.io/kube-state-metrics/v2"
+  [node-exporter]="github.com/prometheus/node_exporter"
 )
 # the binaries each module's build writes
 declare -A binaries_of=(
@@ -75,6 +79,7 @@ declare -A binaries_of=(
   [mtail]="mtail"
   [prometheus-operator]="crds"
   [kube-state-metrics]="kube-state-metrics"
+  [node-exporter]="node_exporter"
 )
 # Go build tags. containerd: every plugin that builds without cgo (btrfs needs cgo and drops
 # out by itself). prometheus: file and HTTP service discovery only (the tests use static and
@@ -84,7 +89,7 @@ declare -A tags_of=(
 )
 
 usage() {
-  echo "usage: tools/build.sh [-j N] kube|etcd|registry|containerd|prometheus|helm|cri-pull|kustomize|prometheus-operator|mtail|kube-state-metrics|all ..." >&2
+  echo "usage: tools/build.sh [-j N] kube|etcd|registry|containerd|prometheus|helm|cri-pull|kustomize|prometheus-operator|mtail|kube-state-metrics|node-exporter|all ..." >&2
   exit 2
 }
 
@@ -101,6 +106,7 @@ module_for() {
     mtail) echo mtail ;;
     prometheus-operator | crds) echo prometheus-operator ;;
     kube-state-metrics) echo kube-state-metrics ;;
+    node-exporter | node_exporter) echo node-exporter ;;
     *) echo "tools/build.sh: unknown module or binary '$1'" >&2; usage ;;
   esac
 }
@@ -137,6 +143,11 @@ ldflags_for() {
     mtail)
       # the release this commit equals (see tools/mtail/go.mod)
       ldflags+=" -X main.Version=v3.0.9 -X main.Branch=main -X main.Revision=${version##*-}"
+      ;;
+    node-exporter)
+      local p=github.com/prometheus/common/version
+      ldflags+=" -X $p.Version=$v -X $p.Branch=HEAD -X $p.Revision=unknown"
+      ldflags+=" -X $p.BuildUser=mirror-synth -X $p.BuildDate=19700101-00:00:00"
       ;;
     kustomize)
       ldflags+=" -X sigs.k8s.io/kustomize/api/provenance.version=kustomize/$version"

@@ -75,6 +75,12 @@ export const DISTRIBUTION_PORT = 5002;
 export const FRONT_METRICS_PORT = 3903;
 /** UDP, on the pod's loopback only: nginx sends its access log to mtail here (syslog). */
 export const FRONT_LOG_PORT = 5514;
+/**
+ * The cache pod's node_exporter (the volume's size and free space): its /metrics port, on
+ * node_exporter's own default, and the port's name, which the PodMonitor scrapes.
+ */
+export const VOLUME_METRICS_PORT = 9100;
+export const VOLUME_METRICS_PORT_NAME = 'volume-metrics';
 /** The controller's /metrics (and, unless told otherwise, /healthz and /readyz). */
 export const CONTROLLER_METRICS_PORT = 8080;
 

@@ -4,8 +4,10 @@
  * Distribution's config.yml, its credential helper and the front's nginx.conf; a ClusterIP
  * Service for the nodes and a headless Service. Both caches share the volume: Distribution
  * keeps what it fetched for the proxy TTL, the front keeps recently used digests within
- * FRONT_MAX_SHARE of it (see front.ts). A third container, mtail, turns the front's access log
- * into metrics: the front's own hits and bytes, which Distribution never sees.
+ * FRONT_MAX_SHARE of it (see front.ts). Two more containers export metrics: mtail turns the
+ * front's access log into the front's own hits and bytes, which Distribution never sees; the
+ * Prometheus node_exporter reports the volume's size and free space (node_filesystem_*),
+ * whatever backs it.
  */
 
 /** The mtail program's key in the ConfigMap, and where the front-metrics container reads it. */
@@ -20,6 +22,8 @@ import {
   FRONT_METRICS_PORT,
   REGISTRY_DEBUG_PORT,
   REGISTRY_PORT,
+  VOLUME_METRICS_PORT,
+  VOLUME_METRICS_PORT_NAME,
 } from '../api/names.js';
 import { credentialHelperScript, frontMetricsProgram } from './assets.js';
 import {
@@ -39,7 +43,7 @@ import {
   quantityBytes,
   renderFrontConfig,
 } from './front.js';
-import { FRONT_IMAGE, FRONT_METRICS_IMAGE, REGISTRY_IMAGE } from './images.js';
+import { FRONT_IMAGE, FRONT_METRICS_IMAGE, NODE_EXPORTER_IMAGE, REGISTRY_IMAGE } from './images.js';
 import { k8s } from './k8s.js';
 import type { MirrorParts } from './parts.js';
 import { configHash, quantities, quantity, RESTRICTED_CONTAINER, RUNTIME_DEFAULT_SECCOMP } from './pod.js';
@@ -98,6 +102,11 @@ export class MirrorCache {
             name: 'front-metrics',
             port: FRONT_METRICS_PORT,
             targetPort: k8s.IntOrString.fromString('front-metrics'),
+          },
+          {
+            name: VOLUME_METRICS_PORT_NAME,
+            port: VOLUME_METRICS_PORT,
+            targetPort: k8s.IntOrString.fromString(VOLUME_METRICS_PORT_NAME),
           },
         ],
       },
@@ -242,6 +251,25 @@ export class MirrorCache {
                 securityContext: RESTRICTED_CONTAINER,
                 volumeMounts: [{ name: 'front-metrics-program', mountPath: FRONT_METRICS_PROGRAM_DIR, readOnly: true }],
               },
+              {
+                // The volume's size and free space for the PodMonitor, from the volume itself:
+                // the kubelet's volume stats exist only where the kubelet is scraped, and not for
+                // every volume type. node_exporter finds mounts in /proc/1/mountinfo, which is its
+                // own here (the containers do not share a process namespace).
+                name: 'volume-exporter',
+                image: withRegistry(NODE_EXPORTER_IMAGE, spec.imageRegistry),
+                args: volumeExporterArgs(),
+                ports: [{ name: VOLUME_METRICS_PORT_NAME, containerPort: VOLUME_METRICS_PORT }],
+                // about 16 MB resident with this one collector (the e2e test's build of the same version)
+                resources: {
+                  requests: quantities({ cpu: '10m', memory: '24Mi' }),
+                  limits: quantities({ memory: '64Mi' }),
+                },
+                // No readiness probe: a pod is Ready only when all its containers are, and the
+                // mirror must keep serving when only its volume metrics fail (`up` shows that).
+                securityContext: RESTRICTED_CONTAINER,
+                volumeMounts: [{ name: 'cache', mountPath: REGISTRY_STORAGE_PATH, readOnly: true }],
+              },
             ],
             volumes: [
               {
@@ -290,4 +318,19 @@ export class MirrorCache {
       },
     });
   }
+}
+
+/**
+ * node_exporter's flags: the filesystem collector only, for the cache volume's mount point
+ * only, and none of the exporter's own process and Go metrics.
+ */
+function volumeExporterArgs(): string[] {
+  const mountPoint = REGISTRY_STORAGE_PATH.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  return [
+    `--web.listen-address=:${VOLUME_METRICS_PORT}`,
+    '--web.disable-exporter-metrics',
+    '--collector.disable-defaults',
+    '--collector.filesystem',
+    `--collector.filesystem.mount-points-include=^${mountPoint}$`,
+  ];
 }

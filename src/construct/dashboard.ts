@@ -4,7 +4,7 @@
  * dashboard defines itself (type `datasource`), so it resolves in any Grafana without an
  * import step: a panel that names `${DS_PROMETHEUS}` without defining it shows nothing.
  */
-import { CACHE_JOB, FRONT_JOB } from './monitoring-rules.js';
+import { CACHE_JOB, FRONT_JOB, VOLUME_JOB } from './monitoring-rules.js';
 
 export interface DashboardPanel {
   readonly title: string;
@@ -12,12 +12,11 @@ export interface DashboardPanel {
   readonly description: string;
   /** One query per series group; may use $namespace, $mirror and $__rate_interval. */
   readonly targets: readonly { readonly expr: string; readonly legend: string }[];
-  /** Where the series come from when not from mirror-synth's own pods. */
-  readonly source?: 'kubelet';
 }
 
 const sel = `job="${CACHE_JOB}",namespace=~"$namespace",mirror=~"$mirror"`;
 const front = `job="${FRONT_JOB}",namespace=~"$namespace",mirror=~"$mirror"`;
+const volumeSel = `job="${VOLUME_JOB}",namespace=~"$namespace",mirror=~"$mirror"`;
 /** `by (namespace, mirror, ...extra)`: every panel keeps one series per mirror. */
 const by = (...extra: string[]): string => `by (${['namespace', 'mirror', ...extra].join(', ')})`;
 
@@ -125,15 +124,14 @@ export const DASHBOARD_PANELS: readonly DashboardPanel[] = [
   {
     title: 'Cache volume used',
     unit: 'percentunit',
-    description: "Used share of each replica's cache volume (kubelet volume stats).",
-    source: 'kubelet',
+    description:
+      "Used share of each replica's cache volume, from the node_exporter in its pod (space reserved for root counts as used).",
     targets: [
       {
         expr:
-          'label_replace(1 - kubelet_volume_stats_available_bytes{namespace=~"$namespace",persistentvolumeclaim=~"cache-registry-mirror-.+"} ' +
-          '/ kubelet_volume_stats_capacity_bytes{namespace=~"$namespace",persistentvolumeclaim=~"cache-registry-mirror-.+"}, ' +
-          '"mirror", "$1", "persistentvolumeclaim", "cache-registry-mirror-(.+)-[0-9]+")',
-        legend: '{{persistentvolumeclaim}}',
+          `max ${by('pod')} (1 - node_filesystem_avail_bytes{${volumeSel}} ` +
+          `/ node_filesystem_size_bytes{${volumeSel}})`,
+        legend: '{{mirror}} {{pod}}',
       },
     ],
   },

@@ -4,7 +4,7 @@
  * exactly these rules into a real Prometheus and run exactly these queries.
  *
  * Every series the rules read carries `namespace` and `mirror` labels: the PodMonitors set
- * `job` to CACHE_JOB / FRONT_JOB / CONTROLLER_JOB and copy the pod's `mirror` label onto the target.
+ * `job` to CACHE_JOB / FRONT_JOB / VOLUME_JOB / CONTROLLER_JOB and copy the pod's `mirror` label onto the target.
  */
 import { COMPONENT_LABEL, CONTROLLER_NAME, MIRROR_APP_NAME, MIRROR_LABEL, NAME_LABEL, PROJECT } from '../api/names.js';
 
@@ -12,6 +12,11 @@ import { COMPONENT_LABEL, CONTROLLER_NAME, MIRROR_APP_NAME, MIRROR_LABEL, NAME_L
 export const CACHE_JOB = MIRROR_APP_NAME;
 /** `job` of every cache replica's front metrics (mtail, from the front's access log). */
 export const FRONT_JOB = `${MIRROR_APP_NAME}-front`;
+/**
+ * `job` of every cache replica's volume exporter (node_exporter): a job of its own, so that
+ * `up{job="registry-mirror"}` is Distribution's alone.
+ */
+export const VOLUME_JOB = `${MIRROR_APP_NAME}-volume`;
 /** `job` of the controller's /metrics. */
 export const CONTROLLER_JOB = CONTROLLER_NAME;
 /** The label Grafana's dashboard sidecar looks for (kube-prometheus-stack's default). */
@@ -32,11 +37,13 @@ export interface AlertRule {
   /** What is wrong and the next step; `{{ $labels.mirror }}` names the mirror. */
   readonly description: string;
   /** Where the series come from, when not from mirror-synth's own pods. */
-  readonly source?: 'kube-state-metrics' | 'kubelet';
+  readonly source?: 'kube-state-metrics';
 }
 
 const by = `by (namespace, ${MIRROR_LABEL})`;
+const byPod = `by (namespace, ${MIRROR_LABEL}, pod)`;
 const cache = `job="${CACHE_JOB}"`;
+const volume = `job="${VOLUME_JOB}"`;
 const mirrorRef = 'mirror {{ $labels.mirror }} (namespace {{ $labels.namespace }})';
 const pods = 'kubectl -n {{ $labels.namespace }} get pods -l mirror={{ $labels.mirror }}';
 
@@ -109,20 +116,17 @@ export const MIRROR_ALERTS: readonly AlertRule[] = [
   },
   {
     alert: 'RegistryMirrorVolumeNearlyFull',
-    measure:
-      `label_replace(kubelet_volume_stats_available_bytes{persistentvolumeclaim=~"cache-${MIRROR_APP_NAME}-.+"} ` +
-      `/ kubelet_volume_stats_capacity_bytes{persistentvolumeclaim=~"cache-${MIRROR_APP_NAME}-.+"}, ` +
-      `"${MIRROR_LABEL}", "$1", "persistentvolumeclaim", "cache-${MIRROR_APP_NAME}-(.+)-[0-9]+")`,
+    measure: `min ${byPod} (node_filesystem_avail_bytes{${volume}} / node_filesystem_size_bytes{${volume}})`,
     condition: '< 0.1',
     for: '15m',
     severity: 'warning',
     summary: 'The cache volume of a registry mirror is more than 90% full.',
     description:
-      `{{ $labels.persistentvolumeclaim }} of ${mirrorRef} has {{ $value | humanizePercentage }} ` +
-      'free. When it is full the cache fails pulls it has not cached. Next: raise ' +
-      'spec.volumeClaimTemplate.spec.resources.requests.storage (and expand the PVC), or ' +
-      'shorten the proxy TTL.',
-    source: 'kubelet',
+      `The cache volume of {{ $labels.pod }}, a replica of ${mirrorRef}, has ` +
+      '{{ $value | humanizePercentage }} free. When it is full the cache fails pulls it has not ' +
+      'cached (Distribution frees what it fetched only after its 7-day proxy TTL). Next: ' +
+      '`kubectl -n {{ $labels.namespace }} get pvc cache-{{ $labels.pod }}` and expand it where ' +
+      'its StorageClass allows volume expansion.',
   },
 ];
 

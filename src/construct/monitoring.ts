@@ -17,6 +17,7 @@ import {
   MIRROR_LABEL,
   NAME_LABEL,
   PROJECT,
+  VOLUME_METRICS_PORT_NAME,
 } from '../api/names.js';
 import { dashboard, DASHBOARD_UID } from './dashboard.js';
 import {
@@ -27,6 +28,7 @@ import {
   GRAFANA_DASHBOARD_LABEL,
   MIRROR_ALERTS,
   ruleGroups,
+  VOLUME_JOB,
 } from './monitoring-rules.js';
 
 export const MONITORING_API_VERSION = 'monitoring.coreos.com/v1';
@@ -41,8 +43,9 @@ export interface MirrorPodMonitorProps {
 
 /**
  * Scrapes every cache replica of one mirror on its `metrics` port (Distribution's debug
- * server, `job` registry-mirror) and its `front-metrics` port (mtail, `job`
- * registry-mirror-front), with the pod's `mirror` label on every series. Two jobs, so
+ * server, `job` registry-mirror), its `front-metrics` port (mtail, `job`
+ * registry-mirror-front) and its `volume-metrics` port (the volume's node_exporter, `job`
+ * registry-mirror-volume), with the pod's `mirror` label on every series. A job each, so
  * `up{job="registry-mirror"}` is Distribution's alone.
  */
 export class MirrorPodMonitor extends Construct {
@@ -65,7 +68,11 @@ export class MirrorPodMonitor extends Construct {
       spec: {
         selector: { matchLabels: { [MIRROR_LABEL]: props.name, [COMPONENT_LABEL]: 'cache' } },
         podTargetLabels: [MIRROR_LABEL],
-        podMetricsEndpoints: [endpoint('metrics', CACHE_JOB), endpoint('front-metrics', FRONT_JOB)],
+        podMetricsEndpoints: [
+          endpoint('metrics', CACHE_JOB),
+          endpoint('front-metrics', FRONT_JOB),
+          endpoint(VOLUME_METRICS_PORT_NAME, VOLUME_JOB),
+        ],
       },
     });
   }

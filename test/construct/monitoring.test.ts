@@ -2,7 +2,13 @@ import { describe, expect, it } from 'vitest';
 
 import type { KubeObject } from '../../src/api/kube-object.js';
 import { dashboard, DASHBOARD_PANELS } from '../../src/construct/dashboard.js';
-import { CONTROLLER_ALERTS, MIRROR_ALERTS } from '../../src/construct/monitoring-rules.js';
+import {
+  CACHE_JOB,
+  CONTROLLER_ALERTS,
+  FRONT_JOB,
+  MIRROR_ALERTS,
+  VOLUME_JOB,
+} from '../../src/construct/monitoring-rules.js';
 import {
   controllerMonitoringObjects,
   controllerObjects,
@@ -20,13 +26,22 @@ describe('monitoring objects', () => {
   const mirror = synthesizeMirror({ name: 'quay', spec: { upstreamUrl: 'quay.io' }, source: 'test' });
   const monitoring = monitoringObjects(['quay'], { namespace: 'kube-extra' });
 
-  it("a mirror's PodMonitor selects its cache pods and scrapes the port they name 'metrics'", () => {
+  it("a mirror's PodMonitor selects its cache pods and scrapes Distribution, the front's metrics and the volume exporter, each as its own job", () => {
     const pm = find(monitoring, 'PodMonitor', 'registry-mirror-quay');
     const sts = find(mirror, 'StatefulSet', 'registry-mirror-quay');
     const podLabels = sts.spec.template.metadata.labels;
     for (const [k, v] of Object.entries(pm.spec.selector.matchLabels)) expect(podLabels[k]).toBe(v);
     const ports = sts.spec.template.spec.containers.flatMap((c: any) => c.ports.map((p: any) => p.name));
-    expect(ports).toContain(pm.spec.podMetricsEndpoints[0].port);
+    const jobs = pm.spec.podMetricsEndpoints.map((e: any) => {
+      expect(ports).toContain(e.port);
+      return [e.port, e.relabelings.find((r: any) => r.targetLabel === 'job').replacement];
+    });
+    // up{job="registry-mirror"} is Distribution's alone, so "mirror down" sees it stop
+    expect(jobs).toEqual([
+      ['metrics', CACHE_JOB],
+      ['front-metrics', FRONT_JOB],
+      ['volume-metrics', VOLUME_JOB],
+    ]);
     expect(pm.spec.podTargetLabels).toEqual(['mirror']);
     expect(pm.metadata.namespace).toBe('kube-extra');
   });

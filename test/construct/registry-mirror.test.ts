@@ -1,10 +1,12 @@
+import { readFileSync } from 'node:fs';
+
 import { App, Chart, Testing } from 'cdk8s';
 import { describe, expect, it } from 'vitest';
 
 import type { KubeObject } from '../../src/api/kube-object.js';
 import { CREDENTIALS_HASH_ANNOTATION } from '../../src/api/names.js';
 import type { MirrorSpec } from '../../src/api/schema.js';
-import { FRONT_IMAGE, REGISTRY_IMAGE } from '../../src/construct/images.js';
+import { FRONT_IMAGE, NODE_EXPORTER_IMAGE, REGISTRY_IMAGE } from '../../src/construct/images.js';
 import { RegistryMirror } from '../../src/construct/registry-mirror.js';
 import { synthesizeMirror } from '../../src/synth/chart.js';
 
@@ -88,6 +90,7 @@ describe('RegistryMirror construct', () => {
       'front',
       'registry',
       'front-metrics',
+      'volume-exporter',
     ]);
     const front = container(sts, 'front');
     expect(front.image).toBe(FRONT_IMAGE);
@@ -100,8 +103,41 @@ describe('RegistryMirror construct', () => {
       { name: 'http', port: 5000, targetPort: 'http' },
     ]);
     // the front and Distribution share the cache volume
-    for (const c of podSpec(sts).containers.filter((x: { name: string }) => x.name !== 'front-metrics'))
-      expect(c.volumeMounts).toContainEqual({ name: 'cache', mountPath: '/var/lib/registry' });
+    for (const name of ['front', 'registry'])
+      expect(container(sts, name).volumeMounts).toContainEqual({ name: 'cache', mountPath: '/var/lib/registry' });
+  });
+
+  it("runs node_exporter beside them for the cache volume's size and free space, and nothing else", () => {
+    const objs = synth({ upstreamUrl: 'quay.io' });
+    const sts = find(objs, 'StatefulSet', 'registry-mirror-quay');
+    const exporter = container(sts, 'volume-exporter');
+    expect(exporter.image).toBe(NODE_EXPORTER_IMAGE);
+    expect(exporter.args).toEqual([
+      '--web.listen-address=:9100',
+      '--web.disable-exporter-metrics',
+      '--collector.disable-defaults',
+      '--collector.filesystem',
+      '--collector.filesystem.mount-points-include=^/var/lib/registry$',
+    ]);
+    expect(exporter.ports).toEqual([{ name: 'volume-metrics', containerPort: 9100 }]);
+    expect(exporter.volumeMounts).toEqual([{ name: 'cache', mountPath: '/var/lib/registry', readOnly: true }]);
+    // the mirror serves whatever its metrics do: no probe that could make the pod unready
+    expect(exporter.readinessProbe).toBeUndefined();
+    expect(exporter.resources.limits.memory).toBeDefined();
+    // node_exporter reads /proc/1/mountinfo: PID 1 must be itself, not the pod's pause process
+    expect(podSpec(sts).shareProcessNamespace).toBeUndefined();
+    expect(find(objs, 'Service', 'registry-mirror-quay-headless').spec.ports).toContainEqual({
+      name: 'volume-metrics',
+      port: 9100,
+      targetPort: 'volume-metrics',
+    });
+  });
+
+  it('pins the volume exporter image to the node_exporter version the tests build', () => {
+    const goMod = readFileSync(new URL('../../tools/node-exporter/go.mod', import.meta.url), 'utf8');
+    const pinned = /^require github\.com\/prometheus\/node_exporter (v\S+)$/m.exec(goMod)?.[1];
+    expect(pinned).toBeDefined();
+    expect(NODE_EXPORTER_IMAGE).toBe(`quay.io/prometheus/node-exporter:${pinned}`);
   });
 
   it('sends Docker Hub to registry-1.docker.io and configures the docker.io host on nodes', () => {
@@ -199,6 +235,9 @@ describe('RegistryMirror construct', () => {
     );
     expect(container(find(objs, 'StatefulSet', 'registry-mirror-quay'), 'front').image).toBe(
       'harbor.local:8443/hub/nginxinc/nginx-unprivileged:1.30.4-alpine',
+    );
+    expect(container(find(objs, 'StatefulSet', 'registry-mirror-quay'), 'volume-exporter').image).toBe(
+      'harbor.local:8443/hub/prometheus/node-exporter:v1.12.1',
     );
     expect(container(find(objs, 'DaemonSet', 'registry-mirror-quay'), 'node-agent').image).toMatch(
       /^harbor\.local:8443\/hub\/library\/busybox:/,

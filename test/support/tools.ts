@@ -23,7 +23,8 @@ export type ToolName =
   | 'kustomize'
   | 'mtail'
   | 'prometheus-operator-crds'
-  | 'kube-state-metrics';
+  | 'kube-state-metrics'
+  | 'node_exporter';
 
 export type ModuleName =
   | 'kube'
@@ -36,7 +37,8 @@ export type ModuleName =
   | 'kustomize'
   | 'mtail'
   | 'prometheus-operator'
-  | 'kube-state-metrics';
+  | 'kube-state-metrics'
+  | 'node-exporter';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -66,6 +68,7 @@ const modules: Record<ToolName, { module: ModuleName; pinned: string; file?: str
     file: 'crds',
   },
   'kube-state-metrics': { module: 'kube-state-metrics', pinned: 'k8s.io/kube-state-metrics/v2' },
+  node_exporter: { module: 'node-exporter', pinned: 'github.com/prometheus/node_exporter' },
 };
 
 /** One build per module per process; tools/build.sh serialises builds across processes. */
