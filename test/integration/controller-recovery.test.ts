@@ -64,11 +64,14 @@ describe.runIf(own)('controller recovery', () => {
     const logs = new LogCapture();
     const ns = `late-${randomBytes(3).toString('hex')}`;
     const ctl = await start({ namespace: ns, leaderElection: true, leaseName: `l-${ns}` }, logs);
-    await waitUntil(
-      async () => (await fetch(`http://127.0.0.1:${ctl.metricsPort}/readyz`)).status === 503,
-      'readyz to report not ready',
-    );
-    expect(await (await fetch(`http://127.0.0.1:${ctl.metricsPort}/readyz`)).text()).toContain(
+    // /readyz first waits for the informers to sync, then names the missing namespace, with the fix
+    const readyz = await waitUntil(async () => {
+      const res = await fetch(`http://127.0.0.1:${ctl.metricsPort}/readyz`);
+      const body = await res.text();
+      return body.includes(`namespace ${ns}`) ? { status: res.status, body } : undefined;
+    }, 'readyz to name the missing namespace');
+    expect(readyz.status).toBe(503);
+    expect(readyz.body).toContain(
       `namespace ${ns} (the output namespace) does not exist: apply \`mirror-synth controller-manifests\``,
     );
     await new Promise((r) => setTimeout(r, 2500)); // several checks, 1 s apart
