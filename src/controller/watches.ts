@@ -76,6 +76,9 @@ const CHILDREN = [
   { name: 'daemonsets', apiVersion: 'apps/v1', kind: 'DaemonSet', group: '/apis/apps/v1' },
 ] as const;
 
+/** Child kinds whose status the controller reads (readiness): watched whole, the others metadata-only. */
+const WORKLOAD_KINDS: ReadonlySet<string> = new Set(['StatefulSet', 'DaemonSet']);
+
 /** Kinds the controller has a cache of (a child of any other kind is read before it is applied). */
 export const WATCHED_KINDS: ReadonlySet<string> = new Set(['Secret', ...CHILDREN.map((c) => c.kind)]);
 
@@ -129,10 +132,14 @@ export function controllerWatches(kc: KubeConfig, namespace: string, ctx: WatchC
     },
   };
 
+  // Children: only what planning and readiness read (metadata; a workload's status). Kinds
+  // without a status go metadata-only: the API server then sends no ConfigMap data or Service
+  // spec for every echo of an apply, and the controller parses none.
   const children = CHILDREN.map(({ name, apiVersion, kind, group }): WatchSpec => ({
     name,
     path: `${group}/namespaces/${namespace}/${name}`,
     labelSelector,
+    metadataOnly: !WORKLOAD_KINDS.has(kind),
     list: () => listChildren(kind, { core, apps }, namespace, labelSelector),
     transform: (o) => {
       const workload = workloadStatus({ ...o, kind });
@@ -153,9 +160,9 @@ async function listChildren(
   const args = { namespace, labelSelector };
   switch (kind) {
     case 'ConfigMap':
-      return api.core.listNamespacedConfigMap(args);
+      return api.core.listNamespacedConfigMap(args, metadataListOptions);
     case 'Service':
-      return api.core.listNamespacedService(args);
+      return api.core.listNamespacedService(args, metadataListOptions);
     case 'StatefulSet':
       return api.apps.listNamespacedStatefulSet(args);
     case 'DaemonSet':
