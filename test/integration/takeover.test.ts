@@ -36,7 +36,10 @@ let ctl: RunningController | undefined;
 let kubelet: { stop: () => Promise<void> } | undefined;
 const logs = new LogCapture();
 
-/** Stand-in for the kubelet: every pod in the namespace is Running and Ready. */
+/** While true, the stand-in kubelet leaves the new node agent's pods not ready. */
+let holdNodeAgents = false;
+
+/** Stand-in for the kubelet: every pod in the namespace is Running and Ready (but see holdNodeAgents). */
 function fakeKubelet(): { stop: () => Promise<void> } {
   let stopped = false;
   const loop = (async () => {
@@ -44,6 +47,7 @@ function fakeKubelet(): { stop: () => Promise<void> } {
       try {
         for (const p of (await c.core.listNamespacedPod({ namespace })).items) {
           if (p.metadata?.deletionTimestamp) continue;
+          if (holdNodeAgents && p.metadata?.labels?.['app.kubernetes.io/component'] === 'node-agent') continue;
           if ((p.status?.conditions ?? []).some((x) => x.type === 'Ready' && x.status === 'True')) continue;
           const now = new Date();
           await c.core
@@ -84,22 +88,38 @@ const ready = (p: V1Pod) =>
   !p.metadata?.deletionTimestamp && (p.status?.conditions ?? []).some((x) => x.type === 'Ready' && x.status === 'True');
 const isCachePod = (p: V1Pod) =>
   p.metadata?.labels?.component === 'registry' || p.metadata?.labels?.['app.kubernetes.io/component'] === 'cache';
+/** The original's node pod (its DaemonSet's) or the new node agent's. */
+const isNodePod = (p: V1Pod) =>
+  p.metadata?.labels?.component === 'hostess-certificate' ||
+  p.metadata?.labels?.['app.kubernetes.io/component'] === 'node-agent';
 
-/** Samples the Service and the pods until stopped; returns every moment it selected no ready cache pod while one existed. */
+/**
+ * Samples the Service and the pods until stopped; returns every moment it selected no ready
+ * cache pod while one existed, and every moment the node had no ready node pod (the original's
+ * or the new agent's) after it first had one: the node's runtime configuration has no gap.
+ */
 function monitor(mirror: string): { stop: () => Promise<string[]>; samples: () => number } {
   let stopped = false;
   let samples = 0;
+  let nodeServed = false;
   const violations: string[] = [];
   const loop = (async () => {
     while (!stopped) {
       try {
-        const svc = await c.core.readNamespacedService({ name: `registry-mirror-${mirror}`, namespace });
-        const pods = (await c.core.listNamespacedPod({ namespace, labelSelector: `mirror=${mirror}` })).items.filter(
-          isCachePod,
-        );
+        const readService = () => c.core.readNamespacedService({ name: `registry-mirror-${mirror}`, namespace });
+        const svc = await readService();
+        const all = (await c.core.listNamespacedPod({ namespace, labelSelector: `mirror=${mirror}` })).items;
+        // The Service and the pods are two reads: a sample taken across a change of the Service
+        // is not a moment of the cluster. Take it again.
+        if ((await readService()).metadata?.resourceVersion !== svc.metadata?.resourceVersion) continue;
+        const pods = all.filter(isCachePod);
         const selector = svc.spec?.selector ?? {};
         const selected = pods.filter((p) => Object.entries(selector).every(([k, v]) => p.metadata?.labels?.[k] === v));
         samples++;
+        const nodePods = all.filter(isNodePod);
+        if (nodePods.some(ready)) nodeServed = true;
+        else if (nodeServed)
+          violations.push(`no ready node pod on node-a: ${nodePods.map((p) => p.metadata?.name).join(', ')}`);
         if (pods.some(ready) && !selected.some(ready)) {
           violations.push(
             `selector ${JSON.stringify(selector)} selects no ready pod; ready: ${pods
@@ -234,6 +254,18 @@ describe.runIf(own)('takeover from mirror-operator', () => {
     await installCrd(c);
     await c.core.createNamespace({ body: { metadata: { name: namespace } } });
     await c.core.createNode({ body: { metadata: { name: 'node-a', labels: { 'kubernetes.io/hostname': 'node-a' } } } });
+    // A Ready node, as its kubelet and the node lifecycle controller would leave it: without the
+    // not-ready taint the API server puts on a new node, so both DaemonSets run a pod on it.
+    await c.core.patchNode({ name: 'node-a', body: { spec: { taints: [] } } }, mergePatch);
+    await c.core.patchNodeStatus(
+      {
+        name: 'node-a',
+        body: {
+          status: { conditions: [{ type: 'Ready', status: 'True', reason: 'KubeletReady', message: 'stand-in' }] },
+        },
+      },
+      mergePatch,
+    );
     kubelet = fakeKubelet();
   });
 
@@ -255,6 +287,7 @@ describe.runIf(own)('takeover from mirror-operator', () => {
       await createMirror(c, mirror, { upstreamUrl: `${shape}.example.com` }, {});
       await legacyMirror(mirror, shape, replicas);
       const watch = monitor(mirror);
+      holdNodeAgents = true;
       ctl = await startController({
         kubeConfig: c.kc,
         namespace,
@@ -263,7 +296,20 @@ describe.runIf(own)('takeover from mirror-operator', () => {
         logLevel: 'debug',
         logDestination: logs,
       });
+      // While the new node agent is not ready, the original's node pod stays, and the mirror says why.
+      await waitUntil(
+        async () => condition(await getMirror(c, mirror), 'Ready')?.message?.includes('waiting for the new node agent'),
+        `${mirror} to wait for the new node agent`,
+        60_000,
+      );
+      const originalNodePods = async () =>
+        (
+          await c.core.listNamespacedPod({ namespace, labelSelector: `mirror=${mirror},component=hostess-certificate` })
+        ).items.filter(ready);
+      expect(await originalNodePods()).toHaveLength(1);
+      holdNodeAgents = false;
       const m = await waitForReady(c, mirror, 'True', 120_000);
+      expect(await originalNodePods()).toHaveLength(0);
       await waitUntil(
         async () => (await leftovers(mirror)).length === 0 || undefined,
         `only mirror-synth's objects for ${mirror}`,
@@ -276,8 +322,10 @@ describe.runIf(own)('takeover from mirror-operator', () => {
         .filter((l) => l.includes('"takeover"') && l.includes(mirror))
         .map((l) => (JSON.parse(l) as { step: string }).step);
       console.log(`takeover of ${mirror}: ${steps.join(' -> ')}`);
+      // the original's node pod went only after the new node agent was ready on the node
+      expect(steps.filter((x) => x.startsWith('delete the original node pod'))).toHaveLength(1);
       expect(watch.samples()).toBeGreaterThan(10);
-      expect(violations).toEqual([]);
+      expect(violations, violations.slice(0, 5).join('\n')).toEqual([]);
       expect(condition(m, 'Ready')).toMatchObject({ status: 'True', reason: 'Serving' });
       const svc = await c.core.readNamespacedService({ name: `registry-mirror-${mirror}`, namespace });
       expect(svc.spec?.selector).toEqual({ mirror, 'app.kubernetes.io/component': 'cache' });
