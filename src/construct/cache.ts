@@ -10,9 +10,6 @@
  * whatever backs it.
  */
 
-/** The mtail program's key in the ConfigMap, and where the front-metrics container reads it. */
-const FRONT_METRICS_PROGRAM = 'front.mtail';
-const FRONT_METRICS_PROGRAM_DIR = '/etc/mirror-synth/front-metrics';
 import {
   CONFIG_HASH_ANNOTATION,
   CREDENTIALS_HASH_ANNOTATION,
@@ -20,6 +17,7 @@ import {
   DISTRIBUTION_PORT,
   FRONT_LOG_PORT,
   FRONT_METRICS_PORT,
+  FRONT_METRICS_PORT_NAME,
   REGISTRY_DEBUG_PORT,
   REGISTRY_PORT,
   VOLUME_METRICS_PORT,
@@ -48,6 +46,10 @@ import { k8s } from './k8s.js';
 import type { MirrorParts } from './parts.js';
 import { configHash, quantities, quantity, RESTRICTED_CONTAINER, RUNTIME_DEFAULT_SECCOMP } from './pod.js';
 import { withRegistry } from './upstream.js';
+
+/** The mtail program's key in the ConfigMap, and where the front-metrics container reads it. */
+const FRONT_METRICS_PROGRAM = 'front.mtail';
+const FRONT_METRICS_PROGRAM_DIR = '/etc/mirror-synth/front-metrics';
 
 export interface MirrorCacheProps {
   /**
@@ -99,9 +101,9 @@ export class MirrorCache {
           { name: 'http', port: REGISTRY_PORT, targetPort: k8s.IntOrString.fromString('http') },
           { name: 'metrics', port: REGISTRY_DEBUG_PORT, targetPort: k8s.IntOrString.fromString('metrics') },
           {
-            name: 'front-metrics',
+            name: FRONT_METRICS_PORT_NAME,
             port: FRONT_METRICS_PORT,
-            targetPort: k8s.IntOrString.fromString('front-metrics'),
+            targetPort: k8s.IntOrString.fromString(FRONT_METRICS_PORT_NAME),
           },
           {
             name: VOLUME_METRICS_PORT_NAME,
@@ -243,7 +245,7 @@ export class MirrorCache {
                   '--emit_prog_label=false',
                   '--http_debugging_endpoint=false',
                 ],
-                ports: [{ name: 'front-metrics', containerPort: FRONT_METRICS_PORT }],
+                ports: [{ name: FRONT_METRICS_PORT_NAME, containerPort: FRONT_METRICS_PORT }],
                 resources: {
                   requests: quantities({ cpu: '10m', memory: '16Mi' }),
                   limits: quantities({ memory: '64Mi' }),

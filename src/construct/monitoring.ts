@@ -11,6 +11,7 @@ import { Construct } from 'constructs';
 import {
   childName,
   COMPONENT_LABEL,
+  FRONT_METRICS_PORT_NAME,
   MANAGED_BY,
   MANAGED_BY_LABEL,
   MIRROR_APP_NAME,
@@ -70,7 +71,7 @@ export class MirrorPodMonitor extends Construct {
         podTargetLabels: [MIRROR_LABEL],
         podMetricsEndpoints: [
           endpoint('metrics', CACHE_JOB),
-          endpoint('front-metrics', FRONT_JOB),
+          endpoint(FRONT_METRICS_PORT_NAME, FRONT_JOB),
           endpoint(VOLUME_METRICS_PORT_NAME, VOLUME_JOB),
         ],
       },
