@@ -170,10 +170,14 @@ describe('status', () => {
     expect(condition(m, 'Ready')!.message).toContain(
       `Pod registry-mirror-${n}-0: container registry is in CrashLoopBackOff`,
     );
-    const warnings = await c.core.listNamespacedEvent({
-      namespace: 'default',
-      fieldSelector: `involvedObject.name=${n},type=Warning`,
-    });
+    // The Event is recorded after the status write, without holding the worker up: wait for it.
+    const warnings = await waitUntil(async () => {
+      const list = await c.core.listNamespacedEvent({
+        namespace: 'default',
+        fieldSelector: `involvedObject.name=${n},type=Warning`,
+      });
+      return list.items.some((e) => e.reason === 'CrashLoopBackOff') ? list : undefined;
+    }, `the CrashLoopBackOff Event of ${n}`);
     expect(warnings.items.map((e) => e.reason)).toContain('CrashLoopBackOff');
   });
 

@@ -128,10 +128,14 @@ describe('controller', () => {
         'mirror-synth',
       );
     }
-    const events = await c.core.listNamespacedEvent({
-      namespace: 'default',
-      fieldSelector: `involvedObject.name=${n}`,
-    });
+    // The Event is recorded after the status write, without holding the worker up: wait for it.
+    const events = await waitUntil(async () => {
+      const list = await c.core.listNamespacedEvent({
+        namespace: 'default',
+        fieldSelector: `involvedObject.name=${n}`,
+      });
+      return list.items.some((e) => e.reason === 'Reconciled') ? list : undefined;
+    }, `the Reconciled Event of ${n}`);
     expect(events.items.map((e) => e.reason)).toContain('Reconciled');
   });
 
@@ -215,10 +219,14 @@ describe('controller', () => {
     expect(condition(m2, 'Stalled')).toMatchObject({ status: 'True', reason: 'HostConflict' });
     expect(condition(m2, 'Stalled')!.message).toContain(`the older mirror '${good}' already configures`);
     expect((await children(c, namespace, bad)).size).toBe(0);
-    const warnings = await c.core.listNamespacedEvent({
-      namespace: 'default',
-      fieldSelector: `involvedObject.name=${missing},type=Warning`,
-    });
+    // Recorded after the status write, without holding the worker up: wait for it.
+    const warnings = await waitUntil(async () => {
+      const list = await c.core.listNamespacedEvent({
+        namespace: 'default',
+        fieldSelector: `involvedObject.name=${missing},type=Warning`,
+      });
+      return list.items.some((e) => e.reason === 'CredentialsSecretNotFound') ? list : undefined;
+    }, `the CredentialsSecretNotFound Event of ${missing}`);
     expect(warnings.items.map((e) => e.reason)).toContain('CredentialsSecretNotFound');
 
     // Creating the Secret is enough: no change to the mirror is needed.
