@@ -150,7 +150,11 @@ describe.runIf(own)('controller recovery', () => {
     };
     const a = await start({ ...opts, identity: 'a' });
     await a.running;
-    const b = await start({ ...opts, identity: 'b' });
+    const bLogs = new LogCapture();
+    const b = await start({ ...opts, identity: 'b' }, bLogs);
+    // From b's first failed try on (not from its start, which may take a while under load), two
+    // retry periods in which it must stay a standby.
+    await waitUntil(() => Promise.resolve(bLogs.text().includes('waiting for leadership')), 'b to find the Lease held');
     await new Promise((r) => setTimeout(r, 2000));
     expect((await a.metrics.isLeader.get()).values[0].value).toBe(1);
     expect((await b.metrics.isLeader.get()).values[0].value).toBe(0);
