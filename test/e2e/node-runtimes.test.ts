@@ -75,9 +75,9 @@ function startAgentIn(objects: ManifestObject[], configDir: string, workDir: str
   });
 }
 
-/** Every blob a linux/amd64 node needs came from the mirror since `mark`. */
-function expectServedByMirror(mark: number, image: TestImage): void {
-  const served = mirror.distribution.blobGets(mark).byDigest;
+/** Every blob a linux/amd64 node needs came from the mirror since `mark` (once the mirror has logged them). */
+async function expectServedByMirror(mark: number, image: TestImage): Promise<void> {
+  const served = (await mirror.distribution.loggedBlobGets(image.blobDigests('linux/amd64'), mark)).byDigest;
   for (const digest of image.blobDigests('linux/amd64')) expect(served.has(digest), digest).toBe(true);
 }
 
@@ -153,7 +153,7 @@ describe.each(Object.keys(CONTAINERDS))('%s: ctr --hosts-dir reads what the agen
         const mark = mirror.distribution.mark();
         const pulled = await node.pull(image.refByTag(upstream.host), pullOptions(configDir));
         expect(pulled.digest).toBe(image.digest);
-        expectServedByMirror(mark, image);
+        await expectServedByMirror(mark, image);
 
         if (runtime !== 'containerd') {
           // What k3s and RKE2 do when the service restarts: remove the host dirs they manage or
@@ -166,7 +166,7 @@ describe.each(Object.keys(CONTAINERDS))('%s: ctr --hosts-dir reads what the agen
           const again = await newImage();
           const mark2 = mirror.distribution.mark();
           expect((await node.pull(again.refByTag(upstream.host), pullOptions(configDir))).digest).toBe(again.digest);
-          expectServedByMirror(mark2, again);
+          await expectServedByMirror(mark2, again);
           // stopping now must give back what the service wrote last
           const exit = await agent.terminate();
           expect(exit.code, agent.output.join('\n')).toBe(0);
@@ -219,10 +219,11 @@ describe('cri-o nodes: skopeo with the agent drop-in', () => {
     const mirrorMark = mirror.distribution.mark();
     const r = await skopeoCopy(node, image.refByTag(upstream.host), dest());
     expect(r.tried).toEqual([`${mirror.host}/${image.repository}:${image.tag}`]);
-    expect(mirror.distribution.blobGets(mirrorMark, 'skopeo').total).toBe(image.blobDigests('linux/amd64').length);
+    const blobs = image.blobDigests('linux/amd64');
+    expect((await mirror.distribution.loggedBlobGets(blobs, mirrorMark, 'skopeo')).total).toBe(blobs.length);
     // the node never talked to the upstream; the mirror did, with its credentials
     expect(upstream.requests(mark).filter((q) => q.userAgent.includes('skopeo'))).toEqual([]);
-    expect(upstream.blobGets(mark).total).toBe(image.blobDigests('linux/amd64').length);
+    expect((await upstream.loggedBlobGets(blobs, mark)).total).toBe(blobs.length);
   });
 
   it('falls back to the upstream when the mirror is down', async () => {
@@ -233,7 +234,8 @@ describe('cri-o nodes: skopeo with the agent drop-in', () => {
       const r = await skopeoCopy(node, image.refByTag(upstream.host), dest(), { creds: `${USER}:${PASSWORD}` });
       const ref = `${image.repository}:${image.tag}`;
       expect(r.tried).toEqual([`${mirror.host}/${ref}`, `${upstream.host}/${ref}`]);
-      expect(upstream.blobGets(mark, 'skopeo').total).toBe(image.blobDigests('linux/amd64').length);
+      const blobs = image.blobDigests('linux/amd64');
+      expect((await upstream.loggedBlobGets(blobs, mark, 'skopeo')).total).toBe(blobs.length);
     } finally {
       await mirror.restart();
     }
@@ -387,7 +389,7 @@ describe("containerd 2.4's CRI plugin, configured with the README's snippet", ()
         throw new Error(`${e.message}; last: ${last}`);
       });
       expect(stdout.trim()).toMatch(/^sha256:[0-9a-f]{64}$/);
-      expectServedByMirror(mark, image);
+      await expectServedByMirror(mark, image);
       // the node itself never went to the upstream: it has neither credentials nor the CA
       expect(upstream.requests().filter((r) => r.userAgent.includes('containerd'))).toEqual([]);
     } finally {

@@ -350,6 +350,30 @@ export class RegistryProcess {
     return { byDigest, bytes, total: [...byDigest.values()].reduce((a, b) => a + b, 0) };
   }
 
+  /**
+   * blobGets(since, userAgent) once every digest of `digests` has been logged as often as it is
+   * listed there: a client can have read the last byte of a blob before the registry writes that
+   * request's log line, and the line reaches this process through a pipe. Counting the moment a
+   * pull returns raced. On timeout, what was logged (for the caller's assertion to show).
+   */
+  async loggedBlobGets(
+    digests: readonly string[],
+    since = 0,
+    userAgent?: string,
+    timeoutMs = 30_000,
+  ): Promise<BlobGets> {
+    const want = new Map<string, number>();
+    for (const d of digests) want.set(d, (want.get(d) ?? 0) + 1);
+    return waitFor(
+      `${this.name} to log the GETs of ${want.size} blob(s)`,
+      () => {
+        const got = this.blobGets(since, userAgent);
+        return [...want].every(([d, n]) => (got.byDigest.get(d) ?? 0) >= n) ? got : undefined;
+      },
+      timeoutMs,
+    ).catch(() => this.blobGets(since, userAgent));
+  }
+
   /** Log lines since `mark` whose message or any field contains `text`. */
   logsContaining(text: string, since = 0): RegistryLogLine[] {
     return this.logs.slice(since).filter((l) => JSON.stringify(l).includes(text));
