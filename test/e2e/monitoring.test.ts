@@ -222,7 +222,8 @@ describe('monitoring: rules and dashboard against a real Prometheus', () => {
         for (let pull = 0; pull < 3; pull++) await viaMirror.pull(image.repository, image.tag);
       }
       // requests while the upstream is down, so the error ratio has 5xx to count: the first
-      // creates the code="500" series, the next (a scrape later) makes it grow, as rate() needs.
+      // creates the code="500" series, the next (once a scrape has the first) makes it grow, as
+      // rate() needs.
       // The front turns Distribution's 5xx into 404 for nodes (so they fall back), and
       // Distribution's metrics count the 5xx: the 404 through the front, the 500 behind it.
       await upstream.stop();
@@ -230,7 +231,13 @@ describe('monitoring: rules and dashboard against a real Prometheus', () => {
         const path = `/v2/team/app1/blobs/sha256:${String(i).repeat(64)}`;
         expect((await viaMirror.request('GET', path)).status).toBe(404);
         expect((await behindFront.request('GET', path)).status).toBeGreaterThanOrEqual(500);
-        await new Promise((resolve) => setTimeout(resolve, 2500));
+        if (i === 0) {
+          await waitFor('a scrape that has the first 5xx', async () =>
+            (await prometheus.query(`registry_http_requests_total{job="${CACHE_JOB}",code=~"5.."}`)).length > 0
+              ? true
+              : undefined,
+          );
+        }
       }
       await upstream.restart();
     } finally {
