@@ -393,9 +393,13 @@ describe('monitoring: rules and dashboard against a real Prometheus', () => {
       });
     }
     const stalledRule = CONTROLLER_ALERTS.find((r) => r.alert === 'RegistryMirrorStalled')!;
-    const byMirror = Object.fromEntries(
-      (await prometheus.query(stalledRule.measure)).map((s) => [s.metric.mirror, Number(s.value[1])]),
-    );
+    // a series for each mirror (the loop above waits for one only)
+    const byMirror = await waitFor('a Stalled series for both mirrors', async () => {
+      const found = Object.fromEntries(
+        (await prometheus.query(stalledRule.measure)).map((s) => [s.metric.mirror, Number(s.value[1])]),
+      );
+      return stalled in found && 'good-mirror' in found ? found : undefined;
+    });
     expect(byMirror).toMatchObject({ [stalled]: 1, 'good-mirror': 0 });
     const firingNow = await prometheus.query(`${stalledRule.measure} ${stalledRule.condition}`);
     expect(firingNow.map((s) => s.metric.mirror)).toEqual([stalled]);
