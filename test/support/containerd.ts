@@ -176,7 +176,7 @@ export class Containerd {
         c.logLines.push(...d.toString().split('\n').filter(Boolean));
       });
     }
-    child.once('exit', () => log.end());
+    child.once('close', () => log.end()); // 'close': after the pipes are drained (data can follow 'exit')
     let exited = false;
     child.once('exit', () => (exited = true));
     await waitFor('containerd to serve its socket', async () => {

@@ -286,7 +286,7 @@ function launch(bin: string, args: string[], logFile: string): ChildProcess {
   const child = spawnTracked(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   child.stdout?.pipe(out, { end: false });
   child.stderr?.pipe(out, { end: false });
-  child.on('exit', () => out.end());
+  child.on('close', () => out.end()); // 'close': after the pipes are drained (data can follow 'exit')
   return child;
 }
 

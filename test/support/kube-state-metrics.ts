@@ -51,7 +51,7 @@ export async function startKubeStateMetrics(opts: KubeStateMetricsOptions): Prom
   );
   child.stdout!.pipe(log, { end: false });
   child.stderr!.pipe(log, { end: false });
-  child.once('exit', () => log.end());
+  child.once('close', () => log.end()); // 'close': after the pipes are drained (data can follow 'exit')
 
   const address = `127.0.0.1:${port}`;
   const stop = (): Promise<void> => terminate(child, 10_000);

@@ -234,8 +234,13 @@ export class RegistryProcess {
     });
     this.child = child;
     this.exitPromise = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+    // Lines can still arrive after 'exit' (and so after dispose() ended the file): keep them in
+    // memory only then, as a write after end would be an uncaught error.
+    const write = (line: string) => {
+      if (!logFile.writableEnded) logFile.write(line + '\n');
+    };
     createInterface({ input: child.stderr! }).on('line', (line) => {
-      logFile.write(line + '\n');
+      write(line);
       try {
         this.logs.push(JSON.parse(line) as RegistryLogLine);
       } catch {
@@ -243,7 +248,7 @@ export class RegistryProcess {
       }
     });
     createInterface({ input: child.stdout! }).on('line', (line) => {
-      logFile.write(line + '\n');
+      write(line);
       this.accessLog.push(line);
     });
     if (this.opts.waitReady ?? true) await this.waitReady();
