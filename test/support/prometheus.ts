@@ -96,8 +96,10 @@ export class Prometheus {
       ],
       { stdio: ['ignore', 'pipe', 'pipe'], env: { PATH: process.env.PATH, HOME: process.env.HOME } },
     );
-    child.stdout!.pipe(log);
-    child.stderr!.pipe(log);
+    // Both into one file: the first to end must not end it ('close' comes after both).
+    child.stdout!.pipe(log, { end: false });
+    child.stderr!.pipe(log, { end: false });
+    child.once('close', () => log.end());
     const p = new Prometheus(child, port);
     let exited = false;
     child.once('exit', () => (exited = true));

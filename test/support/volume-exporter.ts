@@ -140,8 +140,10 @@ export class VolumeExporter {
       ],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
-    child.stdout!.pipe(out);
-    child.stderr!.pipe(out);
+    // Both into one file: the first to end must not end it ('close' comes after both).
+    child.stdout!.pipe(out, { end: false });
+    child.stderr!.pipe(out, { end: false });
+    child.once('close', () => out.end());
     const exporter = new VolumeExporter(child, `127.0.0.1:${port}`, args, volume);
     try {
       await waitFor(`node_exporter to report ${mount.mountPath}`, async () => {
