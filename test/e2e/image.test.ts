@@ -148,7 +148,9 @@ describe.each([
       s.on('data', (d: Buffer) => output.push(...d.toString().split('\n').filter(Boolean)));
     }
     const child = run;
-    exit = new Promise((ok) => child.once('exit', (code, signal) => ok({ code, signal })));
+    // 'close', not 'exit': the test reads the output once the process is gone, and output can
+    // still be in the pipe when 'exit' fires.
+    exit = new Promise((ok) => child.once('close', (code, signal) => ok({ code, signal })));
   }, 600_000);
 
   afterAll(async () => {
