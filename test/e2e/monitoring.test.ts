@@ -370,7 +370,7 @@ describe('monitoring: rules and dashboard against a real Prometheus', () => {
     // three images: blobs Distribution never saw. Wait for the last scrape to have all of it.
     const minHitBytes = 3 * 2 * (4096 + 64 * 1024);
     const front = await waitFor(`blob HITs of the front, ${minHitBytes} bytes or more`, async () => {
-      const byCache = Object.fromEntries(
+      const byCache: Record<string, number> = Object.fromEntries(
         (
           await prometheus.query(
             `sum by (cache) (registry_mirror_front_requests_total{job="${FRONT_JOB}",mirror="${NAME}",kind="blob",code="200"})`,
