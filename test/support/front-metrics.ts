@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { letThrough } from './front.js';
 import { reservePorts } from './ports.js';
 import { spawnTracked } from './processes.js';
-import { configMapData, findObject, type ManifestObject, StopWaiting, waitFor } from './registry.js';
+import { cacheContainer, cachePodUser, configMapData, type ManifestObject, StopWaiting, waitFor } from './registry.js';
 import { ensureTool } from './tools.js';
 
 /** The UDP port and metrics port in the synthesized pod (api/names.ts), as the args name them. */
@@ -20,25 +20,6 @@ const POD_LOG_PORT = 5514;
 const POD_METRICS_PORT = 3903;
 export const FRONT_METRICS_CONTAINER = 'front-metrics';
 const PROGRAM_KEY = 'front.mtail';
-
-interface Container {
-  name: string;
-  args?: string[];
-  volumeMounts?: { name: string; mountPath: string }[];
-}
-
-interface PodSpec {
-  securityContext: { runAsUser: number; runAsGroup: number };
-  containers: Container[];
-}
-
-function podSpec(objects: readonly ManifestObject[], name: string): PodSpec {
-  return (
-    findObject(objects, 'StatefulSet', `registry-mirror-${name}`) as unknown as {
-      spec: { template: { spec: PodSpec } };
-    }
-  ).spec.template.spec;
-}
 
 /** The `front-metrics` container's args with one value replaced; the flag must be there once. */
 function replaceArg(args: string[], flag: string, from: string, to: string): string[] {
@@ -74,9 +55,8 @@ export class FrontMetrics {
   }
 
   static async start(opts: FrontMetricsOptions): Promise<FrontMetrics> {
-    const spec = podSpec(opts.objects, opts.name);
-    const container = spec.containers.find((c) => c.name === FRONT_METRICS_CONTAINER);
-    if (!container?.args) throw new Error(`the cache pod has no '${FRONT_METRICS_CONTAINER}' container with args`);
+    const container = cacheContainer(opts.objects, opts.name, FRONT_METRICS_CONTAINER);
+    if (!container.args) throw new Error(`the cache pod's '${FRONT_METRICS_CONTAINER}' container has no args`);
     const [logPort, metricsPort] = await reservePorts(2);
     const progs = join(opts.dir, 'progs');
     await mkdir(progs, { recursive: true });
@@ -84,7 +64,7 @@ export class FrontMetrics {
       join(progs, PROGRAM_KEY),
       configMapData(opts.objects, `registry-mirror-${opts.name}-config`, PROGRAM_KEY),
     );
-    const user = { uid: spec.securityContext.runAsUser, gid: spec.securityContext.runAsGroup };
+    const user = cachePodUser(opts.objects, opts.name);
     await chown(opts.dir, user.uid, user.gid);
     await letThrough([opts.dir]);
     const podProgs = container.args[container.args.indexOf('--progs') + 1];

@@ -17,7 +17,15 @@ import { promisify } from 'node:util';
 
 import { reservePort } from './ports.js';
 import { spawnTracked } from './processes.js';
-import { configMapData, findObject, type ManifestObject, StopWaiting, waitFor } from './registry.js';
+import {
+  type CacheContainer,
+  cacheContainer,
+  cachePodUser,
+  configMapData,
+  type ManifestObject,
+  StopWaiting,
+  waitFor,
+} from './registry.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -75,27 +83,8 @@ function replaceOnce(text: string, from: string, to: string, what: string): stri
   return text.replace(from, to);
 }
 
-function podSecurity(objects: readonly ManifestObject[], name: string): { uid: number; gid: number } {
-  const sts = findObject(objects, 'StatefulSet', `registry-mirror-${name}`) as unknown as {
-    spec: { template: { spec: { securityContext: { runAsUser: number; runAsGroup: number } } } };
-  };
-  const sc = sts.spec.template.spec.securityContext;
-  return { uid: sc.runAsUser, gid: sc.runAsGroup };
-}
-
-interface FrontContainer {
-  name: string;
-  command?: string[];
-  readinessProbe?: { exec?: { command: string[] } };
-}
-
-function frontContainer(objects: readonly ManifestObject[], name: string): FrontContainer {
-  const sts = findObject(objects, 'StatefulSet', `registry-mirror-${name}`) as unknown as {
-    spec: { template: { spec: { containers: FrontContainer[] } } };
-  };
-  const c = sts.spec.template.spec.containers.find((x) => x.name === 'front');
-  if (!c) throw new Error(`StatefulSet/registry-mirror-${name} has no 'front' container`);
-  return c;
+function frontContainer(objects: readonly ManifestObject[], name: string): CacheContainer {
+  return cacheContainer(objects, name, 'front');
 }
 
 function frontCommand(objects: readonly ManifestObject[], name: string): string[] {
@@ -131,7 +120,7 @@ export class FrontProcess {
 
   static async start(opts: FrontOptions): Promise<FrontProcess> {
     const port = opts.port ?? (await reservePort());
-    const user = podSecurity(opts.objects, opts.name);
+    const user = cachePodUser(opts.objects, opts.name);
     let conf = configMapData(opts.objects, `registry-mirror-${opts.name}-config`, 'nginx.conf');
     conf = replaceOnce(conf, LISTEN, `listen 127.0.0.1:${port};`, 'nginx.conf');
     conf = replaceOnce(conf, DISTRIBUTION, `server 127.0.0.1:${opts.distributionPort};`, 'nginx.conf');

@@ -633,14 +633,46 @@ export interface SynthesizedMirrorOptions {
   readonly front?: boolean;
 }
 
-interface PodTemplate {
-  spec: { template: { spec: { volumes?: { name: string; secret?: { secretName: string } }[] } } };
+/** A container of the synthesized cache pod: the fields the test support reads. */
+export interface CacheContainer {
+  readonly name: string;
+  readonly command?: string[];
+  readonly args?: string[];
+  readonly ports?: { name: string; containerPort: number }[];
+  readonly volumeMounts?: { name: string; mountPath: string; readOnly?: boolean }[];
+  readonly readinessProbe?: { exec?: { command: string[] } };
+}
+
+/** The synthesized cache pod's spec (StatefulSet registry-mirror-<name>): the fields the test support reads. */
+export interface CachePod {
+  readonly securityContext: { runAsUser: number; runAsGroup: number };
+  readonly containers: CacheContainer[];
+  readonly volumes?: { name: string; secret?: { secretName: string } }[];
+}
+
+export function cachePod(objects: readonly ManifestObject[], name: string): CachePod {
+  const sts = findObject(objects, 'StatefulSet', `registry-mirror-${name}`) as unknown as {
+    spec: { template: { spec: CachePod } };
+  };
+  return sts.spec.template.spec;
+}
+
+/** One container of the cache pod; throws naming the StatefulSet when it has none of that name. */
+export function cacheContainer(objects: readonly ManifestObject[], name: string, container: string): CacheContainer {
+  const c = cachePod(objects, name).containers.find((x) => x.name === container);
+  if (!c) throw new Error(`StatefulSet/registry-mirror-${name} has no '${container}' container`);
+  return c;
+}
+
+/** The user and group every container of the cache pod runs as. */
+export function cachePodUser(objects: readonly ManifestObject[], name: string): { uid: number; gid: number } {
+  const sc = cachePod(objects, name).securityContext;
+  return { uid: sc.runAsUser, gid: sc.runAsGroup };
 }
 
 /** The name of the Secret the cache pod mounts for the credential helper, if any. */
 export function credentialsSecretName(objects: readonly ManifestObject[], name: string): string | undefined {
-  const sts = findObject(objects, 'StatefulSet', `registry-mirror-${name}`) as unknown as PodTemplate;
-  return sts.spec.template.spec.volumes?.find((v) => v.name === 'credentials')?.secret?.secretName;
+  return cachePod(objects, name).volumes?.find((v) => v.name === 'credentials')?.secret?.secretName;
 }
 
 /**

@@ -14,14 +14,14 @@
 // points it reports, so the series name the container's path. Needs root (mount, unshare).
 import { type ChildProcess, execFile } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
-import { chmod, mkdir, stat } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 
+import { letThrough } from './front.js';
 import { reservePort } from './ports.js';
 import { hasExited, spawnTracked, tail } from './processes.js';
-import { findObject, type ManifestObject } from './registry.js';
+import { type CacheContainer, cacheContainer, cachePodUser, type ManifestObject } from './registry.js';
 import { ensureTool } from './tools.js';
 import { StopWaiting, waitFor } from './wait.js';
 
@@ -37,30 +37,14 @@ export interface VolumeExporterOptions {
   readonly sizeMiB: number;
 }
 
-interface PodSpec {
-  securityContext: { runAsUser: number; runAsGroup: number };
-  containers: {
-    name: string;
-    args?: string[];
-    ports?: { name: string; containerPort: number }[];
-    volumeMounts?: { name: string; mountPath: string; readOnly?: boolean }[];
-  }[];
-}
-
 export const VOLUME_EXPORTER_CONTAINER = 'volume-exporter';
 
 /** The volume exporter container of a mirror's cache StatefulSet, and the pod's user. */
 export function volumeExporterContainer(
   objects: readonly ManifestObject[],
   name: string,
-): PodSpec['containers'][number] & { user: { uid: number; gid: number } } {
-  const sts = findObject(objects, 'StatefulSet', `registry-mirror-${name}`) as unknown as {
-    spec: { template: { spec: PodSpec } };
-  };
-  const pod = sts.spec.template.spec;
-  const c = pod.containers.find((x) => x.name === VOLUME_EXPORTER_CONTAINER);
-  if (!c) throw new Error(`StatefulSet/registry-mirror-${name} has no '${VOLUME_EXPORTER_CONTAINER}' container`);
-  return { ...c, user: { uid: pod.securityContext.runAsUser, gid: pod.securityContext.runAsGroup } };
+): CacheContainer & { user: { uid: number; gid: number } } {
+  return { ...cacheContainer(objects, name, VOLUME_EXPORTER_CONTAINER), user: cachePodUser(objects, name) };
 }
 
 export class VolumeExporter {
@@ -89,11 +73,7 @@ export class VolumeExporter {
     const target = join(rootfs, mount.mountPath);
     await mkdir(volume, { recursive: true });
     await mkdir(target, { recursive: true });
-    // mkdtemp makes 0700 dirs: let the pod's user through (search only) down to the mount point.
-    for (let d = dirname(target); d.startsWith(tmpdir() + '/'); d = dirname(d)) {
-      const mode = (await stat(d)).mode;
-      if ((mode & 0o001) === 0) await chmod(d, (mode & 0o777) | 0o001);
-    }
+    await letThrough([target]);
     try {
       await execFileAsync('mount', ['-t', 'tmpfs', '-o', `size=${opts.sizeMiB}m`, 'tmpfs', volume]);
     } catch (err) {
