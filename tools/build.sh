@@ -4,7 +4,8 @@
 #
 #   tools/build.sh [-j N] MODULE... | all
 #
-#   kube         kube-apiserver, kube-controller-manager   (k8s.io/kubernetes)
+#   kube         kube-apiserver, kube-controller-manager, kube-scheduler, kubelet, kube-proxy
+#                                                          (k8s.io/kubernetes)
 #   etcd         etcd                                      (go.etcd.io/etcd/server/v3)
 #   registry     registry                                  (github.com/distribution/distribution/v3)
 #   containerd   containerd, ctr, containerd-shim-runc-v2  (github.com/containerd/containerd/v2)
@@ -20,6 +21,9 @@
 #                kube-state-metrics                        (k8s.io/kube-state-metrics/v2)
 #   node-exporter
 #                node_exporter                             (github.com/prometheus/node_exporter)
+#   cni          bridge, host-local, loopback, portmap     (github.com/containernetworking/plugins)
+#   coredns      coredns, with the plugins the e2e node's Corefile uses (github.com/coredns/coredns)
+#   pause        pause, the e2e node's Pod sandbox binary  (tools/pause, by its golang.org/x/sys)
 #   all          every module above: what the test suites need
 #
 # A binary name (kube-apiserver, ctr, promtool, ...) also names its module. Modules that are
@@ -36,7 +40,7 @@ set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cache="${MIRROR_SYNTH_TOOLS_DIR:-$HOME/.cache/mirror-synth/tools}"
-all_modules=(etcd kube registry containerd prometheus helm cri-pull kustomize prometheus-operator mtail kube-state-metrics node-exporter)
+all_modules=(etcd kube registry containerd prometheus helm cri-pull kustomize prometheus-operator mtail kube-state-metrics node-exporter cni coredns pause)
 
 # module -> main module path whose version names the cache entry, and the packages to build
 declare -A version_of=(
@@ -52,9 +56,12 @@ declare -A version_of=(
   [prometheus-operator]=github.com/prometheus-operator/prometheus-operator
   [kube-state-metrics]=k8s.io/kube-state-metrics/v2
   [node-exporter]=github.com/prometheus/node_exporter
+  [cni]=github.com/containernetworking/plugins
+  [coredns]=github.com/coredns/coredns
+  [pause]=golang.org/x/sys
 )
 declare -A packages_of=(
-  [kube]="k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager"
+  [kube]="k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kube-proxy"
   [etcd]="go.etcd.io/etcd/server/v3"
   [registry]="github.com/distribution/distribution/v3/cmd/registry"
   [containerd]="github.com/containerd/containerd/v2/cmd/containerd github.com/containerd/containerd/v2/cmd/ctr github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2"
@@ -65,10 +72,13 @@ declare -A packages_of=(
   [mtail]="github.com/google/mtail/cmd/mtail"
   [kube-state-metrics]="k8s.io/kube-state-metrics/v2"
   [node-exporter]="github.com/prometheus/node_exporter"
+  [cni]="github.com/containernetworking/plugins/plugins/main/bridge github.com/containernetworking/plugins/plugins/ipam/host-local github.com/containernetworking/plugins/plugins/main/loopback github.com/containernetworking/plugins/plugins/meta/portmap"
+  [coredns]="."
+  [pause]="."
 )
 # the binaries each module's build writes
 declare -A binaries_of=(
-  [kube]="kube-apiserver kube-controller-manager"
+  [kube]="kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy"
   [etcd]="etcd"
   [registry]="registry"
   [containerd]="containerd ctr containerd-shim-runc-v2"
@@ -80,6 +90,9 @@ declare -A binaries_of=(
   [prometheus-operator]="crds"
   [kube-state-metrics]="kube-state-metrics"
   [node-exporter]="node_exporter"
+  [cni]="bridge host-local loopback portmap"
+  [coredns]="coredns"
+  [pause]="pause"
 )
 # Go build tags. containerd: every plugin that builds without cgo (btrfs needs cgo and drops
 # out by itself). prometheus: file and HTTP service discovery only (the tests use static and
@@ -89,13 +102,13 @@ declare -A tags_of=(
 )
 
 usage() {
-  echo "usage: tools/build.sh [-j N] kube|etcd|registry|containerd|prometheus|helm|cri-pull|kustomize|prometheus-operator|mtail|kube-state-metrics|node-exporter|all ..." >&2
+  echo "usage: tools/build.sh [-j N] kube|etcd|registry|containerd|prometheus|helm|cri-pull|kustomize|prometheus-operator|mtail|kube-state-metrics|node-exporter|cni|coredns|pause|all ..." >&2
   exit 2
 }
 
 module_for() {
   case "$1" in
-    kube | kube-apiserver | kube-controller-manager) echo kube ;;
+    kube | kube-apiserver | kube-controller-manager | kube-scheduler | kubelet | kube-proxy) echo kube ;;
     etcd) echo etcd ;;
     registry) echo registry ;;
     containerd | ctr | containerd-shim-runc-v2) echo containerd ;;
@@ -107,6 +120,9 @@ module_for() {
     prometheus-operator | crds) echo prometheus-operator ;;
     kube-state-metrics) echo kube-state-metrics ;;
     node-exporter | node_exporter) echo node-exporter ;;
+    cni | bridge | host-local | loopback | portmap) echo cni ;;
+    coredns) echo coredns ;;
+    pause) echo pause ;;
     *) echo "tools/build.sh: unknown module or binary '$1'" >&2; usage ;;
   esac
 }
@@ -168,6 +184,14 @@ ldflags_for() {
   echo "$ldflags"
 }
 
+# whether a cache entry holds every binary the module builds today (an entry cached before a
+# binary was added to the module is rebuilt; Go's build cache makes that quick)
+complete() {
+  local b
+  [[ -d "$2" ]] || return 1
+  for b in ${binaries_of[$1]}; do [[ -e "$2/$b" ]] || return 1; done
+}
+
 # Build one module into the cache unless it is there. Runs in its own subshell (its traps
 # and lock fd are its own).
 build() {
@@ -181,7 +205,7 @@ build() {
     echo "waiting for another build of $mod $version to finish" >&2
     flock 9
   fi
-  if [[ -d "$dest" ]]; then
+  if complete "$mod" "$dest"; then
     flock -u 9
     return 0
   fi
@@ -224,6 +248,8 @@ build() {
   wait "$heartbeat" 2>/dev/null || true
   heartbeat=""
   chmod 755 "$tmp"
+  # an entry from before this module built more binaries is replaced whole
+  [[ -d "$dest" ]] && rm -rf "$dest"
   mv "$tmp" "$dest"
   trap - EXIT INT TERM HUP
   echo "built $mod $version in $((SECONDS - start)) s" >&2
@@ -256,7 +282,7 @@ done
 # the ones not cached yet
 todo=()
 for m in "${modules[@]}"; do
-  [[ -d "$cache/$m-$(version_for "$m")" ]] || todo+=("$m")
+  complete "$m" "$cache/$m-$(version_for "$m")" || todo+=("$m")
 done
 
 if ((${#todo[@]} == 1)); then

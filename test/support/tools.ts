@@ -11,6 +11,9 @@ import { fileURLToPath } from 'node:url';
 export type ToolName =
   | 'kube-apiserver'
   | 'kube-controller-manager'
+  | 'kube-scheduler'
+  | 'kubelet'
+  | 'kube-proxy'
   | 'etcd'
   | 'registry'
   | 'containerd'
@@ -24,7 +27,13 @@ export type ToolName =
   | 'mtail'
   | 'prometheus-operator-crds'
   | 'kube-state-metrics'
-  | 'node_exporter';
+  | 'node_exporter'
+  | 'cni-bridge'
+  | 'cni-host-local'
+  | 'cni-loopback'
+  | 'cni-portmap'
+  | 'coredns'
+  | 'pause';
 
 export type ModuleName =
   | 'kube'
@@ -38,7 +47,10 @@ export type ModuleName =
   | 'mtail'
   | 'prometheus-operator'
   | 'kube-state-metrics'
-  | 'node-exporter';
+  | 'node-exporter'
+  | 'cni'
+  | 'coredns'
+  | 'pause';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -49,6 +61,9 @@ const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const modules: Record<ToolName, { module: ModuleName; pinned: string; file?: string }> = {
   'kube-apiserver': { module: 'kube', pinned: 'k8s.io/kubernetes' },
   'kube-controller-manager': { module: 'kube', pinned: 'k8s.io/kubernetes' },
+  'kube-scheduler': { module: 'kube', pinned: 'k8s.io/kubernetes' },
+  kubelet: { module: 'kube', pinned: 'k8s.io/kubernetes' },
+  'kube-proxy': { module: 'kube', pinned: 'k8s.io/kubernetes' },
   etcd: { module: 'etcd', pinned: 'go.etcd.io/etcd/server/v3' },
   registry: { module: 'registry', pinned: 'github.com/distribution/distribution/v3' },
   containerd: { module: 'containerd', pinned: 'github.com/containerd/containerd/v2' },
@@ -69,6 +84,14 @@ const modules: Record<ToolName, { module: ModuleName; pinned: string; file?: str
   },
   'kube-state-metrics': { module: 'kube-state-metrics', pinned: 'k8s.io/kube-state-metrics/v2' },
   node_exporter: { module: 'node-exporter', pinned: 'github.com/prometheus/node_exporter' },
+  // the CNI plugins sit in one directory, as a node's /opt/cni/bin
+  'cni-bridge': { module: 'cni', pinned: 'github.com/containernetworking/plugins', file: 'bridge' },
+  'cni-host-local': { module: 'cni', pinned: 'github.com/containernetworking/plugins', file: 'host-local' },
+  'cni-loopback': { module: 'cni', pinned: 'github.com/containernetworking/plugins', file: 'loopback' },
+  'cni-portmap': { module: 'cni', pinned: 'github.com/containernetworking/plugins', file: 'portmap' },
+  coredns: { module: 'coredns', pinned: 'github.com/coredns/coredns' },
+  // the e2e node's Pod sandbox (tools/pause), named by the golang.org/x/sys it is built with
+  pause: { module: 'pause', pinned: 'golang.org/x/sys' },
 };
 
 /** One build per module per process; tools/build.sh serialises builds across processes. */
