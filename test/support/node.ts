@@ -607,6 +607,17 @@ export async function startNodeCluster(opts: NodeClusterOptions): Promise<NodeCl
     };
     await ready('kubelet', () => nodeReady(server, tokens.admin, caPem, nodeName), 120_000);
     await ready('coredns', () => httpOkOnNode(runOnNode, `http://${nodeIp}:8181/ready`), 60_000);
+    // Pods are refused until the service account controller has made the namespace's account
+    await waitFor(
+      'the default ServiceAccount',
+      async () =>
+        (await apiRequest(server, tokens.admin, caPem, 'GET', '/api/v1/namespaces/default/serviceaccounts/default'))
+          .status === 200
+          ? true
+          : undefined,
+      60_000,
+      200,
+    );
     await createPersistentVolumes(server, tokens.admin, caPem, root, opts.persistentVolumes ?? 4);
     log(`node ${nodeName} Ready in ${seconds(started)} (logs ${logDir})`);
     return cluster;
