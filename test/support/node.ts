@@ -61,7 +61,7 @@ export interface NodeClusterOptions {
    * Called once containerd serves its socket and before kubelet starts, to import the images
    * Pods will run (the sandbox image among them) into the `k8s.io` namespace.
    */
-  readonly images?: (node: { ctr: string; address: string; caPem: string; root: string }) => Promise<void>;
+  readonly images?: (node: { ctr: string; address: string; caPem: string; root: string }) => Promise<unknown>;
   /** The sandbox ("pause") image containerd runs for every Pod; it must be imported by `images`. */
   readonly sandboxImage: string;
   /** hostPath PersistentVolumes made ready for claims to bind to (no provisioner runs). @default 4 */
@@ -91,6 +91,8 @@ export interface NodeCluster {
   spawn(name: string, file: string, args: readonly string[], env?: NodeJS.ProcessEnv): ChildProcess;
   /** A 127.0.0.1 port on the host that reaches `port` on the node IP (e.g. to push to an upstream). */
   forward(port: number): Promise<number>;
+  /** The processes of the node's containers (found by kubelet's cgroups), with their command lines. */
+  containerProcesses(): Promise<{ pid: number; argv: string[] }[]>;
   /** ctr against the node's containerd, in the `k8s.io` namespace (the CRI's). */
   ctr(args: readonly string[]): Promise<string>;
   /** Stop everything and leave the host as it was. Safe to call twice. */
@@ -565,11 +567,9 @@ export async function startNodeCluster(opts: NodeClusterOptions): Promise<NodeCl
     const systemBundle = await readFile('/etc/ssl/certs/ca-certificates.crt', 'utf8').catch(() => '');
     await writeFile(p('node-ca-bundle.pem'), systemBundle + caPem);
     const ctrArgs = (args: readonly string[]): string[] => ['--address', containerdSock, '-n', 'k8s.io', ...args];
+    // on the node: `ctr run` makes its stdio fifos under /run/containerd, the node's tmpfs
     const ctr = async (args: readonly string[]): Promise<string> => {
-      const { stdout, stderr } = await execFileAsync(bin.ctr, ctrArgs(args), {
-        maxBuffer: 64 * 1024 * 1024,
-        timeout: 300_000,
-      });
+      const { stdout, stderr } = await runOnNode(bin.ctr, ctrArgs(args));
       return stdout + stderr;
     };
     await ready('containerd', () => ctr(['version']).then(() => true), 60_000);
@@ -602,6 +602,16 @@ export async function startNodeCluster(opts: NodeClusterOptions): Promise<NodeCl
       run: runOnNode,
       spawn: spawnOnNode,
       forward,
+      containerProcesses: async () => {
+        const pids = new Set<number>();
+        for (const dir of cgroupDirs) for (const pid of await cgroupPids(join(dir, 'kubepods'))) pids.add(pid);
+        const found: { pid: number; argv: string[] }[] = [];
+        for (const pid of pids) {
+          const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
+          if (cmdline) found.push({ pid, argv: cmdline.split('\0').filter(Boolean) });
+        }
+        return found;
+      },
       ctr,
       stop,
     };
