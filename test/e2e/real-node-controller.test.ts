@@ -97,15 +97,20 @@ describe.skipIf(unavailable !== undefined)('the controller as a Deployment on a 
       200,
     );
     const service = await k.core.readNamespacedService({ name: `registry-mirror-${NAME}`, namespace: NAMESPACE });
-    const { stdout } = await node.run('curl', [
-      '-sS',
-      '-o',
-      '/dev/null',
-      '-w',
-      '%{http_code}',
-      `http://${service.spec?.clusterIP}:5000/v2/`,
-    ]);
-    expect(stdout, `GET /v2/ through the Service once ${NAME} said Ready`).toBe('200');
+    // Ready follows the pods' readiness; kube-proxy programs the ClusterIP's rules when it sees the
+    // EndpointSlice change, a sync period later. A user's `curl` right after `kubectl wait` works
+    // within those few seconds, never needing the cache to settle any further.
+    const url = `http://${service.spec?.clusterIP}:5000/v2/`;
+    const code = await waitFor(
+      `GET ${url} through the Service to answer 200 once ${NAME} said Ready`,
+      async () => {
+        const { stdout } = await node.run('curl', ['-sS', '-m', '2', '-o', '/dev/null', '-w', '%{http_code}', url]);
+        return stdout === '200' ? stdout : undefined;
+      },
+      10_000,
+      200,
+    );
+    expect(code).toBe('200');
     expect(condition(readyAt, 'Ready')?.reason).toBeDefined();
 
     // a Pod of an upstream-only image then pulls through it

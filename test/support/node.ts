@@ -70,6 +70,10 @@ export interface NodeClusterOptions {
 
 export interface NodeCluster {
   readonly nodeName: string;
+  /** The network namespace (`ip netns`) the node lives in. */
+  readonly netns: string;
+  /** kubelet's cgroup root, in every hierarchy under /sys/fs/cgroup. */
+  readonly cgroupRoot: string;
   readonly nodeIp: string;
   /** The node's directory: configs, logs, containerd's root, the PersistentVolumes. */
   readonly root: string;
@@ -590,6 +594,8 @@ export async function startNodeCluster(opts: NodeClusterOptions): Promise<NodeCl
 
     const cluster: NodeCluster = {
       nodeName,
+      netns,
+      cgroupRoot,
       nodeIp,
       root,
       logDir,
