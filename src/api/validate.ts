@@ -9,6 +9,7 @@ import { parseAllDocuments } from 'yaml';
 import { SpecError, type SpecProblem } from './errors.js';
 import { findHostConflicts } from './hosts.js';
 import { KIND, mirrorChildren } from './names.js';
+import { bytesMessage, bytesProblem, quantityMessage } from './quantity.js';
 import {
   isReservedLabel,
   type MirrorSpec,
@@ -16,7 +17,6 @@ import {
   nameLengthMessage,
   plainSchema,
   portMessage,
-  quantityMessage,
   RegistryMirrorSchema,
   reservedLabelMessage,
   RULES_KEYWORD,
@@ -78,7 +78,8 @@ function patternMessage(field: string, value: unknown, schema: unknown): string 
     return `${field} must be ${what} such as quay.io or registry.example.com:5000, got ${show(v)}`;
   }
   if (field === 'metadata.name') return `${NAME_MESSAGE}, got ${show(v)}`;
-  if (field.startsWith('spec.resources') || field.endsWith('.storage')) return quantityMessage(field, v);
+  if (field.endsWith('.storage')) return bytesMessage(field, v);
+  if (field.startsWith('spec.resources')) return quantityMessage(field, v);
   if (field.startsWith('spec.labels') || field.startsWith('spec.nodeSelector')) {
     return `${field} must be a valid label value (at most 63 of A-Z a-z 0-9 - _ .), got ${show(v)}`;
   }
@@ -169,6 +170,12 @@ function semanticProblems(spec: MirrorSpec, source: string, mirror: string): Spe
     if (port !== undefined && (Number(port) < 1 || Number(port) > 65535)) {
       problems.push({ source, mirror, field, message: portMessage(field, port) });
     }
+  }
+  const storage = spec.volumeClaimTemplate?.spec.resources?.requests.storage;
+  if (storage !== undefined) {
+    const field = 'spec.volumeClaimTemplate.spec.resources.requests.storage';
+    const message = bytesProblem(field, storage);
+    if (message !== undefined) problems.push({ source, mirror, field, message });
   }
   if (spec.masqueradeUrl !== undefined && spec.masqueradeUrl === spec.upstreamUrl) {
     problems.push({ source, mirror, field: 'spec.masqueradeUrl', message: sameHostMessage(spec.upstreamUrl) });
