@@ -9,7 +9,7 @@
  */
 import { containerdHost } from '../api/hosts.js';
 import type { KubeObject } from '../api/kube-object.js';
-import { DERIVED_FROM_ANNOTATION, MANAGED_BY, MANAGED_BY_LABEL, MIRROR_LABEL } from '../api/names.js';
+import { DERIVED_FROM_ANNOTATION, MANAGED_BY, MANAGED_BY_LABEL, MIRROR_LABEL, mirrorChildNames } from '../api/names.js';
 import { credentialsHash } from './hash.js';
 
 export interface SecretLike {
@@ -39,7 +39,7 @@ export type CredentialsResult =
 export const DOCKERCONFIGJSON = 'kubernetes.io/dockerconfigjson';
 
 export function derivedSecretName(mirror: string): string {
-  return `registry-mirror-${mirror}-credentials`;
+  return mirrorChildNames(mirror).credentialsSecret;
 }
 
 /** `https://Index.Docker.io/v1/` → `docker.io`; `quay.io:443/x` → `quay.io:443`. */

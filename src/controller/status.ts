@@ -20,6 +20,7 @@ export type StalledReason =
   | 'CredentialsSecretInvalid'
   | 'ApplyRejected'
   | 'HostConflict'
+  | 'NameCollision'
   | 'ForeignObject';
 
 /** What one reconcile of one mirror came to. */
