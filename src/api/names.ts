@@ -44,6 +44,12 @@ export const CONTENT_HASH_ANNOTATION = `${ANNOTATION_PREFIX}/content-hash`;
 /** On a credentials Secret the controller derived from a dockerconfigjson Secret: its source. */
 export const DERIVED_FROM_ANNOTATION = `${ANNOTATION_PREFIX}/derived-from`;
 export const POD_SECURITY_ANNOTATION = `${ANNOTATION_PREFIX}/pod-security`;
+/**
+ * On a Secret: the mirrors (comma-separated names) that may use it as their `credentialsSecret`.
+ * The controller uses a Secret only for the mirrors it lists, so writing a RegistryMirror does not
+ * give access to Secrets its author cannot read.
+ */
+export const SECRET_MIRRORS_ANNOTATION = `${ANNOTATION_PREFIX}/mirrors`;
 
 /** Children are `registry-mirror-<name>` (and `-headless`, `-config`, `-agent`). */
 export function childName(mirror: string): string {

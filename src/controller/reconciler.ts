@@ -283,7 +283,7 @@ export class Reconciler {
     const secret =
       input.spec.credentialsSecret === undefined
         ? undefined
-        : await this.opts.secrets.get(input.spec.credentialsSecret);
+        : await this.opts.secrets.get(input.spec.credentialsSecret, name);
     const creds = resolveCredentials({
       mirror: name,
       upstreamUrl: input.spec.upstreamUrl,

@@ -18,6 +18,7 @@ export type StalledReason =
   | 'InvalidSpec'
   | 'CredentialsSecretNotFound'
   | 'CredentialsSecretInvalid'
+  | 'CredentialsSecretNotOptedIn'
   | 'ApplyRejected'
   | 'HostConflict'
   | 'ForeignObject';
