@@ -96,6 +96,24 @@ export const CONTROLLER_NAME = `${PROJECT}-controller`;
 /** The leader-election Lease; the controller's RBAC names it in `resourceNames`. */
 export const LEASE_NAME = CONTROLLER_NAME;
 
+/**
+ * The allowlist of what RegistryMirrors may name (see api/policy.ts): the ConfigMap holding it (the
+ * admission policy's params, the controller's environment), the ValidatingAdmissionPolicy and its
+ * binding, all of this name; the ConfigMap's keys, which are also the `cdk8s.yaml` keys.
+ */
+export const ALLOWLIST_NAME = `${PROJECT}-allowlist`;
+export const ALLOWLIST_KEYS = {
+  upstreams: 'allowedUpstreams',
+  masquerades: 'allowedMasquerades',
+  imageRegistries: 'allowedImageRegistries',
+} as const;
+/** The environment variables of the same lists (the controller's Deployment sets them from the ConfigMap). */
+export const ALLOWLIST_ENV = {
+  upstreams: 'ALLOWED_UPSTREAMS',
+  masquerades: 'ALLOWED_MASQUERADES',
+  imageRegistries: 'ALLOWED_IMAGE_REGISTRIES',
+} as const;
+
 /** Apply order: what others refer to (or mount, or select) comes first, workloads last. */
 export const KIND_ORDER: readonly string[] = [
   'CustomResourceDefinition',
@@ -111,6 +129,8 @@ export const KIND_ORDER: readonly string[] = [
   'StatefulSet',
   'DaemonSet',
   'Deployment',
+  'ValidatingAdmissionPolicy',
+  'ValidatingAdmissionPolicyBinding',
 ];
 
 /** Rank of a kind in KIND_ORDER; unknown kinds go last. */

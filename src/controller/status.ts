@@ -19,6 +19,7 @@ export type StalledReason =
   | 'CredentialsSecretNotFound'
   | 'CredentialsSecretInvalid'
   | 'CredentialsSecretNotOptedIn'
+  | 'NotAllowed'
   | 'ApplyRejected'
   | 'HostConflict'
   | 'ForeignObject';
