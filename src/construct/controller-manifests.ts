@@ -5,10 +5,10 @@
  * RBAC, and why each rule is there:
  * - ClusterRole: read and watch RegistryMirrors (cluster-scoped) and write their status.
  * - Role in the output namespace: manage the children (ConfigMaps, Services, StatefulSets,
- *   DaemonSets); read Secrets (credentials), and write them because a
- *   `kubernetes.io/dockerconfigjson` Secret is turned into a derived Secret
- *   `registry-mirror-<name>-credentials` (names are per mirror, so resourceNames cannot narrow
- *   this); take the leader-election Lease.
+ *   DaemonSets); take the leader-election Lease. Secrets, see SECRET_VERBS: a Secret's data is
+ *   used only when the Secret opts in to the mirror (controller/credentials.ts), a rule RBAC
+ *   cannot express (it knows no annotations or labels, and list gives every Secret's data), so the
+ *   controller enforces it and the Role grants only the verbs the controller uses.
  * - The allowlist: a ConfigMap, and a ValidatingAdmissionPolicy with its binding that refuses a
  *   RegistryMirror naming what the ConfigMap does not allow (api/policy.ts); the controller reads
  *   the same ConfigMap through its environment.
@@ -53,6 +53,15 @@ export interface ControllerManifestsProps {
 const selector = { [NAME_LABEL]: PROJECT, [COMPONENT_LABEL]: 'controller' };
 const labels = { ...selector, [MANAGED_BY_LABEL]: MANAGED_BY };
 const CHILD_VERBS = ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete'];
+/**
+ * Secrets in the output namespace: list and watch (the informer asks for metadata only: which
+ * mirrors a Secret opts in to, and when it changes), get (the data of a Secret that opted in, read
+ * when a reconcile needs it), create, patch and delete (the derived `registry-mirror-<name>-credentials`
+ * Secrets of dockerconfigjson Secrets, applied server-side and pruned; names are per mirror, so
+ * resourceNames cannot narrow them; the original operator's Secret on takeover). No update: the
+ * controller never replaces a Secret. The README's "With the controller" lists the same verbs.
+ */
+export const SECRET_VERBS = ['get', 'list', 'watch', 'create', 'patch', 'delete'];
 
 /** The controller's Namespace, ServiceAccount, RBAC and Deployment. */
 export class ControllerManifests extends Construct {
@@ -91,7 +100,7 @@ function addControllerObjects(chart: Construct, props: ControllerManifestsProps)
     rules: [
       { apiGroups: [''], resources: ['configmaps', 'services'], verbs: CHILD_VERBS },
       { apiGroups: ['apps'], resources: ['statefulsets', 'daemonsets'], verbs: CHILD_VERBS },
-      { apiGroups: [''], resources: ['secrets'], verbs: CHILD_VERBS },
+      { apiGroups: [''], resources: ['secrets'], verbs: SECRET_VERBS },
       // list: why a cache pod does not start; delete: the original mirror-operator's pods, on takeover.
       { apiGroups: [''], resources: ['pods', 'persistentvolumeclaims'], verbs: ['list', 'delete'] },
       // create cannot be narrowed by name; renewing is limited to the controller's own Lease.

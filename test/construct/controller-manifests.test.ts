@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+
 import { describe, expect, it } from 'vitest';
 
 import type { KubeObject } from '../../src/api/kube-object.js';
@@ -118,6 +120,16 @@ describe('controllerManifests', () => {
         valueFrom: { configMapKeyRef: { name: 'mirror-synth-allowlist', key, optional: true } },
       });
     }
+  });
+
+  it('grants on Secrets only the verbs the controller uses (no update), as the README lists them', () => {
+    const rules = find('Role', 'mirror-synth-controller', 'kube-extra').rules as Rule[];
+    const secrets = rules.filter((r) => r.resources.includes('secrets'));
+    expect(secrets).toEqual([
+      { apiGroups: [''], resources: ['secrets'], verbs: ['get', 'list', 'watch', 'create', 'patch', 'delete'] },
+    ]);
+    const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8').replace(/\s+/g, ' ');
+    expect(readme).toContain(`Secrets (${secrets[0].verbs.map((v) => `\`${v}\``).join(', ')}:`);
   });
 
   it('runs the controller under Pod Security "restricted" with probes and NAMESPACE', () => {

@@ -71,7 +71,10 @@ describe('resolveCredentials', () => {
   });
 
   it('names the missing keys without printing any value', () => {
-    const secret = { metadata: { annotations: OPT_IN, name: 'quay-creds' }, data: { user: b64('bot'), password: b64(PASSWORD) } };
+    const secret = {
+      metadata: { annotations: OPT_IN, name: 'quay-creds' },
+      data: { user: b64('bot'), password: b64(PASSWORD) },
+    };
     const r = resolveCredentials({ ...base, credentialsSecret: 'quay-creds', secret });
     expect(r).toMatchObject({ ok: false, reason: 'CredentialsSecretInvalid' });
     const msg = r && !r.ok ? r.message : '';
@@ -111,7 +114,10 @@ describe('resolveCredentials', () => {
   });
 
   it('never falls back to a guessable HMAC key: a Secret without a uid is not hashed', () => {
-    const secret = { metadata: { annotations: OPT_IN, name: 'quay-creds' }, data: { username: b64('bot'), password: b64(PASSWORD) } };
+    const secret = {
+      metadata: { annotations: OPT_IN, name: 'quay-creds' },
+      data: { username: b64('bot'), password: b64(PASSWORD) },
+    };
     const r = resolveCredentials({ ...base, credentialsSecret: 'quay-creds', secret });
     expect(r).toMatchObject({ ok: false, reason: 'CredentialsSecretInvalid' });
     expect(r && !r.ok && r.message).toContain('has no metadata.uid');
@@ -139,7 +145,10 @@ describe('resolveCredentials', () => {
       resolveCredentials({
         ...base,
         credentialsSecret: 'c',
-        secret: { metadata: { annotations: OPT_IN, uid: 'u' }, data: { username: b64('bot'), password: b64(password), ...extra } },
+        secret: {
+          metadata: { annotations: OPT_IN, uid: 'u' },
+          data: { username: b64('bot'), password: b64(password), ...extra },
+        },
       });
     const a = mk('one');
     const b = mk('two');
