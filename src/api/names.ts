@@ -88,6 +88,16 @@ export const FRONT_LOG_PORT = 5514;
  */
 export const VOLUME_METRICS_PORT = 9100;
 export const VOLUME_METRICS_PORT_NAME = 'volume-metrics';
+/**
+ * The mirror's NetworkPolicy (construct/network-policy.ts), when `spec.networkPolicy` does not say
+ * otherwise: port 5000 from these address ranges (where nodes' addresses are in almost every
+ * cluster: the private ranges of RFC 1918 and the shared range of RFC 6598; pods have addresses
+ * there too, so set the nodes' own subnets to keep pods out), the metrics ports from every pod of
+ * the namespace `monitoring`.
+ */
+export const DEFAULT_NODE_CIDRS: readonly string[] = ['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', '100.64.0.0/10'];
+export const DEFAULT_MONITORING_NAMESPACE = 'monitoring';
+export const NAMESPACE_NAME_LABEL = 'kubernetes.io/metadata.name';
 /** The controller's /metrics (and, unless told otherwise, /healthz and /readyz). */
 export const CONTROLLER_METRICS_PORT = 8080;
 
@@ -126,6 +136,7 @@ export const KIND_ORDER: readonly string[] = [
   'Secret',
   'ConfigMap',
   'Service',
+  'NetworkPolicy',
   'StatefulSet',
   'DaemonSet',
   'Deployment',

@@ -5,7 +5,7 @@
  * RBAC, and why each rule is there:
  * - ClusterRole: read and watch RegistryMirrors (cluster-scoped) and write their status.
  * - Role in the output namespace: manage the children (ConfigMaps, Services, StatefulSets,
- *   DaemonSets); take the leader-election Lease. Secrets, see SECRET_VERBS: a Secret's data is
+ *   DaemonSets, NetworkPolicies); take the leader-election Lease. Secrets, see SECRET_VERBS: a Secret's data is
  *   used only when the Secret opts in to the mirror (controller/credentials.ts), a rule RBAC
  *   cannot express (it knows no annotations or labels, and list gives every Secret's data), so the
  *   controller enforces it and the Role grants only the verbs the controller uses.
@@ -100,6 +100,7 @@ function addControllerObjects(chart: Construct, props: ControllerManifestsProps)
     rules: [
       { apiGroups: [''], resources: ['configmaps', 'services'], verbs: CHILD_VERBS },
       { apiGroups: ['apps'], resources: ['statefulsets', 'daemonsets'], verbs: CHILD_VERBS },
+      { apiGroups: ['networking.k8s.io'], resources: ['networkpolicies'], verbs: CHILD_VERBS },
       { apiGroups: [''], resources: ['secrets'], verbs: SECRET_VERBS },
       // list: why a cache pod does not start; delete: the original mirror-operator's pods, on takeover.
       { apiGroups: [''], resources: ['pods', 'persistentvolumeclaims'], verbs: ['list', 'delete'] },

@@ -67,7 +67,15 @@ describe('controllerManifests', () => {
     const rules = role.rules as Rule[];
     const resources = rules.flatMap((r) => r.resources);
     expect(resources).toEqual(
-      expect.arrayContaining(['configmaps', 'services', 'statefulsets', 'daemonsets', 'secrets', 'leases']),
+      expect.arrayContaining([
+        'configmaps',
+        'services',
+        'statefulsets',
+        'daemonsets',
+        'networkpolicies',
+        'secrets',
+        'leases',
+      ]),
     );
     const leaseUpdate = rules.find((r) => r.resources.includes('leases') && r.verbs.includes('update'))!;
     expect(leaseUpdate.resourceNames).toEqual(['mirror-synth-controller']);

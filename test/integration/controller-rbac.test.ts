@@ -3,8 +3,8 @@
 // and the controller runs in-process with a token of its ServiceAccount. It takes its Lease,
 // reads a credentials Secret that opted in to the mirror, derives, applies and prunes the
 // credentials Secret of a dockerconfigjson Secret, and stalls a mirror whose Secret did not opt
-// in until the `kubectl annotate` its message gives is run; no request is forbidden. What the
-// Role grants on Secrets is what the README says, and no `update`.
+// in until the `kubectl annotate` its message gives is run; it applies the NetworkPolicy; no
+// request is forbidden. What the Role grants on Secrets is what the README says, and no `update`.
 import { randomBytes } from 'node:crypto';
 
 import {
@@ -14,6 +14,7 @@ import {
   KubeConfig,
   type KubernetesObject,
   loadYaml,
+  NetworkingV1Api,
   PatchStrategy,
 } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -127,6 +128,12 @@ describe("the controller on controller-manifests' RBAC", () => {
     await waitUntil(() => applied('quay'), 'mirror quay applied');
     const derived = await admin.core.readNamespacedSecret({ name: 'registry-mirror-quay-credentials', namespace });
     expect(Buffer.from(derived.data!.password, 'base64').toString()).toBe('pw');
+    // The NetworkPolicy, applied as the controller sends it, keeps its sources (an ingress rule
+    // without `from` would admit everyone).
+    const policy = await admin.kc
+      .makeApiClient(NetworkingV1Api)
+      .readNamespacedNetworkPolicy({ name: 'registry-mirror-quay', namespace });
+    expect(policy.spec?.ingress?.map((r) => r._from?.length)).toEqual([4, 1]);
     expect(
       (await admin.kc.makeApiClient(CoordinationV1Api).readNamespacedLease({ name: CONTROLLER_NAME, namespace })).spec
         ?.holderIdentity,
