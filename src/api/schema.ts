@@ -9,6 +9,7 @@
 import { type Static, type TSchema, Type } from '@sinclair/typebox';
 
 import { API_GROUP, API_VERSION, KIND, RESERVED_LABELS } from './names.js';
+import { BYTES_PATTERN, bytesMessage, QUANTITY_PATTERN, quantityMessage } from './quantity.js';
 
 /** Mirror names become part of child names such as `registry-mirror-<name>-headless`. */
 export const MAX_NAME_LENGTH = 36;
@@ -21,9 +22,6 @@ export const HOST_PATTERN =
 export const REGISTRY_PREFIX_PATTERN =
   '^([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)(\\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*(:[0-9]{1,5})?(/[a-z0-9]+([._-][a-z0-9]+)*)*$';
 export const DNS_SUBDOMAIN_PATTERN = '^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$';
-/** Kubernetes resource.Quantity, as controller-gen writes it. */
-export const QUANTITY_PATTERN =
-  '^(\\+|-)?(([0-9]+(\\.[0-9]*)?)|(\\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\\+|-)?(([0-9]+(\\.[0-9]*)?)|(\\.[0-9]+))))?$';
 /** An IPv4 or IPv6 address range in CIDR notation (10.0.0.0/8, fd00::/8), as a NetworkPolicy ipBlock takes it. */
 export const CIDR_PATTERN =
   '^((((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\\.){3}(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])/(3[0-2]|[12]?[0-9]))|([0-9a-f]{0,4}(:[0-9a-f]{0,4}){2,7}/(12[0-8]|1[01][0-9]|[1-9]?[0-9])))$';
@@ -91,10 +89,6 @@ export function nameLengthMessage(name: string): string {
 export const NAME_MESSAGE =
   "metadata.name must be a DNS label (lower-case letters, digits and '-', starting with a letter)";
 
-export function quantityMessage(field: string, value: string): string {
-  return `${field} must be a Kubernetes quantity such as 500m, 512Mi or 20Gi, got '${value}'`;
-}
-
 /** A CEL string literal (CEL reads JSON's escapes). */
 export function cel(text: string): string {
   return JSON.stringify(text);
@@ -133,9 +127,11 @@ const Host = (field: string, description: string) =>
     'x-kubernetes-validations': [HOST_PORT_RULE(field)],
   });
 
-const Quantity = (description: string, field?: string) =>
-  Type.Union([Type.Integer({ minimum: 0 }), Type.String({ minLength: 1, maxLength: 64 })], {
-    pattern: QUANTITY_PATTERN,
+/** A quantity field; a size in bytes (BYTES_PATTERN) with `bytes`. Patterns and messages from quantity.ts. */
+const Quantity = (description: string, field?: string, bytes = false) => {
+  const [pattern, message] = bytes ? [BYTES_PATTERN, bytesMessage] : [QUANTITY_PATTERN, quantityMessage];
+  return Type.Union([Type.Integer({ minimum: 0 }), Type.String({ minLength: 1, maxLength: 64 })], {
+    pattern,
     // Bounds the CEL cost estimate of the int-or-string (Kubernetes reads it beside the anyOf).
     maxLength: 64,
     description,
@@ -144,12 +140,13 @@ const Quantity = (description: string, field?: string) =>
       : {
           'x-kubernetes-validations': [
             {
-              rule: `type(self) == int || string(self).matches(${cel(QUANTITY_PATTERN)})`,
-              messageExpression: celMessage((v) => quantityMessage(field, v), 'string(self)'),
+              rule: `type(self) == int || string(self).matches(${cel(pattern)})`,
+              messageExpression: celMessage((v) => message(field, v), 'string(self)'),
             },
           ],
         }),
   });
+};
 
 const QuantityMap = (description: string) =>
   Type.Record(
@@ -290,6 +287,7 @@ const VolumeClaimTemplate = Type.Object(
                   storage: Quantity(
                     'Size of the cache volume, e.g. 20Gi (the default).',
                     'spec.volumeClaimTemplate.spec.resources.requests.storage',
+                    true,
                   ),
                 },
                 { additionalProperties: false, description: 'Requested resources of the cache volume.' },

@@ -8,7 +8,8 @@ import { parseAllDocuments } from 'yaml';
 
 import { SpecError, type SpecProblem } from './errors.js';
 import { findHostConflicts } from './hosts.js';
-import { KIND } from './names.js';
+import { KIND, mirrorChildren } from './names.js';
+import { bytesMessage, bytesProblem, quantityMessage } from './quantity.js';
 import {
   isReservedLabel,
   type MirrorSpec,
@@ -16,7 +17,6 @@ import {
   nameLengthMessage,
   plainSchema,
   portMessage,
-  quantityMessage,
   RegistryMirrorSchema,
   reservedLabelMessage,
   RULES_KEYWORD,
@@ -78,7 +78,8 @@ function patternMessage(field: string, value: unknown, schema: unknown): string 
     return `${field} must be ${what} such as quay.io or registry.example.com:5000, got ${show(v)}`;
   }
   if (field === 'metadata.name') return `${NAME_MESSAGE}, got ${show(v)}`;
-  if (field.startsWith('spec.resources') || field.endsWith('.storage')) return quantityMessage(field, v);
+  if (field.endsWith('.storage')) return bytesMessage(field, v);
+  if (field.startsWith('spec.resources')) return quantityMessage(field, v);
   if (field.startsWith('spec.labels') || field.startsWith('spec.nodeSelector')) {
     return `${field} must be a valid label value (at most 63 of A-Z a-z 0-9 - _ .), got ${show(v)}`;
   }
@@ -170,6 +171,12 @@ function semanticProblems(spec: MirrorSpec, source: string, mirror: string): Spe
       problems.push({ source, mirror, field, message: portMessage(field, port) });
     }
   }
+  const storage = spec.volumeClaimTemplate?.spec.resources?.requests.storage;
+  if (storage !== undefined) {
+    const field = 'spec.volumeClaimTemplate.spec.resources.requests.storage';
+    const message = bytesProblem(field, storage);
+    if (message !== undefined) problems.push({ source, mirror, field, message });
+  }
   if (spec.masqueradeUrl !== undefined && spec.masqueradeUrl === spec.upstreamUrl) {
     problems.push({ source, mirror, field: 'spec.masqueradeUrl', message: sameHostMessage(spec.upstreamUrl) });
   }
@@ -257,8 +264,59 @@ export function checkHostConflicts(mirrors: readonly MirrorInput[]): void {
   if (conflicts.length > 0) throw new SpecError(conflicts);
 }
 
-/** Checks across a set of mirrors: unique names, and one mirror per node host. */
+/** A later mirror that would create an object an earlier mirror creates. */
+export interface NameCollision extends SpecProblem {
+  readonly mirror: string;
+  readonly field: 'metadata.name';
+  /** The mirror that creates the object first. */
+  readonly other: string;
+  /** The object both would create, as `Kind/name`. */
+  readonly object: string;
+}
+
+/**
+ * Mirrors whose children would share a kind and name (`a`'s headless Service and `a-headless`'s
+ * Service are both `registry-mirror-a-headless`): each would overwrite the other's. The first in
+ * the given order keeps its children (pass mirrors oldest first); each later mirror colliding
+ * with it is reported once, naming the first object they share.
+ */
+export function findNameCollisions(mirrors: readonly { name: string; source: string }[]): NameCollision[] {
+  const owner = new Map<string, { mirror: { name: string; source: string }; role: string }>();
+  const collisions: NameCollision[] = [];
+  for (const m of mirrors) {
+    const reported = new Set<string>();
+    for (const child of mirrorChildren(m.name)) {
+      const object = `${child.kind}/${child.name}`;
+      const first = owner.get(object);
+      if (first === undefined) {
+        owner.set(object, { mirror: m, role: child.role });
+      } else if (first.mirror.name !== m.name && !reported.has(first.mirror.name)) {
+        reported.add(first.mirror.name);
+        collisions.push({
+          source: m.source,
+          mirror: m.name,
+          field: 'metadata.name',
+          other: first.mirror.name,
+          object,
+          message:
+            `metadata.name '${m.name}' gives its ${child.role} the name ${child.name}, which is the ` +
+            `${first.role} of mirror '${first.mirror.name}' (${first.mirror.source}); two mirrors may not create the same object: rename one of them`,
+        });
+      }
+    }
+  }
+  return collisions;
+}
+
+/** Two mirrors may not create objects of the same kind and name: each would overwrite the other's. */
+export function checkNameCollisions(mirrors: readonly { name: string; source: string }[]): void {
+  const collisions = findNameCollisions(mirrors);
+  if (collisions.length > 0) throw new SpecError(collisions);
+}
+
+/** Checks across a set of mirrors: unique names, no two creating the same object, and one mirror per node host. */
 export function checkMirrorSet(mirrors: readonly MirrorInput[]): void {
   checkUniqueNames(mirrors);
+  checkNameCollisions(mirrors);
   checkHostConflicts(mirrors);
 }

@@ -18,6 +18,7 @@ import {
   FRONT_LOG_PORT,
   FRONT_METRICS_PORT,
   FRONT_METRICS_PORT_NAME,
+  mirrorChildNames,
   REGISTRY_DEBUG_PORT,
   REGISTRY_PORT,
   VOLUME_METRICS_PORT,
@@ -68,7 +69,8 @@ export class MirrorCache {
   public readonly statefulSet: k8s.KubeStatefulSet;
 
   constructor(parts: MirrorParts, props: MirrorCacheProps = {}) {
-    const { scope, spec, namespace, resourceName: name } = parts;
+    const { scope, spec, namespace } = parts;
+    const names = mirrorChildNames(parts.mirrorName);
     this.replicas = spec.replicas ?? 1;
     this.storage = spec.volumeClaimTemplate?.spec.resources?.requests.storage ?? DEFAULT_STORAGE;
     const labels = parts.labelsFor('cache');
@@ -87,12 +89,12 @@ export class MirrorCache {
     };
     if (credentials) data[CREDENTIAL_HELPER_FILE] = credentialHelperScript();
     this.config = new k8s.KubeConfigMap(scope, 'CacheConfig', {
-      metadata: { name: `${name}-config`, namespace, labels },
+      metadata: { name: names.cacheConfig, namespace, labels },
       data,
     });
 
     this.headlessService = new k8s.KubeService(scope, 'HeadlessService', {
-      metadata: { name: `${name}-headless`, namespace, labels },
+      metadata: { name: names.headlessService, namespace, labels },
       spec: {
         clusterIp: 'None',
         selector,
@@ -114,7 +116,7 @@ export class MirrorCache {
       },
     });
     this.service = new k8s.KubeService(scope, 'Service', {
-      metadata: { name, namespace, labels },
+      metadata: { name: names.service, namespace, labels },
       spec: {
         type: 'ClusterIP',
         selector,
@@ -145,7 +147,7 @@ export class MirrorCache {
     const registryHealth = { httpGet: { path: '/debug/health', port: k8s.IntOrString.fromString('metrics') } };
 
     this.statefulSet = new k8s.KubeStatefulSet(scope, 'Cache', {
-      metadata: { name, namespace, labels },
+      metadata: { name: names.statefulSet, namespace, labels },
       spec: {
         serviceName: this.headlessService.name,
         replicas: this.replicas,

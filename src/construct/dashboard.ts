@@ -4,7 +4,7 @@
  * dashboard defines itself (type `datasource`), so it resolves in any Grafana without an
  * import step: a panel that names `${DS_PROMETHEUS}` without defining it shows nothing.
  */
-import { CACHE_JOB, FRONT_JOB, VOLUME_JOB } from './monitoring-rules.js';
+import { CACHE_JOB, errorRatio, FRONT_JOB, VOLUME_JOB } from './monitoring-rules.js';
 
 export interface DashboardPanel {
   readonly title: string;
@@ -88,10 +88,7 @@ export const DASHBOARD_PANELS: readonly DashboardPanel[] = [
       'Share of the requests reaching Distribution that failed (upstream unreachable or refused, storage errors). Nodes saw a 404 for these and pulled from the upstream.',
     targets: [
       {
-        expr:
-          `(sum ${by()} (rate(registry_http_requests_total{${sel},code=~"5.."}[$__rate_interval])) or ` +
-          `0 * sum ${by()} (rate(registry_http_requests_total{${sel}}[$__rate_interval]))) ` +
-          `/ sum ${by()} (rate(registry_http_requests_total{${sel}}[$__rate_interval]))`,
+        expr: errorRatio(sel, '$__rate_interval'),
         legend: '{{mirror}}',
       },
     ],

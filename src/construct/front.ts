@@ -18,6 +18,7 @@
  */
 
 import { DISTRIBUTION_PORT, FRONT_LOG_PORT, REGISTRY_PORT } from '../api/names.js';
+import { MAX_BYTES, parseBytes } from '../api/quantity.js';
 import { REGISTRY_STORAGE_PATH } from './distribution-config.js';
 
 /** Where the front's config is mounted, and its cache on the shared volume. */
@@ -40,28 +41,11 @@ const FRONT_MAX_SHARE = 0.25;
 const FRONT_MIN_FREE_SHARE = 0.1;
 const READY_MIN_FREE_SHARE = 0.05;
 
-const UNITS: Record<string, number> = {
-  '': 1,
-  k: 1e3,
-  M: 1e6,
-  G: 1e9,
-  T: 1e12,
-  P: 1e15,
-  E: 1e18,
-  Ki: 2 ** 10,
-  Mi: 2 ** 20,
-  Gi: 2 ** 30,
-  Ti: 2 ** 40,
-  Pi: 2 ** 50,
-  Ei: 2 ** 60,
-};
-
-/** Bytes of a Kubernetes storage quantity (`20Gi`, `500M`, `1e9`, 1073741824). */
+/** Bytes of a size the schema accepts (quantity.ts); throws on anything else, as a construct given an unvalidated spec. */
 export function quantityBytes(q: string | number): number {
-  if (typeof q === 'number') return q;
-  const m = /^([0-9.]+)(?:([eE][-+]?[0-9]+)|(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?)$/.exec(q.trim());
-  if (!m) throw new Error(`not a storage quantity: '${q}'`);
-  return Math.floor(Number(m[1] + (m[2] ?? '')) * UNITS[m[3] ?? '']);
+  const bytes = parseBytes(q);
+  if (bytes === undefined || !(bytes > 0 && bytes < MAX_BYTES)) throw new Error(`not a storage quantity: '${q}'`);
+  return bytes;
 }
 
 /** How the front uses a cache volume of `volumeBytes`. */

@@ -47,6 +47,18 @@ const volume = `job="${VOLUME_JOB}"`;
 const mirrorRef = 'mirror {{ $labels.mirror }} (namespace {{ $labels.namespace }})';
 const pods = 'kubectl -n {{ $labels.namespace }} get pods -l mirror={{ $labels.mirror }}';
 
+/**
+ * The share of the requests reaching Distribution (`selector`) that failed with a 5xx over
+ * `window`, per mirror. 0, not nothing, while no request failed (there is no 5xx series until
+ * the first), and 0, not NaN (0/0), while a mirror served no request at all in the window: an
+ * idle mirror has no errors, and its alert measure and dashboard panel must say so.
+ */
+export function errorRatio(selector: string, window: string): string {
+  const total = `sum ${by} (rate(registry_http_requests_total{${selector}}[${window}]))`;
+  const failed = `sum ${by} (rate(registry_http_requests_total{${selector},code=~"5.."}[${window}]))`;
+  return `${failed} / (${total} > 0) or 0 * ${total}`;
+}
+
 /** The mirror alerts (group `registry-mirror`). */
 export const MIRROR_ALERTS: readonly AlertRule[] = [
   {
@@ -81,11 +93,7 @@ export const MIRROR_ALERTS: readonly AlertRule[] = [
   },
   {
     alert: 'RegistryMirrorUpstreamErrors',
-    // 0 rather than nothing while no request failed, so the ratio always exists
-    measure:
-      `(sum ${by} (rate(registry_http_requests_total{${cache},code=~"5.."}[10m])) ` +
-      `or 0 * sum ${by} (rate(registry_http_requests_total{${cache}}[10m]))) ` +
-      `/ sum ${by} (rate(registry_http_requests_total{${cache}}[10m]))`,
+    measure: errorRatio(cache, '10m'),
     condition: '> 0.05',
     for: '10m',
     severity: 'warning',

@@ -10,6 +10,7 @@ import {
   CONFIG_HASH_ANNOTATION,
   DEFAULT_CLUSTER_DOMAIN,
   DEFAULT_NODE_RUNTIME,
+  mirrorChildNames,
   type NodeRuntime,
   REGISTRY_PORT,
 } from '../api/names.js';
@@ -59,7 +60,8 @@ export class NodeAgent {
   public readonly daemonSet: k8s.KubeDaemonSet;
 
   constructor(parts: MirrorParts, props: NodeAgentProps = {}) {
-    const { scope, spec, namespace, resourceName: name } = parts;
+    const { scope, spec, namespace } = parts;
+    const names = mirrorChildNames(parts.mirrorName);
     this.hosts = mirrorHosts(spec);
     this.clusterDomain = props.clusterDomain ?? DEFAULT_CLUSTER_DOMAIN;
     this.nodeRuntime = props.nodeRuntime ?? DEFAULT_NODE_RUNTIME;
@@ -70,13 +72,13 @@ export class NodeAgent {
     const script = nodeAgentScript();
 
     this.config = new k8s.KubeConfigMap(scope, 'AgentConfig', {
-      metadata: { name: `${name}-agent`, namespace, labels },
+      metadata: { name: names.agentConfig, namespace, labels },
       data: { 'node-agent.sh': script },
     });
     // What Kubernetes names the Service's ClusterIP env var: the agent's fallback when DNS fails.
-    const serviceHostVar = `${name.toUpperCase().replace(/-/g, '_')}_SERVICE_HOST`;
+    const serviceHostVar = `${names.service.toUpperCase().replace(/-/g, '_')}_SERVICE_HOST`;
     this.daemonSet = new k8s.KubeDaemonSet(scope, 'NodeAgent', {
-      metadata: { name, namespace, labels },
+      metadata: { name: names.daemonSet, namespace, labels },
       spec: {
         selector: { matchLabels: parts.selectorFor('node-agent') },
         updateStrategy: { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: k8s.IntOrString.fromNumber(1) } },
@@ -100,7 +102,7 @@ export class NodeAgent {
                   { name: 'MIRROR_NAME', value: parts.mirrorName },
                   { name: 'HOSTS', value: this.hosts.join(' ') },
                   { name: 'SERVER_URL', value: upstreamServerUrl(spec.upstreamUrl) },
-                  { name: 'SERVICE_NAME', value: `${name}.${namespace}.svc.${this.clusterDomain}` },
+                  { name: 'SERVICE_NAME', value: `${names.service}.${namespace}.svc.${this.clusterDomain}` },
                   { name: 'SERVICE_HOST_VAR', value: serviceHostVar },
                   { name: 'SERVICE_PORT', value: String(REGISTRY_PORT) },
                   { name: 'CONFIG_DIR', value: mountPath },

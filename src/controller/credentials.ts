@@ -16,6 +16,7 @@ import {
   MANAGED_BY,
   MANAGED_BY_LABEL,
   MIRROR_LABEL,
+  mirrorChildNames,
   SECRET_MIRRORS_ANNOTATION,
 } from '../api/names.js';
 import { credentialsHash } from './hash.js';
@@ -52,7 +53,7 @@ export type CredentialsResult =
 export const DOCKERCONFIGJSON = 'kubernetes.io/dockerconfigjson';
 
 export function derivedSecretName(mirror: string): string {
-  return `registry-mirror-${mirror}-credentials`;
+  return mirrorChildNames(mirror).credentialsSecret;
 }
 
 /** The mirrors a Secret's opt-in annotation lists (comma-separated; blanks ignored). */

@@ -24,6 +24,7 @@ export interface LiveMeta {
       readonly kind?: string;
       readonly name?: string;
       readonly uid?: string;
+      readonly controller?: boolean;
     }>;
     readonly deletionTimestamp?: unknown;
   };

@@ -23,7 +23,7 @@ import {
 } from '../api/names.js';
 import { type MirrorPolicy, policyProblems } from '../api/policy.js';
 import type { MirrorStatus } from '../api/schema.js';
-import { type MirrorInput, parseMirrorResource } from '../api/validate.js';
+import { findNameCollisions, type MirrorInput, type NameCollision, parseMirrorResource } from '../api/validate.js';
 import { synthesizeMirror } from '../synth/chart.js';
 import { resolveCredentials } from './credentials.js';
 import { canonicalJson, withContentHash } from './hash.js';
@@ -61,6 +61,8 @@ export class ChildIndex {
   private readonly byMirror = new Map<string, Map<string, LiveMeta>>();
   /** Child key → the mirror it is filed under. */
   private readonly owner = new Map<string, string>();
+  /** Child key → the child, whichever mirror it is filed under. */
+  private readonly byKey = new Map<string, LiveMeta>();
 
   /** The mirror a child belongs to, when it is one of ours. */
   static mirrorOf(obj: LiveMeta): string | undefined {
@@ -79,13 +81,20 @@ export class ChildIndex {
       children?.delete(key);
       if (children?.size === 0) this.byMirror.delete(previous);
       this.owner.delete(key);
+      this.byKey.delete(key);
     }
     if (mirror === undefined || verb === 'delete') return mirror;
     let children = this.byMirror.get(mirror);
     if (!children) this.byMirror.set(mirror, (children = new Map<string, LiveMeta>()));
     children.set(key, obj);
     this.owner.set(key, mirror);
+    this.byKey.set(key, obj);
     return mirror;
+  }
+
+  /** The child of this key (`Kind/name`), whichever mirror it belongs to. */
+  get(key: string): LiveMeta | undefined {
+    return this.byKey.get(key);
   }
 
   of(mirror: string): LiveMeta[] {
@@ -140,14 +149,18 @@ function byKind(objs: readonly KubeObject[]): KubeObject[][] {
   return groups;
 }
 
+/** Stalled reasons of a mirror that lost a node host or a child's name to an older mirror. */
+export const CLAIM_REASONS: readonly string[] = ['HostConflict', 'NameCollision'];
+
 /**
- * Whether a mirror has been reconciled and holds its node hosts: it has a status and is not
- * stalled for a host conflict.
+ * Whether a mirror has been reconciled and holds its node hosts and its children's names: it
+ * has a status and is not stalled for a host conflict or a name collision.
  */
-function holdsHosts(m: RegistryMirrorObject): boolean {
+function holdsClaims(m: RegistryMirrorObject): boolean {
   const stalled = m.status?.conditions?.find((c) => c.type === 'Stalled');
   return (
-    m.status?.observedGeneration !== undefined && !(stalled?.status === 'True' && stalled.reason === 'HostConflict')
+    m.status?.observedGeneration !== undefined &&
+    !(stalled?.status === 'True' && CLAIM_REASONS.includes(stalled.reason ?? ''))
   );
 }
 
@@ -163,7 +176,7 @@ export function byAge(a: RegistryMirrorObject, b: RegistryMirrorObject): number 
   };
   return (
     compareStrings(t(a), t(b)) ||
-    Number(holdsHosts(b)) - Number(holdsHosts(a)) ||
+    Number(holdsClaims(b)) - Number(holdsClaims(a)) ||
     compareStrings(a.metadata?.name ?? '', b.metadata?.name ?? '')
   );
 }
@@ -181,6 +194,25 @@ export function hostConflictOf(name: string, mirrors: readonly RegistryMirrorObj
       spec: m.spec as { upstreamUrl: string; masqueradeUrl?: string },
     }));
   return findHostConflicts(hosted).find((c) => c.mirror === name);
+}
+
+/**
+ * The name collision that stalls `name`, if an older mirror creates an object of the kind and
+ * name one of its children would have. A mirror being deleted still counts: its children are
+ * there until the garbage collector removes them.
+ */
+export function nameCollisionOf(name: string, mirrors: readonly RegistryMirrorObject[]): NameCollision | undefined {
+  const named = [...mirrors]
+    .sort(byAge)
+    .map((m) => ({ name: m.metadata?.name ?? '', source: `RegistryMirror ${m.metadata?.name ?? ''}` }));
+  return findNameCollisions(named).find((c) => c.mirror === name);
+}
+
+/** The RegistryMirror that controls `obj` through its ownerReferences, if any. */
+export function controllingMirror(obj: LiveMeta): string | undefined {
+  return (obj.metadata.ownerReferences ?? []).find(
+    (r) => r.controller === true && r.kind === KIND && r.apiVersion === MIRROR_API_VERSION,
+  )?.name;
 }
 
 export class Reconciler {
@@ -353,6 +385,14 @@ export class Reconciler {
         message: `${conflict.field} configures node host ${conflict.host}, which the older mirror '${conflict.other}' already configures; two mirrors may not configure the same registry host. Delete one of them or change its ${conflict.field}.`,
       };
     }
+    const collision = nameCollisionOf(name, this.opts.mirrors.list());
+    if (collision) {
+      return {
+        type: 'Stalled',
+        reason: 'NameCollision',
+        message: `Its ${collision.object} would be the same object as the older mirror '${collision.other}'s; two mirrors may not create the same object. Delete one of them and recreate it under another name.`,
+      };
+    }
     const all = await this.desiredChildren(mirror, input);
     if (!Array.isArray(all)) return all;
 
@@ -369,6 +409,9 @@ export class Reconciler {
     const desired = step.desired;
     const plan = planChildren({ mirror: name, desired, live, applied: (k) => this.applied.get(`${name}|${k}`) });
     const ours = new Set(live.map(childKey));
+    // Never over another mirror's child (whatever its labels say now).
+    const taken = this.takenByAnotherMirror(name, plan.apply, live);
+    if (taken) return taken;
 
     // Children of one kind go together (two ConfigMaps, two Services); kinds in apply order.
     for (const group of byKind(plan.apply)) {
@@ -403,6 +446,39 @@ export class Reconciler {
     if (waiting) return { ...applied, waiting, ...(step.recheckMs ? { recheckMs: step.recheckMs } : {}) };
     const [cache, agent] = this.workloads(name, all);
     return { ...applied, serving: servingMessage(cache, agent) };
+  }
+
+  /**
+   * The outcome when a child to apply is an object another RegistryMirror controls: a Stalled
+   * NameCollision while that mirror exists, a retry while its children wait for the garbage
+   * collector; else undefined.
+   */
+  private takenByAnotherMirror(
+    name: string,
+    apply: readonly KubeObject[],
+    live: readonly LiveMeta[],
+  ): ReconcileOutcome | undefined {
+    const liveByKey = new Map(live.map((l) => [childKey(l), l]));
+    for (const child of apply) {
+      const key = childKey(child);
+      const existing = liveByKey.get(key) ?? this.opts.children.get(key);
+      const owner = existing && controllingMirror(existing);
+      if (owner === undefined || owner === name) continue;
+      const what = `${child.kind} ${this.opts.namespace}/${child.metadata.name}`;
+      if (this.opts.mirrors.get(owner)) {
+        return {
+          type: 'Stalled',
+          reason: 'NameCollision',
+          message: `${what} belongs to mirror '${owner}' (its controlling ownerReference); two mirrors may not create the same object. Delete one of them and recreate it under another name.`,
+        };
+      }
+      return {
+        type: 'Retrying',
+        reason: 'ApplyFailed',
+        message: `${what} still belongs to the deleted mirror '${owner}'; waiting for the garbage collector to remove it.`,
+      };
+    }
+    return undefined;
   }
 
   /** Apply one child; an outcome when it failed, else undefined. */

@@ -22,6 +22,7 @@ export type StalledReason =
   | 'NotAllowed'
   | 'ApplyRejected'
   | 'HostConflict'
+  | 'NameCollision'
   | 'ForeignObject';
 
 /** What one reconcile of one mirror came to. */

@@ -35,7 +35,7 @@ export interface WatchContext {
   isOwnWrite(obj: LiveMeta): boolean;
   /** Mirrors whose spec.credentialsSecret names this Secret. */
   mirrorsUsingSecret(name: string): string[];
-  /** Mirrors stalled with this reason (a HostConflict may clear when another mirror changes). */
+  /** Mirrors stalled with this reason (a HostConflict or NameCollision may clear when another mirror changes). */
   mirrorsStalledBy(reason: string): string[];
 }
 
@@ -102,8 +102,10 @@ export function controllerWatches(kc: KubeConfig, namespace: string, ctx: WatchC
     enqueue: (obj, verb, previous) => {
       const name = obj.metadata?.name;
       if (!name || (verb === 'update' && !mirrorChanged(obj, previous))) return [];
-      // A mirror that appears, goes or changes its hosts may free or take a node host of another.
-      return [name, ...ctx.mirrorsStalledBy('HostConflict').filter((m) => m !== name)];
+      // A mirror that appears, goes or changes its hosts may free or take a node host (or a
+      // child's name) of another.
+      const waiting = [...ctx.mirrorsStalledBy('HostConflict'), ...ctx.mirrorsStalledBy('NameCollision')];
+      return [name, ...waiting.filter((m) => m !== name)];
     },
   };
 

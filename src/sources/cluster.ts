@@ -8,7 +8,7 @@ import { ClusterError, SpecError, type SpecProblem } from '../api/errors.js';
 import { describeError, errorStatus } from '../api/kube-errors.js';
 import { compareStrings } from '../api/kube-object.js';
 import { API_GROUP, API_VERSION, PLURAL } from '../api/names.js';
-import { checkHostConflicts, type MirrorInput, parseMirrorResource } from '../api/validate.js';
+import { checkHostConflicts, checkNameCollisions, type MirrorInput, parseMirrorResource } from '../api/validate.js';
 import { loadKubeConfig } from './kubeconfig.js';
 
 export interface ClusterSourceOptions {
@@ -70,11 +70,11 @@ export async function listClusterMirrors(opts: ClusterSourceOptions = {}): Promi
     }
   }
   if (problems.length > 0) throw new SpecError(problems);
-  // The older of two mirrors claiming one node host keeps it, as in the controller.
-  checkHostConflicts(
-    [...mirrors].sort(
-      (a, b) => compareStrings(a.creationTimestamp ?? '', b.creationTimestamp ?? '') || compareStrings(a.name, b.name),
-    ),
+  // The older of two mirrors claiming one node host (or one child's name) keeps it, as in the controller.
+  const oldestFirst = [...mirrors].sort(
+    (a, b) => compareStrings(a.creationTimestamp ?? '', b.creationTimestamp ?? '') || compareStrings(a.name, b.name),
   );
+  checkNameCollisions(oldestFirst);
+  checkHostConflicts(oldestFirst);
   return mirrors.sort((a, b) => compareStrings(a.name, b.name));
 }

@@ -6,7 +6,15 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 import { SpecError, UsageError } from '../../src/api/errors.js';
-import { checkHostConflicts, checkUniqueNames, parseMirrorFile, parseMirrorResource } from '../../src/api/validate.js';
+import {
+  checkHostConflicts,
+  checkNameCollisions,
+  checkUniqueNames,
+  findNameCollisions,
+  parseMirrorFile,
+  parseMirrorResource,
+} from '../../src/api/validate.js';
+import { validate } from '../../src/cli/validate.js';
 import { loadMirrorDir } from '../../src/sources/files.js';
 import { mirrorYaml } from '../support/fixtures.js';
 
@@ -196,6 +204,43 @@ describe('node host conflicts: two mirrors may not configure the same registry h
     expect(err).toBeInstanceOf(SpecError);
     expect(err.message).toContain(
       `${join(dir, 'b.yaml')}: mirror 'hub2': spec.upstreamUrl 'registry-1.docker.io' (node host docker.io) is already configured on the nodes by mirror 'hub'`,
+    );
+  });
+});
+
+describe('name collisions: two mirrors may not create an object of the same kind and name', () => {
+  const m = (name: string) => ({ name, source: `mirrors/${name}.yaml` });
+
+  it("refuses 'a' beside 'a-headless' (a's headless Service is a-headless's Service), naming both files and mirrors", () => {
+    const err = specError(() => checkNameCollisions([m('a'), m('a-headless')]));
+    expect(err.problems).toHaveLength(1);
+    expect(err.problems[0]).toMatchObject({
+      source: 'mirrors/a-headless.yaml',
+      mirror: 'a-headless',
+      field: 'metadata.name',
+    });
+    expect(err.message).toBe(
+      "mirrors/a-headless.yaml: mirror 'a-headless': metadata.name 'a-headless' gives its Service the name registry-mirror-a-headless, which is the headless Service of mirror 'a' (mirrors/a.yaml); two mirrors may not create the same object: rename one of them",
+    );
+    // whichever comes first keeps the name; the other is refused
+    expect(findNameCollisions([m('a-headless'), m('a')])).toMatchObject([
+      { mirror: 'a', other: 'a-headless', object: 'Service/registry-mirror-a-headless' },
+    ]);
+  });
+
+  it('accepts names whose children only look alike', () => {
+    // `a-config`'s ConfigMaps are registry-mirror-a-config-config and -agent; `a-0`'s StatefulSet is not a's pod
+    expect(findNameCollisions(['a', 'a-config', 'a-agent', 'a-0', 'a-credentials', 'b'].map(m))).toEqual([]);
+  });
+
+  it('is checked when loading a directory, so synth and validate refuse it and write nothing', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'mirrors-'));
+    await writeFile(join(dir, 'a.yaml'), mirrorYaml('a', '{upstreamUrl: a.example.com}'));
+    await writeFile(join(dir, 'b.yaml'), mirrorYaml('a-headless', '{upstreamUrl: b.example.com}'));
+    const err = (await validate({ mirrors: dir, quiet: true }).catch((e: unknown) => e)) as SpecError;
+    expect(err).toBeInstanceOf(SpecError);
+    expect(err.message).toBe(
+      `${join(dir, 'b.yaml')}: mirror 'a-headless': metadata.name 'a-headless' gives its Service the name registry-mirror-a-headless, which is the headless Service of mirror 'a' (${join(dir, 'a.yaml')}); two mirrors may not create the same object: rename one of them`,
     );
   });
 });

@@ -1,13 +1,16 @@
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 
 import { App, Chart, Testing } from 'cdk8s';
 import { describe, expect, it } from 'vitest';
 
 import type { KubeObject } from '../../src/api/kube-object.js';
-import { CREDENTIALS_HASH_ANNOTATION } from '../../src/api/names.js';
+import { CREDENTIALS_HASH_ANNOTATION, mirrorChildren } from '../../src/api/names.js';
 import type { MirrorSpec } from '../../src/api/schema.js';
+import { parseMirrorFile } from '../../src/api/validate.js';
 import { FRONT_IMAGE, NODE_EXPORTER_IMAGE, REGISTRY_IMAGE } from '../../src/construct/images.js';
 import { RegistryMirror } from '../../src/construct/registry-mirror.js';
+import { derivedSecretName } from '../../src/controller/credentials.js';
 import { synthesizeMirror } from '../../src/synth/chart.js';
 
 type Obj = KubeObject & { spec?: any; data?: Record<string, string> };
@@ -45,6 +48,19 @@ describe('RegistryMirror construct', () => {
     for (const o of objs) {
       expect(o.metadata.labels?.mirror).toBe('quay');
       expect(o.metadata.namespace).toBe('kube-extra');
+    }
+  });
+
+  it('creates only the children mirrorChildren lists, which the name-collision check compares', () => {
+    // every fixture (together every optional field), plus one with credentials
+    const fixtures = new URL('../fixtures/mirrors', import.meta.url).pathname;
+    const inputs = readdirSync(fixtures).flatMap((f) => parseMirrorFile(readFileSync(join(fixtures, f), 'utf8'), f));
+    inputs.push({ name: 'creds', spec: { upstreamUrl: 'quay.io', credentialsSecret: 's' }, source: 'test' });
+    for (const input of inputs) {
+      const listed = mirrorChildren(input.name).map((c) => `${c.kind}/${c.name}`);
+      for (const o of synthesizeMirror(input)) expect(listed, input.name).toContain(`${o.kind}/${o.metadata.name}`);
+      // and the controller's derived credentials Secret
+      expect(listed).toContain(`Secret/${derivedSecretName(input.name)}`);
     }
   });
 

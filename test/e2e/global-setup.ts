@@ -30,6 +30,11 @@ const needed: Record<string, string> = {
   runc: 'runc',
   nginx: 'nginx',
   skopeo: 'skopeo',
+  socat: 'socat',
+  conntrack: 'conntrack',
+  iptables: 'iptables',
+  ip: 'iproute2',
+  curl: 'curl',
 };
 
 async function missingBinaries(): Promise<string[]> {

@@ -223,21 +223,30 @@ describe('monitoring: rules and dashboard against a real Prometheus', () => {
       }
       // requests while the upstream is down, so the error ratio has 5xx to count: the first
       // creates the code="500" series, the next (once a scrape has the first) makes it grow, as
-      // rate() needs.
+      // rate() needs; and the tests read the rates only once a scrape has that growth (the
+      // pulls and both rounds of 5xx can all fall between two scrapes, and a rate over samples
+      // that never differ is 0).
       // The front turns Distribution's 5xx into 404 for nodes (so they fall back), and
       // Distribution's metrics count the 5xx: the 404 through the front, the 500 behind it.
+      const scraped5xx = async () =>
+        Number(
+          (await prometheus.query(`sum(registry_http_requests_total{job="${CACHE_JOB}",code=~"5.."})`))[0]?.value[1] ??
+            0,
+        );
       await upstream.stop();
+      let seen = 0;
       for (let i = 0; i < 2; i++) {
         const path = `/v2/team/app1/blobs/sha256:${String(i).repeat(64)}`;
         expect((await viaMirror.request('GET', path)).status).toBe(404);
         expect((await behindFront.request('GET', path)).status).toBeGreaterThanOrEqual(500);
-        if (i === 0) {
-          await waitFor('a scrape that has the first 5xx', async () =>
-            (await prometheus.query(`registry_http_requests_total{job="${CACHE_JOB}",code=~"5.."}`)).length > 0
-              ? true
-              : undefined,
-          );
-        }
+        const before = seen;
+        seen = await waitFor(
+          i === 0 ? 'a scrape that has the first 5xx' : 'a scrape that has the later 5xx (the counter grew)',
+          async () => {
+            const n = await scraped5xx();
+            return n > before ? n : undefined;
+          },
+        );
       }
       await upstream.restart();
     } finally {
@@ -341,6 +350,52 @@ describe('monitoring: rules and dashboard against a real Prometheus', () => {
       ],
     };
     const testFile = join(dir, 'rules-test.yml');
+    await writeFile(testFile, stringify(test, { lineWidth: 0 }));
+    const out = await promtool(['test', 'rules', testFile]);
+    expect(out).toContain('SUCCESS');
+  });
+
+  it('the upstream-error measure of an idle mirror is 0, not NaN, and of a failing one its share of 5xx', async () => {
+    const rulesFile = join(dir, 'rules-error-ratio.yml');
+    await writeFile(rulesFile, stringify(ruleGroups({ 'registry-mirror': MIRROR_ALERTS }), { lineWidth: 0 }));
+    const rule = MIRROR_ALERTS.find((r) => r.alert === 'RegistryMirrorUpstreamErrors')!;
+    const series = (mirror: string, code: string, values: string) => ({
+      series: `registry_http_requests_total{job="${CACHE_JOB}",namespace="${NAMESPACE}",mirror="${mirror}",pod="registry-mirror-${mirror}-0",handler="blob",method="get",code="${code}"}`,
+      values,
+    });
+    const expected = (mirror: string, value: number) => ({
+      labels: `{namespace="${NAMESPACE}",mirror="${mirror}"}`,
+      value,
+    });
+    const test = {
+      rule_files: [rulesFile],
+      evaluation_interval: '1m',
+      tests: [
+        {
+          interval: '1m',
+          input_series: [
+            // served pulls and failed some, then nothing for longer than the rate window
+            series('idle', '200', '0+10x5 50x30'),
+            series('idle', '500', '0+1x5 5x30'),
+            // never failed: no code="500" series at all
+            series('healthy', '200', '0+10x30'),
+            // 1 request in 10 fails
+            series('failing', '200', '0+9x30'),
+            series('failing', '500', '0+1x30'),
+          ],
+          promql_expr_test: [
+            {
+              expr: rule.measure,
+              eval_time: '25m',
+              exp_samples: [expected('failing', 0.1), expected('healthy', 0), expected('idle', 0)],
+            },
+            // and none of them fires, the failing one aside
+            { expr: `${rule.measure} ${rule.condition}`, eval_time: '25m', exp_samples: [expected('failing', 0.1)] },
+          ],
+        },
+      ],
+    };
+    const testFile = join(dir, 'rules-error-ratio-test.yml');
     await writeFile(testFile, stringify(test, { lineWidth: 0 }));
     const out = await promtool(['test', 'rules', testFile]);
     expect(out).toContain('SUCCESS');

@@ -1,0 +1,162 @@
+// The controller as users run it: a Deployment of the image `npm run build:image` makes, with the
+// RBAC `controller-manifests` prints, on the real node (test/support/node.ts). A RegistryMirror
+// created with kubectl goes Ready only once its cache pod really serves through the Service, a
+// Pod then pulls through it, and deleting the RegistryMirror restores the node's containerd config.
+import { readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import { controllerManifests } from '../../src/cli/controller-manifests.js';
+import {
+  type Clients,
+  clients,
+  condition,
+  createMirror,
+  deleteMirror,
+  getMirror,
+  installCrd,
+} from '../support/cluster.js';
+import { type NodeCluster, nodeClusterUnavailable, startNodeCluster } from '../support/node.js';
+import {
+  applyObjects,
+  deletePod,
+  type NodeClients,
+  nodeClients,
+  type NodeUpstream,
+  objectsOf,
+  readyPod,
+  runPod,
+  startNodeUpstream,
+} from '../support/node-workloads.js';
+import { CONTROLLER_IMAGE, importStandInImages, PAUSE_IMAGE, runnableTestImage } from '../support/stand-in-images.js';
+import { waitFor } from '../support/wait.js';
+
+const UPSTREAM = 'upstream.test';
+const NAME = 'ctl';
+const NAMESPACE = 'kube-extra';
+const unavailable = await nodeClusterUnavailable();
+
+describe.skipIf(unavailable !== undefined)('the controller as a Deployment on a real node', () => {
+  let node: NodeCluster;
+  let k: NodeClients;
+  let c: Clients;
+  let upstream: NodeUpstream;
+
+  const hostsToml = () => readFile(join(node.certsDir, UPSTREAM, 'hosts.toml'), 'utf8').catch(() => undefined);
+
+  beforeAll(async () => {
+    node = await startNodeCluster({
+      hostNames: [UPSTREAM],
+      sandboxImage: PAUSE_IMAGE,
+      images: ({ ctr, address, caPem, root }) =>
+        importStandInImages({ ctr, address, caPem, workDir: join(root, 'images') }),
+    });
+    k = nodeClients(node);
+    c = clients(node.kubeconfigPath);
+    upstream = await startNodeUpstream(node, UPSTREAM);
+    await installCrd(c);
+    let yaml = '';
+    controllerManifests({ image: CONTROLLER_IMAGE, log: (text) => (yaml += text) });
+    await applyObjects(k.objects, objectsOf(yaml), 'mirror-synth-real-node-test');
+    await readyPod(
+      k.core,
+      NAMESPACE,
+      'app.kubernetes.io/name=mirror-synth,app.kubernetes.io/component=controller',
+      120_000,
+    ).catch(async (err: Error) => {
+      const pods = await k.core.listNamespacedPod({ namespace: NAMESPACE });
+      throw new Error(
+        `${err.message}\n${JSON.stringify(
+          pods.items.map((p) => p.status),
+          null,
+          1,
+        )}`,
+      );
+    });
+  });
+
+  afterAll(async () => {
+    await node?.stop();
+  });
+
+  it('a RegistryMirror created with kubectl goes Ready only once its cache pod serves through the Service', async () => {
+    expect(await hostsToml()).toBeUndefined(); // the node sends nothing anywhere yet
+    await createMirror(c, NAME, {
+      upstreamUrl: UPSTREAM,
+      volumeClaimTemplate: { spec: { resources: { requests: { storage: '1Gi' } } } },
+    });
+    // the API equivalent of `kubectl wait --for=condition=Ready`, checking the Service the moment it says so
+    const readyAt = await waitFor(
+      `RegistryMirror ${NAME} to be Ready`,
+      async () => {
+        const m = await getMirror(c, NAME);
+        return condition(m, 'Ready')?.status === 'True' ? m : undefined;
+      },
+      240_000,
+      200,
+    );
+    const service = await k.core.readNamespacedService({ name: `registry-mirror-${NAME}`, namespace: NAMESPACE });
+    // Ready follows the pods' readiness; kube-proxy programs the ClusterIP's rules when it sees the
+    // EndpointSlice change, a sync period later. A user's `curl` right after `kubectl wait` works
+    // within those few seconds, never needing the cache to settle any further.
+    const url = `http://${service.spec?.clusterIP}:5000/v2/`;
+    const code = await waitFor(
+      `GET ${url} through the Service to answer 200 once ${NAME} said Ready`,
+      async () => {
+        const { stdout } = await node.run('curl', ['-sS', '-m', '2', '-o', '/dev/null', '-w', '%{http_code}', url]);
+        return stdout === '200' ? stdout : undefined;
+      },
+      10_000,
+      200,
+    );
+    expect(code).toBe('200');
+    expect(condition(readyAt, 'Ready')?.reason).toBeDefined();
+
+    // a Pod of an upstream-only image then pulls through it
+    const image = await runnableTestImage({ repository: 'team/ctl', tag: '1.0' });
+    await upstream.client.push(image);
+    await waitFor(
+      "the node agent's hosts.toml",
+      async () => ((await hostsToml())?.includes('[host.') ? true : undefined),
+      120_000,
+      500,
+    );
+    const before = (await upstream.requests()).length;
+    await runPod(k.core, 'through-controller', image.refByTag(UPSTREAM));
+    const [cache] = (
+      await k.core.listNamespacedPod({
+        namespace: NAMESPACE,
+        labelSelector: `mirror=${NAME},app.kubernetes.io/component=cache`,
+      })
+    ).items;
+    const served = (await upstream.requests()).slice(before).filter((r) => r.path.includes('/blobs/'));
+    expect(served.length).toBeGreaterThan(0);
+    expect(new Set(served.map((r) => r.remote))).toEqual(new Set([cache.status?.podIP]));
+    await deletePod(k.core, 'through-controller');
+  });
+
+  it("deleting the RegistryMirror restores the node's containerd config", async () => {
+    await deleteMirror(c, NAME);
+    await waitFor(
+      "the node agent to remove the node's hosts.toml",
+      async () => ((await hostsToml()) === undefined ? true : undefined),
+      120_000,
+      500,
+    );
+    expect(await readdir(node.certsDir)).toEqual([]);
+    await waitFor(
+      "the mirror's DaemonSet to be gone",
+      async () =>
+        (await k.apps.listNamespacedDaemonSet({ namespace: NAMESPACE })).items.length === 0 ? true : undefined,
+      60_000,
+      500,
+    );
+  });
+});
+
+if (unavailable) {
+  describe('the controller as a Deployment on a real node', () => {
+    it.skip(unavailable, () => {});
+  });
+}

@@ -1,0 +1,225 @@
+// The mission on a real node: dist/ as `kubectl apply -k` applies it to a single-node cluster
+// (test/support/node.ts: kubelet, containerd's CRI, kube-proxy, the CNI bridge, CoreDNS), whose
+// upstream is a real Distribution on the node reached by name, and Pods whose images exist only
+// upstream. Nothing is simulated: the StatefulSet is Ready through its own probes, the
+// DaemonSet's agent writes the node's certs.d, and the kubelet pulls through the Service's
+// ClusterIP. The images the synthesized Pods run are stand-ins built from the real binaries
+// (test/support/stand-in-images.ts; the README says what that does not prove).
+import { execFile } from 'node:child_process';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import { synth } from '../../src/cli/synth.js';
+import type { TestImage } from '../support/images.js';
+import { type NodeCluster, nodeClusterUnavailable, startNodeCluster } from '../support/node.js';
+import {
+  applyObjects,
+  deletePod,
+  type NodeClients,
+  nodeClients,
+  type NodeUpstream,
+  objectsOf,
+  readyPod,
+  runPod,
+  startNodeUpstream,
+} from '../support/node-workloads.js';
+import { importStandInImages, PAUSE_IMAGE, runnableTestImage } from '../support/stand-in-images.js';
+import { ensureTool } from '../support/tools.js';
+import { waitFor } from '../support/wait.js';
+
+const exec = promisify(execFile);
+const UPSTREAM = 'upstream.test';
+const NAME = 'e2e';
+const NAMESPACE = 'kube-extra';
+const CACHE = `mirror=${NAME},app.kubernetes.io/component=cache`;
+const unavailable = await nodeClusterUnavailable();
+
+describe.skipIf(unavailable !== undefined)(
+  'the mission on a real node: dist/ applied, Pods pulled through the mirror',
+  () => {
+    let node: NodeCluster;
+    let k: NodeClients;
+    let upstream: NodeUpstream;
+    let dir: string;
+    let imageCount = 0;
+
+    /** A new image on the upstream only: a busybox layer and a layer of its own. */
+    async function newImage(): Promise<TestImage> {
+      const image = await runnableTestImage({ repository: `team/app${++imageCount}`, tag: '1.0' });
+      await upstream.client.push(image);
+      return image;
+    }
+
+    async function scaleCache(replicas: number): Promise<void> {
+      const name = `registry-mirror-${NAME}`;
+      await k.apps.replaceNamespacedStatefulSetScale({
+        name,
+        namespace: NAMESPACE,
+        body: { metadata: { name, namespace: NAMESPACE }, spec: { replicas } },
+      });
+    }
+
+    const cachePods = async () =>
+      (await k.core.listNamespacedPod({ namespace: NAMESPACE, labelSelector: CACHE })).items;
+
+    beforeAll(async () => {
+      const kustomize = await ensureTool('kustomize');
+      node = await startNodeCluster({
+        hostNames: [UPSTREAM],
+        sandboxImage: PAUSE_IMAGE,
+        images: ({ ctr, address, caPem, root }) =>
+          importStandInImages({ ctr, address, caPem, workDir: join(root, 'images') }),
+      });
+      k = nodeClients(node);
+      upstream = await startNodeUpstream(node, UPSTREAM);
+
+      // dist/ for one mirror of the upstream, as a user's repository has it, applied as `kubectl apply -k`
+      dir = await mkdtemp(join(tmpdir(), 'ms-real-node-'));
+      await mkdir(join(dir, 'mirrors'));
+      await writeFile(
+        join(dir, 'mirrors', `${NAME}.yaml`),
+        [
+          'apiVersion: k8s.osp.tech/v1',
+          'kind: RegistryMirror',
+          `metadata: {name: ${NAME}}`,
+          'spec:',
+          `  upstreamUrl: ${UPSTREAM}`,
+          '  volumeClaimTemplate: {spec: {resources: {requests: {storage: 1Gi}}}}',
+          '',
+        ].join('\n'),
+      );
+      await synth({ mirrors: join(dir, 'mirrors'), out: join(dir, 'dist'), quiet: true });
+      const { stdout } = await exec(kustomize, ['build', join(dir, 'dist')], { maxBuffer: 64 * 1024 * 1024 });
+      await applyObjects(k.objects, objectsOf(stdout), 'mirror-synth-real-node-test');
+    });
+
+    afterAll(async () => {
+      await node?.stop();
+      if (dir) await rm(dir, { recursive: true, force: true });
+    });
+
+    it('the cache becomes Ready through its own probes, and the node agent writes the node certs.d', async () => {
+      const pod = await readyPod(k.core, NAMESPACE, CACHE, 60_000);
+      expect(pod.status?.containerStatuses?.map((c) => [c.name, c.ready])).toEqual(
+        expect.arrayContaining([
+          ['front', true],
+          ['registry', true],
+        ]),
+      );
+      const hostsToml = await waitFor(
+        "the node agent to write the node's hosts.toml",
+        async () => {
+          const text = await readFile(join(node.certsDir, UPSTREAM, 'hosts.toml'), 'utf8').catch(() => '');
+          return text.includes('[host.') ? text : undefined;
+        },
+        120_000,
+        500,
+      );
+      const service = await k.core.readNamespacedService({ name: `registry-mirror-${NAME}`, namespace: NAMESPACE });
+      expect(hostsToml).toContain(`${service.spec?.clusterIP}:5000`);
+      expect(hostsToml).toContain(`server = "https://${UPSTREAM}"`);
+    });
+
+    it('a Pod whose image exists only upstream starts, pulled through the mirror', async () => {
+      const image = await newImage();
+      const before = (await upstream.requests()).length;
+      const pod = await runPod(k.core, 'first', image.refByTag(UPSTREAM));
+      expect(pod.status?.containerStatuses?.[0]?.imageID).toContain(image.digest);
+
+      // the upstream served it to the cache pod, and nothing to the node itself
+      const [cache] = await cachePods();
+      const served = (await upstream.requests())
+        .slice(before)
+        .filter((r) => r.path.startsWith(`/v2/${image.repository}/`));
+      expect(served.filter((r) => r.method === 'GET' && r.path.includes('/blobs/')).length).toBeGreaterThan(0);
+      expect(new Set(served.map((r) => r.remote))).toEqual(new Set([cache.status?.podIP]));
+      // and the front logged the node's pulls of it
+      const frontLog = await k.core.readNamespacedPodLog({
+        name: cache.metadata!.name!,
+        namespace: NAMESPACE,
+        container: 'front',
+      });
+      expect(frontLog).toContain(`/v2/${image.repository}/manifests/1.0`);
+      expect(frontLog).toContain(`/v2/${image.repository}/blobs/sha256:`);
+    });
+
+    it('a second Pod of that image on a fresh content store is served by the cache: the upstream sends no blob', async () => {
+      const ref = `${UPSTREAM}/team/app${imageCount}:1.0`;
+      await deletePod(k.core, 'first');
+      await node.ctr(['images', 'rm', '--sync', ref]); // the node forgets it, and its blobs
+      const before = (await upstream.requests()).length;
+      await runPod(k.core, 'second', ref);
+      const served = (await upstream.requests()).slice(before);
+      expect(served.filter((r) => r.path.includes('/blobs/'))).toEqual([]);
+      expect(served.reduce((sum, r) => sum + r.bytes, 0)).toBeLessThan(8192); // at most the tag's lookup
+      await deletePod(k.core, 'second');
+    });
+
+    it('with the cache pod gone, a Pod of another upstream-only image still starts, through fallback', async () => {
+      const image = await newImage();
+      await scaleCache(0);
+      await waitFor(
+        'the cache pod to be deleted',
+        async () => ((await cachePods()).length === 0 ? true : undefined),
+        60_000,
+        250,
+      );
+      const before = (await upstream.requests()).length;
+      await runPod(k.core, 'fallback', image.refByTag(UPSTREAM));
+      // the node fetched it itself: the upstream saw the node's address
+      const served = (await upstream.requests()).slice(before).filter((r) => r.path.includes('/blobs/'));
+      expect(served.length).toBeGreaterThan(0);
+      expect(new Set(served.map((r) => r.remote))).toEqual(new Set([node.nodeIp]));
+      await deletePod(k.core, 'fallback');
+      await scaleCache(1);
+      await readyPod(k.core, NAMESPACE, CACHE);
+    });
+
+    it("with the cache pod's Distribution failing, a Pod of another upstream-only image still starts, through fallback", async () => {
+      const image = await newImage();
+      const [cache] = await cachePods();
+      // SIGKILL the cache pod's Distribution whenever the kubelet restarts it
+      let killed = 0;
+      let killing = true;
+      const killer = (async () => {
+        while (killing) {
+          for (const { pid, argv } of await node.containerProcesses()) {
+            if (!argv[0]?.endsWith('registry') || argv[1] !== 'serve') continue;
+            try {
+              process.kill(pid, 'SIGKILL');
+              killed++;
+            } catch {
+              // it exited already
+            }
+          }
+          await new Promise((ok) => setTimeout(ok, 200));
+        }
+      })();
+      try {
+        await waitFor('the first kill of Distribution', () => (killed > 0 ? true : undefined), 30_000, 100);
+        const before = (await upstream.requests()).length;
+        await runPod(k.core, 'registry-failing', image.refByTag(UPSTREAM));
+        const served = (await upstream.requests()).slice(before).filter((r) => r.path.includes('/blobs/'));
+        expect(served.length).toBeGreaterThan(0);
+        expect(new Set(served.map((r) => r.remote))).toEqual(new Set([node.nodeIp]));
+      } finally {
+        killing = false;
+        await killer;
+      }
+      await deletePod(k.core, 'registry-failing');
+      // a new cache pod, without the old one's crash-loop back-off
+      await k.core.deleteNamespacedPod({ name: cache.metadata!.name!, namespace: NAMESPACE });
+      await readyPod(k.core, NAMESPACE, CACHE);
+    });
+  },
+);
+
+if (unavailable) {
+  describe('the mission on a real node', () => {
+    it.skip(unavailable, () => {});
+  });
+}

@@ -1,0 +1,218 @@
+// What the real-node e2e tests do on the node: run an upstream registry on it, apply manifests
+// as `kubectl apply --server-side` does, and start Pods, with the kubelet's events when one
+// does not run.
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+
+import {
+  ApiException,
+  AppsV1Api,
+  CoreV1Api,
+  KubeConfig,
+  type KubernetesObject,
+  KubernetesObjectApi,
+  loadYaml,
+  PatchStrategy,
+  type V1Pod,
+} from '@kubernetes/client-node';
+import { parseAllDocuments } from 'yaml';
+
+import { RegistryClient } from './images.js';
+import type { NodeCluster } from './node.js';
+import { ensureTool } from './tools.js';
+import { waitFor } from './wait.js';
+
+export interface NodeClients {
+  readonly kc: KubeConfig;
+  readonly core: CoreV1Api;
+  readonly apps: AppsV1Api;
+  readonly objects: KubernetesObjectApi;
+}
+
+export function nodeClients(node: NodeCluster): NodeClients {
+  const kc = new KubeConfig();
+  kc.loadFromFile(node.kubeconfigPath);
+  return {
+    kc,
+    core: kc.makeApiClient(CoreV1Api),
+    apps: kc.makeApiClient(AppsV1Api),
+    objects: KubernetesObjectApi.makeApiClient(kc),
+  };
+}
+
+/** One request in a registry's access log (Apache combined format). */
+export interface Served {
+  readonly remote: string;
+  readonly method: string;
+  readonly path: string;
+  readonly status: number;
+  readonly bytes: number;
+}
+
+export function parseAccessLog(text: string): Served[] {
+  const served: Served[] = [];
+  for (const line of text.split('\n')) {
+    const m = /^(\S+) \S+ \S+ \[[^\]]+\] "(\S+) (\S+) [^"]*" (\d+) (\d+|-)/.exec(line);
+    if (m) served.push({ remote: m[1], method: m[2], path: m[3], status: Number(m[4]), bytes: Number(m[5]) || 0 });
+  }
+  return served;
+}
+
+export interface NodeUpstream {
+  /** The host name Pods and the node reach it by (resolved by the cluster DNS and /etc/hosts). */
+  readonly host: string;
+  /** A client on the host side of the bridge, to push test images. */
+  readonly client: RegistryClient;
+  /** Every request it served so far, oldest first. */
+  requests(): Promise<Served[]>;
+}
+
+/**
+ * Distribution as the upstream registry, on the node IP's :443 with a certificate of the cluster
+ * CA for `host` (pass `host` in the node's `hostNames`). Anonymous, like a public registry.
+ */
+export async function startNodeUpstream(node: NodeCluster, host: string): Promise<NodeUpstream> {
+  const registry = await ensureTool('registry');
+  const dir = join(node.root, 'upstream');
+  await mkdir(dir, { recursive: true });
+  const tls = await node.serverCert('upstream', [host, node.nodeIp, '127.0.0.1']);
+  await writeFile(
+    join(dir, 'config.yml'),
+    [
+      'version: 0.1',
+      'log: {level: info, formatter: json, fields: {service: upstream}}',
+      `storage: {filesystem: {rootdirectory: ${join(dir, 'data')}}, delete: {enabled: true}}`,
+      'http:',
+      `  addr: ${node.nodeIp}:443`,
+      `  tls: {certificate: ${tls.cert}, key: ${tls.key}}`,
+      '',
+    ].join('\n'),
+  );
+  // Distribution v3 exports OpenTelemetry traces to localhost:4318 unless told not to
+  node.spawn('upstream', registry, ['serve', join(dir, 'config.yml')], { OTEL_TRACES_EXPORTER: 'none' });
+  const client = new RegistryClient({ url: `https://127.0.0.1:${await node.forward(443)}`, ca: node.caCert });
+  await waitFor(
+    'the upstream to serve /v2/',
+    async () => ((await client.request('GET', '/v2/')).status === 200 ? true : undefined),
+    30_000,
+    200,
+  );
+  const log = join(node.logDir, 'upstream.log');
+  return { host, client, requests: async () => parseAccessLog(await readFile(log, 'utf8')) };
+}
+
+/** Parse YAML documents into objects as client-node sends them. */
+export function objectsOf(text: string): KubernetesObject[] {
+  return parseAllDocuments(text)
+    .map((d) => d.toJS() as KubernetesObject | null)
+    .filter((o): o is KubernetesObject => o !== null)
+    .map((o) => loadYaml<KubernetesObject>(JSON.stringify(o)));
+}
+
+/** `kubectl apply --server-side`, CRDs and Namespaces first as kubectl orders them. */
+export async function applyObjects(
+  api: KubernetesObjectApi,
+  objects: readonly KubernetesObject[],
+  fieldManager: string,
+): Promise<void> {
+  const order = (o: KubernetesObject): number =>
+    o.kind === 'CustomResourceDefinition' || o.kind === 'Namespace' ? 0 : 1;
+  for (const o of [...objects].sort((a, b) => order(a) - order(b))) {
+    try {
+      await api.patch(o, undefined, undefined, fieldManager, true, PatchStrategy.ServerSideApply);
+    } catch (e) {
+      throw new Error(`apply ${o.kind}/${o.metadata?.name}: ${e instanceof ApiException ? String(e.body) : String(e)}`);
+    }
+  }
+}
+
+/** A Pod running `image` (`sleep`); resolves once it is Running, or fails with the Pod's events. */
+export async function runPod(core: CoreV1Api, name: string, image: string, namespace = 'default'): Promise<V1Pod> {
+  await core.createNamespacedPod({
+    namespace,
+    body: {
+      metadata: { name },
+      spec: { containers: [{ name: 'app', image }], terminationGracePeriodSeconds: 0 },
+    },
+  });
+  try {
+    return await waitFor(
+      `Pod ${name} (${image}) to run`,
+      async () => {
+        const pod = await core.readNamespacedPod({ name, namespace });
+        return pod.status?.phase === 'Running' ? pod : undefined;
+      },
+      120_000,
+      250,
+    );
+  } catch (err) {
+    throw new Error(`${(err as Error).message}\n${await podEvents(core, name, namespace)}`);
+  }
+}
+
+/** A Pod's events, one per line, for failure messages. */
+export async function podEvents(core: CoreV1Api, name: string, namespace: string): Promise<string> {
+  const events = await core.listNamespacedEvent({ namespace, fieldSelector: `involvedObject.name=${name}` });
+  return `events of Pod ${namespace}/${name}:\n${events.items.map((e) => `  ${e.reason}: ${e.message}`).join('\n')}`;
+}
+
+/** Delete a Pod at once and wait until it is gone. */
+export async function deletePod(core: CoreV1Api, name: string, namespace = 'default'): Promise<void> {
+  await core.deleteNamespacedPod({ name, namespace, gracePeriodSeconds: 0 });
+  await waitFor(
+    `Pod ${name} to be gone`,
+    async () =>
+      (await core.readNamespacedPod({ name, namespace }).then(
+        () => false,
+        () => true,
+      ))
+        ? true
+        : undefined,
+    60_000,
+    250,
+  );
+}
+
+/** The first Pod matching `labelSelector` that is Ready; on timeout, what the kubelet says of each. */
+export async function readyPod(
+  core: CoreV1Api,
+  namespace: string,
+  labelSelector: string,
+  timeoutMs = 180_000,
+): Promise<V1Pod> {
+  try {
+    return await waitFor(
+      `a Ready Pod in ${namespace} matching ${labelSelector}`,
+      async () => {
+        const pods = await core.listNamespacedPod({ namespace, labelSelector });
+        return pods.items.find(
+          (p) =>
+            !p.metadata?.deletionTimestamp &&
+            p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'),
+        );
+      },
+      timeoutMs,
+      500,
+    );
+  } catch (err) {
+    const pods = await core.listNamespacedPod({ namespace, labelSelector });
+    const why: string[] = [];
+    for (const pod of pods.items) {
+      const name = pod.metadata!.name!;
+      const states = pod.status?.containerStatuses?.map((c) => ({
+        name: c.name,
+        ready: c.ready,
+        state: c.state,
+        last: c.lastState,
+      }));
+      why.push(`Pod ${name} (${pod.status?.phase}): ${JSON.stringify(states)}`, await podEvents(core, name, namespace));
+      for (const c of pod.spec?.containers ?? []) {
+        const log = await core
+          .readNamespacedPodLog({ name, namespace, container: c.name, tailLines: 15 })
+          .catch(() => '');
+        why.push(`--- ${c.name} log:\n${log}`);
+      }
+    }
+    throw new Error(`${(err as Error).message}\n${why.join('\n')}`);
+  }
+}
