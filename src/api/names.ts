@@ -70,6 +70,7 @@ export function mirrorChildNames(mirror: string) {
     headlessService: `${base}-headless`,
     statefulSet: base,
     daemonSet: base,
+    networkPolicy: base,
     /** Only in the controller, for a dockerconfigjson credentials Secret. */
     credentialsSecret: `${base}-credentials`,
   } as const;
@@ -96,6 +97,7 @@ export function mirrorChildren(mirror: string): readonly ChildRef[] {
     { kind: 'Service', name: n.headlessService, role: 'headless Service' },
     { kind: 'StatefulSet', name: n.statefulSet, role: 'cache StatefulSet' },
     { kind: 'DaemonSet', name: n.daemonSet, role: 'node agent DaemonSet' },
+    { kind: 'NetworkPolicy', name: n.networkPolicy, role: 'cache NetworkPolicy' },
     { kind: 'Secret', name: n.credentialsSecret, role: 'derived credentials Secret' },
   ];
 }
