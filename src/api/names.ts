@@ -44,6 +44,12 @@ export const CONTENT_HASH_ANNOTATION = `${ANNOTATION_PREFIX}/content-hash`;
 /** On a credentials Secret the controller derived from a dockerconfigjson Secret: its source. */
 export const DERIVED_FROM_ANNOTATION = `${ANNOTATION_PREFIX}/derived-from`;
 export const POD_SECURITY_ANNOTATION = `${ANNOTATION_PREFIX}/pod-security`;
+/**
+ * On a Secret: the mirrors (comma-separated names) that may use it as their `credentialsSecret`.
+ * The controller uses a Secret only for the mirrors it lists, so writing a RegistryMirror does not
+ * give access to Secrets its author cannot read.
+ */
+export const SECRET_MIRRORS_ANNOTATION = `${ANNOTATION_PREFIX}/mirrors`;
 
 /** Children are `registry-mirror-<name>` (and `-headless`, `-config`, `-agent`). */
 export function childName(mirror: string): string {
@@ -64,6 +70,7 @@ export function mirrorChildNames(mirror: string) {
     headlessService: `${base}-headless`,
     statefulSet: base,
     daemonSet: base,
+    networkPolicy: base,
     /** Only in the controller, for a dockerconfigjson credentials Secret. */
     credentialsSecret: `${base}-credentials`,
   } as const;
@@ -90,6 +97,7 @@ export function mirrorChildren(mirror: string): readonly ChildRef[] {
     { kind: 'Service', name: n.headlessService, role: 'headless Service' },
     { kind: 'StatefulSet', name: n.statefulSet, role: 'cache StatefulSet' },
     { kind: 'DaemonSet', name: n.daemonSet, role: 'node agent DaemonSet' },
+    { kind: 'NetworkPolicy', name: n.networkPolicy, role: 'cache NetworkPolicy' },
     { kind: 'Secret', name: n.credentialsSecret, role: 'derived credentials Secret' },
   ];
 }
@@ -126,6 +134,16 @@ export const FRONT_LOG_PORT = 5514;
  */
 export const VOLUME_METRICS_PORT = 9100;
 export const VOLUME_METRICS_PORT_NAME = 'volume-metrics';
+/**
+ * The mirror's NetworkPolicy (construct/network-policy.ts), when `spec.networkPolicy` does not say
+ * otherwise: port 5000 from these address ranges (where nodes' addresses are in almost every
+ * cluster: the private ranges of RFC 1918 and the shared range of RFC 6598; pods have addresses
+ * there too, so set the nodes' own subnets to keep pods out), the metrics ports from every pod of
+ * the namespace `monitoring`.
+ */
+export const DEFAULT_NODE_CIDRS: readonly string[] = ['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', '100.64.0.0/10'];
+export const DEFAULT_MONITORING_NAMESPACE = 'monitoring';
+export const NAMESPACE_NAME_LABEL = 'kubernetes.io/metadata.name';
 /** The controller's /metrics (and, unless told otherwise, /healthz and /readyz). */
 export const CONTROLLER_METRICS_PORT = 8080;
 
@@ -133,6 +151,24 @@ export const CONTROLLER_METRICS_PORT = 8080;
 export const CONTROLLER_NAME = `${PROJECT}-controller`;
 /** The leader-election Lease; the controller's RBAC names it in `resourceNames`. */
 export const LEASE_NAME = CONTROLLER_NAME;
+
+/**
+ * The allowlist of what RegistryMirrors may name (see api/policy.ts): the ConfigMap holding it (the
+ * admission policy's params, the controller's environment), the ValidatingAdmissionPolicy and its
+ * binding, all of this name; the ConfigMap's keys, which are also the `cdk8s.yaml` keys.
+ */
+export const ALLOWLIST_NAME = `${PROJECT}-allowlist`;
+export const ALLOWLIST_KEYS = {
+  upstreams: 'allowedUpstreams',
+  masquerades: 'allowedMasquerades',
+  imageRegistries: 'allowedImageRegistries',
+} as const;
+/** The environment variables of the same lists (the controller's Deployment sets them from the ConfigMap). */
+export const ALLOWLIST_ENV = {
+  upstreams: 'ALLOWED_UPSTREAMS',
+  masquerades: 'ALLOWED_MASQUERADES',
+  imageRegistries: 'ALLOWED_IMAGE_REGISTRIES',
+} as const;
 
 /** Apply order: what others refer to (or mount, or select) comes first, workloads last. */
 export const KIND_ORDER: readonly string[] = [
@@ -146,9 +182,12 @@ export const KIND_ORDER: readonly string[] = [
   'Secret',
   'ConfigMap',
   'Service',
+  'NetworkPolicy',
   'StatefulSet',
   'DaemonSet',
   'Deployment',
+  'ValidatingAdmissionPolicy',
+  'ValidatingAdmissionPolicyBinding',
 ];
 
 /** Rank of a kind in KIND_ORDER; unknown kinds go last. */

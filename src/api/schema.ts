@@ -22,6 +22,11 @@ export const HOST_PATTERN =
 export const REGISTRY_PREFIX_PATTERN =
   '^([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)(\\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*(:[0-9]{1,5})?(/[a-z0-9]+([._-][a-z0-9]+)*)*$';
 export const DNS_SUBDOMAIN_PATTERN = '^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$';
+/** An IPv4 or IPv6 address range in CIDR notation (10.0.0.0/8, fd00::/8), as a NetworkPolicy ipBlock takes it. */
+export const CIDR_PATTERN =
+  '^((((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\\.){3}(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])/(3[0-2]|[12]?[0-9]))|([0-9a-f]{0,4}(:[0-9a-f]{0,4}){2,7}/(12[0-8]|1[01][0-9]|[1-9]?[0-9])))$';
+export const CIDR_MESSAGE =
+  'spec.networkPolicy.nodeCIDRs must hold address ranges in CIDR notation such as 10.20.0.0/16 or fd00::/64';
 const LABEL_KEY_PATTERN =
   '^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$';
 const LABEL_VALUE_PATTERN = '^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$';
@@ -167,6 +172,57 @@ const RESERVED_LABELS_RULE: CelRule = {
   messageExpression: `${cel('spec.labels.')} + self.filter(k, ${isReservedCel('k')})[0] + ${cel(' is set by mirror-synth and cannot be overridden')}`,
 };
 
+/** A label selector of matchLabels only (core/v1 LabelSelector without matchExpressions). */
+const MatchLabels = (description: string) =>
+  Type.Object(
+    {
+      matchLabels: Type.Optional(
+        LabelMap('Labels the selected objects carry, all of them; {} or left out selects every object.'),
+      ),
+    },
+    { additionalProperties: false, description },
+  );
+
+const NetworkPolicy = Type.Object(
+  {
+    nodeCIDRs: Type.Optional(
+      Type.Array(
+        Type.String({
+          pattern: CIDR_PATTERN,
+          maxLength: 43,
+          description: 'An address range, e.g. 10.0.0.0/16.',
+          // The item's path is not known to a CEL rule: the message names the list (the API server prefixes the item's path).
+          [RULES_KEYWORD]: [{ regex: CIDR_PATTERN, match: true, message: CIDR_MESSAGE }],
+        }),
+        {
+          minItems: 1,
+          maxItems: 64,
+          description:
+            "Address ranges the nodes' container runtimes connect from, admitted to the cache's port 5000. Default 10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16 and 100.64.0.0/10; set the nodes' subnets so pods are not admitted too.",
+        },
+      ),
+    ),
+    monitoring: Type.Optional(
+      Type.Object(
+        {
+          namespaceSelector: Type.Optional(MatchLabels('Namespaces of the monitoring pods.')),
+          podSelector: Type.Optional(MatchLabels('The monitoring pods, in those namespaces.')),
+        },
+        {
+          additionalProperties: false,
+          description:
+            "Who may scrape the metrics ports (5001, 3903, 9100), as a NetworkPolicy peer: pods matching podSelector in namespaces matching namespaceSelector (without namespaceSelector: in the output namespace). Default every pod of the namespace 'monitoring'.",
+        },
+      ),
+    ),
+  },
+  {
+    additionalProperties: false,
+    description:
+      "The cache pods' NetworkPolicy (enforced only by a CNI plugin that implements NetworkPolicy): port 5000 from the nodes, the metrics ports from monitoring, nothing else.",
+  },
+);
+
 const Resources = Type.Object(
   {
     requests: Type.Optional(QuantityMap('Minimum compute resources, e.g. {cpu: 100m, memory: 128Mi} (the default).')),
@@ -306,6 +362,7 @@ export const MirrorSpecSchema = Type.Object(
         'x-kubernetes-validations': [RESERVED_LABELS_RULE],
       }),
     ),
+    networkPolicy: Type.Optional(NetworkPolicy),
     imageRegistry: Type.Optional(
       Type.String({
         pattern: REGISTRY_PREFIX_PATTERN,

@@ -1,8 +1,9 @@
 /** `mirror-synth check`: exit non-zero when dist/ is not what mirrors/ synthesizes to. Writes nothing. */
 import { StaleOutputError } from '../api/errors.js';
+import { checkPolicy } from '../api/policy.js';
 import { loadMirrorDir } from '../sources/files.js';
 import { diffTree, readTree } from '../synth/output.js';
-import { resolveMirrorsDir, resolveOutDir } from './options.js';
+import { resolveMirrorsDir, resolveOutDir, resolvePolicy } from './options.js';
 import { distFiles, type SynthCommandOptions, synthOptions } from './synth.js';
 
 export type CheckCommandOptions = Omit<SynthCommandOptions, 'fromCluster' | 'kubeconfig' | 'json'>;
@@ -11,7 +12,9 @@ export async function check(opts: CheckCommandOptions = {}): Promise<void> {
   const log = opts.log ?? ((line: string) => console.log(line));
   const options = synthOptions(opts);
   const out = resolveOutDir(opts.out);
+  const policy = resolvePolicy(opts);
   const mirrors = await loadMirrorDir(resolveMirrorsDir(opts.mirrors));
+  checkPolicy(mirrors, policy);
   const expected = await distFiles(mirrors, options);
   const diff = diffTree(expected, await readTree(out));
   const lines = [

@@ -7,16 +7,18 @@ import { startController } from '../controller/controller.js';
 import { loadKubeConfig } from '../sources/kubeconfig.js';
 import {
   type BindAddress,
+  type PolicyFlags,
   resolveClusterDomain,
   resolveMetricsBind,
   resolveNamespace,
   resolveNodeRuntime,
+  resolvePolicy,
   resolveProbeBind,
   resolveSecondsBetweenStreams,
 } from './options.js';
 
 /** The controller command's flags as given (unresolved). */
-export interface ControllerCommandOptions {
+export interface ControllerCommandOptions extends PolicyFlags {
   readonly kubeconfig?: string;
   /** Output namespace of the mirrors' children. @default NAMESPACE, else 'kube-extra' */
   readonly namespace?: string;
@@ -70,6 +72,7 @@ async function listening<T>(
 export async function controller(opts: ControllerCommandOptions): Promise<void> {
   const namespace = resolveNamespace(opts.namespace);
   const nodeRuntime = resolveNodeRuntime(opts.nodeRuntime);
+  const policy = resolvePolicy(opts);
   const metrics = resolveMetricsBind(opts.metricsBindAddress, opts.metricsPort);
   const probes = resolveProbeBind(opts.healthProbeBindAddress, opts.probePort);
   const kubeConfig = loadKubeConfig(opts.kubeconfig);
@@ -85,6 +88,7 @@ export async function controller(opts: ControllerCommandOptions): Promise<void> 
       ...(opts.logLevel ? { logLevel: opts.logLevel } : {}),
       clusterDomain: resolveClusterDomain(opts.clusterDomain),
       nodeRuntime,
+      policy,
     }),
   );
   const onSignal = (signal: NodeJS.Signals): void => {

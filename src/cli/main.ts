@@ -36,6 +36,24 @@ const mirrorsOption = () =>
 const outOption = () =>
   new Option('-o, --out <dir>', 'output directory (env CDK8S_OUTDIR, then cdk8s.yaml `output`; default dist)');
 
+/** The allowlist (README: Who may write RegistryMirrors); unset allows any value, an empty list none. */
+const policyOptions = () => [
+  new Option(
+    '--allowed-upstreams <hosts>',
+    'comma-separated upstreamUrl hosts mirrors may name, *.domain for a domain (env ALLOWED_UPSTREAMS, cdk8s.yaml allowedUpstreams; default any)',
+  ),
+  new Option(
+    '--allowed-masquerades <hosts>',
+    'comma-separated masqueradeUrl hosts mirrors may name (env ALLOWED_MASQUERADES, cdk8s.yaml allowedMasquerades; default any)',
+  ),
+  new Option(
+    '--allowed-image-registries <registries>',
+    'comma-separated imageRegistry values (and paths under them) mirrors may name (env ALLOWED_IMAGE_REGISTRIES, cdk8s.yaml allowedImageRegistries; default any)',
+  ),
+];
+/** Commands that check specs against the allowlist (controller-manifests writes it into the cluster). */
+const POLICY_COMMANDS = ['synth', 'validate', 'check', 'controller', 'controller-manifests'];
+
 export function buildCli(): Command {
   const program = new Command('mirror-synth')
     .description(
@@ -157,6 +175,9 @@ export function buildCli(): Command {
       else controllerManifests(opts);
     });
 
+  for (const cmd of program.commands.filter((c) => POLICY_COMMANDS.includes(c.name()))) {
+    for (const option of policyOptions()) cmd.addOption(option);
+  }
   return program;
 }
 

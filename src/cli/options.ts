@@ -9,6 +9,8 @@ import { parse } from 'yaml';
 
 import { UsageError } from '../api/errors.js';
 import {
+  ALLOWLIST_ENV,
+  ALLOWLIST_KEYS,
   CONTROLLER_METRICS_PORT,
   DEFAULT_CLUSTER_DOMAIN,
   DEFAULT_MIRRORS_DIR,
@@ -19,6 +21,7 @@ import {
   NODE_RUNTIMES,
   type NodeRuntime,
 } from '../api/names.js';
+import { type MirrorPolicy, parseAllowlist } from '../api/policy.js';
 import { assertChartVersion } from '../synth/helm.js';
 
 const configs = new Map<string, Record<string, unknown>>();
@@ -166,4 +169,78 @@ export function resolveMetricsBind(address?: string, port?: number): BindAddress
 export function resolveProbeBind(address?: string, port?: number): BindAddress | undefined {
   if (address !== undefined) return parseBindAddress('--health-probe-bind-address', address);
   return port === undefined ? undefined : { port, text: `:${port}` };
+}
+
+/** The allowlist flags as given: comma-separated lists. */
+export interface PolicyFlags {
+  readonly allowedUpstreams?: string;
+  readonly allowedMasquerades?: string;
+  readonly allowedImageRegistries?: string;
+}
+
+const HOST_ENTRY = /^(\*\.)?[a-z0-9]([-a-z0-9.]*[a-z0-9])?(:[0-9]{1,5})?$/;
+const REGISTRY_ENTRY = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?(:[0-9]{1,5})?(\/[a-z0-9._-]+)*$/;
+
+/**
+ * The allowlist (api/policy.ts), each list from its flag (`--allowed-upstreams`), else its
+ * environment variable (`ALLOWED_UPSTREAMS`), else its key in cdk8s.yaml (`allowedUpstreams`, a
+ * list or a comma-separated string), else unset: any value. An empty flag or variable is a list
+ * of nothing, which allows none (the controller's Deployment sets the variables from the allowlist
+ * ConfigMap, where an empty key means exactly that).
+ */
+export function resolvePolicy(flags: PolicyFlags): MirrorPolicy {
+  const config = readCdk8sYaml();
+  const one = (
+    flag: string | undefined,
+    envName: string,
+    key: string,
+    option: string,
+    entry: RegExp,
+  ): string[] | undefined => {
+    let entries: string[] | undefined;
+    let from: string;
+    const env = process.env[envName];
+    const fromConfig = config[key];
+    if (flag !== undefined) [entries, from] = [parseAllowlist(flag), option];
+    else if (env !== undefined) [entries, from] = [parseAllowlist(env), envName];
+    else if (fromConfig !== undefined && fromConfig !== null) {
+      from = `${key} in cdk8s.yaml`;
+      if (typeof fromConfig === 'string') entries = parseAllowlist(fromConfig);
+      else if (Array.isArray(fromConfig) && fromConfig.every((e) => typeof e === 'string'))
+        entries = parseAllowlist(fromConfig.join(','));
+      else throw new UsageError(`${from} must be a list of strings or a comma-separated string`);
+    } else return undefined;
+    const bad = entries.find((e) => !entry.test(e));
+    if (bad !== undefined)
+      throw new UsageError(
+        `${from}: '${bad}' is not ${entry === HOST_ENTRY ? 'a host[:port] or *.domain' : 'a registry host[:port][/path]'} (lowercase, no scheme)`,
+      );
+    return entries;
+  };
+  const upstreams = one(
+    flags.allowedUpstreams,
+    ALLOWLIST_ENV.upstreams,
+    ALLOWLIST_KEYS.upstreams,
+    '--allowed-upstreams',
+    HOST_ENTRY,
+  );
+  const masquerades = one(
+    flags.allowedMasquerades,
+    ALLOWLIST_ENV.masquerades,
+    ALLOWLIST_KEYS.masquerades,
+    '--allowed-masquerades',
+    HOST_ENTRY,
+  );
+  const imageRegistries = one(
+    flags.allowedImageRegistries,
+    ALLOWLIST_ENV.imageRegistries,
+    ALLOWLIST_KEYS.imageRegistries,
+    '--allowed-image-registries',
+    REGISTRY_ENTRY,
+  );
+  return {
+    ...(upstreams ? { upstreams } : {}),
+    ...(masquerades ? { masquerades } : {}),
+    ...(imageRegistries ? { imageRegistries } : {}),
+  };
 }

@@ -1,6 +1,7 @@
 /** `mirror-synth synth` (the default command): mirrors/ (or the cluster) in, dist/ (or a Helm chart) out. */
 import { dirname, join } from 'node:path';
 
+import { checkPolicy } from '../api/policy.js';
 import type { MirrorInput } from '../api/validate.js';
 import { loadMirrorDir } from '../sources/files.js';
 import type { SynthOptions } from '../synth/chart.js';
@@ -9,6 +10,7 @@ import { chartParts, helmChartFiles, isCdk8sHelmTemplatesDir } from '../synth/he
 import { writeTree } from '../synth/output.js';
 import { renderMirrorFiles } from '../synth/render-pool.js';
 import {
+  type PolicyFlags,
   resolveChartVersion,
   resolveClusterDomain,
   resolveFormat,
@@ -16,10 +18,11 @@ import {
   resolveNamespace,
   resolveNodeRuntime,
   resolveOutDir,
+  resolvePolicy,
   resolveWorkers,
 } from './options.js';
 
-export interface SynthCommandOptions {
+export interface SynthCommandOptions extends PolicyFlags {
   readonly mirrors?: string;
   readonly out?: string;
   readonly namespace?: string;
@@ -81,7 +84,9 @@ export async function synth(opts: SynthCommandOptions = {}): Promise<SynthSummar
   const out = resolveOutDir(opts.out);
   const format = resolveFormat(opts.format);
   const chartVersion = format === 'helm' ? resolveChartVersion(opts.chartVersion) : undefined;
+  const policy = resolvePolicy(opts);
   const mirrors = await loadInputs(opts);
+  checkPolicy(mirrors, policy);
   const plain = await distFiles(mirrors, options);
   let result;
   if (isCdk8sHelmTemplatesDir(out)) {

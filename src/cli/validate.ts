@@ -1,7 +1,8 @@
+import { checkPolicy } from '../api/policy.js';
 import { loadMirrorDir } from '../sources/files.js';
-import { resolveMirrorsDir } from './options.js';
+import { type PolicyFlags, resolveMirrorsDir, resolvePolicy } from './options.js';
 
-export interface ValidateCommandOptions {
+export interface ValidateCommandOptions extends PolicyFlags {
   readonly mirrors?: string;
   readonly quiet?: boolean;
   readonly log?: (line: string) => void;
@@ -11,7 +12,9 @@ export interface ValidateCommandOptions {
 export async function validate(opts: ValidateCommandOptions = {}): Promise<string[]> {
   const log = opts.log ?? ((line: string) => console.log(line));
   const dir = resolveMirrorsDir(opts.mirrors);
+  const policy = resolvePolicy(opts);
   const mirrors = await loadMirrorDir(dir);
+  checkPolicy(mirrors, policy);
   if (!opts.quiet)
     log(`${mirrors.length} mirror spec(s) in ${dir}/ are valid: ${mirrors.map((m) => m.name).join(', ') || 'none'}.`);
   return mirrors.map((m) => m.name);

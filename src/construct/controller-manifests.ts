@@ -5,17 +5,25 @@
  * RBAC, and why each rule is there:
  * - ClusterRole: read and watch RegistryMirrors (cluster-scoped) and write their status.
  * - Role in the output namespace: manage the children (ConfigMaps, Services, StatefulSets,
- *   DaemonSets); read Secrets (credentials), and write them because a
- *   `kubernetes.io/dockerconfigjson` Secret is turned into a derived Secret
- *   `registry-mirror-<name>-credentials` (names are per mirror, so resourceNames cannot narrow
- *   this); take the leader-election Lease.
+ *   DaemonSets, NetworkPolicies); take the leader-election Lease. Secrets, see SECRET_VERBS: a Secret's data is
+ *   used only when the Secret opts in to the mirror (controller/credentials.ts), a rule RBAC
+ *   cannot express (it knows no annotations or labels, and list gives every Secret's data), so the
+ *   controller enforces it and the Role grants only the verbs the controller uses.
+ * - The allowlist: a ConfigMap, and a ValidatingAdmissionPolicy with its binding that refuses a
+ *   RegistryMirror naming what the ConfigMap does not allow (api/policy.ts); the controller reads
+ *   the same ConfigMap through its environment.
  * - Role in `default`: create Events. RegistryMirrors are cluster-scoped, and Events about
  *   cluster-scoped objects live in `default` (as client-go records them).
  */
+import { ApiObject } from 'cdk8s';
 import { Construct } from 'constructs';
 
 import {
+  ALLOWLIST_ENV,
+  ALLOWLIST_KEYS,
+  ALLOWLIST_NAME,
   API_GROUP,
+  API_VERSION,
   COMPONENT_LABEL,
   CONTROLLER_METRICS_PORT,
   CONTROLLER_NAME,
@@ -27,6 +35,7 @@ import {
   PLURAL,
   PROJECT,
 } from '../api/names.js';
+import { allowlistValidations, type MirrorPolicy } from '../api/policy.js';
 import { k8s } from './k8s.js';
 import { MirrorNamespace } from './namespace.js';
 /** V8 heap settings of the controller container (measured by bench/controller.ts). */
@@ -37,11 +46,22 @@ export interface ControllerManifestsProps {
   readonly namespace: string;
   /** Controller image, e.g. `ghcr.io/mirror-synth/mirror-synth:0.1.0`. */
   readonly image: string;
+  /** The allowlist written into the ConfigMap `mirror-synth-allowlist`. @default - every list unset: anything */
+  readonly policy?: MirrorPolicy;
 }
 
 const selector = { [NAME_LABEL]: PROJECT, [COMPONENT_LABEL]: 'controller' };
 const labels = { ...selector, [MANAGED_BY_LABEL]: MANAGED_BY };
 const CHILD_VERBS = ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete'];
+/**
+ * Secrets in the output namespace: list and watch (the informer asks for metadata only: which
+ * mirrors a Secret opts in to, and when it changes), get (the data of a Secret that opted in, read
+ * when a reconcile needs it), create, patch and delete (the derived `registry-mirror-<name>-credentials`
+ * Secrets of dockerconfigjson Secrets, applied server-side and pruned; names are per mirror, so
+ * resourceNames cannot narrow them; the original operator's Secret on takeover). No update: the
+ * controller never replaces a Secret. The README's "With the controller" lists the same verbs.
+ */
+export const SECRET_VERBS = ['get', 'list', 'watch', 'create', 'patch', 'delete'];
 
 /** The controller's Namespace, ServiceAccount, RBAC and Deployment. */
 export class ControllerManifests extends Construct {
@@ -52,7 +72,7 @@ export class ControllerManifests extends Construct {
 }
 
 function addControllerObjects(chart: Construct, props: ControllerManifestsProps): void {
-  const { namespace, image } = props;
+  const { namespace, image, policy = {} } = props;
   new MirrorNamespace(chart, 'Namespace', { name: namespace });
   const meta = (name: string, ns?: string) => ({ name, ...(ns ? { namespace: ns } : {}), labels });
 
@@ -80,7 +100,8 @@ function addControllerObjects(chart: Construct, props: ControllerManifestsProps)
     rules: [
       { apiGroups: [''], resources: ['configmaps', 'services'], verbs: CHILD_VERBS },
       { apiGroups: ['apps'], resources: ['statefulsets', 'daemonsets'], verbs: CHILD_VERBS },
-      { apiGroups: [''], resources: ['secrets'], verbs: CHILD_VERBS },
+      { apiGroups: ['networking.k8s.io'], resources: ['networkpolicies'], verbs: CHILD_VERBS },
+      { apiGroups: [''], resources: ['secrets'], verbs: SECRET_VERBS },
       // list: why a cache pod does not start; delete: the original mirror-operator's pods, on takeover.
       { apiGroups: [''], resources: ['pods', 'persistentvolumeclaims'], verbs: ['list', 'delete'] },
       // create cannot be narrowed by name; renewing is limited to the controller's own Lease.
@@ -109,6 +130,8 @@ function addControllerObjects(chart: Construct, props: ControllerManifestsProps)
     roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: eventsRole },
     subjects,
   });
+
+  addAllowlist(chart, namespace, policy);
 
   const probe = (path: string, periodSeconds: number, failureThreshold: number) => ({
     httpGet: { path, port: k8s.IntOrString.fromString('http-metrics') },
@@ -145,6 +168,11 @@ function addControllerObjects(chart: Construct, props: ControllerManifestsProps)
               args: ['controller'],
               env: [
                 { name: 'NAMESPACE', value: namespace },
+                // The allowlist, from its ConfigMap: a key left out allows anything (restart after a change).
+                ...(['upstreams', 'masquerades', 'imageRegistries'] as const).map((list) => ({
+                  name: ALLOWLIST_ENV[list],
+                  valueFrom: { configMapKeyRef: { name: ALLOWLIST_NAME, key: ALLOWLIST_KEYS[list], optional: true } },
+                })),
                 { name: 'SECONDS_BETWEEN_STREAMS', value: String(DEFAULT_SECONDS_BETWEEN_STREAMS) },
                 // A small young generation and a capped old one keep RSS near what is live (< 200 MB at 1000 mirrors).
                 { name: 'NODE_OPTIONS', value: NODE_OPTIONS },
@@ -166,6 +194,56 @@ function addControllerObjects(chart: Construct, props: ControllerManifestsProps)
           ],
         },
       },
+    },
+  });
+}
+
+/**
+ * The allowlist ConfigMap and the admission policy that enforces it on the API server: a
+ * RegistryMirror whose spec names an upstream, masquerade host or image registry the ConfigMap
+ * does not allow is refused on create, and on an update that changes its spec (a spec left as it
+ * was, as in the controller's label write, passes). The binding denies when the ConfigMap is
+ * missing: deleting it does not open the gate.
+ */
+function addAllowlist(chart: Construct, namespace: string, policy: MirrorPolicy): void {
+  const data: Record<string, string> = {};
+  for (const list of ['upstreams', 'masquerades', 'imageRegistries'] as const) {
+    const entries = policy[list];
+    if (entries) data[ALLOWLIST_KEYS[list]] = entries.join(',');
+  }
+  new k8s.KubeConfigMap(chart, 'Allowlist', {
+    metadata: { name: ALLOWLIST_NAME, namespace, labels },
+    data,
+  });
+  new ApiObject(chart, 'AllowlistPolicy', {
+    apiVersion: 'admissionregistration.k8s.io/v1',
+    kind: 'ValidatingAdmissionPolicy',
+    metadata: { name: ALLOWLIST_NAME, labels },
+    spec: {
+      failurePolicy: 'Fail',
+      paramKind: { apiVersion: 'v1', kind: 'ConfigMap' },
+      matchConstraints: {
+        resourceRules: [
+          {
+            apiGroups: [API_GROUP],
+            apiVersions: [API_VERSION],
+            operations: ['CREATE', 'UPDATE'],
+            resources: [PLURAL],
+          },
+        ],
+      },
+      matchConditions: [{ name: 'spec-written', expression: 'oldObject == null || object.spec != oldObject.spec' }],
+      validations: allowlistValidations(),
+    },
+  });
+  new ApiObject(chart, 'AllowlistPolicyBinding', {
+    apiVersion: 'admissionregistration.k8s.io/v1',
+    kind: 'ValidatingAdmissionPolicyBinding',
+    metadata: { name: ALLOWLIST_NAME, labels },
+    spec: {
+      policyName: ALLOWLIST_NAME,
+      validationActions: ['Deny'],
+      paramRef: { name: ALLOWLIST_NAME, namespace, parameterNotFoundAction: 'Deny' },
     },
   });
 }

@@ -21,6 +21,7 @@ import {
 import type { MirrorSpec } from '../api/schema.js';
 import { MirrorCache } from './cache.js';
 import type { k8s } from './k8s.js';
+import { MirrorNetworkPolicy } from './network-policy.js';
 import { NodeAgent } from './node-agent.js';
 import type { MirrorParts } from './parts.js';
 
@@ -65,6 +66,7 @@ export class RegistryMirror extends Construct {
   /** The parts. */
   public readonly cachePart: MirrorCache;
   public readonly nodeAgentPart: NodeAgent;
+  public readonly networkPolicyPart: MirrorNetworkPolicy;
 
   /** Children. */
   public readonly cacheConfig: k8s.KubeConfigMap;
@@ -73,6 +75,8 @@ export class RegistryMirror extends Construct {
   public readonly headlessService: k8s.KubeService;
   public readonly cache: k8s.KubeStatefulSet;
   public readonly nodeAgent: k8s.KubeDaemonSet;
+  /** Who may reach the cache pods: port 5000 from the nodes, the metrics ports from monitoring. */
+  public readonly networkPolicy: k8s.KubeNetworkPolicy;
 
   constructor(scope: Construct, id: string, props: RegistryMirrorProps) {
     super(scope, id);
@@ -110,5 +114,7 @@ export class RegistryMirror extends Construct {
     this.cache = this.cachePart.statefulSet;
     this.agentConfig = this.nodeAgentPart.config;
     this.nodeAgent = this.nodeAgentPart.daemonSet;
+    this.networkPolicyPart = new MirrorNetworkPolicy(parts);
+    this.networkPolicy = this.networkPolicyPart.networkPolicy;
   }
 }

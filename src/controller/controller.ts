@@ -15,6 +15,7 @@ import { type DestinationStream, type Logger, pino } from 'pino';
 
 import { describeError, errorStatus } from '../api/kube-errors.js';
 import { CONTROLLER_NAME, LEASE_NAME, type NodeRuntime, PLURAL } from '../api/names.js';
+import type { MirrorPolicy } from '../api/policy.js';
 import { type ProbeServer, startProbeServer } from './http.js';
 import { SupervisedInformer } from './informer.js';
 import { KubeClient, type RegistryMirrorObject } from './kube.js';
@@ -67,6 +68,8 @@ export interface StartControllerOptions {
   readonly logDestination?: DestinationStream;
   /** Longest per-mirror retry backoff in milliseconds. @default 120_000 */
   readonly maxRetryDelayMs?: number;
+  /** What RegistryMirrors may name (api/policy.ts); a mirror it refuses stalls with NotAllowed. @default - anything */
+  readonly policy?: MirrorPolicy;
 }
 
 export interface RunningController {
@@ -191,6 +194,7 @@ class Controller {
       namespace: opts.namespace,
       ...(opts.clusterDomain ? { clusterDomain: opts.clusterDomain } : {}),
       ...(opts.nodeRuntime ? { nodeRuntime: opts.nodeRuntime } : {}),
+      ...(opts.policy ? { policy: opts.policy } : {}),
       mirrors: this.mirrors,
       secrets: this.secrets,
       children: this.children,

@@ -5,15 +5,29 @@
  * A `kubernetes.io/dockerconfigjson` Secret is accepted too: the controller derives a Secret
  * `registry-mirror-<name>-credentials` holding the username and password of the upstream
  * host's `auths` entry, owned by the RegistryMirror, and points the registry at it.
+ * A Secret is used only by the mirrors its annotation `mirror-synth.k8s.osp.tech/mirrors` lists
+ * (it opts in), so naming a Secret in a RegistryMirror does not send it upstream on its own.
  * No message here ever contains a secret value.
  */
 import { containerdHost } from '../api/hosts.js';
 import type { KubeObject } from '../api/kube-object.js';
-import { DERIVED_FROM_ANNOTATION, MANAGED_BY, MANAGED_BY_LABEL, MIRROR_LABEL, mirrorChildNames } from '../api/names.js';
+import {
+  DERIVED_FROM_ANNOTATION,
+  MANAGED_BY,
+  MANAGED_BY_LABEL,
+  MIRROR_LABEL,
+  mirrorChildNames,
+  SECRET_MIRRORS_ANNOTATION,
+} from '../api/names.js';
 import { credentialsHash } from './hash.js';
 
 export interface SecretLike {
-  readonly metadata?: { readonly name?: string; readonly namespace?: string; readonly uid?: string };
+  readonly metadata?: {
+    readonly name?: string;
+    readonly namespace?: string;
+    readonly uid?: string;
+    readonly annotations?: Readonly<Record<string, string>>;
+  };
   readonly type?: string;
   readonly data?: Readonly<Record<string, string>>;
 }
@@ -32,7 +46,7 @@ export type CredentialsResult =
     }
   | {
       readonly ok: false;
-      readonly reason: 'CredentialsSecretNotFound' | 'CredentialsSecretInvalid';
+      readonly reason: 'CredentialsSecretNotFound' | 'CredentialsSecretInvalid' | 'CredentialsSecretNotOptedIn';
       readonly message: string;
     };
 
@@ -40,6 +54,19 @@ export const DOCKERCONFIGJSON = 'kubernetes.io/dockerconfigjson';
 
 export function derivedSecretName(mirror: string): string {
   return mirrorChildNames(mirror).credentialsSecret;
+}
+
+/** The mirrors a Secret's opt-in annotation lists (comma-separated; blanks ignored). */
+export function optedInMirrors(annotations: Readonly<Record<string, string>> | undefined): string[] {
+  return (annotations?.[SECRET_MIRRORS_ANNOTATION] ?? '')
+    .split(',')
+    .map((m) => m.trim())
+    .filter((m) => m !== '');
+}
+
+/** Whether a Secret opted in to being used by `mirror`. */
+export function secretOptedIn(secret: SecretLike, mirror: string): boolean {
+  return optedInMirrors(secret.metadata?.annotations).includes(mirror);
 }
 
 /** `https://Index.Docker.io/v1/` → `docker.io`; `quay.io:443/x` → `quay.io:443`. */
@@ -112,6 +139,19 @@ export function resolveCredentials(args: {
       message:
         `${ref} (spec.credentialsSecret) does not exist. Create it with keys username and password ` +
         `(or as a ${DOCKERCONFIGJSON} Secret), or remove spec.credentialsSecret.`,
+    };
+  }
+  if (!secretOptedIn(secret, mirror)) {
+    // Only someone who may write the Secret can let a mirror use it: the RegistryMirror's author
+    // may not be able to read it, and the mirror would send it to an upstream of their choosing.
+    const value = [...optedInMirrors(secret.metadata?.annotations), mirror].join(',');
+    return {
+      ok: false,
+      reason: 'CredentialsSecretNotOptedIn',
+      message:
+        `${ref} (spec.credentialsSecret) does not list mirror '${mirror}' in its annotation ${SECRET_MIRRORS_ANNOTATION}, ` +
+        `so it is not sent to ${upstreamUrl}. If this mirror may use it, let it with ` +
+        `kubectl -n ${namespace} annotate secret ${credentialsSecret} --overwrite ${SECRET_MIRRORS_ANNOTATION}=${value}`,
     };
   }
   // The HMAC key must be unguessable: a Secret read from the API server always has a uid, and a

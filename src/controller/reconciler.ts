@@ -11,6 +11,7 @@ import { describeError, errorStatus, isTransient } from '../api/kube-errors.js';
 import type { KubeObject } from '../api/kube-object.js';
 import { compareStrings } from '../api/kube-object.js';
 import {
+  ALLOWLIST_NAME,
   CONTENT_HASH_ANNOTATION,
   GENERATION_KINDS,
   KIND,
@@ -20,6 +21,7 @@ import {
   MIRROR_LABEL,
   type NodeRuntime,
 } from '../api/names.js';
+import { type MirrorPolicy, policyProblems } from '../api/policy.js';
 import type { MirrorStatus } from '../api/schema.js';
 import { findNameCollisions, type MirrorInput, type NameCollision, parseMirrorResource } from '../api/validate.js';
 import { synthesizeMirror } from '../synth/chart.js';
@@ -115,6 +117,8 @@ export interface ReconcilerOptions {
   readonly namespace: string;
   readonly clusterDomain?: string;
   readonly nodeRuntime?: NodeRuntime;
+  /** What mirrors may name; one it refuses stalls with NotAllowed. @default - anything */
+  readonly policy?: MirrorPolicy;
   readonly mirrors: Cache<RegistryMirrorObject>;
   /** Referenced Secrets, with their data (the informer holds metadata only). */
   readonly secrets: ReferencedSecrets;
@@ -315,7 +319,7 @@ export class Reconciler {
     const secret =
       input.spec.credentialsSecret === undefined
         ? undefined
-        : await this.opts.secrets.get(input.spec.credentialsSecret);
+        : await this.opts.secrets.get(input.spec.credentialsSecret, name);
     const creds = resolveCredentials({
       mirror: name,
       upstreamUrl: input.spec.upstreamUrl,
@@ -364,6 +368,14 @@ export class Reconciler {
     } catch (err) {
       if (err instanceof SpecError) return { type: 'Stalled', reason: 'InvalidSpec', message: specMessage(err) };
       throw err;
+    }
+    const refused = policyProblems(input, this.opts.policy);
+    if (refused.length > 0) {
+      return {
+        type: 'Stalled',
+        reason: 'NotAllowed',
+        message: `${refused.map((p) => p.message).join('; ')}. Change the RegistryMirror, or ask the platform team to extend the allowlist (ConfigMap ${this.opts.namespace}/${ALLOWLIST_NAME}).`,
+      };
     }
     const conflict = hostConflictOf(name, this.opts.mirrors.list());
     if (conflict) {

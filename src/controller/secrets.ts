@@ -2,15 +2,23 @@
  * The data of the Secrets mirrors reference, and of no other Secret.
  *
  * The Secret informer caches metadata only (see watches.ts). When a reconcile needs a referenced
- * Secret's data it reads that one Secret, and keeps it for as long as its resourceVersion in the
+ * Secret's data it reads that one Secret, and only when the Secret opted in to the mirror (its
+ * `mirror-synth.k8s.osp.tech/mirrors` annotation lists it; otherwise it returns the metadata alone), and keeps it for as long as its resourceVersion in the
  * metadata cache is unchanged, so a resync does not read it again. Entries no mirror references
  * any more are dropped.
  */
 import type { CoreV1Api } from '@kubernetes/client-node';
 
 import { errorStatus } from '../api/kube-errors.js';
-import type { SecretLike } from './credentials.js';
+import { SECRET_MIRRORS_ANNOTATION } from '../api/names.js';
+import { type SecretLike, secretOptedIn } from './credentials.js';
 import type { Cache } from './reconciler.js';
+
+/** The opt-in annotation alone (never `last-applied-configuration`, which can hold the data). */
+function optIn(s: { metadata?: { annotations?: Record<string, string> } }): Record<string, string> {
+  const value = s.metadata?.annotations?.[SECRET_MIRRORS_ANNOTATION];
+  return value === undefined ? {} : { [SECRET_MIRRORS_ANNOTATION]: value };
+}
 
 interface Entry {
   readonly resourceVersion: string | undefined;
@@ -24,22 +32,29 @@ export class ReferencedSecrets {
     private readonly core: CoreV1Api,
     private readonly namespace: string,
     /** The metadata-only Secret cache. */
-    private readonly meta: Cache<{ metadata?: { name?: string; resourceVersion?: string } }>,
+    private readonly meta: Cache<{
+      metadata?: { name?: string; resourceVersion?: string; uid?: string; annotations?: Record<string, string> };
+    }>,
   ) {}
 
-  /** The Secret with its data, or `undefined` when it does not exist. */
-  async get(name: string): Promise<SecretLike | undefined> {
+  /**
+   * The Secret with its data, or `undefined` when it does not exist. When it has not opted in to
+   * `mirror`, its metadata alone: its data is not read.
+   */
+  async get(name: string, mirror: string): Promise<SecretLike | undefined> {
     const meta = this.meta.get(name, this.namespace);
     if (meta === undefined) {
       this.data.delete(name);
       return undefined;
     }
+    const metadata = { name, namespace: this.namespace, uid: meta.metadata?.uid, annotations: optIn(meta) };
+    if (!secretOptedIn({ metadata }, mirror)) return { metadata };
     const cached = this.data.get(name);
     if (cached && cached.resourceVersion === meta.metadata?.resourceVersion) return cached.secret;
     try {
       const s = await this.core.readNamespacedSecret({ name, namespace: this.namespace });
       const secret: SecretLike = {
-        metadata: { name, namespace: this.namespace, uid: s.metadata?.uid },
+        metadata: { name, namespace: this.namespace, uid: s.metadata?.uid, annotations: optIn(s) },
         type: s.type,
         data: s.data ?? {},
       };

@@ -18,6 +18,8 @@ export type StalledReason =
   | 'InvalidSpec'
   | 'CredentialsSecretNotFound'
   | 'CredentialsSecretInvalid'
+  | 'CredentialsSecretNotOptedIn'
+  | 'NotAllowed'
   | 'ApplyRejected'
   | 'HostConflict'
   | 'NameCollision'

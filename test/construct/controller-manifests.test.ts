@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+
 import { describe, expect, it } from 'vitest';
 
 import type { KubeObject } from '../../src/api/kube-object.js';
@@ -32,7 +34,10 @@ describe('controllerManifests', () => {
       'Role',
       'RoleBinding',
       'RoleBinding',
+      'ConfigMap',
       'Deployment',
+      'ValidatingAdmissionPolicy',
+      'ValidatingAdmissionPolicyBinding',
     ]);
   });
 
@@ -62,12 +67,77 @@ describe('controllerManifests', () => {
     const rules = role.rules as Rule[];
     const resources = rules.flatMap((r) => r.resources);
     expect(resources).toEqual(
-      expect.arrayContaining(['configmaps', 'services', 'statefulsets', 'daemonsets', 'secrets', 'leases']),
+      expect.arrayContaining([
+        'configmaps',
+        'services',
+        'statefulsets',
+        'daemonsets',
+        'networkpolicies',
+        'secrets',
+        'leases',
+      ]),
     );
     const leaseUpdate = rules.find((r) => r.resources.includes('leases') && r.verbs.includes('update'))!;
     expect(leaseUpdate.resourceNames).toEqual(['mirror-synth-controller']);
     const events = find('Role', 'mirror-synth-controller-events', 'default').rules as Rule[];
     expect(events).toEqual([{ apiGroups: [''], resources: ['events'], verbs: ['create', 'patch'] }]);
+  });
+
+  it('writes the allowlist into its ConfigMap and has the policy and the controller read it from there', () => {
+    // Unset lists are left out of the ConfigMap (anything); an empty list is an empty value (nothing).
+    expect(find('ConfigMap', 'mirror-synth-allowlist', 'kube-extra').data).toEqual({});
+    const tight = controllerObjects({
+      namespace: 'kube-extra',
+      image: 'example.com/mirror-synth:1.2.3',
+      policy: { upstreams: ['quay.io', '*.example.com'], masquerades: [] },
+    });
+    expect(tight.find((o) => o.kind === 'ConfigMap')!.data).toEqual({
+      allowedUpstreams: 'quay.io,*.example.com',
+      allowedMasquerades: '',
+    });
+    const policy = find('ValidatingAdmissionPolicy', 'mirror-synth-allowlist').spec as any;
+    expect(policy.failurePolicy).toBe('Fail');
+    expect(policy.paramKind).toEqual({ apiVersion: 'v1', kind: 'ConfigMap' });
+    expect(policy.matchConstraints.resourceRules).toEqual([
+      {
+        apiGroups: ['k8s.osp.tech'],
+        apiVersions: ['v1'],
+        operations: ['CREATE', 'UPDATE'],
+        resources: ['registrymirrors'],
+      },
+    ]);
+    expect(policy.validations.map((v: { messageExpression: string }) => v.messageExpression.slice(1, 20))).toEqual([
+      'spec.upstreamUrl mu',
+      'spec.masqueradeUrl ',
+      'spec.imageRegistry ',
+    ]);
+    // Deleting the ConfigMap refuses every RegistryMirror rather than allowing any.
+    expect(find('ValidatingAdmissionPolicyBinding', 'mirror-synth-allowlist').spec).toEqual({
+      policyName: 'mirror-synth-allowlist',
+      validationActions: ['Deny'],
+      paramRef: { name: 'mirror-synth-allowlist', namespace: 'kube-extra', parameterNotFoundAction: 'Deny' },
+    });
+    const env = (find('Deployment', 'mirror-synth-controller').spec as any).template.spec.containers[0].env;
+    for (const [name, key] of [
+      ['ALLOWED_UPSTREAMS', 'allowedUpstreams'],
+      ['ALLOWED_MASQUERADES', 'allowedMasquerades'],
+      ['ALLOWED_IMAGE_REGISTRIES', 'allowedImageRegistries'],
+    ]) {
+      expect(env).toContainEqual({
+        name,
+        valueFrom: { configMapKeyRef: { name: 'mirror-synth-allowlist', key, optional: true } },
+      });
+    }
+  });
+
+  it('grants on Secrets only the verbs the controller uses (no update), as the README lists them', () => {
+    const rules = find('Role', 'mirror-synth-controller', 'kube-extra').rules as Rule[];
+    const secrets = rules.filter((r) => r.resources.includes('secrets'));
+    expect(secrets).toEqual([
+      { apiGroups: [''], resources: ['secrets'], verbs: ['get', 'list', 'watch', 'create', 'patch', 'delete'] },
+    ]);
+    const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8').replace(/\s+/g, ' ');
+    expect(readme).toContain(`Secrets (${secrets[0].verbs.map((v) => `\`${v}\``).join(', ')}:`);
   });
 
   it('runs the controller under Pod Security "restricted" with probes and NAMESPACE', () => {

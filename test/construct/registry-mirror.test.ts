@@ -41,6 +41,7 @@ describe('RegistryMirror construct', () => {
       'ConfigMap/registry-mirror-quay-config',
       'Service/registry-mirror-quay',
       'Service/registry-mirror-quay-headless',
+      'NetworkPolicy/registry-mirror-quay',
       'StatefulSet/registry-mirror-quay',
       'DaemonSet/registry-mirror-quay',
     ]);
@@ -284,7 +285,8 @@ describe('RegistryMirror construct', () => {
     expect(m.service.name).toBe('registry-mirror-quay');
     expect(m.headlessService.name).toBe('registry-mirror-quay-headless');
     expect(m.nodeAgent.name).toBe('registry-mirror-quay');
+    expect(m.networkPolicy.name).toBe('registry-mirror-quay');
     expect(m.hosts).toEqual(['quay.io']);
-    expect(chart.toJson()).toHaveLength(6);
+    expect(chart.toJson()).toHaveLength(7);
   });
 });

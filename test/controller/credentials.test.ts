@@ -7,13 +7,15 @@ const PASSWORD = 's3cr3t-Pa55';
 
 function dockerSecret(auths: Record<string, unknown>) {
   return {
-    metadata: { name: 'pull', uid: 'uid-1' },
+    metadata: { annotations: OPT_IN, name: 'pull', uid: 'uid-1' },
     type: 'kubernetes.io/dockerconfigjson',
     data: { '.dockerconfigjson': b64(JSON.stringify({ auths })) },
   };
 }
 
 const base = { mirror: 'quay', upstreamUrl: 'quay.io', namespace: 'kube-extra' };
+/** The Secret lets mirror quay use it. */
+const OPT_IN = { 'mirror-synth.k8s.osp.tech/mirrors': 'other, quay' };
 
 describe('resolveCredentials', () => {
   it('returns nothing for a mirror without credentialsSecret', () => {
@@ -28,7 +30,7 @@ describe('resolveCredentials', () => {
 
   it('accepts a Secret with username and password and hashes them', () => {
     const secret = {
-      metadata: { name: 'quay-creds', uid: 'u' },
+      metadata: { annotations: OPT_IN, name: 'quay-creds', uid: 'u' },
       data: { username: b64('bot'), password: b64(PASSWORD) },
     };
     const r = resolveCredentials({ ...base, credentialsSecret: 'quay-creds', secret });
@@ -36,8 +38,43 @@ describe('resolveCredentials', () => {
     expect(r && r.ok && r.derived).toBeUndefined();
   });
 
+  it('uses a Secret only for the mirrors its annotation lists, and says how to opt in', () => {
+    const data = { username: b64('bot'), password: b64(PASSWORD) };
+    const none = resolveCredentials({
+      ...base,
+      credentialsSecret: 'quay-creds',
+      secret: { metadata: { name: 'quay-creds', uid: 'u' }, data },
+    });
+    expect(none).toMatchObject({ ok: false, reason: 'CredentialsSecretNotOptedIn' });
+    expect(none && !none.ok && none.message).toBe(
+      "Secret kube-extra/quay-creds (spec.credentialsSecret) does not list mirror 'quay' in its annotation " +
+        'mirror-synth.k8s.osp.tech/mirrors, so it is not sent to quay.io. If this mirror may use it, let it with ' +
+        'kubectl -n kube-extra annotate secret quay-creds --overwrite mirror-synth.k8s.osp.tech/mirrors=quay',
+    );
+    // Another mirror's opt-in is not this one's; the command keeps the mirrors already listed.
+    const others = resolveCredentials({
+      ...base,
+      credentialsSecret: 'quay-creds',
+      secret: { metadata: { uid: 'u', annotations: { 'mirror-synth.k8s.osp.tech/mirrors': 'quay2,dockerhub' } }, data },
+    });
+    expect(others).toMatchObject({ ok: false, reason: 'CredentialsSecretNotOptedIn' });
+    expect(others && !others.ok && others.message).toContain('mirror-synth.k8s.osp.tech/mirrors=quay2,dockerhub,quay');
+    expect(others && !others.ok && others.message).not.toContain(PASSWORD);
+    // A dockerconfigjson Secret is not copied into the derived Secret without it either.
+    const docker = dockerSecret({ 'quay.io': { username: 'x', password: PASSWORD } });
+    const derived = resolveCredentials({
+      ...base,
+      credentialsSecret: 'pull',
+      secret: { ...docker, metadata: { name: 'pull', uid: 'uid-1' } },
+    });
+    expect(derived).toMatchObject({ ok: false, reason: 'CredentialsSecretNotOptedIn' });
+  });
+
   it('names the missing keys without printing any value', () => {
-    const secret = { metadata: { name: 'quay-creds' }, data: { user: b64('bot'), password: b64(PASSWORD) } };
+    const secret = {
+      metadata: { annotations: OPT_IN, name: 'quay-creds' },
+      data: { user: b64('bot'), password: b64(PASSWORD) },
+    };
     const r = resolveCredentials({ ...base, credentialsSecret: 'quay-creds', secret });
     expect(r).toMatchObject({ ok: false, reason: 'CredentialsSecretInvalid' });
     const msg = r && !r.ok ? r.message : '';
@@ -77,13 +114,16 @@ describe('resolveCredentials', () => {
   });
 
   it('never falls back to a guessable HMAC key: a Secret without a uid is not hashed', () => {
-    const secret = { metadata: { name: 'quay-creds' }, data: { username: b64('bot'), password: b64(PASSWORD) } };
+    const secret = {
+      metadata: { annotations: OPT_IN, name: 'quay-creds' },
+      data: { username: b64('bot'), password: b64(PASSWORD) },
+    };
     const r = resolveCredentials({ ...base, credentialsSecret: 'quay-creds', secret });
     expect(r).toMatchObject({ ok: false, reason: 'CredentialsSecretInvalid' });
     expect(r && !r.ok && r.message).toContain('has no metadata.uid');
     const docker = {
       ...dockerSecret({ 'quay.io': { username: 'x', password: PASSWORD } }),
-      metadata: { name: 'pull' },
+      metadata: { annotations: OPT_IN, name: 'pull' },
     };
     expect(resolveCredentials({ ...base, credentialsSecret: 'pull', secret: docker })).toMatchObject({ ok: false });
   });
@@ -93,7 +133,7 @@ describe('resolveCredentials', () => {
       resolveCredentials({
         ...base,
         credentialsSecret: 'c',
-        secret: { metadata: { uid }, data: { username: b64('bot'), password: b64(PASSWORD) } },
+        secret: { metadata: { annotations: OPT_IN, uid }, data: { username: b64('bot'), password: b64(PASSWORD) } },
       });
     const a = mk('u1');
     const b = mk('u2');
@@ -105,7 +145,10 @@ describe('resolveCredentials', () => {
       resolveCredentials({
         ...base,
         credentialsSecret: 'c',
-        secret: { metadata: { uid: 'u' }, data: { username: b64('bot'), password: b64(password), ...extra } },
+        secret: {
+          metadata: { annotations: OPT_IN, uid: 'u' },
+          data: { username: b64('bot'), password: b64(password), ...extra },
+        },
       });
     const a = mk('one');
     const b = mk('two');

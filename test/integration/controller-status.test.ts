@@ -9,6 +9,7 @@ import { randomBytes } from 'node:crypto';
 
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 
+import { SECRET_MIRRORS_ANNOTATION } from '../../src/api/names.js';
 import { type RunningController, startController } from '../../src/controller/controller.js';
 import {
   b64,
@@ -245,7 +246,7 @@ describe('status', () => {
 
   it('holds the data of referenced Secrets only', async () => {
     const body = (name: string, password: string) => ({
-      metadata: { name, namespace },
+      metadata: { name, namespace, annotations: { [SECRET_MIRRORS_ANNOTATION]: `secret-${suffix}` } },
       data: { username: b64('bot'), password: b64(password) },
     });
     await c.core.createNamespacedSecret({ namespace, body: body(`used-${suffix}`, 'pw-used') });

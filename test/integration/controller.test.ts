@@ -5,7 +5,11 @@ import { randomBytes } from 'node:crypto';
 
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 
-import { CONTENT_HASH_ANNOTATION, CREDENTIALS_HASH_ANNOTATION } from '../../src/api/names.js';
+import {
+  CONTENT_HASH_ANNOTATION,
+  CREDENTIALS_HASH_ANNOTATION,
+  SECRET_MIRRORS_ANNOTATION,
+} from '../../src/api/names.js';
 import { type RunningController, startController } from '../../src/controller/controller.js';
 import {
   b64,
@@ -43,8 +47,10 @@ async function mirror(base: string, spec: Record<string, unknown>): Promise<stri
 }
 
 async function secret(secretName: string, data: Record<string, string>, type = 'Opaque'): Promise<void> {
+  // Each Secret lets the mirrors of this file that use it do so (its opt-in annotation).
+  const optIn = { [SECRET_MIRRORS_ANNOTATION]: ['private', 'dockercfg', 'missing'].map(name).join(',') };
   const body = {
-    metadata: { name: secretName, namespace },
+    metadata: { name: secretName, namespace, annotations: optIn },
     type,
     data: Object.fromEntries(Object.entries(data).map(([k, v]) => [k, b64(v)])),
   };

@@ -9,7 +9,10 @@ import {
   CoreV1Api,
   CustomObjectsApi,
   KubeConfig,
+  type KubernetesObject,
   KubernetesObjectApi,
+  loadYaml,
+  NetworkingV1Api,
   PatchStrategy,
 } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -28,8 +31,17 @@ const suffix = randomBytes(3).toString('hex');
 const namespace = `manifests-${suffix}`;
 const restricted = `restricted-${suffix}`;
 
+// Through client-node's typed model, as the controller sends it (kube.ts): a plain object would lose
+// the fields whose TypeScript names differ from the wire's (a NetworkPolicy rule's `from`).
 const apply = (obj: KubeObject) =>
-  objects.patch(obj, undefined, undefined, 'mirror-synth-test', true, PatchStrategy.ServerSideApply);
+  objects.patch(
+    loadYaml<KubernetesObject>(JSON.stringify(obj)),
+    undefined,
+    undefined,
+    'mirror-synth-test',
+    true,
+    PatchStrategy.ServerSideApply,
+  );
 
 async function createMirror(name: string, spec: Record<string, unknown>): Promise<unknown> {
   return custom.createClusterCustomObject({
@@ -130,6 +142,13 @@ describe('against a real kube-apiserver', () => {
           imagePullSecrets: [{ name: 'pull' }],
           labels: { team: 'platform' },
           imageRegistry: 'harbor.example.com/hub',
+          networkPolicy: {
+            nodeCIDRs: ['10.20.0.0/16', 'fd00:20::/64'],
+            monitoring: {
+              namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'observability' } },
+              podSelector: { matchLabels: { 'app.kubernetes.io/name': 'prometheus' } },
+            },
+          },
         },
       },
       { namespace },
@@ -140,6 +159,10 @@ describe('against a real kube-apiserver', () => {
       'registry-mirror-full',
       'registry-mirror-full-headless',
     ]);
+    const policy = await kc
+      .makeApiClient(NetworkingV1Api)
+      .readNamespacedNetworkPolicy({ name: 'registry-mirror-full', namespace });
+    expect(policy.spec?.ingress?.[0]?._from?.map((p) => p.ipBlock?.cidr)).toEqual(['10.20.0.0/16', 'fd00:20::/64']);
   });
 
   it('runs the cache pods under Pod Security "restricted"', async () => {

@@ -1,0 +1,191 @@
+// The controller runs on the RBAC `controller-manifests` ships, and on nothing more: the
+// manifests are applied to a kube-apiserver of this file's own (they hold cluster-wide objects),
+// and the controller runs in-process with a token of its ServiceAccount. It takes its Lease,
+// reads a credentials Secret that opted in to the mirror, derives, applies and prunes the
+// credentials Secret of a dockerconfigjson Secret, and stalls a mirror whose Secret did not opt
+// in until the `kubectl annotate` its message gives is run; it applies the NetworkPolicy; no
+// request is forbidden. What the Role grants on Secrets is what the README says, and no `update`.
+import { randomBytes } from 'node:crypto';
+
+import {
+  ApiException,
+  AuthorizationV1Api,
+  CoordinationV1Api,
+  KubeConfig,
+  type KubernetesObject,
+  loadYaml,
+  NetworkingV1Api,
+  PatchStrategy,
+} from '@kubernetes/client-node';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseAllDocuments } from 'yaml';
+
+import type { KubeObject } from '../../src/api/kube-object.js';
+import { CONTROLLER_NAME, SECRET_MIRRORS_ANNOTATION } from '../../src/api/names.js';
+import { controllerManifests } from '../../src/cli/controller-manifests.js';
+import { type RunningController, startController } from '../../src/controller/controller.js';
+import {
+  b64,
+  type Clients,
+  clients,
+  condition,
+  createMirror,
+  getMirror,
+  installCrd,
+  LogCapture,
+  setSpec,
+  waitUntil,
+} from '../support/cluster.js';
+import { type ControlPlane, startControlPlane } from '../support/control-plane.js';
+
+const suffix = randomBytes(3).toString('hex');
+const namespace = `rbac-${suffix}`;
+let controlPlane: ControlPlane;
+let admin: Clients;
+let ctl: RunningController | undefined;
+let sa: KubeConfig;
+const logs = new LogCapture();
+
+const objectsOf = (text: string): KubeObject[] =>
+  parseAllDocuments(text)
+    .map((d) => d.toJS() as KubeObject | null)
+    .filter((o): o is KubeObject => o !== null)
+    .map((o) => loadYaml<KubernetesObject>(JSON.stringify(o)) as KubeObject);
+
+async function secret(name: string, body: Record<string, unknown>, optIn?: string): Promise<void> {
+  await admin.core.createNamespacedSecret({
+    namespace,
+    body: {
+      metadata: { name, namespace, ...(optIn ? { annotations: { [SECRET_MIRRORS_ANNOTATION]: optIn } } : {}) },
+      ...body,
+    },
+  });
+}
+
+const stalled = async (mirror: string) => {
+  const m = await getMirror(admin, mirror);
+  return condition(m, 'Stalled')?.status === 'True' ? condition(m, 'Stalled') : undefined;
+};
+const applied = async (mirror: string) => {
+  const m = await getMirror(admin, mirror);
+  return m.status?.observedGeneration === m.metadata?.generation && condition(m, 'Ready')?.reason === 'CacheNotReady'
+    ? m
+    : undefined;
+};
+
+beforeAll(async () => {
+  controlPlane = await startControlPlane({ controllerManager: false });
+  admin = clients(controlPlane.kubeconfigPath);
+  await installCrd(admin);
+  for (const o of objectsOf(
+    controllerManifests({ image: 'registry.example.com/mirror-synth:0.1.0', namespace, log: () => undefined }),
+  )) {
+    await admin.objects.patch(o, undefined, undefined, 'rbac-test', true, PatchStrategy.ServerSideApply);
+  }
+  // A token of the controller's ServiceAccount, as the kubelet would mount it.
+  const token = await admin.core.createNamespacedServiceAccountToken({
+    name: CONTROLLER_NAME,
+    namespace,
+    body: { spec: { audiences: ['https://kubernetes.default.svc.cluster.local'], expirationSeconds: 3600 } },
+  });
+  const cluster = admin.kc.getCurrentCluster()!;
+  sa = new KubeConfig();
+  sa.loadFromOptions({
+    clusters: [cluster],
+    users: [{ name: 'controller', token: token.status!.token }],
+    contexts: [{ name: 'controller', cluster: cluster.name, user: 'controller' }],
+    currentContext: 'controller',
+  });
+  ctl = await startController({
+    kubeConfig: sa,
+    namespace,
+    secondsBetweenStreams: 1,
+    leaderElection: true,
+    logDestination: logs,
+  });
+  await ctl.running;
+});
+
+afterAll(async () => {
+  await ctl?.stop();
+  await controlPlane?.stop();
+});
+
+describe("the controller on controller-manifests' RBAC", () => {
+  it('uses an opted-in Secret, derives, applies and prunes a credentials Secret, and is never forbidden', async () => {
+    await secret(
+      'pull',
+      {
+        type: 'kubernetes.io/dockerconfigjson',
+        data: {
+          '.dockerconfigjson': b64(JSON.stringify({ auths: { 'quay.io': { username: 'bot', password: 'pw' } } })),
+        },
+      },
+      'quay',
+    );
+    await secret('plain', { data: { username: b64('bot'), password: b64('pw') } }, 'other,quay');
+    await createMirror(admin, 'quay', { upstreamUrl: 'quay.io', credentialsSecret: 'pull' });
+    await waitUntil(() => applied('quay'), 'mirror quay applied');
+    const derived = await admin.core.readNamespacedSecret({ name: 'registry-mirror-quay-credentials', namespace });
+    expect(Buffer.from(derived.data!.password, 'base64').toString()).toBe('pw');
+    // The NetworkPolicy, applied as the controller sends it, keeps its sources (an ingress rule
+    // without `from` would admit everyone).
+    const policy = await admin.kc
+      .makeApiClient(NetworkingV1Api)
+      .readNamespacedNetworkPolicy({ name: 'registry-mirror-quay', namespace });
+    expect(policy.spec?.ingress?.map((r) => r._from?.length)).toEqual([4, 1]);
+    expect(
+      (await admin.kc.makeApiClient(CoordinationV1Api).readNamespacedLease({ name: CONTROLLER_NAME, namespace })).spec
+        ?.holderIdentity,
+    ).toBeTruthy();
+
+    // To a username/password Secret: the derived one is pruned.
+    await setSpec(admin, 'quay', { upstreamUrl: 'quay.io', credentialsSecret: 'plain' });
+    await waitUntil(async () => {
+      try {
+        await admin.core.readNamespacedSecret({ name: 'registry-mirror-quay-credentials', namespace });
+        return false;
+      } catch (e) {
+        return e instanceof ApiException && e.code === 404;
+      }
+    }, 'the derived Secret to be pruned');
+    await waitUntil(() => applied('quay'), 'mirror quay applied with the plain Secret');
+    expect(logs.text()).not.toMatch(/forbidden/i);
+  });
+
+  it('stalls a mirror whose Secret did not opt in, until the annotate its message gives is run', async () => {
+    await secret('team', { data: { username: b64('bot'), password: b64('team-pw') } });
+    await createMirror(admin, 'ghcr', { upstreamUrl: 'ghcr.io', credentialsSecret: 'team' });
+    const s = await waitUntil(() => stalled('ghcr'), 'mirror ghcr Stalled');
+    expect(s).toMatchObject({ reason: 'CredentialsSecretNotOptedIn' });
+    const command = `kubectl -n ${namespace} annotate secret team --overwrite ${SECRET_MIRRORS_ANNOTATION}=ghcr`;
+    expect(s.message).toContain(command);
+    expect(s.message).not.toContain('team-pw');
+    // What that kubectl annotate does (the Secret had no annotations).
+    await admin.core.patchNamespacedSecret({
+      name: 'team',
+      namespace,
+      body: [{ op: 'add', path: '/metadata/annotations', value: { [SECRET_MIRRORS_ANNOTATION]: 'ghcr' } }],
+    });
+    await waitUntil(() => applied('ghcr'), 'mirror ghcr applied after the opt-in');
+    expect(logs.text()).not.toMatch(/forbidden/i);
+  });
+
+  it('may not update Secrets, nor read Secrets outside the output namespace', async () => {
+    const review = sa.makeApiClient(AuthorizationV1Api);
+    const can = async (verb: string, ns = namespace) =>
+      (
+        await review.createSelfSubjectAccessReview({
+          body: { spec: { resourceAttributes: { verb, resource: 'secrets', namespace: ns } } },
+        })
+      ).status!.allowed;
+    expect(
+      Object.fromEntries(
+        await Promise.all(
+          ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete'].map(async (v) => [v, await can(v)] as const),
+        ),
+      ),
+    ).toEqual({ get: true, list: true, watch: true, create: true, update: false, patch: true, delete: true });
+    expect(await can('get', 'default')).toBe(false);
+  });
+});
