@@ -144,7 +144,7 @@ describe.skipIf(unavailable !== undefined)('the controller as a Deployment on a 
     await deletePod(k.core, 'through-controller');
   });
 
-  it("gives the reason of a crash-looping cache container, as the kubelet reports it, and recovers", async () => {
+  it('gives the reason of a crash-looping cache container, as the kubelet reports it, and recovers', async () => {
     const [cache] = (
       await k.core.listNamespacedPod({
         namespace: NAMESPACE,

@@ -90,7 +90,7 @@ describe.skipIf(unavailable !== undefined)('the takeover from mirror-operator on
 
   /** Who fetched the image's own layer from the upstream: the node itself, or a cache pod. */
   async function fetchedBy(image: TestImage): Promise<string[]> {
-    const own = image.blobDigests().at(-1)!;
+    const own = image.blobDigests(image.platforms[0].platform).at(-1)!;
     return (await upstream.requests()).filter((r) => r.method === 'GET' && r.path.endsWith(own)).map((r) => r.remote);
   }
 
