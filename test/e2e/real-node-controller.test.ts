@@ -19,7 +19,7 @@ import {
   getMirror,
   installCrd,
 } from '../support/cluster.js';
-import { type NodeCluster, nodeClusterUnavailable, startNodeCluster } from '../support/node.js';
+import { type NodeCluster, nodeClusterUnavailable } from '../support/node.js';
 import {
   applyObjects,
   deletePod,
@@ -30,8 +30,9 @@ import {
   readyPod,
   runPod,
   startNodeUpstream,
+  startStandInNode,
 } from '../support/node-workloads.js';
-import { CONTROLLER_IMAGE, importStandInImages, PAUSE_IMAGE, runnableTestImage } from '../support/stand-in-images.js';
+import { CONTROLLER_IMAGE, runnableTestImage } from '../support/stand-in-images.js';
 import { waitFor } from '../support/wait.js';
 
 const UPSTREAM = 'upstream.test';
@@ -48,11 +49,8 @@ describe.skipIf(unavailable !== undefined)('the controller as a Deployment on a 
   const hostsToml = () => readFile(join(node.certsDir, UPSTREAM, 'hosts.toml'), 'utf8').catch(() => undefined);
 
   beforeAll(async () => {
-    node = await startNodeCluster({
+    node = await startStandInNode({
       hostNames: [UPSTREAM],
-      sandboxImage: PAUSE_IMAGE,
-      images: ({ ctr, address, caPem, root }) =>
-        importStandInImages({ ctr, address, caPem, workDir: join(root, 'images') }),
     });
     k = nodeClients(node);
     c = clients(node.kubeconfigPath);

@@ -30,9 +30,9 @@ import {
 } from '../support/cluster.js';
 import type { TestImage } from '../support/images.js';
 import { legacyLeftovers, legacyMirror, monitorTakeover } from '../support/legacy-mirror.js';
-import { type NodeCluster, nodeClusterUnavailable, startNodeCluster } from '../support/node.js';
-import { type NodeUpstream, startNodeUpstream } from '../support/node-workloads.js';
-import { importStandInImages, PAUSE_IMAGE, runnableTestImage, SLEEP_CMD } from '../support/stand-in-images.js';
+import { type NodeCluster, nodeClusterUnavailable } from '../support/node.js';
+import { type NodeUpstream, startNodeUpstream, startStandInNode } from '../support/node-workloads.js';
+import { runnableTestImage, SLEEP_CMD } from '../support/stand-in-images.js';
 import { ensureTool } from '../support/tools.js';
 import { waitFor } from '../support/wait.js';
 
@@ -96,13 +96,10 @@ describe.skipIf(unavailable !== undefined)('the takeover from mirror-operator on
 
   beforeAll(async () => {
     criPull = await ensureTool('cri-pull');
-    node = await startNodeCluster({
+    node = await startStandInNode({
       hostNames: [UPSTREAM],
-      sandboxImage: PAUSE_IMAGE,
       // the original's claims (and its surge pod's), then the new cache's, for both shapes
       persistentVolumes: 10,
-      images: ({ ctr, address, caPem, root }) =>
-        importStandInImages({ ctr, address, caPem, workDir: join(root, 'images') }),
     });
     c = clients(node.kubeconfigPath);
     upstream = await startNodeUpstream(node, UPSTREAM);

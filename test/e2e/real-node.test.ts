@@ -15,7 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { synth } from '../../src/cli/synth.js';
 import type { TestImage } from '../support/images.js';
-import { type NodeCluster, nodeClusterUnavailable, startNodeCluster } from '../support/node.js';
+import { type NodeCluster, nodeClusterUnavailable } from '../support/node.js';
 import {
   applyObjects,
   deletePod,
@@ -26,8 +26,9 @@ import {
   readyPod,
   runPod,
   startNodeUpstream,
+  startStandInNode,
 } from '../support/node-workloads.js';
-import { importStandInImages, PAUSE_IMAGE, runnableTestImage } from '../support/stand-in-images.js';
+import { runnableTestImage } from '../support/stand-in-images.js';
 import { ensureTool } from '../support/tools.js';
 import { waitFor } from '../support/wait.js';
 
@@ -68,11 +69,8 @@ describe.skipIf(unavailable !== undefined)(
 
     beforeAll(async () => {
       const kustomize = await ensureTool('kustomize');
-      node = await startNodeCluster({
+      node = await startStandInNode({
         hostNames: [UPSTREAM],
-        sandboxImage: PAUSE_IMAGE,
-        images: ({ ctr, address, caPem, root }) =>
-          importStandInImages({ ctr, address, caPem, workDir: join(root, 'images') }),
       });
       k = nodeClients(node);
       upstream = await startNodeUpstream(node, UPSTREAM);

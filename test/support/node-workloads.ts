@@ -18,9 +18,23 @@ import {
 import { parseAllDocuments } from 'yaml';
 
 import { RegistryClient } from './images.js';
-import type { NodeCluster } from './node.js';
+import { type NodeCluster, type NodeClusterOptions, startNodeCluster } from './node.js';
+import { importStandInImages, PAUSE_IMAGE } from './stand-in-images.js';
 import { ensureTool } from './tools.js';
 import { waitFor } from './wait.js';
+
+/**
+ * A real node (startNodeCluster) whose containerd has every stand-in image (the sandbox, the
+ * synthesized Pods' images and the controller's), as the e2e tests run the mission on it.
+ */
+export function startStandInNode(opts: Omit<NodeClusterOptions, 'sandboxImage' | 'images'>): Promise<NodeCluster> {
+  return startNodeCluster({
+    ...opts,
+    sandboxImage: PAUSE_IMAGE,
+    images: ({ ctr, address, caPem, root }) =>
+      importStandInImages({ ctr, address, caPem, workDir: join(root, 'images') }),
+  });
+}
 
 export interface NodeClients {
   readonly kc: KubeConfig;
