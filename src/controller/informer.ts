@@ -131,6 +131,8 @@ function withIdleSignal(kc: KubeConfig, idle: () => AbortSignal | undefined): Ku
 class TunedWatch<T extends KubernetesObject> extends Watch {
   /** The idle signal of the watch being started (ListWatch runs one watch at a time). */
   private readonly starting: { signal?: AbortSignal };
+  /** The watch under way, to cancel on stop: ListWatch.stop() cannot abort one still waiting for its headers. */
+  private current: AbortController | undefined;
 
   constructor(
     kc: KubeConfig,
@@ -154,6 +156,7 @@ class TunedWatch<T extends KubernetesObject> extends Watch {
     const [min, max] = this.timeoutRange;
     const timeoutSeconds = Math.floor(min + Math.random() * Math.max(0, max - min));
     const idle = new AbortController();
+    this.current = idle;
     let timer: NodeJS.Timeout | undefined;
     const arm = (): void => {
       clearTimeout(timer);
@@ -188,10 +191,17 @@ class TunedWatch<T extends KubernetesObject> extends Watch {
     this.starting.signal = undefined;
     return started;
   }
+
+  /** Abort the watch under way, whether or not its response has begun. */
+  cancel(): void {
+    this.current?.abort(new Error('informer stopped'));
+    this.current = undefined;
+  }
 }
 
 export class SupervisedInformer<T extends KubernetesObject> {
   private readonly lw: ListWatch<T>;
+  private readonly watch: TunedWatch<T>;
   private stopped = true;
   private restartTimer: NodeJS.Timeout | undefined;
   private syncedOnce = false;
@@ -211,6 +221,7 @@ export class SupervisedInformer<T extends KubernetesObject> {
     const watch = new TunedWatch<T>(kc, transform, opts.watchTimeoutSeconds ?? [300, 600], idleMs, (o) => {
       this.previous = this.lw.get(o.metadata?.name ?? '', o.metadata?.namespace);
     });
+    this.watch = watch;
     const list = async (): Promise<KubernetesListObject<T>> => {
       this.previous = undefined;
       const result = await opts.list();
@@ -245,6 +256,7 @@ export class SupervisedInformer<T extends KubernetesObject> {
     if (this.restartTimer) clearTimeout(this.restartTimer);
     this.restartTimer = undefined;
     await this.lw.stop();
+    this.watch.cancel();
     for (const w of this.syncWaiters.splice(0)) w();
   }
 
