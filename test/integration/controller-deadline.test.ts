@@ -146,7 +146,7 @@ describe('the controller on a black-holed connection', () => {
     proxy.blackhole();
     const exit = await Promise.race([
       exited,
-      new Promise<undefined>((r) => setTimeout(r, timings.leaseDurationSeconds * 1000 + 10_000)),
+      new Promise<undefined>((r) => setTimeout(() => r(undefined), timings.leaseDurationSeconds * 1000 + 10_000)),
     ]);
     expect(
       exit,
