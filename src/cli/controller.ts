@@ -7,8 +7,10 @@ import { startController } from '../controller/controller.js';
 import { loadKubeConfig } from '../sources/kubeconfig.js';
 import {
   type BindAddress,
+  type LeaderTimingFlags,
   type PolicyFlags,
   resolveClusterDomain,
+  resolveLeaderTimings,
   resolveMetricsBind,
   resolveNamespace,
   resolveNodeRuntime,
@@ -18,7 +20,7 @@ import {
 } from './options.js';
 
 /** The controller command's flags as given (unresolved). */
-export interface ControllerCommandOptions extends PolicyFlags {
+export interface ControllerCommandOptions extends PolicyFlags, LeaderTimingFlags {
   readonly kubeconfig?: string;
   /** Output namespace of the mirrors' children. @default NAMESPACE, else 'kube-extra' */
   readonly namespace?: string;
@@ -36,6 +38,12 @@ export interface ControllerCommandOptions extends PolicyFlags {
   readonly leaderElection?: boolean;
   /** @default - `namespace` */
   readonly leaseNamespace?: string;
+  /** Deadline of every API request, in seconds. @default 30 */
+  readonly requestTimeout?: number;
+  /** Restart a watch that receives nothing for this long, in seconds. @default 150 */
+  readonly watchIdleTimeout?: number;
+  /** /healthz fails when the workers make no progress for this long, in seconds. @default 300 */
+  readonly stallTimeout?: number;
   /** @default 'info' */
   readonly logLevel?: string;
   /** The cluster's DNS domain, for the node agent. @default CLUSTER_DOMAIN, else 'cluster.local' */
@@ -75,6 +83,7 @@ export async function controller(opts: ControllerCommandOptions): Promise<void> 
   const policy = resolvePolicy(opts);
   const metrics = resolveMetricsBind(opts.metricsBindAddress, opts.metricsPort);
   const probes = resolveProbeBind(opts.healthProbeBindAddress, opts.probePort);
+  const timings = resolveLeaderTimings(opts);
   const kubeConfig = loadKubeConfig(opts.kubeconfig);
   const running = await listening(metrics, probes, () =>
     startController({
@@ -85,6 +94,10 @@ export async function controller(opts: ControllerCommandOptions): Promise<void> 
       ...(probes ? { probePort: probes.port, ...(probes.host ? { probeHost: probes.host } : {}) } : {}),
       leaderElection: opts.leaderElection ?? true,
       ...(opts.leaseNamespace ? { leaseNamespace: opts.leaseNamespace } : {}),
+      ...timings,
+      ...(opts.requestTimeout ? { requestTimeoutSeconds: opts.requestTimeout } : {}),
+      ...(opts.watchIdleTimeout ? { watchIdleTimeoutSeconds: opts.watchIdleTimeout } : {}),
+      ...(opts.stallTimeout ? { stallSeconds: opts.stallTimeout } : {}),
       ...(opts.logLevel ? { logLevel: opts.logLevel } : {}),
       clusterDomain: resolveClusterDomain(opts.clusterDomain),
       nodeRuntime,

@@ -29,6 +29,12 @@ function positiveInt(value: string): number {
   return n;
 }
 
+function seconds(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('expected a whole number of seconds, 1 or more.');
+  return n;
+}
+
 const namespaceOption = () =>
   new Option('-n, --namespace <ns>', "namespace of the mirrors' objects (env NAMESPACE; default kube-extra)");
 const mirrorsOption = () =>
@@ -152,6 +158,32 @@ export function buildCli(): Command {
     .option('--no-leader-election', 'do not take a Lease before reconciling (run one replica only)')
     .option('--probe-port <port>', 'same as --health-probe-bind-address :<port>', positiveInt)
     .option('--lease-namespace <ns>', 'namespace of the leader-election Lease (default: --namespace)')
+    .option(
+      '--lease-duration <seconds>',
+      'a standby takes the Lease when its holder has not renewed it for this long (default 15)',
+      seconds,
+    )
+    .option(
+      '--renew-deadline <seconds>',
+      'the leader exits (code 1) when it could not renew the Lease for this long; less than --lease-duration (default 10)',
+      seconds,
+    )
+    .option('--retry-period <seconds>', 'between Lease attempts (default 2)', seconds)
+    .option(
+      '--request-timeout <seconds>',
+      'deadline of every API request; a Lease renew has at most what is left of --renew-deadline (default 30)',
+      seconds,
+    )
+    .option(
+      '--watch-idle-timeout <seconds>',
+      'restart a watch that receives nothing, not even a bookmark, for this long (default 150)',
+      seconds,
+    )
+    .option(
+      '--stall-timeout <seconds>',
+      '/healthz fails when a reconcile runs this long, or mirrors wait and none starts or ends for this long (default 300)',
+      seconds,
+    )
     .option('--cluster-domain <domain>', 'as for synth (env CLUSTER_DOMAIN; default cluster.local)')
     .option('--node-runtime <runtime>', 'as for synth (env NODE_RUNTIME; default containerd)')
     .option('--log-level <level>', 'debug, info, warn or error', 'info')

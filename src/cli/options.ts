@@ -22,6 +22,7 @@ import {
   type NodeRuntime,
 } from '../api/names.js';
 import { type MirrorPolicy, parseAllowlist } from '../api/policy.js';
+import { leaderTimingsProblem } from '../controller/timings.js';
 import { assertChartVersion } from '../synth/helm.js';
 
 const configs = new Map<string, Record<string, unknown>>();
@@ -243,4 +244,30 @@ export function resolvePolicy(flags: PolicyFlags): MirrorPolicy {
     ...(masquerades ? { masquerades } : {}),
     ...(imageRegistries ? { imageRegistries } : {}),
   };
+}
+
+/** Leader-election timings as given (seconds). */
+export interface LeaderTimingFlags {
+  readonly leaseDuration?: number;
+  readonly renewDeadline?: number;
+  readonly retryPeriod?: number;
+}
+
+/**
+ * Leader-election timings, client-go's defaults (15 s, 10 s, 2 s) for those not given, checked as
+ * client-go checks them: the Lease outlasts the renew deadline, which outlasts a jittered retry.
+ */
+export function resolveLeaderTimings(flags: LeaderTimingFlags): {
+  leaseDurationSeconds: number;
+  renewDeadlineSeconds: number;
+  retryPeriodSeconds: number;
+} {
+  const t = {
+    leaseDurationSeconds: flags.leaseDuration ?? 15,
+    renewDeadlineSeconds: flags.renewDeadline ?? 10,
+    retryPeriodSeconds: flags.retryPeriod ?? 2,
+  };
+  const problem = leaderTimingsProblem(t.leaseDurationSeconds, t.renewDeadlineSeconds, t.retryPeriodSeconds);
+  if (problem !== undefined) throw new UsageError(`--lease-duration, --renew-deadline, --retry-period: ${problem}`);
+  return t;
 }

@@ -16,11 +16,13 @@ import { type DestinationStream, type Logger, pino } from 'pino';
 import { describeError, errorStatus } from '../api/kube-errors.js';
 import { CONTROLLER_NAME, LEASE_NAME, type NodeRuntime, PLURAL } from '../api/names.js';
 import type { MirrorPolicy } from '../api/policy.js';
+import { DEFAULT_REQUEST_TIMEOUT_SECONDS, withDeadlines } from './deadline.js';
 import { type ProbeServer, startProbeServer } from './http.js';
-import { SupervisedInformer } from './informer.js';
+import { DEFAULT_WATCH_IDLE_SECONDS, SupervisedInformer } from './informer.js';
 import { KubeClient, type RegistryMirrorObject } from './kube.js';
-import { LeaderElector } from './leader.js';
+import { LeaderElector, LeadershipLostError } from './leader.js';
 import { type ControllerMetrics, createMetrics } from './metrics.js';
+import { DEFAULT_STALL_SECONDS, ProgressMonitor } from './progress.js';
 import { informerRestartDelayMs, jitter, WorkQueue } from './queue.js';
 import { ChildIndex, Reconciler } from './reconciler.js';
 import { ReferencedSecrets } from './secrets.js';
@@ -51,9 +53,18 @@ export interface StartControllerOptions {
   readonly leaseName?: string;
   /** @default - hostname plus a random suffix */
   readonly identity?: string;
+  /** A standby takes the Lease when its holder has not renewed it for this long. @default 15 */
   readonly leaseDurationSeconds?: number;
+  /** The leader stops (and `done` rejects) when it could not renew the Lease for this long. @default 10 */
   readonly renewDeadlineSeconds?: number;
+  /** Between Lease attempts. @default 2 */
   readonly retryPeriodSeconds?: number;
+  /** Deadline of every API request (a Lease renew's is cut to the renew deadline). @default 30 */
+  readonly requestTimeoutSeconds?: number;
+  /** A watch that receives nothing, not even a bookmark, for this long is restarted. @default 150 */
+  readonly watchIdleTimeoutSeconds?: number;
+  /** /healthz fails when a reconcile runs, or queued mirrors wait with no reconcile ending, this long. @default 300 */
+  readonly stallSeconds?: number;
   /** Reconcile every mirror this often even without events. @default 600 */
   readonly resyncSeconds?: number;
   /** Mirrors reconciled concurrently. @default 4 */
@@ -73,7 +84,10 @@ export interface StartControllerOptions {
 }
 
 export interface RunningController {
-  /** Resolves after `stop()`; rejects when the controller fails for good (it lost its Lease). */
+  /**
+   * Resolves after `stop()`; rejects when the controller fails for good: with a
+   * LeadershipLostError as soon as it could not renew its Lease (it has stopped reconciling by then).
+   */
   readonly done: Promise<void>;
   /** Stop reconciling, wait for reconciles in flight, stop watching, release the Lease. */
   stop(): Promise<void>;
@@ -84,6 +98,8 @@ export interface RunningController {
   readonly probePort?: number;
   /** Undefined when ready, else why not. */
   readiness(): string | undefined;
+  /** Undefined when live (what /healthz says), else why not. */
+  health(): string | undefined;
   /** Whether no mirror is queued or being reconciled (delayed retries excepted). */
   idle(): boolean;
   /** Resolves once this instance leads, its caches are synced and its workers run. */
@@ -134,6 +150,9 @@ class Controller {
   private readonly elector: LeaderElector | undefined;
   private readonly core: CoreV1Api;
   private readonly workerCount: number;
+  private readonly progress: ProgressMonitor;
+  /** Aborted when the Lease is lost: every API request in flight fails, and no later one is sent. */
+  private readonly fence = new AbortController();
   private phase: Phase = 'starting';
   private stopping = false;
   private active = 0;
@@ -145,7 +164,10 @@ class Controller {
 
   constructor(private readonly opts: StartControllerOptions) {
     this.logger = opts.logger ?? createLogger({ level: opts.logLevel, destination: opts.logDestination });
-    const kc = opts.kubeConfig;
+    // Every API client made from kc sends with a deadline, and stops once the Lease is lost.
+    const requestTimeoutSeconds = opts.requestTimeoutSeconds ?? DEFAULT_REQUEST_TIMEOUT_SECONDS;
+    const kc = withDeadlines(opts.kubeConfig, { timeoutMs: requestTimeoutSeconds * 1000, fence: this.fence.signal });
+    this.progress = new ProgressMonitor((opts.stallSeconds ?? DEFAULT_STALL_SECONDS) * 1000);
     const identity = opts.identity ?? `${hostname()}_${randomUUID().slice(0, 8)}`;
     const client = new KubeClient(kc, this.metrics, identity);
     this.core = kc.makeApiClient(CoreV1Api);
@@ -173,6 +195,7 @@ class Controller {
           kubeConfig: kc,
           restartDelayMs,
           logger: this.logger,
+          watchIdleMs: (opts.watchIdleTimeoutSeconds ?? DEFAULT_WATCH_IDLE_SECONDS) * 1000,
           ...(opts.watchTimeoutSeconds ? { watchTimeoutSeconds: opts.watchTimeoutSeconds } : {}),
           onChange: (obj, verb, previous) => {
             for (const m of w.enqueue(obj, verb, previous)) {
@@ -204,7 +227,8 @@ class Controller {
     });
     this.elector = opts.leaderElection
       ? new LeaderElector({
-          kubeConfig: kc,
+          kubeConfig: opts.kubeConfig, // deadlines of its own: the renew deadline; no fence
+          requestTimeoutSeconds,
           namespace: opts.leaseNamespace ?? opts.namespace,
           leaseName: opts.leaseName ?? LEASE_NAME,
           identity,
@@ -232,10 +256,16 @@ class Controller {
       if (this.stopping || !(await this.elector.acquire())) return;
       this.metrics.isLeader.set(1);
       this.elector.hold().catch(async (err: unknown) => {
+        // Stop at once, before a standby can take the Lease (it waits a whole lease duration):
+        // fence every API request, so no write of this instance goes out from now on.
+        this.fence.abort(err);
         this.metrics.isLeader.set(0);
-        this.logger.error({ err: describeError(err) }, 'lost leadership; stopping');
+        this.logger.error(
+          { err: describeError(err), renewDeadlineSeconds: this.opts.renewDeadlineSeconds ?? 10 },
+          'lost leadership: stopped every API request; exiting so that a standby takes over',
+        );
         await this.stop();
-        onLostLease(err);
+        onLostLease(err instanceof LeadershipLostError ? err : new LeadershipLostError(describeError(err)));
       });
     }
     if (this.stopping) return;
@@ -293,6 +323,7 @@ class Controller {
       const key = await this.queue.get();
       if (key === undefined) return;
       this.active++;
+      const token = this.progress.started(key);
       this.metrics.queueDepth.set(this.queue.length);
       try {
         const requeue = await this.reconciler.reconcile(key);
@@ -308,6 +339,7 @@ class Controller {
         const delay = this.queue.addRateLimited(key);
         this.logger.warn({ mirror: key, err: describeError(err), retryInMs: delay }, 'reconcile failed; will retry');
       } finally {
+        this.progress.finished(token);
         this.active--;
         this.queue.done(key);
       }
@@ -335,7 +367,8 @@ class Controller {
   }
 
   health(): string | undefined {
-    return this.phase === 'stopped' ? 'stopped' : undefined;
+    if (this.phase === 'stopped') return 'stopped';
+    return this.phase === 'running' ? this.progress.stalled(this.queue.length) : undefined;
   }
 
   readiness(): string | undefined {
@@ -459,6 +492,7 @@ export async function startController(opts: StartControllerOptions): Promise<Run
     ...(metricsServer ? { metricsPort: metricsServer.port } : {}),
     ...(probeServer ? { probePort: probeServer.port } : metricsServer ? { probePort: metricsServer.port } : {}),
     readiness,
+    health,
     idle: () => controller.idle(),
     running: controller.running,
     resync: () => controller.resync(),

@@ -11,6 +11,11 @@
  * and trims each object before caching it (`transform`), so caches hold only what the
  * controller reads. With `metadataOnly` the API server sends PartialObjectMetadata: the
  * process never receives the objects' content (a Secret's data) at all.
+ *
+ * A watch that receives nothing for `watchIdleMs` (no headers, no event, not even one of the
+ * bookmarks the API server sends about once a minute) is on a dead connection: it is aborted
+ * with a WatchIdleError and restarted soon after, from where it left off. The list requests
+ * have their deadline from the KubeConfig (deadline.ts).
  */
 import {
   type KubeConfig,
@@ -50,6 +55,25 @@ export interface SupervisedInformerOptions<T extends KubernetesObject> {
   readonly onError?: (err: unknown) => void;
   /** Watch timeout range in seconds, the server ends each watch after a random time in it. @default [300, 600] */
   readonly watchTimeoutSeconds?: readonly [number, number];
+  /** Abort a watch that receives nothing for this long. @default DEFAULT_WATCH_IDLE_SECONDS */
+  readonly watchIdleMs?: number;
+}
+
+/**
+ * Default watch idle timeout, in seconds: two and a half of the API server's bookmark periods
+ * (one minute), so only a dead connection hits it.
+ */
+export const DEFAULT_WATCH_IDLE_SECONDS = 150;
+
+/** A watch received nothing, not even a bookmark, for too long: its connection is presumed dead. */
+export class WatchIdleError extends Error {
+  override readonly name = 'WatchIdleError';
+  constructor(
+    readonly path: string,
+    readonly idleMs: number,
+  ) {
+    super(`watch of ${path} received nothing for ${Math.round(idleMs / 100) / 10}s (not even a bookmark)`);
+  }
 }
 
 /** The Accept header that makes the API server answer with PartialObjectMetadata(List). */
@@ -70,16 +94,57 @@ function withAccept(kc: KubeConfig, accept: string): KubeConfig {
   });
 }
 
-/** A Watch that asks for bookmarks and a server-side timeout, and trims objects before the cache sees them. */
+/**
+ * A KubeConfig as Watch uses it, whose fetch options carry `idle()`'s signal too. Watch sets its
+ * own AbortController's signal on the options it gets (and has no timeout of its own), so the
+ * options' `signal` is an accessor: what Watch sets is combined with the idle signal of the
+ * watch being started, and node-fetch reads the combination.
+ */
+function withIdleSignal(kc: KubeConfig, idle: () => AbortSignal | undefined): KubeConfig {
+  return new Proxy(kc, {
+    get(target, prop, receiver) {
+      if (prop === 'applyToFetchOptions') {
+        return async (opts: object) => {
+          const extra = idle(); // before the await: the signal of the watch that asks
+          const init = await target.applyToFetchOptions(opts);
+          if (extra === undefined) return init;
+          let own: AbortSignal | undefined;
+          Object.defineProperty(init, 'signal', {
+            configurable: true,
+            enumerable: true,
+            get: () => (own ? AbortSignal.any([own, extra]) : extra),
+            set: (signal: AbortSignal | undefined) => (own = signal),
+          });
+          return init;
+        };
+      }
+      const value: unknown = Reflect.get(target, prop, receiver);
+      return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+    },
+  });
+}
+
+/**
+ * A Watch that asks for bookmarks and a server-side timeout, trims objects before the cache sees
+ * them, and aborts a watch that receives nothing for `idleMs`.
+ */
 class TunedWatch<T extends KubernetesObject> extends Watch {
+  /** The idle signal of the watch being started (ListWatch runs one watch at a time). */
+  private readonly starting: { signal?: AbortSignal };
+  /** The watch under way, to cancel on stop: ListWatch.stop() cannot abort one still waiting for its headers. */
+  private current: AbortController | undefined;
+
   constructor(
     kc: KubeConfig,
     private readonly transform: (obj: T) => T,
     private readonly timeoutRange: readonly [number, number],
+    private readonly idleMs: number,
     /** Called with each object event before the cache applies it. */
     private readonly beforeEvent: (obj: T) => void,
   ) {
-    super(kc);
+    const starting: { signal?: AbortSignal } = {};
+    super(withIdleSignal(kc, () => starting.signal));
+    this.starting = starting;
   }
 
   override async watch(
@@ -90,10 +155,28 @@ class TunedWatch<T extends KubernetesObject> extends Watch {
   ): Promise<AbortController> {
     const [min, max] = this.timeoutRange;
     const timeoutSeconds = Math.floor(min + Math.random() * Math.max(0, max - min));
-    return super.watch(
+    const idle = new AbortController();
+    this.current = idle;
+    let timer: NodeJS.Timeout | undefined;
+    const arm = (): void => {
+      clearTimeout(timer);
+      timer = setTimeout(() => idle.abort(new WatchIdleError(path, this.idleMs)), this.idleMs);
+      timer.unref();
+    };
+    let ended = false;
+    const end = (err: unknown): void => {
+      if (ended) return;
+      ended = true;
+      clearTimeout(timer);
+      done(idle.signal.aborted ? idle.signal.reason : err);
+    };
+    arm();
+    this.starting.signal = idle.signal;
+    const started = super.watch(
       path,
       { ...queryParams, allowWatchBookmarks: true, timeoutSeconds },
       (phase, obj, raw) => {
+        arm(); // any event, bookmarks included, shows the connection is alive
         const isObject = phase === 'ADDED' || phase === 'MODIFIED' || phase === 'DELETED';
         if (!isObject) {
           callback(phase, obj, raw);
@@ -103,13 +186,22 @@ class TunedWatch<T extends KubernetesObject> extends Watch {
         this.beforeEvent(trimmed);
         callback(phase, trimmed, raw);
       },
-      done,
+      end,
     );
+    this.starting.signal = undefined;
+    return started;
+  }
+
+  /** Abort the watch under way, whether or not its response has begun. */
+  cancel(): void {
+    this.current?.abort(new Error('informer stopped'));
+    this.current = undefined;
   }
 }
 
 export class SupervisedInformer<T extends KubernetesObject> {
   private readonly lw: ListWatch<T>;
+  private readonly watch: TunedWatch<T>;
   private stopped = true;
   private restartTimer: NodeJS.Timeout | undefined;
   private syncedOnce = false;
@@ -125,9 +217,11 @@ export class SupervisedInformer<T extends KubernetesObject> {
   constructor(private readonly opts: SupervisedInformerOptions<T>) {
     const transform = opts.transform ?? ((o: T) => o);
     const kc = opts.metadataOnly ? withAccept(opts.kubeConfig, PARTIAL_METADATA) : opts.kubeConfig;
-    const watch = new TunedWatch<T>(kc, transform, opts.watchTimeoutSeconds ?? [300, 600], (o) => {
+    const idleMs = opts.watchIdleMs ?? DEFAULT_WATCH_IDLE_SECONDS * 1000;
+    const watch = new TunedWatch<T>(kc, transform, opts.watchTimeoutSeconds ?? [300, 600], idleMs, (o) => {
       this.previous = this.lw.get(o.metadata?.name ?? '', o.metadata?.namespace);
     });
+    this.watch = watch;
     const list = async (): Promise<KubernetesListObject<T>> => {
       this.previous = undefined;
       const result = await opts.list();
@@ -162,6 +256,7 @@ export class SupervisedInformer<T extends KubernetesObject> {
     if (this.restartTimer) clearTimeout(this.restartTimer);
     this.restartTimer = undefined;
     await this.lw.stop();
+    this.watch.cancel();
     for (const w of this.syncWaiters.splice(0)) w();
   }
 

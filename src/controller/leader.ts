@@ -6,12 +6,26 @@
  * `retryPeriodSeconds` and gives up leadership when it could not renew for
  * `renewDeadlineSeconds`. Writes use the Lease's resourceVersion, so two candidates cannot
  * both win. On a clean stop the leader releases the Lease so a standby takes over at once.
+ *
+ * Every request has a deadline, and a renew's requests share the renew deadline: counted from
+ * the start of the last renew that succeeded, they fail when it passes, however the connection
+ * behaves. So a leader knows it lost the Lease by then at the latest, while a standby waits a
+ * whole `leaseDurationSeconds` (longer) after it last saw the record change (no earlier than
+ * that renew started): the gap is the leader's time to stop.
  */
 import { CoordinationV1Api, type KubeConfig, type V1Lease, V1MicroTime } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 
+import { ClusterError } from '../api/errors.js';
 import { describeError, errorStatus } from '../api/kube-errors.js';
 import { LEASE_NAME } from '../api/names.js';
+import { DEFAULT_REQUEST_TIMEOUT_SECONDS, formatSeconds, withDeadlines } from './deadline.js';
+import { attemptTimeoutMs, leaderTimingsProblem } from './timings.js';
+
+export { attemptTimeoutMs, JITTER_FACTOR, leaderTimingsProblem } from './timings.js';
+
+/** The leader could not renew its Lease within the renew deadline: it must stop acting at once. */
+export class LeadershipLostError extends ClusterError {}
 
 export interface LeaseRecord {
   readonly holderIdentity?: string;
@@ -65,6 +79,8 @@ export interface LeaderElectorOptions {
   readonly renewDeadlineSeconds?: number;
   /** @default 2 */
   readonly retryPeriodSeconds?: number;
+  /** Deadline of one request (a renew's are cut to the renew deadline). @default 30 */
+  readonly requestTimeoutSeconds?: number;
   readonly logger: Logger;
 }
 
@@ -74,17 +90,27 @@ export class LeaderElector {
   private readonly duration: number;
   private readonly renewDeadline: number;
   private readonly retryPeriod: number;
+  private readonly requestTimeoutMs: number;
   private observed: Observation | undefined;
   private stopped = false;
   private wake: (() => void) | undefined;
   private leading = false;
+  /** When the last attempt that took or renewed the Lease started (Date.now()). */
+  private renewedAt = 0;
+  /** When the requests of the attempt under way must have finished; undefined: the request timeout only. */
+  private deadlineAt: number | undefined;
 
   constructor(private readonly opts: LeaderElectorOptions) {
-    this.api = opts.kubeConfig.makeApiClient(CoordinationV1Api);
     this.leaseName = opts.leaseName ?? LEASE_NAME;
     this.duration = opts.leaseDurationSeconds ?? 15;
     this.renewDeadline = opts.renewDeadlineSeconds ?? 10;
     this.retryPeriod = opts.retryPeriodSeconds ?? 2;
+    this.requestTimeoutMs = (opts.requestTimeoutSeconds ?? DEFAULT_REQUEST_TIMEOUT_SECONDS) * 1000;
+    const problem = leaderTimingsProblem(this.duration, this.renewDeadline, this.retryPeriod);
+    if (problem !== undefined) throw new Error(`leader election: ${problem}`);
+    this.api = withDeadlines(opts.kubeConfig, {
+      timeoutMs: () => attemptTimeoutMs(Date.now(), this.requestTimeoutMs, this.deadlineAt),
+    }).makeApiClient(CoordinationV1Api);
   }
 
   /** Resolves once this candidate holds the Lease; resolves `false` if stopped first. */
@@ -112,20 +138,27 @@ export class LeaderElector {
   }
 
   /**
-   * Renew the Lease until stopped (resolves) or until it could not be renewed for
-   * `renewDeadlineSeconds` (rejects: the caller must stop acting as leader at once).
+   * Renew the Lease until stopped (resolves) or until it could not be renewed within
+   * `renewDeadlineSeconds` of the start of the last renew that succeeded (rejects with a
+   * LeadershipLostError: the caller must stop acting as leader at once). Each attempt's requests
+   * are cut off at that deadline, so this rejects on time even when a request hangs.
    */
   async hold(): Promise<void> {
-    let lastRenew = Date.now();
     while (!this.stopped) {
-      await this.sleep(this.retryPeriod * 1000);
+      const deadlineAt = this.renewedAt + this.renewDeadline * 1000;
+      await this.sleep(Math.min(this.retryPeriod * 1000, Math.max(0, deadlineAt - Date.now())));
       if (this.stopped) break;
-      if (await this.tryAcquireOrRenew()) {
-        lastRenew = Date.now();
-      } else if (Date.now() - lastRenew > this.renewDeadline * 1000) {
+      if (Date.now() < deadlineAt) {
+        this.deadlineAt = deadlineAt;
+        const renewed = await this.tryAcquireOrRenew();
+        this.deadlineAt = undefined;
+        if (renewed || this.stopped) continue;
+      }
+      if (Date.now() >= deadlineAt) {
         this.leading = false;
-        throw new Error(
-          `lost leadership of Lease ${this.opts.namespace}/${this.leaseName}: could not renew it for ${this.renewDeadline}s`,
+        throw new LeadershipLostError(
+          `lost leadership of Lease ${this.opts.namespace}/${this.leaseName}: could not renew it within the renew ` +
+            `deadline (${this.renewDeadline}s, last renewed ${formatSeconds(Date.now() - this.renewedAt)} ago)`,
         );
       }
     }
@@ -159,7 +192,8 @@ export class LeaderElector {
 
   private async tryAcquireOrRenew(): Promise<boolean> {
     const { namespace, identity, logger } = this.opts;
-    const now = new V1MicroTime();
+    const startedAt = Date.now();
+    const now = new V1MicroTime(startedAt);
     let lease: V1Lease | undefined;
     try {
       lease = await this.api.readNamespacedLease({ name: this.leaseName, namespace });
@@ -187,6 +221,7 @@ export class LeaderElector {
           },
         });
         this.observed = { key: `${identity}|${now.toISOString()}`, at: Date.now() };
+        this.renewedAt = startedAt;
         return true;
       }
       const record = (lease.spec ?? {}) as LeaseRecord;
@@ -203,6 +238,7 @@ export class LeaderElector {
       };
       await this.api.replaceNamespacedLease({ name: this.leaseName, namespace, body: lease });
       this.observed = { key: `${identity}|${now.toISOString()}`, at: Date.now() };
+      this.renewedAt = startedAt;
       return true;
     } catch (err) {
       // 409: another candidate wrote first. Anything else: try again next period.

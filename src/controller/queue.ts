@@ -7,6 +7,7 @@
  *   `forget` resets it after a success.
  */
 import { errorStatus } from '../api/kube-errors.js';
+import { WatchIdleError } from './informer.js';
 
 export interface WorkQueueOptions {
   /** First retry delay in milliseconds. @default 500 */
@@ -135,10 +136,12 @@ export function jitter(ms: number, fraction = 0.1): number {
  * How long a failed informer waits before it starts again. The API server asking to come back
  * soon (429, e.g. "storage is (re)initializing" right after a CRD is created) gets a short
  * jittered exponential backoff from 500 ms; any other failure (API server down, CRD missing,
- * access denied) waits SECONDS_BETWEEN_STREAMS, jittered by 10%.
+ * access denied) waits SECONDS_BETWEEN_STREAMS, jittered by 10%. A watch that went idle on a
+ * dead connection starts again after about a second, on a new connection.
  */
 export function informerRestartDelayMs(err: unknown, failures: number, secondsBetweenStreams: number): number {
   const cap = secondsBetweenStreams * 1000;
+  if (err instanceof WatchIdleError) return Math.min(cap, jitter(1000, 0.2));
   if (errorStatus(err) === 429) return Math.min(cap, jitter(500 * 2 ** Math.min(failures, 10), 0.2));
   return jitter(cap);
 }

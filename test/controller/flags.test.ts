@@ -5,7 +5,7 @@ import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 
 import { main } from '../../src/cli/main.js';
 import { parseBindAddress, resolveMetricsBind, resolveProbeBind } from '../../src/cli/options.js';
@@ -66,6 +66,45 @@ describe('a taken port', () => {
       );
       expect(code).toBe(2);
       expect(lines).toEqual([`error: ${named}: address already in use`]);
+    }
+  });
+});
+
+describe('leader-election and deadline flags', () => {
+  beforeAll(async () => {
+    await import('../../src/cli/controller.js');
+  }, 120_000);
+
+  it('refuses timings that could let two leaders overlap, before contacting anything', async () => {
+    for (const [flags, problem] of [
+      [['--lease-duration', '10'], 'the lease duration (10s) must be longer than the renew deadline (10s)'],
+      [
+        ['--renew-deadline', '3', '--retry-period', '3'],
+        'the renew deadline (3s) must be longer than 1.2 × the retry period (3s)',
+      ],
+    ] as const) {
+      const lines: string[] = [];
+      const code = await main(['node', 'mirror-synth', 'controller', '--kubeconfig', '/nonexistent', ...flags], (l) =>
+        lines.push(l),
+      );
+      expect(code).toBe(2);
+      expect(lines).toEqual([`error: --lease-duration, --renew-deadline, --retry-period: ${problem}`]);
+    }
+  });
+
+  it('takes whole seconds of 1 or more', async () => {
+    for (const flag of ['--request-timeout', '--watch-idle-timeout', '--stall-timeout', '--lease-duration']) {
+      const lines: string[] = [];
+      const err = vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => {
+        lines.push(String(chunk));
+        return true;
+      });
+      try {
+        expect(await main(['node', 'mirror-synth', 'controller', flag, '0'])).toBe(2);
+      } finally {
+        err.mockRestore();
+      }
+      expect(lines.join('')).toContain(`option '${flag} <seconds>' argument '0' is invalid`);
     }
   });
 });

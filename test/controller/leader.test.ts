@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 
-import { mayAcquire, observe, recordKey } from '../../src/controller/leader.js';
+import { attemptTimeoutMs, leaderTimingsProblem, mayAcquire, observe, recordKey } from '../../src/controller/leader.js';
 
 describe('leader election decisions', () => {
   const me = 'pod-a';
@@ -29,5 +29,29 @@ describe('leader election decisions', () => {
     o = observe(o, rec2, 14_000);
     expect(mayAcquire(rec2, me, o, 20_000, 15)).toBe(false);
     expect(recordKey(rec2)).not.toBe(recordKey(rec1));
+  });
+});
+
+describe('leader election deadlines', () => {
+  it("accepts client-go's defaults and refuses timings that could let two leaders overlap", () => {
+    expect(leaderTimingsProblem(15, 10, 2)).toBeUndefined();
+    expect(leaderTimingsProblem(4, 3, 1)).toBeUndefined();
+    expect(leaderTimingsProblem(10, 10, 2)).toBe(
+      'the lease duration (10s) must be longer than the renew deadline (10s)',
+    );
+    expect(leaderTimingsProblem(15, 2, 2)).toBe(
+      'the renew deadline (2s) must be longer than 1.2 × the retry period (2s)',
+    );
+    expect(leaderTimingsProblem(15, 10, 0)).toMatch(/retry period must be more than 0s/);
+  });
+
+  it('cuts each request of a renew to what is left of the renew deadline, never below 0', () => {
+    // renewed at 0 with a 10 s deadline: a request at 2 s may take 8 s, one at 9.5 s only 0.5 s
+    expect(attemptTimeoutMs(2_000, 30_000, 10_000)).toBe(8_000);
+    expect(attemptTimeoutMs(9_500, 30_000, 10_000)).toBe(500);
+    expect(attemptTimeoutMs(10_001, 30_000, 10_000)).toBe(0);
+    // a shorter request timeout wins; a standby's attempts have no renew deadline
+    expect(attemptTimeoutMs(2_000, 5_000, 10_000)).toBe(5_000);
+    expect(attemptTimeoutMs(2_000, 30_000)).toBe(30_000);
   });
 });

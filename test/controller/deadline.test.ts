@@ -1,0 +1,106 @@
+// Request deadlines against a loopback HTTP server that accepts requests and never answers
+// (or answers the headers and then stalls the body): the hang a black-holed connection makes.
+import { createServer, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+import { CoreV1Api, KubeConfig, KubernetesObjectApi } from '@kubernetes/client-node';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import { RequestFencedError, RequestTimeoutError, withDeadlines } from '../../src/controller/deadline.js';
+
+let server: Server;
+const held: ServerResponse[] = [];
+let kc: KubeConfig;
+
+beforeAll(async () => {
+  server = createServer((req, res) => {
+    if (req.url?.startsWith('/api/v1/namespaces/quick')) {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'quick' } }));
+    } else if (req.url?.startsWith('/api/v1/namespaces/slow-body')) {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.write('{"apiVersion":"v1",');
+      held.push(res);
+    } else {
+      held.push(res); // never answered
+    }
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  kc = new KubeConfig();
+  kc.loadFromOptions({
+    clusters: [
+      // plain HTTP on loopback: client-node allows it only with skipTLSVerify
+      { name: 'c', server: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, skipTLSVerify: true },
+    ],
+    users: [{ name: 'u' }],
+    contexts: [{ name: 'x', cluster: 'c', user: 'u' }],
+    currentContext: 'x',
+  });
+});
+
+afterAll(async () => {
+  for (const res of held) res.destroy();
+  server.closeAllConnections();
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+});
+
+describe('withDeadlines', () => {
+  it('answers as before when the server answers', async () => {
+    const core = withDeadlines(kc, { timeoutMs: 2_000 }).makeApiClient(CoreV1Api);
+    expect((await core.readNamespace({ name: 'quick' })).metadata?.name).toBe('quick');
+  });
+
+  it('fails a request the server never answers after its timeout, naming the call', async () => {
+    const core = withDeadlines(kc, { timeoutMs: 200 }).makeApiClient(CoreV1Api);
+    const started = Date.now();
+    const err = await core.readNamespace({ name: 'hung' }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(RequestTimeoutError);
+    expect((err as Error).message).toBe('GET /api/v1/namespaces/hung: no answer within 0.2s');
+    expect(Date.now() - started).toBeLessThan(2_000);
+  });
+
+  it('counts a body that stalls after the headers against the same deadline', async () => {
+    const core = withDeadlines(kc, { timeoutMs: 300 }).makeApiClient(CoreV1Api);
+    const err = await core.readNamespace({ name: 'slow-body' }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(RequestTimeoutError);
+    expect((err as RequestTimeoutError).call).toBe('GET /api/v1/namespaces/slow-body');
+  });
+
+  it('reaches KubernetesObjectApi too (server-side apply, reads, deletes)', async () => {
+    const objects = KubernetesObjectApi.makeApiClient(withDeadlines(kc, { timeoutMs: 200 }));
+    const err = await objects
+      .read({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'x', namespace: 'ns' } })
+      .catch((e: unknown) => e);
+    // Its first request is discovery (which resource a kind is): that one hangs here.
+    expect(err).toBeInstanceOf(RequestTimeoutError);
+    expect((err as Error).message).toBe(
+      'Failed to fetch resource metadata for v1/ConfigMap: GET /api/v1: no answer within 0.2s',
+    );
+  });
+
+  it('reads a shrinking deadline when each request is sent, and fails at once when none is left', async () => {
+    let left = 150;
+    const core = withDeadlines(kc, { timeoutMs: () => left }).makeApiClient(CoreV1Api);
+    expect(await core.readNamespace({ name: 'hung' }).catch((e: unknown) => (e as RequestTimeoutError).timeoutMs)).toBe(
+      150,
+    );
+    left = 0;
+    const started = Date.now();
+    const err = await core.readNamespace({ name: 'quick' }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(RequestTimeoutError);
+    expect(Date.now() - started).toBeLessThan(100);
+  });
+
+  it('aborts requests in flight, and refuses new ones, once the fence fires', async () => {
+    const fence = new AbortController();
+    const core = withDeadlines(kc, { timeoutMs: 10_000, fence: fence.signal }).makeApiClient(CoreV1Api);
+    const inFlight = core.readNamespace({ name: 'hung' }).catch((e: unknown) => e);
+    await new Promise((r) => setTimeout(r, 100));
+    fence.abort(new Error('lost the Lease'));
+    const err = await inFlight;
+    expect(err).toBeInstanceOf(RequestFencedError);
+    expect((err as Error).message).toBe('GET /api/v1/namespaces/hung: aborted: lost the Lease');
+    const later = await core.readNamespace({ name: 'quick' }).catch((e: unknown) => e);
+    expect(later).toBeInstanceOf(RequestFencedError);
+  });
+});

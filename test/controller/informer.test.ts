@@ -1,0 +1,98 @@
+// A watch on a connection that goes quiet (headers, then nothing; or nothing at all) is aborted
+// after the idle timeout and restarted, against a loopback server that holds it open.
+import { createServer, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+import { KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import { SupervisedInformer, WatchIdleError } from '../../src/controller/informer.js';
+
+let server: Server;
+const held: ServerResponse[] = [];
+const watches: string[] = [];
+let kc: KubeConfig;
+
+beforeAll(async () => {
+  server = createServer((req, res) => {
+    const url = new URL(req.url ?? '/', 'http://x');
+    if (url.searchParams.get('watch') !== 'true') return void res.writeHead(404).end();
+    watches.push(url.pathname);
+    if (url.pathname.endsWith('/silent')) {
+      held.push(res); // not even headers
+    } else if (url.pathname.endsWith('/chatty')) {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      const bookmark = () =>
+        res.write(`${JSON.stringify({ type: 'BOOKMARK', object: { metadata: { resourceVersion: '7' } } })}\n`);
+      const t = setInterval(bookmark, 100);
+      res.on('close', () => clearInterval(t));
+      held.push(res);
+    } else {
+      res.writeHead(200, { 'content-type': 'application/json' }); // then nothing
+      res.flushHeaders();
+      held.push(res);
+    }
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  kc = new KubeConfig();
+  kc.loadFromOptions({
+    clusters: [
+      // plain HTTP on loopback: client-node allows it only with skipTLSVerify
+      { name: 'c', server: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, skipTLSVerify: true },
+    ],
+    users: [{ name: 'u' }],
+    contexts: [{ name: 'x', cluster: 'c', user: 'u' }],
+    currentContext: 'x',
+  });
+});
+
+afterAll(async () => {
+  for (const res of held) res.destroy();
+  server.closeAllConnections();
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+});
+
+function informer(path: string, errors: unknown[]): SupervisedInformer<KubernetesObject> {
+  return new SupervisedInformer<KubernetesObject>({
+    name: 'things',
+    kubeConfig: kc,
+    path,
+    list: () => Promise.resolve({ apiVersion: 'v1', kind: 'List', metadata: { resourceVersion: '5' }, items: [] }),
+    restartDelayMs: () => 50,
+    logger: pino({ level: 'silent' }),
+    onChange: () => undefined,
+    onError: (err) => errors.push(err),
+    watchIdleMs: 400,
+  });
+}
+
+describe('watch idle timeout', () => {
+  it.each([
+    ['headers then silence', '/api/v1/quiet'],
+    ['no answer at all', '/api/v1/silent'],
+  ])('aborts a watch that receives nothing (%s) and starts it again', async (_what, path) => {
+    const errors: unknown[] = [];
+    const inf = informer(path, errors);
+    const started = Date.now();
+    void inf.start();
+    await inf.whenSynced();
+    await expect.poll(() => errors.length, { timeout: 5_000 }).toBeGreaterThanOrEqual(2);
+    await inf.stop();
+    expect(errors[0]).toBeInstanceOf(WatchIdleError);
+    expect((errors[0] as Error).message).toBe(`watch of ${path} received nothing for 0.4s (not even a bookmark)`);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(800);
+    expect(watches.filter((p) => p === path).length).toBeGreaterThanOrEqual(2); // restarted, on a new request
+  });
+
+  it('keeps a watch that receives bookmarks', async () => {
+    const errors: unknown[] = [];
+    const inf = informer('/api/v1/chatty', errors);
+    void inf.start();
+    await inf.whenSynced();
+    await new Promise((r) => setTimeout(r, 1_200));
+    await inf.stop();
+    expect(errors).toEqual([]);
+    expect(watches.filter((p) => p === '/api/v1/chatty')).toHaveLength(1);
+  });
+});

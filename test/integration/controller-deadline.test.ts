@@ -1,0 +1,233 @@
+// The controller behind a proxy that black-holes its connection to the real API server (keeps the
+// sockets open, drops every byte): nothing fails fast, only deadlines notice.
+// - A leader that cannot renew its Lease exits non-zero, saying why, within the renew deadline:
+//   before a standby (talking to the API server directly) may take the Lease, never alongside it.
+// - Reconciles that hang turn /healthz non-200 within the stall time, and each request times out
+//   with an error that names the call.
+// The leader runs as the real binary (compiled lib/, built by `npm test`), so its exit is a process's.
+import type { ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import { CoordinationV1Api } from '@kubernetes/client-node';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+
+import { LEASE_NAME } from '../../src/api/names.js';
+import { type RunningController, startController } from '../../src/controller/controller.js';
+import { BlackholeProxy } from '../support/blackhole-proxy.js';
+import { bin } from '../support/cli.js';
+import {
+  clients,
+  createMirror,
+  deleteMirror,
+  installCrd,
+  LogCapture,
+  waitForReady,
+  waitUntil,
+} from '../support/cluster.js';
+import { spawnTracked, terminate } from '../support/processes.js';
+import { simulateReadyWorkloads } from '../support/workload-status.js';
+
+const kubeconfigPath = inject('kubeconfig');
+const c = clients(kubeconfigPath);
+const suffix = randomBytes(3).toString('hex');
+const namespace = `deadline-${suffix}`;
+const created: string[] = [];
+const running: RunningController[] = [];
+let proxy: BlackholeProxy;
+/** A kubeconfig like the suite's, whose server is the proxy. */
+let proxiedKubeconfig: string;
+let stopSimulating: (() => Promise<void>) | undefined;
+let leader: ChildProcess | undefined;
+
+async function mirror(base: string, spec: Record<string, unknown>): Promise<string> {
+  const n = `${base}-${suffix}`;
+  created.push(n);
+  await createMirror(c, n, spec);
+  return n;
+}
+
+const healthz = async (ctl: RunningController) => {
+  const res = await fetch(`http://127.0.0.1:${ctl.metricsPort}/healthz`);
+  return { status: res.status, body: await res.text() };
+};
+
+/** JSON log lines of a process, parsed as they come; other lines kept as text. */
+class ProcessLog {
+  readonly lines: Array<Record<string, unknown> & { msg?: string; at: number }> = [];
+  text = '';
+  constructor(child: ChildProcess) {
+    for (const stream of [child.stdout, child.stderr]) {
+      stream?.setEncoding('utf8');
+      stream?.on('data', (chunk: string) => {
+        this.text += chunk;
+        for (const line of chunk.split('\n')) {
+          try {
+            this.lines.push({ ...(JSON.parse(line) as Record<string, unknown>), at: Date.now() });
+          } catch {
+            // not a log line (the CLI's one-line error on stderr)
+          }
+        }
+      });
+    }
+  }
+  find(msg: string) {
+    return this.lines.find((l) => typeof l.msg === 'string' && l.msg.startsWith(msg));
+  }
+}
+
+beforeAll(async () => {
+  await installCrd(c);
+  await c.core.createNamespace({ body: { metadata: { name: namespace } } });
+  stopSimulating = simulateReadyWorkloads(c.kc, namespace);
+  const server = new URL(c.kc.getCurrentCluster()!.server);
+  proxy = await BlackholeProxy.start({ target: { host: server.hostname, port: Number(server.port) } });
+  const dir = mkdtempSync(join(tmpdir(), 'deadline-'));
+  proxiedKubeconfig = join(dir, 'kubeconfig');
+  writeFileSync(proxiedKubeconfig, readFileSync(kubeconfigPath, 'utf8').replaceAll(server.origin, proxy.url), {
+    mode: 0o600,
+  });
+});
+
+afterAll(async () => {
+  await terminate(leader);
+  for (const r of running) await r.stop();
+  await stopSimulating?.();
+  await proxy?.stop();
+  for (const n of created) await deleteMirror(c, n);
+  await c.core.deleteNamespace({ name: namespace }).catch(() => undefined);
+});
+
+describe('the controller on a black-holed connection', () => {
+  it('exits non-zero within the renew deadline when it cannot renew its Lease, before a standby takes it over', async () => {
+    const timings = { leaseDurationSeconds: 8, renewDeadlineSeconds: 4, retryPeriodSeconds: 1 };
+    const n = await mirror('lease', { upstreamUrl: 'quay.io' });
+    leader = spawnTracked(
+      'node',
+      [
+        bin,
+        'controller',
+        `--kubeconfig=${proxiedKubeconfig}`,
+        `--namespace=${namespace}`,
+        '--metrics-bind-address=0',
+        `--lease-duration=${timings.leaseDurationSeconds}`,
+        `--renew-deadline=${timings.renewDeadlineSeconds}`,
+        `--retry-period=${timings.retryPeriodSeconds}`,
+        '--request-timeout=10',
+        '--seconds-between-streams=1',
+      ],
+      { env: { ...process.env, NAMESPACE: '' }, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    const exited = new Promise<{ code: number | null; at: number }>((resolve) =>
+      leader!.once('exit', (code) => resolve({ code, at: Date.now() })),
+    );
+    const aLog = new ProcessLog(leader);
+    await waitUntil(() => Promise.resolve(aLog.find('caches synced')), 'the leader to reconcile', 60_000);
+    await waitForReady(c, n);
+
+    // The standby talks to the API server directly: only the leader's connection is black-holed.
+    const bLogs = new LogCapture();
+    const b = await startController({
+      kubeConfig: c.kc,
+      namespace,
+      secondsBetweenStreams: 1,
+      metricsPort: 0,
+      leaderElection: true,
+      identity: 'standby',
+      ...timings,
+      logDestination: bLogs,
+    });
+    running.push(b);
+    await waitUntil(() => Promise.resolve(bLogs.text().includes('waiting for leadership')), 'the standby to wait');
+
+    const holedAt = Date.now();
+    proxy.blackhole();
+    const exit = await Promise.race([
+      exited,
+      new Promise<undefined>((r) => setTimeout(() => r(undefined), timings.leaseDurationSeconds * 1000 + 10_000)),
+    ]);
+    expect(
+      exit,
+      `the leader is still running ${timings.leaseDurationSeconds + 10}s later:\n${aLog.text.slice(-2000)}`,
+    ).toBeDefined();
+    expect(exit!.code).toBe(1);
+    // Its last renew began before the black hole; the renew deadline counts from then.
+    expect(exit!.at - holedAt).toBeLessThan(timings.renewDeadlineSeconds * 1000 + 2_000);
+    expect(aLog.find('lost leadership')).toMatchObject({ level: 'error' });
+    expect(aLog.text).toContain(
+      `error: lost leadership of Lease ${namespace}/${LEASE_NAME}: could not renew it within the renew deadline (${timings.renewDeadlineSeconds}s`,
+    );
+
+    // The standby takes over only once the Lease has gone unrenewed for its whole duration: after the exit.
+    await b.running;
+    const tookOver = bLogs.lines
+      .map((l) => JSON.parse(l) as { msg?: string; time: string })
+      .find((l) => l.msg === 'became leader');
+    expect(new Date(tookOver!.time).getTime()).toBeGreaterThan(exit!.at);
+    const lease = await c.kc.makeApiClient(CoordinationV1Api).readNamespacedLease({ name: LEASE_NAME, namespace });
+    expect(lease.spec?.holderIdentity).toBe('standby');
+    expect(lease.spec?.leaseTransitions).toBe(1);
+    await b.stop();
+    running.splice(running.indexOf(b), 1);
+    proxy.forward();
+  });
+
+  it('fails /healthz within the stall time while reconciles hang, and times each request out naming the call', async () => {
+    const n = await mirror('stall', { upstreamUrl: 'ghcr.io' });
+    const logs = new LogCapture();
+    const kc = clients(proxiedKubeconfig).kc;
+    const ctl = await startController({
+      kubeConfig: kc,
+      namespace,
+      secondsBetweenStreams: 1,
+      metricsPort: 0,
+      leaderElection: false,
+      requestTimeoutSeconds: 6,
+      stallSeconds: 2,
+      workers: 2,
+      logDestination: logs,
+      logLevel: 'debug',
+    });
+    running.push(ctl);
+    await ctl.running;
+    await waitForReady(c, n);
+    await waitUntil(() => Promise.resolve(ctl.idle()), 'the controller to be idle');
+    expect(await healthz(ctl)).toEqual({ status: 200, body: 'ok\n' });
+
+    proxy.blackhole();
+    const holedAt = Date.now();
+    ctl.resync(); // every reconcile reads the mirror's NetworkPolicy (a kind without an informer): it hangs
+    const stalled = await waitUntil(async () => {
+      const h = await healthz(ctl);
+      return h.status !== 200 && h;
+    }, '/healthz to fail');
+    expect(Date.now() - holedAt).toBeLessThan(2_000 + 2_000);
+    expect(stalled.status).toBe(503);
+    expect(stalled.body).toMatch(
+      // either mirror of this file: both are resynced, on two workers
+      new RegExp(
+        `^stalled: the reconcile of mirror [a-z]+-${suffix} has run for [0-9.]+s, longer than the stall time \\(2s\\)`,
+      ),
+    );
+
+    // The hung request fails at its deadline, naming the call; the reconcile ends and is retried.
+    const failed = await waitUntil(
+      () =>
+        Promise.resolve(
+          logs.lines
+            .map((l) => JSON.parse(l) as { msg?: string; mirror?: string; err?: string })
+            .find((l) => l.msg === 'reconcile failed; will retry' && l.mirror === n),
+        ),
+      'the reconcile to fail on the request deadline',
+    );
+    expect(failed.err).toBe(
+      `RequestTimeoutError: GET /apis/networking.k8s.io/v1/namespaces/${namespace}/networkpolicies/registry-mirror-${n}: no answer within 6s`,
+    );
+
+    proxy.forward();
+    await waitUntil(() => Promise.resolve(ctl.idle()), 'the retried reconcile to succeed', 60_000);
+    expect(await healthz(ctl)).toEqual({ status: 200, body: 'ok\n' });
+  });
+});
