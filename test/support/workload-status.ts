@@ -10,6 +10,8 @@
 // - controller.test.ts and name-collision.test.ts: Ready is only the step after which they check
 //   what was applied, pruned or refused, for many mirrors on the shared control plane; a real
 //   cache pod per mirror would add its start to each case and tell nothing more.
+// - controller-deadline.test.ts: Ready is the step before it black-holes the API server's
+//   connection; what it checks (the leader's exit, liveness) happens with no pod involved.
 // - controller-recovery.test.ts: it stops and restarts its own API server mid-test, which a node's
 //   kubelet and controllers would not survive as a cluster does.
 // - controller-status.test.ts (markStatefulSetReady): a status flap with nothing else changed, a
