@@ -46,6 +46,10 @@ export const LEGACY_APP_LABEL = 'app';
 export const LEGACY_APP = 'docker-registry';
 /** Ready reason while a takeover is under way; the controller resumes one it finds in status after a restart. */
 export const TAKING_OVER = 'TakingOver';
+/** Stalled reason of a takeover the controller's RBAC does not allow (it resumes from this one too). */
+export const TAKEOVER_FORBIDDEN = 'TakeoverForbidden';
+/** Where the README explains the move. */
+const MIGRATING = 'README: Migrating from mirror-operator';
 const STEP_RECHECK_MS = 1_000;
 
 export function legacySelector(mirror: string): string {
@@ -157,7 +161,15 @@ export interface TakeoverStep {
 export class Takeover {
   private readonly active = new Set<string>();
 
-  constructor(private readonly opts: { client: KubeClient; namespace: string; logger: Logger }) {}
+  constructor(
+    private readonly opts: {
+      client: KubeClient;
+      namespace: string;
+      logger: Logger;
+      /** Take mirrors over at all; when false, the original's objects stall their mirror (TakeoverDisabled). */
+      enabled: boolean;
+    },
+  ) {}
 
   /**
    * A child could not be applied (409): if the object in the way is the original operator's,
@@ -167,6 +179,19 @@ export class Takeover {
     const name = mirror.metadata?.name ?? '';
     const existing = await this.opts.client.read(child);
     if (!isLegacyKind(child.kind) || !isLegacy(child.kind, existing, name)) return undefined;
+    if (!this.opts.enabled) {
+      log.warn(
+        { kind: child.kind, name: child.metadata.name },
+        'found the original mirror-operator objects; takeover is off',
+      );
+      return {
+        type: 'Stalled',
+        reason: 'TakeoverDisabled',
+        message:
+          `${child.kind} ${this.opts.namespace}/${child.metadata.name} is the original mirror-operator's, and taking mirrors over is off. ` +
+          `Stop mirror-operator, then apply \`mirror-synth controller-manifests --takeover\` (the controller runs with --takeover and may delete the original's pods and claims; ${MIGRATING}).`,
+      };
+    }
     this.active.add(name);
     log.info(
       { kind: child.kind, name: child.metadata.name },
@@ -197,7 +222,10 @@ export class Takeover {
     log: Logger,
   ): Promise<TakeoverStep> {
     const name = mirror.metadata?.name ?? '';
-    const resumed = mirror.status?.conditions?.some((c) => c.type === 'Ready' && c.reason === TAKING_OVER);
+    if (!this.opts.enabled) return { desired: all };
+    const resumed = mirror.status?.conditions?.some(
+      (c) => c.type === 'Ready' && (c.reason === TAKING_OVER || c.reason === TAKEOVER_FORBIDDEN),
+    );
     if (!this.active.has(name) && !resumed) return { desired: all };
     this.active.add(name);
     const { client, namespace } = this.opts;

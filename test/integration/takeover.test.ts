@@ -296,6 +296,7 @@ describe.runIf(own)('takeover from mirror-operator', () => {
         leaderElection: false,
         logLevel: 'debug',
         logDestination: logs,
+        takeover: true,
       });
       // While the new node agent is not ready, the original's node pod stays, and the mirror says why.
       await waitUntil(
@@ -374,6 +375,7 @@ describe.runIf(own)('takeover from mirror-operator', () => {
       leaderElection: false,
       logLevel: 'debug',
       logDestination: logs,
+      takeover: true,
     });
     await waitForReady(c, mirror, 'True', 120_000);
     await waitUntil(
