@@ -31,7 +31,7 @@
 # overlaps the other's compile on a 2-core machine). Progress goes to stderr, one line per
 # event and a heartbeat every 30 s, prefixed with the module when several are asked for.
 #
-# Cache: ${MIRROR_SYNTH_TOOLS_DIR:-$HOME/.cache/mirror-synth/tools}/<module>-<version>/
+# Cache: ${MIRROR_SYNTH_TOOLS_DIR:-$HOME/.cache/mirror-synth/tools}/<module>-<version>[-src<hash>]/
 # A build writes into a temp dir beside the cache entry and renames it into place, so an
 # interrupted build never leaves a half binary. Concurrent callers serialise on a lock file
 # per module. When every build succeeded, stdout has the binary paths, one per line, in the
@@ -136,6 +136,24 @@ version_for() {
   echo "$version"
 }
 
+# the cache entry of a module: <module>-<version>, plus -src<hash> of its files when tools/<mod>
+# holds Go source of ours (coredns's plugin list, cri-pull, pause), so editing that source
+# rebuilds it. test/support/tools.ts computes the same name.
+entry_for() {
+  local mod="$1" dir="$here/$1" version f
+  version="$(version_for "$mod")" || return 1
+  # tools.go only pins the module (go.mod names the version): nothing of ours is built
+  if [[ -z "$(find "$dir" -maxdepth 1 -name '*.go' ! -name tools.go -print -quit)" ]]; then
+    echo "$mod-$version"
+    return
+  fi
+  echo "$mod-$version-src$(
+    cd "$dir" && for f in $(LC_ALL=C ls); do
+      [[ -f $f ]] && printf '%s\n%s\n' "$f" "$(sha256sum <"$f" | cut -d' ' -f1)"
+    done | sha256sum | cut -c1-12
+  )"
+}
+
 # what each project's own release build stamps, so `<tool> --version` reports the real version
 ldflags_for() {
   local mod="$1" version="$2" v="${2#v}" ldflags="-s -w"
@@ -195,12 +213,13 @@ complete() {
 # Build one module into the cache unless it is there. Runs in its own subshell (its traps
 # and lock fd are its own).
 build() {
-  local mod="$1" dir="$here/$1" version dest tmp start
+  local mod="$1" dir="$here/$1" version entry dest tmp start
   version="$(version_for "$mod")"
-  dest="$cache/$mod-$version"
+  entry="$(entry_for "$mod")"
+  dest="$cache/$entry"
   mkdir -p "$cache"
 
-  exec 9>"$cache/.$mod-$version.lock"
+  exec 9>"$cache/.$entry.lock"
   if ! flock -n 9; then
     echo "waiting for another build of $mod $version to finish" >&2
     flock 9
@@ -211,7 +230,7 @@ build() {
   fi
   command -v go >/dev/null || { echo "tools/build.sh: Go (1.26 or later) must be on PATH to build $mod" >&2; exit 1; }
   echo "building $mod $version into $dest (a cold build can take many minutes)" >&2
-  tmp="$(mktemp -d "$cache/.$mod-$version.tmp.XXXXXX")"
+  tmp="$(mktemp -d "$cache/.$entry.tmp.XXXXXX")"
   start=$SECONDS
   # Go and the heartbeat run in the background so a signal stops the build at once;
   # the EXIT trap then kills them and removes the temp dir.
@@ -282,7 +301,7 @@ done
 # the ones not cached yet
 todo=()
 for m in "${modules[@]}"; do
-  complete "$m" "$cache/$m-$(version_for "$m")" || todo+=("$m")
+  complete "$m" "$cache/$(entry_for "$m")" || todo+=("$m")
 done
 
 if ((${#todo[@]} == 1)); then
@@ -325,7 +344,7 @@ elif ((${#todo[@]} > 1)); then
 fi
 
 for m in "${modules[@]}"; do
-  dest="$cache/$m-$(version_for "$m")"
+  dest="$cache/$(entry_for "$m")"
   for b in ${binaries_of[$m]}; do
     [[ -x "$dest/$b" ]] || { echo "tools/build.sh: $dest/$b is missing" >&2; exit 1; } # a binary, or crds/
     echo "$dest/$b"

@@ -1,12 +1,10 @@
 // The controller image as users run it: `npm run build:image` (umoci, no Docker engine) writes
 // an OCI archive; a real containerd (Debian's 1.6, then 2.x) imports it and runs it with
 // `ctr run` (runc), on the host network, with a read-only root filesystem, the image's own user
-// and the test API server's kubeconfig mounted read-only. It must reconcile a RegistryMirror to Ready and stop cleanly on
-// SIGTERM.
-// There is no kubelet behind the test API server: the test stands in
-// for them by patching the StatefulSet's and DaemonSet's status to "all pods ready", as the
-// integration tests do; Ready=True then proves the containerized controller applied the
-// children, watched their status and wrote the mirror's.
+// and the test API server's kubeconfig mounted read-only. It must apply a RegistryMirror's
+// children, report what the mirror waits for, and stop cleanly on SIGTERM. Nothing runs the
+// children's pods here; the same image reconciling a mirror to Ready as a Deployment on a real
+// node, with the real kubelet, is test/e2e/real-node-controller.test.ts.
 import { type ChildProcess } from 'node:child_process';
 import { chmod, copyFile, mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -22,7 +20,7 @@ import {
   condition,
   createMirror,
   deleteMirror,
-  waitForReady,
+  getMirror,
   waitUntil,
 } from '../support/cluster.js';
 import { Containerd, containerdV2, debianContainerd } from '../support/containerd.js';
@@ -31,7 +29,6 @@ import { ensureControllerImage, type ImageConfig, imageConfig } from '../support
 import { installCrd } from '../support/crd.js';
 import { reservePort } from '../support/ports.js';
 import { removeOnExit, spawnTracked } from '../support/processes.js';
-import { simulateReadyWorkloads } from '../support/workload-status.js';
 
 const REF_BASE = 'mirror-synth.test/controller';
 const CONTAINER = 'controller';
@@ -99,7 +96,6 @@ describe.each([
   let run: ChildProcess | undefined;
   let exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   const output: string[] = [];
-  let stopSimulator: (() => Promise<void>) | undefined;
 
   beforeAll(async () => {
     ctrd = await Containerd.start(join(dir, `ctrd-${short}`), 'image', await binaries());
@@ -128,7 +124,6 @@ describe.each([
     if (!ref) throw new Error(`ctr images import gave no ${REF_BASE}:<tag>:\n${imported}`);
 
     await c.core.createNamespace({ body: { metadata: { name: namespace } } });
-    stopSimulator = simulateReadyWorkloads(c.kc, namespace);
     metricsPort = await reservePort();
 
     // The image's entrypoint and default args as its config records them, plus a free metrics
@@ -154,7 +149,6 @@ describe.each([
   }, 600_000);
 
   afterAll(async () => {
-    await stopSimulator?.();
     await deleteMirror(c, mirror);
     if (run && run.exitCode === null && run.signalCode === null) {
       await ctrd?.ctr(['tasks', 'kill', '-s', 'SIGKILL', CONTAINER]).catch(() => undefined);
@@ -195,12 +189,20 @@ describe.each([
     expect(outputOf(write)).toBe('EROFS');
   });
 
-  it('reconciles a RegistryMirror to Ready', async () => {
+  it("applies a RegistryMirror's children and reports what it waits for", async () => {
     await createMirror(c, mirror, { upstreamUrl: 'quay.io' });
-    const m = await waitForReady(c, mirror, 'True', 120_000).catch((err: Error) => {
+    const m = await waitUntil(
+      async () => {
+        const x = await getMirror(c, mirror);
+        return condition(x, 'Ready')?.reason === 'CacheNotReady' ? x : undefined;
+      },
+      `${mirror} to report Ready=False CacheNotReady`,
+      120_000,
+    ).catch((err: Error) => {
       throw new Error(`${err.message}\ncontainer output:\n${output.slice(-30).join('\n')}`);
     });
-    expect(condition(m, 'Ready')).toMatchObject({ status: 'True', reason: 'Serving' });
+    expect(condition(m, 'Ready')).toMatchObject({ status: 'False' });
+    expect(condition(m, 'Ready')!.message).toContain(`StatefulSet registry-mirror-${mirror}`);
     const sts = await c.apps.readNamespacedStatefulSet({ name: `registry-mirror-${mirror}`, namespace });
     expect(sts.metadata?.managedFields?.map((f) => f.manager)).toContain('mirror-synth');
   });

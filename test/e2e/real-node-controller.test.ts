@@ -1,7 +1,9 @@
 // The controller as users run it: a Deployment of the image `npm run build:image` makes, with the
 // RBAC `controller-manifests` prints, on the real node (test/support/node.ts). A RegistryMirror
-// created with kubectl goes Ready only once its cache pod really serves through the Service, a
-// Pod then pulls through it, and deleting the RegistryMirror restores the node's containerd config.
+// created with kubectl says what it waits for and goes Ready only once its cache pod really
+// serves through the Service, a Pod then pulls through it, a crash-looping cache container's
+// reason is the kubelet's own, and deleting the RegistryMirror restores the node's containerd
+// config. Nothing stands in for the kubelet or the workload controllers here.
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
@@ -86,16 +88,23 @@ describe.skipIf(unavailable !== undefined)('the controller as a Deployment on a 
       upstreamUrl: UPSTREAM,
       volumeClaimTemplate: { spec: { resources: { requests: { storage: '1Gi' } } } },
     });
-    // the API equivalent of `kubectl wait --for=condition=Ready`, checking the Service the moment it says so
+    // the API equivalent of `kubectl wait --for=condition=Ready`, checking the Service the moment it
+    // says so, and keeping what the mirror said while it waited: the real controllers' progress
+    const said: { reason?: string; message?: string }[] = [];
     const readyAt = await waitFor(
       `RegistryMirror ${NAME} to be Ready`,
       async () => {
         const m = await getMirror(c, NAME);
-        return condition(m, 'Ready')?.status === 'True' ? m : undefined;
+        const ready = condition(m, 'Ready');
+        if (ready && ready.status !== 'True' && said.at(-1)?.reason !== ready.reason) said.push(ready);
+        return ready?.status === 'True' ? m : undefined;
       },
       240_000,
       200,
     );
+    expect(said.find((r) => r.reason === 'CacheNotReady')?.message).toContain(`StatefulSet registry-mirror-${NAME}`);
+    expect(condition(readyAt, 'Ready')).toMatchObject({ status: 'True', reason: 'Serving' });
+    expect(condition(readyAt, 'Reconciling')).toMatchObject({ status: 'False' });
     const service = await k.core.readNamespacedService({ name: `registry-mirror-${NAME}`, namespace: NAMESPACE });
     // Ready follows the pods' readiness; kube-proxy programs the ClusterIP's rules when it sees the
     // EndpointSlice change, a sync period later. A user's `curl` right after `kubectl wait` works
@@ -111,7 +120,6 @@ describe.skipIf(unavailable !== undefined)('the controller as a Deployment on a 
       200,
     );
     expect(code).toBe('200');
-    expect(condition(readyAt, 'Ready')?.reason).toBeDefined();
 
     // a Pod of an upstream-only image then pulls through it
     const image = await runnableTestImage({ repository: 'team/ctl', tag: '1.0' });
@@ -134,6 +142,68 @@ describe.skipIf(unavailable !== undefined)('the controller as a Deployment on a 
     expect(served.length).toBeGreaterThan(0);
     expect(new Set(served.map((r) => r.remote))).toEqual(new Set([cache.status?.podIP]));
     await deletePod(k.core, 'through-controller');
+  });
+
+  it('gives the reason of a crash-looping cache container, as the kubelet reports it, and recovers', async () => {
+    const [cache] = (
+      await k.core.listNamespacedPod({
+        namespace: NAMESPACE,
+        labelSelector: `mirror=${NAME},app.kubernetes.io/component=cache`,
+      })
+    ).items;
+    const pod = cache.metadata!.name!;
+    // SIGKILL the cache pod's Distribution whenever the kubelet restarts it, until it backs off
+    let killing = true;
+    const killer = (async () => {
+      while (killing) {
+        for (const { pid, argv } of await node.containerProcesses()) {
+          if (!argv[0]?.endsWith('registry') || argv[1] !== 'serve') continue;
+          try {
+            process.kill(pid, 'SIGKILL');
+          } catch {
+            // it exited already
+          }
+        }
+        await new Promise((ok) => setTimeout(ok, 200));
+      }
+    })();
+    try {
+      const m = await waitFor(
+        `${NAME} to say its cache container crash-loops`,
+        async () => {
+          const x = await getMirror(c, NAME);
+          return condition(x, 'Ready')?.reason === 'CrashLoopBackOff' ? x : undefined;
+        },
+        120_000,
+        250,
+      );
+      expect(condition(m, 'Ready')).toMatchObject({ status: 'False' });
+      expect(condition(m, 'Ready')!.message).toContain(`Pod ${pod}: container registry is in CrashLoopBackOff`);
+      const warnings = await waitFor(
+        `the CrashLoopBackOff Event of ${NAME}`,
+        async () => {
+          const list = await k.core.listNamespacedEvent({
+            namespace: 'default',
+            fieldSelector: `involvedObject.name=${NAME},type=Warning`,
+          });
+          return list.items.some((e) => e.reason === 'CrashLoopBackOff') ? list : undefined;
+        },
+        60_000,
+        250,
+      );
+      expect(warnings.items.map((e) => e.reason)).toContain('CrashLoopBackOff');
+    } finally {
+      killing = false;
+      await killer;
+    }
+    // a new cache pod, without the old one's back-off: the mirror is Ready again by itself
+    await k.core.deleteNamespacedPod({ name: pod, namespace: NAMESPACE });
+    await waitFor(
+      `${NAME} to be Ready again`,
+      async () => (condition(await getMirror(c, NAME), 'Ready')?.status === 'True' ? true : undefined),
+      180_000,
+      500,
+    );
   });
 
   it("deleting the RegistryMirror restores the node's containerd config", async () => {

@@ -1,10 +1,12 @@
-// What a RegistryMirror's status promises, against the real kube-apiserver: Ready=True only once
-// the cache's and the node agent's pods are ready, a crash-looping container's reason, one
-// reconcile per change (the controller's own status write and a workload's status flap queue
-// nothing), the `mirror=<name>` label, and Secret data held for referenced Secrets only.
+// What a RegistryMirror's status promises, against the real kube-apiserver: one reconcile per
+// change (the controller's own status write and a workload's status flap queue nothing), the
+// `mirror=<name>` label, and Secret data held for referenced Secrets only. Ready=True only once
+// the pods are ready, and a crash-looping container's reason, are shown on the real node, with
+// the real kubelet and workload controllers (test/e2e/real-node-controller.test.ts).
 //
-// The test control plane has no kubelet and no StatefulSet/DaemonSet controllers: the tests play
-// their part by patching the workloads' (and a pod's) status, as those would report it.
+// The test control plane has no kubelet and no StatefulSet/DaemonSet controllers: the reconcile
+// count needs a status flap with nothing else changed, a state no real workload controller can
+// be made to write on demand, so the tests patch the workloads' status themselves.
 import { randomBytes } from 'node:crypto';
 
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -92,106 +94,6 @@ afterAll(async () => {
 });
 
 describe('status', () => {
-  it('reports Ready only once the cache and the node agent pods are ready, saying what it waits for', async () => {
-    const n = await mirror('wait', { upstreamUrl: 'wait.example.com' });
-    // The API equivalent of `kubectl wait --for=condition=Ready`, started before anything is ready.
-    let readyAt = 0;
-    const waiting = waitForReady(c, n, 'True', 60_000).then((m) => ((readyAt = Date.now()), m));
-    const m1 = await waitUntil(async () => {
-      const m = await getMirror(c, n);
-      return condition(m, 'Ready')?.reason === 'CacheNotReady' ? m : undefined;
-    }, 'Ready=False CacheNotReady');
-    expect(condition(m1, 'Ready')).toMatchObject({ status: 'False' });
-    expect(condition(m1, 'Reconciling')).toMatchObject({ status: 'True', reason: 'Progressing' });
-    expect(condition(m1, 'Stalled')).toMatchObject({ status: 'False' });
-    expect(condition(m1, 'Ready')!.message).toContain(`StatefulSet registry-mirror-${n}`);
-
-    await markStatefulSetReady(c.apps, namespace, `registry-mirror-${n}`);
-    const m2 = await waitUntil(async () => {
-      const m = await getMirror(c, n);
-      return condition(m, 'Ready')?.reason === 'NodeAgentNotReady' ? m : undefined;
-    }, 'Ready=False NodeAgentNotReady');
-    expect(condition(m2, 'Ready')!.message).toContain(`DaemonSet registry-mirror-${n} (the node agent)`);
-    expect(readyAt).toBe(0);
-
-    const before = Date.now();
-    await markDaemonSetReady(c.apps, namespace, `registry-mirror-${n}`, 3);
-    const m3 = await waiting;
-    expect(readyAt).toBeGreaterThanOrEqual(before);
-    expect(condition(m3, 'Ready')).toMatchObject({ status: 'True', reason: 'Serving' });
-    expect(condition(m3, 'Ready')!.message).toContain('3/3 ready');
-    expect(condition(m3, 'Reconciling')).toMatchObject({ status: 'False' });
-  });
-
-  it("gives a crash-looping cache container's reason", async () => {
-    const n = `crash-${suffix}`;
-    // A cache pod as the kubelet would report it after a few failed starts.
-    const labels = { mirror: n, 'app.kubernetes.io/component': 'cache' };
-    await c.core.createNamespacedPod({
-      namespace,
-      body: {
-        metadata: { name: `registry-mirror-${n}-0`, namespace, labels },
-        spec: { containers: [{ name: 'registry', image: 'registry:3.1.2' }] },
-      },
-    });
-    await c.core.patchNamespacedPodStatus(
-      {
-        name: `registry-mirror-${n}-0`,
-        namespace,
-        body: {
-          status: {
-            phase: 'Running',
-            containerStatuses: [
-              {
-                name: 'registry',
-                image: 'registry:3.1.2',
-                imageID: '',
-                ready: false,
-                restartCount: 4,
-                state: {
-                  waiting: { reason: 'CrashLoopBackOff', message: 'back-off 1m20s restarting failed container' },
-                },
-                lastState: { terminated: { reason: 'Error', exitCode: 1 } },
-              },
-            ],
-          },
-        },
-      },
-      (await import('@kubernetes/client-node')).setHeaderOptions('Content-Type', 'application/merge-patch+json'),
-    );
-    created.push(n);
-    await createMirror(c, n, { upstreamUrl: 'crash.example.com' }, {});
-    // The StatefulSet controller's part: it has seen the StatefulSet, and its one pod is not ready.
-    const sts = await waitUntil(
-      () => c.apps.readNamespacedStatefulSet({ name: `registry-mirror-${n}`, namespace }).catch(() => undefined),
-      'the cache StatefulSet',
-    );
-    await c.apps.patchNamespacedStatefulSetStatus(
-      {
-        name: `registry-mirror-${n}`,
-        namespace,
-        body: { status: { observedGeneration: sts.metadata!.generation, replicas: 1, readyReplicas: 0 } },
-      },
-      (await import('@kubernetes/client-node')).setHeaderOptions('Content-Type', 'application/merge-patch+json'),
-    );
-    const m = await waitUntil(async () => {
-      const x = await getMirror(c, n);
-      return condition(x, 'Ready')?.reason === 'CrashLoopBackOff' ? x : undefined;
-    }, 'Ready=False CrashLoopBackOff');
-    expect(condition(m, 'Ready')!.message).toContain(
-      `Pod registry-mirror-${n}-0: container registry is in CrashLoopBackOff`,
-    );
-    // The Event is recorded after the status write, without holding the worker up: wait for it.
-    const warnings = await waitUntil(async () => {
-      const list = await c.core.listNamespacedEvent({
-        namespace: 'default',
-        fieldSelector: `involvedObject.name=${n},type=Warning`,
-      });
-      return list.items.some((e) => e.reason === 'CrashLoopBackOff') ? list : undefined;
-    }, `the CrashLoopBackOff Event of ${n}`);
-    expect(warnings.items.map((e) => e.reason)).toContain('CrashLoopBackOff');
-  });
-
   it('reconciles once per change: its own status write and a status flap of a workload queue nothing', async () => {
     const n = await mirror('count', { upstreamUrl: 'count.example.com' });
     await waitUntil(async () => condition(await getMirror(c, n), 'Ready')?.reason === 'CacheNotReady', 'first status');

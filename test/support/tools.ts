@@ -2,7 +2,8 @@
 // A cached binary is found without running Go; a missing one is built by tools/build.sh,
 // whose output is streamed with a prefix so a long cold build shows progress.
 import { spawn } from 'node:child_process';
-import { access, readFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { access, readdir, readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -111,8 +112,7 @@ export async function ensureTool(name: ToolName): Promise<string> {
   if (override) return override;
 
   const { module, pinned, file } = modules[name];
-  const version = await pinnedVersion(module, pinned);
-  const binary = join(toolsCacheDir(), `${module}-${version}`, file ?? name);
+  const binary = join(toolsCacheDir(), await cacheEntry(module, pinned), file ?? name);
   if (await exists(binary)) return binary;
 
   let build = builds.get(module);
@@ -132,7 +132,7 @@ export async function ensureTool(name: ToolName): Promise<string> {
 export async function hasTool(name: ToolName): Promise<boolean> {
   if (process.env[`MIRROR_SYNTH_${name.toUpperCase().replaceAll('-', '_')}`]) return true;
   const { module, pinned, file } = modules[name];
-  return exists(join(toolsCacheDir(), `${module}-${await pinnedVersion(module, pinned)}`, file ?? name));
+  return exists(join(toolsCacheDir(), await cacheEntry(module, pinned), file ?? name));
 }
 
 /** The directory holding a module's binaries (to put on PATH, e.g. containerd beside its shim). */
@@ -144,6 +144,32 @@ export async function ensureToolDir(name: ToolName): Promise<string> {
 export async function toolVersion(name: ToolName): Promise<string> {
   const { module, pinned } = modules[name];
   return pinnedVersion(module, pinned);
+}
+
+/**
+ * A module's cache entry, as tools/build.sh names it: `<module>-<version>`, plus `-src<hash>` of
+ * tools/<module>'s files when it holds Go source of ours (not just tools.go), so that editing the
+ * source rebuilds it.
+ */
+async function cacheEntry(module: ModuleName, pinned: string): Promise<string> {
+  const version = await pinnedVersion(module, pinned);
+  const dir = join(repoRoot, 'tools', module);
+  const entries = await readdir(dir, { withFileTypes: true });
+  // tools.go only pins the module (go.mod names the version): nothing of ours is built
+  if (!entries.some((e) => e.isFile() && e.name.endsWith('.go') && e.name !== 'tools.go')) {
+    return `${module}-${version}`;
+  }
+  const names = entries
+    .filter((e) => e.isFile())
+    .map((e) => e.name)
+    .sort();
+  let listing = '';
+  for (const n of names) {
+    listing += `${n}\n${createHash('sha256')
+      .update(await readFile(join(dir, n)))
+      .digest('hex')}\n`;
+  }
+  return `${module}-${version}-src${createHash('sha256').update(listing).digest('hex').slice(0, 12)}`;
 }
 
 async function pinnedVersion(module: ModuleName, pinned: string): Promise<string> {

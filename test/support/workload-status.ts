@@ -3,6 +3,19 @@
 // it patches the status of the StatefulSets and DaemonSets in a namespace so they report every
 // desired pod ready for their current generation, as the workload controllers would once the
 // kubelet marked the pods Ready. Tests that use it say so.
+//
+// Readiness as the real kubelet and controllers report it is the real node's (test/support/node.ts:
+// real-node*.test.ts), which is where every claim about Ready, probes and crash loops is made.
+// What still uses this, and why a real node does not do their job:
+// - controller.test.ts and name-collision.test.ts: Ready is only the step after which they check
+//   what was applied, pruned or refused, for many mirrors on the shared control plane; a real
+//   cache pod per mirror would add its start to each case and tell nothing more.
+// - controller-recovery.test.ts: it stops and restarts its own API server mid-test, which a node's
+//   kubelet and controllers would not survive as a cluster does.
+// - controller-status.test.ts (markStatefulSetReady): a status flap with nothing else changed, a
+//   state no real controller writes on demand.
+// - monitoring.test.ts: a DaemonSet desired on two nodes with one missing its agent, a state a
+//   single real node cannot be put into.
 import { AppsV1Api, type KubeConfig, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 
 /** Status a StatefulSet reports when all `replicas` pods of generation `generation` are ready. */
