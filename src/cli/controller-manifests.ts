@@ -13,6 +13,8 @@ export interface ControllerManifestsCommandOptions extends PolicyFlags {
   readonly image: string;
   /** Add the controller's PodMonitor and PrometheusRule (needs the Prometheus Operator's CRDs). */
   readonly monitoring?: boolean;
+  /** Run the controller with `--takeover` and grant it pod and claim `delete`. @default false */
+  readonly takeover?: boolean;
   /** `plain` (YAML on stdout) or `helm` (a chart in `out`, with the CRD in crds/). */
   readonly format?: string;
   readonly chartVersion?: string;
@@ -44,6 +46,7 @@ export function controllerManifests(opts: ControllerManifestsCommandOptions): st
         namespace,
         image: opts.image,
         policy: resolvePolicy(opts),
+        ...(opts.takeover ? { takeover: true } : {}),
       }),
       ...(opts.monitoring ? controllerMonitoringObjects(namespace) : []),
     ],

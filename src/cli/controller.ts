@@ -17,6 +17,7 @@ import {
   resolvePolicy,
   resolveProbeBind,
   resolveSecondsBetweenStreams,
+  resolveTakeover,
 } from './options.js';
 
 /** The controller command's flags as given (unresolved). */
@@ -50,6 +51,8 @@ export interface ControllerCommandOptions extends PolicyFlags, LeaderTimingFlags
   readonly clusterDomain?: string;
   /** containerd, k3s, rke2 or cri-o. @default NODE_RUNTIME, then cdk8s.yaml `nodeRuntime`, else 'containerd' */
   readonly nodeRuntime?: string;
+  /** Take mirrors over from the original mirror-operator (README: Migrating from mirror-operator). @default TAKEOVER, else false */
+  readonly takeover?: boolean;
 }
 
 /** A port the controller cannot listen on is the user's to fix: one line, exit 2. */
@@ -102,6 +105,7 @@ export async function controller(opts: ControllerCommandOptions): Promise<void> 
       clusterDomain: resolveClusterDomain(opts.clusterDomain),
       nodeRuntime,
       policy,
+      takeover: resolveTakeover(opts.takeover),
     }),
   );
   const onSignal = (signal: NodeJS.Signals): void => {

@@ -186,6 +186,10 @@ export function buildCli(): Command {
     )
     .option('--cluster-domain <domain>', 'as for synth (env CLUSTER_DOMAIN; default cluster.local)')
     .option('--node-runtime <runtime>', 'as for synth (env NODE_RUNTIME; default containerd)')
+    .option(
+      '--takeover',
+      "take mirrors over from the original mirror-operator, deleting its objects (env TAKEOVER=true; needs controller-manifests --takeover's RBAC)",
+    )
     .option('--log-level <level>', 'debug, info, warn or error', 'info')
     .action(async (opts: ControllerCommandOptions) => {
       const { controller } = await import('./controller.js');
@@ -198,6 +202,10 @@ export function buildCli(): Command {
     .addOption(namespaceOption())
     .requiredOption('--image <image>', "controller image, built from this repository's Dockerfile")
     .option('--monitoring', "add the controller's PodMonitor and PrometheusRule (needs the Prometheus Operator)")
+    .option(
+      '--takeover',
+      'run the controller with --takeover and grant what it needs: delete on pods and persistentvolumeclaims (remove it once every mirror has moved)',
+    )
     .option('--format <format>', 'plain (YAML on stdout) or helm (a chart in --out, the CRD in crds/)')
     .option('--chart-version <semver>', 'the chart version, with --format helm')
     .option('-o, --out <dir>', 'the chart directory, with --format helm')

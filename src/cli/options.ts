@@ -103,6 +103,19 @@ export function resolveSecondsBetweenStreams(flag?: number): number {
   return wholeNumber(flag, 'SECONDS_BETWEEN_STREAMS', DEFAULT_SECONDS_BETWEEN_STREAMS, 'a whole number of seconds');
 }
 
+/**
+ * Whether the controller takes mirrors over from the original mirror-operator: --takeover, then
+ * TAKEOVER (`true` or `false`), else off. Its RBAC (`controller-manifests --takeover`) must grant
+ * the deletes it makes.
+ */
+export function resolveTakeover(flag?: boolean): boolean {
+  if (flag !== undefined) return flag;
+  const raw = process.env.TAKEOVER;
+  if (raw === undefined || raw === '') return false;
+  if (raw === 'true' || raw === 'false') return raw === 'true';
+  throw new UsageError(`TAKEOVER must be true or false, got '${raw}'`);
+}
+
 export function resolveMetricsPort(flag?: number): number {
   return flag ?? CONTROLLER_METRICS_PORT;
 }

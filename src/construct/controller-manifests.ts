@@ -5,7 +5,8 @@
  * RBAC, and why each rule is there:
  * - ClusterRole: read and watch RegistryMirrors (cluster-scoped) and write their status.
  * - Role in the output namespace: manage the children (ConfigMaps, Services, StatefulSets,
- *   DaemonSets, NetworkPolicies); take the leader-election Lease. Secrets, see SECRET_VERBS: a Secret's data is
+ *   DaemonSets, NetworkPolicies); list pods (a stuck container's reason); take the leader-election
+ *   Lease. With `takeover` only: delete pods and list and delete claims (the original operator's). Secrets, see SECRET_VERBS: a Secret's data is
  *   used only when the Secret opts in to the mirror (controller/credentials.ts), a rule RBAC
  *   cannot express (it knows no annotations or labels, and list gives every Secret's data), so the
  *   controller enforces it and the Role grants only the verbs the controller uses.
@@ -48,6 +49,13 @@ export interface ControllerManifestsProps {
   readonly image: string;
   /** The allowlist written into the ConfigMap `mirror-synth-allowlist`. @default - every list unset: anything */
   readonly policy?: MirrorPolicy;
+  /**
+   * Take mirrors over from the original mirror-operator: the Deployment runs `controller
+   * --takeover`, and the Role adds `delete` on pods and `list`, `delete` on
+   * persistentvolumeclaims (its orphaned pods and its claims). Remove it once every mirror has
+   * moved. @default false - pods `list` only, no claims
+   */
+  readonly takeover?: boolean;
 }
 
 const selector = { [NAME_LABEL]: PROJECT, [COMPONENT_LABEL]: 'controller' };
@@ -72,7 +80,7 @@ export class ControllerManifests extends Construct {
 }
 
 function addControllerObjects(chart: Construct, props: ControllerManifestsProps): void {
-  const { namespace, image, policy = {} } = props;
+  const { namespace, image, policy = {}, takeover = false } = props;
   new MirrorNamespace(chart, 'Namespace', { name: namespace });
   const meta = (name: string, ns?: string) => ({ name, ...(ns ? { namespace: ns } : {}), labels });
 
@@ -102,8 +110,10 @@ function addControllerObjects(chart: Construct, props: ControllerManifestsProps)
       { apiGroups: ['apps'], resources: ['statefulsets', 'daemonsets'], verbs: CHILD_VERBS },
       { apiGroups: ['networking.k8s.io'], resources: ['networkpolicies'], verbs: CHILD_VERBS },
       { apiGroups: [''], resources: ['secrets'], verbs: SECRET_VERBS },
-      // list: why a cache pod does not start; delete: the original mirror-operator's pods, on takeover.
-      { apiGroups: [''], resources: ['pods', 'persistentvolumeclaims'], verbs: ['list', 'delete'] },
+      // list: why a cache pod does not start.
+      { apiGroups: [''], resources: ['pods'], verbs: takeover ? ['list', 'delete'] : ['list'] },
+      // Only with the takeover: the original mirror-operator's orphaned pods (above) and its claims.
+      ...(takeover ? [{ apiGroups: [''], resources: ['persistentvolumeclaims'], verbs: ['list', 'delete'] }] : []),
       // create cannot be narrowed by name; renewing is limited to the controller's own Lease.
       { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['create'] },
       {
@@ -165,7 +175,7 @@ function addControllerObjects(chart: Construct, props: ControllerManifestsProps)
             {
               name: 'controller',
               image,
-              args: ['controller'],
+              args: takeover ? ['controller', '--takeover'] : ['controller'],
               env: [
                 { name: 'NAMESPACE', value: namespace },
                 // The allowlist, from its ConfigMap: a key left out allows anything (restart after a change).

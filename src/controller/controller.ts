@@ -81,6 +81,12 @@ export interface StartControllerOptions {
   readonly maxRetryDelayMs?: number;
   /** What RegistryMirrors may name (api/policy.ts); a mirror it refuses stalls with NotAllowed. @default - anything */
   readonly policy?: MirrorPolicy;
+  /**
+   * Take mirrors over from the original mirror-operator (controller/takeover.ts); its RBAC must
+   * grant pod and claim `delete` (`controller-manifests --takeover`). @default false - a mirror
+   * whose children's names hold the original's objects stalls with TakeoverDisabled
+   */
+  readonly takeover?: boolean;
 }
 
 export interface RunningController {
@@ -218,6 +224,7 @@ class Controller {
       ...(opts.clusterDomain ? { clusterDomain: opts.clusterDomain } : {}),
       ...(opts.nodeRuntime ? { nodeRuntime: opts.nodeRuntime } : {}),
       ...(opts.policy ? { policy: opts.policy } : {}),
+      ...(opts.takeover ? { takeover: true } : {}),
       mirrors: this.mirrors,
       secrets: this.secrets,
       children: this.children,

@@ -40,7 +40,7 @@ import {
 } from './readiness.js';
 import type { ReferencedSecrets } from './secrets.js';
 import { CONDITION_TYPES, eventFor, nextStatus, type ReconcileOutcome, statusChanged } from './status.js';
-import { Takeover } from './takeover.js';
+import { Takeover, type TakeoverStep } from './takeover.js';
 
 /** A SpecError as one condition message: every problem, then what to do. */
 export function specMessage(err: SpecError): string {
@@ -119,6 +119,8 @@ export interface ReconcilerOptions {
   readonly nodeRuntime?: NodeRuntime;
   /** What mirrors may name; one it refuses stalls with NotAllowed. @default - anything */
   readonly policy?: MirrorPolicy;
+  /** Take mirrors over from the original mirror-operator. @default false */
+  readonly takeover?: boolean;
   readonly mirrors: Cache<RegistryMirrorObject>;
   /** Referenced Secrets, with their data (the informer holds metadata only). */
   readonly secrets: ReferencedSecrets;
@@ -223,7 +225,12 @@ export class Reconciler {
 
   constructor(private readonly opts: ReconcilerOptions) {
     this.now = opts.now ?? (() => new Date());
-    this.takeover = new Takeover({ client: opts.client, namespace: opts.namespace, logger: opts.logger });
+    this.takeover = new Takeover({
+      client: opts.client,
+      namespace: opts.namespace,
+      logger: opts.logger,
+      enabled: opts.takeover ?? false,
+    });
   }
 
   /** Whether a child event is only the echo of the controller's own apply (nothing to do). */
@@ -404,7 +411,19 @@ export class Reconciler {
       if (obj) live.push(obj as LiveMeta);
     }
     // Taking over the original operator's objects holds some children back until it is safe.
-    const step = await this.takeover.step(mirror, all, live, log);
+    let step: TakeoverStep;
+    try {
+      step = await this.takeover.step(mirror, all, live, log);
+    } catch (err) {
+      if (errorStatus(err) !== 403) throw err;
+      return {
+        type: 'Stalled',
+        reason: 'TakeoverForbidden',
+        message:
+          `Taking over from mirror-operator needs to delete its pods and claims in namespace ${namespace}, and the controller may not (${describeError(err)}). ` +
+          'Apply `mirror-synth controller-manifests --takeover`, which grants pod and persistentvolumeclaim delete with --takeover; the takeover resumes where it stopped.',
+      };
+    }
     if (step.outcome) return step.outcome;
     const desired = step.desired;
     const plan = planChildren({ mirror: name, desired, live, applied: (k) => this.applied.get(`${name}|${k}`) });

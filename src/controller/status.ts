@@ -23,7 +23,9 @@ export type StalledReason =
   | 'ApplyRejected'
   | 'HostConflict'
   | 'NameCollision'
-  | 'ForeignObject';
+  | 'ForeignObject'
+  | 'TakeoverDisabled'
+  | 'TakeoverForbidden';
 
 /** What one reconcile of one mirror came to. */
 export type ReconcileOutcome =

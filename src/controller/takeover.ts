@@ -24,14 +24,18 @@
  *     new node agent is ready, its nginx Secret.
  *
  * Objects that are not the original operator's are never taken over: they stall the mirror
- * (ForeignObject) with the command that resolves it.
+ * (ForeignObject) with the command that resolves it. "The original's" is decided per object from
+ * its labels, its name (exactly what mirror-operator named that kind for this mirror, see
+ * legacyNamed) and its ownerReferences (none but the original's kind), never from labels alone: a
+ * mirror whose `spec.labels` keeps `app: docker-registry` gives its new children the original's
+ * labels too, and another object may carry them.
  */
 import type { KubernetesObject, V1Pod } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 
 import { describeError } from '../api/kube-errors.js';
 import type { KubeObject } from '../api/kube-object.js';
-import { childName, MANAGED_BY_LABEL, MIRROR_LABEL } from '../api/names.js';
+import { childName, KIND, MANAGED_BY_LABEL, MIRROR_API_VERSION, MIRROR_LABEL } from '../api/names.js';
 import type { KubeClient, RegistryMirrorObject } from './kube.js';
 import type { LiveMeta } from './plan.js';
 import type { Waiting } from './readiness.js';
@@ -42,21 +46,97 @@ export const LEGACY_APP_LABEL = 'app';
 export const LEGACY_APP = 'docker-registry';
 /** Ready reason while a takeover is under way; the controller resumes one it finds in status after a restart. */
 export const TAKING_OVER = 'TakingOver';
+/** Stalled reason of a takeover the controller's RBAC does not allow (it resumes from this one too). */
+export const TAKEOVER_FORBIDDEN = 'TakeoverForbidden';
+/** Where the README explains the move. */
+const MIGRATING = 'README: Migrating from mirror-operator';
 const STEP_RECHECK_MS = 1_000;
 
 export function legacySelector(mirror: string): string {
   return `${LEGACY_APP_LABEL}=${LEGACY_APP},${MIRROR_LABEL}=${mirror}`;
 }
 
-/** Whether an object is the original operator's child of this mirror. */
-export function isLegacy(obj: KubernetesObject | undefined, mirror: string): boolean {
-  const labels = obj?.metadata?.labels ?? {};
-  return labels[LEGACY_APP_LABEL] === LEGACY_APP && labels[MIRROR_LABEL] === mirror && !labels[MANAGED_BY_LABEL];
+/** Kinds of the original operator's objects the takeover reads or deletes. */
+export type LegacyKind = 'StatefulSet' | 'DaemonSet' | 'Service' | 'Secret' | 'PersistentVolumeClaim' | 'Pod';
+
+/** The original's StatefulSet volumeClaimTemplate: its claims are `image-store-<StatefulSet>-<ordinal>`. */
+export const LEGACY_CLAIM_TEMPLATE = 'image-store';
+
+/** The characters of the suffix the API server appends to a generateName (apimachinery's rand.String: no vowels). */
+const GENERATED_NAME_CHARS = 'bcdfghjklmnpqrstvwxz2456789';
+
+function escapeRegExp(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+/**
+ * Whether `name` is a name mirror-operator gave an object of `kind` for this mirror: StatefulSet
+ * `registry-mirror-<name>`; DaemonSet that name (its README) or `-utils` (later versions);
+ * Services that name and `-headless`; Secret `-secret` (its nginx config); the StatefulSet's claims
+ * `image-store-registry-mirror-<name>-<ordinal>`; pods `registry-mirror-<name>-<ordinal>` (the
+ * StatefulSet's) or a DaemonSet's name plus the 5 characters the API server generates. It made
+ * no ConfigMap. (With `addressingScheme: services` it also made a cert-manager Certificate, whose
+ * `-tls` Secret cert-manager owns: neither is touched.)
+ */
+export function legacyNamed(kind: LegacyKind, name: string, mirror: string): boolean {
+  const full = childName(mirror);
+  switch (kind) {
+    case 'StatefulSet':
+      return name === full;
+    case 'DaemonSet':
+      return name === full || name === `${full}-utils`;
+    case 'Service':
+      return name === full || name === `${full}-headless`;
+    case 'Secret':
+      return name === `${full}-secret`;
+    case 'PersistentVolumeClaim':
+      return new RegExp(`^${escapeRegExp(`${LEGACY_CLAIM_TEMPLATE}-${full}`)}-\\d+$`).test(name);
+    case 'Pod':
+      return new RegExp(`^${escapeRegExp(full)}-(\\d+|(utils-)?[${GENERATED_NAME_CHARS}]{5})$`).test(name);
+  }
+}
+
+/**
+ * Whether every ownerReference of `obj` is one mirror-operator's objects have: to the RegistryMirror
+ * without `controller` (it set those on everything it made), and, on a pod, to the original's
+ * StatefulSet or DaemonSet (until the orphaning delete removes it). Ours are controller references;
+ * a claim of a StatefulSet with a retention policy (ours) is owned by that StatefulSet.
+ */
+function legacyOwners(kind: LegacyKind, obj: KubernetesObject, mirror: string): boolean {
+  return (obj.metadata?.ownerReferences ?? []).every((r) => {
+    if (r.apiVersion === MIRROR_API_VERSION && r.kind === KIND && r.name === mirror) return r.controller !== true;
+    if (kind !== 'Pod' || r.apiVersion !== 'apps/v1') return false;
+    return (
+      (r.kind === 'StatefulSet' || r.kind === 'DaemonSet') &&
+      legacyNamed(r.kind, r.name, mirror) &&
+      r.controller === true
+    );
+  });
+}
+
+/**
+ * Whether an object of `kind` is the original operator's child of this mirror: its labels, a name
+ * it gave that kind (legacyNamed), no managed-by label of ours, and no ownerReference but its own.
+ */
+export function isLegacy(kind: LegacyKind, obj: KubernetesObject | undefined, mirror: string): boolean {
+  if (!obj) return false;
+  const labels = obj.metadata?.labels ?? {};
+  return (
+    labels[LEGACY_APP_LABEL] === LEGACY_APP &&
+    labels[MIRROR_LABEL] === mirror &&
+    !labels[MANAGED_BY_LABEL] &&
+    legacyNamed(kind, obj.metadata?.name ?? '', mirror) &&
+    legacyOwners(kind, obj, mirror)
+  );
+}
+
+function isLegacyKind(kind: string): kind is LegacyKind {
+  return ['StatefulSet', 'DaemonSet', 'Service', 'Secret', 'PersistentVolumeClaim', 'Pod'].includes(kind);
 }
 
 /** The StatefulSet ordinal in a pod name `registry-mirror-<name>-<n>`, or undefined. */
 export function ordinal(pod: string, statefulSet: string): number | undefined {
-  const m = new RegExp(`^${statefulSet.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}-(\\d+)$`).exec(pod);
+  const m = new RegExp(`^${escapeRegExp(statefulSet)}-(\\d+)$`).exec(pod);
   return m ? Number(m[1]) : undefined;
 }
 
@@ -81,7 +161,15 @@ export interface TakeoverStep {
 export class Takeover {
   private readonly active = new Set<string>();
 
-  constructor(private readonly opts: { client: KubeClient; namespace: string; logger: Logger }) {}
+  constructor(
+    private readonly opts: {
+      client: KubeClient;
+      namespace: string;
+      logger: Logger;
+      /** Take mirrors over at all; when false, the original's objects stall their mirror (TakeoverDisabled). */
+      enabled: boolean;
+    },
+  ) {}
 
   /**
    * A child could not be applied (409): if the object in the way is the original operator's,
@@ -90,7 +178,20 @@ export class Takeover {
   async claim(mirror: RegistryMirrorObject, child: KubeObject, log: Logger): Promise<ReconcileOutcome | undefined> {
     const name = mirror.metadata?.name ?? '';
     const existing = await this.opts.client.read(child);
-    if (!isLegacy(existing, name)) return undefined;
+    if (!isLegacyKind(child.kind) || !isLegacy(child.kind, existing, name)) return undefined;
+    if (!this.opts.enabled) {
+      log.warn(
+        { kind: child.kind, name: child.metadata.name },
+        'found the original mirror-operator objects; takeover is off',
+      );
+      return {
+        type: 'Stalled',
+        reason: 'TakeoverDisabled',
+        message:
+          `${child.kind} ${this.opts.namespace}/${child.metadata.name} is the original mirror-operator's, and taking mirrors over is off. ` +
+          `Stop mirror-operator, then apply \`mirror-synth controller-manifests --takeover\` (the controller runs with --takeover and may delete the original's pods and claims; ${MIGRATING}).`,
+      };
+    }
     this.active.add(name);
     log.info(
       { kind: child.kind, name: child.metadata.name },
@@ -121,7 +222,10 @@ export class Takeover {
     log: Logger,
   ): Promise<TakeoverStep> {
     const name = mirror.metadata?.name ?? '';
-    const resumed = mirror.status?.conditions?.some((c) => c.type === 'Ready' && c.reason === TAKING_OVER);
+    if (!this.opts.enabled) return { desired: all };
+    const resumed = mirror.status?.conditions?.some(
+      (c) => c.type === 'Ready' && (c.reason === TAKING_OVER || c.reason === TAKEOVER_FORBIDDEN),
+    );
     if (!this.active.has(name) && !resumed) return { desired: all };
     this.active.add(name);
     const { client, namespace } = this.opts;
@@ -136,8 +240,8 @@ export class Takeover {
     const act = (what: string) => log.info({ step: what }, 'takeover');
 
     const oldSts = await client.read(sts);
-    const legacySts = isLegacy(oldSts, name) ? oldSts : undefined;
-    const pods = (await client.listPods(namespace, selector)).filter((p) => isLegacy(p, name));
+    const legacySts = isLegacy('StatefulSet', oldSts, name) ? oldSts : undefined;
+    const pods = (await client.listPods(namespace, selector)).filter((p) => isLegacy('Pod', p, name));
     const high = pods.filter((p) => (ordinal(p.metadata?.name ?? '', base) ?? -1) >= replicas);
     const low = pods.filter((p) => (ordinal(p.metadata?.name ?? '', base) ?? Infinity) < replicas);
     const anyReady = pods.some(podReady);
@@ -147,7 +251,7 @@ export class Takeover {
     // they would adopt (and then delete) its orphaned cache pods. Orphan them first: their pods
     // keep running (and keep the nodes' /etc/hosts entries) until the new node agent is ready.
     const oldDaemonSets = (await client.list('apps/v1', 'DaemonSet', namespace, selector)).filter((d) =>
-      isLegacy(d, name),
+      isLegacy('DaemonSet', d, name),
     );
     if (oldDaemonSets.length > 0) {
       for (const d of oldDaemonSets) {
@@ -194,14 +298,14 @@ export class Takeover {
     }
     const ours = new Set(live.map((l) => `${l.kind}/${l.metadata.name}`));
     const oldHeadless = await client.read(headless);
-    if (isLegacy(oldHeadless, name) && !ours.has(`Service/${headless.metadata.name}`)) {
+    if (isLegacy('Service', oldHeadless, name) && !ours.has(`Service/${headless.metadata.name}`)) {
       act('replace the original headless Service');
       await client.replaceService(headless, oldHeadless!);
     }
     const cache = live.find((l) => l.kind === 'StatefulSet' && l.metadata.name === sts.metadata.name)?.workload;
     const cacheReady = cache !== undefined && cache.observedGeneration >= cache.generation && cache.ready >= replicas;
     const oldService = await client.read(service);
-    const serviceIsOld = isLegacy(oldService, name);
+    const serviceIsOld = isLegacy('Service', oldService, name);
     const hold = (o: KubeObject) => o === service && serviceIsOld;
     if (serviceIsOld) {
       if (!cacheReady) {
@@ -243,12 +347,15 @@ export class Takeover {
       await client.delete({ apiVersion: 'v1', kind: 'Pod', metadata: { name: p.metadata?.name, namespace } });
     }
     const secrets = await client.list('v1', 'Secret', namespace, selector);
-    for (const s of secrets.filter((x) => isLegacy(x, name))) {
+    for (const s of secrets.filter((x) => isLegacy('Secret', x, name))) {
       act(`delete the original Secret ${s.metadata?.name}`);
       await client.delete({ apiVersion: 'v1', kind: 'Secret', metadata: { name: s.metadata?.name, namespace } });
     }
     // Its cache volumes (the claims carry its StatefulSet's selector labels): a cache is disposable.
-    const claims = await client.list('v1', 'PersistentVolumeClaim', namespace, selector);
+    // Only its own: the new cache's claims carry these labels too when spec.labels sets app.
+    const claims = (await client.list('v1', 'PersistentVolumeClaim', namespace, selector)).filter((x) =>
+      isLegacy('PersistentVolumeClaim', x, name),
+    );
     for (const pvc of claims) {
       act(`delete the original claim ${pvc.metadata?.name}`);
       await client.delete({
@@ -258,7 +365,7 @@ export class Takeover {
       });
     }
     try {
-      const remaining = (await client.listPods(namespace, selector)).filter((p) => isLegacy(p, name));
+      const remaining = (await client.listPods(namespace, selector)).filter((p) => isLegacy('Pod', p, name));
       if (remaining.length > 0) {
         return {
           desired: all.filter((o) => !hold(o)),

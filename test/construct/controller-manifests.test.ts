@@ -83,6 +83,27 @@ describe('controllerManifests', () => {
     expect(events).toEqual([{ apiGroups: [''], resources: ['events'], verbs: ['create', 'patch'] }]);
   });
 
+  it('grants pod and claim delete only with the takeover, and then runs the controller with --takeover', () => {
+    const podRules = (objs: KubeObject[]) =>
+      (objs.find((o) => o.kind === 'Role' && o.metadata.name === 'mirror-synth-controller')!.rules as Rule[]).filter(
+        (r) => r.resources.includes('pods') || r.resources.includes('persistentvolumeclaims'),
+      );
+    const args = (objs: KubeObject[]) =>
+      (objs.find((o) => o.kind === 'Deployment')!.spec as any).template.spec.containers[0].args;
+    expect(podRules(objects)).toEqual([{ apiGroups: [''], resources: ['pods'], verbs: ['list'] }]);
+    expect(args(objects)).toEqual(['controller']);
+    const takeover = controllerObjects({
+      namespace: 'kube-extra',
+      image: 'example.com/mirror-synth:1.2.3',
+      takeover: true,
+    });
+    expect(podRules(takeover)).toEqual([
+      { apiGroups: [''], resources: ['pods'], verbs: ['list', 'delete'] },
+      { apiGroups: [''], resources: ['persistentvolumeclaims'], verbs: ['list', 'delete'] },
+    ]);
+    expect(args(takeover)).toEqual(['controller', '--takeover']);
+  });
+
   it('writes the allowlist into its ConfigMap and has the policy and the controller read it from there', () => {
     // Unset lists are left out of the ConfigMap (anything); an empty list is an empty value (nothing).
     expect(find('ConfigMap', 'mirror-synth-allowlist', 'kube-extra').data).toEqual({});

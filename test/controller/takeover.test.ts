@@ -1,25 +1,96 @@
+import type { V1OwnerReference } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
 
 import { byAge, hostConflictOf } from '../../src/controller/reconciler.js';
-import { isLegacy, legacySelector, ordinal } from '../../src/controller/takeover.js';
+import { isLegacy, type LegacyKind, legacyNamed, legacySelector, ordinal } from '../../src/controller/takeover.js';
 import { mirrorChanged } from '../../src/controller/watches.js';
 
 describe('takeover helpers', () => {
-  it("recognises the original operator's objects by their labels, and only those", () => {
-    expect(isLegacy({ metadata: { labels: { app: 'docker-registry', mirror: 'quay' } } }, 'quay')).toBe(true);
-    expect(isLegacy({ metadata: { labels: { app: 'docker-registry', mirror: 'other' } } }, 'quay')).toBe(false);
+  const legacy = { app: 'docker-registry', mirror: 'quay' };
+  const mirrorRef = { apiVersion: 'k8s.osp.tech/v1', kind: 'RegistryMirror', name: 'quay', uid: 'u' };
+  const obj = (name: string, labels: Record<string, string> = legacy, ownerReferences?: V1OwnerReference[]) => ({
+    metadata: { name, labels, ...(ownerReferences ? { ownerReferences } : {}) },
+  });
+
+  it("recognises the original operator's objects by their labels and names, and only those", () => {
+    expect(isLegacy('StatefulSet', obj('registry-mirror-quay'), 'quay')).toBe(true);
+    expect(isLegacy('StatefulSet', obj('registry-mirror-quay', { ...legacy, mirror: 'other' }), 'quay')).toBe(false);
     expect(
       isLegacy(
-        {
-          metadata: {
-            labels: { app: 'docker-registry', mirror: 'quay', 'app.kubernetes.io/managed-by': 'mirror-synth' },
-          },
-        },
+        'StatefulSet',
+        obj('registry-mirror-quay', { ...legacy, 'app.kubernetes.io/managed-by': 'mirror-synth' }),
         'quay',
       ),
     ).toBe(false);
-    expect(isLegacy({ metadata: { labels: { mirror: 'quay' } } }, 'quay')).toBe(false);
+    expect(isLegacy('StatefulSet', obj('registry-mirror-quay', { mirror: 'quay' }), 'quay')).toBe(false);
+    expect(isLegacy('StatefulSet', undefined, 'quay')).toBe(false);
     expect(legacySelector('quay')).toBe('app=docker-registry,mirror=quay');
+  });
+
+  it('knows the names mirror-operator gave each kind', () => {
+    const yes: Array<[LegacyKind, string]> = [
+      ['DaemonSet', 'registry-mirror-quay'],
+      ['DaemonSet', 'registry-mirror-quay-utils'],
+      ['Service', 'registry-mirror-quay'],
+      ['Service', 'registry-mirror-quay-headless'],
+      ['Secret', 'registry-mirror-quay-secret'],
+      ['PersistentVolumeClaim', 'image-store-registry-mirror-quay-0'],
+      ['PersistentVolumeClaim', 'image-store-registry-mirror-quay-12'],
+      ['Pod', 'registry-mirror-quay-1'],
+      ['Pod', 'registry-mirror-quay-utils-x7k2p'],
+      ['Pod', 'registry-mirror-quay-x7k2p'],
+    ];
+    const no: Array<[LegacyKind, string]> = [
+      ['StatefulSet', 'registry-mirror-quay2'],
+      ['Secret', 'registry-mirror-quay-credentials'],
+      ['Secret', 'registry-mirror-quay-tls'],
+      ['Service', 'registry-mirror-quay-metrics'],
+      // the new cache's claims (volumeClaimTemplate "cache"), and others carrying the labels
+      ['PersistentVolumeClaim', 'cache-registry-mirror-quay-0'],
+      ['PersistentVolumeClaim', 'data-registry-mirror-quay-0'],
+      ['PersistentVolumeClaim', 'image-store-registry-mirror-quay-x'],
+      ['PersistentVolumeClaim', 'image-store-registry-mirror-quay2-0'],
+      ['Pod', 'registry-mirror-quay-utils'],
+      ['Pod', 'registry-mirror-quay2-0'],
+    ];
+    for (const [kind, name] of yes) expect(legacyNamed(kind, name, 'quay'), `${kind} ${name}`).toBe(true);
+    for (const [kind, name] of no) expect(legacyNamed(kind, name, 'quay'), `${kind} ${name}`).toBe(false);
+    // The mirror's name is matched literally, not as a pattern.
+    expect(legacyNamed('PersistentVolumeClaim', 'image-store-registry-mirror-aXb-0', 'a.b')).toBe(false);
+  });
+
+  it('never counts an object with an ownerReference the original did not set', () => {
+    const claim = 'image-store-registry-mirror-quay-0';
+    expect(isLegacy('PersistentVolumeClaim', obj(claim), 'quay')).toBe(true);
+    // the original set non-controller references to the RegistryMirror on its objects
+    expect(isLegacy('Service', obj('registry-mirror-quay', legacy, [mirrorRef]), 'quay')).toBe(true);
+    // ours are controller references
+    expect(isLegacy('Service', obj('registry-mirror-quay', legacy, [{ ...mirrorRef, controller: true }]), 'quay')).toBe(
+      false,
+    );
+    // a claim a StatefulSet owns (a retention policy: ours) is not the original's
+    const stsRef = {
+      apiVersion: 'apps/v1',
+      kind: 'StatefulSet',
+      name: 'registry-mirror-quay',
+      uid: 's',
+      controller: true,
+    };
+    expect(isLegacy('PersistentVolumeClaim', obj(claim, legacy, [stsRef]), 'quay')).toBe(false);
+    // a pod of the original's StatefulSet or DaemonSet, until orphaned
+    expect(isLegacy('Pod', obj('registry-mirror-quay-0', legacy, [stsRef]), 'quay')).toBe(true);
+    expect(
+      isLegacy(
+        'Pod',
+        obj('registry-mirror-quay-utils-x7k2p', legacy, [
+          { ...stsRef, kind: 'DaemonSet', name: 'registry-mirror-quay-utils' },
+        ]),
+        'quay',
+      ),
+    ).toBe(true);
+    expect(
+      isLegacy('Pod', obj('registry-mirror-quay-0', legacy, [{ ...stsRef, kind: 'ReplicaSet', name: 'x' }]), 'quay'),
+    ).toBe(false);
   });
 
   it('reads StatefulSet ordinals from pod names', () => {

@@ -148,6 +148,7 @@ describe.skipIf(unavailable !== undefined)('the takeover from mirror-operator on
           leaderElection: false,
           logLevel: 'debug',
           logDestination: logs,
+          takeover: true,
         });
         const m = await waitForReady(c, mirror, 'True', 300_000);
         expect(condition(m, 'Ready')).toMatchObject({ status: 'True', reason: 'Serving' });

@@ -5,6 +5,9 @@
 // credentials Secret of a dockerconfigjson Secret, and stalls a mirror whose Secret did not opt
 // in until the `kubectl annotate` its message gives is run; it applies the NetworkPolicy; no
 // request is forbidden. What the Role grants on Secrets is what the README says, and no `update`.
+// The takeover from mirror-operator is opt-in: off, the original's objects stall their mirror
+// (TakeoverDisabled); on, with RBAC from `controller-manifests` without `--takeover`, it stalls
+// with TakeoverForbidden; `controller-manifests --takeover`'s Role lets it delete the original's pod.
 import { randomBytes } from 'node:crypto';
 
 import {
@@ -169,6 +172,77 @@ describe("the controller on controller-manifests' RBAC", () => {
     });
     await waitUntil(() => applied('ghcr'), 'mirror ghcr applied after the opt-in');
     expect(logs.text()).not.toMatch(/forbidden/i);
+  });
+
+  it('stalls a mirror on the original operator’s objects while the takeover is off, and says which RBAC the takeover needs', async () => {
+    const mirror = 'legacy';
+    const full = `registry-mirror-${mirror}`;
+    const labels = { app: 'docker-registry', mirror };
+    await createMirror(admin, mirror, { upstreamUrl: 'legacy.example.com' });
+    // Two of the original's objects: its Service and a cache pod (no kubelet here: it stays Pending).
+    await admin.core.createNamespacedService({
+      namespace,
+      fieldManager: 'mirror-operator',
+      body: {
+        metadata: { name: full, namespace, labels },
+        spec: { selector: labels, ports: [{ name: 'https', port: 443, targetPort: 'https' }] },
+      },
+    });
+    await admin.core.createNamespacedPod({
+      namespace,
+      body: {
+        metadata: { name: `${full}-0`, namespace, labels: { ...labels, component: 'registry' } },
+        spec: {
+          serviceAccountName: CONTROLLER_NAME,
+          automountServiceAccountToken: false,
+          containers: [{ name: 'registry', image: 'nginx:1.22.1-alpine' }],
+        },
+      },
+    });
+    const reason = async (r: string) => (await stalled(mirror))?.reason === r || undefined;
+    await waitUntil(() => reason('TakeoverDisabled'), `${mirror} to stall with TakeoverDisabled`);
+    expect((await stalled(mirror))!.message).toContain('mirror-synth controller-manifests --takeover');
+
+    // The takeover on, the RBAC still without it: the controller says what to apply.
+    await ctl?.stop();
+    ctl = await startController({
+      kubeConfig: sa,
+      namespace,
+      secondsBetweenStreams: 1,
+      leaderElection: true,
+      logDestination: logs,
+      takeover: true,
+    });
+    await waitUntil(() => reason('TakeoverForbidden'), `${mirror} to stall with TakeoverForbidden`);
+    expect((await stalled(mirror))!.message).toMatch(
+      /needs to delete its pods and claims.*controller-manifests --takeover/,
+    );
+    expect((await admin.core.listNamespacedPod({ namespace, labelSelector: `mirror=${mirror}` })).items).toHaveLength(
+      1,
+    );
+
+    // controller-manifests --takeover grants it, and the takeover resumes.
+    for (const o of objectsOf(
+      controllerManifests({
+        image: 'registry.example.com/mirror-synth:0.1.0',
+        namespace,
+        takeover: true,
+        log: () => undefined,
+      }),
+    ).filter((o) => o.kind === 'Role')) {
+      await admin.objects.patch(o, undefined, undefined, 'rbac-test', true, PatchStrategy.ServerSideApply);
+    }
+    await waitUntil(async () => {
+      ctl!.resync();
+      const m = await getMirror(admin, mirror);
+      return condition(m, 'Ready')?.reason === 'TakingOver' || undefined;
+    }, `${mirror} to take over`);
+    await waitUntil(
+      async () =>
+        (await admin.core.listNamespacedPod({ namespace, labelSelector: `mirror=${mirror}` })).items.length === 0 ||
+        undefined,
+      `the original's pod to be deleted`,
+    );
   });
 
   it('may not update Secrets, nor read Secrets outside the output namespace', async () => {

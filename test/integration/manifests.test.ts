@@ -2,6 +2,7 @@
 // status subresource), RegistryMirror validation on the server, every child object, and the
 // cache pods under Pod Security "restricted".
 import { randomBytes } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
 
 import {
   ApiException,
@@ -18,7 +19,8 @@ import {
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 
 import type { KubeObject } from '../../src/api/kube-object.js';
-import { synthesizeMirror } from '../../src/synth/chart.js';
+import { loadMirrorDir } from '../../src/sources/files.js';
+import { controllerObjects, synthesizeMirror } from '../../src/synth/chart.js';
 import { installCrd } from '../support/crd.js';
 
 const kc = new KubeConfig();
@@ -180,6 +182,39 @@ describe('against a real kube-apiserver', () => {
     };
     const pod = { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'cache-pod', namespace: restricted }, spec };
     await expect(core.createNamespacedPod({ namespace: restricted, body: pod as never })).resolves.toBeDefined();
+  });
+
+  it('runs every fixture\'s cache pods and the controller under "restricted" (server-side dry run)', async () => {
+    // Pod Security admission checks a Pod, not a template: each template as the pod its controller
+    // makes. The PriorityClass and the ServiceAccount it names do not exist here, and other admission
+    // plugins would refuse them first; Pod Security does not look at either.
+    const asPod = (name: string, spec: object) => ({
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name, namespace: restricted },
+      spec: { ...spec, priorityClassName: undefined, serviceAccountName: 'default' },
+    });
+    const dryRun = (name: string, spec: object) =>
+      core.createNamespacedPod({ namespace: restricted, body: asPod(name, spec) as never, dryRun: 'All' });
+    for (const input of await loadMirrorDir(fileURLToPath(new URL('../fixtures/mirrors', import.meta.url)))) {
+      const sts = synthesizeMirror(input, { namespace: restricted }).find(
+        (o) => o.kind === 'StatefulSet',
+      ) as KubeObject & {
+        spec: { template: { spec: { volumes: object[] } } };
+      };
+      const spec = {
+        ...sts.spec.template.spec,
+        volumes: [
+          ...sts.spec.template.spec.volumes,
+          { name: 'cache', persistentVolumeClaim: { claimName: `cache-${sts.metadata.name}-0` } },
+        ],
+      };
+      await expect(dryRun(`${sts.metadata.name}-0`, spec), input.name).resolves.toBeDefined();
+    }
+    const deployment = controllerObjects({ namespace: restricted, image: 'example.com/mirror-synth:0.1.0' }).find(
+      (o) => o.kind === 'Deployment',
+    ) as KubeObject & { spec: { template: { spec: object } } };
+    await expect(dryRun('controller', deployment.spec.template.spec)).resolves.toBeDefined();
   });
 
   it('needs a privileged namespace only for the node agent (hostPath), as the README says', async () => {

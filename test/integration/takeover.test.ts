@@ -237,11 +237,12 @@ async function leftovers(mirror: string): Promise<string[]> {
   add('DaemonSet', (await c.apps.listNamespacedDaemonSet({ namespace, labelSelector })).items);
   add('Secret', (await c.core.listNamespacedSecret({ namespace, labelSelector })).items);
   add('PersistentVolumeClaim', (await c.core.listNamespacedPersistentVolumeClaim({ namespace, labelSelector })).items);
-  // Pods carry no managed-by label of ours: the original's are those with app=docker-registry.
-  for (const p of (await c.core.listNamespacedPod({ namespace, labelSelector: `app=docker-registry,${labelSelector}` }))
-    .items) {
-    out.push(`Pod/${p.metadata?.name}`);
-  }
+  // The original's pods are those with app=docker-registry and without our managed-by label (a
+  // mirror whose spec.labels sets app=docker-registry gives its new pods both).
+  add(
+    'Pod',
+    (await c.core.listNamespacedPod({ namespace, labelSelector: `app=docker-registry,${labelSelector}` })).items,
+  );
   return out;
 }
 
@@ -295,6 +296,7 @@ describe.runIf(own)('takeover from mirror-operator', () => {
         leaderElection: false,
         logLevel: 'debug',
         logDestination: logs,
+        takeover: true,
       });
       // While the new node agent is not ready, the original's node pod stays, and the mirror says why.
       await waitUntil(
@@ -341,6 +343,79 @@ describe.runIf(own)('takeover from mirror-operator', () => {
     await waitUntil(async () => (await claims()).length > 0, 'the new cache claim');
     await deleteMirror(c, mirror);
     await waitUntil(async () => (await claims()).length === 0, 'the claims to be deleted', 60_000);
+  });
+
+  it("keeps the new cache's claims of a mirror whose spec.labels says app: docker-registry, and objects of other names", async () => {
+    // The user kept the original's label on the mirror: the new children carry app=docker-registry,
+    // mirror=<name> too, and so do two objects that are not the original's (other names).
+    const mirror = 'legacy-labels';
+    const full = `registry-mirror-${mirror}`;
+    await ctl?.stop();
+    ctl = undefined;
+    await createMirror(c, mirror, { upstreamUrl: 'labels.example.com', labels: { app: 'docker-registry' } }, {});
+    await legacyMirror(mirror, 'later', 2);
+    const labels = { app: 'docker-registry', mirror };
+    const notes = await c.core.createNamespacedSecret({
+      namespace,
+      body: { metadata: { name: `${full}-notes`, namespace, labels }, stringData: { note: 'not the operator’s' } },
+    });
+    const data = await c.core.createNamespacedPersistentVolumeClaim({
+      namespace,
+      body: {
+        metadata: { name: `data-${full}-0`, namespace, labels },
+        spec: { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '1Gi' } } },
+      },
+    });
+    const unrelated = [`Secret/${full}-notes`, `PersistentVolumeClaim/data-${full}-0`];
+    const from = logs.lines.length;
+    ctl = await startController({
+      kubeConfig: c.kc,
+      namespace,
+      secondsBetweenStreams: 1,
+      leaderElection: false,
+      logLevel: 'debug',
+      logDestination: logs,
+      takeover: true,
+    });
+    await waitForReady(c, mirror, 'True', 120_000);
+    await waitUntil(
+      async () => (await leftovers(mirror)).filter((l) => !unrelated.includes(l)).length === 0 || undefined,
+      `only mirror-synth's objects and the unrelated ones for ${mirror}`,
+      60_000,
+    ).catch(async (e: unknown) => {
+      throw new Error(`${String(e)}; left: ${(await leftovers(mirror)).join(', ')}`);
+    });
+    const steps = logs.lines
+      .slice(from)
+      .filter((l) => l.includes('"takeover"') && l.includes(mirror))
+      .map((l) => (JSON.parse(l) as { step: string }).step);
+    // Only the original's claims (its volumeClaimTemplate image-store) and its Secret went.
+    expect(steps.filter((x) => x.startsWith('delete the original claim')).sort()).toEqual([
+      `delete the original claim image-store-${full}-0`,
+      `delete the original claim image-store-${full}-1`,
+    ]);
+    expect(steps.filter((x) => x.startsWith('delete the original Secret'))).toEqual([
+      `delete the original Secret ${full}-secret`,
+    ]);
+    const claims = async () =>
+      new Map(
+        (await c.core.listNamespacedPersistentVolumeClaim({ namespace, labelSelector: `mirror=${mirror}` })).items.map(
+          (x) => [x.metadata?.name, x],
+        ),
+      );
+    const cacheClaims = [`cache-${full}-0`]; // one replica by default
+    await waitUntil(async () => {
+      const m = await claims();
+      return cacheClaims.every((n) => m.has(n)) || undefined;
+    }, `the new cache claims of ${mirror}`);
+    const byName = await claims();
+    for (const n of cacheClaims) {
+      expect(byName.get(n)?.metadata?.deletionTimestamp, n).toBeUndefined();
+      expect(byName.get(n)?.metadata?.labels).toMatchObject({ app: 'docker-registry', mirror });
+    }
+    expect(byName.get(`data-${full}-0`)?.metadata?.uid).toBe(data.metadata?.uid);
+    const kept = await c.core.readNamespacedSecret({ name: `${full}-notes`, namespace });
+    expect(kept.metadata?.uid).toBe(notes.metadata?.uid);
   });
 
   it('never takes over an object it did not create and that is not the original operator’s', async () => {

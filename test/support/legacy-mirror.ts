@@ -140,11 +140,12 @@ export async function legacyLeftovers(c: Clients, namespace: string, mirror: str
   add('DaemonSet', (await c.apps.listNamespacedDaemonSet({ namespace, labelSelector })).items);
   add('Secret', (await c.core.listNamespacedSecret({ namespace, labelSelector })).items);
   add('PersistentVolumeClaim', (await c.core.listNamespacedPersistentVolumeClaim({ namespace, labelSelector })).items);
-  // Pods carry no managed-by label of ours: the original's are those with app=docker-registry.
-  for (const p of (await c.core.listNamespacedPod({ namespace, labelSelector: `app=docker-registry,${labelSelector}` }))
-    .items) {
-    out.push(`Pod/${p.metadata?.name}`);
-  }
+  // The original's pods are those with app=docker-registry and without our managed-by label (a
+  // mirror whose spec.labels sets app=docker-registry gives its new pods both).
+  add(
+    'Pod',
+    (await c.core.listNamespacedPod({ namespace, labelSelector: `app=docker-registry,${labelSelector}` })).items,
+  );
   return out;
 }
 
