@@ -116,6 +116,15 @@ export const NODE_RUNTIMES = ['containerd', 'k3s', 'rke2', 'cri-o'] as const;
 export type NodeRuntime = (typeof NODE_RUNTIMES)[number];
 export const DEFAULT_NODE_RUNTIME: NodeRuntime = 'containerd';
 
+/**
+ * What nodes send through a mirror (`spec.pullFromMirror`, named after containers-registries.conf(5)'s
+ * `pull-from-mirror`): `all`, tag lookups too (containerd's `resolve` capability), or
+ * `digest-only`, content by digest only, tags looked up at the upstream.
+ */
+export const PULL_FROM_MIRROR_MODES = ['all', 'digest-only'] as const;
+export type PullFromMirror = (typeof PULL_FROM_MIRROR_MODES)[number];
+export const DEFAULT_PULL_FROM_MIRROR: PullFromMirror = 'all';
+
 /** Ports. */
 /** The port nodes pull from: the front (nginx) in the cache pod, and the Services. */
 export const REGISTRY_PORT = 5000;

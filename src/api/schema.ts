@@ -8,7 +8,7 @@
  */
 import { type Static, type TSchema, Type } from '@sinclair/typebox';
 
-import { API_GROUP, API_VERSION, KIND, RESERVED_LABELS } from './names.js';
+import { API_GROUP, API_VERSION, KIND, PULL_FROM_MIRROR_MODES, RESERVED_LABELS } from './names.js';
 import { BYTES_PATTERN, bytesMessage, QUANTITY_PATTERN, quantityMessage } from './quantity.js';
 
 /** Mirror names become part of child names such as `registry-mirror-<name>-headless`. */
@@ -363,6 +363,15 @@ export const MirrorSpecSchema = Type.Object(
       }),
     ),
     networkPolicy: Type.Optional(NetworkPolicy),
+    pullFromMirror: Type.Optional(
+      Type.Union(
+        PULL_FROM_MIRROR_MODES.map((m) => Type.Literal(m)),
+        {
+          description:
+            "What the nodes send through the mirror. all (the default): tag lookups and content (containerd capabilities pull and resolve). digest-only: tags are looked up at the upstream, content by digest comes through the mirror (containerd capability pull; CRI-O's pull-from-mirror digest-only, where a pull by tag bypasses the mirror).",
+        },
+      ),
+    ),
     imageRegistry: Type.Optional(
       Type.String({
         pattern: REGISTRY_PREFIX_PATTERN,

@@ -10,8 +10,10 @@ import {
   CONFIG_HASH_ANNOTATION,
   DEFAULT_CLUSTER_DOMAIN,
   DEFAULT_NODE_RUNTIME,
+  DEFAULT_PULL_FROM_MIRROR,
   mirrorChildNames,
   type NodeRuntime,
+  type PullFromMirror,
   REGISTRY_PORT,
 } from '../api/names.js';
 import { nodeAgentScript } from './assets.js';
@@ -54,6 +56,8 @@ export class NodeAgent {
   public readonly hosts: readonly string[];
   public readonly clusterDomain: string;
   public readonly nodeRuntime: NodeRuntime;
+  /** `spec.pullFromMirror`: whether nodes look tags up through the mirror (`all`) or at the upstream. */
+  public readonly pullFromMirror: PullFromMirror;
   /** The node's directory the agent mounts (the only host path it touches). */
   public readonly hostDir: string;
   public readonly config: k8s.KubeConfigMap;
@@ -66,6 +70,7 @@ export class NodeAgent {
     this.clusterDomain = props.clusterDomain ?? DEFAULT_CLUSTER_DOMAIN;
     this.nodeRuntime = props.nodeRuntime ?? DEFAULT_NODE_RUNTIME;
     this.hostDir = NODE_CONFIG_DIRS[this.nodeRuntime];
+    this.pullFromMirror = spec.pullFromMirror ?? DEFAULT_PULL_FROM_MIRROR;
     const mountPath = `${HOST_MOUNT_ROOT}${this.hostDir}`;
     const volume = this.nodeRuntime === 'cri-o' ? 'registries-conf-d' : 'certs-d';
     const labels = parts.labelsFor('node-agent');
@@ -107,6 +112,7 @@ export class NodeAgent {
                   { name: 'SERVICE_PORT', value: String(REGISTRY_PORT) },
                   { name: 'CONFIG_DIR', value: mountPath },
                   { name: 'RESOLVE_INTERVAL', value: String(RESOLVE_INTERVAL) },
+                  { name: 'PULL_FROM_MIRROR', value: this.pullFromMirror },
                 ],
                 resources: {
                   requests: quantities({ cpu: '5m', memory: '8Mi' }),

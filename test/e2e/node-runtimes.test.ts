@@ -14,6 +14,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 
 import { NODE_RUNTIMES, type NodeRuntime } from '../../src/api/names.js';
+import type { MirrorSpec } from '../../src/api/schema.js';
 import { synthesizeMirror } from '../../src/synth/chart.js';
 import {
   agentHostDir,
@@ -57,9 +58,9 @@ async function newImage(): Promise<TestImage> {
   return image;
 }
 
-function objectsFor(runtime: NodeRuntime): ManifestObject[] {
+function objectsFor(runtime: NodeRuntime, spec: Partial<MirrorSpec> = {}): ManifestObject[] {
   return synthesizeMirror(
-    { name: NAME, spec: { upstreamUrl: upstream.host, credentialsSecret: SECRET }, source: 'node-runtimes' },
+    { name: NAME, spec: { upstreamUrl: upstream.host, credentialsSecret: SECRET, ...spec }, source: 'node-runtimes' },
     { namespace: 'test', nodeRuntime: runtime },
   );
 }
@@ -182,6 +183,45 @@ describe.each(Object.keys(CONTAINERDS))('%s: ctr --hosts-dir reads what the agen
       expect(await snapshotDir(configDir)).toEqual(before);
     },
   );
+
+  it('pullFromMirror digest-only: the tag is looked up at the upstream, the content by digest comes through the mirror', async () => {
+    const root = join(dir, tag, 'digest-only');
+    const objects = objectsFor('containerd', { pullFromMirror: 'digest-only' });
+    const configDir = join(root, agentHostDir(objects, NAME));
+    await mkdir(configDir, { recursive: true });
+    const agent = await startAgentIn(objects, configDir, join(root, 'agent'));
+    const file = join(configDir, upstream.host, 'hosts.toml');
+    try {
+      await waitFor('the agent to write hosts.toml', async () =>
+        (await readOr(file)).includes(`127.0.0.1:${mirror.port}`) ? true : undefined,
+      );
+      expect(await readFile(file, 'utf8')).toContain('capabilities = ["pull"]\n');
+      const image = await newImage();
+      const [markUp, mark] = [upstream.mark(), mirror.distribution.mark()];
+      // The node asks the upstream itself for the tag, so it needs credentials there, as a node would.
+      const pulled = await node.pull(image.refByTag(upstream.host), {
+        ...pullOptions(configDir),
+        user: `${USER}:${PASSWORD}`,
+      });
+      expect(pulled.digest).toBe(image.digest);
+      await expectServedByMirror(mark, image);
+      const tagPath = `/v2/${image.repository}/manifests/${image.tag}`;
+      const fromNode = (r: { userAgent: string }) => r.userAgent.includes('containerd');
+      // the tag: answered by the upstream, to the node, and never asked of the mirror
+      const upstreamTag = upstream.requests(markUp).filter((r) => fromNode(r) && r.uri === tagPath);
+      expect(upstreamTag.map((r) => r.status)).toContain(200);
+      const mirrorRequests = mirror.distribution.requests(mark);
+      expect(mirrorRequests.filter((r) => r.uri.includes(`/manifests/${image.tag}`))).toEqual([]);
+      // the image's index, by the digest the upstream named, through the mirror
+      // (containerd adds `?ns=<host>` to what it asks a mirror)
+      const path = (r: { uri: string }) => r.uri.split('?')[0];
+      expect(mirrorRequests.some((r) => path(r) === `/v2/${image.repository}/manifests/${image.digest}`)).toBe(true);
+      // and the node fetched no blob from the upstream
+      expect(upstream.requests(markUp).filter((r) => fromNode(r) && r.uri.includes('/blobs/'))).toEqual([]);
+    } finally {
+      await agent.terminate();
+    }
+  });
 });
 
 describe('cri-o nodes: skopeo with the agent drop-in', () => {
