@@ -335,6 +335,46 @@ async function readmeSnippet(first: string): Promise<string> {
 // The config_path snippets the README tells users to put in /etc/containerd/config.toml, as
 // written there: each containerd version loads its own with config_path in the CRI registry
 // table and no complaint about an unknown key.
+// pull-from-mirror = "digest-only" (containers/image 5.23 from Debian reads it): the mirror
+// serves pulls by digest only; a pull by tag, layers included, goes to the upstream alone.
+describe('cri-o nodes with pullFromMirror digest-only: skopeo with the agent drop-in', () => {
+  let node: ContainersNode;
+  let agent: NodeAgent;
+  let pulls = 0;
+  const dest = () => join(dir, 'crio-digest-pulls', String(++pulls));
+
+  beforeAll(async () => {
+    node = await containersNode(join(dir, 'crio-digest'), upstream.ca.caCert);
+    const objects = objectsFor('cri-o', { pullFromMirror: 'digest-only' });
+    agent = await startAgentIn(objects, node.dropInDir, join(dir, 'crio-digest', 'agent'));
+    const file = join(node.dropInDir, `50-mirror-synth-${NAME}.conf`);
+    await waitFor('the agent to write its drop-in', async () =>
+      (await readOr(file)).includes(`127.0.0.1:${mirror.port}`) ? true : undefined,
+    );
+    expect(await readFile(file, 'utf8')).toContain('pull-from-mirror = "digest-only"\n');
+  });
+  afterAll(async () => {
+    await agent?.terminate();
+  });
+
+  it('pulls by tag from the upstream only, and by digest through the mirror', async () => {
+    const image = await newImage();
+    const blobs = image.blobDigests('linux/amd64');
+    const creds = `${USER}:${PASSWORD}`;
+    let [mark, mirrorMark] = [upstream.mark(), mirror.distribution.mark()];
+    const byTag = await skopeoCopy(node, image.refByTag(upstream.host), dest(), { creds });
+    expect(byTag.tried).toEqual([`${upstream.host}/${image.repository}:${image.tag}`]);
+    expect((await upstream.loggedBlobGets(blobs, mark, 'skopeo')).total).toBe(blobs.length);
+    expect(mirror.distribution.requests(mirrorMark)).toEqual([]);
+
+    [mark, mirrorMark] = [upstream.mark(), mirror.distribution.mark()];
+    const byDigest = await skopeoCopy(node, image.refByDigest(upstream.host), dest(), { creds });
+    expect(byDigest.tried[0]).toBe(`${mirror.host}/${image.repository}@${image.digest}`);
+    expect((await mirror.distribution.loggedBlobGets(blobs, mirrorMark, 'skopeo')).total).toBe(blobs.length);
+    expect(upstream.requests(mark).filter((q) => q.userAgent.includes('skopeo'))).toEqual([]);
+  });
+});
+
 describe("the README's containerd config snippets", () => {
   const cases = [
     {
@@ -412,7 +452,7 @@ describe("containerd 2.4's CRI plugin, configured with the README's snippet", ()
           : undefined,
       );
       const image = await newImage();
-      const mark = mirror.distribution.mark();
+      const [mark, upstreamMark] = [mirror.distribution.mark(), upstream.mark()];
       const pull = () => promisify(execFile)(criPull, ['-endpoint', socket, image.refByTag(upstream.host)]);
       // the CRI socket comes up with the daemon; keep the last refusal for the timeout message
       let last = '';
@@ -431,7 +471,8 @@ describe("containerd 2.4's CRI plugin, configured with the README's snippet", ()
       expect(stdout.trim()).toMatch(/^sha256:[0-9a-f]{64}$/);
       await expectServedByMirror(mark, image);
       // the node itself never went to the upstream: it has neither credentials nor the CA
-      expect(upstream.requests().filter((r) => r.userAgent.includes('containerd'))).toEqual([]);
+      // (since this pull: the digest-only tests above sent their tag lookups there on purpose)
+      expect(upstream.requests(upstreamMark).filter((r) => r.userAgent.includes('containerd'))).toEqual([]);
     } finally {
       await agent.terminate();
       daemon.kill('SIGTERM');
