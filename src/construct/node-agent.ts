@@ -17,11 +17,10 @@ import {
   REGISTRY_PORT,
 } from '../api/names.js';
 import { nodeAgentScript } from './assets.js';
-import { NODE_AGENT_IMAGE } from './images.js';
+import { imageFor } from './images.js';
 import { k8s } from './k8s.js';
 import type { MirrorParts } from './parts.js';
 import { configHash, quantities, RESTRICTED_CONTAINER, RUNTIME_DEFAULT_SECCOMP } from './pod.js';
-import { withRegistry } from './upstream.js';
 
 /** The one host directory each node runtime reads mirror configuration from: all the agent mounts. */
 export const NODE_CONFIG_DIRS: Readonly<Record<NodeRuntime, string>> = {
@@ -100,7 +99,7 @@ export class NodeAgent {
             containers: [
               {
                 name: 'node-agent',
-                image: withRegistry(NODE_AGENT_IMAGE, spec.imageRegistry),
+                image: imageFor('nodeAgent', spec),
                 command: ['sh', `${AGENT_SCRIPT_DIR}/node-agent.sh`],
                 env: [
                   { name: 'NODE_RUNTIME', value: this.nodeRuntime },
