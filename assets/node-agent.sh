@@ -28,6 +28,11 @@
 #   RESOLVE_INTERVAL  seconds between checks (default 60)
 #   MIRROR_ADDRESS    use this address instead of looking one up (static set-ups, tests)
 #   MIRROR_NAME       the mirror's name: log lines and the CRI-O drop-in's file name
+#   PULL_FROM_MIRROR  all (default): tags and digests through the mirror (containerd capabilities
+#                     pull and resolve); digest-only: only content by digest (capability pull, so
+#                     containerd looks tags up at SERVER_URL; CRI-O's pull-from-mirror = "digest-only",
+#                     so a pull by tag does not use the mirror at all). A file left behind by a killed
+#                     agent then never answers a tag, and a dead address costs only a fallback.
 set -u
 
 NODE_RUNTIME=${NODE_RUNTIME:-containerd}
@@ -37,6 +42,7 @@ MIRROR_ADDRESS=${MIRROR_ADDRESS:-}
 SERVICE_NAME=${SERVICE_NAME:-}
 SERVICE_HOST_VAR=${SERVICE_HOST_VAR:-}
 MIRROR_NAME=${MIRROR_NAME:-mirror}
+PULL_FROM_MIRROR=${PULL_FROM_MIRROR:-all}
 BACKUP_SUFFIX=.mirror-synth-backup
 CREATED=.mirror-synth-created
 MARKER="# Written by the mirror-synth node agent"
@@ -55,6 +61,11 @@ case $NODE_RUNTIME in
   containerd | k3s | rke2) FORMAT=hosts.toml ;;
   cri-o) FORMAT=registries.conf ;;
   *) fail "NODE_RUNTIME must be one of containerd, k3s, rke2, cri-o; got '$NODE_RUNTIME'" ;;
+esac
+case $PULL_FROM_MIRROR in
+  all) CAPABILITIES='"pull", "resolve"' ;;
+  digest-only) CAPABILITIES='"pull"' ;;
+  *) fail "PULL_FROM_MIRROR must be all or digest-only; got '$PULL_FROM_MIRROR'" ;;
 esac
 case $MIRROR_NAME in
   '' | [!a-z0-9]* | *[!a-z0-9.-]*) fail "MIRROR_NAME must be a Kubernetes object name; got '$MIRROR_NAME'" ;;
@@ -121,7 +132,7 @@ render_hosts_toml() {
   printf '%s (mirror %s). Restored when the agent stops.\n' "$MARKER" "$MIRROR_NAME"
   printf 'server = "%s"\n\n' "$SERVER_URL"
   printf '[host."http://%s"]\n' "$(mirror_authority "$1")"
-  printf '  capabilities = ["pull", "resolve"]\n'
+  printf '  capabilities = [%s]\n' "$CAPABILITIES"
 }
 
 # The CRI-O drop-in: every host in HOSTS served by the mirror, the upstream as location. $1 address.
@@ -135,6 +146,7 @@ render_registries_conf() {
   for r_host in "$@"; do
     printf '\n[[registry]]\nprefix = "%s"\nlocation = "%s"\n\n' "$r_host" "$r_upstream"
     printf '[[registry.mirror]]\nlocation = "%s"\ninsecure = true\n' "$r_mirror"
+    [ "$PULL_FROM_MIRROR" = all ] || printf 'pull-from-mirror = "%s"\n' "$PULL_FROM_MIRROR"
   done
 }
 

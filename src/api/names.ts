@@ -116,6 +116,36 @@ export const NODE_RUNTIMES = ['containerd', 'k3s', 'rke2', 'cri-o'] as const;
 export type NodeRuntime = (typeof NODE_RUNTIMES)[number];
 export const DEFAULT_NODE_RUNTIME: NodeRuntime = 'containerd';
 
+/**
+ * What nodes send through a mirror (`spec.pullFromMirror`, named after containers-registries.conf(5)'s
+ * `pull-from-mirror`): `all`, tag lookups too (containerd's `resolve` capability), or
+ * `digest-only`, content by digest only, tags looked up at the upstream.
+ */
+export const PULL_FROM_MIRROR_MODES = ['all', 'digest-only'] as const;
+export type PullFromMirror = (typeof PULL_FROM_MIRROR_MODES)[number];
+export const DEFAULT_PULL_FROM_MIRROR: PullFromMirror = 'all';
+
+/**
+ * The images mirror-synth deploys, by role, pinned by tag (see construct/images.ts for why each
+ * version). Tags, not digests, by default: the build machine cannot reach a registry to check a
+ * digest, and a wrong one breaks every pull. `spec.imageDigests.<role>` pins one by digest.
+ */
+export const IMAGES = {
+  registry: 'docker.io/library/registry:3.1.2',
+  front: 'docker.io/nginxinc/nginx-unprivileged:1.30.4-alpine',
+  frontMetrics: 'ghcr.io/google/mtail:3.0.9',
+  volumeExporter: 'quay.io/prometheus/node-exporter:v1.12.1',
+  nodeAgent: 'docker.io/library/busybox:1.37.0',
+} as const;
+export type ImageRole = keyof typeof IMAGES;
+/** What `spec.imageDigests.<role>` adds to the image: `@sha256:` and 64 lower-case hex digits. */
+export const IMAGE_DIGEST_PATTERN = '^sha256:[0-9a-f]{64}$';
+
+/** The tag of an image reference `host/path:tag`. */
+export function imageTag(ref: string): string {
+  return ref.slice(ref.lastIndexOf(':') + 1);
+}
+
 /** Ports. */
 /** The port nodes pull from: the front (nginx) in the cache pod, and the Services. */
 export const REGISTRY_PORT = 5000;

@@ -8,7 +8,16 @@
  */
 import { type Static, type TSchema, Type } from '@sinclair/typebox';
 
-import { API_GROUP, API_VERSION, KIND, RESERVED_LABELS } from './names.js';
+import {
+  API_GROUP,
+  API_VERSION,
+  type ImageRole,
+  IMAGES,
+  imageTag,
+  KIND,
+  PULL_FROM_MIRROR_MODES,
+  RESERVED_LABELS,
+} from './names.js';
 import { BYTES_PATTERN, bytesMessage, QUANTITY_PATTERN, quantityMessage } from './quantity.js';
 
 /** Mirror names become part of child names such as `registry-mirror-<name>-headless`. */
@@ -306,6 +315,51 @@ const VolumeClaimTemplate = Type.Object(
   },
 );
 
+/** A regular expression matching `text` literally. */
+const literal = (text: string): string => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+/**
+ * `spec.imageDigests.<role>`: `<tag>@sha256:<64 hex>`, the tag being the one mirror-synth deploys,
+ * so a pin written for one release cannot silently keep an old image under a newer release's tag.
+ */
+const ImageDigest = (role: ImageRole) => {
+  const field = `spec.imageDigests.${role}`;
+  const tag = imageTag(IMAGES[role]);
+  const digest = '@sha256:[0-9a-f]{64}$';
+  return Type.String({
+    pattern: `^${literal(tag)}${digest}`,
+    maxLength: 200,
+    description: `${IMAGES[role]} pinned by digest, as ${tag}@sha256:<64 hex digits> (crane digest ${IMAGES[role]}).`,
+    [RULES_KEYWORD]: [
+      {
+        regex: `^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}${digest}`,
+        match: true,
+        message: `${field} must be <tag>@sha256:<64 lower-case hex digits>, such as ${tag}@sha256:...`,
+      },
+      {
+        regex: `^${literal(tag)}@`,
+        match: true,
+        message: `${field} must pin ${tag}, the tag mirror-synth deploys (its digest: crane digest ${IMAGES[role]})`,
+      },
+    ] satisfies StringRule[],
+  });
+};
+
+const ImageDigests = Type.Object(
+  {
+    registry: Type.Optional(ImageDigest('registry')),
+    front: Type.Optional(ImageDigest('front')),
+    frontMetrics: Type.Optional(ImageDigest('frontMetrics')),
+    volumeExporter: Type.Optional(ImageDigest('volumeExporter')),
+    nodeAgent: Type.Optional(ImageDigest('nodeAgent')),
+  } satisfies Record<ImageRole, unknown>,
+  {
+    additionalProperties: false,
+    description:
+      'Pin images by digest as well as by tag: per image (registry, front, frontMetrics, volumeExporter, nodeAgent), <tag>@sha256:<digest> of the tag mirror-synth deploys. Default: tags only.',
+  },
+);
+
 export const MirrorSpecSchema = Type.Object(
   {
     upstreamUrl: Host(
@@ -363,6 +417,16 @@ export const MirrorSpecSchema = Type.Object(
       }),
     ),
     networkPolicy: Type.Optional(NetworkPolicy),
+    pullFromMirror: Type.Optional(
+      Type.Union(
+        PULL_FROM_MIRROR_MODES.map((m) => Type.Literal(m)),
+        {
+          description:
+            "What the nodes send through the mirror. all (the default): tag lookups and content (containerd capabilities pull and resolve). digest-only: tags are looked up at the upstream, content by digest comes through the mirror (containerd capability pull; CRI-O's pull-from-mirror digest-only, where a pull by tag bypasses the mirror).",
+        },
+      ),
+    ),
+    imageDigests: Type.Optional(ImageDigests),
     imageRegistry: Type.Optional(
       Type.String({
         pattern: REGISTRY_PREFIX_PATTERN,

@@ -4,7 +4,7 @@ import { checkPolicy } from '../api/policy.js';
 import { loadMirrorDir } from '../sources/files.js';
 import { diffTree, readTree } from '../synth/output.js';
 import { resolveMirrorsDir, resolveOutDir, resolvePolicy } from './options.js';
-import { distFiles, type SynthCommandOptions, synthOptions } from './synth.js';
+import { distFiles, type SynthCommandOptions, synthOptions, warnAbout } from './synth.js';
 
 export type CheckCommandOptions = Omit<SynthCommandOptions, 'fromCluster' | 'kubeconfig' | 'json'>;
 
@@ -15,6 +15,7 @@ export async function check(opts: CheckCommandOptions = {}): Promise<void> {
   const policy = resolvePolicy(opts);
   const mirrors = await loadMirrorDir(resolveMirrorsDir(opts.mirrors));
   checkPolicy(mirrors, policy);
+  warnAbout(mirrors, opts.warn);
   const expected = await distFiles(mirrors, options);
   const diff = diffTree(expected, await readTree(out));
   const lines = [

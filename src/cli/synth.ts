@@ -3,6 +3,7 @@ import { dirname, join } from 'node:path';
 
 import { checkPolicy } from '../api/policy.js';
 import type { MirrorInput } from '../api/validate.js';
+import { specWarnings } from '../api/warnings.js';
 import { loadMirrorDir } from '../sources/files.js';
 import type { SynthOptions } from '../synth/chart.js';
 import { assembleDist } from '../synth/dist.js';
@@ -40,6 +41,15 @@ export interface SynthCommandOptions extends PolicyFlags {
   readonly chartVersion?: string;
   /** Where the summary goes. */
   readonly log?: (line: string) => void;
+  /** Where warnings about valid but risky specs go (even with `quiet`). @default stderr */
+  readonly warn?: (line: string) => void;
+}
+
+/** Print each warning about the specs (api/warnings.ts); returns them. */
+export function warnAbout(mirrors: readonly MirrorInput[], warn?: (line: string) => void): string[] {
+  const warnings = specWarnings(mirrors);
+  for (const w of warnings) (warn ?? ((line: string) => console.error(line)))(`warning: ${w}`);
+  return warnings;
 }
 
 export interface SynthSummary {
@@ -49,6 +59,8 @@ export interface SynthSummary {
   readonly files: string[];
   readonly changed: string[];
   readonly removed: string[];
+  /** Valid but risky specs (api/warnings.ts). */
+  readonly warnings: string[];
 }
 
 /** The synthesis options shared by synth and check. */
@@ -87,6 +99,7 @@ export async function synth(opts: SynthCommandOptions = {}): Promise<SynthSummar
   const policy = resolvePolicy(opts);
   const mirrors = await loadInputs(opts);
   checkPolicy(mirrors, policy);
+  const warnings = warnAbout(mirrors, opts.warn);
   const plain = await distFiles(mirrors, options);
   let result;
   if (isCdk8sHelmTemplatesDir(out)) {
@@ -106,6 +119,7 @@ export async function synth(opts: SynthCommandOptions = {}): Promise<SynthSummar
     files: result.written,
     changed: result.changed,
     removed: result.removed,
+    warnings,
   };
   if (opts.json) log(JSON.stringify(summary, null, 2));
   else if (!opts.quiet) {

@@ -1,4 +1,5 @@
 import { checkPolicy } from '../api/policy.js';
+import { specWarnings } from '../api/warnings.js';
 import { loadMirrorDir } from '../sources/files.js';
 import { type PolicyFlags, resolveMirrorsDir, resolvePolicy } from './options.js';
 
@@ -6,6 +7,8 @@ export interface ValidateCommandOptions extends PolicyFlags {
   readonly mirrors?: string;
   readonly quiet?: boolean;
   readonly log?: (line: string) => void;
+  /** Where warnings about valid but risky specs go (even with `quiet`). @default stderr */
+  readonly warn?: (line: string) => void;
 }
 
 /** Validate every mirror spec; throws SpecError listing every problem. */
@@ -15,6 +18,8 @@ export async function validate(opts: ValidateCommandOptions = {}): Promise<strin
   const policy = resolvePolicy(opts);
   const mirrors = await loadMirrorDir(dir);
   checkPolicy(mirrors, policy);
+  // Not synth.js's warnAbout: validate never loads cdk8s.
+  for (const w of specWarnings(mirrors)) (opts.warn ?? ((line: string) => console.error(line)))(`warning: ${w}`);
   if (!opts.quiet)
     log(`${mirrors.length} mirror spec(s) in ${dir}/ are valid: ${mirrors.map((m) => m.name).join(', ') || 'none'}.`);
   return mirrors.map((m) => m.name);

@@ -42,11 +42,10 @@ import {
   quantityBytes,
   renderFrontConfig,
 } from './front.js';
-import { FRONT_IMAGE, FRONT_METRICS_IMAGE, NODE_EXPORTER_IMAGE, REGISTRY_IMAGE } from './images.js';
+import { imageFor } from './images.js';
 import { k8s } from './k8s.js';
 import type { MirrorParts } from './parts.js';
 import { configHash, quantities, quantity, RESTRICTED_CONTAINER, RUNTIME_DEFAULT_SECCOMP } from './pod.js';
-import { withRegistry } from './upstream.js';
 
 /** The mtail program's key in the ConfigMap, and where the front-metrics container reads it. */
 const FRONT_METRICS_PROGRAM = 'front.mtail';
@@ -176,7 +175,7 @@ export class MirrorCache {
             containers: [
               {
                 name: 'front',
-                image: withRegistry(FRONT_IMAGE, spec.imageRegistry),
+                image: imageFor('front', spec),
                 command: [
                   'nginx',
                   '-e',
@@ -207,7 +206,7 @@ export class MirrorCache {
               },
               {
                 name: 'registry',
-                image: withRegistry(REGISTRY_IMAGE, spec.imageRegistry),
+                image: imageFor('registry', spec),
                 command: ['registry', 'serve', REGISTRY_CONFIG_PATH],
                 ports: [
                   { name: 'registry', containerPort: DISTRIBUTION_PORT },
@@ -234,7 +233,7 @@ export class MirrorCache {
               {
                 // No probes: a failing check of metrics alone must not take the cache out of the Service.
                 name: 'front-metrics',
-                image: withRegistry(FRONT_METRICS_IMAGE, spec.imageRegistry),
+                image: imageFor('frontMetrics', spec),
                 args: [
                   '--progs',
                   FRONT_METRICS_PROGRAM_DIR,
@@ -261,7 +260,7 @@ export class MirrorCache {
                 // every volume type. node_exporter finds mounts in /proc/1/mountinfo, which is its
                 // own here (the containers do not share a process namespace).
                 name: 'volume-exporter',
-                image: withRegistry(NODE_EXPORTER_IMAGE, spec.imageRegistry),
+                image: imageFor('volumeExporter', spec),
                 args: volumeExporterArgs(),
                 ports: [{ name: VOLUME_METRICS_PORT_NAME, containerPort: VOLUME_METRICS_PORT }],
                 // about 16 MB resident with this one collector (the e2e test's build of the same version)

@@ -5,10 +5,24 @@
  * any non-root user); the tests run Debian's nginx with the same nginx.conf. The front's
  * metrics come from mtail, the release the tests build from tools/mtail; the volume exporter
  * is the Prometheus node_exporter, the version they build from tools/node-exporter/go.mod
- * (tests keep each pair equal).
+ * (tests keep each pair equal). The references themselves are api/names.ts's IMAGES.
  */
-export const REGISTRY_IMAGE = 'docker.io/library/registry:3.1.2';
-export const NODE_EXPORTER_IMAGE = 'quay.io/prometheus/node-exporter:v1.12.1';
-export const FRONT_IMAGE = 'docker.io/nginxinc/nginx-unprivileged:1.30.4-alpine';
-export const FRONT_METRICS_IMAGE = 'ghcr.io/google/mtail:3.0.9';
-export const NODE_AGENT_IMAGE = 'docker.io/library/busybox:1.37.0';
+import { type ImageRole, IMAGES, imageTag } from '../api/names.js';
+import type { MirrorSpec } from '../api/schema.js';
+import { withRegistry } from './upstream.js';
+
+export const REGISTRY_IMAGE = IMAGES.registry;
+export const NODE_EXPORTER_IMAGE = IMAGES.volumeExporter;
+export const FRONT_IMAGE = IMAGES.front;
+export const FRONT_METRICS_IMAGE = IMAGES.frontMetrics;
+export const NODE_AGENT_IMAGE = IMAGES.nodeAgent;
+
+/**
+ * The image a container runs: its pinned tag, from `spec.imageRegistry` if set, and pinned by
+ * digest too with `spec.imageDigests.<role>` (`<tag>@sha256:...`; validation checked the tag).
+ */
+export function imageFor(role: ImageRole, spec: Pick<MirrorSpec, 'imageRegistry' | 'imageDigests'>): string {
+  const ref = withRegistry(IMAGES[role], spec.imageRegistry);
+  const pinned = spec.imageDigests?.[role];
+  return pinned === undefined ? ref : `${ref}${pinned.slice(imageTag(ref).length)}`;
+}

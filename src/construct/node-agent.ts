@@ -10,16 +10,17 @@ import {
   CONFIG_HASH_ANNOTATION,
   DEFAULT_CLUSTER_DOMAIN,
   DEFAULT_NODE_RUNTIME,
+  DEFAULT_PULL_FROM_MIRROR,
   mirrorChildNames,
   type NodeRuntime,
+  type PullFromMirror,
   REGISTRY_PORT,
 } from '../api/names.js';
 import { nodeAgentScript } from './assets.js';
-import { NODE_AGENT_IMAGE } from './images.js';
+import { imageFor } from './images.js';
 import { k8s } from './k8s.js';
 import type { MirrorParts } from './parts.js';
 import { configHash, quantities, RESTRICTED_CONTAINER, RUNTIME_DEFAULT_SECCOMP } from './pod.js';
-import { withRegistry } from './upstream.js';
 
 /** The one host directory each node runtime reads mirror configuration from: all the agent mounts. */
 export const NODE_CONFIG_DIRS: Readonly<Record<NodeRuntime, string>> = {
@@ -54,6 +55,8 @@ export class NodeAgent {
   public readonly hosts: readonly string[];
   public readonly clusterDomain: string;
   public readonly nodeRuntime: NodeRuntime;
+  /** `spec.pullFromMirror`: whether nodes look tags up through the mirror (`all`) or at the upstream. */
+  public readonly pullFromMirror: PullFromMirror;
   /** The node's directory the agent mounts (the only host path it touches). */
   public readonly hostDir: string;
   public readonly config: k8s.KubeConfigMap;
@@ -66,6 +69,7 @@ export class NodeAgent {
     this.clusterDomain = props.clusterDomain ?? DEFAULT_CLUSTER_DOMAIN;
     this.nodeRuntime = props.nodeRuntime ?? DEFAULT_NODE_RUNTIME;
     this.hostDir = NODE_CONFIG_DIRS[this.nodeRuntime];
+    this.pullFromMirror = spec.pullFromMirror ?? DEFAULT_PULL_FROM_MIRROR;
     const mountPath = `${HOST_MOUNT_ROOT}${this.hostDir}`;
     const volume = this.nodeRuntime === 'cri-o' ? 'registries-conf-d' : 'certs-d';
     const labels = parts.labelsFor('node-agent');
@@ -95,7 +99,7 @@ export class NodeAgent {
             containers: [
               {
                 name: 'node-agent',
-                image: withRegistry(NODE_AGENT_IMAGE, spec.imageRegistry),
+                image: imageFor('nodeAgent', spec),
                 command: ['sh', `${AGENT_SCRIPT_DIR}/node-agent.sh`],
                 env: [
                   { name: 'NODE_RUNTIME', value: this.nodeRuntime },
@@ -107,6 +111,7 @@ export class NodeAgent {
                   { name: 'SERVICE_PORT', value: String(REGISTRY_PORT) },
                   { name: 'CONFIG_DIR', value: mountPath },
                   { name: 'RESOLVE_INTERVAL', value: String(RESOLVE_INTERVAL) },
+                  { name: 'PULL_FROM_MIRROR', value: this.pullFromMirror },
                 ],
                 resources: {
                   requests: quantities({ cpu: '5m', memory: '8Mi' }),

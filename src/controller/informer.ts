@@ -9,8 +9,9 @@
  *
  * It also asks the API server for bookmarks and a randomized watch timeout (as client-go does),
  * and trims each object before caching it (`transform`), so caches hold only what the
- * controller reads. With `metadataOnly` the API server sends PartialObjectMetadata: the
- * process never receives the objects' content (a Secret's data) at all.
+ * controller reads. With `metadataOnly` the API server sends PartialObjectMetadata: no `data`
+ * or `spec` at all, but every annotation, and kubectl's `last-applied-configuration` can hold a
+ * whole Secret, values included; `trimMetadata` drops it before anything is cached.
  *
  * A watch that receives nothing for `watchIdleMs` (no headers, no event, not even one of the
  * bookmarks the API server sends about once a minute) is on a dead connection: it is aborted

@@ -153,6 +153,44 @@ describe('synth', () => {
   });
 });
 
+describe('warnings', () => {
+  it('warns, naming the file, the mirror and the field, when a mirror with credentials keeps the default node ranges', async () => {
+    await rm(mirrors, { recursive: true });
+    await mkdir(mirrors);
+    await writeFile(
+      join(mirrors, 'a.yaml'),
+      mirrorYaml('a', '{upstreamUrl: a.example.com, credentialsSecret: a-creds}'),
+    );
+    await writeFile(join(mirrors, 'b.yaml'), mirrorYaml('b', '{upstreamUrl: b.example.com}'));
+    await writeFile(
+      join(mirrors, 'c.yaml'),
+      mirrorYaml(
+        'c',
+        '{upstreamUrl: c.example.com, credentialsSecret: c-creds, networkPolicy: {nodeCIDRs: [10.240.0.0/16]}}',
+      ),
+    );
+    const warned: string[] = [];
+    const summary = await synth({ mirrors, out, ...quiet, warn: (l) => warned.push(l) });
+    // quiet silences the summary, not the warning; anonymous mirrors and set ranges get none
+    expect(warned).toEqual([
+      `warning: ${join(mirrors, 'a.yaml')}: mirror 'a': spec.networkPolicy.nodeCIDRs is not set, so the NetworkPolicy admits ` +
+        'port 5000 from 10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16, 100.64.0.0/10, where pod addresses usually are: any pod ' +
+        "may pull a.example.com's private images with Secret 'a-creds'. Set it to the nodes' subnets (kubectl get nodes -o wide: INTERNAL-IP)",
+    ]);
+    expect(summary.warnings).toEqual([warned[0].slice('warning: '.length)]);
+    warned.length = 0;
+    await validate({ mirrors, ...quiet, warn: (l) => warned.push(l) });
+    await check({ mirrors, out, ...quiet, warn: (l) => warned.push(l) });
+    expect(warned).toHaveLength(2);
+  });
+
+  it("the repository's own mirrors get none", async () => {
+    const warned: string[] = [];
+    await validate({ mirrors, ...quiet, warn: (l) => warned.push(l) });
+    expect(warned).toEqual([]);
+  });
+});
+
 describe('check', () => {
   it('passes on fresh output and names each stale file', async () => {
     await synth({ mirrors, out, ...quiet });

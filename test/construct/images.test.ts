@@ -3,7 +3,11 @@ import { readFileSync } from 'node:fs';
 
 import { describe, expect, it } from 'vitest';
 
-import { FRONT_METRICS_IMAGE, REGISTRY_IMAGE } from '../../src/construct/images.js';
+import { IMAGE_DIGEST_PATTERN, IMAGES, imageTag } from '../../src/api/names.js';
+import { parseMirrorFile } from '../../src/api/validate.js';
+import { FRONT_METRICS_IMAGE, imageFor, REGISTRY_IMAGE } from '../../src/construct/images.js';
+import { synthesizeMirror } from '../../src/synth/chart.js';
+import { mirrorYaml } from '../support/fixtures.js';
 
 const repo = new URL('../../', import.meta.url);
 const read = (path: string) => readFileSync(new URL(path, repo), 'utf8');
@@ -19,5 +23,62 @@ describe('pinned images', () => {
     const stamped = /-X main\.Version=v(\S+)/.exec(read('tools/build.sh'));
     expect(stamped?.[1]).toBe(tag(FRONT_METRICS_IMAGE));
     expect(read('tools/mtail/go.mod')).toContain(`is v${tag(FRONT_METRICS_IMAGE)} (the image the cache pod runs)`);
+  });
+});
+
+// A reference as the OCI distribution spec and containerd parse it: host[:port]/path:tag, and
+// with a digest pin, then @sha256:<64 lower-case hex>.
+const REFERENCE =
+  /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?(:[0-9]+)?(\/[a-z0-9]+([._-][a-z0-9]+)*)+:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
+const DIGEST = 'sha256:' + '0123456789abcdef'.repeat(4);
+
+describe('image references and digest pins', () => {
+  it.each(Object.entries(IMAGES))('%s: %s is a fully qualified reference pinned by tag', (_role, ref) => {
+    expect(ref).toMatch(REFERENCE);
+    expect(ref).not.toContain('@');
+    expect(imageTag(ref)).not.toBe('latest');
+  });
+
+  it('a digest is sha256: and 64 lower-case hex digits', () => {
+    const pattern = new RegExp(IMAGE_DIGEST_PATTERN);
+    expect(DIGEST).toMatch(pattern);
+    for (const bad of [DIGEST.toUpperCase(), DIGEST.slice(0, -1), `sha512:${DIGEST.slice(7)}`, `${DIGEST}0`])
+      expect(bad).not.toMatch(pattern);
+  });
+
+  it('spec.imageDigests pins an image as <reference>@sha256:..., also from spec.imageRegistry; tags only by default', () => {
+    const spec = `{upstreamUrl: quay.io, imageRegistry: harbor.example.com/hub, imageDigests: {registry: '3.1.2@${DIGEST}', nodeAgent: '1.37.0@${DIGEST}'}}`;
+    const [mirror] = parseMirrorFile(mirrorYaml('quay', spec), 'mirrors/quay.yaml');
+    const images = synthesizeMirror(mirror, { namespace: 'kube-extra' })
+      .filter((o) => o.kind === 'StatefulSet' || o.kind === 'DaemonSet')
+      .flatMap((o) => (o as any).spec.template.spec.containers.map((c: { image: string }) => c.image) as string[]);
+    expect(images.sort()).toEqual(
+      [
+        `harbor.example.com/hub/library/registry:3.1.2@${DIGEST}`,
+        `harbor.example.com/hub/library/busybox:1.37.0@${DIGEST}`,
+        'harbor.example.com/hub/nginxinc/nginx-unprivileged:1.30.4-alpine',
+        'harbor.example.com/hub/google/mtail:3.0.9',
+        'harbor.example.com/hub/prometheus/node-exporter:v1.12.1',
+      ].sort(),
+    );
+    for (const image of images) expect(image.replace(`@${DIGEST}`, '')).toMatch(REFERENCE);
+    expect(imageFor('front', {})).toBe(IMAGES.front);
+  });
+
+  it('refuses a digest pin that is malformed or names another tag than the one deployed', () => {
+    const parse = (value: string) => () =>
+      parseMirrorFile(
+        mirrorYaml('quay', `{upstreamUrl: quay.io, imageDigests: {registry: '${value}'}}`),
+        'mirrors/quay.yaml',
+      );
+    expect(parse(DIGEST)).toThrow(
+      "spec.imageDigests.registry must be <tag>@sha256:<64 lower-case hex digits>, such as 3.1.2@sha256:..., got '" +
+        DIGEST +
+        "'",
+    );
+    expect(parse(`3.1.1@${DIGEST}`)).toThrow(
+      `spec.imageDigests.registry must pin 3.1.2, the tag mirror-synth deploys (its digest: crane digest docker.io/library/registry:3.1.2), got '3.1.1@${DIGEST}'`,
+    );
+    expect(parse(`3.1.2@${DIGEST}`)).not.toThrow();
   });
 });

@@ -69,6 +69,18 @@ describe('NodeAgent construct, for each node runtime', () => {
     expect([pod.hostNetwork, pod.hostPID, pod.hostIPC]).toEqual([undefined, undefined, undefined]);
   });
 
+  it('tells the agent spec.pullFromMirror, all unless set', () => {
+    const env = (spec: Record<string, unknown>) => {
+      const objects = synthesizeMirror({ name: 'quay', spec: { upstreamUrl: 'quay.io', ...spec }, source: 'test' }, {});
+      const ds = objects.find((o) => o.kind === 'DaemonSet') as unknown as {
+        spec: { template: { spec: AgentPodSpec } };
+      };
+      return Object.fromEntries(ds.spec.template.spec.containers[0].env.map((e) => [e.name, e.value]));
+    };
+    expect(env({}).PULL_FROM_MIRROR).toBe('all');
+    expect(env({ pullFromMirror: 'digest-only' }).PULL_FROM_MIRROR).toBe('digest-only');
+  });
+
   it('k3s and RKE2 get their own certs.d, CRI-O its registries.conf.d', () => {
     expect(NODE_CONFIG_DIRS).toEqual({
       containerd: '/etc/containerd/certs.d',
@@ -283,6 +295,20 @@ describe('node agent', () => {
     expect(await readdir(agent.certs)).toEqual([]);
   });
 
+  it('with PULL_FROM_MIRROR=digest-only grants the mirror pull only: tags are resolved at the upstream', async () => {
+    const agent = await startAgent({ PULL_FROM_MIRROR: 'digest-only', MIRROR_ADDRESS: '10.96.0.42' });
+    expect(await until(() => read(join(agent.certs, 'quay.io', 'hosts.toml')), 'hosts.toml')).toBe(
+      hostsToml('10.96.0.42').replace('["pull", "resolve"]', '["pull"]'),
+    );
+  });
+
+  it('refuses a PULL_FROM_MIRROR it does not know', async () => {
+    const agent = await startAgent({ PULL_FROM_MIRROR: 'tag-only', MIRROR_ADDRESS: '10.96.0.42' });
+    expect(await exitOf(agent)).toBe(1);
+    expect(agent.logs()).toContain("PULL_FROM_MIRROR must be all or digest-only; got 'tag-only'");
+    expect(await readdir(agent.certs)).toEqual([]);
+  });
+
   it('fails clearly when certs.d is not mounted', async () => {
     const agent = await startAgent({ CONFIG_DIR: '/nonexistent/certs.d' });
     const code = await new Promise((resolve) => agent.proc.once('exit', resolve));
@@ -368,6 +394,22 @@ describe('node agent for CRI-O: a registries.conf.d drop-in', () => {
     );
     expect(await agent.stop()).toBe(0);
     expect(await readdir(agent.certs)).toEqual([]);
+  });
+
+  it('with PULL_FROM_MIRROR=digest-only uses the mirror for pulls by digest only', async () => {
+    const agent = await startAgent({
+      NODE_RUNTIME: 'cri-o',
+      HOSTS: 'quay.io local.quay.io',
+      MIRROR_ADDRESS: '10.96.0.42',
+      PULL_FROM_MIRROR: 'digest-only',
+    });
+    const file = join(agent.certs, '50-mirror-synth-quay.conf');
+    expect(await until(() => read(file), 'the drop-in')).toBe(
+      dropIn('10.96.0.42', ['quay.io', 'local.quay.io']).replace(
+        /insecure = true\n/g,
+        'insecure = true\npull-from-mirror = "digest-only"\n',
+      ),
+    );
   });
 
   it('keeps a same-named file it did not write, leaves other drop-ins alone, and restores the directory', async () => {

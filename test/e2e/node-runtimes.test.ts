@@ -14,6 +14,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 
 import { NODE_RUNTIMES, type NodeRuntime } from '../../src/api/names.js';
+import type { MirrorSpec } from '../../src/api/schema.js';
 import { synthesizeMirror } from '../../src/synth/chart.js';
 import {
   agentHostDir,
@@ -57,9 +58,9 @@ async function newImage(): Promise<TestImage> {
   return image;
 }
 
-function objectsFor(runtime: NodeRuntime): ManifestObject[] {
+function objectsFor(runtime: NodeRuntime, spec: Partial<MirrorSpec> = {}): ManifestObject[] {
   return synthesizeMirror(
-    { name: NAME, spec: { upstreamUrl: upstream.host, credentialsSecret: SECRET }, source: 'node-runtimes' },
+    { name: NAME, spec: { upstreamUrl: upstream.host, credentialsSecret: SECRET, ...spec }, source: 'node-runtimes' },
     { namespace: 'test', nodeRuntime: runtime },
   );
 }
@@ -182,6 +183,45 @@ describe.each(Object.keys(CONTAINERDS))('%s: ctr --hosts-dir reads what the agen
       expect(await snapshotDir(configDir)).toEqual(before);
     },
   );
+
+  it('pullFromMirror digest-only: the tag is looked up at the upstream, the content by digest comes through the mirror', async () => {
+    const root = join(dir, tag, 'digest-only');
+    const objects = objectsFor('containerd', { pullFromMirror: 'digest-only' });
+    const configDir = join(root, agentHostDir(objects, NAME));
+    await mkdir(configDir, { recursive: true });
+    const agent = await startAgentIn(objects, configDir, join(root, 'agent'));
+    const file = join(configDir, upstream.host, 'hosts.toml');
+    try {
+      await waitFor('the agent to write hosts.toml', async () =>
+        (await readOr(file)).includes(`127.0.0.1:${mirror.port}`) ? true : undefined,
+      );
+      expect(await readFile(file, 'utf8')).toContain('capabilities = ["pull"]\n');
+      const image = await newImage();
+      const [markUp, mark] = [upstream.mark(), mirror.distribution.mark()];
+      // The node asks the upstream itself for the tag, so it needs credentials there, as a node would.
+      const pulled = await node.pull(image.refByTag(upstream.host), {
+        ...pullOptions(configDir),
+        user: `${USER}:${PASSWORD}`,
+      });
+      expect(pulled.digest).toBe(image.digest);
+      await expectServedByMirror(mark, image);
+      const tagPath = `/v2/${image.repository}/manifests/${image.tag}`;
+      const fromNode = (r: { userAgent: string }) => r.userAgent.includes('containerd');
+      // the tag: answered by the upstream, to the node, and never asked of the mirror
+      const upstreamTag = upstream.requests(markUp).filter((r) => fromNode(r) && r.uri === tagPath);
+      expect(upstreamTag.map((r) => r.status)).toContain(200);
+      const mirrorRequests = mirror.distribution.requests(mark);
+      expect(mirrorRequests.filter((r) => r.uri.includes(`/manifests/${image.tag}`))).toEqual([]);
+      // the image's index, by the digest the upstream named, through the mirror
+      // (containerd adds `?ns=<host>` to what it asks a mirror)
+      const path = (r: { uri: string }) => r.uri.split('?')[0];
+      expect(mirrorRequests.some((r) => path(r) === `/v2/${image.repository}/manifests/${image.digest}`)).toBe(true);
+      // and the node fetched no blob from the upstream
+      expect(upstream.requests(markUp).filter((r) => fromNode(r) && r.uri.includes('/blobs/'))).toEqual([]);
+    } finally {
+      await agent.terminate();
+    }
+  });
 });
 
 describe('cri-o nodes: skopeo with the agent drop-in', () => {
@@ -295,6 +335,46 @@ async function readmeSnippet(first: string): Promise<string> {
 // The config_path snippets the README tells users to put in /etc/containerd/config.toml, as
 // written there: each containerd version loads its own with config_path in the CRI registry
 // table and no complaint about an unknown key.
+// pull-from-mirror = "digest-only" (containers/image 5.23 from Debian reads it): the mirror
+// serves pulls by digest only; a pull by tag, layers included, goes to the upstream alone.
+describe('cri-o nodes with pullFromMirror digest-only: skopeo with the agent drop-in', () => {
+  let node: ContainersNode;
+  let agent: NodeAgent;
+  let pulls = 0;
+  const dest = () => join(dir, 'crio-digest-pulls', String(++pulls));
+
+  beforeAll(async () => {
+    node = await containersNode(join(dir, 'crio-digest'), upstream.ca.caCert);
+    const objects = objectsFor('cri-o', { pullFromMirror: 'digest-only' });
+    agent = await startAgentIn(objects, node.dropInDir, join(dir, 'crio-digest', 'agent'));
+    const file = join(node.dropInDir, `50-mirror-synth-${NAME}.conf`);
+    await waitFor('the agent to write its drop-in', async () =>
+      (await readOr(file)).includes(`127.0.0.1:${mirror.port}`) ? true : undefined,
+    );
+    expect(await readFile(file, 'utf8')).toContain('pull-from-mirror = "digest-only"\n');
+  });
+  afterAll(async () => {
+    await agent?.terminate();
+  });
+
+  it('pulls by tag from the upstream only, and by digest through the mirror', async () => {
+    const image = await newImage();
+    const blobs = image.blobDigests('linux/amd64');
+    const creds = `${USER}:${PASSWORD}`;
+    let [mark, mirrorMark] = [upstream.mark(), mirror.distribution.mark()];
+    const byTag = await skopeoCopy(node, image.refByTag(upstream.host), dest(), { creds });
+    expect(byTag.tried).toEqual([`${upstream.host}/${image.repository}:${image.tag}`]);
+    expect((await upstream.loggedBlobGets(blobs, mark, 'skopeo')).total).toBe(blobs.length);
+    expect(mirror.distribution.requests(mirrorMark)).toEqual([]);
+
+    [mark, mirrorMark] = [upstream.mark(), mirror.distribution.mark()];
+    const byDigest = await skopeoCopy(node, image.refByDigest(upstream.host), dest(), { creds });
+    expect(byDigest.tried[0]).toBe(`${mirror.host}/${image.repository}@${image.digest}`);
+    expect((await mirror.distribution.loggedBlobGets(blobs, mirrorMark, 'skopeo')).total).toBe(blobs.length);
+    expect(upstream.requests(mark).filter((q) => q.userAgent.includes('skopeo'))).toEqual([]);
+  });
+});
+
 describe("the README's containerd config snippets", () => {
   const cases = [
     {
@@ -372,7 +452,7 @@ describe("containerd 2.4's CRI plugin, configured with the README's snippet", ()
           : undefined,
       );
       const image = await newImage();
-      const mark = mirror.distribution.mark();
+      const [mark, upstreamMark] = [mirror.distribution.mark(), upstream.mark()];
       const pull = () => promisify(execFile)(criPull, ['-endpoint', socket, image.refByTag(upstream.host)]);
       // the CRI socket comes up with the daemon; keep the last refusal for the timeout message
       let last = '';
@@ -391,7 +471,8 @@ describe("containerd 2.4's CRI plugin, configured with the README's snippet", ()
       expect(stdout.trim()).toMatch(/^sha256:[0-9a-f]{64}$/);
       await expectServedByMirror(mark, image);
       // the node itself never went to the upstream: it has neither credentials nor the CA
-      expect(upstream.requests().filter((r) => r.userAgent.includes('containerd'))).toEqual([]);
+      // (since this pull: the digest-only tests above sent their tag lookups there on purpose)
+      expect(upstream.requests(upstreamMark).filter((r) => r.userAgent.includes('containerd'))).toEqual([]);
     } finally {
       await agent.terminate();
       daemon.kill('SIGTERM');

@@ -26,6 +26,7 @@ const NOT_CEL: Record<string, string> = {
   'typo.yaml': 'unknown fields are pruned (or refused with fieldValidation=Strict) by the API server',
   'wrong-type.yaml': 'type errors come from the structural schema before CEL',
   'bad-enum.yaml': 'enum errors come from the structural schema before CEL',
+  'pull-from-mirror.yaml': 'enum errors come from the structural schema before CEL',
   'missing-upstream.yaml': 'required fields are checked by the structural schema before CEL',
   'bad-name.yaml': "metadata.name takes no CEL rule the API server can cost; it answers with the name's pattern",
   'long-name.yaml': "metadata.name takes no CEL rule the API server can cost; it answers 'Too long'",
