@@ -5,10 +5,12 @@
 // succeeds. Real components on loopback: the upstream (Distribution, TLS, htpasswd) behind a
 // tampering TLS proxy (test/support/tamper.ts) that the mirror uses as its upstream, the
 // synthesized cache pod (Debian's nginx as the front, Distribution behind it) and containerd.
+import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 
@@ -25,7 +27,11 @@ import {
 import { type Fault, TamperingUpstream } from '../support/tamper.js';
 import { ThrottledProxy } from '../support/throttle.js';
 
+const execFileAsync = promisify(execFile);
 const NAME = 'vf';
+/** README "Purging one entry": what runs in the front container, with KEY set (the volume's path replaced here). */
+const PURGE_FRONT = `md5=$(printf %s "$KEY" | md5sum | cut -c1-32)
+rm -v /var/lib/registry/front/$(echo "$md5" | cut -c32)/$(echo "$md5" | cut -c30-31)/$md5`;
 const SECRET = 'upstream-creds';
 const USER = 'mirror-bot';
 const PASSWORD = 'vf-Pa55word';
@@ -192,6 +198,50 @@ describe('the front caches only digest-verified bytes', () => {
     } finally {
       await mirror.dispose();
       await slow.stop();
+    }
+  });
+
+  it('one entry purged as the README says: from the front, then from Distribution too', async () => {
+    const mirror = await startMirror('purge');
+    const http = new RegistryClient({ url: mirror.url });
+    try {
+      const image = await newImage();
+      const layer = image.platforms[0].layers[1];
+      const path = `/v2/${image.repository}/blobs/${layer.digest}`;
+      const get = async (): Promise<string> => {
+        const r = await http.request('GET', path);
+        expect(r.status).toBe(200);
+        expect(createHash('sha256').update(r.body).digest('hex')).toBe(layer.digest.slice('sha256:'.length));
+        return String(r.headers['x-mirror-cache']);
+      };
+      expect(await get()).toBe('MISS');
+      expect(await get()).toBe('HIT');
+      const purgeFront = (): Promise<unknown> =>
+        execFileAsync('sh', ['-c', PURGE_FRONT.replace('/var/lib/registry/', `${mirror.distribution.dataDir}/`)], {
+          env: { ...process.env, KEY: path },
+        });
+      // The front's entry: the next request is filled again, from Distribution's store.
+      const fetched = tamper.blobGets.get(layer.digest) ?? 0;
+      await purgeFront();
+      expect(await get()).toBe('MISS');
+      expect(await get()).toBe('HIT');
+      expect(tamper.blobGets.get(layer.digest)).toBe(fetched);
+      // Distribution's API does not delete in proxy mode, though storage.delete is enabled.
+      const del = await fetch(`${mirror.distribution.url}${path}`, { method: 'DELETE' });
+      expect(del.status).toBe(405);
+      // Its storage path, then a restart (it keeps blob descriptors in memory), then the front's entry.
+      const hex = layer.digest.slice('sha256:'.length);
+      await rm(join(mirror.distribution.dataDir, 'docker/registry/v2/blobs/sha256', hex.slice(0, 2), hex), {
+        recursive: true,
+      });
+      await mirror.restart();
+      await purgeFront();
+      expect(await get()).toBe('MISS');
+      expect(tamper.blobGets.get(layer.digest)).toBeGreaterThan(fetched);
+      expect(await get()).toBe('HIT');
+    } finally {
+      http.close();
+      await mirror.dispose();
     }
   });
 });
