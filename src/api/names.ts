@@ -153,6 +153,8 @@ export const REGISTRY_PORT = 5000;
 export const REGISTRY_DEBUG_PORT = 5001;
 /** Distribution's registry API, on the pod's loopback only: the front is its one client. */
 export const DISTRIBUTION_PORT = 5002;
+/** The front's fill server (nginx), on the pod's loopback only: the front's cache misses, verified by Distribution. */
+export const FRONT_FILL_PORT = 5003;
 /** The front's metrics: mtail's /metrics (its default port), from the front's access log, and the port's name. */
 export const FRONT_METRICS_PORT = 3903;
 export const FRONT_METRICS_PORT_NAME = 'front-metrics';

@@ -6,7 +6,18 @@
  * - Digest-addressed requests (`/v2/<name>/blobs/sha256:...`, `/v2/<name>/manifests/sha256:...`)
  *   are cached by nginx with `proxy_cache_lock`: however many nodes ask for a digest at once,
  *   one request reaches Distribution (which fetches from the upstream once) and the others wait
- *   for the cached copy. Digest content is immutable, so caching it is always safe.
+ *   for the cached copy. Digest content is immutable, so caching it is safe once it is checked.
+ * - Only bytes Distribution has checked against the digest in the URL enter the cache. A miss
+ *   goes through the fill server (same nginx, loopback): a HEAD first, which Distribution answers
+ *   only when it has fetched the whole blob from the upstream and stored it, which it does only
+ *   when its sha256 matches; then a GET that Distribution serves from its store. The front caches
+ *   an answer only when its ETag is the one Distribution gives content it verified: `"<digest>"`,
+ *   quoted, the URL's digest (a blob streamed from the upstream has it unquoted; a manifest by
+ *   digest is checked before Distribution sends it). So a corrupt or truncated 200 from the
+ *   upstream is passed on once, uncached, and the next request fetches again. Why not cache the
+ *   first streamed answer unless Distribution refused it: nginx decides what to cache from the
+ *   headers, before the body, and frees the lock at once for an answer it will not cache, so every
+ *   waiter would fetch from the upstream again.
  * - Everything else (tags, `/v2/`) goes to Distribution unbuffered: it resolves tags and does
  *   the upstream's token auth.
  * - A refusal or failure behind the front (Distribution down, 5xx, the upstream's 401/403/429
@@ -17,7 +28,7 @@
  *   UDP keeps nginx independent of mtail: nothing to open at start, nothing to block on.
  */
 
-import { DISTRIBUTION_PORT, FRONT_LOG_PORT, REGISTRY_PORT } from '../api/names.js';
+import { DISTRIBUTION_PORT, FRONT_FILL_PORT, FRONT_LOG_PORT, REGISTRY_PORT } from '../api/names.js';
 import { MAX_BYTES, parseBytes } from '../api/quantity.js';
 import { REGISTRY_STORAGE_PATH } from './distribution-config.js';
 
@@ -109,6 +120,11 @@ http {
     "" NONE;
     default $upstream_cache_status;
   }
+  # 0 when Distribution answered with content it verified against the digest in the URL (above).
+  map "$upstream_http_etag $uri" $front_unverified {
+    '~^"(sha256:[0-9a-f]{64})" /v2/.+/(blobs|manifests)/\\1$' 0;
+    default 1;
+  }
   log_format metrics escape=none '$front_kind $front_cache $status $body_bytes_sent\\n';
   access_log syslog:server=127.0.0.1:${FRONT_LOG_PORT},tag=front,nohostname metrics;
   # A read-only root filesystem: every path nginx writes is on the scratch volume.
@@ -130,6 +146,12 @@ http {
     keepalive 64;
   }
 
+  upstream fill {
+    server 127.0.0.1:${FRONT_FILL_PORT};
+    keepalive 64;
+  }
+  limit_conn_zone $uri zone=fills:1m;
+
   server {
     listen ${REGISTRY_PORT};
     server_name _;
@@ -143,10 +165,13 @@ http {
     error_page 401 403 429 500 502 503 504 = @fallback;
 
     location ~ "^/v2/.+/(blobs|manifests)/sha256:[0-9a-f]{64}$" {
-      proxy_pass http://distribution;
+      proxy_pass http://fill;
+      # The fill answers when the whole blob is in Distribution's store; a longer fill falls back.
+      proxy_read_timeout ${FRONT_LOCK_TIMEOUT_SECONDS}s;
       proxy_cache digests;
       proxy_cache_key $uri;
       proxy_cache_valid 200 168h;
+      proxy_no_cache $front_unverified;
       proxy_cache_lock on;
       proxy_cache_lock_timeout ${FRONT_LOCK_TIMEOUT_SECONDS}s;
       proxy_cache_lock_age ${FRONT_LOCK_TIMEOUT_SECONDS}s;
@@ -169,6 +194,34 @@ http {
       default_type application/json;
       add_header X-Mirror-Fallback "distribution answered $upstream_status" always;
       return 404 '{"errors":[{"code":"NAME_UNKNOWN","message":"the mirror cannot serve this now: pull it from the upstream","detail":"distribution answered $upstream_status"}]}\\n';
+    }
+  }
+
+  # The fill: the front's cache misses only. One at a time per digest (another gets a 503, and its
+  # node the upstream); it goes on when the front gives up waiting, so Distribution's copy completes.
+  server {
+    listen 127.0.0.1:${FRONT_FILL_PORT};
+    access_log off;
+    proxy_http_version 1.1;
+    proxy_set_header Connection "";
+    proxy_set_header Host $http_host;
+    proxy_connect_timeout 2s;
+    proxy_read_timeout 3600s;
+    proxy_ignore_client_abort on;
+    limit_conn fills 1;
+
+    location / {
+      auth_request /mirror-synth/fill;
+      proxy_pass http://distribution;
+    }
+
+    # Distribution answers a HEAD when the fetch is over (a HEAD's headers wait for its handler).
+    location = /mirror-synth/fill {
+      internal;
+      proxy_method HEAD;
+      proxy_pass_request_body off;
+      proxy_set_header Content-Length "";
+      proxy_pass http://distribution$request_uri;
     }
   }
 }

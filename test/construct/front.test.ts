@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 
+import { FRONT_FILL_PORT } from '../../src/api/names.js';
 import {
   FRONT_LOCK_TIMEOUT_SECONDS,
   frontReadinessScript,
@@ -23,6 +24,24 @@ describe('the front (nginx) config', () => {
     // tags and everything else go to Distribution, uncached
     expect(conf.match(/proxy_cache digests;/g)).toHaveLength(1);
     expect(conf).toMatch(/location \/ \{\s*proxy_pass http:\/\/distribution;\s*proxy_buffering off;/);
+  });
+
+  it('caches only what Distribution verified: misses go through the fill server, a HEAD first', () => {
+    const body = /location ~ "\^\/v2\/[^"]*" \{([^}]*)\}/.exec(conf)![1];
+    expect(body).toContain('proxy_pass http://fill;');
+    expect(body).toContain('proxy_no_cache $front_unverified;');
+    expect(body).toContain(`proxy_read_timeout ${FRONT_LOCK_TIMEOUT_SECONDS}s;`);
+    // cached: the URL's digest as Distribution's quoted ETag (a blob from its store, a manifest)
+    expect(conf).toContain(`map "$upstream_http_etag $uri" $front_unverified {
+    '~^"(sha256:[0-9a-f]{64})" /v2/.+/(blobs|manifests)/\\1$' 0;
+    default 1;
+  }`);
+    expect(conf).toContain(`server 127.0.0.1:${FRONT_FILL_PORT};`);
+    const fill = conf.slice(conf.indexOf(`listen 127.0.0.1:${FRONT_FILL_PORT};`));
+    expect(fill).toContain('limit_conn fills 1;');
+    expect(fill).toContain('proxy_ignore_client_abort on;');
+    expect(fill).toMatch(/location \/ \{\s*auth_request \/mirror-synth\/fill;\s*proxy_pass http:\/\/distribution;/);
+    expect(fill).toMatch(/location = \/mirror-synth\/fill \{\s*internal;\s*proxy_method HEAD;/);
   });
 
   it('turns failures behind it into 404 so nodes try the upstream', () => {

@@ -4,6 +4,7 @@
 // apply once so a changed config fails loudly instead of running untested:
 //   listen 5000            -> listen 127.0.0.1:<free port>
 //   server 127.0.0.1:5002  -> Distribution's test port
+//   listen 127.0.0.1:5003, server 127.0.0.1:5003 -> a free port for the fill server
 //   /var/lib/registry      -> the test's cache volume (shared with Distribution, as in the pod)
 //   /tmp/                  -> the test's scratch dir
 //   syslog:server=127.0.0.1:5514 -> the test's front-metrics (mtail) UDP port
@@ -31,6 +32,8 @@ const execFileAsync = promisify(execFile);
 
 const LISTEN = 'listen 5000;';
 const DISTRIBUTION = 'server 127.0.0.1:5002;';
+const FILL_LISTEN = 'listen 127.0.0.1:5003;';
+const FILL = 'server 127.0.0.1:5003;';
 const VOLUME = '/var/lib/registry';
 const METRICS_LOG = 'syslog:server=127.0.0.1:5514,';
 
@@ -124,6 +127,9 @@ export class FrontProcess {
     let conf = configMapData(opts.objects, `registry-mirror-${opts.name}-config`, 'nginx.conf');
     conf = replaceOnce(conf, LISTEN, `listen 127.0.0.1:${port};`, 'nginx.conf');
     conf = replaceOnce(conf, DISTRIBUTION, `server 127.0.0.1:${opts.distributionPort};`, 'nginx.conf');
+    const fillPort = await reservePort();
+    conf = replaceOnce(conf, FILL_LISTEN, `listen 127.0.0.1:${fillPort};`, 'nginx.conf');
+    conf = replaceOnce(conf, FILL, `server 127.0.0.1:${fillPort};`, 'nginx.conf');
     const logPort = opts.metricsLogPort ?? (await reservePort());
     conf = replaceOnce(conf, METRICS_LOG, `syslog:server=127.0.0.1:${logPort},`, 'nginx.conf');
     conf = conf.replaceAll(' /tmp/', ` ${join(opts.dir, 'tmp')}/`).replaceAll(` ${VOLUME}/`, ` ${opts.volume}/`);
