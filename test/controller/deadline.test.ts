@@ -1,48 +1,31 @@
 // Request deadlines against a loopback HTTP server that accepts requests and never answers
 // (or answers the headers and then stalls the body): the hang a black-holed connection makes.
-import { createServer, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
-
-import { CoreV1Api, KubeConfig, KubernetesObjectApi } from '@kubernetes/client-node';
+import { CoreV1Api, type KubeConfig, KubernetesObjectApi } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { RequestFencedError, RequestTimeoutError, withDeadlines } from '../../src/controller/deadline.js';
+import { type HoldingServer, startHoldingServer } from '../support/holding-server.js';
 
-let server: Server;
-const held: ServerResponse[] = [];
+let server: HoldingServer;
 let kc: KubeConfig;
 
 beforeAll(async () => {
-  server = createServer((req, res) => {
+  server = await startHoldingServer((req, res, hold) => {
     if (req.url?.startsWith('/api/v1/namespaces/quick')) {
       res.writeHead(200, { 'content-type': 'application/json' });
       res.end(JSON.stringify({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'quick' } }));
     } else if (req.url?.startsWith('/api/v1/namespaces/slow-body')) {
       res.writeHead(200, { 'content-type': 'application/json' });
       res.write('{"apiVersion":"v1",');
-      held.push(res);
+      hold(res);
     } else {
-      held.push(res); // never answered
+      hold(res); // never answered
     }
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  kc = new KubeConfig();
-  kc.loadFromOptions({
-    clusters: [
-      // plain HTTP on loopback: client-node allows it only with skipTLSVerify
-      { name: 'c', server: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, skipTLSVerify: true },
-    ],
-    users: [{ name: 'u' }],
-    contexts: [{ name: 'x', cluster: 'c', user: 'u' }],
-    currentContext: 'x',
-  });
+  kc = server.kc;
 });
 
-afterAll(async () => {
-  for (const res of held) res.destroy();
-  server.closeAllConnections();
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-});
+afterAll(() => server.close());
 
 describe('withDeadlines', () => {
   it('answers as before when the server answers', async () => {

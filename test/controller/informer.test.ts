@@ -1,57 +1,40 @@
 // A watch on a connection that goes quiet (headers, then nothing; or nothing at all) is aborted
 // after the idle timeout and restarted, against a loopback server that holds it open.
-import { createServer, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
-
-import { KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
+import { type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { SupervisedInformer, WatchIdleError } from '../../src/controller/informer.js';
+import { type HoldingServer, startHoldingServer } from '../support/holding-server.js';
 
-let server: Server;
-const held: ServerResponse[] = [];
+let server: HoldingServer;
 const watches: string[] = [];
 let kc: KubeConfig;
 
 beforeAll(async () => {
-  server = createServer((req, res) => {
+  server = await startHoldingServer((req, res, hold) => {
     const url = new URL(req.url ?? '/', 'http://x');
     if (url.searchParams.get('watch') !== 'true') return void res.writeHead(404).end();
     watches.push(url.pathname);
     if (url.pathname.endsWith('/silent')) {
-      held.push(res); // not even headers
+      hold(res); // not even headers
     } else if (url.pathname.endsWith('/chatty')) {
       res.writeHead(200, { 'content-type': 'application/json' });
       const bookmark = () =>
         res.write(`${JSON.stringify({ type: 'BOOKMARK', object: { metadata: { resourceVersion: '7' } } })}\n`);
       const t = setInterval(bookmark, 100);
       res.on('close', () => clearInterval(t));
-      held.push(res);
+      hold(res);
     } else {
       res.writeHead(200, { 'content-type': 'application/json' }); // then nothing
       res.flushHeaders();
-      held.push(res);
+      hold(res);
     }
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  kc = new KubeConfig();
-  kc.loadFromOptions({
-    clusters: [
-      // plain HTTP on loopback: client-node allows it only with skipTLSVerify
-      { name: 'c', server: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, skipTLSVerify: true },
-    ],
-    users: [{ name: 'u' }],
-    contexts: [{ name: 'x', cluster: 'c', user: 'u' }],
-    currentContext: 'x',
-  });
+  kc = server.kc;
 });
 
-afterAll(async () => {
-  for (const res of held) res.destroy();
-  server.closeAllConnections();
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-});
+afterAll(() => server.close());
 
 function informer(path: string, errors: unknown[]): SupervisedInformer<KubernetesObject> {
   return new SupervisedInformer<KubernetesObject>({
