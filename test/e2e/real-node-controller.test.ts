@@ -23,6 +23,8 @@ import { type NodeCluster, nodeClusterUnavailable } from '../support/node.js';
 import {
   applyObjects,
   deletePod,
+  isDistribution,
+  keepKilling,
   type NodeClients,
   nodeClients,
   type NodeUpstream,
@@ -151,20 +153,7 @@ describe.skipIf(unavailable !== undefined)('the controller as a Deployment on a 
     ).items;
     const pod = cache.metadata!.name!;
     // SIGKILL the cache pod's Distribution whenever the kubelet restarts it, until it backs off
-    let killing = true;
-    const killer = (async () => {
-      while (killing) {
-        for (const { pid, argv } of await node.containerProcesses()) {
-          if (!argv[0]?.endsWith('registry') || argv[1] !== 'serve') continue;
-          try {
-            process.kill(pid, 'SIGKILL');
-          } catch {
-            // it exited already
-          }
-        }
-        await new Promise((ok) => setTimeout(ok, 200));
-      }
-    })();
+    const killer = keepKilling(node, isDistribution);
     try {
       const m = await waitFor(
         `${NAME} to say its cache container crash-loops`,
@@ -191,8 +180,7 @@ describe.skipIf(unavailable !== undefined)('the controller as a Deployment on a 
       );
       expect(warnings.items.map((e) => e.reason)).toContain('CrashLoopBackOff');
     } finally {
-      killing = false;
-      await killer;
+      await killer.stop();
     }
     // a new cache pod, without the old one's back-off: the mirror is Ready again by itself
     await k.core.deleteNamespacedPod({ name: pod, namespace: NAMESPACE });

@@ -19,6 +19,8 @@ import { type NodeCluster, nodeClusterUnavailable } from '../support/node.js';
 import {
   applyObjects,
   deletePod,
+  isDistribution,
+  keepKilling,
   type NodeClients,
   nodeClients,
   type NodeUpstream,
@@ -181,32 +183,16 @@ describe.skipIf(unavailable !== undefined)(
       const image = await newImage();
       const [cache] = await cachePods();
       // SIGKILL the cache pod's Distribution whenever the kubelet restarts it
-      let killed = 0;
-      let killing = true;
-      const killer = (async () => {
-        while (killing) {
-          for (const { pid, argv } of await node.containerProcesses()) {
-            if (!argv[0]?.endsWith('registry') || argv[1] !== 'serve') continue;
-            try {
-              process.kill(pid, 'SIGKILL');
-              killed++;
-            } catch {
-              // it exited already
-            }
-          }
-          await new Promise((ok) => setTimeout(ok, 200));
-        }
-      })();
+      const killer = keepKilling(node, isDistribution);
       try {
-        await waitFor('the first kill of Distribution', () => (killed > 0 ? true : undefined), 30_000, 100);
+        await waitFor('the first kill of Distribution', () => (killer.kills() > 0 ? true : undefined), 30_000, 100);
         const before = (await upstream.requests()).length;
         await runPod(k.core, 'registry-failing', image.refByTag(UPSTREAM));
         const served = (await upstream.requests()).slice(before).filter((r) => r.path.includes('/blobs/'));
         expect(served.length).toBeGreaterThan(0);
         expect(new Set(served.map((r) => r.remote))).toEqual(new Set([node.nodeIp]));
       } finally {
-        killing = false;
-        await killer;
+        await killer.stop();
       }
       await deletePod(k.core, 'registry-failing');
       // a new cache pod, without the old one's crash-loop back-off

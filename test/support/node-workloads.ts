@@ -230,3 +230,42 @@ export async function readyPod(
     throw new Error(`${(err as Error).message}\n${why.join('\n')}`);
   }
 }
+
+export interface ProcessKiller {
+  /** How many processes it has killed so far. */
+  kills(): number;
+  stop(): Promise<void>;
+}
+
+/**
+ * SIGKILLs every container process on the node whose argv matches, every 200 ms until stopped:
+ * a container that fails each time the kubelet restarts it, until the kubelet backs off.
+ */
+export function keepKilling(node: NodeCluster, matches: (argv: string[]) => boolean): ProcessKiller {
+  let killed = 0;
+  let killing = true;
+  const loop = (async () => {
+    while (killing) {
+      for (const { pid, argv } of await node.containerProcesses()) {
+        if (!matches(argv)) continue;
+        try {
+          process.kill(pid, 'SIGKILL');
+          killed++;
+        } catch {
+          // it exited already
+        }
+      }
+      await new Promise((ok) => setTimeout(ok, 200));
+    }
+  })();
+  return {
+    kills: () => killed,
+    stop: async () => {
+      killing = false;
+      await loop;
+    },
+  };
+}
+
+/** A container's Distribution (`registry serve …`). */
+export const isDistribution = (argv: string[]): boolean => !!argv[0]?.endsWith('registry') && argv[1] === 'serve';
