@@ -9,7 +9,7 @@
 // the later shape (DaemonSet registry-mirror-<name>-utils, an nginx Secret, two replicas).
 // Throughout the move a monitor checks, every 100 ms, that the mirror's Service selects a ready
 // cache pod whenever one exists.
-import { setHeaderOptions, type V1Pod } from '@kubernetes/client-node';
+import { setHeaderOptions } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { type RunningController, startController } from '../../src/controller/controller.js';
@@ -26,6 +26,7 @@ import {
   waitUntil,
 } from '../support/cluster.js';
 import { type ControlPlane, startControlPlane } from '../support/control-plane.js';
+import { isReady, legacyLeftovers, legacyMirror, monitorTakeover } from '../support/legacy-mirror.js';
 
 const own = !process.env.MIRROR_SYNTH_TEST_KUBECONFIG;
 const namespace = 'kube-extra';
@@ -84,168 +85,6 @@ function fakeKubelet(): { stop: () => Promise<void> } {
   };
 }
 
-const ready = (p: V1Pod) =>
-  !p.metadata?.deletionTimestamp && (p.status?.conditions ?? []).some((x) => x.type === 'Ready' && x.status === 'True');
-const isCachePod = (p: V1Pod) =>
-  p.metadata?.labels?.component === 'registry' || p.metadata?.labels?.['app.kubernetes.io/component'] === 'cache';
-/** The original's node pod (its DaemonSet's) or the new node agent's. */
-const isNodePod = (p: V1Pod) =>
-  p.metadata?.labels?.component === 'hostess-certificate' ||
-  p.metadata?.labels?.['app.kubernetes.io/component'] === 'node-agent';
-
-/**
- * Samples the Service and the pods until stopped; returns every moment it selected no ready
- * cache pod while one existed, and every moment the node had no ready node pod (the original's
- * or the new agent's) after it first had one: the node's runtime configuration has no gap.
- */
-function monitor(mirror: string): { stop: () => Promise<string[]>; samples: () => number } {
-  let stopped = false;
-  let samples = 0;
-  let nodeServed = false;
-  const violations: string[] = [];
-  const loop = (async () => {
-    while (!stopped) {
-      try {
-        const readService = () => c.core.readNamespacedService({ name: `registry-mirror-${mirror}`, namespace });
-        const svc = await readService();
-        const all = (await c.core.listNamespacedPod({ namespace, labelSelector: `mirror=${mirror}` })).items;
-        // The Service and the pods are two reads: a sample taken across a change of the Service
-        // is not a moment of the cluster. Take it again.
-        if ((await readService()).metadata?.resourceVersion !== svc.metadata?.resourceVersion) continue;
-        const pods = all.filter(isCachePod);
-        const selector = svc.spec?.selector ?? {};
-        const selected = pods.filter((p) => Object.entries(selector).every(([k, v]) => p.metadata?.labels?.[k] === v));
-        samples++;
-        const nodePods = all.filter(isNodePod);
-        if (nodePods.some(ready)) nodeServed = true;
-        else if (nodeServed)
-          violations.push(`no ready node pod on node-a: ${nodePods.map((p) => p.metadata?.name).join(', ')}`);
-        if (pods.some(ready) && !selected.some(ready)) {
-          violations.push(
-            `selector ${JSON.stringify(selector)} selects no ready pod; ready: ${pods
-              .filter(ready)
-              .map((p) => p.metadata?.name)
-              .join(', ')}`,
-          );
-        }
-      } catch {
-        // the Service is replaced in one write; a read in between is retried
-      }
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  })();
-  return {
-    stop: async () => {
-      stopped = true;
-      await loop;
-      return violations;
-    },
-    samples: () => samples,
-  };
-}
-
-/** The original operator's objects for `mirror`, as it created them. */
-async function legacyMirror(mirror: string, shape: 'seed' | 'later', replicas: number): Promise<void> {
-  const m = await getMirror(c, mirror);
-  const labels = { app: 'docker-registry', mirror };
-  const ownerReferences = [
-    { apiVersion: 'k8s.osp.tech/v1', kind: 'RegistryMirror', name: mirror, uid: m.metadata!.uid! },
-  ];
-  const meta = (name: string) => ({ name, namespace, labels, ownerReferences });
-  const full = `registry-mirror-${mirror}`;
-  const fieldManager = 'mirror-operator';
-  const ports = [{ name: 'https', port: 443, targetPort: 'https' }];
-  await c.core.createNamespacedService({
-    namespace,
-    fieldManager,
-    body: {
-      metadata: meta(full),
-      spec: shape === 'seed' ? { type: 'NodePort', selector: labels, ports } : { selector: labels, ports },
-    },
-  });
-  await c.core.createNamespacedService({
-    namespace,
-    fieldManager,
-    body: { metadata: meta(`${full}-headless`), spec: { clusterIP: 'None', selector: labels, ports } },
-  });
-  await c.apps.createNamespacedStatefulSet({
-    namespace,
-    fieldManager,
-    body: {
-      metadata: meta(full),
-      spec: {
-        replicas,
-        serviceName: `${full}-headless`,
-        podManagementPolicy: 'Parallel',
-        selector: { matchLabels: labels },
-        template: {
-          metadata: { labels: { ...labels, component: 'registry' } },
-          spec: {
-            containers: [
-              { name: 'registry', image: 'nginx:1.22.1-alpine', ports: [{ name: 'https', containerPort: 5000 }] },
-            ],
-          },
-        },
-        volumeClaimTemplates: [
-          {
-            metadata: { name: 'image-store' },
-            spec: { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '20Gi' } } },
-          },
-        ],
-      },
-    },
-  });
-  await c.apps.createNamespacedDaemonSet({
-    namespace,
-    fieldManager,
-    body: {
-      metadata: meta(shape === 'seed' ? full : `${full}-utils`),
-      spec: {
-        selector: { matchLabels: labels },
-        template: {
-          metadata: { labels: { ...labels, component: 'hostess-certificate' } },
-          spec: { containers: [{ name: 'mirror-hostess', image: 'mirror-hostess:1.4.0' }] },
-        },
-      },
-    },
-  });
-  if (shape === 'later') {
-    await c.core.createNamespacedSecret({
-      namespace,
-      fieldManager,
-      body: { metadata: meta(`${full}-secret`), data: { 'default.conf': Buffer.from('server {}').toString('base64') } },
-    });
-  }
-  await waitUntil(async () => {
-    const pods = (await c.core.listNamespacedPod({ namespace, labelSelector: `mirror=${mirror},component=registry` }))
-      .items;
-    return pods.filter(ready).length === replicas;
-  }, `the original ${mirror} cache pods to be ready`);
-}
-
-/** Everything labelled mirror=<name> in the namespace, as Kind/name → managed by mirror-synth? */
-async function leftovers(mirror: string): Promise<string[]> {
-  const labelSelector = `mirror=${mirror}`;
-  const ours = (o: { metadata?: { labels?: Record<string, string> } }) =>
-    o.metadata?.labels?.['app.kubernetes.io/managed-by'] === 'mirror-synth';
-  const out: string[] = [];
-  const add = (kind: string, items: Array<{ metadata?: { name?: string; labels?: Record<string, string> } }>) => {
-    for (const i of items) if (!ours(i)) out.push(`${kind}/${i.metadata?.name}`);
-  };
-  add('Service', (await c.core.listNamespacedService({ namespace, labelSelector })).items);
-  add('StatefulSet', (await c.apps.listNamespacedStatefulSet({ namespace, labelSelector })).items);
-  add('DaemonSet', (await c.apps.listNamespacedDaemonSet({ namespace, labelSelector })).items);
-  add('Secret', (await c.core.listNamespacedSecret({ namespace, labelSelector })).items);
-  add('PersistentVolumeClaim', (await c.core.listNamespacedPersistentVolumeClaim({ namespace, labelSelector })).items);
-  // The original's pods are those with app=docker-registry and without our managed-by label (a
-  // mirror whose spec.labels sets app=docker-registry gives its new pods both).
-  add(
-    'Pod',
-    (await c.core.listNamespacedPod({ namespace, labelSelector: `app=docker-registry,${labelSelector}` })).items,
-  );
-  return out;
-}
-
 describe.runIf(own)('takeover from mirror-operator', () => {
   beforeAll(async () => {
     cp = await startControlPlane({
@@ -286,8 +125,8 @@ describe.runIf(own)('takeover from mirror-operator', () => {
       await ctl?.stop();
       ctl = undefined;
       await createMirror(c, mirror, { upstreamUrl: `${shape}.example.com` }, {});
-      await legacyMirror(mirror, shape, replicas);
-      const watch = monitor(mirror);
+      await legacyMirror(c, mirror, { namespace, shape, replicas });
+      const watch = monitorTakeover(c, namespace, mirror);
       holdNodeAgents = true;
       ctl = await startController({
         kubeConfig: c.kc,
@@ -307,17 +146,17 @@ describe.runIf(own)('takeover from mirror-operator', () => {
       const originalNodePods = async () =>
         (
           await c.core.listNamespacedPod({ namespace, labelSelector: `mirror=${mirror},component=hostess-certificate` })
-        ).items.filter(ready);
+        ).items.filter(isReady);
       expect(await originalNodePods()).toHaveLength(1);
       holdNodeAgents = false;
       const m = await waitForReady(c, mirror, 'True', 120_000);
       expect(await originalNodePods()).toHaveLength(0);
       await waitUntil(
-        async () => (await leftovers(mirror)).length === 0 || undefined,
+        async () => (await legacyLeftovers(c, namespace, mirror)).length === 0 || undefined,
         `only mirror-synth's objects for ${mirror}`,
         60_000,
       ).catch(async (e: unknown) => {
-        throw new Error(`${String(e)}; left: ${(await leftovers(mirror)).join(', ')}`);
+        throw new Error(`${String(e)}; left: ${(await legacyLeftovers(c, namespace, mirror)).join(', ')}`);
       });
       const violations = await watch.stop();
       const steps = logs.lines
@@ -353,7 +192,7 @@ describe.runIf(own)('takeover from mirror-operator', () => {
     await ctl?.stop();
     ctl = undefined;
     await createMirror(c, mirror, { upstreamUrl: 'labels.example.com', labels: { app: 'docker-registry' } }, {});
-    await legacyMirror(mirror, 'later', 2);
+    await legacyMirror(c, mirror, { namespace, shape: 'later', replicas: 2 });
     const labels = { app: 'docker-registry', mirror };
     const notes = await c.core.createNamespacedSecret({
       namespace,
@@ -379,11 +218,12 @@ describe.runIf(own)('takeover from mirror-operator', () => {
     });
     await waitForReady(c, mirror, 'True', 120_000);
     await waitUntil(
-      async () => (await leftovers(mirror)).filter((l) => !unrelated.includes(l)).length === 0 || undefined,
+      async () =>
+        (await legacyLeftovers(c, namespace, mirror)).filter((l) => !unrelated.includes(l)).length === 0 || undefined,
       `only mirror-synth's objects and the unrelated ones for ${mirror}`,
       60_000,
     ).catch(async (e: unknown) => {
-      throw new Error(`${String(e)}; left: ${(await leftovers(mirror)).join(', ')}`);
+      throw new Error(`${String(e)}; left: ${(await legacyLeftovers(c, namespace, mirror)).join(', ')}`);
     });
     const steps = logs.lines
       .slice(from)
