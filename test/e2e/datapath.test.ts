@@ -21,7 +21,7 @@ import {
   type PullError,
   writeHostsToml,
 } from '../support/containerd.js';
-import { buildImage, RegistryClient, type TestImage } from '../support/images.js';
+import { buildImage, concurrentPulls, RegistryClient, type TestImage } from '../support/images.js';
 import {
   type ManifestObject,
   startSynthesizedMirror,
@@ -110,16 +110,7 @@ describe('the data path', () => {
       const image = await newImage();
       const unique = image.bytes('linux/amd64');
       const mark = upstream.mark();
-      const pulls = await Promise.all(
-        Array.from({ length: 20 }, async () => {
-          const node = new RegistryClient({ url: mirror.url });
-          try {
-            return await node.pull(image.repository, image.tag);
-          } finally {
-            node.close();
-          }
-        }),
-      );
+      const pulls = await concurrentPulls(mirror.url, image.repository, image.tag, 20);
       for (const p of pulls) expect(p).toEqual({ digest: image.digest, bytes: unique });
       const sent = await upstream.loggedBlobGets(image.blobDigests('linux/amd64'), mark);
       expect(sent.bytes / unique).toBeLessThanOrEqual(1.05);
@@ -137,16 +128,7 @@ describe('the data path', () => {
       try {
         const other = await newImage();
         const m2 = upstream.mark();
-        await Promise.all(
-          Array.from({ length: 20 }, async () => {
-            const node = new RegistryClient({ url: bare.url });
-            try {
-              await node.pull(other.repository, other.tag);
-            } finally {
-              node.close();
-            }
-          }),
-        );
+        await concurrentPulls(bare.url, other.repository, other.tag, 20);
         expect(upstream.blobGets(m2).bytes / other.bytes('linux/amd64')).toBeGreaterThan(1.5);
       } finally {
         await bare.dispose();

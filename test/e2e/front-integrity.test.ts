@@ -16,7 +16,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 
 import { synthesizeMirror } from '../../src/index.js';
 import { Containerd, hostsToml, type PullError, writeHostsToml } from '../support/containerd.js';
-import { buildImage, RegistryClient, type TestImage } from '../support/images.js';
+import { buildImage, concurrentPulls, RegistryClient, type TestImage } from '../support/images.js';
 import {
   type ManifestObject,
   startSynthesizedMirror,
@@ -181,16 +181,7 @@ describe('the front caches only digest-verified bytes', () => {
       const image = await newImage([256 * 1024, 2 * 1024 * 1024]);
       const unique = image.bytes('linux/amd64');
       const mark = upstream.mark();
-      const pulls = await Promise.all(
-        Array.from({ length: 20 }, async () => {
-          const node = new RegistryClient({ url: mirror.url });
-          try {
-            return await node.pull(image.repository, image.tag);
-          } finally {
-            node.close();
-          }
-        }),
-      );
+      const pulls = await concurrentPulls(mirror.url, image.repository, image.tag, 20);
       for (const p of pulls) expect(p).toEqual({ digest: image.digest, bytes: unique });
       const sent = await upstream.loggedBlobGets(image.blobDigests('linux/amd64'), mark);
       for (const [digest, n] of sent.byDigest) expect({ digest, n }).toEqual({ digest, n: 1 });

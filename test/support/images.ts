@@ -391,6 +391,25 @@ export class RegistryClient {
   }
 }
 
+/** `nodes` concurrent pulls of repository:reference from `url`, each with a client of its own, as a rollout storm does. */
+export function concurrentPulls(
+  url: string,
+  repository: string,
+  reference: string,
+  nodes: number,
+): Promise<Array<{ digest: string; bytes: number }>> {
+  return Promise.all(
+    Array.from({ length: nodes }, async () => {
+      const node = new RegistryClient({ url });
+      try {
+        return await node.pull(repository, reference);
+      } finally {
+        node.close();
+      }
+    }),
+  );
+}
+
 function expectStatus(res: Response, status: number, what: string): void {
   if (res.status !== status) {
     throw new RegistryError(
