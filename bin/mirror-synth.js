@@ -9,4 +9,9 @@ if (!existsSync(main)) {
   console.error(`mirror-synth: not built yet (no lib/ in ${root}): run "npm ci" there first`);
   process.exit(1);
 }
-process.exitCode = await (await import(main.href)).main(process.argv);
+const code = await (await import(main.href)).main(process.argv);
+process.exitCode = code;
+// A command that failed has nothing left to do. A handle left open (the socket of a request that
+// was cut off, a timer) must not keep the process running: a controller that lost its Lease has
+// to be gone before a standby takes over. Exits at once when nothing is left; otherwise after 2 s.
+if (code !== 0) setTimeout(() => process.exit(code), 2000).unref();

@@ -49,5 +49,5 @@ export class StaleOutputError extends Error {
 
 /** The cluster could not be read: unreachable, CRD missing, or access denied. Exit code 1. */
 export class ClusterError extends Error {
-  override readonly name = 'ClusterError';
+  override readonly name: string = 'ClusterError';
 }

@@ -22,7 +22,12 @@ import {
   type NodeRuntime,
 } from '../api/names.js';
 import { type MirrorPolicy, parseAllowlist } from '../api/policy.js';
-import { leaderTimingsProblem } from '../controller/timings.js';
+import {
+  DEFAULT_LEASE_DURATION_SECONDS,
+  DEFAULT_RENEW_DEADLINE_SECONDS,
+  DEFAULT_RETRY_PERIOD_SECONDS,
+  leaderTimingsProblem,
+} from '../controller/timings.js';
 import { assertChartVersion } from '../synth/helm.js';
 
 const configs = new Map<string, Record<string, unknown>>();
@@ -276,9 +281,9 @@ export function resolveLeaderTimings(flags: LeaderTimingFlags): {
   retryPeriodSeconds: number;
 } {
   const t = {
-    leaseDurationSeconds: flags.leaseDuration ?? 15,
-    renewDeadlineSeconds: flags.renewDeadline ?? 10,
-    retryPeriodSeconds: flags.retryPeriod ?? 2,
+    leaseDurationSeconds: flags.leaseDuration ?? DEFAULT_LEASE_DURATION_SECONDS,
+    renewDeadlineSeconds: flags.renewDeadline ?? DEFAULT_RENEW_DEADLINE_SECONDS,
+    retryPeriodSeconds: flags.retryPeriod ?? DEFAULT_RETRY_PERIOD_SECONDS,
   };
   const problem = leaderTimingsProblem(t.leaseDurationSeconds, t.renewDeadlineSeconds, t.retryPeriodSeconds);
   if (problem !== undefined) throw new UsageError(`--lease-duration, --renew-deadline, --retry-period: ${problem}`);

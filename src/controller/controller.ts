@@ -26,6 +26,7 @@ import { DEFAULT_STALL_SECONDS, ProgressMonitor } from './progress.js';
 import { informerRestartDelayMs, jitter, WorkQueue } from './queue.js';
 import { ChildIndex, Reconciler } from './reconciler.js';
 import { ReferencedSecrets } from './secrets.js';
+import { DEFAULT_RENEW_DEADLINE_SECONDS } from './timings.js';
 import { controllerWatches, type WatchContext, WATCHED_KINDS } from './watches.js';
 
 export interface StartControllerOptions {
@@ -268,7 +269,7 @@ class Controller {
         this.fence.abort(err);
         this.metrics.isLeader.set(0);
         this.logger.error(
-          { err: describeError(err), renewDeadlineSeconds: this.opts.renewDeadlineSeconds ?? 10 },
+          { err: describeError(err), renewDeadlineSeconds: this.opts.renewDeadlineSeconds ?? DEFAULT_RENEW_DEADLINE_SECONDS },
           'lost leadership: stopped every API request; exiting so that a standby takes over',
         );
         await this.stop();

@@ -20,12 +20,20 @@ import { ClusterError } from '../api/errors.js';
 import { describeError, errorStatus } from '../api/kube-errors.js';
 import { LEASE_NAME } from '../api/names.js';
 import { DEFAULT_REQUEST_TIMEOUT_SECONDS, formatSeconds, withDeadlines } from './deadline.js';
-import { attemptTimeoutMs, leaderTimingsProblem } from './timings.js';
+import {
+  attemptTimeoutMs,
+  DEFAULT_LEASE_DURATION_SECONDS,
+  DEFAULT_RENEW_DEADLINE_SECONDS,
+  DEFAULT_RETRY_PERIOD_SECONDS,
+  leaderTimingsProblem,
+} from './timings.js';
 
 export { attemptTimeoutMs, JITTER_FACTOR, leaderTimingsProblem } from './timings.js';
 
 /** The leader could not renew its Lease within the renew deadline: it must stop acting at once. */
-export class LeadershipLostError extends ClusterError {}
+export class LeadershipLostError extends ClusterError {
+  override readonly name: string = 'LeadershipLostError';
+}
 
 export interface LeaseRecord {
   readonly holderIdentity?: string;
@@ -86,6 +94,7 @@ export interface LeaderElectorOptions {
 
 export class LeaderElector {
   private readonly api: CoordinationV1Api;
+  private readonly releaseApi: CoordinationV1Api;
   private readonly leaseName: string;
   private readonly duration: number;
   private readonly renewDeadline: number;
@@ -102,15 +111,20 @@ export class LeaderElector {
 
   constructor(private readonly opts: LeaderElectorOptions) {
     this.leaseName = opts.leaseName ?? LEASE_NAME;
-    this.duration = opts.leaseDurationSeconds ?? 15;
-    this.renewDeadline = opts.renewDeadlineSeconds ?? 10;
-    this.retryPeriod = opts.retryPeriodSeconds ?? 2;
+    this.duration = opts.leaseDurationSeconds ?? DEFAULT_LEASE_DURATION_SECONDS;
+    this.renewDeadline = opts.renewDeadlineSeconds ?? DEFAULT_RENEW_DEADLINE_SECONDS;
+    this.retryPeriod = opts.retryPeriodSeconds ?? DEFAULT_RETRY_PERIOD_SECONDS;
     this.requestTimeoutMs = (opts.requestTimeoutSeconds ?? DEFAULT_REQUEST_TIMEOUT_SECONDS) * 1000;
     const problem = leaderTimingsProblem(this.duration, this.renewDeadline, this.retryPeriod);
     if (problem !== undefined) throw new Error(`leader election: ${problem}`);
     this.api = withDeadlines(opts.kubeConfig, {
       timeoutMs: () => attemptTimeoutMs(Date.now(), this.requestTimeoutMs, this.deadlineAt),
     }).makeApiClient(CoordinationV1Api);
+    // The release on stop has the request timeout alone: a renew under way must not lend it what
+    // is left of its renew deadline.
+    this.releaseApi = withDeadlines(opts.kubeConfig, { timeoutMs: this.requestTimeoutMs }).makeApiClient(
+      CoordinationV1Api,
+    );
   }
 
   /** Resolves once this candidate holds the Lease; resolves `false` if stopped first. */
@@ -171,12 +185,16 @@ export class LeaderElector {
     if (!this.leading) return;
     this.leading = false;
     try {
-      const lease = await this.api.readNamespacedLease({ name: this.leaseName, namespace: this.opts.namespace });
+      const lease = await this.releaseApi.readNamespacedLease({ name: this.leaseName, namespace: this.opts.namespace });
       if (lease.spec?.holderIdentity !== this.opts.identity) return;
       lease.spec.holderIdentity = undefined;
       lease.spec.leaseDurationSeconds = 1;
       lease.spec.renewTime = new V1MicroTime();
-      await this.api.replaceNamespacedLease({ name: this.leaseName, namespace: this.opts.namespace, body: lease });
+      await this.releaseApi.replaceNamespacedLease({
+        name: this.leaseName,
+        namespace: this.opts.namespace,
+        body: lease,
+      });
       this.opts.logger.info({ lease: `${this.opts.namespace}/${this.leaseName}` }, 'released leadership');
     } catch (err) {
       this.opts.logger.warn(

@@ -2,6 +2,11 @@
  * Leader-election deadline math, pure (no client: the CLI's option checks load it too).
  */
 
+/** client-go's defaults (and the controller's): Lease duration, renew deadline, retry period, in seconds. */
+export const DEFAULT_LEASE_DURATION_SECONDS = 15;
+export const DEFAULT_RENEW_DEADLINE_SECONDS = 10;
+export const DEFAULT_RETRY_PERIOD_SECONDS = 2;
+
 /** client-go's leaderelection.JitterFactor: the renew deadline must leave room for a jittered retry. */
 export const JITTER_FACTOR = 1.2;
 
