@@ -138,8 +138,9 @@ export const IMAGES = {
   nodeAgent: 'docker.io/library/busybox:1.37.0',
 } as const;
 export type ImageRole = keyof typeof IMAGES;
-/** What `spec.imageDigests.<role>` adds to the image: `@sha256:` and 64 lower-case hex digits. */
-export const IMAGE_DIGEST_PATTERN = '^sha256:[0-9a-f]{64}$';
+/** An image digest, `sha256:` and 64 lower-case hex digits (`spec.imageDigests.<role>` is `<tag>@` and one). */
+export const IMAGE_DIGEST = 'sha256:[0-9a-f]{64}';
+export const IMAGE_DIGEST_PATTERN = `^${IMAGE_DIGEST}$`;
 
 /** The tag of an image reference `host/path:tag`. */
 export function imageTag(ref: string): string {

@@ -11,6 +11,7 @@ import { type Static, type TSchema, Type } from '@sinclair/typebox';
 import {
   API_GROUP,
   API_VERSION,
+  IMAGE_DIGEST,
   type ImageRole,
   IMAGES,
   imageTag,
@@ -325,7 +326,7 @@ const literal = (text: string): string => text.replace(/[.*+?^${}()|[\]\\]/g, '\
 const ImageDigest = (role: ImageRole) => {
   const field = `spec.imageDigests.${role}`;
   const tag = imageTag(IMAGES[role]);
-  const digest = '@sha256:[0-9a-f]{64}$';
+  const digest = `@${IMAGE_DIGEST}$`;
   return Type.String({
     pattern: `^${literal(tag)}${digest}`,
     maxLength: 200,

@@ -40,7 +40,7 @@ import {
 } from './readiness.js';
 import type { ReferencedSecrets } from './secrets.js';
 import { CONDITION_TYPES, eventFor, nextStatus, type ReconcileOutcome, statusChanged } from './status.js';
-import { Takeover, type TakeoverStep } from './takeover.js';
+import { Takeover, TAKEOVER_FORBIDDEN, type TakeoverStep } from './takeover.js';
 
 /** A SpecError as one condition message: every problem, then what to do. */
 export function specMessage(err: SpecError): string {
@@ -418,7 +418,7 @@ export class Reconciler {
       if (errorStatus(err) !== 403) throw err;
       return {
         type: 'Stalled',
-        reason: 'TakeoverForbidden',
+        reason: TAKEOVER_FORBIDDEN,
         message:
           `Taking over from mirror-operator needs to delete its pods and claims in namespace ${namespace}, and the controller may not (${describeError(err)}). ` +
           'Apply `mirror-synth controller-manifests --takeover`, which grants pod and persistentvolumeclaim delete with --takeover; the takeover resumes where it stopped.',

@@ -55,7 +55,8 @@ export type DesiredCondition = Omit<MirrorCondition, 'lastTransitionTime'> & { t
 /** Waiting reasons that are a container's trouble (the kubelet's words), worth a Warning Event. */
 const STUCK_REASON = /BackOff$|^Err|Error$/;
 
-const NOT_RETRYING = 'The controller will not retry until the RegistryMirror or its credentials Secret changes.';
+const NOT_RETRYING =
+  'The controller tries again when the RegistryMirror or its credentials Secret changes, and at each periodic resync (every 10 minutes by default).';
 
 /** The three conditions an outcome implies, without transition times. */
 export function desiredConditions(outcome: ReconcileOutcome, generation: number): DesiredCondition[] {

@@ -48,6 +48,8 @@ export const LEGACY_APP = 'docker-registry';
 export const TAKING_OVER = 'TakingOver';
 /** Stalled reason of a takeover the controller's RBAC does not allow (it resumes from this one too). */
 export const TAKEOVER_FORBIDDEN = 'TakeoverForbidden';
+/** Stalled reason of a mirror whose children's names hold the original's objects while takeover is off. */
+export const TAKEOVER_DISABLED = 'TakeoverDisabled';
 /** Where the README explains the move. */
 const MIGRATING = 'README: Migrating from mirror-operator';
 const STEP_RECHECK_MS = 1_000;
@@ -186,7 +188,7 @@ export class Takeover {
       );
       return {
         type: 'Stalled',
-        reason: 'TakeoverDisabled',
+        reason: TAKEOVER_DISABLED,
         message:
           `${child.kind} ${this.opts.namespace}/${child.metadata.name} is the original mirror-operator's, and taking mirrors over is off. ` +
           `Stop mirror-operator, then apply \`mirror-synth controller-manifests --takeover\` (the controller runs with --takeover and may delete the original's pods and claims; ${MIGRATING}).`,
