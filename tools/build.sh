@@ -149,7 +149,7 @@ entry_for() {
   fi
   echo "$mod-$version-src$(
     cd "$dir" && for f in $(LC_ALL=C ls); do
-      [[ -f $f ]] && printf '%s\n%s\n' "$f" "$(sha256sum <"$f" | cut -d' ' -f1)"
+      [[ -f $f && ! -L $f ]] && printf '%s\n%s\n' "$f" "$(sha256sum <"$f" | cut -d' ' -f1)"
     done | sha256sum | cut -c1-12
   )"
 }

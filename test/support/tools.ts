@@ -159,8 +159,9 @@ async function cacheEntry(module: ModuleName, pinned: string): Promise<string> {
   if (!entries.some((e) => e.isFile() && e.name.endsWith('.go') && e.name !== 'tools.go')) {
     return `${module}-${version}`;
   }
+  // regular files not starting with a dot, as build.sh's `ls` and `[[ -f && ! -L ]]` see them
   const names = entries
-    .filter((e) => e.isFile())
+    .filter((e) => e.isFile() && !e.name.startsWith('.'))
     .map((e) => e.name)
     .sort();
   let listing = '';
