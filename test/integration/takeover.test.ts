@@ -9,6 +9,11 @@
 // the later shape (DaemonSet registry-mirror-<name>-utils, an nginx Secret, two replicas).
 // Throughout the move a monitor checks, every 100 ms, that the mirror's Service selects a ready
 // cache pod whenever one exists.
+//
+// test/e2e/real-node-takeover.test.ts moves both shapes with the real kubelet, scheduler and
+// controllers while a node pulls. This one keeps the stand-in kubelet for what a real node cannot
+// be made to do on demand: hold the new node agent un-Ready, to show the original's node agent
+// stays until the new one is Ready.
 import { setHeaderOptions } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 

@@ -18,6 +18,8 @@
 //   state no real controller writes on demand.
 // - monitoring.test.ts: a DaemonSet desired on two nodes with one missing its agent, a state a
 //   single real node cannot be put into.
+// - takeover.test.ts (with legacy-mirror.ts): a stand-in kubelet of its own that holds the new node
+//   agent un-Ready on demand; the real-node takeover is test/e2e/real-node-takeover.test.ts.
 import { AppsV1Api, type KubeConfig, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 
 /** Status a StatefulSet reports when all `replicas` pods of generation `generation` are ready. */
