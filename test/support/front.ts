@@ -49,6 +49,16 @@ export interface FrontLogLine {
   readonly user_agent: string;
 }
 
+/** Successful blob GETs in the front's access log (FrontProcess.blobGets). */
+export interface FrontBlobGets {
+  readonly total: number;
+  /** Total response bytes of those GETs. */
+  readonly bytes: number;
+  /** How many of them each $upstream_cache_status served (HIT, MISS, ...). */
+  readonly byCache: Record<string, number>;
+  readonly byDigest: ReadonlyMap<string, number>;
+}
+
 export interface FrontOptions {
   readonly objects: readonly ManifestObject[];
   /** The mirror's name: objects are registry-mirror-<name>... */
@@ -195,17 +205,56 @@ export class FrontProcess {
   }
 
   /** Successful blob GETs the front answered since `mark`, by digest, with how it served them. */
-  async blobGets(since = 0): Promise<{ total: number; bytes: number; byCache: Record<string, number> }> {
+  async blobGets(since = 0): Promise<FrontBlobGets> {
     let total = 0;
     let bytes = 0;
     const byCache: Record<string, number> = {};
+    const byDigest = new Map<string, number>();
     for (const l of (await this.accessLog()).slice(since)) {
-      if (l.method !== 'GET' || l.status !== 200 || !/\/blobs\/sha256:/.test(l.uri)) continue;
+      if (l.method !== 'GET' || l.status !== 200) continue;
+      const m = /\/blobs\/(sha256:[0-9a-f]{64})/.exec(l.uri);
+      if (!m) continue;
       total++;
       bytes += l.bytes;
       byCache[l.cache] = (byCache[l.cache] ?? 0) + 1;
+      byDigest.set(m[1], (byDigest.get(m[1]) ?? 0) + 1);
     }
-    return { total, bytes, byCache };
+    return { total, bytes, byCache, byDigest };
+  }
+
+  /**
+   * blobGets(since) once every digest of `digests` has been logged as often as it is listed there:
+   * nginx writes a request's access log line when it finalizes the request, which can be after the
+   * client read the last byte, so counting the moment a pull returns races (as RegistryProcess's
+   * loggedBlobGets says of Distribution). On timeout, what was logged, for the caller's assertion.
+   */
+  async loggedBlobGets(digests: readonly string[], since = 0, timeoutMs = 30_000): Promise<FrontBlobGets> {
+    const want = new Map<string, number>();
+    for (const d of digests) want.set(d, (want.get(d) ?? 0) + 1);
+    return waitFor(
+      `the front to log the GETs of ${want.size} blob(s)`,
+      async () => {
+        const got = await this.blobGets(since);
+        return [...want].every(([d, n]) => (got.byDigest.get(d) ?? 0) >= n) ? got : undefined;
+      },
+      timeoutMs,
+    ).catch(() => this.blobGets(since));
+  }
+
+  /**
+   * A mark() past `n` requests for `uri` (whatever their status) logged since `since`: waits for
+   * their lines, which nginx may write after the client saw the response end, so that a window
+   * starting at the mark holds no late line of theirs.
+   */
+  async markAfter(uri: string, n: number, since = 0, timeoutMs = 30_000): Promise<number> {
+    return waitFor(
+      `the front to log ${n} request(s) for ${uri}`,
+      async () => {
+        const log = await this.accessLog();
+        return log.slice(since).filter((l) => l.uri === uri).length >= n ? log.length : undefined;
+      },
+      timeoutMs,
+    );
   }
 
   /** Run the synthesized readiness probe as the kubelet would; `ok` is its exit status 0. */
