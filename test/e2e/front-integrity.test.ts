@@ -160,10 +160,12 @@ describe('the front caches only digest-verified bytes', () => {
         // (nginx logs a request after sending it: wait for the pull's lines rather than count at once)
         const served = await mirror.front!.loggedBlobGets(image.blobDigests('linux/amd64'), mark);
         expect(served.total).toBe(image.blobDigests('linux/amd64').length);
-        // and what the front cached now is the blob the digest names
+        // and what the front cached now is the blob the digest names, in the file the absence
+        // checks above looked for (so a wrong path there cannot pass them)
         const again = await http.request('GET', path);
         expect(again.headers['x-mirror-cache']).toBe('HIT');
         expect(createHash('sha256').update(again.body).digest('hex')).toBe(layer.digest.slice('sha256:'.length));
+        expect(await exists(frontCacheFile(cacheDir, path))).toBe(true);
       } finally {
         http.close();
         tamper.heal();
