@@ -61,16 +61,25 @@ class ProcessLog {
   constructor(child: ChildProcess) {
     for (const stream of [child.stdout, child.stderr]) {
       stream?.setEncoding('utf8');
+      // A chunk may end mid-line: its unfinished tail waits for the rest in the next chunk.
+      let partial = '';
       stream?.on('data', (chunk: string) => {
         this.text += chunk;
-        for (const line of chunk.split('\n')) {
-          try {
-            this.lines.push({ ...(JSON.parse(line) as Record<string, unknown>), at: Date.now() });
-          } catch {
-            // not a log line (the CLI's one-line error on stderr)
-          }
-        }
+        const lines = (partial + chunk).split('\n');
+        partial = lines.pop()!;
+        for (const line of lines) this.parse(line);
       });
+      stream?.on('end', () => {
+        if (partial) this.parse(partial);
+        partial = '';
+      });
+    }
+  }
+  private parse(line: string): void {
+    try {
+      this.lines.push({ ...(JSON.parse(line) as Record<string, unknown>), at: Date.now() });
+    } catch {
+      // not a log line (the CLI's one-line error on stderr)
     }
   }
   find(msg: string) {
