@@ -238,8 +238,22 @@ describe('the controller on a black-holed connection', () => {
       `RequestTimeoutError: GET /apis/networking.k8s.io/v1/namespaces/${namespace}/networkpolicies/registry-mirror-${n}: no answer within 6s`,
     );
 
+    // idle() is true while the mirror waits for its rate-limited retry too: what says the retry
+    // succeeded is its 'reconciled' line, logged after the connection forwards again.
+    const forwardedAt = logs.lines.length;
     proxy.forward();
-    await waitUntil(() => Promise.resolve(ctl.idle()), 'the retried reconcile to succeed', 60_000);
+    await waitUntil(
+      () =>
+        Promise.resolve(
+          logs.lines
+            .slice(forwardedAt)
+            .map((l) => JSON.parse(l) as { msg?: string; mirror?: string; result?: string })
+            .some((l) => l.msg === 'reconciled' && l.mirror === n && l.result === 'success') || undefined,
+        ),
+      'the retried reconcile to succeed',
+      60_000,
+    );
+    await waitUntil(() => Promise.resolve(ctl.idle()), 'the controller to be idle');
     expect(await healthz(ctl)).toEqual({ status: 200, body: 'ok\n' });
   });
 });
