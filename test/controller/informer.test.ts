@@ -22,7 +22,7 @@ beforeAll(async () => {
       res.writeHead(200, { 'content-type': 'application/json' });
       const bookmark = () =>
         res.write(`${JSON.stringify({ type: 'BOOKMARK', object: { metadata: { resourceVersion: '7' } } })}\n`);
-      const t = setInterval(bookmark, 100);
+      const t = setInterval(bookmark, BOOKMARK_MS);
       res.on('close', () => clearInterval(t));
       hold(res);
     } else {
@@ -36,7 +36,14 @@ beforeAll(async () => {
 
 afterAll(() => server.close());
 
-function informer(path: string, errors: unknown[]): SupervisedInformer<KubernetesObject> {
+/** The chatty path's bookmark interval: far below CHATTY_IDLE_MS, so a loaded event loop does not fire the idle timer first. */
+const BOOKMARK_MS = 100;
+/** The quiet paths' idle timeout: nothing arrives there, so no ratio to keep. */
+const IDLE_MS = 400;
+/** The chatty path's idle timeout, 20 bookmark intervals. */
+const CHATTY_IDLE_MS = 2_000;
+
+function informer(path: string, errors: unknown[], watchIdleMs = IDLE_MS): SupervisedInformer<KubernetesObject> {
   return new SupervisedInformer<KubernetesObject>({
     name: 'things',
     kubeConfig: kc,
@@ -46,7 +53,7 @@ function informer(path: string, errors: unknown[]): SupervisedInformer<Kubernete
     logger: pino({ level: 'silent' }),
     onChange: () => undefined,
     onError: (err) => errors.push(err),
-    watchIdleMs: 400,
+    watchIdleMs,
   });
 }
 
@@ -64,16 +71,17 @@ describe('watch idle timeout', () => {
     await inf.stop();
     expect(errors[0]).toBeInstanceOf(WatchIdleError);
     expect((errors[0] as Error).message).toBe(`watch of ${path} received nothing for 0.4s (not even a bookmark)`);
-    expect(Date.now() - started).toBeGreaterThanOrEqual(800);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(2 * IDLE_MS);
     expect(watches.filter((p) => p === path).length).toBeGreaterThanOrEqual(2); // restarted, on a new request
   });
 
   it('keeps a watch that receives bookmarks', async () => {
     const errors: unknown[] = [];
-    const inf = informer('/api/v1/chatty', errors);
+    const inf = informer('/api/v1/chatty', errors, CHATTY_IDLE_MS);
     void inf.start();
     await inf.whenSynced();
-    await new Promise((r) => setTimeout(r, 1_200));
+    // two and a half idle timeouts: a watch the bookmarks did not keep alive would be aborted twice
+    await new Promise((r) => setTimeout(r, 2.5 * CHATTY_IDLE_MS));
     await inf.stop();
     expect(errors).toEqual([]);
     expect(watches.filter((p) => p === '/api/v1/chatty')).toHaveLength(1);
