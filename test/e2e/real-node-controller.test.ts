@@ -31,6 +31,7 @@ import {
   objectsOf,
   readyPod,
   runPod,
+  serviceAnswers,
   startNodeUpstream,
   startStandInNode,
 } from '../support/node-workloads.js';
@@ -105,20 +106,13 @@ describe.skipIf(unavailable !== undefined)('the controller as a Deployment on a 
     expect(said.find((r) => r.reason === 'CacheNotReady')?.message).toContain(`StatefulSet registry-mirror-${NAME}`);
     expect(condition(readyAt, 'Ready')).toMatchObject({ status: 'True', reason: 'Serving' });
     expect(condition(readyAt, 'Reconciling')).toMatchObject({ status: 'False' });
-    const service = await k.core.readNamespacedService({ name: `registry-mirror-${NAME}`, namespace: NAMESPACE });
     // Ready follows the pods' readiness; kube-proxy programs the ClusterIP's rules when it sees the
     // EndpointSlice change, a sync period later. A user's `curl` right after `kubectl wait` works
     // within those few seconds, never needing the cache to settle any further.
-    const url = `http://${service.spec?.clusterIP}:5000/v2/`;
-    const code = await waitFor(
-      `GET ${url} through the Service to answer 200 once ${NAME} said Ready`,
-      async () => {
-        const { stdout } = await node.run('curl', ['-sS', '-m', '2', '-o', '/dev/null', '-w', '%{http_code}', url]);
-        return stdout === '200' ? stdout : undefined;
-      },
-      10_000,
-      200,
-    );
+    const code = await serviceAnswers(node, k.core, `registry-mirror-${NAME}`, NAMESPACE, {
+      timeoutMs: 10_000,
+      why: `once ${NAME} said Ready`,
+    });
     expect(code).toBe('200');
 
     // a Pod of an upstream-only image then pulls through it

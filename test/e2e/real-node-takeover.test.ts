@@ -31,7 +31,7 @@ import {
 import type { TestImage } from '../support/images.js';
 import { legacyLeftovers, legacyMirror, monitorTakeover } from '../support/legacy-mirror.js';
 import { type NodeCluster, nodeClusterUnavailable } from '../support/node.js';
-import { type NodeUpstream, startNodeUpstream, startStandInNode } from '../support/node-workloads.js';
+import { type NodeUpstream, serviceAnswers, startNodeUpstream, startStandInNode } from '../support/node-workloads.js';
 import { runnableTestImage, SLEEP_CMD } from '../support/stand-in-images.js';
 import { ensureTool } from '../support/tools.js';
 import { waitFor } from '../support/wait.js';
@@ -166,8 +166,16 @@ describe.skipIf(unavailable !== undefined)('the takeover from mirror-operator on
           60_000,
           250,
         );
+        // and the node reaches the new cache through the Service: kube-proxy programs the
+        // ClusterIP's rules for the new endpoints a sync period after they change, and until then a
+        // pull through the mirror would fall back to the upstream (the node itself fetching)
+        await serviceAnswers(node, c.core, `registry-mirror-${mirror}`, NAMESPACE, {
+          timeoutMs: 30_000,
+          why: `once ${mirror} said Ready`,
+        });
       } finally {
-        // two more pulls after the move, whatever happened: the last is wholly after it
+        // stop pulling, whatever happened: the pull under way finishes, and the one below (after)
+        // is wholly after the move
         const more = pulling.stop();
         pulls = await more;
       }

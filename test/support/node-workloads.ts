@@ -187,6 +187,35 @@ export async function deletePod(core: CoreV1Api, name: string, namespace = 'defa
   );
 }
 
+/**
+ * Waits for GET `path` on the Service's ClusterIP, from the node, to answer 200, as a user's `curl`
+ * would, and returns the code. A mirror's Ready follows its pods' readiness; kube-proxy programs
+ * the ClusterIP's rules when it sees the EndpointSlice change, a sync period later, so what the
+ * node sends to the Service right after Ready may not reach the new pods yet. The Service is read
+ * on each try (a takeover may replace it).
+ */
+export async function serviceAnswers(
+  node: NodeCluster,
+  core: CoreV1Api,
+  name: string,
+  namespace: string,
+  opts: { port?: number; path?: string; timeoutMs?: number; why?: string } = {},
+): Promise<string> {
+  const { port = 5000, path = '/v2/', timeoutMs = 10_000 } = opts;
+  return waitFor(
+    `GET ${path} through Service ${namespace}/${name} to answer 200${opts.why ? ` ${opts.why}` : ''}`,
+    async () => {
+      const service = await core.readNamespacedService({ name, namespace });
+      const url = `http://${service.spec?.clusterIP}:${port}${path}`;
+      const { stdout } = await node.run('curl', ['-sS', '-m', '2', '-o', '/dev/null', '-w', '%{http_code}', url]);
+      if (stdout !== '200') throw new Error(`GET ${url}: ${stdout}`);
+      return stdout;
+    },
+    timeoutMs,
+    200,
+  );
+}
+
 /** The first Pod matching `labelSelector` that is Ready; on timeout, what the kubelet says of each. */
 export async function readyPod(
   core: CoreV1Api,
