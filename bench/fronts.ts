@@ -23,9 +23,11 @@ import { createCipheriv, createHash } from 'node:crypto';
 import { closeSync, openSync, readFileSync } from 'node:fs';
 import { chmod, chown, cp, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, request, type Server, type ServerResponse } from 'node:http';
-import { loadavg, tmpdir } from 'node:os';
+import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 
 import { releasePorts, reservePort } from '../test/support/ports.js';
 import { hasExited, spawnTracked, terminate } from '../test/support/processes.js';
@@ -75,6 +77,8 @@ class BlobUpstream {
   readonly sent = new Map<string, Sent>();
   private available = 0;
   private last = performance.now();
+  private readonly queue: { n: number; resolve: () => void }[] = [];
+  private pumping = false;
   private readonly zeros = Buffer.alloc(CHUNK);
 
   private constructor(
@@ -103,20 +107,35 @@ class BlobUpstream {
     releasePorts([this.port]);
   }
 
-  /** Wait until `n` bytes may pass: a token bucket holding at most 50 ms of bytes, shared by every response. */
-  private async take(n: number): Promise<void> {
+  /**
+   * Wait until `n` bytes may pass: a token bucket holding at most 50 ms of bytes, shared by every
+   * response and granted first come, first served (each response queues again after each chunk,
+   * so concurrent responses share the rate evenly).
+   */
+  private take(n: number): Promise<void> {
+    if (!this.bytesPerSecond) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.queue.push({ n, resolve });
+      if (!this.pumping) void this.pump();
+    });
+  }
+
+  private async pump(): Promise<void> {
+    this.pumping = true;
     const rate = this.bytesPerSecond;
-    if (!rate) return;
-    for (;;) {
-      const now = performance.now();
-      this.available = Math.min(rate / 20, this.available + ((now - this.last) / 1000) * rate);
-      this.last = now;
-      if (this.available >= Math.min(n, rate / 20)) {
-        this.available -= n;
-        return;
+    for (let next = this.queue.shift(); next; next = this.queue.shift()) {
+      const want = Math.min(next.n, rate / 20);
+      for (;;) {
+        const now = performance.now();
+        this.available = Math.min(rate / 20, this.available + ((now - this.last) / 1000) * rate);
+        this.last = now;
+        if (this.available >= want) break;
+        await sleep(Math.max(1, ((want - this.available) / rate) * 1000));
       }
-      await sleep(Math.max(1, ((Math.min(n, rate / 20) - this.available) / rate) * 1000));
+      this.available -= next.n;
+      next.resolve();
     }
+    this.pumping = false;
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -218,6 +237,72 @@ function get(url: string, t0: number, size: number, digest: string, timeoutMs: n
     }, timeoutMs);
     req.on('error', (e) => finish(e.message));
     req.end();
+  });
+}
+
+/** One GET for a client worker. */
+interface Job {
+  readonly url: string;
+  readonly size: number;
+  readonly digest: string;
+  readonly timeoutMs: number;
+}
+
+/**
+ * The clients run in worker threads (one per core), so receiving and hashing N streams is not
+ * squeezed onto the thread that also runs the upstream. A batch starts at a common instant; times
+ * come back relative to it.
+ */
+class ClientPool {
+  private readonly workers: Worker[];
+  private nextId = 0;
+  private readonly pending = new Map<number, { results: Get[][]; left: number; resolve: (r: Get[][]) => void }>();
+
+  constructor(size = Math.max(1, Math.min(4, availableParallelism()))) {
+    this.workers = Array.from({ length: size }, (_, w) => {
+      const worker = new Worker(fileURLToPath(import.meta.url), { workerData: { role: 'fronts-client' } });
+      worker.on('message', (m: { id: number; results: Get[] }) => {
+        const p = this.pending.get(m.id)!;
+        p.results[w] = m.results;
+        if (--p.left === 0) {
+          this.pending.delete(m.id);
+          p.resolve(p.results);
+        }
+      });
+      worker.on('error', (e) => {
+        throw e;
+      });
+      return worker;
+    });
+  }
+
+  /** Run the jobs concurrently, spread over the workers; results in the jobs' order. */
+  async run(jobs: readonly Job[]): Promise<Get[]> {
+    const id = this.nextId++;
+    const shares = this.workers.map((_, w) => jobs.filter((_, i) => i % this.workers.length === w));
+    const results = await new Promise<Get[][]>((resolve) => {
+      this.pending.set(id, { results: [], left: this.workers.length, resolve });
+      // Start a little ahead so every worker has the message before the common start.
+      const startAt = performance.timeOrigin + performance.now() + 20;
+      this.workers.forEach((worker, w) => worker.postMessage({ id, jobs: shares[w], startAt }));
+    });
+    return jobs.map((_, i) => results[i % this.workers.length][Math.floor(i / this.workers.length)]);
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.workers.map((w) => w.terminate()));
+  }
+}
+
+if (!isMainThread && (workerData as { role?: string } | null)?.role === 'fronts-client') {
+  parentPort!.on('message', (m: { id: number; jobs: Job[]; startAt: number }) => {
+    void (async () => {
+      const t0 = m.startAt - performance.timeOrigin;
+      const wait = t0 - performance.now();
+      if (wait > 0) await sleep(wait);
+      const results = await Promise.all(m.jobs.map((j) => get(j.url, t0, j.size, j.digest, j.timeoutMs)));
+      parentPort!.postMessage({ id: m.id, results });
+    })();
   });
 }
 
@@ -566,6 +651,8 @@ export interface FrontRow {
     p99Seconds: number;
     p99OverSingle: number;
     allCorrect: boolean;
+    /** Cores this process (upstream, clients and their sha256) kept busy over the burst's wall time. */
+    benchCpuShare: number;
     clients: ClientTimes[];
   };
 }
@@ -613,6 +700,7 @@ export async function runFronts(opts: FrontsOptions, log: (line: string) => void
   const root = await mkdtemp(join(tmpdir(), 'ms-fronts-'));
   await chmod(root, 0o755);
   const upstream = await BlobUpstream.start(size, rate);
+  const clients = new ClientPool();
   const rows: FrontRow[] = [];
   const loadavgAtStart = loadavg().map(r3);
   log(
@@ -639,8 +727,13 @@ export async function runFronts(opts: FrontsOptions, log: (line: string) => void
         log(`${name} (${version}): up at ${front.url}`);
 
         // (a) one cold GET alone
-        const t0 = performance.now();
-        const s = await get(`${front.url}/blobs/${singleBlob}`, t0, size, digests[singleBlob], 60_000 + 3 * perCopyMs);
+        const singleJob = {
+          url: `${front.url}/blobs/${singleBlob}`,
+          size,
+          digest: digests[singleBlob],
+          timeoutMs: 60_000 + 3 * perCopyMs,
+        };
+        const [s] = await clients.run([singleJob]);
         if (name === 'none') directSingle = s.doneMs;
         const single = {
           seconds: r3(s.doneMs / 1000),
@@ -652,13 +745,7 @@ export async function runFronts(opts: FrontsOptions, log: (line: string) => void
         log(`  single cold: ${single.seconds} s (${single.ratioToDirect}x direct)${s.ok ? '' : ` FAILED: ${s.error}`}`);
 
         // (c) warm: the same URL again
-        const w = await get(
-          `${front.url}/blobs/${singleBlob}`,
-          performance.now(),
-          size,
-          digests[singleBlob],
-          60_000 + 3 * perCopyMs,
-        );
+        const [w] = await clients.run([singleJob]);
         const warm = {
           seconds: r3(w.doneMs / 1000),
           upstreamBytesRatio: r3(ratio(singleBlob)),
@@ -670,18 +757,17 @@ export async function runFronts(opts: FrontsOptions, log: (line: string) => void
         );
 
         // (b) N concurrent cold GETs of a new URL
+        const cpu0 = process.cpuUsage();
         const start = performance.now();
-        const gets = await Promise.all(
-          Array.from({ length: n }, () =>
-            get(
-              `${front!.url}/blobs/${burstBlob}`,
-              start,
-              size,
-              digests[burstBlob],
-              60_000 + (name === 'none' ? n : 3) * perCopyMs * 1.5,
-            ),
-          ),
-        );
+        const burstJob = {
+          url: `${front.url}/blobs/${burstBlob}`,
+          size,
+          digest: digests[burstBlob],
+          timeoutMs: 60_000 + (name === 'none' ? n : 3) * perCopyMs * 1.5,
+        };
+        const gets = await clients.run(Array.from({ length: n }, () => burstJob));
+        const cpu = process.cpuUsage(cpu0);
+        const benchCpuShare = r3((cpu.user + cpu.system) / 1000 / (performance.now() - start));
         const firsts = gets.map((g) => g.firstByteMs).filter((x) => Number.isFinite(x));
         const done = gets.map((g) => g.doneMs).sort((a, b) => a - b);
         const p99 = percentile(done, 99);
@@ -695,6 +781,7 @@ export async function runFronts(opts: FrontsOptions, log: (line: string) => void
           p99Seconds: r3(p99 / 1000),
           p99OverSingle: r3(p99 / s.doneMs),
           allCorrect: gets.every((g) => g.ok),
+          benchCpuShare,
           clients: gets.map((g) => ({
             firstByteSeconds: r3(g.firstByteMs / 1000),
             doneSeconds: r3(g.doneMs / 1000),
@@ -707,6 +794,7 @@ export async function runFronts(opts: FrontsOptions, log: (line: string) => void
           `  N=${n} concurrent cold: upstream sent ${concurrent.upstreamBytesRatio}x the blob in ${concurrent.upstreamRequests} requests; ` +
             `first byte spread ${concurrent.firstByteSpreadSeconds} s (last ${concurrent.firstByteMaxSeconds} s); ` +
             `p50 ${concurrent.p50Seconds} s, p99 ${concurrent.p99Seconds} s = ${concurrent.p99OverSingle}x single; ` +
+            `bench process busy ${concurrent.benchCpuShare} cores; ` +
             (concurrent.allCorrect
               ? 'all bytes correct'
               : `${failures.length} FAILED: ${[...new Set(failures)].join('; ')}`),
@@ -722,6 +810,7 @@ export async function runFronts(opts: FrontsOptions, log: (line: string) => void
       }
     }
   } finally {
+    await clients.stop();
     await upstream.stop();
     await rm(root, { recursive: true, force: true });
   }
