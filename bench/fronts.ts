@@ -13,7 +13,9 @@
 //   (b) N concurrent cold GETs of a new URL: upstream bytes / blob size, each client's time to
 //       first body byte and to completion (from the common start), firstByteSpreadSeconds
 //       (max - min first byte), p50/p99 completion, p99 / single cold, and whether every client
-//       got exactly the blob (length and sha256).
+//       got exactly the blob (length and sha256);
+//   (d) the same N GETs again, warm: the p99 this machine manages for N clients when nothing is
+//       cold (on a small machine the bench's own receiving and hashing bound it, cold or warm).
 // Proxies: Debian's nginx (proxy_cache + proxy_cache_lock, as the synthesized front's digests
 // location), Varnish (streams a miss to the requests its waiting list coalesced), Squid
 // (collapsed_forwarding), Apache Traffic Server (read-while-writer). Needs root and the packages
@@ -41,6 +43,8 @@ export interface FrontsOptions {
   readonly rateMiB: number;
   readonly concurrency: number;
   readonly fronts: readonly FrontName[];
+  /** Leave out "none"'s concurrent GETs (N copies through the cap: N times a single pull). @default false */
+  readonly skipDirectBurst?: boolean;
   /** Print the summary (FrontsSummary) as one JSON line at the end. @default false */
   readonly json?: boolean;
   /** Where to write the JSON results. @default - not written */
@@ -646,6 +650,14 @@ export interface FrontRow {
   readonly error?: string;
   readonly single?: { seconds: number; ratioToDirect: number; upstreamBytesRatio: number; ok: boolean; error?: string };
   readonly warm?: { seconds: number; upstreamBytesRatio: number; ok: boolean; error?: string };
+  /** N concurrent GETs of the burst's URL again, once it is cached. */
+  readonly warmBurst?: {
+    p50Seconds: number;
+    p99Seconds: number;
+    upstreamBytesRatio: number;
+    allCorrect: boolean;
+    benchCpuShare: number;
+  };
   readonly concurrent?: {
     n: number;
     upstreamBytesRatio: number;
@@ -685,6 +697,7 @@ export interface FrontsSummary {
     p99Seconds: number | null;
     p99OverSingle: number | null;
     warmSeconds: number | null;
+    warmBurstP99Seconds: number | null;
     allCorrect: boolean;
     meetsIssue16: boolean;
     error?: string;
@@ -761,6 +774,11 @@ export async function runFronts(opts: FrontsOptions, log: (line: string) => void
           `  warm: ${warm.seconds} s; upstream sent ${warm.upstreamBytesRatio}x the blob for the two${w.ok ? '' : ` FAILED: ${w.error}`}`,
         );
 
+        if (name === 'none' && opts.skipDirectBurst) {
+          rows.push({ front: name, version, single, warm });
+          continue;
+        }
+
         // (b) N concurrent cold GETs of a new URL
         const cpu0 = process.cpuUsage();
         const start = performance.now();
@@ -804,7 +822,28 @@ export async function runFronts(opts: FrontsOptions, log: (line: string) => void
               ? 'all bytes correct'
               : `${failures.length} FAILED: ${[...new Set(failures)].join('; ')}`),
         );
-        rows.push({ front: name, version, single, warm, concurrent });
+
+        // (d) the same N GETs again, warm: what this machine delivers to N clients with nothing to fetch
+        let warmBurst: FrontRow['warmBurst'];
+        if (name !== 'none') {
+          const wcpu0 = process.cpuUsage();
+          const wstart = performance.now();
+          const again = await clients.run(Array.from({ length: n }, () => burstJob));
+          const wcpu = process.cpuUsage(wcpu0);
+          const wdone = again.map((g) => g.doneMs).sort((a, b) => a - b);
+          warmBurst = {
+            p50Seconds: r3(percentile(wdone, 50) / 1000),
+            p99Seconds: r3(percentile(wdone, 99) / 1000),
+            upstreamBytesRatio: r3(ratio(burstBlob)),
+            allCorrect: again.every((g) => g.ok),
+            benchCpuShare: r3((wcpu.user + wcpu.system) / 1000 / (performance.now() - wstart)),
+          };
+          log(
+            `  N=${n} concurrent warm: p50 ${warmBurst.p50Seconds} s, p99 ${warmBurst.p99Seconds} s; bench process busy ${warmBurst.benchCpuShare} cores; ` +
+              (warmBurst.allCorrect ? 'all bytes correct' : 'FAILED'),
+          );
+        }
+        rows.push({ front: name, version, single, warm, concurrent, warmBurst });
       } catch (e) {
         const error = (e as Error).message;
         log(`  ${name} FAILED: ${error}`);
@@ -865,7 +904,13 @@ export function summary(r: FrontsResult): FrontsSummary {
       p99Seconds: nul(row.concurrent?.p99Seconds),
       p99OverSingle: nul(row.concurrent?.p99OverSingle),
       warmSeconds: nul(row.warm?.seconds),
-      allCorrect: Boolean(row.single?.ok && row.warm?.ok && row.concurrent?.allCorrect),
+      warmBurstP99Seconds: nul(row.warmBurst?.p99Seconds),
+      allCorrect: Boolean(
+        row.single?.ok &&
+        row.warm?.ok &&
+        (row.concurrent?.allCorrect ?? !row.error) &&
+        (row.warmBurst?.allCorrect ?? true),
+      ),
       meetsIssue16: meetsIssue16(row),
       ...(row.error ? { error: row.error.split('\n')[0] } : {}),
     })),
@@ -880,11 +925,11 @@ function report(r: FrontsResult, log: (line: string) => void): void {
     `Blob ${(r.blobBytes / MiB).toFixed(0)} MiB, upstream capped at ${r.rateMiB || 'no'} MiB/s, N=${r.concurrency} concurrent cold GETs. Loopback, one run.`,
   );
   log(
-    'front           single cold  /direct  upstream x  1st-byte spread  p50 s    p99 s    p99/single  warm s  all correct  issue 16',
+    'front           single cold  /direct  upstream x  1st-byte spread  p50 s    p99 s    p99/single  warm s  warm N p99  all correct  issue 16',
   );
   for (const s of summary(r).fronts) {
     log(
-      `${s.front.padEnd(15)} ${f(s.singleColdSeconds).padStart(11)}  ${f(s.singleColdRatio).padStart(7)}  ${f(s.upstreamBytesRatio).padStart(10)}  ${f(s.firstByteSpreadSeconds).padStart(15)}  ${f(s.p50Seconds).padStart(6)}  ${f(s.p99Seconds).padStart(7)}  ${f(s.p99OverSingle).padStart(10)}  ${f(s.warmSeconds).padStart(6)}  ${(s.allCorrect ? 'yes' : 'NO').padStart(11)}  ${s.meetsIssue16 ? 'meets' : 'misses'}${s.error ? `  (${s.error})` : ''}`,
+      `${s.front.padEnd(15)} ${f(s.singleColdSeconds).padStart(11)}  ${f(s.singleColdRatio).padStart(7)}  ${f(s.upstreamBytesRatio).padStart(10)}  ${f(s.firstByteSpreadSeconds).padStart(15)}  ${f(s.p50Seconds).padStart(6)}  ${f(s.p99Seconds).padStart(7)}  ${f(s.p99OverSingle).padStart(10)}  ${f(s.warmSeconds).padStart(6)}  ${f(s.warmBurstP99Seconds).padStart(10)}  ${(s.allCorrect ? 'yes' : 'NO').padStart(11)}  ${s.meetsIssue16 ? 'meets' : 'misses'}${s.error ? `  (${s.error})` : ''}`,
     );
   }
 }
