@@ -1,12 +1,16 @@
 #!/bin/sh
-# Install the Debian packages in scripts/test-deps.txt that are not installed yet.
+# Install the Debian packages in a list file that are not installed yet:
+#   sh scripts/install-test-deps.sh [list]   (default scripts/test-deps.txt; e.g. scripts/bench-deps.txt)
 # Needs root (CI runs as root). A policy-rc.d that exits 101 stops apt from starting
 # containerd (or any other service) as a side effect of installing it; an existing
 # policy-rc.d is left alone.
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
-deps=$(sed -e 's/#.*//' -e '/^[[:space:]]*$/d' "$here/test-deps.txt")
+list=${1:-$here/test-deps.txt}
+[ -r "$list" ] || { echo "install-test-deps: cannot read package list '$list'" >&2; exit 1; }
+deps=$(sed -e 's/#.*//' -e '/^[[:space:]]*$/d' "$list")
+name=$(basename "$list" .txt)
 
 missing=
 for pkg in $deps; do
@@ -15,12 +19,12 @@ for pkg in $deps; do
   fi
 done
 if [ -z "$missing" ]; then
-  echo "test deps: all installed ($(echo $deps))"
+  echo "$name: all installed ($(echo $deps))"
   exit 0
 fi
 
 if [ "$(id -u)" != 0 ]; then
-  echo "test deps missing:$missing; run as root: sh scripts/install-test-deps.sh" >&2
+  echo "$name missing:$missing; run as root: sh scripts/install-test-deps.sh $list" >&2
   exit 1
 fi
 
@@ -29,7 +33,7 @@ if [ ! -e /usr/sbin/policy-rc.d ]; then
   chmod 0755 /usr/sbin/policy-rc.d
 fi
 
-echo "test deps: installing$missing"
+echo "$name: installing$missing"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -q
 # shellcheck disable=SC2086
