@@ -27,6 +27,7 @@ import {
   StopWaiting,
   waitFor,
 } from './registry.js';
+import { waitForDigests } from './wait.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -229,16 +230,7 @@ export class FrontProcess {
    * loggedBlobGets says of Distribution). On timeout, what was logged, for the caller's assertion.
    */
   async loggedBlobGets(digests: readonly string[], since = 0, timeoutMs = 30_000): Promise<FrontBlobGets> {
-    const want = new Map<string, number>();
-    for (const d of digests) want.set(d, (want.get(d) ?? 0) + 1);
-    return waitFor(
-      `the front to log the GETs of ${want.size} blob(s)`,
-      async () => {
-        const got = await this.blobGets(since);
-        return [...want].every(([d, n]) => (got.byDigest.get(d) ?? 0) >= n) ? got : undefined;
-      },
-      timeoutMs,
-    ).catch(() => this.blobGets(since));
+    return waitForDigests('the front', digests, () => this.blobGets(since), timeoutMs);
   }
 
   /**

@@ -19,7 +19,7 @@ import { FrontProcess } from './front.js';
 import { FrontMetrics } from './front-metrics.js';
 import { reservePort } from './ports.js';
 import { spawnTracked } from './processes.js';
-import { StopWaiting, waitFor } from './wait.js';
+import { StopWaiting, waitFor, waitForDigests } from './wait.js';
 
 export { StopWaiting, waitFor };
 
@@ -367,16 +367,7 @@ export class RegistryProcess {
     userAgent?: string,
     timeoutMs = 30_000,
   ): Promise<BlobGets> {
-    const want = new Map<string, number>();
-    for (const d of digests) want.set(d, (want.get(d) ?? 0) + 1);
-    return waitFor(
-      `${this.name} to log the GETs of ${want.size} blob(s)`,
-      () => {
-        const got = this.blobGets(since, userAgent);
-        return [...want].every(([d, n]) => (got.byDigest.get(d) ?? 0) >= n) ? got : undefined;
-      },
-      timeoutMs,
-    ).catch(() => this.blobGets(since, userAgent));
+    return waitForDigests(this.name, digests, () => this.blobGets(since, userAgent), timeoutMs);
   }
 
   /** Log lines since `mark` whose message or any field contains `text`. */

@@ -31,3 +31,26 @@ export async function waitFor<T>(
     await sleep(intervalMs);
   }
 }
+
+/**
+ * `read()` once its `byDigest` counts reach each digest of `digests` as often as it is listed
+ * there (a server's log lines can land after the client read the last byte). On timeout, one more
+ * `read()`, for the caller's assertion to show what was logged.
+ */
+export async function waitForDigests<T extends { readonly byDigest: ReadonlyMap<string, number> }>(
+  who: string,
+  digests: readonly string[],
+  read: () => Promise<T> | T,
+  timeoutMs = 30_000,
+): Promise<T> {
+  const want = new Map<string, number>();
+  for (const d of digests) want.set(d, (want.get(d) ?? 0) + 1);
+  return waitFor(
+    `${who} to log the GETs of ${want.size} blob(s)`,
+    async () => {
+      const got = await read();
+      return [...want].every(([d, n]) => (got.byDigest.get(d) ?? 0) >= n) ? got : undefined;
+    },
+    timeoutMs,
+  ).catch(() => read());
+}
