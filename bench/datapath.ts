@@ -14,7 +14,7 @@
 // synthesized front (nginx) before Distribution and once with Distribution alone ("none").
 // --rate-mib N puts a TCP proxy capping the upstream's sending at N MiB/s (all connections
 // together) between the upstream and everyone: a slow or rate-limited registry.
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -30,6 +30,7 @@ import {
 } from '../test/support/registry.js';
 import { ThrottledProxy } from '../test/support/throttle.js';
 import { ensureTool } from '../test/support/tools.js';
+import { writeResults } from './results.js';
 
 export interface DatapathOptions {
   readonly layerMiB: number;
@@ -251,12 +252,7 @@ export async function runDatapath(
       concurrent,
     };
     report(result, log);
-    if (opts.resultsDir) {
-      await mkdir(opts.resultsDir, { recursive: true });
-      const file = join(opts.resultsDir, `datapath-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
-      await writeFile(file, JSON.stringify({ options: opts, result }, null, 2) + '\n');
-      log(`results: ${file}`);
-    }
+    if (opts.resultsDir) await writeResults(opts.resultsDir, 'datapath', opts, result, log);
     if (opts.json) log(JSON.stringify(summary(result)));
     return result;
   } finally {

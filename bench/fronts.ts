@@ -33,6 +33,7 @@ import { isMainThread, parentPort, Worker, workerData } from 'node:worker_thread
 
 import { releasePorts, reservePort } from '../test/support/ports.js';
 import { hasExited, spawnTracked, terminate } from '../test/support/processes.js';
+import { writeResults } from './results.js';
 
 export const FRONTS = ['none', 'nginx', 'varnish', 'squid', 'trafficserver'] as const;
 export type FrontName = (typeof FRONTS)[number];
@@ -861,12 +862,7 @@ export async function runFronts(opts: FrontsOptions, log: (line: string) => void
 
   const result: FrontsResult = { blobBytes: size, rateMiB: opts.rateMiB, concurrency: n, loadavgAtStart, rows };
   report(result, log);
-  if (opts.resultsDir) {
-    await mkdir(opts.resultsDir, { recursive: true });
-    const file = join(opts.resultsDir, `fronts-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
-    await writeFile(file, JSON.stringify({ options: opts, result }, null, 2) + '\n');
-    log(`results: ${file}`);
-  }
+  if (opts.resultsDir) await writeResults(opts.resultsDir, 'fronts', opts, result, log);
   if (opts.json) log(JSON.stringify(summary(result)));
   return result;
 }
