@@ -269,7 +269,10 @@ class Controller {
         this.fence.abort(err);
         this.metrics.isLeader.set(0);
         this.logger.error(
-          { err: describeError(err), renewDeadlineSeconds: this.opts.renewDeadlineSeconds ?? DEFAULT_RENEW_DEADLINE_SECONDS },
+          {
+            err: describeError(err),
+            renewDeadlineSeconds: this.opts.renewDeadlineSeconds ?? DEFAULT_RENEW_DEADLINE_SECONDS,
+          },
           'lost leadership: stopped every API request; exiting so that a standby takes over',
         );
         await this.stop();
