@@ -24,6 +24,7 @@
 #   cni          bridge, host-local, loopback, portmap     (github.com/containernetworking/plugins)
 #   coredns      coredns, with the plugins the e2e node's Corefile uses (github.com/coredns/coredns)
 #   pause        pause, the e2e node's Pod sandbox binary  (tools/pause, by its golang.org/x/sys)
+#   seaweedfs    weed, an S3 server for spec.objectStorage (github.com/seaweedfs/seaweedfs)
 #   all          every module above: what the test suites need
 #
 # A binary name (kube-apiserver, ctr, promtool, ...) also names its module. Modules that are
@@ -40,7 +41,7 @@ set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cache="${MIRROR_SYNTH_TOOLS_DIR:-$HOME/.cache/mirror-synth/tools}"
-all_modules=(etcd kube registry containerd prometheus helm cri-pull kustomize prometheus-operator mtail kube-state-metrics node-exporter cni coredns pause)
+all_modules=(etcd kube registry containerd prometheus helm cri-pull kustomize prometheus-operator mtail kube-state-metrics node-exporter cni coredns pause seaweedfs)
 
 # module -> main module path whose version names the cache entry, and the packages to build
 declare -A version_of=(
@@ -59,6 +60,7 @@ declare -A version_of=(
   [cni]=github.com/containernetworking/plugins
   [coredns]=github.com/coredns/coredns
   [pause]=golang.org/x/sys
+  [seaweedfs]=github.com/seaweedfs/seaweedfs
 )
 declare -A packages_of=(
   [kube]="k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kube-proxy"
@@ -75,6 +77,7 @@ declare -A packages_of=(
   [cni]="github.com/containernetworking/plugins/plugins/main/bridge github.com/containernetworking/plugins/plugins/ipam/host-local github.com/containernetworking/plugins/plugins/main/loopback github.com/containernetworking/plugins/plugins/meta/portmap"
   [coredns]="."
   [pause]="."
+  [seaweedfs]="github.com/seaweedfs/seaweedfs/weed"
 )
 # the binaries each module's build writes
 declare -A binaries_of=(
@@ -93,6 +96,7 @@ declare -A binaries_of=(
   [cni]="bridge host-local loopback portmap"
   [coredns]="coredns"
   [pause]="pause"
+  [seaweedfs]="weed"
 )
 # Go build tags. containerd: every plugin that builds without cgo (btrfs needs cgo and drops
 # out by itself). prometheus: file and HTTP service discovery only (the tests use static and
@@ -102,7 +106,7 @@ declare -A tags_of=(
 )
 
 usage() {
-  echo "usage: tools/build.sh [-j N] kube|etcd|registry|containerd|prometheus|helm|cri-pull|kustomize|prometheus-operator|mtail|kube-state-metrics|node-exporter|cni|coredns|pause|all ..." >&2
+  echo "usage: tools/build.sh [-j N] kube|etcd|registry|containerd|prometheus|helm|cri-pull|kustomize|prometheus-operator|mtail|kube-state-metrics|node-exporter|cni|coredns|pause|seaweedfs|all ..." >&2
   exit 2
 }
 
@@ -123,6 +127,7 @@ module_for() {
     cni | bridge | host-local | loopback | portmap) echo cni ;;
     coredns) echo coredns ;;
     pause) echo pause ;;
+    seaweedfs | weed) echo seaweedfs ;;
     *) echo "tools/build.sh: unknown module or binary '$1'" >&2; usage ;;
   esac
 }

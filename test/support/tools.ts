@@ -34,7 +34,8 @@ export type ToolName =
   | 'cni-loopback'
   | 'cni-portmap'
   | 'coredns'
-  | 'pause';
+  | 'pause'
+  | 'weed';
 
 export type ModuleName =
   | 'kube'
@@ -51,7 +52,8 @@ export type ModuleName =
   | 'node-exporter'
   | 'cni'
   | 'coredns'
-  | 'pause';
+  | 'pause'
+  | 'seaweedfs';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -93,6 +95,8 @@ const modules: Record<ToolName, { module: ModuleName; pinned: string; file?: str
   coredns: { module: 'coredns', pinned: 'github.com/coredns/coredns' },
   // the e2e node's Pod sandbox (tools/pause), named by the golang.org/x/sys it is built with
   pause: { module: 'pause', pinned: 'golang.org/x/sys' },
+  // an S3 server for spec.objectStorage's tests
+  weed: { module: 'seaweedfs', pinned: 'github.com/seaweedfs/seaweedfs' },
 };
 
 /** One build per module per process; tools/build.sh serialises builds across processes. */
