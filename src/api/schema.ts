@@ -316,6 +316,67 @@ const VolumeClaimTemplate = Type.Object(
   },
 );
 
+/**
+ * `spec.objectStorage.s3`: Distribution's storage in an S3 bucket (its s3 driver) instead of the
+ * cache volume, so every replica shares one cache as large as the bucket.
+ */
+const ObjectStorage = Type.Object(
+  {
+    s3: Type.Object(
+      {
+        bucket: Type.String({
+          pattern: '^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$',
+          maxLength: 63,
+          description: 'The bucket (it must exist; the cache does not create it).',
+        }),
+        region: Type.String({
+          pattern: '^[a-z0-9-]+$',
+          minLength: 1,
+          maxLength: 64,
+          description:
+            "The bucket's region, e.g. eu-west-1; any value the server accepts (often us-east-1) with an endpoint.",
+        }),
+        endpoint: Type.Optional(
+          Type.String({
+            pattern: '^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?/?$',
+            maxLength: 253,
+            description:
+              'An S3-compatible server instead of AWS, as http(s)://host[:port], e.g. http://seaweedfs-s3.storage.svc:8333. Default: AWS S3 for the region.',
+          }),
+        ),
+        forcePathStyle: Type.Optional(
+          Type.Boolean({
+            description:
+              'Address the bucket in the path (http://host/bucket) rather than the host name. Default: true with an endpoint, false on AWS.',
+          }),
+        ),
+        rootDirectory: Type.Optional(
+          Type.String({
+            pattern: '^/[A-Za-z0-9._/-]*$',
+            maxLength: 253,
+            description:
+              'Key prefix of this mirror in the bucket. Default: /registry-mirror/<mirror name>, so mirrors can share a bucket.',
+          }),
+        ),
+        credentialsSecret: Type.Optional(
+          Type.String({
+            pattern: DNS_SUBDOMAIN_PATTERN,
+            maxLength: 253,
+            description:
+              "A Secret in the output namespace with keys accessKey and secretKey. Default: the AWS SDK's own chain (a pod identity or instance role).",
+          }),
+        ),
+      },
+      { additionalProperties: false, description: 'An S3 bucket (AWS, or any S3-compatible server).' },
+    ),
+  },
+  {
+    additionalProperties: false,
+    description:
+      "Keep Distribution's cache in an object store shared by all replicas instead of each replica's volume (the volume then holds only the front's hot cache).",
+  },
+);
+
 /** A regular expression matching `text` literally. */
 const literal = (text: string): string => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
@@ -382,11 +443,13 @@ export const MirrorSpecSchema = Type.Object(
       ),
     ),
     volumeClaimTemplate: Type.Optional(VolumeClaimTemplate),
+    objectStorage: Type.Optional(ObjectStorage),
     replicas: Type.Optional(
       Type.Integer({
         minimum: 1,
         maximum: 100,
-        description: 'Cache replicas; each replica caches on its own. Default 1.',
+        description:
+          'Cache replicas. Each caches on its own volume, or all share spec.objectStorage when it is set. Default 1.',
       }),
     ),
     resources: Type.Optional(Resources),

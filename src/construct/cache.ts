@@ -4,7 +4,8 @@
  * Distribution's config.yml, its credential helper and the front's nginx.conf; a ClusterIP
  * Service for the nodes and a headless Service. Both caches share the volume: Distribution
  * keeps what it fetched for the proxy TTL, the front keeps recently used digests within
- * FRONT_MAX_SHARE of it (see front.ts). Two more containers export metrics: mtail turns the
+ * FRONT_MAX_SHARE of it (see front.ts). With `spec.objectStorage.s3`, Distribution keeps its
+ * cache in the bucket instead, one cache for all replicas, and the volume is the front's. Two more containers export metrics: mtail turns the
  * front's access log into the front's own hits and bytes, which Distribution never sees; the
  * Prometheus node_exporter reports the volume's size and free space (node_filesystem_*),
  * whatever backs it.
@@ -76,12 +77,15 @@ export class MirrorCache {
     const selector = parts.selectorFor('cache');
 
     const credentials = spec.credentialsSecret !== undefined;
-    const sizing = frontSizing(quantityBytes(this.storage));
+    const s3 = spec.objectStorage?.s3;
+    // With a bucket, the volume holds the front's hot cache only.
+    const sizing = frontSizing(quantityBytes(this.storage), { frontOnly: s3 !== undefined });
     const data: Record<string, string> = {
       'config.yml': renderDistributionConfig({
         mirrorName: parts.mirrorName,
         upstreamUrl: spec.upstreamUrl,
         credentials,
+        ...(s3 ? { s3 } : {}),
       }),
       [FRONT_CONFIG_FILE]: renderFrontConfig({ mirrorName: parts.mirrorName, sizing }),
       [FRONT_METRICS_PROGRAM]: frontMetricsProgram(),
@@ -215,6 +219,7 @@ export class MirrorCache {
                 env: [
                   { name: 'OTEL_TRACES_EXPORTER', value: 'none' },
                   ...(credentials ? [{ name: 'CREDENTIALS_DIR', value: CREDENTIALS_DIR }] : []),
+                  ...s3CredentialsEnv(s3?.credentialsSecret),
                 ],
                 resources: {
                   requests: quantities(spec.resources?.requests ?? { cpu: '100m', memory: '128Mi' }),
@@ -321,6 +326,22 @@ export class MirrorCache {
       },
     });
   }
+}
+
+/** The keys of `spec.objectStorage.s3.credentialsSecret`, and the AWS SDK variables they become. */
+export const S3_CREDENTIAL_KEYS = { accessKey: 'AWS_ACCESS_KEY_ID', secretKey: 'AWS_SECRET_ACCESS_KEY' } as const;
+
+/**
+ * The bucket's credentials as env from the Secret (a secretKeyRef: the value is never in the
+ * manifests). The SDK reads them once at start, so a rotated key takes effect when the pods
+ * restart (the controller rolls them; see the README).
+ */
+function s3CredentialsEnv(secretName: string | undefined): k8s.EnvVar[] {
+  if (secretName === undefined) return [];
+  return Object.entries(S3_CREDENTIAL_KEYS).map(([key, name]) => ({
+    name,
+    valueFrom: { secretKeyRef: { name: secretName, key } },
+  }));
 }
 
 /**

@@ -25,6 +25,35 @@ export const CREDENTIALS_DIR = '/etc/mirror-synth/credentials';
  */
 export const CREDENTIALS_LIFETIME = '30s';
 
+/** Where Distribution keeps its cache when `spec.objectStorage.s3` is set (see schema.ts). */
+export interface S3StorageProps {
+  readonly bucket: string;
+  readonly region: string;
+  readonly endpoint?: string;
+  readonly forcePathStyle?: boolean;
+  readonly rootDirectory?: string;
+}
+
+/** The S3 key prefix of a mirror that names none: one prefix per mirror, so mirrors can share a bucket. */
+export function defaultS3RootDirectory(mirrorName: string): string {
+  return `/registry-mirror/${mirrorName}`;
+}
+
+/**
+ * The storage section for a bucket. The credentials are not in it: the AWS SDK reads
+ * AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY from the container's env (a secretKeyRef), or its
+ * own chain (pod identity, instance role) when the mirror names no Secret.
+ */
+function s3Storage(mirrorName: string, s3: S3StorageProps): Record<string, unknown> {
+  return {
+    bucket: s3.bucket,
+    region: s3.region,
+    ...(s3.endpoint === undefined ? {} : { regionendpoint: s3.endpoint.replace(/\/$/, '') }),
+    forcepathstyle: s3.forcePathStyle ?? s3.endpoint !== undefined,
+    rootdirectory: s3.rootDirectory ?? defaultS3RootDirectory(mirrorName),
+  };
+}
+
 export interface DistributionConfigProps {
   readonly mirrorName: string;
   readonly upstreamUrl: string;
@@ -33,6 +62,11 @@ export interface DistributionConfigProps {
    * @default false - anonymous
    */
   readonly credentials?: boolean;
+  /**
+   * Keep the cache in this bucket, shared by every replica, instead of on the pod's volume.
+   * @default - the cache volume (filesystem driver)
+   */
+  readonly s3?: S3StorageProps;
 }
 
 export function distributionConfig(props: DistributionConfigProps): Record<string, unknown> {
@@ -45,10 +79,18 @@ export function distributionConfig(props: DistributionConfigProps): Record<strin
       accesslog: { disabled: false },
     },
     storage: {
-      filesystem: { rootdirectory: REGISTRY_STORAGE_PATH },
+      ...(props.s3
+        ? {
+            s3: s3Storage(props.mirrorName, props.s3),
+            // Serve blobs through the front, never as a redirect to the bucket: nodes may not
+            // reach it, and the front could not cache them.
+            redirect: { disable: true },
+          }
+        : { filesystem: { rootdirectory: REGISTRY_STORAGE_PATH } }),
       // The proxy's TTL evicts cached blobs by deleting them.
       delete: { enabled: true },
-      cache: { blobdescriptor: 'inmemory' },
+      // Not with a bucket: its lifecycle rules may delete a blob a replica's memory still lists.
+      ...(props.s3 ? {} : { cache: { blobdescriptor: 'inmemory' } }),
       maintenance: { uploadpurging: { enabled: true, age: '168h', interval: '24h', dryrun: false } },
     },
     http: {
@@ -60,7 +102,10 @@ export function distributionConfig(props: DistributionConfigProps): Record<strin
     health: { storagedriver: { enabled: true, interval: '10s', threshold: 3 } },
     proxy: {
       remoteurl: upstreamServerUrl(props.upstreamUrl),
-      ttl: '168h',
+      // The TTL's state is one file per storage root (scheduler-state.json), which replicas
+      // sharing a bucket would overwrite in turn: with a bucket, the bucket's own lifecycle
+      // rules bound the cache, and 0 turns Distribution's expiry off.
+      ttl: props.s3 ? '0s' : '168h',
       ...(props.credentials ? { exec: { command: CREDENTIAL_HELPER_PATH, lifetime: CREDENTIALS_LIFETIME } } : {}),
     },
   };

@@ -67,10 +67,15 @@ export interface FrontSizing {
   readonly readyMinFreeKiB: number;
 }
 
-export function frontSizing(volumeBytes: number): FrontSizing {
+/**
+ * `frontOnly`: the volume is the front's alone (Distribution stores in a bucket), so the front
+ * may fill it up to the free space it keeps.
+ */
+export function frontSizing(volumeBytes: number, opts: { frontOnly?: boolean } = {}): FrontSizing {
   const mib = volumeBytes / 2 ** 20;
+  const maxShare = opts.frontOnly ? 1 - FRONT_MIN_FREE_SHARE - READY_MIN_FREE_SHARE : FRONT_MAX_SHARE;
   return {
-    maxSizeMiB: Math.max(1, Math.floor(mib * FRONT_MAX_SHARE)),
+    maxSizeMiB: Math.max(1, Math.floor(mib * maxShare)),
     minFreeMiB: Math.max(1, Math.floor(mib * FRONT_MIN_FREE_SHARE)),
     readyMinFreeKiB: Math.max(1, Math.floor(mib * 1024 * READY_MIN_FREE_SHARE)),
   };

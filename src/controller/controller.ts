@@ -16,6 +16,7 @@ import { type DestinationStream, type Logger, pino } from 'pino';
 import { describeError, errorStatus } from '../api/kube-errors.js';
 import { CONTROLLER_NAME, LEASE_NAME, type NodeRuntime, PLURAL } from '../api/names.js';
 import type { MirrorPolicy } from '../api/policy.js';
+import { referencedSecrets } from './credentials.js';
 import { DEFAULT_REQUEST_TIMEOUT_SECONDS, withDeadlines } from './deadline.js';
 import { type ProbeServer, startProbeServer } from './http.js';
 import { DEFAULT_WATCH_IDLE_SECONDS, SupervisedInformer } from './informer.js';
@@ -251,7 +252,7 @@ class Controller {
   private mirrorsUsingSecret(secret: string): string[] {
     return this.mirrors
       .list()
-      .filter((m) => (m.spec as { credentialsSecret?: unknown } | undefined)?.credentialsSecret === secret)
+      .filter((m) => referencedSecrets(m.spec).includes(secret))
       .map((m) => m.metadata?.name ?? '')
       .filter(Boolean);
   }
@@ -361,8 +362,7 @@ class Controller {
     const referenced = new Set<string>();
     for (const m of this.mirrors.list()) {
       if (m.metadata?.name) this.queue.add(m.metadata.name);
-      const secret = (m.spec as { credentialsSecret?: unknown } | undefined)?.credentialsSecret;
-      if (typeof secret === 'string') referenced.add(secret);
+      for (const secret of referencedSecrets(m.spec)) referenced.add(secret);
     }
     this.secrets.retainOnly(referenced);
     for (const m of this.children.mirrors()) this.queue.add(m); // children of mirrors deleted while we were away

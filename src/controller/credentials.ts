@@ -210,3 +210,73 @@ export function resolveCredentials(args: {
   if (!key) return noKey;
   return { ok: true, secretName: credentialsSecret, hash: credentialsHash(key, data), hmacKey: key };
 }
+
+/** The Secrets a mirror's spec names: its upstream credentials and its bucket's. */
+export function referencedSecrets(spec: unknown): string[] {
+  const s = spec as
+    { credentialsSecret?: unknown; objectStorage?: { s3?: { credentialsSecret?: unknown } } } | undefined;
+  return [s?.credentialsSecret, s?.objectStorage?.s3?.credentialsSecret].filter(
+    (x): x is string => typeof x === 'string',
+  );
+}
+
+export type ObjectStorageCredentialsResult =
+  | { readonly ok: true; readonly hash: string }
+  | {
+      readonly ok: false;
+      readonly reason: 'ObjectStorageSecretNotFound' | 'ObjectStorageSecretInvalid' | 'ObjectStorageSecretNotOptedIn';
+      readonly message: string;
+    };
+
+/**
+ * Check a mirror's `spec.objectStorage.s3.credentialsSecret` (keys accessKey and secretKey) and
+ * hash it, so a rotated key rolls the cache pods (the AWS SDK reads its env once, at start).
+ * The same opt-in as `credentialsSecret`: the mirror would send the key to an endpoint its
+ * author chose. Returns `undefined` when the mirror names no bucket Secret.
+ */
+export function resolveObjectStorageCredentials(args: {
+  readonly mirror: string;
+  readonly secretName: string | undefined;
+  readonly endpoint: string;
+  readonly namespace: string;
+  readonly secret: SecretLike | undefined;
+}): ObjectStorageCredentialsResult | undefined {
+  const { mirror, secretName, endpoint, namespace, secret } = args;
+  if (secretName === undefined) return undefined;
+  const ref = `Secret ${namespace}/${secretName} (spec.objectStorage.s3.credentialsSecret)`;
+  if (secret === undefined) {
+    return {
+      ok: false,
+      reason: 'ObjectStorageSecretNotFound',
+      message: `${ref} does not exist. Create it with keys accessKey and secretKey, or remove spec.objectStorage.s3.credentialsSecret to use the pod's own AWS identity.`,
+    };
+  }
+  if (!secretOptedIn(secret, mirror)) {
+    const value = [...optedInMirrors(secret.metadata?.annotations), mirror].join(',');
+    return {
+      ok: false,
+      reason: 'ObjectStorageSecretNotOptedIn',
+      message:
+        `${ref} does not list mirror '${mirror}' in its annotation ${SECRET_MIRRORS_ANNOTATION}, so it is not sent to ${endpoint}. ` +
+        `If this mirror may use it, let it with kubectl -n ${namespace} annotate secret ${secretName} --overwrite ${SECRET_MIRRORS_ANNOTATION}=${value}`,
+    };
+  }
+  const data = secret.data ?? {};
+  const empty = ['accessKey', 'secretKey'].filter((k) => unb64(data[k] ?? '') === '');
+  if (empty.length > 0) {
+    return {
+      ok: false,
+      reason: 'ObjectStorageSecretInvalid',
+      message: `${ref} has no value for key ${empty.join(' and key ')}. It needs keys accessKey and secretKey.`,
+    };
+  }
+  const key = secret.metadata?.uid ?? '';
+  if (!key) {
+    return {
+      ok: false,
+      reason: 'ObjectStorageSecretInvalid',
+      message: `${ref} has no metadata.uid, so its content cannot be hashed safely; the controller reads it again on its next change.`,
+    };
+  }
+  return { ok: true, hash: credentialsHash(key, { accessKey: data.accessKey, secretKey: data.secretKey }) };
+}

@@ -25,7 +25,7 @@ import { type MirrorPolicy, policyProblems } from '../api/policy.js';
 import type { MirrorStatus } from '../api/schema.js';
 import { findNameCollisions, type MirrorInput, type NameCollision, parseMirrorResource } from '../api/validate.js';
 import { synthesizeMirror } from '../synth/chart.js';
-import { resolveCredentials } from './credentials.js';
+import { resolveCredentials, resolveObjectStorageCredentials } from './credentials.js';
 import { canonicalJson, withContentHash } from './hash.js';
 import type { KubeClient, RegistryMirrorObject } from './kube.js';
 import type { ControllerMetrics } from './metrics.js';
@@ -335,6 +335,19 @@ export class Reconciler {
       secret,
     });
     if (creds && !creds.ok) return { type: 'Stalled', reason: creds.reason, message: creds.message };
+    const s3 = input.spec.objectStorage?.s3;
+    const s3Secret = s3?.credentialsSecret;
+    const bucketCreds = resolveObjectStorageCredentials({
+      mirror: name,
+      secretName: s3Secret,
+      endpoint: s3?.endpoint ?? `AWS S3 (${s3?.region ?? ''})`,
+      namespace,
+      secret: s3Secret === undefined ? undefined : await this.opts.secrets.get(s3Secret, name),
+    });
+    if (bucketCreds && !bucketCreds.ok)
+      return { type: 'Stalled', reason: bucketCreds.reason, message: bucketCreds.message };
+    // One pod-template annotation for both: a change of either Secret rolls the cache pods.
+    const secretsHash = [creds?.hash, bucketCreds?.hash].filter((h) => h !== undefined).join('.');
     const effective: MirrorInput = creds
       ? { ...input, spec: { ...input.spec, credentialsSecret: creds.secretName } }
       : input;
@@ -344,7 +357,7 @@ export class Reconciler {
         namespace,
         ...(this.opts.clusterDomain ? { clusterDomain: this.opts.clusterDomain } : {}),
         ...(this.opts.nodeRuntime ? { nodeRuntime: this.opts.nodeRuntime } : {}),
-        ...(creds ? { credentialsHash: creds.hash } : {}),
+        ...(secretsHash ? { credentialsHash: secretsHash } : {}),
       });
     } catch (err) {
       if (err instanceof SpecError) return { type: 'Stalled', reason: 'InvalidSpec', message: specMessage(err) };

@@ -14,6 +14,7 @@ import { request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
+import { parse as parseYaml } from 'yaml';
 
 import { FrontProcess } from './front.js';
 import { FrontMetrics } from './front-metrics.js';
@@ -213,9 +214,11 @@ export class RegistryProcess {
       HOME: process.env.HOME ?? '/root',
       ...this.opts.env,
       REGISTRY_HTTP_ADDR: this.host,
-      REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY: join(this.opts.dir, 'data'),
       REGISTRY_HTTP_DEBUG_ADDR: `127.0.0.1:${this.debugPort}`,
     };
+    // A config with a bucket (s3) keeps it: a second storage driver from env would be refused.
+    const storage = (parseYaml(this.opts.config) as { storage?: Record<string, unknown> } | null)?.storage;
+    if (storage?.filesystem !== undefined) env.REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY = join(this.opts.dir, 'data');
     if (this.opts.tls) {
       env.REGISTRY_HTTP_TLS_CERTIFICATE = this.opts.tls.cert;
       env.REGISTRY_HTTP_TLS_KEY = this.opts.tls.key;
@@ -772,9 +775,9 @@ async function writeSecretFiles(opts: SynthesizedMirrorOptions): Promise<void> {
 
 /** The registry container's env, with the helper and Secret paths of the test, plus the test CA. */
 export async function mirrorEnv(
-  opts: Pick<SynthesizedMirrorOptions, 'name' | 'objects' | 'upstreamCaFile' | 'dir'>,
+  opts: Pick<SynthesizedMirrorOptions, 'name' | 'objects' | 'upstreamCaFile' | 'dir' | 'secrets'>,
 ): Promise<Record<string, string>> {
-  const env = containerEnv(opts.objects, 'StatefulSet', `registry-mirror-${opts.name}`, 'registry');
+  const env = containerEnv(opts.objects, 'StatefulSet', `registry-mirror-${opts.name}`, 'registry', opts.secrets);
   const config = configMapData(opts.objects, `registry-mirror-${opts.name}-config`, 'config.yml');
   const helper = /^\s+command: (\S+credential-helper\.sh)$/m.exec(config)?.[1];
   if (helper !== undefined) {
