@@ -147,8 +147,8 @@ describe('a mirror whose cache is an S3 bucket (spec.objectStorage)', () => {
 
   it('a replica that lost its volume serves from the bucket, without the upstream', async () => {
     const image = await newImage();
-    await pullThrough(replicas[0]!, image);
-    const replica = replicas[1]!;
+    await pullThrough(replicas[0], image);
+    const replica = replicas[1];
     await replica.stop();
     // a new pod on a new node: an empty volume (the front's cache and anything Distribution kept)
     await rm(replica.distribution.dataDir, { recursive: true, force: true });
@@ -163,11 +163,11 @@ describe('a mirror whose cache is an S3 bucket (spec.objectStorage)', () => {
 
   it('containerd pulls through a replica that never saw the image, and the upstream sends it nothing', async () => {
     const image = await newImage();
-    await pullThrough(replicas[0]!, image);
+    await pullThrough(replicas[0], image);
     const node = await Containerd.start(await mkdtemp(join(tmpdir(), 'objn')), 'e2e');
     try {
       const certs = join(dir, 'certs');
-      await writeHostsToml(certs, upstream.host, hostsToml(`https://${upstream.host}`, [{ url: replicas[2]!.url }]));
+      await writeHostsToml(certs, upstream.host, hostsToml(`https://${upstream.host}`, [{ url: replicas[2].url }]));
       const mark = upstream.mark();
       const got = await node
         .pull(image.refByTag(upstream.host), {

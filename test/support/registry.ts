@@ -14,6 +14,7 @@ import { request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
+
 import { parse as parseYaml } from 'yaml';
 
 import { FrontProcess } from './front.js';
