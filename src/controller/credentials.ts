@@ -278,5 +278,5 @@ export function resolveObjectStorageCredentials(args: {
       message: `${ref} has no metadata.uid, so its content cannot be hashed safely; the controller reads it again on its next change.`,
     };
   }
-  return { ok: true, hash: credentialsHash(key, { accessKey: data.accessKey, secretKey: data.secretKey }) };
+  return { ok: true, hash: credentialsHash(key, data, ['accessKey', 'secretKey']) };
 }

@@ -22,13 +22,18 @@ export function contentHash(value: unknown): string {
 /**
  * Hash of the credentials a mirror uses, for a pod-template annotation.
  *
- * Only the keys the registry reads (`username`, `password`) count, so an unrelated key does
+ * Only the keys the registry reads (`keys`: `username` and `password` of the upstream
+ * credentials, `accessKey` and `secretKey` of a bucket's) count, so an unrelated key does
  * not roll the pods. It is an HMAC keyed by the Secret's uid: the annotation is readable by
  * anyone who can read the StatefulSet, and a plain sha256 of a short password could be
  * brute-forced offline; the uid is only visible to those who can read the Secret itself.
  */
-export function credentialsHash(key: string, data: Readonly<Record<string, string>>): string {
-  return hmac(key, { password: data.password ?? null, username: data.username ?? null });
+export function credentialsHash(
+  key: string,
+  data: Readonly<Record<string, string>>,
+  keys: readonly string[] = ['password', 'username'],
+): string {
+  return hmac(key, Object.fromEntries(keys.map((k) => [k, data[k] ?? null])));
 }
 
 /** HMAC-SHA256 of a value's canonical JSON, keyed by a Secret's uid. */

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 
 import { App, Chart, Testing } from 'cdk8s';
 import { describe, expect, it } from 'vitest';
+import { parse as parseYaml } from 'yaml';
 
 import type { KubeObject } from '../../src/api/kube-object.js';
 import { CREDENTIALS_HASH_ANNOTATION, mirrorChildren } from '../../src/api/names.js';
@@ -89,6 +90,72 @@ describe('RegistryMirror construct', () => {
       name: 'credentials',
       mountPath: '/etc/mirror-synth/credentials',
       readOnly: true,
+    });
+  });
+
+  describe('with spec.objectStorage.s3', () => {
+    const configOf = (objs: Obj[]) =>
+      parseYaml(find(objs, 'ConfigMap', 'registry-mirror-quay-config').data!['config.yml']) as {
+        storage: Record<string, unknown>;
+        proxy: { ttl: string };
+      };
+
+    it('keeps the cache in the bucket under a per-mirror prefix, blobs served through the front', () => {
+      const objs = synth({
+        upstreamUrl: 'quay.io',
+        replicas: 3,
+        objectStorage: { s3: { bucket: 'cache', region: 'us-east-1', endpoint: 'http://s3.storage:8333/' } },
+      });
+      const config = configOf(objs);
+      expect(config.storage.s3).toEqual({
+        bucket: 'cache',
+        region: 'us-east-1',
+        regionendpoint: 'http://s3.storage:8333',
+        forcepathstyle: true,
+        rootdirectory: '/registry-mirror/quay',
+      });
+      expect(config.storage.filesystem).toBeUndefined();
+      expect(config.storage.redirect).toEqual({ disable: true });
+      // no per-replica memory of what the bucket holds, no TTL state file for replicas to overwrite
+      expect(config.storage.cache).toBeUndefined();
+      expect(config.proxy.ttl).toBe('0s');
+      // and the volume is the front's: it may use most of it (25 % when Distribution shares it)
+      const nginx = find(objs, 'ConfigMap', 'registry-mirror-quay-config').data!['nginx.conf'];
+      const shared = find(synth({ upstreamUrl: 'quay.io' }), 'ConfigMap', 'registry-mirror-quay-config').data![
+        'nginx.conf'
+      ];
+      const maxSize = (conf: string) => Number(/max_size=(\d+)m/.exec(conf)?.[1]);
+      expect(maxSize(nginx)).toBeGreaterThan(3 * maxSize(shared));
+    });
+
+    it('addresses AWS by host name unless told otherwise, and honours the prefix given', () => {
+      const config = configOf(
+        synth({
+          upstreamUrl: 'quay.io',
+          objectStorage: { s3: { bucket: 'c', region: 'eu-west-1', rootDirectory: '/m' } },
+        }),
+      );
+      expect(config.storage.s3).toEqual({
+        bucket: 'c',
+        region: 'eu-west-1',
+        forcepathstyle: false,
+        rootdirectory: '/m',
+      });
+    });
+
+    it("takes the bucket's key from the Secret as env, never as a value", () => {
+      const objs = synth({
+        upstreamUrl: 'quay.io',
+        objectStorage: { s3: { bucket: 'cache', region: 'us-east-1', credentialsSecret: 'bucket-key' } },
+      });
+      const registry = container(find(objs, 'StatefulSet', 'registry-mirror-quay'), 'registry');
+      expect(registry.env.filter((e: { valueFrom?: unknown }) => e.valueFrom)).toEqual([
+        { name: 'AWS_ACCESS_KEY_ID', valueFrom: { secretKeyRef: { name: 'bucket-key', key: 'accessKey' } } },
+        { name: 'AWS_SECRET_ACCESS_KEY', valueFrom: { secretKeyRef: { name: 'bucket-key', key: 'secretKey' } } },
+      ]);
+      // without a Secret: the SDK's own chain (a pod identity), and no key env at all
+      const plain = synth({ upstreamUrl: 'quay.io', objectStorage: { s3: { bucket: 'cache', region: 'us-east-1' } } });
+      expect(JSON.stringify(plain)).not.toContain('AWS_');
     });
   });
 

@@ -1,6 +1,12 @@
 import { describe, expect, it } from 'vitest';
 
-import { extractDockerAuth, normalizeRegistryHost, resolveCredentials } from '../../src/controller/credentials.js';
+import {
+  extractDockerAuth,
+  normalizeRegistryHost,
+  referencedSecrets,
+  resolveCredentials,
+  resolveObjectStorageCredentials,
+} from '../../src/controller/credentials.js';
 
 const b64 = (s: string) => Buffer.from(s).toString('base64');
 const PASSWORD = 's3cr3t-Pa55';
@@ -168,5 +174,68 @@ describe('docker config helpers', () => {
     expect(extractDockerAuth(`{"auths": ${PASSWORD}`, 'quay.io')).toEqual({
       error: 'its .dockerconfigjson is not valid JSON',
     });
+  });
+});
+
+describe('resolveObjectStorageCredentials', () => {
+  const bucket = {
+    mirror: 'quay',
+    endpoint: 'http://s3.storage:8333',
+    namespace: 'kube-extra',
+    secretName: 'bucket-key',
+  };
+  const KEY = 'bucket-Secret-77';
+  const secret = (data: Record<string, string>, annotations: Record<string, string> = OPT_IN, uid = 'u-1') => ({
+    metadata: { annotations, name: 'bucket-key', uid },
+    data,
+  });
+
+  it('returns nothing without a bucket Secret (the pod identity is used)', () => {
+    expect(resolveObjectStorageCredentials({ ...bucket, secretName: undefined, secret: undefined })).toBeUndefined();
+  });
+
+  it('hashes accessKey and secretKey, and a new key gives a new hash (the pods roll)', () => {
+    const a = resolveObjectStorageCredentials({
+      ...bucket,
+      secret: secret({ accessKey: b64('AK'), secretKey: b64(KEY) }),
+    });
+    const b = resolveObjectStorageCredentials({
+      ...bucket,
+      secret: secret({ accessKey: b64('AK'), secretKey: b64('new') }),
+    });
+    expect(a).toMatchObject({ ok: true });
+    expect(b).toMatchObject({ ok: true });
+    expect(a && a.ok && a.hash).not.toBe(b && b.ok && b.hash);
+    expect(JSON.stringify(a)).not.toContain(KEY);
+  });
+
+  it('stalls, naming the field and what to do, when the Secret is missing, not opted in or incomplete', () => {
+    const missing = resolveObjectStorageCredentials({ ...bucket, secret: undefined });
+    expect(missing).toMatchObject({ ok: false, reason: 'ObjectStorageSecretNotFound' });
+    expect(missing && !missing.ok && missing.message).toContain(
+      'Secret kube-extra/bucket-key (spec.objectStorage.s3.credentialsSecret) does not exist',
+    );
+    const notIn = resolveObjectStorageCredentials({
+      ...bucket,
+      secret: secret({ accessKey: b64('AK'), secretKey: b64(KEY) }, {}),
+    });
+    expect(notIn).toMatchObject({ ok: false, reason: 'ObjectStorageSecretNotOptedIn' });
+    expect(notIn && !notIn.ok && notIn.message).toContain(
+      'kubectl -n kube-extra annotate secret bucket-key --overwrite mirror-synth.k8s.osp.tech/mirrors=quay',
+    );
+    expect(notIn && !notIn.ok && notIn.message).toContain('http://s3.storage:8333');
+    const partial = resolveObjectStorageCredentials({ ...bucket, secret: secret({ accessKey: b64('AK') }) });
+    expect(partial).toMatchObject({ ok: false, reason: 'ObjectStorageSecretInvalid' });
+    expect(partial && !partial.ok && partial.message).toContain('has no value for key secretKey');
+  });
+
+  it('lists both Secrets a spec names, for the watches', () => {
+    expect(
+      referencedSecrets({
+        credentialsSecret: 'up',
+        objectStorage: { s3: { bucket: 'b', region: 'r', credentialsSecret: 'bucket-key' } },
+      }),
+    ).toEqual(['up', 'bucket-key']);
+    expect(referencedSecrets({ upstreamUrl: 'quay.io' })).toEqual([]);
   });
 });
