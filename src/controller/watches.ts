@@ -33,7 +33,7 @@ export interface WatchContext {
   indexChild(obj: LiveMeta, verb: Verb): string | undefined;
   /** Whether a child event is the echo of the controller's own apply. */
   isOwnWrite(obj: LiveMeta): boolean;
-  /** Mirrors whose spec.credentialsSecret names this Secret. */
+  /** Mirrors whose spec.credentialsSecret or spec.objectStorage.s3.credentialsSecret names this Secret. */
   mirrorsUsingSecret(name: string): string[];
   /** Mirrors stalled with this reason (a HostConflict or NameCollision may clear when another mirror changes). */
   mirrorsStalledBy(reason: string): string[];

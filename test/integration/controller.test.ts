@@ -34,7 +34,8 @@ const name = (base: string) => `${base}-${suffix}`;
 const PASSWORD = `Pw-${randomBytes(12).toString('hex')}`;
 const PASSWORD2 = `Pw2-${randomBytes(12).toString('hex')}`;
 const DOCKER_PASSWORD = `Dk-${randomBytes(12).toString('hex')}`;
-const secrets = [PASSWORD, PASSWORD2, DOCKER_PASSWORD];
+const BUCKET_KEY = `Bk-${randomBytes(12).toString('hex')}`;
+const secrets = [PASSWORD, PASSWORD2, DOCKER_PASSWORD, BUCKET_KEY];
 const created: string[] = [];
 const logs = new LogCapture();
 let ctl: RunningController;
@@ -181,6 +182,63 @@ describe('controller', () => {
     const sts3 = statefulSetOf(await children(c, namespace, n), n);
     expect(JSON.stringify(sts3.spec.template.spec)).toContain(`creds-b-${suffix}`);
     expect(sts3.spec.template.metadata.annotations[CREDENTIALS_HASH_ANNOTATION]).not.toBe(hash2);
+  });
+
+  it("takes a bucket's key from a Secret only once it opts in, and rolls the registry pods when it changes", async () => {
+    const secretName = `bucket-${suffix}`;
+    const data = (key: string) => ({ accessKey: b64('AKBUCKET'), secretKey: b64(key) });
+    // no opt-in annotation yet
+    await c.core.createNamespacedSecret({
+      namespace,
+      body: { metadata: { name: secretName, namespace }, data: data(BUCKET_KEY) },
+    });
+    const n = await mirror('bucket', {
+      upstreamUrl: 'bucket.example.com',
+      replicas: 2,
+      objectStorage: {
+        s3: {
+          bucket: 'mirror-cache',
+          region: 'us-east-1',
+          endpoint: 'http://s3.example.com:8333',
+          credentialsSecret: secretName,
+        },
+      },
+    });
+    const stalled = await waitUntil(async () => {
+      const s = condition(await getMirror(c, n), 'Stalled');
+      return s?.status === 'True' ? s : undefined;
+    }, `mirror ${n} Stalled`);
+    expect(stalled.reason).toBe('ObjectStorageSecretNotOptedIn');
+    expect(stalled.message).toContain(`annotate secret ${secretName} --overwrite ${SECRET_MIRRORS_ANNOTATION}=${n}`);
+    expect(stalled.message).toContain('http://s3.example.com:8333');
+    expect(stalled.message).not.toContain(BUCKET_KEY);
+
+    await c.core.patchNamespacedSecret({
+      name: secretName,
+      namespace,
+      body: [{ op: 'add', path: '/metadata/annotations', value: { [SECRET_MIRRORS_ANNOTATION]: n } }],
+    });
+    await waitForReady(c, n);
+    const sts = statefulSetOf(await children(c, namespace, n), n);
+    const registry = sts.spec.template.spec.containers.find((x: { name: string }) => x.name === 'registry');
+    expect(registry.env).toContainEqual({
+      name: 'AWS_SECRET_ACCESS_KEY',
+      valueFrom: { secretKeyRef: { name: secretName, key: 'secretKey' } },
+    });
+    const hash1 = sts.spec.template.metadata.annotations[CREDENTIALS_HASH_ANNOTATION];
+    expect(hash1).toMatch(/^[0-9a-f]{64}$/);
+
+    await c.core.patchNamespacedSecret({
+      name: secretName,
+      namespace,
+      body: [{ op: 'replace', path: '/data/secretKey', value: b64(`${BUCKET_KEY}-rotated`) }],
+    });
+    await waitUntil(async () => {
+      const h = statefulSetOf(await children(c, namespace, n), n).spec.template.metadata.annotations[
+        CREDENTIALS_HASH_ANNOTATION
+      ];
+      return h !== hash1 ? h : undefined;
+    }, 'the credentials hash to change after the bucket Secret changed');
   });
 
   it('derives a Secret from a dockerconfigjson Secret and prunes it when no longer needed', async () => {
