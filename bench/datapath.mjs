@@ -2,12 +2,16 @@
 // Runner for bench/datapath.ts: compiles it (bench/compile.mjs), then runs it.
 //
 //   node bench/datapath.mjs [--layer-mb 50] [--layers 4] [--concurrency 1,5,20] [--repeat 3]
-//                           [--rate-mib N] [--json] [--quick]
+//                           [--rate-mib N] [--replicas 1,3] [--json] [--quick]
 //
 // --quick: 4 x 4 MiB, N = 1,5, one repeat (a smoke run of a few seconds).
+// --replicas: also run R replicas sharing one S3 bucket (SeaweedFS, tools/build.sh seaweedfs)
+//   for each R, with N = the largest --concurrency spread over them.
 // --rate-mib: cap the upstream's sending rate (MiB/s, all connections together).
-// --json: print, as the last line, {"pulls": {...}, "concurrent": [{n, upstreamBytesRatio,
-//   p50Seconds, p99Seconds, front}]} with rows for each N with the front ("nginx") and without ("none").
+// --json: print, as the last line, {"pulls": {...}, "concurrent": [{n, layerMiB, rateMiB,
+//   upstreamBytesRatio, p50Seconds, p99Seconds, firstByteSpreadSeconds, front}], "replicas":
+//   [{replicas, n, layerMiB, rateMiB, upstreamBytesRatio, p99Seconds, firstByteSpreadSeconds,
+//   aggregateMiBps}]} with rows for each N with the front ("nginx") and without ("none").
 // Needs root, containerd (scripts/install-test-deps.sh) and the registry (tools/build.sh registry).
 // Results: printed, and written as JSON to bench/results/.
 import { parseArgs } from 'node:util';
@@ -21,6 +25,7 @@ const { values } = parseArgs({
     concurrency: { type: 'string', default: '1,5,20' },
     repeat: { type: 'string', default: '3' },
     'rate-mib': { type: 'string', default: '0' },
+    replicas: { type: 'string', default: '' },
     json: { type: 'boolean', default: false },
     quick: { type: 'boolean', default: false },
   },
@@ -40,5 +45,8 @@ for (const [k, v] of Object.entries(opts)) {
 
 const rateMiB = Number(values['rate-mib']);
 if (!(rateMiB >= 0 && rateMiB <= 10000)) throw new Error(`bench/datapath: --rate-mib out of range: ${rateMiB}`);
+const replicas = values.replicas.split(',').filter(Boolean).map(Number);
+if (replicas.some((r) => !(Number.isInteger(r) && r > 0 && r <= 10)))
+  throw new Error(`bench/datapath: --replicas out of range: ${values.replicas}`);
 const { runDatapath } = await import(compileBench('datapath'));
-await runDatapath({ ...opts, rateMiB: rateMiB || undefined, json: values.json, resultsDir });
+await runDatapath({ ...opts, rateMiB: rateMiB || undefined, replicas, json: values.json, resultsDir });

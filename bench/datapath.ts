@@ -4,7 +4,7 @@
 // fixed repetition counts: it always stops by itself.
 //
 //   node bench/datapath.mjs [--layer-mb 50] [--layers 4] [--concurrency 1,5,20] [--repeat 3]
-//                           [--rate-mib 0] [--json]
+//                           [--rate-mib 0] [--replicas 1,3] [--json]
 //
 // Part 1, a real node (containerd 1.6, `ctr content fetch`, no unpack): pull time straight
 // from the upstream, cold through the mirror (empty cache), warm through the mirror.
@@ -12,6 +12,12 @@
 // that resolve, fetch every blob and verify its digest): pull time p50/p99 and the bytes the
 // upstream sent divided by the unique blob bytes (1.0 = each blob fetched once), once with the
 // synthesized front (nginx) before Distribution and once with Distribution alone ("none").
+// Part 3 (--replicas R1,R2,...), replicas sharing one S3 bucket (spec.objectStorage, SeaweedFS
+// from tools/): for each R, R synthesized cache pods on one bucket prefix of their own, and N
+// (the largest --concurrency) concurrent pulls spread over them as a Service would, cold then
+// warm: upstream bytes / unique bytes across the set, and the warm burst's aggregate MiB/s.
+// Every concurrent row also gives firstByteSpreadSeconds: the spread between the clients' first
+// byte of the image's largest layer (the first client's to the last one's).
 // --rate-mib N puts a TCP proxy capping the upstream's sending at N MiB/s (all connections
 // together) between the upstream and everyone: a slow or rate-limited registry.
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -28,6 +34,7 @@ import {
   type SynthesizedMirror,
   type Upstream,
 } from '../test/support/registry.js';
+import { S3Server } from '../test/support/s3.js';
 import { ThrottledProxy } from '../test/support/throttle.js';
 import { ensureTool } from '../test/support/tools.js';
 import { writeResults } from './results.js';
@@ -44,6 +51,8 @@ export interface DatapathOptions {
   readonly rateMiB?: number;
   /** Where to write the JSON results. @default - not written */
   readonly resultsDir?: string;
+  /** Part 3: replica counts to run over one shared bucket. @default - part 3 is skipped */
+  readonly replicas?: readonly number[];
 }
 
 /** What `--json` prints as the last line. */
@@ -51,10 +60,23 @@ export interface DatapathSummary {
   readonly pulls: { directSeconds: number; coldSeconds: number; warmSeconds: number };
   readonly concurrent: {
     n: number;
+    layerMiB: number;
+    rateMiB: number;
     upstreamBytesRatio: number;
     p50Seconds: number;
     p99Seconds: number;
+    firstByteSpreadSeconds: number;
     front: 'nginx' | 'none';
+  }[];
+  readonly replicas: {
+    replicas: number;
+    n: number;
+    layerMiB: number;
+    rateMiB: number;
+    upstreamBytesRatio: number;
+    p99Seconds: number;
+    firstByteSpreadSeconds: number;
+    aggregateMiBps: number;
   }[];
 }
 
@@ -77,6 +99,18 @@ export interface DatapathResult {
     uniqueBytes: number;
     ratio: number;
     upstreamBlobGets: number;
+    /** Last client's first byte of the largest layer minus the first client's, ms (cold). */
+    firstByteSpread: number;
+  }[];
+  readonly replicas: {
+    replicas: number;
+    n: number;
+    cold: Stat;
+    warm: Stat;
+    ratio: number;
+    firstByteSpread: number;
+    /** N pulls' bytes over the warm burst's wall time. */
+    aggregateMiBps: number;
   }[];
 }
 
@@ -106,6 +140,7 @@ export async function runDatapath(
   let upstream: Upstream | undefined;
   let node: Containerd | undefined;
   let throttle: ThrottledProxy | undefined;
+  let s3: S3Server | undefined;
   const mirrors: SynthesizedMirror[] = [];
   try {
     upstream = await startUpstream({ binary, dir: join(dir, 'upstream'), username: user, password });
@@ -205,39 +240,56 @@ export async function runDatapath(
     await n.stop();
     node = undefined;
 
+    /**
+     * `count` concurrent pulls, the i-th through urls[i % urls.length] (as a Service spreads
+     * nodes over replicas), each verified: their times, the spread of their first bytes of the
+     * largest layer, and the wall time of the whole burst.
+     */
+    const storm = async (
+      urls: readonly string[],
+      count: number,
+    ): Promise<{ ms: number[]; firstByteSpread: number; wallMs: number }> => {
+      const start = Date.now();
+      const got = await Promise.all(
+        Array.from({ length: count }, async (_, i) => {
+          const c = new RegistryClient({ url: urls[i % urls.length]! });
+          try {
+            const pulled = await c.pull(image.repository, image.tag);
+            if (pulled.digest !== image.digest || pulled.bytes !== bytes)
+              throw new Error(`pull gave ${pulled.digest}, ${pulled.bytes} bytes`);
+            return { ms: Date.now() - start, firstByteAt: pulled.firstLayerByteAt };
+          } finally {
+            c.close();
+          }
+        }),
+      );
+      const firsts = got.map((g) => g.firstByteAt);
+      return {
+        ms: got.map((g) => g.ms),
+        firstByteSpread: Math.max(...firsts) - Math.min(...firsts),
+        wallMs: Date.now() - start,
+      };
+    };
+
     // --- Part 2: N concurrent cold pulls through one fresh mirror
     const concurrent: DatapathResult['concurrent'] = [];
     for (const [count, front] of opts.concurrency.flatMap((c) => [[c, 'nginx'] as const, [c, 'none'] as const])) {
       const m = await freshMirror(front === 'nginx');
       const mark = up.mark();
-      const pullAll = async (): Promise<number[]> =>
-        Promise.all(
-          Array.from({ length: count }, async () => {
-            const c = new RegistryClient({ url: m.url });
-            const start = Date.now();
-            try {
-              const got = await c.pull(image.repository, image.tag);
-              if (got.digest !== image.digest || got.bytes !== bytes)
-                throw new Error(`pull gave ${got.digest}, ${got.bytes} bytes`);
-            } finally {
-              c.close();
-            }
-            return Date.now() - start;
-          }),
-        );
-      const cold = await pullAll();
+      const cold = await storm([m.url], count);
       const gets = up.blobGets(mark);
-      const warm = await pullAll();
+      const warm = await storm([m.url], count);
       await dispose(m);
       const row = {
         n: count,
         front,
-        cold: stat(cold),
-        warm: stat(warm),
+        cold: stat(cold.ms),
+        warm: stat(warm.ms),
         upstreamBytes: gets.bytes,
         uniqueBytes: bytes,
         ratio: gets.bytes / bytes,
         upstreamBlobGets: gets.total,
+        firstByteSpread: cold.firstByteSpread,
       };
       concurrent.push(row);
       log(
@@ -246,19 +298,89 @@ export async function runDatapath(
       );
     }
 
+    // --- Part 3: replicas sharing one bucket
+    const replicas: DatapathResult['replicas'] = [];
+    if (opts.replicas?.length) {
+      const bucket = { accessKey: 'BENCHACCESSKEY', secretKey: 'bench-bucket-secret' };
+      s3 = await S3Server.start({ dir: join(dir, 's3'), bucket: 'bench', ...bucket });
+      const n = Math.max(...opts.concurrency);
+      for (const count of opts.replicas) {
+        const objs = synthesizeMirror(
+          {
+            name: 'bench',
+            spec: {
+              upstreamUrl: host,
+              credentialsSecret: 'creds',
+              replicas: count,
+              objectStorage: {
+                s3: {
+                  bucket: 'bench',
+                  region: 'us-east-1',
+                  endpoint: s3.endpoint,
+                  credentialsSecret: 'bucket',
+                  // a prefix per row: each starts cold
+                  rootDirectory: `/bench-r${count}`,
+                },
+              },
+            },
+            source: 'bench/datapath.ts',
+          },
+          { namespace: 'bench' },
+        ) as unknown as ManifestObject[];
+        const set: SynthesizedMirror[] = [];
+        for (let i = 0; i < count; i++) {
+          const m = await startSynthesizedMirror({
+            binary,
+            dir: join(dir, `r${count}-${i}`),
+            name: 'bench',
+            objects: objs,
+            secrets: { creds: { username: user, password }, bucket },
+            upstreamCaFile: up.ca.caCert,
+          });
+          mirrors.push(m);
+          set.push(m);
+        }
+        const urls = set.map((m) => m.url);
+        const mark = up.mark();
+        const cold = await storm(urls, n);
+        const gets = up.blobGets(mark);
+        const warm = await storm(urls, n);
+        for (const m of set) {
+          await m.dispose();
+          mirrors.splice(mirrors.indexOf(m), 1);
+        }
+        const row = {
+          replicas: count,
+          n,
+          cold: stat(cold.ms),
+          warm: stat(warm.ms),
+          ratio: gets.bytes / bytes,
+          firstByteSpread: cold.firstByteSpread,
+          aggregateMiBps: (n * bytes) / MiB / (warm.wallMs / 1000),
+        };
+        replicas.push(row);
+        log(
+          `  replicas=${count} N=${n}: cold p99 ${fmt(row.cold.p99)}, first-byte spread ${fmt(row.firstByteSpread)}, upstream ${row.ratio.toFixed(2)}x the unique bytes; ` +
+            `warm p99 ${fmt(row.warm.p99)}, ${row.aggregateMiBps.toFixed(0)} MiB/s together`,
+        );
+      }
+    }
+
     const result: DatapathResult = {
       image: { layers: opts.layers, bytes, blobs },
       node: { direct: stat(directMs), coldMirror: stat(coldMs), warmMirror: stat(warmMs) },
       concurrent,
+      replicas,
     };
     report(result, log);
     if (opts.resultsDir) await writeResults(opts.resultsDir, 'datapath', opts, result, log);
-    if (opts.json) log(JSON.stringify(summary(result)));
+    if (opts.json) log(JSON.stringify(summary(result, opts)));
     return result;
   } finally {
     await node?.stop();
     for (const m of mirrors) await m.dispose();
     await throttle?.stop();
+    await s3?.stop();
     await upstream?.dispose();
     await rm(dir, { recursive: true, force: true });
   }
@@ -266,8 +388,9 @@ export async function runDatapath(
 
 const seconds = (ms: number): number => Math.round(ms) / 1000;
 
-/** The --json line: the shape issue 8 names. */
-export function summary(r: DatapathResult): DatapathSummary {
+/** The --json line: the shape issues 8 and 16 name. */
+export function summary(r: DatapathResult, opts: Pick<DatapathOptions, 'layerMiB' | 'rateMiB'>): DatapathSummary {
+  const size = { layerMiB: opts.layerMiB, rateMiB: opts.rateMiB ?? 0 };
   return {
     pulls: {
       directSeconds: seconds(r.node.direct.p50),
@@ -276,10 +399,21 @@ export function summary(r: DatapathResult): DatapathSummary {
     },
     concurrent: r.concurrent.map((c) => ({
       n: c.n,
+      ...size,
       upstreamBytesRatio: Math.round(c.ratio * 1000) / 1000,
       p50Seconds: seconds(c.cold.p50),
       p99Seconds: seconds(c.cold.p99),
+      firstByteSpreadSeconds: seconds(c.firstByteSpread),
       front: c.front,
+    })),
+    replicas: r.replicas.map((c) => ({
+      replicas: c.replicas,
+      n: c.n,
+      ...size,
+      upstreamBytesRatio: Math.round(c.ratio * 1000) / 1000,
+      p99Seconds: seconds(c.cold.p99),
+      firstByteSpreadSeconds: seconds(c.firstByteSpread),
+      aggregateMiBps: Math.round(c.aggregateMiBps),
     })),
   };
 }
@@ -304,7 +438,18 @@ function report(r: DatapathResult, log: (line: string) => void): void {
   );
   for (const c of r.concurrent) {
     log(
-      `N=${String(c.n).padEnd(20)} ${c.front.padEnd(6)} ${fmt(c.cold.p50).padStart(8)}   ${fmt(c.cold.p99).padStart(8)}   ${fmt(c.warm.p50).padStart(8)}   ${fmt(c.warm.p99).padStart(8)}   ${c.ratio.toFixed(2).padStart(29)}   ${String(c.upstreamBlobGets).padStart(18)}`,
+      `N=${String(c.n).padEnd(20)} ${c.front.padEnd(6)} ${fmt(c.cold.p50).padStart(8)}   ${fmt(c.cold.p99).padStart(8)}   ${fmt(c.warm.p50).padStart(8)}   ${fmt(c.warm.p99).padStart(8)}   ${c.ratio.toFixed(2).padStart(29)}   ${String(c.upstreamBlobGets).padStart(18)}   first-byte spread ${fmt(c.firstByteSpread)}`,
     );
+  }
+  if (r.replicas.length > 0) {
+    log('');
+    log(
+      'replicas on one bucket   N   cold p99   first-byte spread   upstream bytes / unique   warm p99   warm MiB/s together',
+    );
+    for (const c of r.replicas) {
+      log(
+        `${String(c.replicas).padEnd(22)} ${String(c.n).padStart(3)}   ${fmt(c.cold.p99).padStart(8)}   ${fmt(c.firstByteSpread).padStart(17)}   ${c.ratio.toFixed(2).padStart(23)}   ${fmt(c.warm.p99).padStart(8)}   ${c.aggregateMiBps.toFixed(0).padStart(19)}`,
+      );
+    }
   }
 }

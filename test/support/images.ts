@@ -237,8 +237,11 @@ export class RegistryClient {
     return this.withAuth(method, path, init, (res) => collect(res));
   }
 
-  /** GET a blob, hashing it as it streams; returns its size (nothing is kept in memory). */
-  async fetchBlob(repository: string, digest: string): Promise<{ digest: string; size: number }> {
+  /**
+   * GET a blob, hashing it as it streams; returns its size (nothing is kept in memory) and when
+   * its first body byte arrived (Date.now()).
+   */
+  async fetchBlob(repository: string, digest: string): Promise<{ digest: string; size: number; firstByteAt: number }> {
     const got = await this.withAuth('GET', `/v2/${repository}/blobs/${digest}`, {}, async (first, follow) => {
       let r = first;
       if (r.statusCode === 307 || r.statusCode === 302) {
@@ -254,11 +257,13 @@ export class RegistryClient {
       }
       const hash = createHash('sha256');
       let size = 0;
+      let firstByteAt = 0;
       for await (const chunk of r as AsyncIterable<Buffer>) {
+        firstByteAt ||= Date.now();
         hash.update(chunk);
         size += chunk.length;
       }
-      return { digest: 'sha256:' + hash.digest('hex'), size };
+      return { digest: 'sha256:' + hash.digest('hex'), size, firstByteAt: firstByteAt || Date.now() };
     });
     if (got.digest !== digest) throw new Error(`blob ${repository}@${digest} arrived with digest ${got.digest}`);
     return got;
@@ -369,13 +374,14 @@ export class RegistryClient {
 
   /**
    * What a node does on a pull: resolve the reference, pick the platform's manifest, fetch the
-   * config and layers concurrently, verify every digest. Returns the index digest and bytes read.
+   * config and layers concurrently, verify every digest. Returns the index digest, the bytes read
+   * and when the first byte of its largest layer arrived (Date.now()).
    */
   async pull(
     repository: string,
     reference: string,
     platform = 'linux/amd64',
-  ): Promise<{ digest: string; bytes: number }> {
+  ): Promise<{ digest: string; bytes: number; firstLayerByteAt: number }> {
     const top = await this.getManifest(repository, reference);
     let manifest = top;
     if (top.mediaType.includes('index') || top.mediaType.includes('manifest.list')) {
@@ -386,8 +392,15 @@ export class RegistryClient {
       manifest = await this.getManifest(repository, d.digest);
     }
     const m = JSON.parse(manifest.body.toString()) as { config: Descriptor; layers: Descriptor[] };
-    const sizes = await Promise.all([m.config, ...m.layers].map((d) => this.fetchBlob(repository, d.digest)));
-    return { digest: top.digest, bytes: sizes.reduce((a, b) => a + b.size, 0) };
+    const blobs = [m.config, ...m.layers];
+    const got = await Promise.all(blobs.map((d) => this.fetchBlob(repository, d.digest)));
+    const largest =
+      m.layers.length === 0 ? 0 : 1 + m.layers.reduce((best, d, i) => (d.size > m.layers[best]!.size ? i : best), 0);
+    return {
+      digest: top.digest,
+      bytes: got.reduce((a, b) => a + b.size, 0),
+      firstLayerByteAt: got[largest]!.firstByteAt,
+    };
   }
 }
 
@@ -402,7 +415,8 @@ export function concurrentPulls(
     Array.from({ length: nodes }, async () => {
       const node = new RegistryClient({ url });
       try {
-        return await node.pull(repository, reference);
+        const { digest, bytes } = await node.pull(repository, reference);
+        return { digest, bytes };
       } finally {
         node.close();
       }
