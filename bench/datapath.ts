@@ -252,7 +252,7 @@ export async function runDatapath(
       const start = Date.now();
       const got = await Promise.all(
         Array.from({ length: count }, async (_, i) => {
-          const c = new RegistryClient({ url: urls[i % urls.length]! });
+          const c = new RegistryClient({ url: urls[i % urls.length] });
           try {
             const pulled = await c.pull(image.repository, image.tag);
             if (pulled.digest !== image.digest || pulled.bytes !== bytes)

@@ -395,11 +395,11 @@ export class RegistryClient {
     const blobs = [m.config, ...m.layers];
     const got = await Promise.all(blobs.map((d) => this.fetchBlob(repository, d.digest)));
     const largest =
-      m.layers.length === 0 ? 0 : 1 + m.layers.reduce((best, d, i) => (d.size > m.layers[best]!.size ? i : best), 0);
+      m.layers.length === 0 ? 0 : 1 + m.layers.reduce((best, d, i) => (d.size > m.layers[best].size ? i : best), 0);
     return {
       digest: top.digest,
       bytes: got.reduce((a, b) => a + b.size, 0),
-      firstLayerByteAt: got[largest]!.firstByteAt,
+      firstLayerByteAt: got[largest].firstByteAt,
     };
   }
 }
