@@ -161,13 +161,15 @@ describe('a mirror whose cache is an S3 bucket (spec.objectStorage)', () => {
     expect(upstream.blobGets(mark).total).toBe(0);
   });
 
-  it('containerd pulls through a replica that never saw the image, and the upstream sends it nothing', async () => {
-    const image = await newImage();
-    await pullThrough(replicas[0], image);
+  /**
+   * A fresh containerd node pulls `image` by tag with replica `i` as its mirror; returns the
+   * upstream's blob GETs meanwhile: all of them, and the node's own.
+   */
+  async function nodePull(i: number, image: TestImage): Promise<{ fromUpstream: number; byNode: number }> {
     const node = await Containerd.start(await mkdtemp(join(tmpdir(), 'objn')), 'e2e');
     try {
-      const certs = join(dir, 'certs');
-      await writeHostsToml(certs, upstream.host, hostsToml(`https://${upstream.host}`, [{ url: replicas[2].url }]));
+      const certs = join(dir, `certs-${i}`);
+      await writeHostsToml(certs, upstream.host, hostsToml(`https://${upstream.host}`, [{ url: replicas[i].url }]));
       const mark = upstream.mark();
       const got = await node
         .pull(image.refByTag(upstream.host), {
@@ -181,10 +183,25 @@ describe('a mirror whose cache is an S3 bucket (spec.objectStorage)', () => {
           throw new Error(`${err.message}\n${err.output}`);
         });
       expect(got.digest).toBe(image.digest);
-      expect(upstream.blobGets(mark).total).toBe(0);
+      return { fromUpstream: upstream.blobGets(mark).total, byNode: upstream.blobGets(mark, 'containerd').total };
     } finally {
       await node.stop();
       await rm(node.dir, { recursive: true, force: true });
     }
+  }
+
+  it('containerd pulls through a replica that never saw the image, and the upstream sends it nothing', async () => {
+    const image = await newImage();
+    await pullThrough(replicas[0], image);
+    expect(await nodePull(2, image)).toEqual({ fromUpstream: 0, byNode: 0 });
+  });
+
+  // last: the bucket stays down
+  it('with the bucket down, containerd falls back to the upstream and its pull succeeds', async () => {
+    const image = await newImage();
+    await s3.stop();
+    const { byNode } = await nodePull(1, image);
+    // the node fetched the image's blobs itself: the replica could serve none of them
+    expect(byNode).toBeGreaterThanOrEqual(image.blobDigests('linux/amd64').length);
   });
 });

@@ -28,6 +28,7 @@ const NOT_CEL: Record<string, string> = {
   'bad-enum.yaml': 'enum errors come from the structural schema before CEL',
   'pull-from-mirror.yaml': 'enum errors come from the structural schema before CEL',
   'missing-upstream.yaml': 'required fields are checked by the structural schema before CEL',
+  's3-region.yaml': 'required fields are checked by the structural schema before CEL',
   'bad-name.yaml': "metadata.name takes no CEL rule the API server can cost; it answers with the name's pattern",
   'long-name.yaml': "metadata.name takes no CEL rule the API server can cost; it answers 'Too long'",
   'storage-zero.yaml':
