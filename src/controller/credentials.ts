@@ -69,6 +69,26 @@ export function secretOptedIn(secret: SecretLike, mirror: string): boolean {
   return optedInMirrors(secret.metadata?.annotations).includes(mirror);
 }
 
+/** Why a Secret that did not opt in is not used, and the `kubectl annotate` that lets `mirror` use it. */
+function notOptedInMessage(
+  ref: string,
+  args: {
+    readonly secretName: string;
+    readonly secret: SecretLike;
+    readonly mirror: string;
+    readonly namespace: string;
+    readonly sentTo: string;
+  },
+): string {
+  const { secretName, secret, mirror, namespace, sentTo } = args;
+  const value = [...optedInMirrors(secret.metadata?.annotations), mirror].join(',');
+  return (
+    `${ref} does not list mirror '${mirror}' in its annotation ${SECRET_MIRRORS_ANNOTATION}, ` +
+    `so it is not sent to ${sentTo}. If this mirror may use it, let it with ` +
+    `kubectl -n ${namespace} annotate secret ${secretName} --overwrite ${SECRET_MIRRORS_ANNOTATION}=${value}`
+  );
+}
+
 /** `https://Index.Docker.io/v1/` → `docker.io`; `quay.io:443/x` → `quay.io:443`. */
 export function normalizeRegistryHost(key: string): string {
   const host = key
@@ -144,14 +164,16 @@ export function resolveCredentials(args: {
   if (!secretOptedIn(secret, mirror)) {
     // Only someone who may write the Secret can let a mirror use it: the RegistryMirror's author
     // may not be able to read it, and the mirror would send it to an upstream of their choosing.
-    const value = [...optedInMirrors(secret.metadata?.annotations), mirror].join(',');
     return {
       ok: false,
       reason: 'CredentialsSecretNotOptedIn',
-      message:
-        `${ref} (spec.credentialsSecret) does not list mirror '${mirror}' in its annotation ${SECRET_MIRRORS_ANNOTATION}, ` +
-        `so it is not sent to ${upstreamUrl}. If this mirror may use it, let it with ` +
-        `kubectl -n ${namespace} annotate secret ${credentialsSecret} --overwrite ${SECRET_MIRRORS_ANNOTATION}=${value}`,
+      message: notOptedInMessage(`${ref} (spec.credentialsSecret)`, {
+        secretName: credentialsSecret,
+        secret,
+        mirror,
+        namespace,
+        sentTo: upstreamUrl,
+      }),
     };
   }
   // The HMAC key must be unguessable: a Secret read from the API server always has a uid, and a
@@ -252,13 +274,10 @@ export function resolveObjectStorageCredentials(args: {
     };
   }
   if (!secretOptedIn(secret, mirror)) {
-    const value = [...optedInMirrors(secret.metadata?.annotations), mirror].join(',');
     return {
       ok: false,
       reason: 'ObjectStorageSecretNotOptedIn',
-      message:
-        `${ref} does not list mirror '${mirror}' in its annotation ${SECRET_MIRRORS_ANNOTATION}, so it is not sent to ${endpoint}. ` +
-        `If this mirror may use it, let it with kubectl -n ${namespace} annotate secret ${secretName} --overwrite ${SECRET_MIRRORS_ANNOTATION}=${value}`,
+      message: notOptedInMessage(ref, { secretName, secret, mirror, namespace, sentTo: endpoint }),
     };
   }
   const data = secret.data ?? {};
