@@ -13,14 +13,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 
 import { synthesizeMirror } from '../../src/index.js';
-import {
-  Containerd,
-  type ContainerdBinaries,
-  containerdV2,
-  hostsToml,
-  type PullError,
-  writeHostsToml,
-} from '../support/containerd.js';
+import { Containerd, type ContainerdBinaries, containerdV2, hostsToml, writeHostsToml } from '../support/containerd.js';
 import { buildImage, concurrentPulls, RegistryClient, type TestImage } from '../support/images.js';
 import {
   type ManifestObject,
@@ -175,19 +168,15 @@ describe('the data path', () => {
       async function pull(image: TestImage): Promise<{ viaUpstream: number }> {
         await node.forgetAll();
         const mark = upstream.mark();
-        const got = await node
-          .pull(image.refByTag(upstream.host), {
-            hostsDir: certs,
-            caFile: upstream.ca.caCert,
-            user: `${USER}:${PASSWORD}`,
-            timeoutMs: 90_000,
-            // containerd 2.x's ctr needs unpack platforms in the transfer service config to unpack;
-            // fetching exercises the same resolver and fetcher, which is what falls back.
-            unpack: runtime.binaries === undefined,
-          })
-          .catch((err: PullError) => {
-            throw new Error(`${err.message}\n${err.output}`);
-          });
+        const got = await node.pull(image.refByTag(upstream.host), {
+          hostsDir: certs,
+          caFile: upstream.ca.caCert,
+          user: `${USER}:${PASSWORD}`,
+          timeoutMs: 90_000,
+          // containerd 2.x's ctr needs unpack platforms in the transfer service config to unpack;
+          // fetching exercises the same resolver and fetcher, which is what falls back.
+          unpack: runtime.binaries === undefined,
+        });
         expect(got.digest).toBe(image.digest);
         return { viaUpstream: upstream.blobGets(mark, 'containerd').total };
       }

@@ -15,7 +15,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 
 import { synthesizeMirror } from '../../src/index.js';
-import { Containerd, hostsToml, type PullError, writeHostsToml } from '../support/containerd.js';
+import { Containerd, hostsToml, writeHostsToml } from '../support/containerd.js';
 import { buildImage, concurrentPulls, RegistryClient, type TestImage } from '../support/images.js';
 import {
   type ManifestObject,
@@ -146,16 +146,12 @@ describe('the front caches only digest-verified bytes', () => {
         // The window of the pull starts past the two GETs above: nginx may log a request after its
         // client saw the response end, and a late line of theirs must not count as the pull's.
         const mark = await mirror.front!.markAfter(path, 2, beforeLoop);
-        const pulled = await node
-          .pull(image.refByTag(tamper.host), {
-            hostsDir: certs,
-            caFile: upstream.ca.caCert,
-            user: `${USER}:${PASSWORD}`,
-            timeoutMs: 90_000,
-          })
-          .catch((err: PullError) => {
-            throw new Error(`${err.message}\n${err.output}`);
-          });
+        const pulled = await node.pull(image.refByTag(tamper.host), {
+          hostsDir: certs,
+          caFile: upstream.ca.caCert,
+          user: `${USER}:${PASSWORD}`,
+          timeoutMs: 90_000,
+        });
         expect(pulled.digest).toBe(image.digest);
         // (nginx logs a request after sending it: wait for the pull's lines rather than count at once)
         const served = await mirror.front!.loggedBlobGets(image.blobDigests('linux/amd64'), mark);

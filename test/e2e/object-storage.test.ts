@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 
 import { synthesizeMirror } from '../../src/index.js';
-import { Containerd, hostsToml, type PullError, writeHostsToml } from '../support/containerd.js';
+import { Containerd, hostsToml, writeHostsToml } from '../support/containerd.js';
 import { buildImage, RegistryClient, type TestImage } from '../support/images.js';
 import {
   cacheContainer,
@@ -171,17 +171,13 @@ describe('a mirror whose cache is an S3 bucket (spec.objectStorage)', () => {
       const certs = join(dir, `certs-${i}`);
       await writeHostsToml(certs, upstream.host, hostsToml(`https://${upstream.host}`, [{ url: replicas[i].url }]));
       const mark = upstream.mark();
-      const got = await node
-        .pull(image.refByTag(upstream.host), {
-          hostsDir: certs,
-          caFile: upstream.ca.caCert,
-          user: `${USER}:${PASSWORD}`,
-          timeoutMs: 90_000,
-          unpack: true,
-        })
-        .catch((err: PullError) => {
-          throw new Error(`${err.message}\n${err.output}`);
-        });
+      const got = await node.pull(image.refByTag(upstream.host), {
+        hostsDir: certs,
+        caFile: upstream.ca.caCert,
+        user: `${USER}:${PASSWORD}`,
+        timeoutMs: 90_000,
+        unpack: true,
+      });
       expect(got.digest).toBe(image.digest);
       return { fromUpstream: upstream.blobGets(mark).total, byNode: upstream.blobGets(mark, 'containerd').total };
     } finally {

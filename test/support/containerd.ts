@@ -187,7 +187,7 @@ export class Containerd {
     return c;
   }
 
-  /** Run ctr against this containerd; resolves with stdout+stderr, rejects with them on failure. */
+  /** Run ctr against this containerd; resolves with stdout+stderr, rejects with them (in the message too) on failure. */
   async ctr(args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 120_000): Promise<string> {
     try {
       const { stdout, stderr } = await execFileAsync(
@@ -202,8 +202,10 @@ export class Containerd {
       return stdout + stderr;
     } catch (err) {
       const e = err as { stdout?: string; stderr?: string; message: string };
+      // ctr prints a pull's progress (which host answered what) on stdout: the message carries it too.
+      const progress = e.stdout?.trim() ? `\n${e.stdout.trim()}` : '';
       throw new PullError(
-        `ctr ${args.join(' ')} failed: ${e.stderr?.trim() || e.message}`,
+        `ctr ${args.join(' ')} failed: ${e.stderr?.trim() || e.message}${progress}`,
         (e.stdout ?? '') + (e.stderr ?? ''),
       );
     }
