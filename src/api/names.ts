@@ -51,6 +51,12 @@ export const POD_SECURITY_ANNOTATION = `${ANNOTATION_PREFIX}/pod-security`;
  */
 export const SECRET_MIRRORS_ANNOTATION = `${ANNOTATION_PREFIX}/mirrors`;
 
+/**
+ * The keys of a bucket Secret (`spec.objectStorage.s3.credentialsSecret`), and the AWS SDK
+ * variables the registry container gets them as.
+ */
+export const S3_CREDENTIAL_KEYS = { accessKey: 'AWS_ACCESS_KEY_ID', secretKey: 'AWS_SECRET_ACCESS_KEY' } as const;
+
 /** Children are `registry-mirror-<name>` (and `-headless`, `-config`, `-agent`). */
 export function childName(mirror: string): string {
   return `${MIRROR_APP_NAME}-${mirror}`;

@@ -22,6 +22,7 @@ import {
   mirrorChildNames,
   REGISTRY_DEBUG_PORT,
   REGISTRY_PORT,
+  S3_CREDENTIAL_KEYS,
   VOLUME_METRICS_PORT,
   VOLUME_METRICS_PORT_NAME,
 } from '../api/names.js';
@@ -327,9 +328,6 @@ export class MirrorCache {
     });
   }
 }
-
-/** The keys of `spec.objectStorage.s3.credentialsSecret`, and the AWS SDK variables they become. */
-export const S3_CREDENTIAL_KEYS = { accessKey: 'AWS_ACCESS_KEY_ID', secretKey: 'AWS_SECRET_ACCESS_KEY' } as const;
 
 /**
  * The bucket's credentials as env from the Secret (a secretKeyRef: the value is never in the

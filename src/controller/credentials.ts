@@ -17,6 +17,7 @@ import {
   MANAGED_BY_LABEL,
   MIRROR_LABEL,
   mirrorChildNames,
+  S3_CREDENTIAL_KEYS,
   SECRET_MIRRORS_ANNOTATION,
 } from '../api/names.js';
 import { credentialsHash } from './hash.js';
@@ -281,7 +282,8 @@ export function resolveObjectStorageCredentials(args: {
     };
   }
   const data = secret.data ?? {};
-  const empty = ['accessKey', 'secretKey'].filter((k) => unb64(data[k] ?? '') === '');
+  const keys = Object.keys(S3_CREDENTIAL_KEYS);
+  const empty = keys.filter((k) => unb64(data[k] ?? '') === '');
   if (empty.length > 0) {
     return {
       ok: false,
@@ -297,5 +299,5 @@ export function resolveObjectStorageCredentials(args: {
       message: `${ref} has no metadata.uid, so its content cannot be hashed safely; the controller reads it again on its next change.`,
     };
   }
-  return { ok: true, hash: credentialsHash(key, data, ['accessKey', 'secretKey']) };
+  return { ok: true, hash: credentialsHash(key, data, keys) };
 }
