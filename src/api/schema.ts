@@ -316,10 +316,21 @@ const VolumeClaimTemplate = Type.Object(
   },
 );
 
-const S3_BUCKET_PATTERN = '^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$';
-const S3_REGION_PATTERN = '^[a-z0-9-]+$';
-const S3_ENDPOINT_PATTERN = '^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?/?$';
-const S3_ROOT_PATTERN = '^/[A-Za-z0-9._/-]*$';
+/**
+ * A string field checked by one pattern, refused in the same words by the CLI and (as CEL, see
+ * crd.ts) the API server: `<field> must be <what>, got '<value>'`.
+ */
+const Matching = (
+  field: string,
+  pattern: string,
+  what: string,
+  opts: { minLength?: number; maxLength: number; description: string },
+) =>
+  Type.String({
+    pattern,
+    ...opts,
+    [RULES_KEYWORD]: [{ regex: pattern, match: true, message: `${field} must be ${what}` }] satisfies StringRule[],
+  });
 
 /**
  * `spec.objectStorage.s3`: Distribution's storage in an S3 bucket (its s3 driver) instead of the
@@ -329,48 +340,29 @@ const ObjectStorage = Type.Object(
   {
     s3: Type.Object(
       {
-        bucket: Type.String({
-          pattern: S3_BUCKET_PATTERN,
-          maxLength: 63,
-          description: 'The bucket (it must exist; the cache does not create it).',
-          [RULES_KEYWORD]: [
-            {
-              regex: S3_BUCKET_PATTERN,
-              match: true,
-              message:
-                "spec.objectStorage.s3.bucket must be an S3 bucket name: 3 to 63 lower-case letters, digits, '-' and '.', starting and ending with a letter or digit",
-            },
-          ] satisfies StringRule[],
-        }),
-        region: Type.String({
-          pattern: S3_REGION_PATTERN,
+        bucket: Matching(
+          'spec.objectStorage.s3.bucket',
+          '^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$',
+          "an S3 bucket name: 3 to 63 lower-case letters, digits, '-' and '.', starting and ending with a letter or digit",
+          { maxLength: 63, description: 'The bucket (it must exist; the cache does not create it).' },
+        ),
+        region: Matching('spec.objectStorage.s3.region', '^[a-z0-9-]+$', 'a region name such as us-east-1', {
           minLength: 1,
           maxLength: 64,
-          [RULES_KEYWORD]: [
-            {
-              regex: S3_REGION_PATTERN,
-              match: true,
-              message: 'spec.objectStorage.s3.region must be a region name such as us-east-1',
-            },
-          ] satisfies StringRule[],
           description:
             "The bucket's region, e.g. eu-west-1; any value the server accepts (often us-east-1) with an endpoint.",
         }),
         endpoint: Type.Optional(
-          Type.String({
-            pattern: S3_ENDPOINT_PATTERN,
-            maxLength: 253,
-            [RULES_KEYWORD]: [
-              {
-                regex: S3_ENDPOINT_PATTERN,
-                match: true,
-                message:
-                  'spec.objectStorage.s3.endpoint must be http(s)://host[:port] without a path, such as http://seaweedfs-s3.storage.svc:8333',
-              },
-            ] satisfies StringRule[],
-            description:
-              'An S3-compatible server instead of AWS, as http(s)://host[:port], e.g. http://seaweedfs-s3.storage.svc:8333. Default: AWS S3 for the region.',
-          }),
+          Matching(
+            'spec.objectStorage.s3.endpoint',
+            '^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?/?$',
+            'http(s)://host[:port] without a path, such as http://seaweedfs-s3.storage.svc:8333',
+            {
+              maxLength: 253,
+              description:
+                'An S3-compatible server instead of AWS, as http(s)://host[:port], e.g. http://seaweedfs-s3.storage.svc:8333. Default: AWS S3 for the region.',
+            },
+          ),
         ),
         forcePathStyle: Type.Optional(
           Type.Boolean({
@@ -379,20 +371,16 @@ const ObjectStorage = Type.Object(
           }),
         ),
         rootDirectory: Type.Optional(
-          Type.String({
-            pattern: S3_ROOT_PATTERN,
-            maxLength: 253,
-            [RULES_KEYWORD]: [
-              {
-                regex: S3_ROOT_PATTERN,
-                match: true,
-                message:
-                  "spec.objectStorage.s3.rootDirectory must be an absolute key prefix of letters, digits, '.', '_', '-' and '/'",
-              },
-            ] satisfies StringRule[],
-            description:
-              'Key prefix of this mirror in the bucket. Default: /registry-mirror/<mirror name>, so mirrors can share a bucket.',
-          }),
+          Matching(
+            'spec.objectStorage.s3.rootDirectory',
+            '^/[A-Za-z0-9._/-]*$',
+            "an absolute key prefix of letters, digits, '.', '_', '-' and '/'",
+            {
+              maxLength: 253,
+              description:
+                'Key prefix of this mirror in the bucket. Default: /registry-mirror/<mirror name>, so mirrors can share a bucket.',
+            },
+          ),
         ),
         credentialsSecret: Type.Optional(
           Type.String({
