@@ -5,10 +5,10 @@
  * Service for the nodes and a headless Service. Both caches share the volume: Distribution
  * keeps what it fetched for the proxy TTL, the front keeps recently used digests within
  * FRONT_MAX_SHARE of it (see front.ts). With `spec.objectStorage.s3`, Distribution keeps its
- * cache in the bucket instead, one cache for all replicas, and the volume is the front's. Two more containers export metrics: mtail turns the
- * front's access log into the front's own hits and bytes, which Distribution never sees; the
- * Prometheus node_exporter reports the volume's size and free space (node_filesystem_*),
- * whatever backs it.
+ * cache in the bucket instead, one cache for all replicas, and the volume is the front's. Two
+ * more containers export metrics: mtail turns the front's access log into the front's own hits
+ * and bytes, which Distribution never sees; the Prometheus node_exporter reports the volume's
+ * size and free space (node_filesystem_*), whatever backs it.
  */
 
 import {
@@ -55,7 +55,8 @@ const FRONT_METRICS_PROGRAM_DIR = '/etc/mirror-synth/front-metrics';
 
 export interface MirrorCacheProps {
   /**
-   * Hash of the credentials Secret's content, so a credentials change rolls the pods.
+   * Hash of the content of the Secrets the registry reads (upstream credentials, bucket key), so
+   * a change of either rolls the pods.
    * @default - no annotation; the pods roll only when the spec changes
    */
   readonly credentialsHash?: string;

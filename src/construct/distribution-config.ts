@@ -35,7 +35,7 @@ export interface S3StorageProps {
 }
 
 /** The S3 key prefix of a mirror that names none: one prefix per mirror, so mirrors can share a bucket. */
-export function defaultS3RootDirectory(mirrorName: string): string {
+function defaultS3RootDirectory(mirrorName: string): string {
   return `/registry-mirror/${mirrorName}`;
 }
 

@@ -34,8 +34,8 @@ export interface RegistryMirrorProps extends Readonly<MirrorSpec> {
    */
   readonly namespace?: string;
   /**
-   * Hash of the credentials Secret's content. Set by the controller, which reads the Secret,
-   * so a credentials change rolls the registry pods.
+   * Hash of the content of the Secrets the registry reads (upstream credentials, bucket key).
+   * Set by the controller, which reads them, so a change of either rolls the registry pods.
    * @default - no annotation; the pods roll only when the spec changes
    */
   readonly credentialsHash?: string;
