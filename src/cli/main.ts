@@ -20,6 +20,7 @@ import type { CheckCommandOptions } from './check.js';
 import type { ControllerCommandOptions } from './controller.js';
 import type { ControllerManifestsCommandOptions } from './controller-manifests.js';
 import type { CrdCommandOptions } from './crd.js';
+import type { FillCommandOptions } from './fill.js';
 import type { SynthCommandOptions } from './synth.js';
 import type { ValidateCommandOptions } from './validate.js';
 
@@ -194,6 +195,20 @@ export function buildCli(): Command {
     .action(async (opts: ControllerCommandOptions) => {
       const { controller } = await import('./controller.js');
       await controller(opts);
+    });
+
+  program
+    .command('fill')
+    .description(
+      'run in a cache pod (spec.fill: streaming): stream one fetch of each digest from Distribution to every node asking for it',
+    )
+    .option('--listen <host:port>', 'where the front sends its cache misses', '127.0.0.1:5003')
+    .option('--distribution <url>', "Distribution's registry API in the pod", 'http://127.0.0.1:5002')
+    .option('--spool <dir>', 'transfers in progress, on the cache volume (emptied at start)', '/var/lib/registry/fill')
+    .option('--log-level <level>', 'debug, info, warn or error', 'info')
+    .action(async (opts: FillCommandOptions) => {
+      const { fill } = await import('./fill.js');
+      await fill(opts);
     });
 
   program

@@ -1,0 +1,364 @@
+/**
+ * The streaming fill (`spec.fill: streaming`): the front's cache misses for a digest, coalesced
+ * into one request to Distribution whose bytes every waiting client receives as they arrive.
+ *
+ * nginx's own coalescing (`proxy_cache_lock`) gives a waiter nothing until the whole blob is in
+ * its cache, and the streaming caches that do better (Varnish, Traffic Server) keep whatever the
+ * upstream sent, corrupt or not (README "Fronts compared"). This keeps nothing: Distribution is
+ * the store, and it commits a blob only when its sha256 matches. The fill only fans one transfer
+ * out, through a spool file, so a client that comes late starts from byte 0 while the transfer
+ * goes on, and a slow client never slows the others or the transfer.
+ *
+ * It also checks the digest itself: the last byte of a body is held back from every client until
+ * the sha256 of the whole body is the one in the URL. A corrupt or truncated answer from the
+ * upstream thus reaches no client whole: each sees its connection cut one byte short, which every
+ * client (containerd, nginx in front) treats as a failed transfer, and the next request fetches
+ * again.
+ */
+import { createHash, type Hash } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import { type FileHandle, mkdir, open, rm } from 'node:fs/promises';
+import {
+  type IncomingHttpHeaders,
+  type IncomingMessage,
+  request as httpRequest,
+  type Server,
+  type ServerResponse,
+  createServer,
+} from 'node:http';
+import { join } from 'node:path';
+
+/** Digest-addressed paths: `/v2/<name>/blobs/sha256:<hex>` and `/v2/<name>/manifests/sha256:<hex>`. */
+const DIGEST_PATH = /^\/v2\/.+\/(?:blobs|manifests)\/sha256:([0-9a-f]{64})$/;
+/** Headers of Distribution's answer that clients get. */
+const PASSED_HEADERS = [
+  'content-type',
+  'content-length',
+  'docker-content-digest',
+  'docker-distribution-api-version',
+  'etag',
+  'last-modified',
+] as const;
+/** Headers of the first client's request that go to Distribution (Host: the upstream's name for it). */
+const FORWARDED_HEADERS = ['accept', 'host', 'user-agent'] as const;
+/** What a client reads from the spool at once. */
+const CHUNK = 1 << 20;
+/** Non-200 bodies (errors) are small: kept in memory up to this, to give every waiter. */
+const MAX_ERROR_BODY = 64 * 1024;
+
+export interface FillOptions {
+  /** Distribution, e.g. http://127.0.0.1:5002. */
+  readonly distribution: string;
+  /** Where transfers in progress are spooled (emptied at start). */
+  readonly spoolDir: string;
+  /** A transfer from Distribution that sends nothing for this long is cut. @default 300_000 */
+  readonly idleTimeoutMs?: number;
+  readonly log?: (msg: string, fields?: Record<string, unknown>) => void;
+}
+
+type FlightState = 'headers' | 'body' | 'verified' | 'failed';
+
+/** One transfer from Distribution, and the clients it feeds. */
+class Flight extends EventEmitter {
+  state: FlightState = 'headers';
+  status = 0;
+  headers: Record<string, string> = {};
+  errorBody?: Buffer;
+  /** Bytes in the spool. */
+  written = 0;
+  /** Content-Length, when Distribution sent one. */
+  length?: number;
+  file?: FileHandle;
+  readers = 0;
+  failure?: string;
+  private readonly hash: Hash = createHash('sha256');
+
+  constructor(
+    readonly key: string,
+    readonly digestHex: string,
+    readonly spoolPath: string,
+  ) {
+    super();
+    this.setMaxListeners(0);
+  }
+
+  /** Bytes a client may have: all once verified, else all but the last. */
+  available(): number {
+    if (this.state === 'verified') return this.written;
+    return Math.max(0, Math.min(this.written, (this.length ?? this.written) - 1));
+  }
+
+  update(chunk: Buffer): void {
+    this.hash.update(chunk);
+  }
+
+  finish(): void {
+    const hex = this.hash.digest('hex');
+    if (this.length !== undefined && this.written !== this.length)
+      this.fail(`body ended after ${this.written} of ${this.length} bytes`);
+    else if (hex !== this.digestHex) this.fail(`body is sha256:${hex}, not the digest asked for`);
+    else {
+      this.state = 'verified';
+      this.emit('progress');
+    }
+  }
+
+  fail(reason: string): void {
+    if (this.state === 'verified' || this.state === 'failed') return;
+    this.state = 'failed';
+    this.failure = reason;
+    this.emit('progress');
+  }
+
+  /** Resolves on the next change (bytes written, headers, end). */
+  changed(): Promise<void> {
+    return new Promise((resolve) => this.once('progress', resolve));
+  }
+}
+
+export interface FillStats {
+  /** Transfers started from Distribution. */
+  readonly transfers: number;
+  /** Client requests served by a transfer another request started. */
+  readonly joined: number;
+  /** Transfers whose body did not match its digest (or ended short). */
+  readonly rejected: number;
+}
+
+export class FillServer {
+  private readonly flights = new Map<string, Flight>();
+  private readonly server: Server;
+  private seq = 0;
+  private counters = { transfers: 0, joined: 0, rejected: 0 };
+
+  constructor(private readonly opts: FillOptions) {
+    this.server = createServer((req, res) => this.handle(req, res));
+    this.server.keepAliveTimeout = 65_000;
+    this.server.requestTimeout = 0;
+  }
+
+  stats(): FillStats {
+    return { ...this.counters };
+  }
+
+  async listen(port: number, host: string): Promise<number> {
+    await rm(this.opts.spoolDir, { recursive: true, force: true });
+    await mkdir(this.opts.spoolDir, { recursive: true });
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(port, host, () => resolve());
+    });
+    const addr = this.server.address();
+    return typeof addr === 'object' && addr ? addr.port : port;
+  }
+
+  async close(): Promise<void> {
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    this.server.closeAllConnections();
+  }
+
+  private log(msg: string, fields?: Record<string, unknown>): void {
+    this.opts.log?.(msg, fields);
+  }
+
+  private handle(req: IncomingMessage, res: ServerResponse): void {
+    const path = (req.url ?? '/').split('?')[0];
+    const m = DIGEST_PATH.exec(path);
+    if (req.method !== 'GET' || !m) {
+      this.passThrough(req, res);
+      return;
+    }
+    let flight = this.flights.get(path);
+    if (flight) this.counters.joined++;
+    else {
+      flight = new Flight(path, m[1], join(this.opts.spoolDir, `${++this.seq}-${m[1]}`));
+      this.flights.set(path, flight);
+      this.counters.transfers++;
+      this.transfer(flight, req.headers);
+    }
+    void this.serve(flight, res);
+  }
+
+  /** Anything but a digest GET (HEAD, tags, /v2/): straight to Distribution. */
+  private passThrough(req: IncomingMessage, res: ServerResponse): void {
+    const up = httpRequest(
+      `${this.opts.distribution}${req.url ?? '/'}`,
+      { method: req.method, headers: pick(req.headers, FORWARDED_HEADERS) },
+      (upRes) => {
+        res.writeHead(upRes.statusCode ?? 502, upRes.headers);
+        upRes.pipe(res);
+      },
+    );
+    up.on('error', (err) => {
+      if (!res.headersSent) res.writeHead(502).end(`distribution: ${err.message}\n`);
+      else res.destroy();
+    });
+    req.pipe(up);
+  }
+
+  /** The one request to Distribution for a flight: headers, then the body into the spool. */
+  private transfer(flight: Flight, clientHeaders: IncomingHttpHeaders): void {
+    const idle = this.opts.idleTimeoutMs ?? 300_000;
+    const started = Date.now();
+    let ended = false;
+    const end = (): void => {
+      if (ended) return;
+      ended = true;
+      this.flights.delete(flight.key);
+      if (flight.state === 'failed') {
+        this.counters.rejected += flight.status === 200 ? 1 : 0;
+        this.log('fill failed', { uri: flight.key, reason: flight.failure });
+      } else if (flight.status === 200)
+        this.log('fill done', { uri: flight.key, bytes: flight.written, seconds: (Date.now() - started) / 1000 });
+      void this.release(flight);
+    };
+    const up = httpRequest(`${this.opts.distribution}${flight.key}`, {
+      method: 'GET',
+      headers: pick(clientHeaders, FORWARDED_HEADERS),
+      timeout: idle,
+    });
+    up.on('timeout', () => up.destroy(new Error(`distribution sent nothing for ${idle / 1000}s`)));
+    up.on('error', (err) => {
+      if (flight.state === 'headers') {
+        flight.status = 502;
+        flight.errorBody = Buffer.from(`distribution: ${err.message}\n`);
+      }
+      flight.fail(err.message);
+      end();
+    });
+    up.on('response', (upRes) => {
+      flight.status = upRes.statusCode ?? 502;
+      flight.headers = pick(upRes.headers, PASSED_HEADERS);
+      if (flight.status !== 200) {
+        const chunks: Buffer[] = [];
+        let size = 0;
+        upRes.on('data', (c: Buffer) => {
+          if (size < MAX_ERROR_BODY) chunks.push(c);
+          size += c.length;
+        });
+        upRes.on('end', () => {
+          flight.errorBody = Buffer.concat(chunks).subarray(0, MAX_ERROR_BODY);
+          flight.headers['content-length'] = String(flight.errorBody.length);
+          flight.state = 'failed';
+          flight.failure = `distribution answered ${flight.status}`;
+          flight.emit('progress');
+          end();
+        });
+        return;
+      }
+      const length = Number(upRes.headers['content-length']);
+      if (Number.isSafeInteger(length) && length >= 0) flight.length = length;
+      void this.spool(flight, upRes).then(end, (err: Error) => {
+        upRes.destroy();
+        flight.fail(err.message);
+        end();
+      });
+    });
+    up.end();
+  }
+
+  /** Writes the body to the spool, in order, telling readers after each write. */
+  private async spool(flight: Flight, body: IncomingMessage): Promise<void> {
+    flight.file = await open(flight.spoolPath, 'w+');
+    flight.state = 'body';
+    flight.emit('progress');
+    for await (const chunk of body as AsyncIterable<Buffer>) {
+      flight.update(chunk);
+      let off = 0;
+      while (off < chunk.length) {
+        const { bytesWritten } = await flight.file.write(chunk, off, chunk.length - off, flight.written);
+        off += bytesWritten;
+        flight.written += bytesWritten;
+      }
+      flight.emit('progress');
+    }
+    if (!body.complete) flight.fail('distribution closed the connection mid-body');
+    else flight.finish();
+  }
+
+  /** Feeds one client from a flight: the error as is, or the spool as it grows. */
+  private async serve(flight: Flight, res: ServerResponse): Promise<void> {
+    flight.readers++;
+    let closed = false;
+    res.on('close', () => {
+      closed = true;
+      flight.emit('progress');
+    });
+    try {
+      while (flight.state === 'headers') await flight.changed();
+      if (flight.status !== 200) {
+        res.writeHead(flight.status, flight.headers).end(flight.errorBody);
+        return;
+      }
+      if (flight.state === 'failed' && flight.written === 0) {
+        res.destroy();
+        return;
+      }
+      res.writeHead(200, flight.headers);
+      let pos = 0;
+      for (;;) {
+        if (closed) return;
+        if (flight.state === 'failed') {
+          res.destroy();
+          return;
+        }
+        const avail = flight.available();
+        if (pos < avail) {
+          const buf = Buffer.allocUnsafe(Math.min(CHUNK, avail - pos));
+          const { bytesRead } = await flight.file!.read(buf, 0, buf.length, pos);
+          if (bytesRead === 0) throw new Error(`spool ended at ${pos}`);
+          pos += bytesRead;
+          if (!res.write(buf.subarray(0, bytesRead))) await drained(res, flight);
+          continue;
+        }
+        if (flight.state === 'verified') {
+          res.end();
+          return;
+        }
+        await flight.changed();
+      }
+    } catch (err) {
+      this.log('client feed failed', { uri: flight.key, error: (err as Error).message });
+      res.destroy();
+    } finally {
+      flight.readers--;
+      void this.release(flight);
+    }
+  }
+
+  /** Closes and removes a flight's spool once its transfer is over and no client reads it. */
+  private async release(flight: Flight): Promise<void> {
+    if (flight.readers > 0 || this.flights.get(flight.key) === flight || !flight.file) return;
+    const file = flight.file;
+    flight.file = undefined;
+    await file.close().catch(() => undefined);
+    await rm(flight.spoolPath, { force: true });
+  }
+}
+
+/** Resolves when `res` can take more, or is closed. */
+function drained(res: ServerResponse, flight: Flight): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      res.off('drain', done);
+      res.off('close', done);
+      flight.off('progress', failed);
+      resolve();
+    };
+    const failed = (): void => {
+      if (flight.state === 'failed') done();
+    };
+    res.on('drain', done);
+    res.on('close', done);
+    flight.on('progress', failed);
+  });
+}
+
+function pick(headers: IncomingHttpHeaders, names: readonly string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const n of names) {
+    const v = headers[n];
+    if (typeof v === 'string') out[n] = v;
+  }
+  return out;
+}
