@@ -19,12 +19,12 @@ import { createHash, type Hash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { type FileHandle, mkdir, open, rm } from 'node:fs/promises';
 import {
+  createServer,
   type IncomingHttpHeaders,
   type IncomingMessage,
   request as httpRequest,
   type Server,
   type ServerResponse,
-  createServer,
 } from 'node:http';
 import { join } from 'node:path';
 
