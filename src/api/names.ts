@@ -132,6 +132,15 @@ export type PullFromMirror = (typeof PULL_FROM_MIRROR_MODES)[number];
 export const DEFAULT_PULL_FROM_MIRROR: PullFromMirror = 'all';
 
 /**
+ * How the front fills its cache on a miss (`spec.fill`): `whole`, nginx alone, whose waiters get a
+ * digest once all of it is in the cache; or `streaming`, mirror-synth's fill (`mirror-synth fill`,
+ * from the mirror-synth image), which streams one transfer to every waiter as it arrives.
+ */
+export const FILL_MODES = ['whole', 'streaming'] as const;
+export type FillMode = (typeof FILL_MODES)[number];
+export const DEFAULT_FILL: FillMode = 'whole';
+
+/**
  * The images mirror-synth deploys, by role, pinned by tag (see construct/images.ts for why each
  * version). Tags, not digests, by default: the build machine cannot reach a registry to check a
  * digest, and a wrong one breaks every pull. `spec.imageDigests.<role>` pins one by digest.
@@ -142,6 +151,8 @@ export const IMAGES = {
   frontMetrics: 'ghcr.io/google/mtail:3.0.9',
   volumeExporter: 'quay.io/prometheus/node-exporter:v1.12.1',
   nodeAgent: 'docker.io/library/busybox:1.37.0',
+  /** mirror-synth's own image (README "The controller image"), this package's version: `spec.fill: streaming` only. */
+  fill: 'ghcr.io/mirror-synth/mirror-synth:0.1.0',
 } as const;
 export type ImageRole = keyof typeof IMAGES;
 /** An image digest, `sha256:` and 64 lower-case hex digits (`spec.imageDigests.<role>` is `<tag>@` and one). */
@@ -160,7 +171,10 @@ export const REGISTRY_PORT = 5000;
 export const REGISTRY_DEBUG_PORT = 5001;
 /** Distribution's registry API, on the pod's loopback only: the front is its one client. */
 export const DISTRIBUTION_PORT = 5002;
-/** The front's fill server (nginx), on the pod's loopback only: the front's cache misses, verified by Distribution. */
+/**
+ * The front's fill, on the pod's loopback only: where the front sends its cache misses. nginx's
+ * own fill server (`spec.fill: whole`) or `mirror-synth fill` (`streaming`).
+ */
 export const FRONT_FILL_PORT = 5003;
 /** The front's metrics: mtail's /metrics (its default port), from the front's access log, and the port's name. */
 export const FRONT_METRICS_PORT = 3903;

@@ -11,6 +11,7 @@ import { type Static, type TSchema, Type } from '@sinclair/typebox';
 import {
   API_GROUP,
   API_VERSION,
+  FILL_MODES,
   IMAGE_DIGEST,
   type ImageRole,
   IMAGES,
@@ -438,11 +439,12 @@ const ImageDigests = Type.Object(
     frontMetrics: Type.Optional(ImageDigest('frontMetrics')),
     volumeExporter: Type.Optional(ImageDigest('volumeExporter')),
     nodeAgent: Type.Optional(ImageDigest('nodeAgent')),
+    fill: Type.Optional(ImageDigest('fill')),
   } satisfies Record<ImageRole, unknown>,
   {
     additionalProperties: false,
     description:
-      'Pin images by digest as well as by tag: per image (registry, front, frontMetrics, volumeExporter, nodeAgent), <tag>@sha256:<digest> of the tag mirror-synth deploys. Default: tags only.',
+      'Pin images by digest as well as by tag: per image (registry, front, frontMetrics, volumeExporter, nodeAgent, fill), <tag>@sha256:<digest> of the tag mirror-synth deploys. Default: tags only.',
   },
 );
 
@@ -511,6 +513,15 @@ export const MirrorSpecSchema = Type.Object(
         {
           description:
             "What the nodes send through the mirror. all (the default): tag lookups and content (containerd capabilities pull and resolve). digest-only: tags are looked up at the upstream, content by digest comes through the mirror (containerd capability pull; CRI-O's pull-from-mirror digest-only, where a pull by tag bypasses the mirror).",
+        },
+      ),
+    ),
+    fill: Type.Optional(
+      Type.Union(
+        FILL_MODES.map((m) => Type.Literal(m)),
+        {
+          description:
+            "How the cache fetches a digest no replica has yet while nodes wait for it. whole (the default): nginx fetches it once and each waiting node gets it when all of it is cached. streaming: mirror-synth's fill (the mirror-synth image) fetches it once and streams it to every waiting node as it arrives; needed for layers that take minutes to fetch.",
         },
       ),
     ),

@@ -14,8 +14,10 @@
 import {
   CONFIG_HASH_ANNOTATION,
   CREDENTIALS_HASH_ANNOTATION,
+  DEFAULT_FILL,
   DEFAULT_STORAGE,
   DISTRIBUTION_PORT,
+  FRONT_FILL_PORT,
   FRONT_LOG_PORT,
   FRONT_METRICS_PORT,
   FRONT_METRICS_PORT_NAME,
@@ -37,6 +39,7 @@ import {
 } from './distribution-config.js';
 import {
   FRONT_CONFIG_DIR,
+  FILL_SPOOL_PATH,
   FRONT_CONFIG_FILE,
   FRONT_TMP_PATH,
   frontReadinessScript,
@@ -79,6 +82,7 @@ export class MirrorCache {
     const selector = parts.selectorFor('cache');
 
     const credentials = spec.credentialsSecret !== undefined;
+    const fill = spec.fill ?? DEFAULT_FILL;
     const s3 = spec.objectStorage?.s3;
     // With a bucket, the volume holds the front's hot cache only.
     const sizing = frontSizing(quantityBytes(this.storage), { frontOnly: s3 !== undefined });
@@ -89,7 +93,7 @@ export class MirrorCache {
         credentials,
         ...(s3 ? { s3 } : {}),
       }),
-      [FRONT_CONFIG_FILE]: renderFrontConfig({ mirrorName: parts.mirrorName, sizing }),
+      [FRONT_CONFIG_FILE]: renderFrontConfig({ mirrorName: parts.mirrorName, sizing, fill }),
       [FRONT_METRICS_PROGRAM]: frontMetricsProgram(),
     };
     if (credentials) data[CREDENTIAL_HELPER_FILE] = credentialHelperScript();
@@ -237,6 +241,7 @@ export class MirrorCache {
                   ...(credentials ? [{ name: 'credentials', mountPath: CREDENTIALS_DIR, readOnly: true }] : []),
                 ],
               },
+              ...(fill === 'streaming' ? [fillContainer(spec)] : []),
               {
                 // No probes: a failing check of metrics alone must not take the cache out of the Service.
                 name: 'front-metrics',
@@ -328,6 +333,36 @@ export class MirrorCache {
       },
     });
   }
+}
+
+/**
+ * mirror-synth's streaming fill (`spec.fill: streaming`), on the pod's loopback between the front
+ * and Distribution; it spools transfers in progress on the cache volume. No probes: when it is
+ * down, the front answers its digests 404 (nginx's 502 handling) and nodes fall back to the
+ * upstream, as when Distribution is down.
+ */
+function fillContainer(spec: MirrorParts['spec']): k8s.Container {
+  return {
+    name: 'fill',
+    image: imageFor('fill', spec),
+    args: [
+      'fill',
+      '--listen',
+      `127.0.0.1:${FRONT_FILL_PORT}`,
+      '--distribution',
+      `http://127.0.0.1:${DISTRIBUTION_PORT}`,
+      '--spool',
+      FILL_SPOOL_PATH,
+    ],
+    // A small heap: bodies go through 1 MiB buffers and the spool file, never whole into memory.
+    env: [{ name: 'NODE_OPTIONS', value: '--max-old-space-size=96' }],
+    resources: {
+      requests: quantities({ cpu: '50m', memory: '64Mi' }),
+      limits: quantities({ memory: '192Mi' }),
+    },
+    securityContext: RESTRICTED_CONTAINER,
+    volumeMounts: [{ name: 'cache', mountPath: REGISTRY_STORAGE_PATH }],
+  };
 }
 
 /**

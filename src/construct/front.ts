@@ -28,7 +28,7 @@
  *   UDP keeps nginx independent of mtail: nothing to open at start, nothing to block on.
  */
 
-import { DISTRIBUTION_PORT, FRONT_FILL_PORT, FRONT_LOG_PORT, REGISTRY_PORT } from '../api/names.js';
+import { DISTRIBUTION_PORT, type FillMode, FRONT_FILL_PORT, FRONT_LOG_PORT, REGISTRY_PORT } from '../api/names.js';
 import { MAX_BYTES, parseBytes } from '../api/quantity.js';
 import { REGISTRY_STORAGE_PATH } from './distribution-config.js';
 
@@ -36,6 +36,8 @@ import { REGISTRY_STORAGE_PATH } from './distribution-config.js';
 export const FRONT_CONFIG_FILE = 'nginx.conf';
 export const FRONT_CONFIG_DIR = '/etc/mirror-synth/front';
 export const FRONT_CACHE_PATH = `${REGISTRY_STORAGE_PATH}/front`;
+/** `spec.fill: streaming`: where mirror-synth's fill spools the transfers in progress. */
+export const FILL_SPOOL_PATH = `${REGISTRY_STORAGE_PATH}/fill`;
 /** The front's readiness endpoint: nginx answers and Distribution behind it is healthy. */
 export const FRONT_READY_PATH = '/mirror-synth/ready';
 /** Scratch space (an emptyDir): the pid file and nginx's temp paths. */
@@ -99,7 +101,31 @@ export function frontReadinessScript(readyMinFreeKiB: number): string {
 export interface FrontConfigProps {
   readonly mirrorName: string;
   readonly sizing: FrontSizing;
+  /** `spec.fill`: nginx's own fill server, or mirror-synth's streaming fill on FRONT_FILL_PORT. */
+  readonly fill: FillMode;
 }
+
+/**
+ * How the digest location waits for its fill. whole: one request per digest reaches the fill,
+ * which answers once the whole blob is in Distribution's store; the others wait on the cache lock
+ * and get the cached copy; a fill longer than the lock's timeout falls back. streaming: every miss
+ * goes to mirror-synth's fill, which makes one transfer of the digest and streams it to all of
+ * them as it arrives, so no one waits without bytes and no lock is needed; the front then caches
+ * the digest from Distribution's store on the next miss (what the fill streamed first is not
+ * cached: the ETag rule above sees an unverified answer).
+ */
+function fillTimeout(fill: FillMode): string {
+  if (fill === 'streaming')
+    return `      # mirror-synth's fill sends bytes as they arrive, and itself cuts a transfer idle for 300 s.
+      proxy_read_timeout 330s;`;
+  return `      # The fill answers when the whole blob is in Distribution's store; a longer fill falls back.
+      proxy_read_timeout ${FRONT_LOCK_TIMEOUT_SECONDS}s;`;
+}
+
+const CACHE_LOCK = `      proxy_cache_lock on;
+      proxy_cache_lock_timeout ${FRONT_LOCK_TIMEOUT_SECONDS}s;
+      proxy_cache_lock_age ${FRONT_LOCK_TIMEOUT_SECONDS}s;
+`;
 
 export function renderFrontConfig(p: FrontConfigProps): string {
   const tmp = FRONT_TMP_PATH;
@@ -155,8 +181,7 @@ http {
     server 127.0.0.1:${FRONT_FILL_PORT};
     keepalive 64;
   }
-  limit_conn_zone $uri zone=fills:1m;
-
+${p.fill === 'whole' ? '  limit_conn_zone $uri zone=fills:1m;\n' : ''}
   server {
     listen ${REGISTRY_PORT};
     server_name _;
@@ -171,16 +196,12 @@ http {
 
     location ~ "^/v2/.+/(blobs|manifests)/sha256:[0-9a-f]{64}$" {
       proxy_pass http://fill;
-      # The fill answers when the whole blob is in Distribution's store; a longer fill falls back.
-      proxy_read_timeout ${FRONT_LOCK_TIMEOUT_SECONDS}s;
+${fillTimeout(p.fill)}
       proxy_cache digests;
       proxy_cache_key $uri;
       proxy_cache_valid 200 168h;
       proxy_no_cache $front_unverified;
-      proxy_cache_lock on;
-      proxy_cache_lock_timeout ${FRONT_LOCK_TIMEOUT_SECONDS}s;
-      proxy_cache_lock_age ${FRONT_LOCK_TIMEOUT_SECONDS}s;
-      proxy_cache_use_stale error timeout http_500 http_502 http_503 http_504;
+${p.fill === 'whole' ? CACHE_LOCK : ''}      proxy_cache_use_stale error timeout http_500 http_502 http_503 http_504;
       proxy_ignore_headers Cache-Control Expires Set-Cookie Vary X-Accel-Expires X-Accel-Buffering X-Accel-Limit-Rate;
       add_header X-Mirror-Cache $upstream_cache_status always;
     }
@@ -202,7 +223,12 @@ http {
     }
   }
 
-  # The fill: the front's cache misses only. One at a time per digest (another gets a 503, and its
+${p.fill === 'whole' ? WHOLE_FILL_SERVER : ''}}
+`;
+}
+
+/** nginx's own fill server (`spec.fill: whole`). */
+const WHOLE_FILL_SERVER = `  # The fill: the front's cache misses only. One at a time per digest (another gets a 503, and its
   # node the upstream); it goes on when the front gives up waiting, so Distribution's copy completes.
   server {
     listen 127.0.0.1:${FRONT_FILL_PORT};
@@ -229,6 +255,4 @@ http {
       proxy_pass http://distribution$request_uri;
     }
   }
-}
 `;
-}

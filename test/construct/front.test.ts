@@ -10,7 +10,7 @@ import {
 } from '../../src/construct/front.js';
 
 describe('the front (nginx) config', () => {
-  const conf = renderFrontConfig({ mirrorName: 'quay', sizing: frontSizing(quantityBytes('20Gi')) });
+  const conf = renderFrontConfig({ mirrorName: 'quay', sizing: frontSizing(quantityBytes('20Gi')), fill: 'whole' });
 
   it('caches digest-addressed blobs and manifests only, one fetch per digest', () => {
     const digestLocation =
@@ -42,6 +42,30 @@ describe('the front (nginx) config', () => {
     expect(fill).toContain('proxy_ignore_client_abort on;');
     expect(fill).toMatch(/location \/ \{\s*auth_request \/mirror-synth\/fill;\s*proxy_pass http:\/\/distribution;/);
     expect(fill).toMatch(/location = \/mirror-synth\/fill \{\s*internal;\s*proxy_method HEAD;/);
+  });
+
+  it('spec.fill streaming: every miss goes to mirror-synth fill, with no cache lock and no fill server of its own', () => {
+    const streaming = renderFrontConfig({
+      mirrorName: 'quay',
+      sizing: frontSizing(quantityBytes('20Gi')),
+      fill: 'streaming',
+    });
+    const body = /location ~ "\^\/v2\/[^"]*" \{([^}]*)\}/.exec(streaming)![1];
+    expect(body).toContain('proxy_pass http://fill;');
+    expect(body).not.toContain('proxy_cache_lock');
+    // still caches only what Distribution verified, and the fill's idle cut (300 s) comes first
+    expect(body).toContain('proxy_no_cache $front_unverified;');
+    expect(body).toContain('proxy_read_timeout 330s;');
+    expect(streaming).toContain(`server 127.0.0.1:${FRONT_FILL_PORT};`);
+    expect(streaming).not.toContain(`listen 127.0.0.1:${FRONT_FILL_PORT};`);
+    expect(streaming).not.toContain('limit_conn');
+    // the rest is the same config
+    const strip = (c: string) =>
+      c
+        .replace(/location ~ "\^\/v2\/[^"]*" \{[^}]*\}/, '')
+        .replace(/  # The fill:[\s\S]*\n  \}\n/, '')
+        .replace('  limit_conn_zone $uri zone=fills:1m;\n', '');
+    expect(strip(streaming)).toBe(strip(conf));
   });
 
   it('turns failures behind it into 404 so nodes try the upstream', () => {

@@ -14,6 +14,8 @@ import { RegistryMirror } from '../../src/construct/registry-mirror.js';
 import { derivedSecretName } from '../../src/controller/credentials.js';
 import { synthesizeMirror } from '../../src/synth/chart.js';
 
+const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+
 type Obj = KubeObject & { spec?: any; data?: Record<string, string> };
 
 function synth(spec: MirrorSpec, opts: { namespace?: string; credentialsHash?: string } = {}, name = 'quay'): Obj[] {
@@ -189,6 +191,37 @@ describe('RegistryMirror construct', () => {
     // the front and Distribution share the cache volume
     for (const name of ['front', 'registry'])
       expect(container(sts, name).volumeMounts).toContainEqual({ name: 'cache', mountPath: '/var/lib/registry' });
+  });
+
+  it('spec.fill streaming: runs mirror-synth fill from the mirror-synth image between the front and Distribution', () => {
+    const objs = synth({ upstreamUrl: 'quay.io', fill: 'streaming', imageRegistry: 'harbor.local/hub' });
+    const sts = find(objs, 'StatefulSet', 'registry-mirror-quay');
+    expect(podSpec(sts).containers.map((c: { name: string }) => c.name)).toEqual([
+      'front',
+      'registry',
+      'fill',
+      'front-metrics',
+      'volume-exporter',
+    ]);
+    const fill = container(sts, 'fill');
+    expect(fill.image).toBe(`harbor.local/hub/mirror-synth/mirror-synth:${pkg.version}`);
+    // the image's entrypoint is mirror-synth; the fill listens where the front sends its misses
+    expect(fill.args).toEqual([
+      'fill',
+      '--listen',
+      '127.0.0.1:5003',
+      '--distribution',
+      'http://127.0.0.1:5002',
+      '--spool',
+      '/var/lib/registry/fill',
+    ]);
+    expect(fill.volumeMounts).toEqual([{ name: 'cache', mountPath: '/var/lib/registry' }]);
+    expect(fill.ports).toBeUndefined();
+    const conf = find(objs, 'ConfigMap', 'registry-mirror-quay-config').data!['nginx.conf'];
+    expect(conf).not.toContain('proxy_cache_lock');
+    // the default keeps nginx's whole fill and no fill container
+    const whole = find(synth({ upstreamUrl: 'quay.io' }), 'StatefulSet', 'registry-mirror-quay');
+    expect(podSpec(whole).containers.map((c: { name: string }) => c.name)).not.toContain('fill');
   });
 
   it("runs node_exporter beside them for the cache volume's size and free space, and nothing else", () => {
