@@ -38,8 +38,8 @@ import {
   renderDistributionConfig,
 } from './distribution-config.js';
 import {
-  FRONT_CONFIG_DIR,
   FILL_SPOOL_PATH,
+  FRONT_CONFIG_DIR,
   FRONT_CONFIG_FILE,
   FRONT_TMP_PATH,
   frontReadinessScript,
