@@ -4,7 +4,8 @@
 // apply once so a changed config fails loudly instead of running untested:
 //   listen 5000            -> listen 127.0.0.1:<free port>
 //   server 127.0.0.1:5002  -> Distribution's test port
-//   listen 127.0.0.1:5003, server 127.0.0.1:5003 -> a free port for the fill server
+//   listen 127.0.0.1:5003, server 127.0.0.1:5003 -> a free port for the fill server (with
+//     spec.fill: streaming, mirror-synth fill's port: test/support/fill.ts starts it first)
 //   /var/lib/registry      -> the test's cache volume (shared with Distribution, as in the pod)
 //   /tmp/                  -> the test's scratch dir
 //   syslog:server=127.0.0.1:5514 -> the test's front-metrics (mtail) UDP port
@@ -16,6 +17,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 
+import { FillProcess, fillArgs } from './fill.js';
 import { reservePort } from './ports.js';
 import { spawnTracked } from './processes.js';
 import {
@@ -126,6 +128,8 @@ export class FrontProcess {
     readonly port: number,
     private readonly configPath: string,
     private readonly user: { uid: number; gid: number },
+    /** mirror-synth fill, with `spec.fill: streaming`. */
+    readonly fill?: FillProcess,
   ) {
     this.host = `127.0.0.1:${port}`;
     this.url = `http://${this.host}`;
@@ -138,21 +142,31 @@ export class FrontProcess {
     let conf = configMapData(opts.objects, `registry-mirror-${opts.name}-config`, 'nginx.conf');
     conf = replaceOnce(conf, LISTEN, `listen 127.0.0.1:${port};`, 'nginx.conf');
     conf = replaceOnce(conf, DISTRIBUTION, `server 127.0.0.1:${opts.distributionPort};`, 'nginx.conf');
-    const fillPort = await reservePort();
-    conf = replaceOnce(conf, FILL_LISTEN, `listen 127.0.0.1:${fillPort};`, 'nginx.conf');
-    conf = replaceOnce(conf, FILL, `server 127.0.0.1:${fillPort};`, 'nginx.conf');
-    const logPort = opts.metricsLogPort ?? (await reservePort());
-    conf = replaceOnce(conf, METRICS_LOG, `syslog:server=127.0.0.1:${logPort},`, 'nginx.conf');
-    conf = conf.replaceAll(' /tmp/', ` ${join(opts.dir, 'tmp')}/`).replaceAll(` ${VOLUME}/`, ` ${opts.volume}/`);
     const tmp = join(opts.dir, 'tmp');
     for (const d of [opts.dir, tmp, opts.volume]) {
       await mkdir(d, { recursive: true });
       await chown(d, user.uid, user.gid);
     }
     await letThrough([opts.dir, opts.volume]);
+    const streaming = fillArgs(opts.objects, opts.name) !== undefined;
+    let fillPort: number;
+    let fill: FillProcess | undefined;
+    if (streaming) {
+      // spec.fill: streaming: mirror-synth fill listens where nginx's own fill server would.
+      if (conf.includes(FILL_LISTEN)) throw new Error('nginx.conf runs its own fill server beside mirror-synth fill');
+      fill = await FillProcess.start(opts);
+      fillPort = fill.port;
+    } else {
+      fillPort = await reservePort();
+      conf = replaceOnce(conf, FILL_LISTEN, `listen 127.0.0.1:${fillPort};`, 'nginx.conf');
+    }
+    conf = replaceOnce(conf, FILL, `server 127.0.0.1:${fillPort};`, 'nginx.conf');
+    const logPort = opts.metricsLogPort ?? (await reservePort());
+    conf = replaceOnce(conf, METRICS_LOG, `syslog:server=127.0.0.1:${logPort},`, 'nginx.conf');
+    conf = conf.replaceAll(' /tmp/', ` ${join(opts.dir, 'tmp')}/`).replaceAll(` ${VOLUME}/`, ` ${opts.volume}/`);
     const configPath = join(opts.dir, 'nginx.conf');
     await writeFile(configPath, conf);
-    const front = new FrontProcess(opts, port, configPath, user);
+    const front = new FrontProcess(opts, port, configPath, user, fill);
     await front.spawn();
     return front;
   }
@@ -264,6 +278,11 @@ export class FrontProcess {
   }
 
   async stop(): Promise<void> {
+    await this.stopNginx();
+    await this.fill?.stop();
+  }
+
+  private async stopNginx(): Promise<void> {
     const child = this.child;
     if (!child || !this.running) return;
     const exited = new Promise((resolve) => child.once('exit', resolve));
@@ -275,6 +294,7 @@ export class FrontProcess {
 
   async restart(): Promise<void> {
     await this.stop();
+    await this.fill?.restart();
     await this.spawn();
   }
 }

@@ -1,0 +1,122 @@
+// mirror-synth's streaming fill (`spec.fill: streaming`) as the cache pod runs it, for e2e tests
+// and benchmarks: the fill container's args, run with this checkout's bin/mirror-synth.js (what
+// the mirror-synth image's entrypoint runs), as the pod's user, with only these changed:
+//   --listen 127.0.0.1:5003          -> a free port (the front's `server 127.0.0.1:5003` follows)
+//   --distribution http://...:5002   -> Distribution's test port
+//   --spool /var/lib/registry/fill   -> the same dir on the test's cache volume
+import type { ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+import { reservePort } from './ports.js';
+import { spawnTracked } from './processes.js';
+import { cacheContainer, cachePodUser, type ManifestObject, StopWaiting, waitFor } from './registry.js';
+
+const BIN = fileURLToPath(new URL('../../bin/mirror-synth.js', import.meta.url));
+const VOLUME = '/var/lib/registry';
+
+/** The fill container's args, or undefined when the pod has none (`spec.fill: whole`). */
+export function fillArgs(objects: readonly ManifestObject[], name: string): string[] | undefined {
+  try {
+    return cacheContainer(objects, name, 'fill').args;
+  } catch {
+    return undefined;
+  }
+}
+
+function replaceArg(args: string[], flag: string, value: (old: string) => string): string[] {
+  const i = args.indexOf(flag);
+  if (i < 0 || i + 1 >= args.length) throw new Error(`the fill container has no ${flag} <value>: ${args.join(' ')}`);
+  return [...args.slice(0, i + 1), value(args[i + 1]), ...args.slice(i + 2)];
+}
+
+export class FillProcess {
+  private child?: ChildProcess;
+  private output: string[] = [];
+
+  private constructor(
+    private readonly args: string[],
+    private readonly user: { uid: number; gid: number },
+    readonly port: number,
+  ) {}
+
+  static async start(opts: {
+    objects: readonly ManifestObject[];
+    name: string;
+    volume: string;
+    distributionPort: number;
+  }): Promise<FillProcess> {
+    let args = fillArgs(opts.objects, opts.name);
+    if (!args) throw new Error(`StatefulSet/registry-mirror-${opts.name} runs no fill container`);
+    const port = await reservePort();
+    args = replaceArg(args, '--listen', () => `127.0.0.1:${port}`);
+    args = replaceArg(args, '--distribution', () => `http://127.0.0.1:${opts.distributionPort}`);
+    args = replaceArg(args, '--spool', (old) => {
+      if (!old.startsWith(`${VOLUME}/`)) throw new Error(`the fill spools outside the cache volume: ${old}`);
+      return opts.volume + old.slice(VOLUME.length);
+    });
+    const fill = new FillProcess(args, cachePodUser(opts.objects, opts.name), port);
+    await fill.spawn();
+    return fill;
+  }
+
+  get running(): boolean {
+    return this.child !== undefined && this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  /** Its log lines (pino JSON on stdout, anything on stderr). */
+  log(): string[] {
+    return [...this.output];
+  }
+
+  /** Transfers from Distribution that completed verified, by digest (its `fill done` log lines). */
+  transfers(): Map<string, number> {
+    const out = new Map<string, number>();
+    for (const line of this.output) {
+      const l = JSON.parse(line) as { msg?: string; uri?: string };
+      const m = l.msg === 'fill done' ? /(sha256:[0-9a-f]{64})$/.exec(l.uri ?? '') : null;
+      if (m) out.set(m[1], (out.get(m[1]) ?? 0) + 1);
+    }
+    return out;
+  }
+
+  private async spawn(): Promise<void> {
+    this.output = [];
+    const child = spawnTracked(process.execPath, [BIN, ...this.args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      uid: this.user.uid,
+      gid: this.user.gid,
+    });
+    this.child = child;
+    for (const s of [child.stdout!, child.stderr!])
+      s.on('data', (d: Buffer) => this.output.push(...d.toString().split('\n').filter(Boolean)));
+    await waitFor(`mirror-synth fill on 127.0.0.1:${this.port}`, async () => {
+      if (child.exitCode !== null)
+        throw new StopWaiting(`mirror-synth fill exited (${child.exitCode}):\n${this.output.join('\n')}`);
+      return this.output.some((l) => l.includes('fill listening')) ? true : undefined;
+    });
+  }
+
+  async stop(): Promise<void> {
+    const child = this.child;
+    if (!child || !this.running) return;
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+    await exited;
+    clearTimeout(timer);
+  }
+
+  /** SIGKILL, as a container killed mid-transfer. */
+  async kill(): Promise<void> {
+    const child = this.child;
+    if (!child || !this.running) return;
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    child.kill('SIGKILL');
+    await exited;
+  }
+
+  async restart(): Promise<void> {
+    await this.stop();
+    await this.spawn();
+  }
+}
