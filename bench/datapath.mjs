@@ -2,16 +2,21 @@
 // Runner for bench/datapath.ts: compiles it (bench/compile.mjs), then runs it.
 //
 //   node bench/datapath.mjs [--layer-mb 50] [--layers 4] [--concurrency 1,5,20] [--repeat 3]
-//                           [--rate-mib N] [--replicas 1,3] [--json] [--quick]
+//                           [--rate-mib N] [--replicas 1,3] [--fills whole,streaming]
+//                           [--no-alone] [--json] [--quick]
 //
+// --fills: the fills (spec.fill) to run parts 1 and 2 with (default both).
+// --no-alone: leave out part 2's rows with Distribution alone (N copies of a big image take long).
 // --quick: 4 x 4 MiB, N = 1,5, one repeat (a smoke run of a few seconds).
 // --replicas: also run R replicas sharing one S3 bucket (SeaweedFS, tools/build.sh seaweedfs)
 //   for each R, with N = the largest --concurrency spread over them.
 // --rate-mib: cap the upstream's sending rate (MiB/s, all connections together).
 // --json: print, as the last line, {"pulls": {...}, "concurrent": [{n, layerMiB, rateMiB,
-//   upstreamBytesRatio, p50Seconds, p99Seconds, firstByteSpreadSeconds, front}], "replicas":
+//   upstreamBytesRatio, p50Seconds, p99Seconds, firstByteSpreadSeconds, longestStallSeconds,
+//   p99OverSingle, front, fill}], "replicas":
 //   [{replicas, n, layerMiB, rateMiB, upstreamBytesRatio, p99Seconds, firstByteSpreadSeconds,
-//   aggregateMiBps}]} with rows for each N with the front ("nginx") and without ("none").
+//   aggregateMiBps}]} with rows for each N with the front ("nginx", once per fill) and without
+//   ("none"); "pulls" has "byFill" (cold and warm ctr fetch per fill, and their ratio to direct).
 // Needs root, containerd (scripts/install-test-deps.sh) and the registry (tools/build.sh registry).
 // Results: printed, and written as JSON to bench/results/.
 import { parseArgs } from 'node:util';
@@ -26,6 +31,8 @@ const { values } = parseArgs({
     repeat: { type: 'string', default: '3' },
     'rate-mib': { type: 'string', default: '0' },
     replicas: { type: 'string', default: '' },
+    fills: { type: 'string', default: 'whole,streaming' },
+    'no-alone': { type: 'boolean', default: false },
     json: { type: 'boolean', default: false },
     quick: { type: 'boolean', default: false },
   },
@@ -39,7 +46,10 @@ const opts = values.quick
       repeat: Number(values.repeat),
     };
 for (const [k, v] of Object.entries(opts)) {
-  const bad = Array.isArray(v) ? v.some((x) => !(x > 0 && x <= 100)) : !(v > 0 && v <= 1000);
+  // a layer is one Buffer (< 4 GiB with its tar header)
+  const bad = Array.isArray(v)
+    ? v.some((x) => !(x > 0 && x <= 100))
+    : !(v > 0 && v <= (k === 'layerMiB' ? 4000 : 1000));
   if (bad) throw new Error(`bench/datapath: --${k} out of range: ${v}`);
 }
 
@@ -48,5 +58,16 @@ if (!(rateMiB >= 0 && rateMiB <= 10000)) throw new Error(`bench/datapath: --rate
 const replicas = values.replicas.split(',').filter(Boolean).map(Number);
 if (replicas.some((r) => !(Number.isInteger(r) && r > 0 && r <= 10)))
   throw new Error(`bench/datapath: --replicas out of range: ${values.replicas}`);
+const fills = values.fills.split(',').filter(Boolean);
+if (fills.length === 0 || fills.some((f) => f !== 'whole' && f !== 'streaming'))
+  throw new Error(`bench/datapath: --fills takes whole and/or streaming: ${values.fills}`);
 const { runDatapath } = await import(compileBench('datapath'));
-await runDatapath({ ...opts, rateMiB: rateMiB || undefined, replicas, json: values.json, resultsDir });
+await runDatapath({
+  ...opts,
+  rateMiB: rateMiB || undefined,
+  replicas,
+  fills,
+  alone: !values['no-alone'],
+  json: values.json,
+  resultsDir,
+});

@@ -8,10 +8,14 @@
 //
 // Part 1, a real node (containerd 1.6, `ctr content fetch`, no unpack): pull time straight
 // from the upstream, cold through the mirror (empty cache), warm through the mirror.
+// Parts 1 and 2 run once per fill (--fills whole,streaming: spec.fill, nginx's own or mirror-synth
+// fill).
 // Part 2, N concurrent cold pulls through one fresh mirror (N "nodes" as concurrent HTTP clients
 // that resolve, fetch every blob and verify its digest): pull time p50/p99 and the bytes the
-// upstream sent divided by the unique blob bytes (1.0 = each blob fetched once), once with the
-// synthesized front (nginx) before Distribution and once with Distribution alone ("none").
+// upstream sent divided by the unique blob bytes (1.0 = each blob fetched once), with the
+// synthesized front (nginx) before Distribution for each fill, and with Distribution alone
+// ("none"; --no-alone leaves it out). Each row also gives the longest any client went without a
+// byte (what containerd's pull-progress timeout watches).
 // Part 3 (--replicas R1,R2,...), replicas sharing one S3 bucket (spec.objectStorage, SeaweedFS
 // from tools/): for each R, R synthesized cache pods on one bucket prefix of their own, and N
 // (the largest --concurrency) concurrent pulls spread over them as a Service would, cold then
@@ -24,6 +28,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
+import type { FillMode } from '../src/api/names.js';
 import { synthesizeMirror } from '../src/index.js';
 import { Containerd, hostsToml, writeHostsToml } from '../test/support/containerd.js';
 import { buildImage, RegistryClient, type TestImage } from '../test/support/images.js';
@@ -53,11 +58,27 @@ export interface DatapathOptions {
   readonly resultsDir?: string;
   /** Part 3: replica counts to run over one shared bucket. @default - part 3 is skipped */
   readonly replicas?: readonly number[];
+  /** The fills (spec.fill) to run parts 1 and 2 with, each against Distribution alone. @default ['whole', 'streaming'] */
+  readonly fills?: readonly FillMode[];
+  /** Part 2's rows with Distribution alone (N pulls fetch N copies: slow for big images). @default true */
+  readonly alone?: boolean;
 }
 
 /** What `--json` prints as the last line. */
 export interface DatapathSummary {
-  readonly pulls: { directSeconds: number; coldSeconds: number; warmSeconds: number };
+  readonly pulls: {
+    directSeconds: number;
+    coldSeconds: number;
+    warmSeconds: number;
+    /** Cold and warm `ctr content fetch` through the mirror with each fill, and their ratios to direct. */
+    byFill: {
+      fill: FillMode;
+      coldSeconds: number;
+      warmSeconds: number;
+      coldOverDirect: number;
+      warmOverDirect: number;
+    }[];
+  };
   readonly concurrent: {
     n: number;
     layerMiB: number;
@@ -66,7 +87,13 @@ export interface DatapathSummary {
     p50Seconds: number;
     p99Seconds: number;
     firstByteSpreadSeconds: number;
+    /** The longest any client went without a byte of any blob (cold). */
+    longestStallSeconds: number;
+    /** Cold p99 over the N=1 row's p50 of the same front and fill (when --concurrency has 1). */
+    p99OverSingle: number | null;
     front: 'nginx' | 'none';
+    /** spec.fill of the front; null for Distribution alone. */
+    fill: FillMode | null;
   }[];
   readonly replicas: {
     replicas: number;
@@ -89,10 +116,19 @@ interface Stat {
 
 export interface DatapathResult {
   readonly image: { layers: number; bytes: number; blobs: number };
-  readonly node: { direct: Stat; coldMirror: Stat; warmMirror: Stat };
+  readonly node: {
+    direct: Stat;
+    /** The first fill's (as before fills were compared). */
+    coldMirror: Stat;
+    warmMirror: Stat;
+    fills: { fill: FillMode; cold: Stat; warm: Stat }[];
+  };
   readonly concurrent: {
     n: number;
     front: 'nginx' | 'none';
+    fill: FillMode | null;
+    /** Longest time any client went without a byte (cold), ms. */
+    stall: number;
     cold: Stat;
     warm: Stat;
     upstreamBytes: number;
@@ -169,17 +205,19 @@ export async function runDatapath(
     const blobs = image.blobDigests('linux/amd64').length;
     log(`image ${image.refByTag(host)}: ${(bytes / MiB).toFixed(1)} MiB in ${blobs} blobs`);
 
-    const objects = synthesizeMirror(
-      { name: 'bench', spec: { upstreamUrl: host, credentialsSecret: 'creds' }, source: 'bench/datapath.ts' },
-      { namespace: 'bench' },
-    ) as unknown as ManifestObject[];
+    const fills = opts.fills ?? ['whole', 'streaming'];
+    const objectsFor = (fill: FillMode): ManifestObject[] =>
+      synthesizeMirror(
+        { name: 'bench', spec: { upstreamUrl: host, credentialsSecret: 'creds', fill }, source: 'bench/datapath.ts' },
+        { namespace: 'bench' },
+      ) as unknown as ManifestObject[];
     let mirrorCount = 0;
-    const freshMirror = async (front = true): Promise<SynthesizedMirror> => {
+    const freshMirror = async (front = true, fill: FillMode = 'whole'): Promise<SynthesizedMirror> => {
       const m = await startSynthesizedMirror({
         binary,
         dir: join(dir, `mirror${++mirrorCount}`),
         name: 'bench',
-        objects,
+        objects: objectsFor(fill),
         secrets: { creds: { username: user, password } },
         upstreamCaFile: up.ca.caCert,
         front,
@@ -222,19 +260,21 @@ export async function runDatapath(
       return ms;
     };
     const directMs: number[] = [];
-    const coldMs: number[] = [];
-    const warmMs: number[] = [];
+    const coldMs = new Map<FillMode, number[]>(fills.map((f) => [f, []]));
+    const warmMs = new Map<FillMode, number[]>(fills.map((f) => [f, []]));
     for (let i = 0; i < opts.repeat; i++) {
       directMs.push(await fetch(direct, true));
-      const m = await freshMirror();
-      const viaMirror = join(dir, `certs.d-mirror${mirrorCount}`);
-      await writeHostsToml(viaMirror, host, hostsToml(`https://${host}`, [{ url: m.url }]));
-      coldMs.push(await fetch(viaMirror, false));
-      warmMs.push(await fetch(viaMirror, false));
-      await dispose(m);
-      log(
-        `  node round ${i + 1}/${opts.repeat}: direct ${fmt(directMs[i])}, cold ${fmt(coldMs[i])}, warm ${fmt(warmMs[i])}`,
-      );
+      const line = [`direct ${fmt(directMs[i])}`];
+      for (const fill of fills) {
+        const m = await freshMirror(true, fill);
+        const viaMirror = join(dir, `certs.d-mirror${mirrorCount}`);
+        await writeHostsToml(viaMirror, host, hostsToml(`https://${host}`, [{ url: m.url }]));
+        coldMs.get(fill)!.push(await fetch(viaMirror, false));
+        warmMs.get(fill)!.push(await fetch(viaMirror, false));
+        await dispose(m);
+        line.push(`${fill}: cold ${fmt(coldMs.get(fill)![i])}, warm ${fmt(warmMs.get(fill)![i])}`);
+      }
+      log(`  node round ${i + 1}/${opts.repeat}: ${line.join('; ')}`);
     }
     await n.forgetAll();
     await n.stop();
@@ -248,7 +288,7 @@ export async function runDatapath(
     const storm = async (
       urls: readonly string[],
       count: number,
-    ): Promise<{ ms: number[]; firstByteSpread: number; wallMs: number }> => {
+    ): Promise<{ ms: number[]; firstByteSpread: number; wallMs: number; stall: number }> => {
       const start = Date.now();
       const got = await Promise.all(
         Array.from({ length: count }, async (_, i) => {
@@ -257,7 +297,7 @@ export async function runDatapath(
             const pulled = await c.pull(image.repository, image.tag);
             if (pulled.digest !== image.digest || pulled.bytes !== bytes)
               throw new Error(`pull gave ${pulled.digest}, ${pulled.bytes} bytes`);
-            return { ms: Date.now() - start, firstByteAt: pulled.firstLayerByteAt };
+            return { ms: Date.now() - start, firstByteAt: pulled.firstLayerByteAt, stall: pulled.stallMs };
           } finally {
             c.close();
           }
@@ -268,13 +308,18 @@ export async function runDatapath(
         ms: got.map((g) => g.ms),
         firstByteSpread: Math.max(...firsts) - Math.min(...firsts),
         wallMs: Date.now() - start,
+        stall: Math.max(...got.map((g) => g.stall)),
       };
     };
 
     // --- Part 2: N concurrent cold pulls through one fresh mirror
     const concurrent: DatapathResult['concurrent'] = [];
-    for (const [count, front] of opts.concurrency.flatMap((c) => [[c, 'nginx'] as const, [c, 'none'] as const])) {
-      const m = await freshMirror(front === 'nginx');
+    const rows = opts.concurrency.flatMap((c) => [
+      ...fills.map((f) => [c, 'nginx', f] as const),
+      ...(opts.alone === false ? [] : [[c, 'none', null] as const]),
+    ]);
+    for (const [count, front, fill] of rows) {
+      const m = await freshMirror(front === 'nginx', fill ?? 'whole');
       const mark = up.mark();
       const cold = await storm([m.url], count);
       const gets = up.blobGets(mark);
@@ -283,6 +328,8 @@ export async function runDatapath(
       const row = {
         n: count,
         front,
+        fill,
+        stall: cold.stall,
         cold: stat(cold.ms),
         warm: stat(warm.ms),
         upstreamBytes: gets.bytes,
@@ -293,8 +340,9 @@ export async function runDatapath(
       };
       concurrent.push(row);
       log(
-        `  N=${count} front=${front}: cold p50 ${fmt(row.cold.p50)} p99 ${fmt(row.cold.p99)}; warm p50 ${fmt(row.warm.p50)} p99 ${fmt(row.warm.p99)}; ` +
-          `upstream sent ${(gets.bytes / MiB).toFixed(0)} MiB in ${gets.total} blob GETs = ${row.ratio.toFixed(2)}x the unique bytes`,
+        `  N=${count} front=${front}${fill ? ` fill=${fill}` : ''}: cold p50 ${fmt(row.cold.p50)} p99 ${fmt(row.cold.p99)}; warm p50 ${fmt(row.warm.p50)} p99 ${fmt(row.warm.p99)}; ` +
+          `upstream sent ${(gets.bytes / MiB).toFixed(0)} MiB in ${gets.total} blob GETs = ${row.ratio.toFixed(2)}x the unique bytes; ` +
+          `first-byte spread ${fmt(row.firstByteSpread)}, longest stall ${fmt(row.stall)}`,
       );
     }
 
@@ -368,7 +416,12 @@ export async function runDatapath(
 
     const result: DatapathResult = {
       image: { layers: opts.layers, bytes, blobs },
-      node: { direct: stat(directMs), coldMirror: stat(coldMs), warmMirror: stat(warmMs) },
+      node: {
+        direct: stat(directMs),
+        coldMirror: stat(coldMs.get(fills[0])!),
+        warmMirror: stat(warmMs.get(fills[0])!),
+        fills: fills.map((fill) => ({ fill, cold: stat(coldMs.get(fill)!), warm: stat(warmMs.get(fill)!) })),
+      },
       concurrent,
       replicas,
     };
@@ -396,6 +449,13 @@ export function summary(r: DatapathResult, opts: Pick<DatapathOptions, 'layerMiB
       directSeconds: seconds(r.node.direct.p50),
       coldSeconds: seconds(r.node.coldMirror.p50),
       warmSeconds: seconds(r.node.warmMirror.p50),
+      byFill: r.node.fills.map((f) => ({
+        fill: f.fill,
+        coldSeconds: seconds(f.cold.p50),
+        warmSeconds: seconds(f.warm.p50),
+        coldOverDirect: Math.round((f.cold.p50 / r.node.direct.p50) * 100) / 100,
+        warmOverDirect: Math.round((f.warm.p50 / r.node.direct.p50) * 100) / 100,
+      })),
     },
     concurrent: r.concurrent.map((c) => ({
       n: c.n,
@@ -404,7 +464,10 @@ export function summary(r: DatapathResult, opts: Pick<DatapathOptions, 'layerMiB
       p50Seconds: seconds(c.cold.p50),
       p99Seconds: seconds(c.cold.p99),
       firstByteSpreadSeconds: seconds(c.firstByteSpread),
+      longestStallSeconds: seconds(c.stall),
+      p99OverSingle: single(r, c),
       front: c.front,
+      fill: c.fill,
     })),
     replicas: r.replicas.map((c) => ({
       replicas: c.replicas,
@@ -418,27 +481,35 @@ export function summary(r: DatapathResult, opts: Pick<DatapathOptions, 'layerMiB
   };
 }
 
+/** A row's cold p99 over the cold p50 of N=1 with the same front and fill, if that row was run. */
+function single(r: DatapathResult, c: DatapathResult['concurrent'][number]): number | null {
+  const one = r.concurrent.find((o) => o.n === 1 && o.front === c.front && o.fill === c.fill);
+  return one ? Math.round((c.cold.p99 / one.cold.p50) * 100) / 100 : null;
+}
+
 function report(r: DatapathResult, log: (line: string) => void): void {
   const b = r.image.bytes;
   log('');
   log(`Image: ${(b / MiB).toFixed(1)} MiB, ${r.image.layers} layers (+config). Loopback, 1 containerd node.`);
   log('node pull (ctr content fetch)   median     min     max   throughput');
   for (const [name, s] of [
-    ['direct from upstream (TLS)', r.node.direct],
-    ['cold through the mirror', r.node.coldMirror],
-    ['warm through the mirror', r.node.warmMirror],
-  ] as const) {
+    ['direct from upstream (TLS)', r.node.direct] as const,
+    ...r.node.fills.flatMap((f) => [
+      [`cold, fill ${f.fill}`, f.cold] as const,
+      [`warm, fill ${f.fill}`, f.warm] as const,
+    ]),
+  ]) {
     log(
       `${name.padEnd(31)} ${fmt(s.p50).padStart(7)} ${fmt(s.min).padStart(7)} ${fmt(s.max).padStart(7)}   ${rate(b, s.p50)}`,
     );
   }
   log('');
   log(
-    'concurrent cold pulls  front   cold p50   cold p99   warm p50   warm p99   upstream bytes / unique bytes   blob GETs upstream',
+    'concurrent cold pulls  front            cold p50   cold p99   warm p50   warm p99   upstream bytes / unique bytes   blob GETs upstream',
   );
   for (const c of r.concurrent) {
     log(
-      `N=${String(c.n).padEnd(20)} ${c.front.padEnd(6)} ${fmt(c.cold.p50).padStart(8)}   ${fmt(c.cold.p99).padStart(8)}   ${fmt(c.warm.p50).padStart(8)}   ${fmt(c.warm.p99).padStart(8)}   ${c.ratio.toFixed(2).padStart(29)}   ${String(c.upstreamBlobGets).padStart(18)}   first-byte spread ${fmt(c.firstByteSpread)}`,
+      `N=${String(c.n).padEnd(20)} ${(c.fill ? `${c.front}/${c.fill}` : c.front).padEnd(15)} ${fmt(c.cold.p50).padStart(8)}   ${fmt(c.cold.p99).padStart(8)}   ${fmt(c.warm.p50).padStart(8)}   ${fmt(c.warm.p99).padStart(8)}   ${c.ratio.toFixed(2).padStart(29)}   ${String(c.upstreamBlobGets).padStart(18)}   first-byte spread ${fmt(c.firstByteSpread)}, longest stall ${fmt(c.stall)}`,
     );
   }
   if (r.replicas.length > 0) {

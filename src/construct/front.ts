@@ -110,9 +110,9 @@ export interface FrontConfigProps {
  * which answers once the whole blob is in Distribution's store; the others wait on the cache lock
  * and get the cached copy; a fill longer than the lock's timeout falls back. streaming: every miss
  * goes to mirror-synth's fill, which makes one transfer of the digest and streams it to all of
- * them as it arrives, so no one waits without bytes and no lock is needed; the front then caches
- * the digest from Distribution's store on the next miss (what the fill streamed first is not
- * cached: the ETag rule above sees an unverified answer).
+ * them as it arrives, so no one waits without bytes and no lock is needed. The fill gives the
+ * verified ETag to the request that started the transfer only, and ends its body only once the
+ * digest matched: the front keeps that one copy, and only when it is whole.
  */
 function fillTimeout(fill: FillMode): string {
   if (fill === 'streaming')

@@ -4,16 +4,17 @@
  *
  * nginx's own coalescing (`proxy_cache_lock`) gives a waiter nothing until the whole blob is in
  * its cache, and the streaming caches that do better (Varnish, Traffic Server) keep whatever the
- * upstream sent, corrupt or not (README "Fronts compared"). This keeps nothing: Distribution is
- * the store, and it commits a blob only when its sha256 matches. The fill only fans one transfer
- * out, through a spool file, so a client that comes late starts from byte 0 while the transfer
- * goes on, and a slow client never slows the others or the transfer.
+ * upstream sent, corrupt or not (README "Fronts compared"). The fill stores nothing for long:
+ * Distribution is the store, and it commits a blob only when its sha256 matches. The fill fans
+ * one transfer out through a spool file, so a client that comes late starts from byte 0 while
+ * the transfer goes on, and a slow client never slows the others or the transfer.
  *
- * It also checks the digest itself: the last byte of a body is held back from every client until
- * the sha256 of the whole body is the one in the URL. A corrupt or truncated answer from the
- * upstream thus reaches no client whole: each sees its connection cut one byte short, which every
- * client (containerd, nginx in front) treats as a failed transfer, and the next request fetches
- * again.
+ * It checks the digest itself: the last byte of a body is held back from every client until the
+ * sha256 of the whole body is the one in the URL. A corrupt or truncated answer from the upstream
+ * thus reaches no client whole: each sees its connection cut one byte short, which every client
+ * (containerd, nginx in front) treats as a failed transfer, and the next request fetches again.
+ * That is also what lets the front cache a streamed copy: nginx keeps no response that ends short
+ * of its Content-Length, so the copy it keeps is a verified one (see serve()).
  */
 import { createHash, type Hash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
@@ -169,6 +170,7 @@ export class FillServer {
       return;
     }
     let flight = this.flights.get(path);
+    const joined = flight !== undefined;
     if (flight) this.counters.joined++;
     else {
       flight = new Flight(path, m[1], join(this.opts.spoolDir, `${++this.seq}-${m[1]}`));
@@ -176,7 +178,7 @@ export class FillServer {
       this.counters.transfers++;
       this.transfer(flight, req.headers);
     }
-    void this.serve(flight, res);
+    void this.serve(flight, res, !joined);
   }
 
   /** Anything but a digest GET (HEAD, tags, /v2/): straight to Distribution. */
@@ -276,8 +278,14 @@ export class FillServer {
     else flight.finish();
   }
 
-  /** Feeds one client from a flight: the error as is, or the spool as it grows. */
-  private async serve(flight: Flight, res: ServerResponse): Promise<void> {
+  /**
+   * Feeds one client from a flight: the error as is, or the spool as it grows. The client that
+   * started the transfer gets the ETag the front caches (`"<digest>"`): its body ends only if
+   * verified, and nginx keeps no response that ends short of its Content-Length. The others get
+   * the digest unquoted, which the front passes on uncached: one copy in its cache, not one per
+   * client.
+   */
+  private async serve(flight: Flight, res: ServerResponse, initiator: boolean): Promise<void> {
     flight.readers++;
     let closed = false;
     res.on('close', () => {
@@ -294,7 +302,10 @@ export class FillServer {
         res.destroy();
         return;
       }
-      res.writeHead(200, flight.headers);
+      res.writeHead(200, {
+        ...flight.headers,
+        etag: initiator ? `"sha256:${flight.digestHex}"` : `sha256:${flight.digestHex}`,
+      });
       let pos = 0;
       for (;;) {
         if (closed) return;

@@ -5,13 +5,22 @@
 //   --distribution http://...:5002   -> Distribution's test port
 //   --spool /var/lib/registry/fill   -> the same dir on the test's cache volume
 import type { ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { reservePort } from './ports.js';
 import { spawnTracked } from './processes.js';
 import { cacheContainer, cachePodUser, type ManifestObject, StopWaiting, waitFor } from './registry.js';
 
-const BIN = fileURLToPath(new URL('../../bin/mirror-synth.js', import.meta.url));
+/** This checkout's bin/mirror-synth.js (benchmarks run this file compiled elsewhere: look upwards). */
+function findBin(): string {
+  for (let d = dirname(fileURLToPath(import.meta.url)); d !== dirname(d); d = dirname(d)) {
+    const bin = join(d, 'bin', 'mirror-synth.js');
+    if (existsSync(bin) && existsSync(join(d, 'lib', 'fill', 'fill.js'))) return bin;
+  }
+  throw new Error('no bin/mirror-synth.js with a built lib/ above test/support: run "npm run build" first');
+}
 const VOLUME = '/var/lib/registry';
 
 /** The fill container's args, or undefined when the pod has none (`spec.fill: whole`). */
@@ -81,7 +90,7 @@ export class FillProcess {
 
   private async spawn(): Promise<void> {
     this.output = [];
-    const child = spawnTracked(process.execPath, [BIN, ...this.args], {
+    const child = spawnTracked(process.execPath, [findBin(), ...this.args], {
       stdio: ['ignore', 'pipe', 'pipe'],
       uid: this.user.uid,
       gid: this.user.gid,

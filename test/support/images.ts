@@ -238,10 +238,16 @@ export class RegistryClient {
   }
 
   /**
-   * GET a blob, hashing it as it streams; returns its size (nothing is kept in memory) and when
-   * its first body byte arrived (Date.now()).
+   * GET a blob, hashing it as it streams; returns its size (nothing is kept in memory), when its
+   * first body byte arrived (Date.now()), and its longest stall: the longest time without a byte,
+   * from the request to the first byte or between two chunks (what a runtime's pull-progress
+   * timeout watches).
    */
-  async fetchBlob(repository: string, digest: string): Promise<{ digest: string; size: number; firstByteAt: number }> {
+  async fetchBlob(
+    repository: string,
+    digest: string,
+  ): Promise<{ digest: string; size: number; firstByteAt: number; stallMs: number }> {
+    const askedAt = Date.now();
     const got = await this.withAuth('GET', `/v2/${repository}/blobs/${digest}`, {}, async (first, follow) => {
       let r = first;
       if (r.statusCode === 307 || r.statusCode === 302) {
@@ -258,12 +264,17 @@ export class RegistryClient {
       const hash = createHash('sha256');
       let size = 0;
       let firstByteAt = 0;
+      let last = askedAt;
+      let stallMs = 0;
       for await (const chunk of r as AsyncIterable<Buffer>) {
-        firstByteAt ||= Date.now();
+        const now = Date.now();
+        firstByteAt ||= now;
+        stallMs = Math.max(stallMs, now - last);
+        last = now;
         hash.update(chunk);
         size += chunk.length;
       }
-      return { digest: 'sha256:' + hash.digest('hex'), size, firstByteAt: firstByteAt || Date.now() };
+      return { digest: 'sha256:' + hash.digest('hex'), size, firstByteAt: firstByteAt || Date.now(), stallMs };
     });
     if (got.digest !== digest) throw new Error(`blob ${repository}@${digest} arrived with digest ${got.digest}`);
     return got;
@@ -374,14 +385,15 @@ export class RegistryClient {
 
   /**
    * What a node does on a pull: resolve the reference, pick the platform's manifest, fetch the
-   * config and layers concurrently, verify every digest. Returns the index digest, the bytes read
-   * and when the first byte of its largest layer arrived (Date.now()).
+   * config and layers concurrently, verify every digest. Returns the index digest, the bytes read,
+   * when the first byte of its largest layer arrived (Date.now()) and the longest stall of any
+   * of its blobs (fetchBlob).
    */
   async pull(
     repository: string,
     reference: string,
     platform = 'linux/amd64',
-  ): Promise<{ digest: string; bytes: number; firstLayerByteAt: number }> {
+  ): Promise<{ digest: string; bytes: number; firstLayerByteAt: number; stallMs: number }> {
     const top = await this.getManifest(repository, reference);
     let manifest = top;
     if (top.mediaType.includes('index') || top.mediaType.includes('manifest.list')) {
@@ -400,6 +412,7 @@ export class RegistryClient {
       digest: top.digest,
       bytes: got.reduce((a, b) => a + b.size, 0),
       firstLayerByteAt: got[largest].firstByteAt,
+      stallMs: Math.max(...got.map((g) => g.stallMs)),
     };
   }
 }
