@@ -210,7 +210,7 @@ export async function runDatapath(
       synthesizeMirror(
         { name: 'bench', spec: { upstreamUrl: host, credentialsSecret: 'creds', fill }, source: 'bench/datapath.ts' },
         { namespace: 'bench' },
-      ) as unknown as ManifestObject[];
+      );
     let mirrorCount = 0;
     const freshMirror = async (front = true, fill: FillMode = 'whole'): Promise<SynthesizedMirror> => {
       const m = await startSynthesizedMirror({

@@ -101,7 +101,9 @@ export class FillProcess {
     await waitFor(`mirror-synth fill on 127.0.0.1:${this.port}`, async () => {
       if (child.exitCode !== null)
         throw new StopWaiting(`mirror-synth fill exited (${child.exitCode}):\n${this.output.join('\n')}`);
-      return this.output.some((l) => l.includes('fill listening')) ? true : undefined;
+      // anything not a digest GET goes straight to Distribution: an answer means both are up
+      const res = await fetch(`http://127.0.0.1:${this.port}/v2/`).catch(() => undefined);
+      return res ? true : undefined;
     });
   }
 
