@@ -112,7 +112,9 @@ export interface FrontConfigProps {
  * goes to mirror-synth's fill, which makes one transfer of the digest and streams it to all of
  * them as it arrives, so no one waits without bytes and no lock is needed. The fill gives the
  * verified ETag to the request that started the transfer only, and ends its body only once the
- * digest matched: the front keeps that one copy, and only when it is whole.
+ * digest matched: the front keeps that one copy, and only when it is whole. The other requests
+ * get `X-Accel-Buffering: no` from the fill (honoured here, never passed on): uncached anyway,
+ * they are relayed as they come rather than copied through nginx's temp files.
  */
 function fillTimeout(fill: FillMode): string {
   if (fill === 'streaming')
@@ -202,7 +204,7 @@ ${fillTimeout(p.fill)}
       proxy_cache_valid 200 168h;
       proxy_no_cache $front_unverified;
 ${p.fill === 'whole' ? CACHE_LOCK : ''}      proxy_cache_use_stale error timeout http_500 http_502 http_503 http_504;
-      proxy_ignore_headers Cache-Control Expires Set-Cookie Vary X-Accel-Expires X-Accel-Buffering X-Accel-Limit-Rate;
+      proxy_ignore_headers Cache-Control Expires Set-Cookie Vary X-Accel-Expires ${p.fill === 'whole' ? 'X-Accel-Buffering ' : ''}X-Accel-Limit-Rate;
       add_header X-Mirror-Cache $upstream_cache_status always;
     }
 

@@ -282,8 +282,9 @@ export class FillServer {
    * Feeds one client from a flight: the error as is, or the spool as it grows. The client that
    * started the transfer gets the ETag the front caches (`"<digest>"`): its body ends only if
    * verified, and nginx keeps no response that ends short of its Content-Length. The others get
-   * the digest unquoted, which the front passes on uncached: one copy in its cache, not one per
-   * client.
+   * the digest unquoted, which the front passes on uncached (one copy in its cache, not one per
+   * client), and `X-Accel-Buffering: no`, so the front relays their bytes as they come instead of
+   * writing them through temp files of its own.
    */
   private async serve(flight: Flight, res: ServerResponse, initiator: boolean): Promise<void> {
     flight.readers++;
@@ -304,7 +305,9 @@ export class FillServer {
       }
       res.writeHead(200, {
         ...flight.headers,
-        etag: initiator ? `"sha256:${flight.digestHex}"` : `sha256:${flight.digestHex}`,
+        ...(initiator
+          ? { etag: `"sha256:${flight.digestHex}"` }
+          : { etag: `sha256:${flight.digestHex}`, 'x-accel-buffering': 'no' }),
       });
       let pos = 0;
       for (;;) {

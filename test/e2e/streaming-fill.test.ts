@@ -103,7 +103,7 @@ describe('spec.fill: streaming', () => {
       // one fetch from the upstream, one transfer in the fill: the late half joined it
       const sent = await upstream.loggedBlobGets([layer.digest], mark);
       expect(sent.byDigest.get(layer.digest)).toBe(1);
-      expect(mirror.front!.fill!.transfers().get(layer.digest)).toBe(1);
+      expect((await mirror.front!.fill!.loggedTransfers([layer.digest])).get(layer.digest)).toBe(1);
       expect((slow.bytes - before) / layer.size).toBeLessThan(1.05);
       // and the front kept the verified copy the first client's transfer made: a hit
       const http = new RegistryClient({ url: mirror.url });

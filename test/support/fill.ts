@@ -88,6 +88,20 @@ export class FillProcess {
     return out;
   }
 
+  /**
+   * transfers() once each of `digests` has a completed transfer logged: the fill logs a transfer
+   * as its last client gets the last byte, and its output comes through a pipe, so counting the
+   * moment a client is done races. On timeout, what was logged, for the caller's assertion.
+   */
+  async loggedTransfers(digests: readonly string[], timeoutMs = 10_000): Promise<Map<string, number>> {
+    const end = Date.now() + timeoutMs;
+    for (;;) {
+      const t = this.transfers();
+      if (digests.every((d) => t.has(d)) || Date.now() > end) return t;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
   private async spawn(): Promise<void> {
     this.output = [];
     const child = spawnTracked(process.execPath, [findBin(), ...this.args], {

@@ -17,7 +17,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 
-import { fillArgs,FillProcess } from './fill.js';
+import { fillArgs, FillProcess } from './fill.js';
 import { reservePort } from './ports.js';
 import { spawnTracked } from './processes.js';
 import {
