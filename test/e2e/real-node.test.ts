@@ -88,6 +88,8 @@ describe.skipIf(unavailable !== undefined)(
           `metadata: {name: ${NAME}}`,
           'spec:',
           `  upstreamUrl: ${UPSTREAM}`,
+          // the streaming fill: the cache pod runs the mirror-synth image (the controller's) too
+          '  fill: streaming',
           '  volumeClaimTemplate: {spec: {resources: {requests: {storage: 1Gi}}}}',
           '',
         ].join('\n'),
@@ -108,6 +110,7 @@ describe.skipIf(unavailable !== undefined)(
         expect.arrayContaining([
           ['front', true],
           ['registry', true],
+          ['fill', true],
         ]),
       );
       const hostsToml = await waitFor(
@@ -145,6 +148,20 @@ describe.skipIf(unavailable !== undefined)(
       });
       expect(frontLog).toContain(`/v2/${image.repository}/manifests/1.0`);
       expect(frontLog).toContain(`/v2/${image.repository}/blobs/sha256:`);
+      // through mirror-synth fill, which checked each blob's digest before its last byte went out
+      const fillLog = await k.core.readNamespacedPodLog({
+        name: cache.metadata!.name!,
+        namespace: NAMESPACE,
+        container: 'fill',
+      });
+      const done = fillLog
+        .split('\n')
+        .filter((l) => l.startsWith('{'))
+        .map((l) => JSON.parse(l) as { msg?: string; uri?: string })
+        .filter((l) => l.msg === 'fill done')
+        .map((l) => l.uri);
+      const own = image.platforms[0].layers.at(-1)!; // the busybox layer below it may be cached already
+      expect(done).toContain(`/v2/${image.repository}/blobs/${own.digest}`);
     });
 
     it('a second Pod of that image on a fresh content store is served by the cache: the upstream sends no blob', async () => {
