@@ -6,7 +6,8 @@
 import { pino } from 'pino';
 
 import { UsageError } from '../api/errors.js';
-import { FillServer } from '../fill/fill.js';
+import { FillServer, type Peer } from '../fill/fill.js';
+import { parsePeers, srvPeers } from '../fill/peers.js';
 
 export interface FillCommandOptions {
   /** host:port to listen on. */
@@ -15,6 +16,12 @@ export interface FillCommandOptions {
   readonly distribution: string;
   /** Spool directory (emptied at start). */
   readonly spool: string;
+  /** This replica's pod name. @default POD_NAME */
+  readonly podName?: string;
+  /** The replicas, `name=host:port,...`. */
+  readonly peers?: string;
+  /** The replicas from this DNS SRV name (the headless Service's `http` port). */
+  readonly peersSrv?: string;
   readonly logLevel: string;
 }
 
@@ -24,10 +31,35 @@ export async function fill(opts: FillCommandOptions): Promise<void> {
   if (!/^http:\/\/[^/]+$/.test(opts.distribution))
     throw new UsageError(`--distribution must be http://host:port, got '${opts.distribution}'`);
   const logger = pino({ level: opts.logLevel, base: { component: 'fill' }, timestamp: pino.stdTimeFunctions.isoTime });
+  const log = (msg: string, fields?: Record<string, unknown>): void => logger.info(fields ?? {}, msg);
+  if (opts.peers !== undefined && opts.peersSrv !== undefined)
+    throw new UsageError('give --peers or --peers-srv, not both');
+  const self = opts.podName ?? process.env.POD_NAME;
+  let peers: (() => readonly Peer[]) | undefined;
+  let stopPeers = (): void => undefined;
+  if (opts.peers !== undefined || opts.peersSrv !== undefined) {
+    if (!self) throw new UsageError("--peers and --peers-srv need this replica's pod name: --pod-name or POD_NAME");
+    if (opts.peers !== undefined) {
+      let list: Peer[];
+      try {
+        list = parsePeers(opts.peers);
+      } catch (err) {
+        throw new UsageError(`--peers: ${(err as Error).message}`);
+      }
+      if (!list.some((p) => p.name === self)) throw new UsageError(`--peers does not name this replica, '${self}'`);
+      peers = () => list;
+    } else {
+      const srv = srvPeers(opts.peersSrv!, { name: self, address: opts.listen }, { log });
+      peers = srv.current;
+      stopPeers = srv.stop;
+    }
+  }
   const server = new FillServer({
     distribution: opts.distribution,
     spoolDir: opts.spool,
-    log: (msg, fields) => logger.info(fields ?? {}, msg),
+    ...(self ? { self } : {}),
+    ...(peers ? { peers } : {}),
+    log,
   });
   const port = await server.listen(Number(m[2]), m[1]);
   logger.info({ listen: `${m[1]}:${port}`, distribution: opts.distribution, spool: opts.spool }, 'fill listening');
@@ -36,5 +68,6 @@ export async function fill(opts: FillCommandOptions): Promise<void> {
     process.once('SIGINT', resolve);
   });
   logger.info(server.stats(), 'fill stopping');
+  stopPeers();
   await server.close();
 }

@@ -205,6 +205,15 @@ export function buildCli(): Command {
     .option('--listen <host:port>', 'where the front sends its cache misses', '127.0.0.1:5003')
     .option('--distribution <url>', "Distribution's registry API in the pod", 'http://127.0.0.1:5002')
     .option('--spool <dir>', 'transfers in progress, on the cache volume (emptied at start)', '/var/lib/registry/fill')
+    .option('--pod-name <name>', "this replica's pod name (env POD_NAME)")
+    .option(
+      '--peers <list>',
+      'the replicas, name=host:port,...: a digest another replica owns is fetched from its front',
+    )
+    .option(
+      '--peers-srv <name>',
+      "the replicas from this DNS SRV name (the headless Service's http port), looked up every 10 s",
+    )
     .option('--log-level <level>', 'debug, info, warn or error', 'info')
     .action(async (opts: FillCommandOptions) => {
       const { fill } = await import('./fill.js');

@@ -14,6 +14,7 @@
 import {
   CONFIG_HASH_ANNOTATION,
   CREDENTIALS_HASH_ANNOTATION,
+  DEFAULT_CLUSTER_DOMAIN,
   DEFAULT_FILL,
   DEFAULT_STORAGE,
   DISTRIBUTION_PORT,
@@ -63,6 +64,8 @@ export interface MirrorCacheProps {
    * @default - no annotation; the pods roll only when the spec changes
    */
   readonly credentialsHash?: string;
+  /** The cluster's DNS domain: `spec.fill: streaming` finds the replicas under it. @default 'cluster.local' */
+  readonly clusterDomain?: string;
 }
 
 export class MirrorCache {
@@ -241,7 +244,14 @@ export class MirrorCache {
                   ...(credentials ? [{ name: 'credentials', mountPath: CREDENTIALS_DIR, readOnly: true }] : []),
                 ],
               },
-              ...(fill === 'streaming' ? [fillContainer(spec)] : []),
+              ...(fill === 'streaming'
+                ? [
+                    fillContainer(
+                      spec,
+                      `_http._tcp.${names.headlessService}.${namespace}.svc.${props.clusterDomain ?? DEFAULT_CLUSTER_DOMAIN}`,
+                    ),
+                  ]
+                : []),
               {
                 // No probes: a failing check of metrics alone must not take the cache out of the Service.
                 name: 'front-metrics',
@@ -337,11 +347,14 @@ export class MirrorCache {
 
 /**
  * mirror-synth's streaming fill (`spec.fill: streaming`), on the pod's loopback between the front
- * and Distribution; it spools transfers in progress on the cache volume. No probes: when it is
- * down, the front answers its digests 404 (nginx's 502 handling) and nodes fall back to the
- * upstream, as when Distribution is down.
+ * and Distribution; it spools transfers in progress on the cache volume. It finds the other
+ * replicas through the headless Service's SRV records (`peersSrv`), by pod name, so that each
+ * digest is fetched by one owner replica whichever replica nodes ask; the args do not depend on
+ * `spec.replicas`, so scaling rolls no pod. No probes: when it is down, the front answers its
+ * digests 404 (nginx's 502 handling) and nodes fall back to the upstream, as when Distribution is
+ * down.
  */
-function fillContainer(spec: MirrorParts['spec']): k8s.Container {
+function fillContainer(spec: MirrorParts['spec'], peersSrv: string): k8s.Container {
   return {
     name: 'fill',
     image: imageFor('fill', spec),
@@ -353,9 +366,14 @@ function fillContainer(spec: MirrorParts['spec']): k8s.Container {
       `http://127.0.0.1:${DISTRIBUTION_PORT}`,
       '--spool',
       FILL_SPOOL_PATH,
+      '--peers-srv',
+      peersSrv,
     ],
-    // A small heap: bodies go through 1 MiB buffers and the spool file, never whole into memory.
-    env: [{ name: 'NODE_OPTIONS', value: '--max-old-space-size=96' }],
+    env: [
+      // A small heap: bodies go through 1 MiB buffers and the spool file, never whole into memory.
+      { name: 'NODE_OPTIONS', value: '--max-old-space-size=96' },
+      { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
+    ],
     resources: {
       requests: quantities({ cpu: '50m', memory: '64Mi' }),
       limits: quantities({ memory: '192Mi' }),

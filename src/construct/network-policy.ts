@@ -10,6 +10,7 @@
  * Antrea, kube-router, ...); elsewhere it is inert.
  */
 import {
+  DEFAULT_FILL,
   DEFAULT_MONITORING_NAMESPACE,
   DEFAULT_NODE_CIDRS,
   FRONT_METRICS_PORT,
@@ -53,6 +54,10 @@ export class MirrorNetworkPolicy {
             ],
             ports: [tcp(REGISTRY_DEBUG_PORT), tcp(FRONT_METRICS_PORT), tcp(VOLUME_METRICS_PORT)],
           },
+          // spec.fill streaming: a replica fetches the digests another one owns from that one's front.
+          ...((spec.fill ?? DEFAULT_FILL) === 'streaming'
+            ? [{ from: [{ podSelector: { matchLabels: parts.selectorFor('cache') } }], ports: [tcp(REGISTRY_PORT)] }]
+            : []),
         ],
       },
     });

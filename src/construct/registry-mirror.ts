@@ -103,7 +103,7 @@ export class RegistryMirror extends Construct {
       imagePullSecrets: spec.imagePullSecrets?.map((s) => ({ name: s.name })),
     };
 
-    this.cachePart = new MirrorCache(parts, { credentialsHash });
+    this.cachePart = new MirrorCache(parts, { credentialsHash, clusterDomain });
     this.nodeAgentPart = new NodeAgent(parts, { clusterDomain, nodeRuntime });
     this.replicas = this.cachePart.replicas;
     this.storage = this.cachePart.storage;

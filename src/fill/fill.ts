@@ -46,10 +46,40 @@ const FORWARDED_HEADERS = ['accept', 'host', 'user-agent'] as const;
 const CHUNK = 1 << 20;
 /** Non-200 bodies (errors) are small: kept in memory up to this, to give every waiter. */
 const MAX_ERROR_BODY = 64 * 1024;
+/** An owner replica that does not take the connection within this is skipped for this transfer. */
+const PEER_CONNECT_TIMEOUT_MS = 2000;
+
+/** Where a transfer's bytes come from. */
+interface Source {
+  readonly url: string;
+  /** For logs and errors. */
+  readonly name: string;
+  readonly headers: Record<string, string>;
+  readonly connectTimeoutMs?: number;
+}
+
+/** A replica of the mirror: its pod name and its front's address (host:port). */
+export interface Peer {
+  readonly name: string;
+  readonly address: string;
+}
+
+/** Header on a request one replica's fill sends another's front: serve it from your own Distribution. */
+export const PEER_HEADER = 'x-mirror-synth-peer';
 
 export interface FillOptions {
   /** Distribution, e.g. http://127.0.0.1:5002. */
   readonly distribution: string;
+  /** This replica's pod name (its name among `peers`). */
+  readonly self?: string;
+  /**
+   * The mirror's replicas now, this one included. Each digest has one owner among them
+   * (rendezvous hashing on the pod names, so a digest keeps its owner while the set is the same
+   * and only the digests of a replica that left or came move); a miss for a digest another
+   * replica owns is fetched from that replica's front, which coalesces it with every other
+   * replica's. @default - none: every miss from this replica's Distribution
+   */
+  readonly peers?: () => readonly Peer[];
   /** Where transfers in progress are spooled (emptied at start). */
   readonly spoolDir: string;
   /** A transfer from Distribution that sends nothing for this long is cut. @default 300_000 */
@@ -69,6 +99,8 @@ class Flight extends EventEmitter {
   written = 0;
   /** Content-Length, when Distribution sent one. */
   length?: number;
+  /** Fetched from another replica's front (the digest's owner), not this pod's Distribution. */
+  viaPeer = false;
   file?: FileHandle;
   readers = 0;
   failure?: string;
@@ -76,6 +108,7 @@ class Flight extends EventEmitter {
 
   constructor(
     readonly key: string,
+    readonly path: string,
     readonly digestHex: string,
     readonly spoolPath: string,
   ) {
@@ -124,13 +157,17 @@ export interface FillStats {
   readonly joined: number;
   /** Transfers whose body did not match its digest (or ended short). */
   readonly rejected: number;
+  /** Transfers fetched from the digest's owner replica. */
+  readonly fromPeers: number;
+  /** Transfers from the owner replica that failed and went on from this pod's Distribution. */
+  readonly peerFailures: number;
 }
 
 export class FillServer {
   private readonly flights = new Map<string, Flight>();
   private readonly server: Server;
   private seq = 0;
-  private counters = { transfers: 0, joined: 0, rejected: 0 };
+  private counters = { transfers: 0, joined: 0, rejected: 0, fromPeers: 0, peerFailures: 0 };
 
   constructor(private readonly opts: FillOptions) {
     this.server = createServer((req, res) => this.handle(req, res));
@@ -169,14 +206,19 @@ export class FillServer {
       this.passThrough(req, res);
       return;
     }
-    let flight = this.flights.get(path);
+    // A peer's request is served from this pod: it never joins a transfer that is itself from a
+    // peer (two replicas that disagree on the owner, while the set changes, would wait on each other).
+    const forPeer = req.headers[PEER_HEADER] !== undefined;
+    let key = path;
+    if (forPeer && this.flights.get(key)?.viaPeer) key = `${path} (for a peer)`;
+    let flight = this.flights.get(key);
     const joined = flight !== undefined;
     if (flight) this.counters.joined++;
     else {
-      flight = new Flight(path, m[1], join(this.opts.spoolDir, `${++this.seq}-${m[1]}`));
-      this.flights.set(path, flight);
+      flight = new Flight(key, path, m[1], join(this.opts.spoolDir, `${++this.seq}-${m[1]}`));
+      this.flights.set(key, flight);
       this.counters.transfers++;
-      this.transfer(flight, req.headers);
+      this.transfer(flight, req.headers, forPeer ? undefined : this.ownerOf(m[1]));
     }
     void this.serve(flight, res, !joined);
   }
@@ -198,9 +240,25 @@ export class FillServer {
     req.pipe(up);
   }
 
-  /** The one request to Distribution for a flight: headers, then the body into the spool. */
-  private transfer(flight: Flight, clientHeaders: IncomingHttpHeaders): void {
-    const idle = this.opts.idleTimeoutMs ?? 300_000;
+  /** The replica that owns a digest, unless it is this one (or there are no peers). */
+  private ownerOf(digestHex: string): Peer | undefined {
+    const peers = this.opts.peers?.() ?? [];
+    let best: Peer | undefined;
+    let bestScore = -1n;
+    for (const p of peers) {
+      const score = createHash('sha256').update(`${digestHex}/${p.name}`).digest().readBigUInt64BE(0);
+      if (score > bestScore) [best, bestScore] = [p, score];
+    }
+    return best && best.name !== this.opts.self ? best : undefined;
+  }
+
+  /**
+   * The transfer of a flight: from the digest's owner replica when another one owns it, else (and
+   * when the owner cannot be reached, refuses, or stops mid-body) from this pod's Distribution;
+   * headers, then the body into the spool. A transfer that goes on from Distribution after the
+   * owner stopped mid-body skips the bytes the spool has, and the digest is checked over all of it.
+   */
+  private transfer(flight: Flight, clientHeaders: IncomingHttpHeaders, owner: Peer | undefined): void {
     const started = Date.now();
     let ended = false;
     const end = (): void => {
@@ -209,29 +267,102 @@ export class FillServer {
       this.flights.delete(flight.key);
       if (flight.state === 'failed') {
         this.counters.rejected += flight.status === 200 ? 1 : 0;
-        this.log('fill failed', { uri: flight.key, reason: flight.failure });
+        this.log('fill failed', { uri: flight.path, reason: flight.failure });
       } else if (flight.status === 200)
-        this.log('fill done', { uri: flight.key, bytes: flight.written, seconds: (Date.now() - started) / 1000 });
+        this.log('fill done', {
+          uri: flight.path,
+          bytes: flight.written,
+          seconds: (Date.now() - started) / 1000,
+          ...(flight.viaPeer ? { from: owner!.name } : {}),
+        });
       void this.release(flight);
     };
-    const up = httpRequest(`${this.opts.distribution}${flight.key}`, {
-      method: 'GET',
-      headers: pick(clientHeaders, FORWARDED_HEADERS),
-      timeout: idle,
-    });
-    up.on('timeout', () => up.destroy(new Error(`distribution sent nothing for ${idle / 1000}s`)));
-    up.on('error', (err) => {
-      if (flight.state === 'headers') {
-        flight.status = 502;
-        flight.errorBody = Buffer.from(`distribution: ${err.message}\n`);
+    const headers = pick(clientHeaders, FORWARDED_HEADERS);
+    const local: Source = { url: this.opts.distribution, name: 'distribution', headers };
+    if (!owner) {
+      this.attempt(flight, local, undefined, end);
+      return;
+    }
+    flight.viaPeer = true;
+    this.counters.fromPeers++;
+    const peer: Source = {
+      url: `http://${owner.address}`,
+      name: `replica ${owner.name}`,
+      headers: { ...headers, [PEER_HEADER]: this.opts.self ?? '' },
+      connectTimeoutMs: PEER_CONNECT_TIMEOUT_MS,
+    };
+    this.attempt(
+      flight,
+      peer,
+      (reason) => {
+        this.counters.peerFailures++;
+        this.log('fill from owner failed, going on from distribution', {
+          uri: flight.path,
+          owner: owner.name,
+          reason,
+          bytes: flight.written,
+        });
+        this.attempt(flight, local, undefined, end);
+      },
+      end,
+    );
+  }
+
+  /**
+   * One request for a flight's bytes. `fallback`, when given, takes over on any failure (and the
+   * flight stays open); without it, failures end the flight.
+   */
+  private attempt(
+    flight: Flight,
+    src: Source,
+    fallback: ((reason: string) => void) | undefined,
+    end: () => void,
+  ): void {
+    const idle = this.opts.idleTimeoutMs ?? 300_000;
+    const skip = flight.written;
+    let settled = false;
+    let responded = false;
+    const settle = (reason?: string): void => {
+      if (settled) return;
+      settled = true;
+      if (reason === undefined) {
+        flight.finish();
+        end();
+      } else if (fallback) fallback(reason);
+      else {
+        if (flight.state === 'headers') {
+          flight.status = 502;
+          flight.errorBody = Buffer.from(`${src.name}: ${reason}\n`);
+        }
+        flight.fail(reason);
+        end();
       }
-      flight.fail(err.message);
-      end();
+    };
+    const up = httpRequest(`${src.url}${flight.path}`, { method: 'GET', headers: src.headers, timeout: idle });
+    up.on('timeout', () => up.destroy(new Error(`${src.name} sent nothing for ${idle / 1000}s`)));
+    if (src.connectTimeoutMs !== undefined) {
+      const limit = src.connectTimeoutMs;
+      up.on('socket', (socket) => {
+        if (!socket.connecting) return;
+        const timer = setTimeout(() => up.destroy(new Error(`no connection within ${limit / 1000}s`)), limit);
+        socket.once('connect', () => clearTimeout(timer));
+        socket.once('close', () => clearTimeout(timer));
+      });
+    }
+    up.on('error', (err) => {
+      if (!responded) settle(err.message);
     });
     up.on('response', (upRes) => {
-      flight.status = upRes.statusCode ?? 502;
-      flight.headers = pick(upRes.headers, PASSED_HEADERS);
-      if (flight.status !== 200) {
+      responded = true;
+      const status = upRes.statusCode ?? 502;
+      if (status !== 200 && fallback) {
+        upRes.resume();
+        settle(`answered ${status}`);
+        return;
+      }
+      if (status !== 200) {
+        flight.status = status;
+        flight.headers = pick(upRes.headers, PASSED_HEADERS);
         const chunks: Buffer[] = [];
         let size = 0;
         upRes.on('data', (c: Buffer) => {
@@ -242,29 +373,54 @@ export class FillServer {
           flight.errorBody = Buffer.concat(chunks).subarray(0, MAX_ERROR_BODY);
           flight.headers['content-length'] = String(flight.errorBody.length);
           flight.state = 'failed';
-          flight.failure = `distribution answered ${flight.status}`;
+          flight.failure = `${src.name} answered ${status}`;
+          settled = true;
           flight.emit('progress');
           end();
         });
         return;
       }
       const length = Number(upRes.headers['content-length']);
-      if (Number.isSafeInteger(length) && length >= 0) flight.length = length;
-      void this.spool(flight, upRes).then(end, (err: Error) => {
+      const known = Number.isSafeInteger(length) && length >= 0 ? length : undefined;
+      if (flight.state === 'headers') {
+        flight.status = 200;
+        flight.headers = pick(upRes.headers, PASSED_HEADERS);
+        flight.length = known;
+      } else if (known !== flight.length) {
         upRes.destroy();
-        flight.fail(err.message);
-        end();
-      });
+        settle(`${src.name} sent Content-Length ${known}, the transfer began with ${flight.length}`);
+        return;
+      }
+      void this.spool(flight, upRes, skip).then(
+        (complete) => settle(complete ? undefined : `${src.name} closed the connection mid-body`),
+        (err: Error) => {
+          upRes.destroy();
+          settle(`${src.name}: ${err.message}`);
+        },
+      );
     });
     up.end();
   }
 
-  /** Writes the body to the spool, in order, telling readers after each write. */
-  private async spool(flight: Flight, body: IncomingMessage): Promise<void> {
-    flight.file = await open(flight.spoolPath, 'w+');
-    flight.state = 'body';
-    flight.emit('progress');
-    for await (const chunk of body as AsyncIterable<Buffer>) {
+  /**
+   * Writes a body to the spool after its first `skip` bytes (the spool has them from an earlier
+   * attempt), in order, telling readers after each write. Resolves whether the body was whole.
+   */
+  private async spool(flight: Flight, body: IncomingMessage, skip: number): Promise<boolean> {
+    if (!flight.file) {
+      flight.file = await open(flight.spoolPath, 'w+');
+      flight.state = 'body';
+      flight.emit('progress');
+    }
+    let toSkip = skip;
+    for await (const received of body as AsyncIterable<Buffer>) {
+      let chunk = received;
+      if (toSkip > 0) {
+        const n = Math.min(toSkip, chunk.length);
+        toSkip -= n;
+        chunk = chunk.subarray(n);
+        if (chunk.length === 0) continue;
+      }
       flight.update(chunk);
       let off = 0;
       while (off < chunk.length) {
@@ -274,8 +430,7 @@ export class FillServer {
       }
       flight.emit('progress');
     }
-    if (!body.complete) flight.fail('distribution closed the connection mid-body');
-    else flight.finish();
+    return body.complete && toSkip === 0;
   }
 
   /**
@@ -332,7 +487,7 @@ export class FillServer {
         await flight.changed();
       }
     } catch (err) {
-      this.log('client feed failed', { uri: flight.key, error: (err as Error).message });
+      this.log('client feed failed', { uri: flight.path, error: (err as Error).message });
       res.destroy();
     } finally {
       flight.readers--;
