@@ -119,7 +119,11 @@ export interface FrontConfigProps {
 function fillTimeout(fill: FillMode): string {
   if (fill === 'streaming')
     return `      # mirror-synth's fill sends bytes as they arrive, and itself cuts a transfer idle for 300 s.
-      proxy_read_timeout 330s;`;
+      proxy_read_timeout 330s;
+      # Relayed unbuffered (X-Accel-Buffering: no from the fill) a body goes through one buffer of
+      # proxy_buffer_size: 4 KiB by default, a read and a write per page for every waiting node.
+      proxy_buffer_size 256k;
+      proxy_buffers 8 256k;`;
   return `      # The fill answers when the whole blob is in Distribution's store; a longer fill falls back.
       proxy_read_timeout ${FRONT_LOCK_TIMEOUT_SECONDS}s;`;
 }

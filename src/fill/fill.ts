@@ -242,13 +242,7 @@ export class FillServer {
 
   /** The replica that owns a digest, unless it is this one (or there are no peers). */
   private ownerOf(digestHex: string): Peer | undefined {
-    const peers = this.opts.peers?.() ?? [];
-    let best: Peer | undefined;
-    let bestScore = -1n;
-    for (const p of peers) {
-      const score = createHash('sha256').update(`${digestHex}/${p.name}`).digest().readBigUInt64BE(0);
-      if (score > bestScore) [best, bestScore] = [p, score];
-    }
+    const best = digestOwner(digestHex, this.opts.peers?.() ?? []);
     return best && best.name !== this.opts.self ? best : undefined;
   }
 
@@ -503,6 +497,21 @@ export class FillServer {
     await file.close().catch(() => undefined);
     await rm(flight.spoolPath, { force: true });
   }
+}
+
+/**
+ * The owner of a digest among `peers`: rendezvous (highest random weight) hashing on the pod
+ * names. The same set gives the same owner on every replica; a replica leaving or joining moves
+ * only the digests it owned or comes to own.
+ */
+export function digestOwner<P extends Pick<Peer, 'name'>>(digestHex: string, peers: readonly P[]): P | undefined {
+  let best: P | undefined;
+  let bestScore = -1n;
+  for (const p of peers) {
+    const score = createHash('sha256').update(`${digestHex}/${p.name}`).digest().readBigUInt64BE(0);
+    if (score > bestScore) [best, bestScore] = [p, score];
+  }
+  return best;
 }
 
 /** Resolves when `res` can take more, or is closed. */

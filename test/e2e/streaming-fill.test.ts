@@ -9,9 +9,11 @@ import { join } from 'node:path';
 
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 
+import { digestOwner } from '../../src/fill/fill.js';
 import { synthesizeMirror } from '../../src/index.js';
 import { Containerd, hostsToml, writeHostsToml } from '../support/containerd.js';
 import { buildImage, RegistryClient, type TestImage } from '../support/images.js';
+import { reservePorts } from '../support/ports.js';
 import { startSynthesizedMirror, startUpstream, type SynthesizedMirror, type Upstream } from '../support/registry.js';
 import { ThrottledProxy } from '../support/throttle.js';
 
@@ -35,15 +37,25 @@ describe('spec.fill: streaming', () => {
     return image;
   }
 
-  function startMirror(sub: string): Promise<SynthesizedMirror> {
+  function startMirror(
+    sub: string,
+    replica?: { index: number; fronts: readonly number[] },
+  ): Promise<SynthesizedMirror> {
     return startSynthesizedMirror({
+      ...(replica
+        ? {
+            replica: replica.index,
+            port: replica.fronts[replica.index],
+            peers: replica.fronts.map((p) => `127.0.0.1:${p}`),
+          }
+        : {}),
       binary: inject('registryBinary'),
       dir: join(dir, sub),
       name: NAME,
       objects: synthesizeMirror(
         {
           name: NAME,
-          spec: { upstreamUrl: slow.host, credentialsSecret: SECRET, fill: 'streaming' },
+          spec: { upstreamUrl: slow.host, credentialsSecret: SECRET, fill: 'streaming', replicas: replica ? 3 : 1 },
           source: 'streaming-fill',
         },
         { namespace: 'test' },
@@ -152,5 +164,82 @@ describe('spec.fill: streaming', () => {
       await mirror.dispose();
       await rm(node.dir, { recursive: true, force: true });
     }
+  });
+
+  describe('3 replicas', () => {
+    const pods = [0, 1, 2].map((i) => ({ name: `registry-mirror-${NAME}-${i}`, index: i }));
+    let replicas: SynthesizedMirror[] = [];
+
+    beforeAll(async () => {
+      const fronts = await reservePorts(3);
+      replicas = [];
+      for (let i = 0; i < 3; i++) replicas.push(await startMirror(`replica-${i}`, { index: i, fronts }));
+    });
+    afterAll(async () => {
+      for (const r of replicas) await r.dispose();
+    });
+
+    /** The fill's completed transfers of a blob, and which replica each came from (none: its own Distribution). */
+    function transfersOf(r: SynthesizedMirror, digest: string): { from?: string }[] {
+      return r
+        .front!.fill!.log()
+        .map((l) => JSON.parse(l) as { msg?: string; uri?: string; from?: string })
+        .filter((l) => l.msg === 'fill done' && l.uri?.endsWith(`/blobs/${digest}`));
+    }
+
+    it('21 cold GETs of one layer spread over them, as the Service spreads nodes: the upstream sends it once, through its owner replica', async () => {
+      const image = await newImage([48 << 20]);
+      const layer = image.platforms[0].layers[0];
+      const owner = digestOwner(layer.digest.slice('sha256:'.length), pods)!;
+      const mark = upstream.mark();
+      const nodes = Array.from({ length: 21 }, (_, j) => new RegistryClient({ url: replicas[j % 3].url }));
+      try {
+        const got = await Promise.all(nodes.map((n) => n.fetchBlob(image.repository, layer.digest)));
+        for (const g of got) expect(g).toMatchObject({ digest: layer.digest, size: layer.size });
+      } finally {
+        for (const n of nodes) n.close();
+      }
+      const sent = await upstream.loggedBlobGets([layer.digest], mark);
+      expect(sent.byDigest.get(layer.digest)).toBe(1);
+      // the owner fetched it from its Distribution; the two others from the owner's front
+      await replicas[owner.index].front!.fill!.loggedTransfers([layer.digest]);
+      expect(transfersOf(replicas[owner.index], layer.digest)).toEqual([
+        expect.not.objectContaining({ from: expect.anything() }),
+      ]);
+      for (const p of pods.filter((p) => p !== owner)) {
+        await replicas[p.index].front!.fill!.loggedTransfers([layer.digest]);
+        expect(transfersOf(replicas[p.index], layer.digest)).toEqual([expect.objectContaining({ from: owner.name })]);
+      }
+    });
+
+    it('the owner replica killed mid-transfer: GETs on the other two all complete, going on from their own Distribution', async () => {
+      const image = await newImage([LAYER]);
+      const layer = image.platforms[0].layers[0];
+      const owner = digestOwner(layer.digest.slice('sha256:'.length), pods)!;
+      const others = pods.filter((p) => p !== owner);
+      const mark = upstream.mark();
+      const before = slow.bytes;
+      const nodes = Array.from(
+        { length: 12 },
+        (_, j) => new RegistryClient({ url: replicas[others[j % 2].index].url }),
+      );
+      try {
+        const gets = nodes.map((n) => n.fetchBlob(image.repository, layer.digest));
+        while (slow.bytes - before < 0.3 * layer.size) await new Promise((r) => setTimeout(r, 50));
+        await replicas[owner.index].kill();
+        const got = await Promise.all(gets);
+        for (const g of got) expect(g).toMatchObject({ digest: layer.digest, size: layer.size });
+      } finally {
+        for (const n of nodes) n.close();
+      }
+      for (const p of others) {
+        const fill = replicas[p.index].front!.fill!;
+        await fill.loggedTransfers([layer.digest]);
+        expect(fill.log().some((l) => l.includes('fill from owner failed, going on from distribution'))).toBe(true);
+      }
+      // the owner's partial fetch and each survivor's own
+      const sent = await upstream.loggedBlobGets([layer.digest], mark);
+      expect(sent.byDigest.get(layer.digest)).toBeLessThanOrEqual(3);
+    });
   });
 });

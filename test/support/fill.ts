@@ -4,6 +4,9 @@
 //   --listen 127.0.0.1:5003          -> a free port (the front's `server 127.0.0.1:5003` follows)
 //   --distribution http://...:5002   -> Distribution's test port
 //   --spool /var/lib/registry/fill   -> the same dir on the test's cache volume
+//   --peers-srv <the headless Service's SRV name> -> --peers with the test's replicas: pod names
+//     registry-mirror-<name>-<i> at their fronts' loopback ports (there is no cluster DNS here);
+//     POD_NAME (the downward API's metadata.name) -> registry-mirror-<name>-<replica>
 import type { ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -46,6 +49,8 @@ export class FillProcess {
     private readonly args: string[],
     private readonly user: { uid: number; gid: number },
     readonly port: number,
+    /** POD_NAME. */
+    readonly podName: string,
   ) {}
 
   static async start(opts: {
@@ -53,6 +58,12 @@ export class FillProcess {
     name: string;
     volume: string;
     distributionPort: number;
+    /** This replica's index: its pod name is registry-mirror-<name>-<replica>. @default 0 */
+    replica?: number;
+    /** The fronts of every replica, by index (this one's included). @default - this replica alone, at `frontPort` */
+    peers?: readonly string[];
+    /** This replica's front. */
+    frontPort: number;
   }): Promise<FillProcess> {
     let args = fillArgs(opts.objects, opts.name);
     if (!args) throw new Error(`StatefulSet/registry-mirror-${opts.name} runs no fill container`);
@@ -63,7 +74,14 @@ export class FillProcess {
       if (!old.startsWith(`${VOLUME}/`)) throw new Error(`the fill spools outside the cache volume: ${old}`);
       return opts.volume + old.slice(VOLUME.length);
     });
-    const fill = new FillProcess(args, cachePodUser(opts.objects, opts.name), port);
+    const pod = (i: number): string => `registry-mirror-${opts.name}-${i}`;
+    const replica = opts.replica ?? 0;
+    const peers = (opts.peers ?? []).map((address, n) => `${pod(n)}=${address}`);
+    if (!opts.peers) peers.push(`${pod(replica)}=127.0.0.1:${opts.frontPort}`);
+    const i = args.indexOf('--peers-srv');
+    if (i < 0) throw new Error(`the fill container has no --peers-srv: ${args.join(' ')}`);
+    args.splice(i, 2, '--peers', peers.join(','));
+    const fill = new FillProcess(args, cachePodUser(opts.objects, opts.name), port, pod(replica));
     await fill.spawn();
     return fill;
   }
@@ -106,6 +124,7 @@ export class FillProcess {
     this.output = [];
     const child = spawnTracked(process.execPath, [findBin(), ...this.args], {
       stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, POD_NAME: this.podName },
       uid: this.user.uid,
       gid: this.user.gid,
     });

@@ -75,6 +75,10 @@ export interface FrontOptions {
   readonly port?: number;
   /** Where nginx sends its metrics log (the front-metrics UDP port). @default - a free port nothing listens on */
   readonly metricsLogPort?: number;
+  /** spec.fill streaming: this replica's index. @default 0 */
+  readonly replica?: number;
+  /** spec.fill streaming: every replica's front (host:port) by index. @default - this one alone */
+  readonly peers?: readonly string[];
 }
 
 /** `dir`'s parents below the temp dir (the ones a test made). */
@@ -154,7 +158,7 @@ export class FrontProcess {
     if (streaming) {
       // spec.fill: streaming: mirror-synth fill listens where nginx's own fill server would.
       if (conf.includes(FILL_LISTEN)) throw new Error('nginx.conf runs its own fill server beside mirror-synth fill');
-      fill = await FillProcess.start(opts);
+      fill = await FillProcess.start({ ...opts, frontPort: port });
       fillPort = fill.port;
     } else {
       fillPort = await reservePort();
@@ -280,6 +284,17 @@ export class FrontProcess {
   async stop(): Promise<void> {
     await this.stopNginx();
     await this.fill?.stop();
+  }
+
+  /** The container killed: nginx's fast shutdown (SIGTERM: connections dropped at once) and the fill SIGKILLed. */
+  async kill(): Promise<void> {
+    const child = this.child;
+    if (child && this.running) {
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      child.kill('SIGTERM');
+      await exited;
+    }
+    await this.fill?.kill();
   }
 
   private async stopNginx(): Promise<void> {

@@ -626,6 +626,10 @@ export interface SynthesizedMirrorOptions {
   readonly port?: number;
   /** Run the front (nginx, and mtail for its metrics) before Distribution, as the pod does. @default true */
   readonly front?: boolean;
+  /** This replica's index (its pod name's), for spec.fill streaming. @default 0 */
+  readonly replica?: number;
+  /** Every replica's front (host:port) by index, for spec.fill streaming. @default - this one alone */
+  readonly peers?: readonly string[];
 }
 
 /** A container of the synthesized cache pod: the fields the test support reads. */
@@ -714,6 +718,8 @@ export class SynthesizedMirror {
       distributionPort: distribution.port,
       port: opts.port,
       metricsLogPort: frontMetrics.logPort,
+      ...(opts.replica !== undefined ? { replica: opts.replica } : {}),
+      ...(opts.peers ? { peers: opts.peers } : {}),
     });
     return new SynthesizedMirror(opts, distribution, front, frontMetrics);
   }
@@ -738,6 +744,11 @@ export class SynthesizedMirror {
     await this.front?.stop();
     await this.frontMetrics?.stop();
     await this.distribution.stop();
+  }
+
+  /** The pod killed mid-work: nothing finishes what it was serving. */
+  async kill(): Promise<void> {
+    await Promise.all([this.front?.kill(), this.frontMetrics?.stop(), this.distribution.stop(0)]);
   }
 
   /** Stop and start both containers again (same ports, volume and Secret files), as a pod restart does. */
