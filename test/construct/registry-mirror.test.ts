@@ -214,8 +214,21 @@ describe('RegistryMirror construct', () => {
       'http://127.0.0.1:5002',
       '--spool',
       '/var/lib/registry/fill',
+      // the replicas, by pod name, from the headless Service: not from spec.replicas, so scaling rolls nothing
+      '--peers-srv',
+      '_http._tcp.registry-mirror-quay-headless.kube-extra.svc.cluster.local',
     ]);
+    expect(fill.env).toContainEqual({ name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } });
     expect(fill.volumeMounts).toEqual([{ name: 'cache', mountPath: '/var/lib/registry' }]);
+    // the replicas reach each other's front
+    const policy = find(objs, 'NetworkPolicy', 'registry-mirror-quay');
+    expect(policy.spec.ingress).toContainEqual({
+      from: [{ podSelector: { matchLabels: { mirror: 'quay', 'app.kubernetes.io/component': 'cache' } } }],
+      ports: [{ protocol: 'TCP', port: 5000 }],
+    });
+    expect(find(synth({ upstreamUrl: 'quay.io' }), 'NetworkPolicy', 'registry-mirror-quay').spec.ingress).toHaveLength(
+      2,
+    );
     expect(fill.ports).toBeUndefined();
     const conf = find(objs, 'ConfigMap', 'registry-mirror-quay-config').data!['nginx.conf'];
     expect(conf).not.toContain('proxy_cache_lock');

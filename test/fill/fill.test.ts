@@ -10,7 +10,8 @@ import { join } from 'node:path';
 
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 
-import { FillServer } from '../../src/fill/fill.js';
+import { digestOwner, FillServer, PEER_HEADER } from '../../src/fill/fill.js';
+import { parsePeers } from '../../src/fill/peers.js';
 
 interface Origin {
   server: Server;
@@ -209,3 +210,132 @@ async function until(cond: () => boolean | Promise<boolean>, timeoutMs = 10_000)
     await new Promise((r) => setTimeout(r, 10));
   }
 }
+
+describe('digest owners among replicas', () => {
+  const names = ['m-0', 'm-1', 'm-2', 'm-3'].map((name) => ({ name }));
+  const digests = Array.from({ length: 400 }, (_, i) => createHash('sha256').update(String(i)).digest('hex'));
+
+  it('spreads digests over the replicas, the same on every replica whatever the order it lists them in', () => {
+    const counts = new Map<string, number>();
+    for (const d of digests) {
+      const owner = digestOwner(d, names)!.name;
+      expect(digestOwner(d, [...names].reverse())!.name).toBe(owner);
+      counts.set(owner, (counts.get(owner) ?? 0) + 1);
+    }
+    for (const n of names) expect(counts.get(n.name)).toBeGreaterThan(60);
+  });
+
+  it('moves only the digests of a replica that leaves', () => {
+    const without = names.filter((n) => n.name !== 'm-2');
+    for (const d of digests) {
+      const before = digestOwner(d, names)!.name;
+      if (before !== 'm-2') expect(digestOwner(d, without)!.name).toBe(before);
+    }
+  });
+
+  it('reads --peers', () => {
+    expect(parsePeers('m-0=10.0.0.1:5000,m-1=m-1.svc:5000')).toEqual([
+      { name: 'm-0', address: '10.0.0.1:5000' },
+      { name: 'm-1', address: 'm-1.svc:5000' },
+    ]);
+    expect(() => parsePeers('10.0.0.1:5000')).toThrow("a peer is <pod name>=<host>:<port>, got '10.0.0.1:5000'");
+  });
+});
+
+describe('the streaming fill with replicas', () => {
+  let dir: string;
+  const servers: FillServer[] = [];
+  const origins: Origin[] = [];
+  afterAll(async () => {
+    for (const f of servers) await f.close();
+    for (const o of origins) o.server.close();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  /** Two replicas, each a fill before an origin of its own; b owns the digest of `body`. */
+  async function pair(body: Buffer): Promise<{ a: string; origins: [Origin, Origin]; path: string }> {
+    dir ??= await mkdtemp(join(tmpdir(), 'fill-peers-'));
+    const path = blobPath(body);
+    const hex = path.slice(-64);
+    // names chosen so that the second owns this digest
+    let names = ['x-0', 'x-1'];
+    for (
+      let i = 2;
+      digestOwner(
+        hex,
+        names.map((name) => ({ name })),
+      )!.name !== names[1];
+      i++
+    )
+      names = ['x-0', `x-${i}`];
+    const [oa, ob] = [await startOrigin(), await startOrigin()];
+    origins.push(oa, ob);
+    const fb = new FillServer({ distribution: ob.url, spoolDir: join(dir, `${names[1]}-spool`), self: names[1] });
+    const portB = await fb.listen(0, '127.0.0.1');
+    const peers = [
+      { name: names[0], address: 'unused:1' },
+      { name: names[1], address: `127.0.0.1:${portB}` },
+    ];
+    const fa = new FillServer({
+      distribution: oa.url,
+      spoolDir: join(dir, `${names[0]}-spool`),
+      self: names[0],
+      peers: () => peers,
+    });
+    const portA = await fa.listen(0, '127.0.0.1');
+    servers.push(fa, fb);
+    return { a: `http://127.0.0.1:${portA}`, origins: [oa, ob], path };
+  }
+
+  it('fetches a digest another replica owns from that replica, which serves it from its own store', async () => {
+    const body = randomBytes(512 * 1024);
+    const {
+      a,
+      origins: [oa, ob],
+      path,
+    } = await pair(body);
+    const seen: (string | undefined)[] = [];
+    ob.handler = (req, res) => {
+      seen.push(req.headers[PEER_HEADER] as string | undefined);
+      res.writeHead(200, { 'content-length': String(body.length) }).end(body);
+    };
+    oa.handler = (_req, res) => res.writeHead(500).end();
+    const got = await fetchRaw(a + path);
+    expect(got).toMatchObject({ status: 200, cut: false });
+    expect(got.body.equals(body)).toBe(true);
+    expect(oa.requests).toEqual([]);
+    expect(ob.requests).toEqual([`GET ${path}`]);
+  });
+
+  it('goes on from its own store when the owner stops mid-body, and the client gets every byte once', async () => {
+    const body = randomBytes(1024 * 1024);
+    const {
+      a,
+      origins: [oa, ob],
+      path,
+    } = await pair(body);
+    ob.handler = (_req, res) => {
+      res.writeHead(200, { 'content-length': String(body.length) });
+      res.write(body.subarray(0, 300 * 1024));
+      setTimeout(() => res.destroy(), 50);
+    };
+    oa.handler = (_req, res) => res.writeHead(200, { 'content-length': String(body.length) }).end(body);
+    const got = await fetchRaw(a + path);
+    expect(got).toMatchObject({ status: 200, cut: false });
+    expect(got.body.equals(body)).toBe(true);
+    expect(oa.requests).toEqual([`GET ${path}`]);
+  });
+
+  it('uses its own store when the owner refuses (its front answers 404 when it cannot serve)', async () => {
+    const body = randomBytes(64 * 1024);
+    const {
+      a,
+      origins: [oa, ob],
+      path,
+    } = await pair(body);
+    ob.handler = (_req, res) => res.writeHead(503).end();
+    oa.handler = (_req, res) => res.writeHead(200, { 'content-length': String(body.length) }).end(body);
+    const got = await fetchRaw(a + path);
+    expect(got.body.equals(body)).toBe(true);
+  });
+});
