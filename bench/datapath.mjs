@@ -14,7 +14,7 @@
 // --json: print, as the last line, {"pulls": {...}, "concurrent": [{n, layerMiB, rateMiB,
 //   upstreamBytesRatio, p50Seconds, p99Seconds, firstByteSpreadSeconds, longestStallSeconds,
 //   p99OverSingle, front, fill}], "replicas":
-//   [{replicas, n, layerMiB, rateMiB, upstreamBytesRatio, p99Seconds, firstByteSpreadSeconds,
+//   [{replicas, fill, n, layerMiB, rateMiB, upstreamBytesRatio, p99Seconds, firstByteSpreadSeconds,
 //   aggregateMiBps}]} with rows for each N with the front ("nginx", once per fill) and without
 //   ("none"); "pulls" has "byFill" (cold and warm ctr fetch per fill, and their ratio to direct).
 // Needs root, containerd (scripts/install-test-deps.sh) and the registry (tools/build.sh registry).

@@ -17,7 +17,8 @@
 // ("none"; --no-alone leaves it out). Each row also gives the longest any client went without a
 // byte (what containerd's pull-progress timeout watches).
 // Part 3 (--replicas R1,R2,...), replicas sharing one S3 bucket (spec.objectStorage, SeaweedFS
-// from tools/): for each R, R synthesized cache pods on one bucket prefix of their own, and N
+// from tools/): for each R and fill, R synthesized cache pods on one bucket prefix of their own
+// (with the streaming fill, each digest fetched through its owner replica), and N
 // (the largest --concurrency) concurrent pulls spread over them as a Service would, cold then
 // warm: upstream bytes / unique bytes across the set, and the warm burst's aggregate MiB/s.
 // Every concurrent row also gives firstByteSpreadSeconds: the spread between the clients' first
@@ -32,6 +33,7 @@ import type { FillMode } from '../src/api/names.js';
 import { synthesizeMirror } from '../src/index.js';
 import { Containerd, hostsToml, writeHostsToml } from '../test/support/containerd.js';
 import { buildImage, RegistryClient, type TestImage } from '../test/support/images.js';
+import { reservePorts } from '../test/support/ports.js';
 import {
   type ManifestObject,
   startSynthesizedMirror,
@@ -97,6 +99,7 @@ export interface DatapathSummary {
   }[];
   readonly replicas: {
     replicas: number;
+    fill: FillMode;
     n: number;
     layerMiB: number;
     rateMiB: number;
@@ -140,6 +143,7 @@ export interface DatapathResult {
   }[];
   readonly replicas: {
     replicas: number;
+    fill: FillMode;
     n: number;
     cold: Stat;
     warm: Stat;
@@ -352,7 +356,7 @@ export async function runDatapath(
       const bucket = { accessKey: 'BENCHACCESSKEY', secretKey: 'bench-bucket-secret' };
       s3 = await S3Server.start({ dir: join(dir, 's3'), bucket: 'bench', ...bucket });
       const n = Math.max(...opts.concurrency);
-      for (const count of opts.replicas) {
+      for (const [count, fill] of opts.replicas.flatMap((c) => fills.map((f) => [c, f] as const))) {
         const objs = synthesizeMirror(
           {
             name: 'bench',
@@ -360,6 +364,7 @@ export async function runDatapath(
               upstreamUrl: host,
               credentialsSecret: 'creds',
               replicas: count,
+              fill,
               objectStorage: {
                 s3: {
                   bucket: 'bench',
@@ -367,7 +372,7 @@ export async function runDatapath(
                   endpoint: s3.endpoint,
                   credentialsSecret: 'bucket',
                   // a prefix per row: each starts cold
-                  rootDirectory: `/bench-r${count}`,
+                  rootDirectory: `/bench-r${count}-${fill}`,
                 },
               },
             },
@@ -376,10 +381,15 @@ export async function runDatapath(
           { namespace: 'bench' },
         ) as unknown as ManifestObject[];
         const set: SynthesizedMirror[] = [];
+        // the streaming fill's replicas find each other's fronts (test/support/fill.ts)
+        const fronts = await reservePorts(count);
         for (let i = 0; i < count; i++) {
           const m = await startSynthesizedMirror({
             binary,
-            dir: join(dir, `r${count}-${i}`),
+            dir: join(dir, `r${count}-${fill}-${i}`),
+            replica: i,
+            port: fronts[i],
+            peers: fronts.map((port) => `127.0.0.1:${port}`),
             name: 'bench',
             objects: objs,
             secrets: { creds: { username: user, password }, bucket },
@@ -399,6 +409,7 @@ export async function runDatapath(
         }
         const row = {
           replicas: count,
+          fill,
           n,
           cold: stat(cold.ms),
           warm: stat(warm.ms),
@@ -408,7 +419,7 @@ export async function runDatapath(
         };
         replicas.push(row);
         log(
-          `  replicas=${count} N=${n}: cold p99 ${fmt(row.cold.p99)}, first-byte spread ${fmt(row.firstByteSpread)}, upstream ${row.ratio.toFixed(2)}x the unique bytes; ` +
+          `  replicas=${count} fill=${fill} N=${n}: cold p99 ${fmt(row.cold.p99)}, first-byte spread ${fmt(row.firstByteSpread)}, upstream ${row.ratio.toFixed(2)}x the unique bytes; ` +
             `warm p99 ${fmt(row.warm.p99)}, ${row.aggregateMiBps.toFixed(0)} MiB/s together`,
         );
       }
@@ -471,6 +482,7 @@ export function summary(r: DatapathResult, opts: Pick<DatapathOptions, 'layerMiB
     })),
     replicas: r.replicas.map((c) => ({
       replicas: c.replicas,
+      fill: c.fill,
       n: c.n,
       ...size,
       upstreamBytesRatio: Math.round(c.ratio * 1000) / 1000,
@@ -519,7 +531,7 @@ function report(r: DatapathResult, log: (line: string) => void): void {
     );
     for (const c of r.replicas) {
       log(
-        `${String(c.replicas).padEnd(22)} ${String(c.n).padStart(3)}   ${fmt(c.cold.p99).padStart(8)}   ${fmt(c.firstByteSpread).padStart(17)}   ${c.ratio.toFixed(2).padStart(23)}   ${fmt(c.warm.p99).padStart(8)}   ${c.aggregateMiBps.toFixed(0).padStart(19)}`,
+        `${`${c.replicas} (${c.fill})`.padEnd(22)} ${String(c.n).padStart(3)}   ${fmt(c.cold.p99).padStart(8)}   ${fmt(c.firstByteSpread).padStart(17)}   ${c.ratio.toFixed(2).padStart(23)}   ${fmt(c.warm.p99).padStart(8)}   ${c.aggregateMiBps.toFixed(0).padStart(19)}`,
       );
     }
   }
