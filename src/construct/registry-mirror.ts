@@ -40,7 +40,8 @@ export interface RegistryMirrorProps extends Readonly<MirrorSpec> {
    */
   readonly credentialsHash?: string;
   /**
-   * The cluster's DNS domain, used by the node agent to find the mirror Service.
+   * The cluster's DNS domain, used by the node agent to find the mirror Service, and by the
+   * streaming fill (`fill: streaming`) to find the other replicas.
    * @default 'cluster.local'
    */
   readonly clusterDomain?: string;
