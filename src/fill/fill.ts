@@ -101,6 +101,8 @@ class Flight extends EventEmitter {
   length?: number;
   /** Fetched from another replica's front (the digest's owner), not this pod's Distribution. */
   viaPeer = false;
+  /** The owner replica the bytes came from, while they do (cleared when the transfer goes on from Distribution). */
+  from?: string;
   file?: FileHandle;
   readers = 0;
   failure?: string;
@@ -267,7 +269,7 @@ export class FillServer {
           uri: flight.path,
           bytes: flight.written,
           seconds: (Date.now() - started) / 1000,
-          ...(flight.viaPeer ? { from: owner!.name } : {}),
+          ...(flight.from !== undefined ? { from: flight.from } : {}),
         });
       void this.release(flight);
     };
@@ -278,6 +280,7 @@ export class FillServer {
       return;
     }
     flight.viaPeer = true;
+    flight.from = owner.name;
     this.counters.fromPeers++;
     const peer: Source = {
       url: `http://${owner.address}`,
@@ -290,6 +293,7 @@ export class FillServer {
       peer,
       (reason) => {
         this.counters.peerFailures++;
+        flight.from = undefined;
         this.log('fill from owner failed, going on from distribution', {
           uri: flight.path,
           owner: owner.name,
