@@ -56,6 +56,9 @@ describe('the front (nginx) config', () => {
     // still caches only what Distribution verified, and the fill's idle cut (300 s) comes first
     expect(body).toContain('proxy_no_cache $front_unverified;');
     expect(body).toContain('proxy_read_timeout 330s;');
+    // readiness goes through the fill, so a pod is not Ready before its fill listens
+    expect(streaming).toMatch(/location = \/mirror-synth\/ready \{[^}]*proxy_pass http:\/\/fill\/;/);
+    expect(conf).toMatch(/location = \/mirror-synth\/ready \{[^}]*proxy_pass http:\/\/distribution\/;/);
     expect(streaming).toContain(`server 127.0.0.1:${FRONT_FILL_PORT};`);
     expect(streaming).not.toContain(`listen 127.0.0.1:${FRONT_FILL_PORT};`);
     expect(streaming).not.toContain('limit_conn');
@@ -64,7 +67,8 @@ describe('the front (nginx) config', () => {
       c
         .replace(/location ~ "\^\/v2\/[^"]*" \{[^}]*\}/, '')
         .replace(/  # The fill:[\s\S]*\n  \}\n/, '')
-        .replace('  limit_conn_zone $uri zone=fills:1m;\n', '');
+        .replace('  limit_conn_zone $uri zone=fills:1m;\n', '')
+        .replace(/location = \/mirror-synth\/ready \{[^}]*\}/, '');
     expect(strip(streaming)).toBe(strip(conf));
   });
 
