@@ -219,7 +219,7 @@ ${p.fill === 'whole' ? CACHE_LOCK : ''}      proxy_cache_use_stale error timeout
 
     location = ${FRONT_READY_PATH} {
       access_log off;
-${p.fill === 'whole' ? '      proxy_pass http://distribution/;' : "      # through mirror-synth fill, which passes it to Distribution: ready when both are\n      proxy_pass http://fill/;"}
+${p.fill === 'whole' ? '      proxy_pass http://distribution/;' : '      # through mirror-synth fill, which passes it to Distribution: ready when both are\n      proxy_pass http://fill/;'}
     }
 
     location @fallback {

@@ -149,19 +149,29 @@ describe.skipIf(unavailable !== undefined)(
       expect(frontLog).toContain(`/v2/${image.repository}/manifests/1.0`);
       expect(frontLog).toContain(`/v2/${image.repository}/blobs/sha256:`);
       // through mirror-synth fill, which checked each blob's digest before its last byte went out
-      const fillLog = await k.core.readNamespacedPodLog({
-        name: cache.metadata!.name!,
-        namespace: NAMESPACE,
-        container: 'fill',
-      });
-      const done = fillLog
-        .split('\n')
-        .filter((l) => l.startsWith('{'))
-        .map((l) => JSON.parse(l) as { msg?: string; uri?: string })
-        .filter((l) => l.msg === 'fill done')
-        .map((l) => l.uri);
       const own = image.platforms[0].layers.at(-1)!; // the busybox layer below it may be cached already
-      expect(done).toContain(`/v2/${image.repository}/blobs/${own.digest}`);
+      const wanted = `/v2/${image.repository}/blobs/${own.digest}`;
+      // (the kubelet's copy of the container log can trail the line by a moment)
+      const done = await waitFor(
+        "the fill's log of the layer's transfer",
+        async () => {
+          const fillLog = await k.core.readNamespacedPodLog({
+            name: cache.metadata!.name!,
+            namespace: NAMESPACE,
+            container: 'fill',
+          });
+          const uris = fillLog
+            .split('\n')
+            .filter((l) => l.startsWith('{'))
+            .map((l) => JSON.parse(l) as { msg?: string; uri?: string })
+            .filter((l) => l.msg === 'fill done')
+            .map((l) => l.uri);
+          return uris.includes(wanted) ? uris : undefined;
+        },
+        30_000,
+        500,
+      ).catch(() => [] as (string | undefined)[]);
+      expect(done).toContain(wanted);
     });
 
     it('a second Pod of that image on a fresh content store is served by the cache: the upstream sends no blob', async () => {
