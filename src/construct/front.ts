@@ -38,7 +38,7 @@ export const FRONT_CONFIG_DIR = '/etc/mirror-synth/front';
 export const FRONT_CACHE_PATH = `${REGISTRY_STORAGE_PATH}/front`;
 /** `spec.fill: streaming`: where mirror-synth's fill spools the transfers in progress. */
 export const FILL_SPOOL_PATH = `${REGISTRY_STORAGE_PATH}/fill`;
-/** The front's readiness endpoint: nginx answers and Distribution behind it is healthy. */
+/** The front's readiness endpoint: nginx answers and Distribution behind it (with `spec.fill: streaming`, the fill too) is healthy. */
 export const FRONT_READY_PATH = '/mirror-synth/ready';
 /** Scratch space (an emptyDir): the pid file and nginx's temp paths. */
 export const FRONT_TMP_PATH = '/tmp';
@@ -105,36 +105,96 @@ export interface FrontConfigProps {
   readonly fill: FillMode;
 }
 
+/** nginx's own fill server (`spec.fill: whole`). */
+const WHOLE_FILL_SERVER = `  # The fill: the front's cache misses only. One at a time per digest (another gets a 503, and its
+  # node the upstream); it goes on when the front gives up waiting, so Distribution's copy completes.
+  server {
+    listen 127.0.0.1:${FRONT_FILL_PORT};
+    access_log off;
+    proxy_http_version 1.1;
+    proxy_set_header Connection "";
+    proxy_set_header Host $http_host;
+    proxy_connect_timeout 2s;
+    proxy_read_timeout 3600s;
+    proxy_ignore_client_abort on;
+    limit_conn fills 1;
+
+    location / {
+      auth_request /mirror-synth/fill;
+      proxy_pass http://distribution;
+    }
+
+    # Distribution answers a HEAD when the fetch is over (a HEAD's headers wait for its handler).
+    location = /mirror-synth/fill {
+      internal;
+      proxy_method HEAD;
+      proxy_pass_request_body off;
+      proxy_set_header Content-Length "";
+      proxy_pass http://distribution$request_uri;
+    }
+  }
+`;
+
+/** The parts of nginx.conf that differ between the two fills (`spec.fill`). */
+interface FillSettings {
+  /** http block: the fill server's per-digest connection limit. */
+  readonly zone: string;
+  /** Digest location: how long to wait for the fill, and buffers. */
+  readonly wait: string;
+  /** Digest location: the cache lock. */
+  readonly lock: string;
+  /** Digest location: `proxy_ignore_headers` beyond the common ones. */
+  readonly ignoreHeaders: string;
+  /** Readiness location: where it is passed. */
+  readonly ready: string;
+  /** http block: nginx's own fill server. */
+  readonly server: string;
+}
+
 /**
- * How the digest location waits for its fill. whole: one request per digest reaches the fill,
- * which answers once the whole blob is in Distribution's store; the others wait on the cache lock
- * and get the cached copy; a fill longer than the lock's timeout falls back. streaming: every miss
- * goes to mirror-synth's fill, which makes one transfer of the digest and streams it to all of
- * them as it arrives, so no one waits without bytes and no lock is needed. The fill gives the
- * verified ETag to the request that started the transfer only, and ends its body only once the
- * digest matched: the front keeps that one copy, and only when it is whole. The other requests
- * get `X-Accel-Buffering: no` from the fill (honoured here, never passed on): uncached anyway,
- * they are relayed as they come rather than copied through nginx's temp files.
+ * whole: one request per digest reaches the fill server, which answers once the whole blob is in
+ * Distribution's store; the others wait on the cache lock and get the cached copy; a fill longer
+ * than the lock's timeout falls back. streaming: every miss goes to mirror-synth's fill, which
+ * makes one transfer of the digest and streams it to all of them as it arrives, so no one waits
+ * without bytes and no lock is needed. The fill gives the verified ETag to the request that
+ * started the transfer only, and ends its body only once the digest matched: the front keeps that
+ * one copy, and only when it is whole. The other requests get `X-Accel-Buffering: no` from the
+ * fill (honoured here, never passed on): uncached anyway, they are relayed as they come rather
+ * than copied through nginx's temp files. Readiness goes through the fill, which passes it to
+ * Distribution, so a pod is not Ready before its fill listens.
  */
-function fillTimeout(fill: FillMode): string {
-  if (fill === 'streaming')
-    return `      # mirror-synth's fill sends bytes as they arrive, and itself cuts a transfer idle for 300 s.
+const FILL_SETTINGS: Record<FillMode, FillSettings> = {
+  whole: {
+    zone: '  limit_conn_zone $uri zone=fills:1m;\n',
+    wait: `      # The fill answers when the whole blob is in Distribution's store; a longer fill falls back.
+      proxy_read_timeout ${FRONT_LOCK_TIMEOUT_SECONDS}s;`,
+    lock: `      proxy_cache_lock on;
+      proxy_cache_lock_timeout ${FRONT_LOCK_TIMEOUT_SECONDS}s;
+      proxy_cache_lock_age ${FRONT_LOCK_TIMEOUT_SECONDS}s;
+`,
+    ignoreHeaders: 'X-Accel-Buffering ',
+    ready: '      proxy_pass http://distribution/;',
+    server: WHOLE_FILL_SERVER,
+  },
+  streaming: {
+    zone: '',
+    wait: `      # mirror-synth's fill sends bytes as they arrive, and itself cuts a transfer idle for 300 s.
       proxy_read_timeout 330s;
       # Relayed unbuffered (X-Accel-Buffering: no from the fill) a body goes through one buffer of
       # proxy_buffer_size: 4 KiB by default, a read and a write per page for every waiting node.
       proxy_buffer_size 256k;
-      proxy_buffers 8 256k;`;
-  return `      # The fill answers when the whole blob is in Distribution's store; a longer fill falls back.
-      proxy_read_timeout ${FRONT_LOCK_TIMEOUT_SECONDS}s;`;
-}
-
-const CACHE_LOCK = `      proxy_cache_lock on;
-      proxy_cache_lock_timeout ${FRONT_LOCK_TIMEOUT_SECONDS}s;
-      proxy_cache_lock_age ${FRONT_LOCK_TIMEOUT_SECONDS}s;
-`;
+      proxy_buffers 8 256k;`,
+    lock: '',
+    ignoreHeaders: '',
+    ready: `      # through mirror-synth fill, which passes it to Distribution: ready when both are
+      proxy_pass http://fill/;`,
+    server: '',
+  },
+};
 
 export function renderFrontConfig(p: FrontConfigProps): string {
   const tmp = FRONT_TMP_PATH;
+  const fill = FILL_SETTINGS[p.fill];
   return `# Generated by mirror-synth for mirror ${p.mirrorName}. Holds no secret.
 worker_processes 2;
 pid ${tmp}/nginx.pid;
@@ -187,7 +247,7 @@ http {
     server 127.0.0.1:${FRONT_FILL_PORT};
     keepalive 64;
   }
-${p.fill === 'whole' ? '  limit_conn_zone $uri zone=fills:1m;\n' : ''}
+${fill.zone}
   server {
     listen ${REGISTRY_PORT};
     server_name _;
@@ -202,13 +262,13 @@ ${p.fill === 'whole' ? '  limit_conn_zone $uri zone=fills:1m;\n' : ''}
 
     location ~ "^/v2/.+/(blobs|manifests)/sha256:[0-9a-f]{64}$" {
       proxy_pass http://fill;
-${fillTimeout(p.fill)}
+${fill.wait}
       proxy_cache digests;
       proxy_cache_key $uri;
       proxy_cache_valid 200 168h;
       proxy_no_cache $front_unverified;
-${p.fill === 'whole' ? CACHE_LOCK : ''}      proxy_cache_use_stale error timeout http_500 http_502 http_503 http_504;
-      proxy_ignore_headers Cache-Control Expires Set-Cookie Vary X-Accel-Expires ${p.fill === 'whole' ? 'X-Accel-Buffering ' : ''}X-Accel-Limit-Rate;
+${fill.lock}      proxy_cache_use_stale error timeout http_500 http_502 http_503 http_504;
+      proxy_ignore_headers Cache-Control Expires Set-Cookie Vary X-Accel-Expires ${fill.ignoreHeaders}X-Accel-Limit-Rate;
       add_header X-Mirror-Cache $upstream_cache_status always;
     }
 
@@ -219,7 +279,7 @@ ${p.fill === 'whole' ? CACHE_LOCK : ''}      proxy_cache_use_stale error timeout
 
     location = ${FRONT_READY_PATH} {
       access_log off;
-${p.fill === 'whole' ? '      proxy_pass http://distribution/;' : '      # through mirror-synth fill, which passes it to Distribution: ready when both are\n      proxy_pass http://fill/;'}
+${fill.ready}
     }
 
     location @fallback {
@@ -229,36 +289,6 @@ ${p.fill === 'whole' ? '      proxy_pass http://distribution/;' : '      # throu
     }
   }
 
-${p.fill === 'whole' ? WHOLE_FILL_SERVER : ''}}
+${fill.server}}
 `;
 }
-
-/** nginx's own fill server (`spec.fill: whole`). */
-const WHOLE_FILL_SERVER = `  # The fill: the front's cache misses only. One at a time per digest (another gets a 503, and its
-  # node the upstream); it goes on when the front gives up waiting, so Distribution's copy completes.
-  server {
-    listen 127.0.0.1:${FRONT_FILL_PORT};
-    access_log off;
-    proxy_http_version 1.1;
-    proxy_set_header Connection "";
-    proxy_set_header Host $http_host;
-    proxy_connect_timeout 2s;
-    proxy_read_timeout 3600s;
-    proxy_ignore_client_abort on;
-    limit_conn fills 1;
-
-    location / {
-      auth_request /mirror-synth/fill;
-      proxy_pass http://distribution;
-    }
-
-    # Distribution answers a HEAD when the fetch is over (a HEAD's headers wait for its handler).
-    location = /mirror-synth/fill {
-      internal;
-      proxy_method HEAD;
-      proxy_pass_request_body off;
-      proxy_set_header Content-Length "";
-      proxy_pass http://distribution$request_uri;
-    }
-  }
-`;
