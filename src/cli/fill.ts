@@ -8,6 +8,7 @@ import { pino } from 'pino';
 import { UsageError } from '../api/errors.js';
 import { FillServer, type Peer } from '../fill/fill.js';
 import { parsePeers, srvPeers } from '../fill/peers.js';
+import { parseListenAddress } from './options.js';
 
 export interface FillCommandOptions {
   /** host:port to listen on. */
@@ -26,8 +27,7 @@ export interface FillCommandOptions {
 }
 
 export async function fill(opts: FillCommandOptions): Promise<void> {
-  const m = /^(.*):(\d{1,5})$/.exec(opts.listen);
-  if (!m || Number(m[2]) > 65535) throw new UsageError(`--listen must be host:port, got '${opts.listen}'`);
+  const listen = parseListenAddress('--listen', opts.listen);
   if (!/^http:\/\/[^/]+$/.test(opts.distribution))
     throw new UsageError(`--distribution must be http://host:port, got '${opts.distribution}'`);
   const logger = pino({ level: opts.logLevel, base: { component: 'fill' }, timestamp: pino.stdTimeFunctions.isoTime });
@@ -61,8 +61,8 @@ export async function fill(opts: FillCommandOptions): Promise<void> {
     ...(peers ? { peers } : {}),
     log,
   });
-  const port = await server.listen(Number(m[2]), m[1]);
-  logger.info({ listen: `${m[1]}:${port}`, distribution: opts.distribution, spool: opts.spool }, 'fill listening');
+  await server.listen(listen.port, listen.host);
+  logger.info({ listen: listen.text, distribution: opts.distribution, spool: opts.spool }, 'fill listening');
   await new Promise<void>((resolve) => {
     process.once('SIGTERM', resolve);
     process.once('SIGINT', resolve);

@@ -165,11 +165,18 @@ export interface BindAddress {
  */
 export function parseBindAddress(flag: string, value: string): BindAddress | undefined {
   if (value === '0') return undefined;
+  return listenAddress(flag, value, ':8080 or 127.0.0.1:8080 (or 0 for off)');
+}
+
+/** A listen address that cannot be off (`mirror-synth fill --listen`): `[host]:port`. */
+export function parseListenAddress(flag: string, value: string): BindAddress {
+  return listenAddress(flag, value, '127.0.0.1:5003');
+}
+
+function listenAddress(flag: string, value: string, examples: string): BindAddress {
   const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(value);
   const port = m ? Number(m[3]) : NaN;
-  if (!m || port > 65535) {
-    throw new UsageError(`${flag} must be [host]:port such as :8080 or 127.0.0.1:8080 (or 0 for off), got '${value}'`);
-  }
+  if (!m || port > 65535) throw new UsageError(`${flag} must be [host]:port such as ${examples}, got '${value}'`);
   const host = m[1] ?? m[2];
   return { ...(host ? { host } : {}), port, text: value };
 }

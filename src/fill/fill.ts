@@ -153,7 +153,7 @@ class Flight extends EventEmitter {
 }
 
 export interface FillStats {
-  /** Transfers started from Distribution. */
+  /** Transfers started (one per digest, however many clients ask), from Distribution or the owner replica. */
   readonly transfers: number;
   /** Client requests served by a transfer another request started. */
   readonly joined: number;
@@ -181,7 +181,8 @@ export class FillServer {
     return { ...this.counters };
   }
 
-  async listen(port: number, host: string): Promise<number> {
+  /** Listens on `host` (every interface when undefined) and `port` (0: any); resolves the port. */
+  async listen(port: number, host?: string): Promise<number> {
     await rm(this.opts.spoolDir, { recursive: true, force: true });
     await mkdir(this.opts.spoolDir, { recursive: true });
     await new Promise<void>((resolve, reject) => {
@@ -370,10 +371,8 @@ export class FillServer {
         upRes.on('end', () => {
           flight.errorBody = Buffer.concat(chunks).subarray(0, MAX_ERROR_BODY);
           flight.headers['content-length'] = String(flight.errorBody.length);
-          flight.state = 'failed';
-          flight.failure = `${src.name} answered ${status}`;
           settled = true;
-          flight.emit('progress');
+          flight.fail(`${src.name} answered ${status}`);
           end();
         });
         return;
