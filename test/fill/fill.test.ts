@@ -12,6 +12,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 
 import { digestOwner, FillServer, PEER_HEADER } from '../../src/fill/fill.js';
 import { parsePeers } from '../../src/fill/peers.js';
+import { waitFor } from '../support/wait.js';
 
 interface Origin {
   server: Server;
@@ -122,11 +123,11 @@ describe('the streaming fill', () => {
     let firstBytes = 0;
     const early = Array.from({ length: 5 }, () => fetchRaw(url + path, () => firstBytes++));
     // The early clients get the first third before the origin sends more.
-    await until(() => firstBytes === 5);
+    await waitFor('the 5 early clients to get a byte', () => firstBytes === 5 || undefined, 10_000, 10);
     expect(origin.requests).toEqual([`GET ${path}`]);
     g.open();
     const late = fetchRaw(url + path, () => firstBytes++);
-    await until(() => firstBytes === 6);
+    await waitFor('the late client to get a byte', () => firstBytes === 6 || undefined, 10_000, 10);
     g.open();
     const results = await Promise.all([...early, late]);
     for (const r of results) {
@@ -139,7 +140,12 @@ describe('the streaming fill', () => {
     const digest = path.slice(path.lastIndexOf('/') + 1);
     expect(results.map((r) => r.etag).sort()).toEqual([`"${digest}"`, ...Array<string>(5).fill(digest)]);
     // the spool goes once the last client is done with it
-    await until(async () => (await readdir(join(dir, 'spool'))).length === 0);
+    await waitFor(
+      'the spool to be emptied',
+      async () => (await readdir(join(dir, 'spool'))).length === 0 || undefined,
+      10_000,
+      10,
+    );
   });
 
   it('holds back the last byte until the digest is checked: a corrupt body reaches no client whole, and the next request fetches again', async () => {
@@ -151,7 +157,7 @@ describe('the streaming fill', () => {
     origin.handler = (_req, res) => gatedBody(res, bad, 2, g);
     let firstBytes = 0;
     const clients = Array.from({ length: 3 }, () => fetchRaw(url + path, () => firstBytes++));
-    await until(() => firstBytes === 3);
+    await waitFor('the 3 clients to get a byte', () => firstBytes === 3 || undefined, 10_000, 10);
     g.open();
     for (const r of await Promise.all(clients)) {
       expect(r.cut).toBe(true);
@@ -202,14 +208,6 @@ describe('the streaming fill', () => {
     }
   });
 });
-
-async function until(cond: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 describe('digest owners among replicas', () => {
   const names = ['m-0', 'm-1', 'm-2', 'm-3'].map((name) => ({ name }));

@@ -13,8 +13,9 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { reservePort } from './ports.js';
-import { spawnTracked } from './processes.js';
+import { hasExited, spawnTracked, terminate } from './processes.js';
 import { cacheContainer, cachePodUser, type ManifestObject, StopWaiting, waitFor } from './registry.js';
+import { waitForDigests } from './wait.js';
 
 /** This checkout's bin/mirror-synth.js (benchmarks run this file compiled elsewhere: look upwards). */
 function findBin(): string {
@@ -87,7 +88,7 @@ export class FillProcess {
   }
 
   get running(): boolean {
-    return this.child !== undefined && this.child.exitCode === null && this.child.signalCode === null;
+    return this.child !== undefined && !hasExited(this.child);
   }
 
   /** Its log lines (pino JSON on stdout, anything on stderr). */
@@ -112,12 +113,8 @@ export class FillProcess {
    * moment a client is done races. On timeout, what was logged, for the caller's assertion.
    */
   async loggedTransfers(digests: readonly string[], timeoutMs = 10_000): Promise<Map<string, number>> {
-    const end = Date.now() + timeoutMs;
-    for (;;) {
-      const t = this.transfers();
-      if (digests.every((d) => t.has(d)) || Date.now() > end) return t;
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    const got = await waitForDigests('mirror-synth fill', digests, () => ({ byDigest: this.transfers() }), timeoutMs);
+    return got.byDigest;
   }
 
   private async spawn(): Promise<void> {
@@ -141,13 +138,7 @@ export class FillProcess {
   }
 
   async stop(): Promise<void> {
-    const child = this.child;
-    if (!child || !this.running) return;
-    const exited = new Promise((resolve) => child.once('exit', resolve));
-    child.kill('SIGTERM');
-    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-    await exited;
-    clearTimeout(timer);
+    await terminate(this.child, 10_000);
   }
 
   /** SIGKILL, as a container killed mid-transfer. */
