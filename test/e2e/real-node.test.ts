@@ -14,6 +14,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { synth } from '../../src/cli/synth.js';
+import { fillTransfers } from '../support/fill.js';
 import type { TestImage } from '../support/images.js';
 import { type NodeCluster, nodeClusterUnavailable } from '../support/node.js';
 import {
@@ -160,17 +161,12 @@ describe.skipIf(unavailable !== undefined)(
             namespace: NAMESPACE,
             container: 'fill',
           });
-          const uris = fillLog
-            .split('\n')
-            .filter((l) => l.startsWith('{'))
-            .map((l) => JSON.parse(l) as { msg?: string; uri?: string })
-            .filter((l) => l.msg === 'fill done')
-            .map((l) => l.uri);
+          const uris = fillTransfers(fillLog.split('\n')).map((t) => t.uri);
           return uris.includes(wanted) ? uris : undefined;
         },
         30_000,
         500,
-      ).catch(() => [] as (string | undefined)[]);
+      ).catch(() => [] as string[]);
       expect(done).toContain(wanted);
     });
 

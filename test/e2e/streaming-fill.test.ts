@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { digestOwner } from '../../src/fill/fill.js';
 import { synthesizeMirror } from '../../src/index.js';
 import { Containerd, hostsToml, writeHostsToml } from '../support/containerd.js';
+import { type FillTransfer, fillTransfers } from '../support/fill.js';
 import { buildImage, RegistryClient, type TestImage } from '../support/images.js';
 import { reservePorts } from '../support/ports.js';
 import { startSynthesizedMirror, startUpstream, type SynthesizedMirror, type Upstream } from '../support/registry.js';
@@ -180,11 +181,8 @@ describe('spec.fill: streaming', () => {
     });
 
     /** The fill's completed transfers of a blob, and which replica each came from (none: its own Distribution). */
-    function transfersOf(r: SynthesizedMirror, digest: string): { from?: string }[] {
-      return r
-        .front!.fill!.log()
-        .map((l) => JSON.parse(l) as { msg?: string; uri?: string; from?: string })
-        .filter((l) => l.msg === 'fill done' && l.uri?.endsWith(`/blobs/${digest}`));
+    function transfersOf(r: SynthesizedMirror, digest: string): FillTransfer[] {
+      return fillTransfers(r.front!.fill!.log()).filter((t) => t.uri.endsWith(`/blobs/${digest}`));
     }
 
     it('21 cold GETs of one layer spread over them, as the Service spreads nodes: the upstream sends it once, through its owner replica', async () => {

@@ -36,6 +36,24 @@ export function fillArgs(objects: readonly ManifestObject[], name: string): stri
   }
 }
 
+/** A transfer the fill logged as completed and verified: its URI, and the owner replica it came from (none: its own Distribution). */
+export interface FillTransfer {
+  readonly uri: string;
+  readonly from?: string;
+}
+
+/** The `fill done` lines among the fill's log lines (pino JSON; other lines are skipped). */
+export function fillTransfers(lines: readonly string[]): FillTransfer[] {
+  return lines
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as { msg?: string; uri?: string; from?: string })
+    .flatMap((l) =>
+      l.msg === 'fill done' && l.uri !== undefined
+        ? [{ uri: l.uri, ...(l.from !== undefined ? { from: l.from } : {}) }]
+        : [],
+    );
+}
+
 function replaceArg(args: string[], flag: string, value: (old: string) => string): string[] {
   const i = args.indexOf(flag);
   if (i < 0 || i + 1 >= args.length) throw new Error(`the fill container has no ${flag} <value>: ${args.join(' ')}`);
@@ -96,12 +114,11 @@ export class FillProcess {
     return [...this.output];
   }
 
-  /** Transfers from Distribution that completed verified, by digest (its `fill done` log lines). */
+  /** Transfers that completed verified, by digest (its `fill done` log lines). */
   transfers(): Map<string, number> {
     const out = new Map<string, number>();
-    for (const line of this.output) {
-      const l = JSON.parse(line) as { msg?: string; uri?: string };
-      const m = l.msg === 'fill done' ? /(sha256:[0-9a-f]{64})$/.exec(l.uri ?? '') : null;
+    for (const { uri } of fillTransfers(this.output)) {
+      const m = /(sha256:[0-9a-f]{64})$/.exec(uri);
       if (m) out.set(m[1], (out.get(m[1]) ?? 0) + 1);
     }
     return out;
