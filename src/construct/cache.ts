@@ -93,13 +93,13 @@ export class MirrorCache {
       'config.yml': renderDistributionConfig({
         mirrorName: parts.mirrorName,
         upstreamUrl: spec.upstreamUrl,
-        credentials,
         ...(s3 ? { s3 } : {}),
       }),
       [FRONT_CONFIG_FILE]: renderFrontConfig({ mirrorName: parts.mirrorName, sizing, fill }),
       [FRONT_METRICS_PROGRAM]: frontMetricsProgram(),
+      // Run by Distribution for every mirror (proxy.exec): without credentials it answers with none.
+      [CREDENTIAL_HELPER_FILE]: credentialHelperScript(),
     };
-    if (credentials) data[CREDENTIAL_HELPER_FILE] = credentialHelperScript();
     this.config = new k8s.KubeConfigMap(scope, 'CacheConfig', {
       metadata: { name: names.cacheConfig, namespace, labels },
       data,
@@ -301,7 +301,7 @@ export class MirrorCache {
                 name: 'config',
                 configMap: {
                   name: this.config.name,
-                  items: ['config.yml', ...(credentials ? [CREDENTIAL_HELPER_FILE] : [])].map((key) => ({
+                  items: ['config.yml', CREDENTIAL_HELPER_FILE].map((key) => ({
                     key,
                     path: key,
                   })),

@@ -2,9 +2,14 @@
  * The CNCF Distribution (registry v3) configuration for a pull-through cache. Pure: spec in,
  * config.yml text out. It holds no secret: upstream credentials reach the registry through
  * Distribution's `proxy.exec` credential helper (assets/credential-helper.sh), which reads the
- * credentials Secret mounted as a volume. Unlike `proxy.username`/`password`, that path makes
- * no call to the upstream at start (distribution #4038), so a cache restarted during an
- * upstream outage starts and serves what it has.
+ * credentials Secret mounted as a volume.
+ *
+ * Every mirror has `proxy.exec`, with credentials or without (the helper then answers with none,
+ * and Distribution asks the upstream anonymously). Without it, Distribution 3.1.2 discovers the
+ * upstream's token URLs at start (`configureAuth`: a GET of `<remoteurl>/v2/`) and panics when the
+ * upstream cannot be reached (distribution #4038), so a cache pod restarted during an upstream
+ * outage would crash-loop exactly when its volume is the only copy. `proxy.exec` makes no call
+ * upstream at start.
  */
 import { stringify } from 'yaml';
 
@@ -58,11 +63,6 @@ export interface DistributionConfigProps {
   readonly mirrorName: string;
   readonly upstreamUrl: string;
   /**
-   * Authenticate upstream with the credentials the helper reads from the mounted Secret.
-   * @default false - anonymous
-   */
-  readonly credentials?: boolean;
-  /**
    * Keep the cache in this bucket, shared by every replica, instead of on the pod's volume.
    * @default - the cache volume (filesystem driver)
    */
@@ -106,7 +106,8 @@ export function distributionConfig(props: DistributionConfigProps): Record<strin
       // sharing a bucket would overwrite in turn: with a bucket, the bucket's own lifecycle
       // rules bound the cache, and 0 turns Distribution's expiry off.
       ttl: props.s3 ? '0s' : '168h',
-      ...(props.credentials ? { exec: { command: CREDENTIAL_HELPER_PATH, lifetime: CREDENTIALS_LIFETIME } } : {}),
+      // Always, so that Distribution makes no call upstream at start (see the top of this file).
+      exec: { command: CREDENTIAL_HELPER_PATH, lifetime: CREDENTIALS_LIFETIME },
     },
   };
 }

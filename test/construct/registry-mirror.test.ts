@@ -161,12 +161,15 @@ describe('RegistryMirror construct', () => {
     });
   });
 
-  it('runs anonymously, without the helper or a Secret volume, when no credentialsSecret is set', () => {
+  it('runs anonymously when no credentialsSecret is set: the helper answers with no credentials, no Secret is mounted', () => {
     const objs = synth({ upstreamUrl: 'quay.io' });
     const cm = find(objs, 'ConfigMap', 'registry-mirror-quay-config').data!;
-    expect(Object.keys(cm).sort()).toEqual(['config.yml', 'front.mtail', 'nginx.conf']);
-    expect(cm['config.yml']).not.toContain('exec');
-    expect(JSON.stringify(podSpec(find(objs, 'StatefulSet', 'registry-mirror-quay')))).not.toContain('secret');
+    expect(Object.keys(cm).sort()).toEqual(['config.yml', 'credential-helper.sh', 'front.mtail', 'nginx.conf']);
+    // proxy.exec for every mirror: without it Distribution calls the upstream at start and panics when it is down
+    expect(cm['config.yml']).toContain('command: /etc/distribution/credential-helper.sh');
+    const sts = find(objs, 'StatefulSet', 'registry-mirror-quay');
+    expect(JSON.stringify(podSpec(sts))).not.toContain('secret');
+    expect(container(sts, 'registry').env.map((e: { name: string }) => e.name)).not.toContain('CREDENTIALS_DIR');
   });
 
   it('puts the front on the port nodes pull from, Distribution behind it on loopback', () => {

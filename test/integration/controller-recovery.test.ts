@@ -138,8 +138,28 @@ describe.runIf(own)('controller recovery', () => {
     expect(JSON.stringify(config.data)).toContain('https://registry.k8s.io');
   });
 
+  it('started while the API server is down (leader election on), it waits, stays healthy, and works once the API server is back', async () => {
+    for (const r of running.splice(0)) await r.stop();
+    await cp.stopApiServer();
+    try {
+      const ctl = await start({
+        leaderElection: true,
+        leaseDurationSeconds: 4,
+        renewDeadlineSeconds: 3,
+        retryPeriodSeconds: 1,
+      });
+      await new Promise((r) => setTimeout(r, 3000)); // several attempts fail meanwhile
+      expect((await fetch(`http://127.0.0.1:${ctl.metricsPort}/healthz`)).status).toBe(200);
+    } finally {
+      await cp.startApiServer();
+    }
+    await setSpec(c, 'quay', { upstreamUrl: 'quay.io' });
+    const m = await waitForReady(c, 'quay', 'True', 60_000);
+    expect(m.status?.observedGeneration).toBe(m.metadata!.generation);
+  });
+
   it('runs one leader at a time and hands over when the leader stops', async () => {
-    await running[0].stop();
+    for (const r of running.splice(0)) await r.stop();
     const lease = `lease-${randomBytes(3).toString('hex')}`;
     const opts = {
       leaderElection: true,

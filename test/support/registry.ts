@@ -458,30 +458,34 @@ async function getText(url: string): Promise<string> {
 export interface UpstreamOptions {
   readonly binary: string;
   readonly dir: string;
-  readonly username: string;
-  readonly password: string;
+  /** With `password`, the htpasswd user every request must authenticate as. @default - a public upstream: anyone may pull and push */
+  readonly username?: string;
+  readonly password?: string;
   /** @default - a new CA in `<dir>/tls` */
   readonly ca?: TestCA;
 }
 
 export interface Upstream extends RegistryProcess {
   readonly ca: TestCA;
-  readonly username: string;
+  readonly username: string | undefined;
   /** The password the upstream accepts now. */
-  readonly password: string;
+  readonly password: string | undefined;
   /** Change the accepted password (new htpasswd, restart on the same port, same content). */
   setPassword(password: string): Promise<void>;
 }
 
 /**
- * The "remote" registry: Distribution with TLS (a test CA) and htpasswd basic auth, Prometheus
- * metrics on its debug port and JSON logs. It stands for quay.io or a private registry.
+ * The "remote" registry: Distribution with TLS (a test CA) and htpasswd basic auth (or none: a
+ * public registry), Prometheus metrics on its debug port and JSON logs. It stands for quay.io or a
+ * private registry.
  */
 export async function startUpstream(opts: UpstreamOptions): Promise<Upstream> {
   const ca = opts.ca ?? (await makeTestCA(join(opts.dir, 'tls')));
   const htpasswd = join(opts.dir, 'htpasswd');
   await mkdir(opts.dir, { recursive: true });
-  await writeHtpasswd(htpasswd, opts.username, opts.password);
+  const { username, password } = opts;
+  const authenticated = username !== undefined && password !== undefined;
+  if (authenticated) await writeHtpasswd(htpasswd, username, password);
   const config = [
     'version: 0.1',
     'log:',
@@ -497,10 +501,7 @@ export async function startUpstream(opts: UpstreamOptions): Promise<Upstream> {
     '  debug:',
     '    addr: :5001',
     '    prometheus: {enabled: true, path: /metrics}',
-    'auth:',
-    '  htpasswd:',
-    '    realm: upstream',
-    `    path: ${htpasswd}`,
+    ...(authenticated ? ['auth:', '  htpasswd:', '    realm: upstream', `    path: ${htpasswd}`] : []),
     '',
   ].join('\n');
   const reg = await RegistryProcess.start({
@@ -514,10 +515,11 @@ export async function startUpstream(opts: UpstreamOptions): Promise<Upstream> {
   });
   const upstream = Object.assign(reg, {
     ca,
-    username: opts.username,
-    password: opts.password,
+    username,
+    password,
     async setPassword(password: string): Promise<void> {
-      await writeHtpasswd(htpasswd, opts.username, password);
+      if (username === undefined) throw new Error('a public upstream has no password to change');
+      await writeHtpasswd(htpasswd, username, password);
       upstream.password = password;
       await reg.restart();
     },
@@ -800,8 +802,8 @@ export async function mirrorEnv(
       { mode: 0o755 },
     );
     env.REGISTRY_PROXY_EXEC_COMMAND = file;
-    if (env.CREDENTIALS_DIR === undefined) throw new Error('the registry container sets no CREDENTIALS_DIR');
-    env.CREDENTIALS_DIR = credentialsDir(opts);
+    // Set only for a mirror with credentials; without, the helper answers with none.
+    if (env.CREDENTIALS_DIR !== undefined) env.CREDENTIALS_DIR = credentialsDir(opts);
   }
   if (opts.upstreamCaFile) env.SSL_CERT_FILE = opts.upstreamCaFile;
   return env;
