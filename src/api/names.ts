@@ -150,11 +150,17 @@ export const IMAGES = {
   front: 'docker.io/nginxinc/nginx-unprivileged:1.30.4-alpine',
   frontMetrics: 'ghcr.io/google/mtail:3.0.9',
   volumeExporter: 'quay.io/prometheus/node-exporter:v1.12.1',
-  nodeAgent: 'docker.io/library/busybox:1.37.0',
   /** mirror-synth's own image (README "The controller image"), this package's version: `spec.fill: streaming` only. */
   fill: 'ghcr.io/mirror-synth/mirror-synth:0.1.0',
 } as const;
+/** The roles of IMAGES: what `spec.imageRegistry` and `spec.imageDigests.<role>` may change. */
 export type ImageRole = keyof typeof IMAGES;
+/**
+ * The node agent's image, unless the platform sets another (`--node-agent-image`, NODE_AGENT_IMAGE,
+ * cdk8s.yaml `nodeAgentImage`). Never from a spec: the agent runs as root with a node directory
+ * writable, so whoever chose its image would be root on every node.
+ */
+export const DEFAULT_NODE_AGENT_IMAGE = 'docker.io/library/busybox:1.37.0';
 /** An image digest, `sha256:` and 64 lower-case hex digits (`spec.imageDigests.<role>` is `<tag>@` and one). */
 export const IMAGE_DIGEST = 'sha256:[0-9a-f]{64}';
 export const IMAGE_DIGEST_PATTERN = `^${IMAGE_DIGEST}$`;
@@ -215,13 +221,20 @@ export const ALLOWLIST_KEYS = {
   upstreams: 'allowedUpstreams',
   masquerades: 'allowedMasquerades',
   imageRegistries: 'allowedImageRegistries',
+  imageDigests: 'allowedImageDigests',
+  imagePullSecrets: 'allowedImagePullSecrets',
+  priorityClasses: 'allowedPriorityClasses',
 } as const;
 /** The environment variables of the same lists (the controller's Deployment sets them from the ConfigMap). */
 export const ALLOWLIST_ENV = {
   upstreams: 'ALLOWED_UPSTREAMS',
   masquerades: 'ALLOWED_MASQUERADES',
   imageRegistries: 'ALLOWED_IMAGE_REGISTRIES',
-} as const;
+  imageDigests: 'ALLOWED_IMAGE_DIGESTS',
+  imagePullSecrets: 'ALLOWED_IMAGE_PULL_SECRETS',
+  priorityClasses: 'ALLOWED_PRIORITY_CLASSES',
+} as const satisfies Record<keyof typeof ALLOWLIST_KEYS, string>;
+export type AllowlistName = keyof typeof ALLOWLIST_KEYS;
 
 /** Apply order: what others refer to (or mount, or select) comes first, workloads last. */
 export const KIND_ORDER: readonly string[] = [

@@ -402,6 +402,11 @@ const ObjectStorage = Type.Object(
   },
 );
 
+/** Why a spec cannot choose the node agent's image. */
+export const NODE_AGENT_IMAGE_NOT_FROM_SPEC =
+  "the node agent runs as root on every node, so its image is the platform's choice: mirror-synth's --node-agent-image (env NODE_AGENT_IMAGE, cdk8s.yaml nodeAgentImage), not a RegistryMirror's spec";
+const nodeAgentDigestMessage = `spec.imageDigests.nodeAgent is not honoured: ${NODE_AGENT_IMAGE_NOT_FROM_SPEC}`;
+
 /** A regular expression matching `text` literally. */
 const literal = (text: string): string => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
@@ -438,13 +443,22 @@ const ImageDigests = Type.Object(
     front: Type.Optional(ImageDigest('front')),
     frontMetrics: Type.Optional(ImageDigest('frontMetrics')),
     volumeExporter: Type.Optional(ImageDigest('volumeExporter')),
-    nodeAgent: Type.Optional(ImageDigest('nodeAgent')),
     fill: Type.Optional(ImageDigest('fill')),
-  } satisfies Record<ImageRole, unknown>,
+    // Kept in the schema to refuse it with a reason rather than as an unknown field.
+    nodeAgent: Type.Optional(
+      Type.String({
+        maxLength: 200,
+        // matches nothing: any value is refused, with the rule's message
+        pattern: '(?!)',
+        description: `Not honoured: ${NODE_AGENT_IMAGE_NOT_FROM_SPEC}.`,
+        [RULES_KEYWORD]: [{ regex: '', match: false, message: nodeAgentDigestMessage }] satisfies StringRule[],
+      }),
+    ),
+  } satisfies Record<ImageRole | 'nodeAgent', unknown>,
   {
     additionalProperties: false,
     description:
-      'Pin images by digest as well as by tag: per image (registry, front, frontMetrics, volumeExporter, nodeAgent, fill), <tag>@sha256:<digest> of the tag mirror-synth deploys. Default: tags only.',
+      "Pin the cache pod's images by digest as well as by tag: per image (registry, front, frontMetrics, volumeExporter, fill), <tag>@sha256:<digest> of the tag mirror-synth deploys. Default: tags only. The node agent's image is the platform's (--node-agent-image), not the spec's.",
   },
 );
 
@@ -531,7 +545,7 @@ export const MirrorSpecSchema = Type.Object(
         pattern: REGISTRY_PREFIX_PATTERN,
         maxLength: 253,
         description:
-          'Pull the cache and node agent images from this registry (host[:port][/path]) instead of docker.io, for air-gapped clusters.',
+          "Pull the cache pod's images from this registry (host[:port][/path]) instead of their public registries, for air-gapped clusters. Not the node agent's: the platform sets that image (--node-agent-image).",
       }),
     ),
   },

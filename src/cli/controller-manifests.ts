@@ -5,12 +5,21 @@ import { controllerMonitoringObjects, controllerObjects } from '../synth/chart.j
 import { helmChartFiles } from '../synth/helm.js';
 import { writeTree } from '../synth/output.js';
 import { toYaml } from '../synth/yaml.js';
-import { type PolicyFlags, resolveChartVersion, resolveFormat, resolveNamespace, resolvePolicy } from './options.js';
+import {
+  type PolicyFlags,
+  resolveChartVersion,
+  resolveFormat,
+  resolveNamespace,
+  resolveNodeAgentImage,
+  resolvePolicy,
+} from './options.js';
 
 export interface ControllerManifestsCommandOptions extends PolicyFlags {
   readonly namespace?: string;
   /** The controller image. */
   readonly image: string;
+  /** The node agent's image the controller deploys (env NODE_AGENT_IMAGE of its Deployment). @default - busybox, pinned */
+  readonly nodeAgentImage?: string;
   /** Add the controller's PodMonitor and PrometheusRule (needs the Prometheus Operator's CRDs). */
   readonly monitoring?: boolean;
   /** Run the controller with `--takeover` and grant it pod and claim `delete`. @default false */
@@ -46,6 +55,7 @@ export function controllerManifests(opts: ControllerManifestsCommandOptions): st
         namespace,
         image: opts.image,
         policy: resolvePolicy(opts),
+        ...(opts.nodeAgentImage !== undefined ? { nodeAgentImage: resolveNodeAgentImage(opts.nodeAgentImage) } : {}),
         ...(opts.takeover ? { takeover: true } : {}),
       }),
       ...(opts.monitoring ? controllerMonitoringObjects(namespace) : []),

@@ -55,9 +55,27 @@ const policyOptions = () => [
   ),
   new Option(
     '--allowed-image-registries <registries>',
-    'comma-separated imageRegistry values (and paths under them) mirrors may name (env ALLOWED_IMAGE_REGISTRIES, cdk8s.yaml allowedImageRegistries; default any)',
+    'comma-separated imageRegistry values mirrors may name, exactly; host/* for every path under host (env ALLOWED_IMAGE_REGISTRIES, cdk8s.yaml allowedImageRegistries; default any)',
+  ),
+  new Option(
+    '--allowed-image-digests <digests>',
+    'comma-separated sha256:<hex> digests imageDigests may pin (env ALLOWED_IMAGE_DIGESTS, cdk8s.yaml allowedImageDigests; default any)',
+  ),
+  new Option(
+    '--allowed-image-pull-secrets <names>',
+    'comma-separated Secret names imagePullSecrets may name (env ALLOWED_IMAGE_PULL_SECRETS, cdk8s.yaml allowedImagePullSecrets; default any)',
+  ),
+  new Option(
+    '--allowed-priority-classes <names>',
+    'comma-separated priorityClassName values mirrors may name (env ALLOWED_PRIORITY_CLASSES, cdk8s.yaml allowedPriorityClasses; default any)',
   ),
 ];
+/** The node agent's image: the platform's, never a spec's. */
+const nodeAgentImageOption = (what = 'the image every node agent runs (root on every node)') =>
+  new Option(
+    '--node-agent-image <image>',
+    `${what}: <registry>/<path>:<tag>[@sha256:<hex>] (env NODE_AGENT_IMAGE, cdk8s.yaml nodeAgentImage; default docker.io/library/busybox:1.37.0)`,
+  );
 /** Commands that check specs against the allowlist (controller-manifests writes it into the cluster). */
 const POLICY_COMMANDS = ['synth', 'validate', 'check', 'controller', 'controller-manifests'];
 
@@ -86,6 +104,7 @@ export function buildCli(): Command {
       '--node-runtime <runtime>',
       'what the node agent configures: containerd, k3s, rke2 or cri-o (env NODE_RUNTIME; default containerd)',
     )
+    .addOption(nodeAgentImageOption())
     .option('--from-cluster', 'read RegistryMirror resources from the cluster instead of --mirrors')
     .option('--kubeconfig <file>', 'kubeconfig for --from-cluster (default: KUBECONFIG, ~/.kube/config, or in-cluster)')
     .option('--json', 'print a JSON summary')
@@ -118,6 +137,7 @@ export function buildCli(): Command {
     .addOption(namespaceOption())
     .option('--cluster-domain <domain>', 'as for synth')
     .option('--node-runtime <runtime>', 'as for synth')
+    .addOption(nodeAgentImageOption())
     .option('-q, --quiet', 'print nothing on success')
     .action(async (opts: CheckCommandOptions) => {
       const { check } = await import('./check.js');
@@ -187,6 +207,7 @@ export function buildCli(): Command {
     )
     .option('--cluster-domain <domain>', 'as for synth (env CLUSTER_DOMAIN; default cluster.local)')
     .option('--node-runtime <runtime>', 'as for synth (env NODE_RUNTIME; default containerd)')
+    .addOption(nodeAgentImageOption())
     .option(
       '--takeover',
       "take mirrors over from the original mirror-operator, deleting its objects (env TAKEOVER=true; needs controller-manifests --takeover's RBAC)",
@@ -225,6 +246,7 @@ export function buildCli(): Command {
     .description("print the controller's own manifests (Namespace, ServiceAccount, RBAC, Deployment)")
     .addOption(namespaceOption())
     .requiredOption('--image <image>', "controller image, built from this repository's Dockerfile")
+    .addOption(nodeAgentImageOption('the image the controller gives every node agent (its NODE_AGENT_IMAGE)'))
     .option('--monitoring', "add the controller's PodMonitor and PrometheusRule (needs the Prometheus Operator)")
     .option(
       '--takeover',

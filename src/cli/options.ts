@@ -11,17 +11,20 @@ import { UsageError } from '../api/errors.js';
 import {
   ALLOWLIST_ENV,
   ALLOWLIST_KEYS,
+  type AllowlistName,
   CONTROLLER_METRICS_PORT,
   DEFAULT_CLUSTER_DOMAIN,
   DEFAULT_MIRRORS_DIR,
   DEFAULT_NAMESPACE,
+  DEFAULT_NODE_AGENT_IMAGE,
   DEFAULT_NODE_RUNTIME,
   DEFAULT_OUT_DIR,
   DEFAULT_SECONDS_BETWEEN_STREAMS,
+  IMAGE_DIGEST_PATTERN,
   NODE_RUNTIMES,
   type NodeRuntime,
 } from '../api/names.js';
-import { type MirrorPolicy, parseAllowlist } from '../api/policy.js';
+import { ALLOWLIST_ENTRIES, ALLOWLISTS, type MirrorPolicy, parseAllowlist } from '../api/policy.js';
 import {
   DEFAULT_LEASE_DURATION_SECONDS,
   DEFAULT_RENEW_DEADLINE_SECONDS,
@@ -83,6 +86,24 @@ export function resolveNodeRuntime(flag?: string): NodeRuntime {
       `node runtime must be one of ${NODE_RUNTIMES.join(', ')}; got '${runtime}' (--node-runtime, NODE_RUNTIME or nodeRuntime in cdk8s.yaml)`,
     );
   return runtime as NodeRuntime;
+}
+
+/** An image reference with a registry host, a path, and a tag or a digest (or both). */
+const IMAGE_REFERENCE =
+  /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?(:[0-9]{1,5})?(\/[a-z0-9._-]+)+(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[0-9a-f]{64})?$/;
+
+/**
+ * The node agent's image, the platform's choice (it runs as root on every node; no spec field
+ * changes it): --node-agent-image, NODE_AGENT_IMAGE, `nodeAgentImage` in cdk8s.yaml, else busybox pinned.
+ */
+export function resolveNodeAgentImage(flag?: string): string {
+  const image = pick(flag, process.env.NODE_AGENT_IMAGE, readCdk8sYaml().nodeAgentImage, DEFAULT_NODE_AGENT_IMAGE);
+  const m = IMAGE_REFERENCE.exec(image);
+  if (!m || (m[4] === undefined && m[5] === undefined))
+    throw new UsageError(
+      `the node agent's image must be <registry>/<path>:<tag> or ...@sha256:<64 hex>, such as ${DEFAULT_NODE_AGENT_IMAGE}; got '${image}' (--node-agent-image, NODE_AGENT_IMAGE or nodeAgentImage in cdk8s.yaml)`,
+    );
+  return image;
 }
 
 export function resolveMirrorsDir(flag?: string): string {
@@ -202,10 +223,26 @@ export interface PolicyFlags {
   readonly allowedUpstreams?: string;
   readonly allowedMasquerades?: string;
   readonly allowedImageRegistries?: string;
+  readonly allowedImageDigests?: string;
+  readonly allowedImagePullSecrets?: string;
+  readonly allowedPriorityClasses?: string;
 }
 
-const HOST_ENTRY = /^(\*\.)?[a-z0-9]([-a-z0-9.]*[a-z0-9])?(:[0-9]{1,5})?$/;
-const REGISTRY_ENTRY = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?(:[0-9]{1,5})?(\/[a-z0-9._-]+)*$/;
+/** What an entry of each kind of list looks like, and how a bad one is described. */
+const ENTRY_SYNTAX: Record<(typeof ALLOWLIST_ENTRIES)[AllowlistName], { pattern: RegExp; what: string }> = {
+  host: { pattern: /^(\*\.)?[a-z0-9]([-a-z0-9.]*[a-z0-9])?(:[0-9]{1,5})?$/, what: 'a host[:port] or *.domain' },
+  registry: {
+    pattern: /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?(:[0-9]{1,5})?(\/[a-z0-9._-]+)*(\/\*)?$/,
+    what: 'a registry host[:port][/path], or one ending in /* for every path under it',
+  },
+  digest: { pattern: new RegExp(IMAGE_DIGEST_PATTERN), what: 'a digest sha256:<64 lower-case hex digits>' },
+  name: { pattern: /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/, what: 'a Kubernetes object name' },
+};
+
+/** `allowedImagePullSecrets` -> `--allowed-image-pull-secrets`. */
+function allowlistFlag(list: AllowlistName): string {
+  return `--${ALLOWLIST_KEYS[list].replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+}
 
 /**
  * The allowlist (api/policy.ts), each list from its flag (`--allowed-upstreams`), else its
@@ -216,18 +253,15 @@ const REGISTRY_ENTRY = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?(:[0-9]{1,5})?(\/[a-z0-9.
  */
 export function resolvePolicy(flags: PolicyFlags): MirrorPolicy {
   const config = readCdk8sYaml();
-  const one = (
-    flag: string | undefined,
-    envName: string,
-    key: string,
-    option: string,
-    entry: RegExp,
-  ): string[] | undefined => {
+  const one = (list: AllowlistName): string[] | undefined => {
+    const key = ALLOWLIST_KEYS[list];
+    const envName = ALLOWLIST_ENV[list];
+    const flag = flags[key];
     let entries: string[] | undefined;
     let from: string;
     const env = process.env[envName];
     const fromConfig = config[key];
-    if (flag !== undefined) [entries, from] = [parseAllowlist(flag), option];
+    if (flag !== undefined) [entries, from] = [parseAllowlist(flag), allowlistFlag(list)];
     else if (env !== undefined) [entries, from] = [parseAllowlist(env), envName];
     else if (fromConfig !== undefined && fromConfig !== null) {
       from = `${key} in cdk8s.yaml`;
@@ -236,39 +270,14 @@ export function resolvePolicy(flags: PolicyFlags): MirrorPolicy {
         entries = parseAllowlist(fromConfig.join(','));
       else throw new UsageError(`${from} must be a list of strings or a comma-separated string`);
     } else return undefined;
-    const bad = entries.find((e) => !entry.test(e));
-    if (bad !== undefined)
-      throw new UsageError(
-        `${from}: '${bad}' is not ${entry === HOST_ENTRY ? 'a host[:port] or *.domain' : 'a registry host[:port][/path]'} (lowercase, no scheme)`,
-      );
+    const syntax = ENTRY_SYNTAX[ALLOWLIST_ENTRIES[list]];
+    const bad = entries.find((e) => !syntax.pattern.test(e));
+    if (bad !== undefined) throw new UsageError(`${from}: '${bad}' is not ${syntax.what} (lowercase, no scheme)`);
     return entries;
   };
-  const upstreams = one(
-    flags.allowedUpstreams,
-    ALLOWLIST_ENV.upstreams,
-    ALLOWLIST_KEYS.upstreams,
-    '--allowed-upstreams',
-    HOST_ENTRY,
-  );
-  const masquerades = one(
-    flags.allowedMasquerades,
-    ALLOWLIST_ENV.masquerades,
-    ALLOWLIST_KEYS.masquerades,
-    '--allowed-masquerades',
-    HOST_ENTRY,
-  );
-  const imageRegistries = one(
-    flags.allowedImageRegistries,
-    ALLOWLIST_ENV.imageRegistries,
-    ALLOWLIST_KEYS.imageRegistries,
-    '--allowed-image-registries',
-    REGISTRY_ENTRY,
-  );
-  return {
-    ...(upstreams ? { upstreams } : {}),
-    ...(masquerades ? { masquerades } : {}),
-    ...(imageRegistries ? { imageRegistries } : {}),
-  };
+  return Object.fromEntries(
+    ALLOWLISTS.map((list) => [list, one(list)] as const).filter(([, entries]) => entries !== undefined),
+  ) as MirrorPolicy;
 }
 
 /** Leader-election timings as given (seconds). */

@@ -17,6 +17,7 @@ import {
   resolveFormat,
   resolveMirrorsDir,
   resolveNamespace,
+  resolveNodeAgentImage,
   resolveNodeRuntime,
   resolveOutDir,
   resolvePolicy,
@@ -30,6 +31,8 @@ export interface SynthCommandOptions extends PolicyFlags {
   readonly clusterDomain?: string;
   /** containerd, k3s, rke2 or cri-o. @default NODE_RUNTIME, then cdk8s.yaml `nodeRuntime`, else 'containerd' */
   readonly nodeRuntime?: string;
+  /** The node agent's image. @default NODE_AGENT_IMAGE, then cdk8s.yaml `nodeAgentImage`, else busybox pinned */
+  readonly nodeAgentImage?: string;
   /** Read RegistryMirrors from the cluster instead of --mirrors. */
   readonly fromCluster?: boolean;
   readonly kubeconfig?: string;
@@ -68,11 +71,13 @@ export function synthOptions(opts: {
   namespace?: string;
   clusterDomain?: string;
   nodeRuntime?: string;
+  nodeAgentImage?: string;
 }): Required<SynthOptions> {
   return {
     namespace: resolveNamespace(opts.namespace),
     clusterDomain: resolveClusterDomain(opts.clusterDomain),
     nodeRuntime: resolveNodeRuntime(opts.nodeRuntime),
+    nodeAgentImage: resolveNodeAgentImage(opts.nodeAgentImage),
   };
 }
 

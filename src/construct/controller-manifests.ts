@@ -36,7 +36,7 @@ import {
   PLURAL,
   PROJECT,
 } from '../api/names.js';
-import { allowlistValidations, type MirrorPolicy } from '../api/policy.js';
+import { ALLOWLISTS, allowlistValidations, type MirrorPolicy } from '../api/policy.js';
 import { k8s } from './k8s.js';
 import { MirrorNamespace } from './namespace.js';
 /** V8 heap settings of the controller container (measured by bench/controller.ts). */
@@ -47,6 +47,11 @@ export interface ControllerManifestsProps {
   readonly namespace: string;
   /** Controller image, e.g. `ghcr.io/mirror-synth/mirror-synth:0.1.0`. */
   readonly image: string;
+  /**
+   * The image of every mirror's node agent (root on every node: the platform's choice, never a spec's).
+   * @default - the controller's own default, DEFAULT_NODE_AGENT_IMAGE
+   */
+  readonly nodeAgentImage?: string;
   /** The allowlist written into the ConfigMap `mirror-synth-allowlist`. @default - every list unset: anything */
   readonly policy?: MirrorPolicy;
   /**
@@ -80,7 +85,7 @@ export class ControllerManifests extends Construct {
 }
 
 function addControllerObjects(chart: Construct, props: ControllerManifestsProps): void {
-  const { namespace, image, policy = {}, takeover = false } = props;
+  const { namespace, image, policy = {}, takeover = false, nodeAgentImage } = props;
   new MirrorNamespace(chart, 'Namespace', { name: namespace });
   const meta = (name: string, ns?: string) => ({ name, ...(ns ? { namespace: ns } : {}), labels });
 
@@ -178,8 +183,9 @@ function addControllerObjects(chart: Construct, props: ControllerManifestsProps)
               args: takeover ? ['controller', '--takeover'] : ['controller'],
               env: [
                 { name: 'NAMESPACE', value: namespace },
+                ...(nodeAgentImage ? [{ name: 'NODE_AGENT_IMAGE', value: nodeAgentImage }] : []),
                 // The allowlist, from its ConfigMap: a key left out allows anything (restart after a change).
-                ...(['upstreams', 'masquerades', 'imageRegistries'] as const).map((list) => ({
+                ...ALLOWLISTS.map((list) => ({
                   name: ALLOWLIST_ENV[list],
                   valueFrom: { configMapKeyRef: { name: ALLOWLIST_NAME, key: ALLOWLIST_KEYS[list], optional: true } },
                 })),
@@ -210,14 +216,14 @@ function addControllerObjects(chart: Construct, props: ControllerManifestsProps)
 
 /**
  * The allowlist ConfigMap and the admission policy that enforces it on the API server: a
- * RegistryMirror whose spec names an upstream, masquerade host or image registry the ConfigMap
- * does not allow is refused on create, and on an update that changes its spec (a spec left as it
+ * RegistryMirror whose spec names an upstream, masquerade host, image registry, image digest, pull
+ * Secret or priority class the ConfigMap does not allow is refused on create, and on an update that changes its spec (a spec left as it
  * was, as in the controller's label write, passes). The binding denies when the ConfigMap is
  * missing: deleting it does not open the gate.
  */
 function addAllowlist(chart: Construct, namespace: string, policy: MirrorPolicy): void {
   const data: Record<string, string> = {};
-  for (const list of ['upstreams', 'masquerades', 'imageRegistries'] as const) {
+  for (const list of ALLOWLISTS) {
     const entries = policy[list];
     if (entries) data[ALLOWLIST_KEYS[list]] = entries.join(',');
   }

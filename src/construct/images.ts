@@ -7,7 +7,7 @@
  * is the Prometheus node_exporter, the version they build from tools/node-exporter/go.mod
  * (tests keep each pair equal). The references themselves are api/names.ts's IMAGES.
  */
-import { type ImageRole, IMAGES, imageTag } from '../api/names.js';
+import { DEFAULT_NODE_AGENT_IMAGE, type ImageRole, IMAGES, imageTag } from '../api/names.js';
 import type { MirrorSpec } from '../api/schema.js';
 import { withRegistry } from './upstream.js';
 
@@ -15,7 +15,7 @@ export const REGISTRY_IMAGE = IMAGES.registry;
 export const NODE_EXPORTER_IMAGE = IMAGES.volumeExporter;
 export const FRONT_IMAGE = IMAGES.front;
 export const FRONT_METRICS_IMAGE = IMAGES.frontMetrics;
-export const NODE_AGENT_IMAGE = IMAGES.nodeAgent;
+export const NODE_AGENT_IMAGE = DEFAULT_NODE_AGENT_IMAGE;
 
 /**
  * The image a container runs: its pinned tag, from `spec.imageRegistry` if set, and pinned by

@@ -9,6 +9,7 @@ import { mirrorHosts, upstreamServerUrl } from '../api/hosts.js';
 import {
   CONFIG_HASH_ANNOTATION,
   DEFAULT_CLUSTER_DOMAIN,
+  DEFAULT_NODE_AGENT_IMAGE,
   DEFAULT_NODE_RUNTIME,
   DEFAULT_PULL_FROM_MIRROR,
   mirrorChildNames,
@@ -17,7 +18,6 @@ import {
   REGISTRY_PORT,
 } from '../api/names.js';
 import { nodeAgentScript } from './assets.js';
-import { imageFor } from './images.js';
 import { k8s } from './k8s.js';
 import type { MirrorParts } from './parts.js';
 import { configHash, quantities, RESTRICTED_CONTAINER, RUNTIME_DEFAULT_SECCOMP } from './pod.js';
@@ -48,6 +48,11 @@ export interface NodeAgentProps {
    * @default 'containerd'
    */
   readonly nodeRuntime?: NodeRuntime;
+  /**
+   * The agent's image, set by the platform (never from the spec).
+   * @default DEFAULT_NODE_AGENT_IMAGE
+   */
+  readonly image?: string;
 }
 
 export class NodeAgent {
@@ -55,6 +60,7 @@ export class NodeAgent {
   public readonly hosts: readonly string[];
   public readonly clusterDomain: string;
   public readonly nodeRuntime: NodeRuntime;
+  public readonly image: string;
   /** `spec.pullFromMirror`: whether nodes look tags up through the mirror (`all`) or at the upstream. */
   public readonly pullFromMirror: PullFromMirror;
   /** The node's directory the agent mounts (the only host path it touches). */
@@ -68,6 +74,7 @@ export class NodeAgent {
     this.hosts = mirrorHosts(spec);
     this.clusterDomain = props.clusterDomain ?? DEFAULT_CLUSTER_DOMAIN;
     this.nodeRuntime = props.nodeRuntime ?? DEFAULT_NODE_RUNTIME;
+    this.image = props.image ?? DEFAULT_NODE_AGENT_IMAGE;
     this.hostDir = NODE_CONFIG_DIRS[this.nodeRuntime];
     this.pullFromMirror = spec.pullFromMirror ?? DEFAULT_PULL_FROM_MIRROR;
     const mountPath = `${HOST_MOUNT_ROOT}${this.hostDir}`;
@@ -99,7 +106,7 @@ export class NodeAgent {
             containers: [
               {
                 name: 'node-agent',
-                image: imageFor('nodeAgent', spec),
+                image: this.image,
                 command: ['sh', `${AGENT_SCRIPT_DIR}/node-agent.sh`],
                 env: [
                   { name: 'NODE_RUNTIME', value: this.nodeRuntime },

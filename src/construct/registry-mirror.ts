@@ -50,6 +50,12 @@ export interface RegistryMirrorProps extends Readonly<MirrorSpec> {
    * @default 'containerd'
    */
   readonly nodeRuntime?: NodeRuntime;
+  /**
+   * The node agent's image. The platform's choice, not the spec's: the agent runs as root with a
+   * node directory writable, so `imageRegistry` and `imageDigests` do not apply to it.
+   * @default DEFAULT_NODE_AGENT_IMAGE (busybox, pinned)
+   */
+  readonly nodeAgentImage?: string;
 }
 
 export class RegistryMirror extends Construct {
@@ -81,7 +87,7 @@ export class RegistryMirror extends Construct {
 
   constructor(scope: Construct, id: string, props: RegistryMirrorProps) {
     super(scope, id);
-    const { name, namespace, credentialsHash, clusterDomain, nodeRuntime, ...spec } = props;
+    const { name, namespace, credentialsHash, clusterDomain, nodeRuntime, nodeAgentImage, ...spec } = props;
     this.mirrorName = name;
     this.namespace = namespace ?? DEFAULT_NAMESPACE;
     this.resourceName = childName(name);
@@ -105,7 +111,7 @@ export class RegistryMirror extends Construct {
     };
 
     this.cachePart = new MirrorCache(parts, { credentialsHash, clusterDomain });
-    this.nodeAgentPart = new NodeAgent(parts, { clusterDomain, nodeRuntime });
+    this.nodeAgentPart = new NodeAgent(parts, { clusterDomain, nodeRuntime, image: nodeAgentImage });
     this.replicas = this.cachePart.replicas;
     this.storage = this.cachePart.storage;
     this.hosts = this.nodeAgentPart.hosts;

@@ -38,6 +38,8 @@ export interface StartControllerOptions {
   readonly clusterDomain?: string;
   /** The cluster's node container runtime, for the node agents. @default 'containerd' */
   readonly nodeRuntime?: NodeRuntime;
+  /** The node agent's image (the platform's, never a spec's). @default DEFAULT_NODE_AGENT_IMAGE */
+  readonly nodeAgentImage?: string;
   /** Wait before restarting informers after an API failure, while the CRD or the namespace does not exist. */
   readonly secondsBetweenStreams: number;
   /** Port of /metrics (and of the probes unless `probePort` is set); 0 picks a free port. @default - no server */
@@ -225,6 +227,7 @@ class Controller {
       namespace: opts.namespace,
       ...(opts.clusterDomain ? { clusterDomain: opts.clusterDomain } : {}),
       ...(opts.nodeRuntime ? { nodeRuntime: opts.nodeRuntime } : {}),
+      ...(opts.nodeAgentImage ? { nodeAgentImage: opts.nodeAgentImage } : {}),
       ...(opts.policy ? { policy: opts.policy } : {}),
       ...(opts.takeover ? { takeover: true } : {}),
       mirrors: this.mirrors,

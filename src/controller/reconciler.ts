@@ -117,6 +117,7 @@ export interface ReconcilerOptions {
   readonly namespace: string;
   readonly clusterDomain?: string;
   readonly nodeRuntime?: NodeRuntime;
+  readonly nodeAgentImage?: string;
   /** What mirrors may name; one it refuses stalls with NotAllowed. @default - anything */
   readonly policy?: MirrorPolicy;
   /** Take mirrors over from the original mirror-operator. @default false */
@@ -357,6 +358,7 @@ export class Reconciler {
         namespace,
         ...(this.opts.clusterDomain ? { clusterDomain: this.opts.clusterDomain } : {}),
         ...(this.opts.nodeRuntime ? { nodeRuntime: this.opts.nodeRuntime } : {}),
+        ...(this.opts.nodeAgentImage ? { nodeAgentImage: this.opts.nodeAgentImage } : {}),
         ...(secretsHash ? { credentialsHash: secretsHash } : {}),
       });
     } catch (err) {

@@ -29,6 +29,11 @@ export interface SynthOptions {
    * @default 'containerd'
    */
   readonly nodeRuntime?: NodeRuntime;
+  /**
+   * The node agent's image: the platform's choice, never a spec's.
+   * @default DEFAULT_NODE_AGENT_IMAGE
+   */
+  readonly nodeAgentImage?: string;
 }
 
 /** Objects in apply order (KIND_ORDER), then by kind and name. */
@@ -52,6 +57,7 @@ export class MirrorChart extends Chart {
       credentialsHash: opts.credentialsHash,
       clusterDomain: opts.clusterDomain,
       nodeRuntime: opts.nodeRuntime,
+      nodeAgentImage: opts.nodeAgentImage,
     });
   }
 }

@@ -7,11 +7,14 @@ import { join } from 'node:path';
 
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 
+import { ALLOWLIST_ENV } from '../../src/api/names.js';
 import { hostAllowed, registryAllowed } from '../../src/api/policy.js';
 import { resolvePolicy } from '../../src/cli/options.js';
 import { cli, SPAWN_TIMEOUT, spawnCli } from '../support/cli.js';
 import { mirrorYaml } from '../support/fixtures.js';
 
+const DIGEST_A = `sha256:${'a'.repeat(64)}`;
+const DIGEST_B = `sha256:${'b'.repeat(64)}`;
 let cwd: string;
 let mirrors: string;
 beforeAll(async () => {
@@ -22,7 +25,7 @@ beforeAll(async () => {
     join(mirrors, 'k8s.yaml'),
     mirrorYaml(
       'k8s',
-      '{upstreamUrl: evil.example.net, masqueradeUrl: registry.k8s.io, imageRegistry: evil.example.net/x}',
+      `{upstreamUrl: evil.example.net, masqueradeUrl: registry.k8s.io, imageRegistry: evil.example.net/x, imageDigests: {registry: '3.1.2@${DIGEST_B}'}, imagePullSecrets: [{name: ok-pull}, {name: team-pull}], priorityClassName: system-node-critical}`,
     ),
   );
   await writeFile(join(mirrors, 'quay.yaml'), mirrorYaml('quay', '{upstreamUrl: quay.io}'));
@@ -32,9 +35,7 @@ afterAll(() => rm(cwd, { recursive: true, force: true }));
 afterEach(() => vi.unstubAllEnvs());
 
 const clear = () => {
-  vi.stubEnv('ALLOWED_UPSTREAMS', undefined);
-  vi.stubEnv('ALLOWED_MASQUERADES', undefined);
-  vi.stubEnv('ALLOWED_IMAGE_REGISTRIES', undefined);
+  for (const name of Object.values(ALLOWLIST_ENV)) vi.stubEnv(name, undefined);
 };
 
 describe('the allowlist', () => {
@@ -61,6 +62,12 @@ describe('the allowlist', () => {
       '',
       '--allowed-image-registries',
       'harbor.example.com',
+      '--allowed-image-digests',
+      DIGEST_A,
+      '--allowed-image-pull-secrets',
+      'ok-pull',
+      '--allowed-priority-classes',
+      'mirror-cache',
     );
     expect(r.code).toBe(1);
     const file = join(mirrors, 'k8s.yaml');
@@ -70,6 +77,9 @@ describe('the allowlist', () => {
         `${file}: mirror 'k8s': spec.upstreamUrl must be a host the allowlist allowedUpstreams admits (quay.io,*.example.com), got 'evil.example.net'`,
         `${file}: mirror 'k8s': spec.masqueradeUrl must be a host the allowlist allowedMasquerades admits (none), got 'registry.k8s.io'`,
         `${file}: mirror 'k8s': spec.imageRegistry must be a registry the allowlist allowedImageRegistries admits (harbor.example.com), got 'evil.example.net/x'`,
+        `${file}: mirror 'k8s': spec.imageDigests.registry must be a digest the allowlist allowedImageDigests admits (${DIGEST_A}), got '${DIGEST_B}'`,
+        `${file}: mirror 'k8s': spec.imagePullSecrets must be a name the allowlist allowedImagePullSecrets admits (ok-pull), got 'team-pull'`,
+        `${file}: mirror 'k8s': spec.priorityClassName must be a name the allowlist allowedPriorityClasses admits (mirror-cache), got 'system-node-critical'`,
         '',
       ].join('\n'),
     );
@@ -94,8 +104,19 @@ describe('the allowlist', () => {
       "--allowed-upstreams: 'https://quay.io' is not a host[:port] or *.domain (lowercase, no scheme)",
     );
     expect(() => resolvePolicy({ allowedImageRegistries: 'Harbor' })).toThrow(
-      "--allowed-image-registries: 'Harbor' is not a registry host[:port][/path]",
+      "--allowed-image-registries: 'Harbor' is not a registry host[:port][/path], or one ending in /* for every path under it",
     );
+    expect(resolvePolicy({ allowedImageRegistries: 'harbor.example.com/*,quay.io/team' })).toMatchObject({
+      imageRegistries: ['harbor.example.com/*', 'quay.io/team'],
+    });
+    expect(() => resolvePolicy({ allowedImageDigests: 'sha256:abc' })).toThrow(
+      "--allowed-image-digests: 'sha256:abc' is not a digest sha256:<64 lower-case hex digits>",
+    );
+    vi.stubEnv('ALLOWED_PRIORITY_CLASSES', 'mirror-cache');
+    expect(resolvePolicy({ allowedImagePullSecrets: 'a,b' })).toMatchObject({
+      imagePullSecrets: ['a', 'b'],
+      priorityClasses: ['mirror-cache'],
+    });
   });
 
   it(
@@ -120,15 +141,21 @@ describe('the allowlist', () => {
 });
 
 describe('matching', () => {
-  it('matches hosts exactly or under a *.domain, registries exactly or by path', () => {
+  it('matches hosts exactly or under a *.domain, registries exactly or under a /* entry', () => {
     expect(hostAllowed('quay.io', ['quay.io'])).toBe(true);
     expect(hostAllowed('quay.io:443', ['quay.io'])).toBe(false);
     expect(hostAllowed('a.example.com', ['*.example.com'])).toBe(true);
     expect(hostAllowed('example.com', ['*.example.com'])).toBe(false);
     expect(hostAllowed('evilexample.com', ['*.example.com'])).toBe(false);
-    expect(registryAllowed('harbor.example.com/hub', ['harbor.example.com'])).toBe(true);
+    // a registry entry is that registry alone: a writer cannot pick another team's path under it
     expect(registryAllowed('harbor.example.com', ['harbor.example.com'])).toBe(true);
+    expect(registryAllowed('harbor.example.com/team-a', ['harbor.example.com'])).toBe(false);
     expect(registryAllowed('harbor.example.com.evil', ['harbor.example.com'])).toBe(false);
     expect(registryAllowed('harbor.example.com/hubx', ['harbor.example.com/hub'])).toBe(false);
+    // /* admits every path under it, not the registry itself nor a look-alike host
+    expect(registryAllowed('harbor.example.com/hub', ['harbor.example.com/*'])).toBe(true);
+    expect(registryAllowed('harbor.example.com/hub/deep', ['harbor.example.com/*'])).toBe(true);
+    expect(registryAllowed('harbor.example.com', ['harbor.example.com/*'])).toBe(false);
+    expect(registryAllowed('harbor.example.com.evil/hub', ['harbor.example.com/*'])).toBe(false);
   });
 });

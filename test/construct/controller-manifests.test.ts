@@ -131,6 +131,13 @@ describe('controllerManifests', () => {
       'spec.upstreamUrl mu',
       'spec.masqueradeUrl ',
       'spec.imageRegistry ',
+      'spec.imageDigests.r',
+      'spec.imageDigests.f',
+      'spec.imageDigests.f',
+      'spec.imageDigests.v',
+      'spec.imageDigests.f',
+      'spec.imagePullSecre',
+      'spec.priorityClassN',
     ]);
     // Deleting the ConfigMap refuses every RegistryMirror rather than allowing any.
     expect(find('ValidatingAdmissionPolicyBinding', 'mirror-synth-allowlist').spec).toEqual({

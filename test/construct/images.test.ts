@@ -46,8 +46,8 @@ describe('image references and digest pins', () => {
       expect(bad).not.toMatch(pattern);
   });
 
-  it('spec.imageDigests pins an image as <reference>@sha256:..., also from spec.imageRegistry; tags only by default', () => {
-    const spec = `{upstreamUrl: quay.io, imageRegistry: harbor.example.com/hub, imageDigests: {registry: '3.1.2@${DIGEST}', nodeAgent: '1.37.0@${DIGEST}'}}`;
+  it("spec.imageDigests pins a cache image as <reference>@sha256:..., also from spec.imageRegistry; tags only by default; neither touches the node agent's image", () => {
+    const spec = `{upstreamUrl: quay.io, imageRegistry: harbor.example.com/hub, imageDigests: {registry: '3.1.2@${DIGEST}'}}`;
     const [mirror] = parseMirrorFile(mirrorYaml('quay', spec), 'mirrors/quay.yaml');
     const images = synthesizeMirror(mirror, { namespace: 'kube-extra' })
       .filter((o) => o.kind === 'StatefulSet' || o.kind === 'DaemonSet')
@@ -55,7 +55,8 @@ describe('image references and digest pins', () => {
     expect(images.sort()).toEqual(
       [
         `harbor.example.com/hub/library/registry:3.1.2@${DIGEST}`,
-        `harbor.example.com/hub/library/busybox:1.37.0@${DIGEST}`,
+        // the node agent runs as root on every node: its image is the platform's (--node-agent-image)
+        'docker.io/library/busybox:1.37.0',
         'harbor.example.com/hub/nginxinc/nginx-unprivileged:1.30.4-alpine',
         'harbor.example.com/hub/google/mtail:3.0.9',
         'harbor.example.com/hub/prometheus/node-exporter:v1.12.1',
@@ -63,6 +64,18 @@ describe('image references and digest pins', () => {
     );
     for (const image of images) expect(image.replace(`@${DIGEST}`, '')).toMatch(REFERENCE);
     expect(imageFor('front', {})).toBe(IMAGES.front);
+  });
+
+  it("the node agent runs the platform's image (--node-agent-image), whatever the spec says", () => {
+    const [mirror] = parseMirrorFile(
+      mirrorYaml('quay', '{upstreamUrl: quay.io, imageRegistry: harbor.example.com/team-a}'),
+      'mirrors/quay.yaml',
+    );
+    const platform = `registry.internal/platform/busybox:1.37.0@${DIGEST}`;
+    const agent = synthesizeMirror(mirror, { namespace: 'kube-extra', nodeAgentImage: platform }).find(
+      (o) => o.kind === 'DaemonSet',
+    ) as any;
+    expect(agent.spec.template.spec.containers.map((c: { image: string }) => c.image)).toEqual([platform]);
   });
 
   it('refuses a digest pin that is malformed or names another tag than the one deployed', () => {

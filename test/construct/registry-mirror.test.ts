@@ -9,7 +9,7 @@ import type { KubeObject } from '../../src/api/kube-object.js';
 import { CREDENTIALS_HASH_ANNOTATION, mirrorChildren } from '../../src/api/names.js';
 import type { MirrorSpec } from '../../src/api/schema.js';
 import { parseMirrorFile } from '../../src/api/validate.js';
-import { FRONT_IMAGE, NODE_EXPORTER_IMAGE, REGISTRY_IMAGE } from '../../src/construct/images.js';
+import { FRONT_IMAGE, NODE_AGENT_IMAGE, NODE_EXPORTER_IMAGE, REGISTRY_IMAGE } from '../../src/construct/images.js';
 import { RegistryMirror } from '../../src/construct/registry-mirror.js';
 import { derivedSecretName } from '../../src/controller/credentials.js';
 import { synthesizeMirror } from '../../src/synth/chart.js';
@@ -372,9 +372,8 @@ describe('RegistryMirror construct', () => {
     expect(container(find(objs, 'StatefulSet', 'registry-mirror-quay'), 'volume-exporter').image).toBe(
       'harbor.local:8443/hub/prometheus/node-exporter:v1.12.1',
     );
-    expect(container(find(objs, 'DaemonSet', 'registry-mirror-quay'), 'node-agent').image).toMatch(
-      /^harbor\.local:8443\/hub\/library\/busybox:/,
-    );
+    // not the node agent's: root on every node, its image is the platform's (--node-agent-image)
+    expect(container(find(objs, 'DaemonSet', 'registry-mirror-quay'), 'node-agent').image).toBe(NODE_AGENT_IMAGE);
   });
 
   it('rolls the registry pods when the config or the credentials change', () => {
