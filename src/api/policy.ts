@@ -19,7 +19,7 @@
  * as written (Docker Hub's spellings, `docker.io` and `index.docker.io`, are two entries).
  */
 import { SpecError, type SpecProblem } from './errors.js';
-import { ALLOWLIST_KEYS, type AllowlistName, IMAGES, type ImageRole } from './names.js';
+import { ALLOWLIST_KEYS, type AllowlistName, type ImageRole,IMAGES } from './names.js';
 import type { MirrorSpec } from './schema.js';
 import type { MirrorInput } from './validate.js';
 
@@ -70,7 +70,12 @@ const WHAT: Record<(typeof ALLOWLIST_ENTRIES)[AllowlistName], string> = {
 };
 
 /** The message for a value the allowlist `list` does not admit (the admission policy says the same). */
-export function notAllowedMessage(field: string, list: AllowlistName, entries: readonly string[], value: string): string {
+export function notAllowedMessage(
+  field: string,
+  list: AllowlistName,
+  entries: readonly string[],
+  value: string,
+): string {
   const shown = entries.length === 0 ? 'none' : entries.join(',');
   return `${field} must be ${WHAT[ALLOWLIST_ENTRIES[list]]} the allowlist ${ALLOWLIST_KEYS[list]} admits (${shown}), got '${value}'`;
 }

@@ -277,7 +277,7 @@ export function resolvePolicy(flags: PolicyFlags): MirrorPolicy {
   };
   return Object.fromEntries(
     ALLOWLISTS.map((list) => [list, one(list)] as const).filter(([, entries]) => entries !== undefined),
-  ) as MirrorPolicy;
+  );
 }
 
 /** Leader-election timings as given (seconds). */
