@@ -29,6 +29,8 @@ import {
 import { type ControlPlane, startControlPlane } from '../support/control-plane.js';
 
 const suffix = randomBytes(3).toString('hex');
+const DIGEST_OK = `sha256:${'a'.repeat(64)}`;
+const DIGEST_OTHER = `sha256:${'b'.repeat(64)}`;
 const namespace = `allowlist-${suffix}`;
 const FIELD_MANAGER = 'mirror-synth-admission-test';
 let controlPlane: ControlPlane;
@@ -91,7 +93,10 @@ beforeAll(async () => {
         namespace,
         allowedUpstreams: 'quay.io,*.example.com',
         allowedMasquerades: 'mirror-quay.io',
-        allowedImageRegistries: 'harbor.example.com',
+        allowedImageRegistries: 'harbor.example.com,mirrors.example.com/*',
+        allowedImageDigests: DIGEST_OK,
+        allowedImagePullSecrets: 'harbor-pull',
+        allowedPriorityClasses: 'mirror-cache',
         log: () => undefined,
       }),
     ),
@@ -122,10 +127,58 @@ describe('the allowlist admission policy (controller-manifests --allowed-*)', ()
     );
     expect(await create(`bad-${suffix}`, { upstreamUrl: 'quay.io', imageRegistry: 'harbor.example.com.evil/x' })).toBe(
       policyMessage(
-        "spec.imageRegistry must be a registry the allowlist allowedImageRegistries admits (harbor.example.com), got 'harbor.example.com.evil/x'",
+        "spec.imageRegistry must be a registry the allowlist allowedImageRegistries admits (harbor.example.com,mirrors.example.com/*), got 'harbor.example.com.evil/x'",
       ),
     );
     expect(created).not.toContain(`bad-${suffix}`);
+  });
+
+  it('refuses a path under an exact registry entry, a digest, pull Secret or priority class it does not name, and any node agent pin', async () => {
+    // harbor.example.com is that registry alone: another team's path under it is not admitted
+    expect(await create(`bad-${suffix}`, { upstreamUrl: 'quay.io', imageRegistry: 'harbor.example.com/team-a' })).toBe(
+      policyMessage(
+        "spec.imageRegistry must be a registry the allowlist allowedImageRegistries admits (harbor.example.com,mirrors.example.com/*), got 'harbor.example.com/team-a'",
+      ),
+    );
+    expect(
+      await create(`bad-${suffix}`, { upstreamUrl: 'quay.io', imageDigests: { registry: `3.1.2@${DIGEST_OTHER}` } }),
+    ).toBe(
+      policyMessage(
+        `spec.imageDigests.registry must be a digest the allowlist allowedImageDigests admits (${DIGEST_OK}), got '${DIGEST_OTHER}'`,
+      ),
+    );
+    expect(
+      await create(`bad-${suffix}`, {
+        upstreamUrl: 'quay.io',
+        imagePullSecrets: [{ name: 'harbor-pull' }, { name: 'team-a-pull' }],
+      }),
+    ).toBe(
+      policyMessage(
+        "spec.imagePullSecrets must be a name the allowlist allowedImagePullSecrets admits (harbor-pull), got 'team-a-pull'",
+      ),
+    );
+    expect(await create(`bad-${suffix}`, { upstreamUrl: 'quay.io', priorityClassName: 'system-node-critical' })).toBe(
+      policyMessage(
+        "spec.priorityClassName must be a name the allowlist allowedPriorityClasses admits (mirror-cache), got 'system-node-critical'",
+      ),
+    );
+    // The node agent's image is the platform's: the CRD itself refuses a pin of it, whatever the allowlist.
+    expect(
+      await create(`bad-${suffix}`, { upstreamUrl: 'quay.io', imageDigests: { nodeAgent: `1.37.0@${DIGEST_OK}` } }),
+    ).toContain(
+      "spec.imageDigests.nodeAgent is not honoured: the node agent runs as root on every node, so its image is the platform's choice",
+    );
+    expect(created).not.toContain(`bad-${suffix}`);
+    // what the lists name is admitted
+    expect(
+      await create(`fine-${suffix}`, {
+        upstreamUrl: 'quay.io',
+        imageRegistry: 'mirrors.example.com/team-a',
+        imageDigests: { registry: `3.1.2@${DIGEST_OK}` },
+        imagePullSecrets: [{ name: 'harbor-pull' }],
+        priorityClassName: 'mirror-cache',
+      }),
+    ).toBeUndefined();
   });
 
   it('admits what the allowlist names, and refuses a spec changed to what it does not', async () => {
@@ -134,7 +187,7 @@ describe('the allowlist admission policy (controller-manifests --allowed-*)', ()
       await create(ok, {
         upstreamUrl: 'quay.io',
         masqueradeUrl: 'mirror-quay.io',
-        imageRegistry: 'harbor.example.com/hub',
+        imageRegistry: 'harbor.example.com',
       }),
     ).toBeUndefined();
     expect(await create(`sub-${suffix}`, { upstreamUrl: 'registry.example.com' })).toBeUndefined();
@@ -212,7 +265,10 @@ describe('the allowlist admission policy (controller-manifests --allowed-*)', ()
     expect(policy).toEqual({
       upstreams: ['quay.io', '*.example.com'],
       masquerades: [],
-      imageRegistries: ['harbor.example.com'],
+      imageRegistries: ['harbor.example.com', 'mirrors.example.com/*'],
+      imageDigests: [DIGEST_OK],
+      imagePullSecrets: ['harbor-pull'],
+      priorityClasses: ['mirror-cache'],
     });
 
     const logs = new LogCapture();
