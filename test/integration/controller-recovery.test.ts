@@ -153,7 +153,8 @@ describe.runIf(own)('controller recovery', () => {
     } finally {
       await cp.startApiServer();
     }
-    await setSpec(c, 'quay', { upstreamUrl: 'quay.io' });
+    // (a host no other mirror of this file names: two mirrors may not configure the same one)
+    await setSpec(c, 'quay', { upstreamUrl: 'mirror.gcr.io' });
     const m = await waitForReady(c, 'quay', 'True', 60_000);
     expect(m.status?.observedGeneration).toBe(m.metadata!.generation);
   });
