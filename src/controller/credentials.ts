@@ -5,8 +5,10 @@
  * A `kubernetes.io/dockerconfigjson` Secret is accepted too: the controller derives a Secret
  * `registry-mirror-<name>-credentials` holding the username and password of the upstream
  * host's `auths` entry, owned by the RegistryMirror, and points the registry at it.
- * A Secret is used only by the mirrors its annotation `mirror-synth.k8s.osp.tech/mirrors` lists
- * (it opts in), so naming a Secret in a RegistryMirror does not send it upstream on its own.
+ * A Secret is used only by the mirrors its annotation `mirror-synth.k8s.osp.tech/mirrors` lists,
+ * each with the host it may be sent to (`dockerhub@docker.io`): it opts in to that mirror and that
+ * host, so naming a Secret in a RegistryMirror does not send it upstream on its own, and whoever
+ * may change the mirror's upstreamUrl (or recreate it) cannot send it elsewhere.
  * No message here ever contains a secret value.
  */
 import { containerdHost } from '../api/hosts.js';
@@ -57,7 +59,7 @@ export function derivedSecretName(mirror: string): string {
   return mirrorChildNames(mirror).credentialsSecret;
 }
 
-/** The mirrors a Secret's opt-in annotation lists (comma-separated; blanks ignored). */
+/** The entries of a Secret's opt-in annotation, `<mirror>@<host>` (comma-separated; blanks ignored). */
 export function optedInMirrors(annotations: Readonly<Record<string, string>> | undefined): string[] {
   return (annotations?.[SECRET_MIRRORS_ANNOTATION] ?? '')
     .split(',')
@@ -65,9 +67,31 @@ export function optedInMirrors(annotations: Readonly<Record<string, string>> | u
     .filter((m) => m !== '');
 }
 
-/** Whether a Secret opted in to being used by `mirror`. */
-export function secretOptedIn(secret: SecretLike, mirror: string): boolean {
-  return optedInMirrors(secret.metadata?.annotations).includes(mirror);
+/** The opt-in entry that lets `mirror` send a Secret to `host`. */
+export function optInEntry(mirror: string, host: string): string {
+  return `${mirror}@${host}`;
+}
+
+/**
+ * Whether a Secret opted in to being sent by `mirror` to `host` (a registry host, compared as
+ * containerd names it: `docker.io` and `registry-1.docker.io` are one; or an S3 endpoint's host).
+ */
+export function secretOptedIn(secret: SecretLike, mirror: string, host: string): boolean {
+  const want = normalizeRegistryHost(host);
+  return optedInMirrors(secret.metadata?.annotations).some((entry) => {
+    const at = entry.lastIndexOf('@');
+    return at > 0 && entry.slice(0, at) === mirror && normalizeRegistryHost(entry.slice(at + 1)) === want;
+  });
+}
+
+/** Where a bucket Secret is sent: the endpoint's host[:port], or AWS S3's regional endpoint. */
+export function objectStorageHost(s3: { readonly endpoint?: string; readonly region: string }): string {
+  if (s3.endpoint === undefined) return `s3.${s3.region}.amazonaws.com`;
+  try {
+    return new URL(s3.endpoint).host;
+  } catch {
+    return s3.endpoint;
+  }
 }
 
 /** Why a Secret that did not opt in is not used, and the `kubectl annotate` that lets `mirror` use it. */
@@ -78,14 +102,18 @@ function notOptedInMessage(
     readonly secret: SecretLike;
     readonly mirror: string;
     readonly namespace: string;
+    /** The host it would be sent to. */
     readonly sentTo: string;
   },
 ): string {
   const { secretName, secret, mirror, namespace, sentTo } = args;
-  const value = [...optedInMirrors(secret.metadata?.annotations), mirror].join(',');
+  const entry = optInEntry(mirror, normalizeRegistryHost(sentTo));
+  // An entry of the mirror without a host (the form before hosts) is replaced; the others are kept.
+  const others = optedInMirrors(secret.metadata?.annotations).filter((e) => e !== mirror);
+  const value = [...others, entry].join(',');
   return (
-    `${ref} does not list mirror '${mirror}' in its annotation ${SECRET_MIRRORS_ANNOTATION}, ` +
-    `so it is not sent to ${sentTo}. If this mirror may use it, let it with ` +
+    `${ref} does not list ${entry} (mirror '${mirror}', sent to ${sentTo}) in its annotation ${SECRET_MIRRORS_ANNOTATION}, ` +
+    `so it is not sent there. If this mirror may send it to that host, let it with ` +
     `kubectl -n ${namespace} annotate secret ${secretName} --overwrite ${SECRET_MIRRORS_ANNOTATION}=${value}`
   );
 }
@@ -162,7 +190,7 @@ export function resolveCredentials(args: {
         `(or as a ${DOCKERCONFIGJSON} Secret), or remove spec.credentialsSecret.`,
     };
   }
-  if (!secretOptedIn(secret, mirror)) {
+  if (!secretOptedIn(secret, mirror, upstreamUrl)) {
     // Only someone who may write the Secret can let a mirror use it: the RegistryMirror's author
     // may not be able to read it, and the mirror would send it to an upstream of their choosing.
     return {
@@ -260,6 +288,7 @@ export type ObjectStorageCredentialsResult =
 export function resolveObjectStorageCredentials(args: {
   readonly mirror: string;
   readonly secretName: string | undefined;
+  /** The host the key is sent to (objectStorageHost). */
   readonly endpoint: string;
   readonly namespace: string;
   readonly secret: SecretLike | undefined;
@@ -274,7 +303,7 @@ export function resolveObjectStorageCredentials(args: {
       message: `${ref} does not exist. Create it with keys accessKey and secretKey, or remove spec.objectStorage.s3.credentialsSecret to use the pod's own AWS identity.`,
     };
   }
-  if (!secretOptedIn(secret, mirror)) {
+  if (!secretOptedIn(secret, mirror, endpoint)) {
     return {
       ok: false,
       reason: 'ObjectStorageSecretNotOptedIn',

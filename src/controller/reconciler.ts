@@ -25,7 +25,7 @@ import { type MirrorPolicy, policyProblems } from '../api/policy.js';
 import type { MirrorStatus } from '../api/schema.js';
 import { findNameCollisions, type MirrorInput, type NameCollision, parseMirrorResource } from '../api/validate.js';
 import { synthesizeMirror } from '../synth/chart.js';
-import { resolveCredentials, resolveObjectStorageCredentials } from './credentials.js';
+import { objectStorageHost, resolveCredentials, resolveObjectStorageCredentials } from './credentials.js';
 import { canonicalJson, withContentHash } from './hash.js';
 import type { KubeClient, RegistryMirrorObject } from './kube.js';
 import type { ControllerMetrics } from './metrics.js';
@@ -327,7 +327,7 @@ export class Reconciler {
     const secret =
       input.spec.credentialsSecret === undefined
         ? undefined
-        : await this.opts.secrets.get(input.spec.credentialsSecret, name);
+        : await this.opts.secrets.get(input.spec.credentialsSecret, name, input.spec.upstreamUrl);
     const creds = resolveCredentials({
       mirror: name,
       upstreamUrl: input.spec.upstreamUrl,
@@ -338,12 +338,13 @@ export class Reconciler {
     if (creds && !creds.ok) return { type: 'Stalled', reason: creds.reason, message: creds.message };
     const s3 = input.spec.objectStorage?.s3;
     const s3Secret = s3?.credentialsSecret;
+    const bucketHost = s3 ? objectStorageHost(s3) : '';
     const bucketCreds = resolveObjectStorageCredentials({
       mirror: name,
       secretName: s3Secret,
-      endpoint: s3?.endpoint ?? `AWS S3 (${s3?.region ?? ''})`,
+      endpoint: bucketHost,
       namespace,
-      secret: s3Secret === undefined ? undefined : await this.opts.secrets.get(s3Secret, name),
+      secret: s3Secret === undefined ? undefined : await this.opts.secrets.get(s3Secret, name, bucketHost),
     });
     if (bucketCreds && !bucketCreds.ok)
       return { type: 'Stalled', reason: bucketCreds.reason, message: bucketCreds.message };

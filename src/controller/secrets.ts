@@ -39,16 +39,16 @@ export class ReferencedSecrets {
 
   /**
    * The Secret with its data, or `undefined` when it does not exist. When it has not opted in to
-   * `mirror`, its metadata alone: its data is not read.
+   * `mirror` sending it to `host`, its metadata alone: its data is not read.
    */
-  async get(name: string, mirror: string): Promise<SecretLike | undefined> {
+  async get(name: string, mirror: string, host: string): Promise<SecretLike | undefined> {
     const meta = this.meta.get(name, this.namespace);
     if (meta === undefined) {
       this.data.delete(name);
       return undefined;
     }
     const metadata = { name, namespace: this.namespace, uid: meta.metadata?.uid, annotations: optIn(meta) };
-    if (!secretOptedIn({ metadata }, mirror)) return { metadata };
+    if (!secretOptedIn({ metadata }, mirror, host)) return { metadata };
     const cached = this.data.get(name);
     if (cached && cached.resourceVersion === meta.metadata?.resourceVersion) return cached.secret;
     try {

@@ -20,8 +20,8 @@ function dockerSecret(auths: Record<string, unknown>) {
 }
 
 const base = { mirror: 'quay', upstreamUrl: 'quay.io', namespace: 'kube-extra' };
-/** The Secret lets mirror quay use it. */
-const OPT_IN = { 'mirror-synth.k8s.osp.tech/mirrors': 'other, quay' };
+/** The Secret lets mirror quay send it to quay.io (and to its bucket's endpoint). */
+const OPT_IN = { 'mirror-synth.k8s.osp.tech/mirrors': 'other@quay.io, quay@quay.io, quay@s3.storage:8333' };
 
 describe('resolveCredentials', () => {
   it('returns nothing for a mirror without credentialsSecret', () => {
@@ -53,18 +53,57 @@ describe('resolveCredentials', () => {
     });
     expect(none).toMatchObject({ ok: false, reason: 'CredentialsSecretNotOptedIn' });
     expect(none && !none.ok && none.message).toBe(
-      "Secret kube-extra/quay-creds (spec.credentialsSecret) does not list mirror 'quay' in its annotation " +
-        'mirror-synth.k8s.osp.tech/mirrors, so it is not sent to quay.io. If this mirror may use it, let it with ' +
-        'kubectl -n kube-extra annotate secret quay-creds --overwrite mirror-synth.k8s.osp.tech/mirrors=quay',
+      "Secret kube-extra/quay-creds (spec.credentialsSecret) does not list quay@quay.io (mirror 'quay', sent to quay.io) in its annotation " +
+        'mirror-synth.k8s.osp.tech/mirrors, so it is not sent there. If this mirror may send it to that host, let it with ' +
+        'kubectl -n kube-extra annotate secret quay-creds --overwrite mirror-synth.k8s.osp.tech/mirrors=quay@quay.io',
     );
+    // The opt-in names the host: a mirror retargeted at another upstream (by whoever may update
+    // it, or recreate it under the same name) does not take the Secret along.
+    const retargeted = resolveCredentials({
+      ...base,
+      upstreamUrl: 'evil.example.net',
+      credentialsSecret: 'quay-creds',
+      secret: { metadata: { annotations: OPT_IN, name: 'quay-creds', uid: 'u' }, data },
+    });
+    expect(retargeted).toMatchObject({ ok: false, reason: 'CredentialsSecretNotOptedIn' });
+    expect(retargeted && !retargeted.ok && retargeted.message).toContain(
+      'mirror-synth.k8s.osp.tech/mirrors=other@quay.io,quay@quay.io,quay@s3.storage:8333,quay@evil.example.net',
+    );
+    // An entry of the mirror alone (no host) opts in to nothing; Docker Hub's spellings are one host.
+    const bare = { 'mirror-synth.k8s.osp.tech/mirrors': 'quay' };
+    expect(
+      resolveCredentials({
+        ...base,
+        credentialsSecret: 'quay-creds',
+        secret: { metadata: { annotations: bare, uid: 'u' }, data },
+      }),
+    ).toMatchObject({ ok: false, reason: 'CredentialsSecretNotOptedIn' });
+    const hub = { 'mirror-synth.k8s.osp.tech/mirrors': 'hub@registry-1.docker.io' };
+    expect(
+      resolveCredentials({
+        ...base,
+        mirror: 'hub',
+        upstreamUrl: 'docker.io',
+        credentialsSecret: 'hub-creds',
+        secret: { metadata: { annotations: hub, uid: 'u' }, data },
+      }),
+    ).toMatchObject({ ok: true });
     // Another mirror's opt-in is not this one's; the command keeps the mirrors already listed.
     const others = resolveCredentials({
       ...base,
       credentialsSecret: 'quay-creds',
-      secret: { metadata: { uid: 'u', annotations: { 'mirror-synth.k8s.osp.tech/mirrors': 'quay2,dockerhub' } }, data },
+      secret: {
+        metadata: {
+          uid: 'u',
+          annotations: { 'mirror-synth.k8s.osp.tech/mirrors': 'quay2@quay.io,dockerhub@docker.io' },
+        },
+        data,
+      },
     });
     expect(others).toMatchObject({ ok: false, reason: 'CredentialsSecretNotOptedIn' });
-    expect(others && !others.ok && others.message).toContain('mirror-synth.k8s.osp.tech/mirrors=quay2,dockerhub,quay');
+    expect(others && !others.ok && others.message).toContain(
+      'mirror-synth.k8s.osp.tech/mirrors=quay2@quay.io,dockerhub@docker.io,quay@quay.io',
+    );
     expect(others && !others.ok && others.message).not.toContain(PASSWORD);
     // A dockerconfigjson Secret is not copied into the derived Secret without it either.
     const docker = dockerSecret({ 'quay.io': { username: 'x', password: PASSWORD } });
@@ -105,7 +144,11 @@ describe('resolveCredentials', () => {
   });
 
   it('finds Docker Hub under its legacy index key', () => {
-    const secret = dockerSecret({ 'https://index.docker.io/v1/': { username: 'me', password: PASSWORD } });
+    const docker = dockerSecret({ 'https://index.docker.io/v1/': { username: 'me', password: PASSWORD } });
+    const secret = {
+      ...docker,
+      metadata: { ...docker.metadata, annotations: { 'mirror-synth.k8s.osp.tech/mirrors': 'quay@docker.io' } },
+    };
     const r = resolveCredentials({ ...base, upstreamUrl: 'docker.io', credentialsSecret: 'pull', secret });
     expect(r).toMatchObject({ ok: true });
   });
@@ -221,7 +264,7 @@ describe('resolveObjectStorageCredentials', () => {
     });
     expect(notIn).toMatchObject({ ok: false, reason: 'ObjectStorageSecretNotOptedIn' });
     expect(notIn && !notIn.ok && notIn.message).toContain(
-      'kubectl -n kube-extra annotate secret bucket-key --overwrite mirror-synth.k8s.osp.tech/mirrors=quay',
+      'kubectl -n kube-extra annotate secret bucket-key --overwrite mirror-synth.k8s.osp.tech/mirrors=quay@s3.storage:8333',
     );
     expect(notIn && !notIn.ok && notIn.message).toContain('http://s3.storage:8333');
     const partial = resolveObjectStorageCredentials({ ...bucket, secret: secret({ accessKey: b64('AK') }) });

@@ -124,9 +124,9 @@ describe("the controller on controller-manifests' RBAC", () => {
           '.dockerconfigjson': b64(JSON.stringify({ auths: { 'quay.io': { username: 'bot', password: 'pw' } } })),
         },
       },
-      'quay',
+      'quay@quay.io',
     );
-    await secret('plain', { data: { username: b64('bot'), password: b64('pw') } }, 'other,quay');
+    await secret('plain', { data: { username: b64('bot'), password: b64('pw') } }, 'other@quay.io,quay@quay.io');
     await createMirror(admin, 'quay', { upstreamUrl: 'quay.io', credentialsSecret: 'pull' });
     await waitUntil(() => applied('quay'), 'mirror quay applied');
     const derived = await admin.core.readNamespacedSecret({ name: 'registry-mirror-quay-credentials', namespace });
@@ -161,14 +161,14 @@ describe("the controller on controller-manifests' RBAC", () => {
     await createMirror(admin, 'ghcr', { upstreamUrl: 'ghcr.io', credentialsSecret: 'team' });
     const s = await waitUntil(() => stalled('ghcr'), 'mirror ghcr Stalled');
     expect(s).toMatchObject({ reason: 'CredentialsSecretNotOptedIn' });
-    const command = `kubectl -n ${namespace} annotate secret team --overwrite ${SECRET_MIRRORS_ANNOTATION}=ghcr`;
+    const command = `kubectl -n ${namespace} annotate secret team --overwrite ${SECRET_MIRRORS_ANNOTATION}=ghcr@ghcr.io`;
     expect(s.message).toContain(command);
     expect(s.message).not.toContain('team-pw');
     // What that kubectl annotate does (the Secret had no annotations).
     await admin.core.patchNamespacedSecret({
       name: 'team',
       namespace,
-      body: [{ op: 'add', path: '/metadata/annotations', value: { [SECRET_MIRRORS_ANNOTATION]: 'ghcr' } }],
+      body: [{ op: 'add', path: '/metadata/annotations', value: { [SECRET_MIRRORS_ANNOTATION]: 'ghcr@ghcr.io' } }],
     });
     await waitUntil(() => applied('ghcr'), 'mirror ghcr applied after the opt-in');
     expect(logs.text()).not.toMatch(/forbidden/i);

@@ -148,7 +148,11 @@ describe('status', () => {
 
   it('holds the data of referenced Secrets only', async () => {
     const body = (name: string, password: string) => ({
-      metadata: { name, namespace, annotations: { [SECRET_MIRRORS_ANNOTATION]: `secret-${suffix}` } },
+      metadata: {
+        name,
+        namespace,
+        annotations: { [SECRET_MIRRORS_ANNOTATION]: `secret-${suffix}@secret.example.com` },
+      },
       data: { username: b64('bot'), password: b64(password) },
     });
     await c.core.createNamespacedSecret({ namespace, body: body(`used-${suffix}`, 'pw-used') });

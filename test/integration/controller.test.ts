@@ -48,8 +48,13 @@ async function mirror(base: string, spec: Record<string, unknown>): Promise<stri
 }
 
 async function secret(secretName: string, data: Record<string, string>, type = 'Opaque'): Promise<void> {
-  // Each Secret lets the mirrors of this file that use it do so (its opt-in annotation).
-  const optIn = { [SECRET_MIRRORS_ANNOTATION]: ['private', 'dockercfg', 'missing'].map(name).join(',') };
+  // Each Secret lets the mirrors of this file that use it send it to their upstream (its opt-in annotation).
+  const hosts = { private: 'registry.example.com', dockercfg: 'cfg.example.com', missing: 'missing.example.com' };
+  const optIn = {
+    [SECRET_MIRRORS_ANNOTATION]: Object.entries(hosts)
+      .map(([m, host]) => `${name(m)}@${host}`)
+      .join(','),
+  };
   const body = {
     metadata: { name: secretName, namespace, annotations: optIn },
     type,
@@ -209,14 +214,22 @@ describe('controller', () => {
       return s?.status === 'True' ? s : undefined;
     }, `mirror ${n} Stalled`);
     expect(stalled.reason).toBe('ObjectStorageSecretNotOptedIn');
-    expect(stalled.message).toContain(`annotate secret ${secretName} --overwrite ${SECRET_MIRRORS_ANNOTATION}=${n}`);
+    expect(stalled.message).toContain(
+      `annotate secret ${secretName} --overwrite ${SECRET_MIRRORS_ANNOTATION}=${n}@s3.example.com:8333`,
+    );
     expect(stalled.message).toContain('http://s3.example.com:8333');
     expect(stalled.message).not.toContain(BUCKET_KEY);
 
     await c.core.patchNamespacedSecret({
       name: secretName,
       namespace,
-      body: [{ op: 'add', path: '/metadata/annotations', value: { [SECRET_MIRRORS_ANNOTATION]: n } }],
+      body: [
+        {
+          op: 'add',
+          path: '/metadata/annotations',
+          value: { [SECRET_MIRRORS_ANNOTATION]: `${n}@s3.example.com:8333` },
+        },
+      ],
     });
     await waitForReady(c, n);
     const sts = statefulSetOf(await children(c, namespace, n), n);
