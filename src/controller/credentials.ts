@@ -84,14 +84,9 @@ export function secretOptedIn(secret: SecretLike, mirror: string, host: string):
   });
 }
 
-/** Where a bucket Secret is sent: the endpoint's host[:port], or AWS S3's regional endpoint. */
-export function objectStorageHost(s3: { readonly endpoint?: string; readonly region: string }): string {
-  if (s3.endpoint === undefined) return `s3.${s3.region}.amazonaws.com`;
-  try {
-    return new URL(s3.endpoint).host;
-  } catch {
-    return s3.endpoint;
-  }
+/** Where a bucket Secret is sent: the endpoint, or AWS S3's regional one (its opt-in entry names the host). */
+export function objectStorageEndpoint(s3: { readonly endpoint?: string; readonly region: string }): string {
+  return s3.endpoint ?? `https://s3.${s3.region}.amazonaws.com`;
 }
 
 /** Why a Secret that did not opt in is not used, and the `kubectl annotate` that lets `mirror` use it. */
@@ -288,7 +283,7 @@ export type ObjectStorageCredentialsResult =
 export function resolveObjectStorageCredentials(args: {
   readonly mirror: string;
   readonly secretName: string | undefined;
-  /** The host the key is sent to (objectStorageHost). */
+  /** Where the key is sent (objectStorageEndpoint). */
   readonly endpoint: string;
   readonly namespace: string;
   readonly secret: SecretLike | undefined;

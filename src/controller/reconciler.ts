@@ -25,7 +25,7 @@ import { type MirrorPolicy, policyProblems } from '../api/policy.js';
 import type { MirrorStatus } from '../api/schema.js';
 import { findNameCollisions, type MirrorInput, type NameCollision, parseMirrorResource } from '../api/validate.js';
 import { synthesizeMirror } from '../synth/chart.js';
-import { objectStorageHost, resolveCredentials, resolveObjectStorageCredentials } from './credentials.js';
+import { objectStorageEndpoint, resolveCredentials, resolveObjectStorageCredentials } from './credentials.js';
 import { canonicalJson, withContentHash } from './hash.js';
 import type { KubeClient, RegistryMirrorObject } from './kube.js';
 import type { ControllerMetrics } from './metrics.js';
@@ -338,7 +338,7 @@ export class Reconciler {
     if (creds && !creds.ok) return { type: 'Stalled', reason: creds.reason, message: creds.message };
     const s3 = input.spec.objectStorage?.s3;
     const s3Secret = s3?.credentialsSecret;
-    const bucketHost = s3 ? objectStorageHost(s3) : '';
+    const bucketHost = s3 ? objectStorageEndpoint(s3) : '';
     const bucketCreds = resolveObjectStorageCredentials({
       mirror: name,
       secretName: s3Secret,
