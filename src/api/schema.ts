@@ -439,12 +439,11 @@ const ImageDigests = Type.Object(
     frontMetrics: Type.Optional(ImageDigest('frontMetrics')),
     volumeExporter: Type.Optional(ImageDigest('volumeExporter')),
     nodeAgent: Type.Optional(ImageDigest('nodeAgent')),
-    fill: Type.Optional(ImageDigest('fill')),
   } satisfies Record<ImageRole, unknown>,
   {
     additionalProperties: false,
     description:
-      'Pin images by digest as well as by tag: per image (registry, front, frontMetrics, volumeExporter, nodeAgent, fill), <tag>@sha256:<digest> of the tag mirror-synth deploys. Default: tags only.',
+      "Pin images by digest as well as by tag: per image (registry, front, frontMetrics, volumeExporter, nodeAgent), <tag>@sha256:<digest> of the tag mirror-synth deploys. Default: tags only. The streaming fill's image is the platform's, pinned where it is named (the controller's image, synth's --fill-image).",
   },
 );
 
@@ -521,7 +520,7 @@ export const MirrorSpecSchema = Type.Object(
         FILL_MODES.map((m) => Type.Literal(m)),
         {
           description:
-            "How the cache fetches a digest no replica has yet while nodes wait for it. whole (the default): nginx fetches it once and each waiting node gets it when all of it is cached. streaming: mirror-synth's fill (the mirror-synth image) fetches it once and streams it to every waiting node as it arrives; needed for layers that take minutes to fetch.",
+            "How the cache fetches a digest no replica has yet while nodes wait for it. whole (the default): nginx fetches it once and each waiting node gets it when all of it is cached. streaming: mirror-synth's fill fetches it once and streams it to every waiting node as it arrives; needed for layers that take minutes to fetch. It runs the mirror-synth image the platform names: the controller's own, or synth's --fill-image (required then).",
         },
       ),
     ),

@@ -10,6 +10,7 @@ import {
   type LeaderTimingFlags,
   type PolicyFlags,
   resolveClusterDomain,
+  resolveFillImage,
   resolveLeaderTimings,
   resolveMetricsBind,
   resolveNamespace,
@@ -51,6 +52,8 @@ export interface ControllerCommandOptions extends PolicyFlags, LeaderTimingFlags
   readonly clusterDomain?: string;
   /** containerd, k3s, rke2 or cri-o. @default NODE_RUNTIME, then cdk8s.yaml `nodeRuntime`, else 'containerd' */
   readonly nodeRuntime?: string;
+  /** The image of the streaming fill: the controller's own. @default FILL_IMAGE, then cdk8s.yaml `fillImage`, else none */
+  readonly fillImage?: string;
   /** Take mirrors over from the original mirror-operator (README: Migrating from mirror-operator). @default TAKEOVER, else false */
   readonly takeover?: boolean;
 }
@@ -83,6 +86,7 @@ async function listening<T>(
 export async function controller(opts: ControllerCommandOptions): Promise<void> {
   const namespace = resolveNamespace(opts.namespace);
   const nodeRuntime = resolveNodeRuntime(opts.nodeRuntime);
+  const fillImage = resolveFillImage(opts.fillImage);
   const policy = resolvePolicy(opts);
   const metrics = resolveMetricsBind(opts.metricsBindAddress, opts.metricsPort);
   const probes = resolveProbeBind(opts.healthProbeBindAddress, opts.probePort);
@@ -104,6 +108,7 @@ export async function controller(opts: ControllerCommandOptions): Promise<void> 
       ...(opts.logLevel ? { logLevel: opts.logLevel } : {}),
       clusterDomain: resolveClusterDomain(opts.clusterDomain),
       nodeRuntime,
+      ...(fillImage ? { fillImage } : {}),
       policy,
       takeover: resolveTakeover(opts.takeover),
     }),

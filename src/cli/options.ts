@@ -18,6 +18,9 @@ import {
   DEFAULT_NODE_RUNTIME,
   DEFAULT_OUT_DIR,
   DEFAULT_SECONDS_BETWEEN_STREAMS,
+  FILL_IMAGE_CONFIG_KEY,
+  FILL_IMAGE_ENV,
+  IMAGE_REFERENCE_PATTERN,
   NODE_RUNTIMES,
   type NodeRuntime,
 } from '../api/names.js';
@@ -83,6 +86,27 @@ export function resolveNodeRuntime(flag?: string): NodeRuntime {
       `node runtime must be one of ${NODE_RUNTIMES.join(', ')}; got '${runtime}' (--node-runtime, NODE_RUNTIME or nodeRuntime in cdk8s.yaml)`,
     );
   return runtime as NodeRuntime;
+}
+
+/**
+ * The image mirrors with `spec.fill: streaming` run their fill from: --fill-image, FILL_IMAGE,
+ * `fillImage` in cdk8s.yaml; no default (api/names.ts FILL_IMAGE_ENV says why). It must name a tag
+ * or a digest.
+ */
+export function resolveFillImage(flag?: string): string | undefined {
+  const image = pick(flag, process.env[FILL_IMAGE_ENV], readCdk8sYaml()[FILL_IMAGE_CONFIG_KEY], '');
+  if (image === '') return undefined;
+  const where = `--fill-image, ${FILL_IMAGE_ENV} or ${FILL_IMAGE_CONFIG_KEY} in cdk8s.yaml`;
+  if (image.length > 512 || !new RegExp(IMAGE_REFERENCE_PATTERN).test(image))
+    throw new UsageError(
+      `the fill image must be an image reference, [host[:port]/]repository:tag or ...@sha256:<64 hex digits>; got '${image}' (${where})`,
+    );
+  const lastPart = image.slice(image.lastIndexOf('/') + 1);
+  if (!image.includes('@') && !lastPart.includes(':'))
+    throw new UsageError(
+      `the fill image must name a tag or a digest, not the registry's latest; got '${image}' (${where})`,
+    );
+  return image;
 }
 
 export function resolveMirrorsDir(flag?: string): string {

@@ -4,6 +4,7 @@ import { dirname, join } from 'node:path';
 import { checkPolicy } from '../api/policy.js';
 import type { MirrorInput } from '../api/validate.js';
 import { specWarnings } from '../api/warnings.js';
+import { checkFillImage } from '../construct/images.js';
 import { loadMirrorDir } from '../sources/files.js';
 import type { SynthOptions } from '../synth/chart.js';
 import { assembleDist } from '../synth/dist.js';
@@ -14,6 +15,7 @@ import {
   type PolicyFlags,
   resolveChartVersion,
   resolveClusterDomain,
+  resolveFillImage,
   resolveFormat,
   resolveMirrorsDir,
   resolveNamespace,
@@ -30,6 +32,8 @@ export interface SynthCommandOptions extends PolicyFlags {
   readonly clusterDomain?: string;
   /** containerd, k3s, rke2 or cri-o. @default NODE_RUNTIME, then cdk8s.yaml `nodeRuntime`, else 'containerd' */
   readonly nodeRuntime?: string;
+  /** The image of the streaming fill. @default FILL_IMAGE, then cdk8s.yaml `fillImage`, else none */
+  readonly fillImage?: string;
   /** Read RegistryMirrors from the cluster instead of --mirrors. */
   readonly fromCluster?: boolean;
   readonly kubeconfig?: string;
@@ -68,11 +72,14 @@ export function synthOptions(opts: {
   namespace?: string;
   clusterDomain?: string;
   nodeRuntime?: string;
-}): Required<SynthOptions> {
+  fillImage?: string;
+}): Required<Omit<SynthOptions, 'fillImage'>> & Pick<SynthOptions, 'fillImage'> {
+  const fillImage = resolveFillImage(opts.fillImage);
   return {
     namespace: resolveNamespace(opts.namespace),
     clusterDomain: resolveClusterDomain(opts.clusterDomain),
     nodeRuntime: resolveNodeRuntime(opts.nodeRuntime),
+    ...(fillImage !== undefined ? { fillImage } : {}),
   };
 }
 
@@ -99,6 +106,7 @@ export async function synth(opts: SynthCommandOptions = {}): Promise<SynthSummar
   const policy = resolvePolicy(opts);
   const mirrors = await loadInputs(opts);
   checkPolicy(mirrors, policy);
+  checkFillImage(mirrors, options.fillImage);
   const warnings = warnAbout(mirrors, opts.warn);
   const plain = await distFiles(mirrors, options);
   let result;

@@ -50,6 +50,12 @@ export interface RegistryMirrorProps extends Readonly<MirrorSpec> {
    * @default 'containerd'
    */
   readonly nodeRuntime?: NodeRuntime;
+  /**
+   * The mirror-synth image the streaming fill runs (`fill: streaming`): the controller's own, or
+   * the one synth is given. No default: mirror-synth publishes no image (README "The controller image").
+   * @default - none: `fill: streaming` is refused
+   */
+  readonly fillImage?: string;
 }
 
 export class RegistryMirror extends Construct {
@@ -81,7 +87,7 @@ export class RegistryMirror extends Construct {
 
   constructor(scope: Construct, id: string, props: RegistryMirrorProps) {
     super(scope, id);
-    const { name, namespace, credentialsHash, clusterDomain, nodeRuntime, ...spec } = props;
+    const { name, namespace, credentialsHash, clusterDomain, nodeRuntime, fillImage, ...spec } = props;
     this.mirrorName = name;
     this.namespace = namespace ?? DEFAULT_NAMESPACE;
     this.resourceName = childName(name);
@@ -104,7 +110,7 @@ export class RegistryMirror extends Construct {
       imagePullSecrets: spec.imagePullSecrets?.map((s) => ({ name: s.name })),
     };
 
-    this.cachePart = new MirrorCache(parts, { credentialsHash, clusterDomain });
+    this.cachePart = new MirrorCache(parts, { credentialsHash, clusterDomain, fillImage });
     this.nodeAgentPart = new NodeAgent(parts, { clusterDomain, nodeRuntime });
     this.replicas = this.cachePart.replicas;
     this.storage = this.cachePart.storage;

@@ -38,6 +38,11 @@ export interface StartControllerOptions {
   readonly clusterDomain?: string;
   /** The cluster's node container runtime, for the node agents. @default 'containerd' */
   readonly nodeRuntime?: NodeRuntime;
+  /**
+   * The image of the fill of mirrors with `spec.fill: streaming`: the controller's own
+   * (controller-manifests sets FILL_IMAGE to it). @default - none: such mirrors stall with NoFillImage
+   */
+  readonly fillImage?: string;
   /** Wait before restarting informers after an API failure, while the CRD or the namespace does not exist. */
   readonly secondsBetweenStreams: number;
   /** Port of /metrics (and of the probes unless `probePort` is set); 0 picks a free port. @default - no server */
@@ -225,6 +230,7 @@ class Controller {
       namespace: opts.namespace,
       ...(opts.clusterDomain ? { clusterDomain: opts.clusterDomain } : {}),
       ...(opts.nodeRuntime ? { nodeRuntime: opts.nodeRuntime } : {}),
+      ...(opts.fillImage ? { fillImage: opts.fillImage } : {}),
       ...(opts.policy ? { policy: opts.policy } : {}),
       ...(opts.takeover ? { takeover: true } : {}),
       mirrors: this.mirrors,
