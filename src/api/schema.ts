@@ -443,7 +443,6 @@ const ImageDigests = Type.Object(
     front: Type.Optional(ImageDigest('front')),
     frontMetrics: Type.Optional(ImageDigest('frontMetrics')),
     volumeExporter: Type.Optional(ImageDigest('volumeExporter')),
-    fill: Type.Optional(ImageDigest('fill')),
     // Kept in the schema to refuse it with a reason rather than as an unknown field.
     nodeAgent: Type.Optional(
       Type.String({
@@ -458,7 +457,7 @@ const ImageDigests = Type.Object(
   {
     additionalProperties: false,
     description:
-      "Pin the cache pod's images by digest as well as by tag: per image (registry, front, frontMetrics, volumeExporter, fill), <tag>@sha256:<digest> of the tag mirror-synth deploys. Default: tags only. The node agent's image is the platform's (--node-agent-image), not the spec's.",
+      "Pin the cache pod's images by digest as well as by tag: per image (registry, front, frontMetrics, volumeExporter), <tag>@sha256:<digest> of the tag mirror-synth deploys. Default: tags only. The node agent's and the streaming fill's images are the platform's (--node-agent-image; the controller's image, synth's --fill-image), not the spec's.",
   },
 );
 
@@ -535,7 +534,7 @@ export const MirrorSpecSchema = Type.Object(
         FILL_MODES.map((m) => Type.Literal(m)),
         {
           description:
-            "How the cache fetches a digest no replica has yet while nodes wait for it. whole (the default): nginx fetches it once and each waiting node gets it when all of it is cached. streaming: mirror-synth's fill (the mirror-synth image) fetches it once and streams it to every waiting node as it arrives; needed for layers that take minutes to fetch.",
+            "How the cache fetches a digest no replica has yet while nodes wait for it. whole (the default): nginx fetches it once and each waiting node gets it when all of it is cached. streaming: mirror-synth's fill fetches it once and streams it to every waiting node as it arrives; needed for layers that take minutes to fetch. It runs the mirror-synth image the platform names: the controller's own, or synth's --fill-image (required then).",
         },
       ),
     ),

@@ -1,6 +1,7 @@
 /** `mirror-synth check`: exit non-zero when dist/ is not what mirrors/ synthesizes to. Writes nothing. */
 import { StaleOutputError } from '../api/errors.js';
 import { checkPolicy } from '../api/policy.js';
+import { checkFillImage } from '../construct/images.js';
 import { loadMirrorDir } from '../sources/files.js';
 import { diffTree, readTree } from '../synth/output.js';
 import { resolveMirrorsDir, resolveOutDir, resolvePolicy } from './options.js';
@@ -15,6 +16,7 @@ export async function check(opts: CheckCommandOptions = {}): Promise<void> {
   const policy = resolvePolicy(opts);
   const mirrors = await loadMirrorDir(resolveMirrorsDir(opts.mirrors));
   checkPolicy(mirrors, policy);
+  checkFillImage(mirrors, options.fillImage);
   warnAbout(mirrors, opts.warn);
   const expected = await distFiles(mirrors, options);
   const diff = diffTree(expected, await readTree(out));

@@ -10,6 +10,7 @@ import {
   type LeaderTimingFlags,
   type PolicyFlags,
   resolveClusterDomain,
+  resolveFillImage,
   resolveLeaderTimings,
   resolveMetricsBind,
   resolveNamespace,
@@ -54,6 +55,8 @@ export interface ControllerCommandOptions extends PolicyFlags, LeaderTimingFlags
   readonly nodeRuntime?: string;
   /** The node agent's image. @default NODE_AGENT_IMAGE, then cdk8s.yaml `nodeAgentImage`, else busybox pinned */
   readonly nodeAgentImage?: string;
+  /** The image of the streaming fill: the controller's own. @default FILL_IMAGE, then cdk8s.yaml `fillImage`, else none */
+  readonly fillImage?: string;
   /** Take mirrors over from the original mirror-operator (README: Migrating from mirror-operator). @default TAKEOVER, else false */
   readonly takeover?: boolean;
 }
@@ -87,6 +90,7 @@ export async function controller(opts: ControllerCommandOptions): Promise<void> 
   const namespace = resolveNamespace(opts.namespace);
   const nodeRuntime = resolveNodeRuntime(opts.nodeRuntime);
   const nodeAgentImage = resolveNodeAgentImage(opts.nodeAgentImage);
+  const fillImage = resolveFillImage(opts.fillImage);
   const policy = resolvePolicy(opts);
   const metrics = resolveMetricsBind(opts.metricsBindAddress, opts.metricsPort);
   const probes = resolveProbeBind(opts.healthProbeBindAddress, opts.probePort);
@@ -109,6 +113,7 @@ export async function controller(opts: ControllerCommandOptions): Promise<void> 
       clusterDomain: resolveClusterDomain(opts.clusterDomain),
       nodeRuntime,
       nodeAgentImage,
+      ...(fillImage ? { fillImage } : {}),
       policy,
       takeover: resolveTakeover(opts.takeover),
     }),

@@ -105,6 +105,10 @@ export function buildCli(): Command {
       'what the node agent configures: containerd, k3s, rke2 or cri-o (env NODE_RUNTIME; default containerd)',
     )
     .addOption(nodeAgentImageOption())
+    .option(
+      '--fill-image <image>',
+      'the mirror-synth image that mirrors with spec.fill: streaming run (env FILL_IMAGE, cdk8s.yaml fillImage; no default: required by such mirrors)',
+    )
     .option('--from-cluster', 'read RegistryMirror resources from the cluster instead of --mirrors')
     .option('--kubeconfig <file>', 'kubeconfig for --from-cluster (default: KUBECONFIG, ~/.kube/config, or in-cluster)')
     .option('--json', 'print a JSON summary')
@@ -123,6 +127,7 @@ export function buildCli(): Command {
     .command('validate')
     .description('validate the mirror specs without writing anything')
     .addOption(mirrorsOption())
+    .option('--fill-image <image>', 'as for synth')
     .option('-q, --quiet', 'print nothing on success')
     .action(async (opts: ValidateCommandOptions) => {
       const { validate } = await import('./validate.js');
@@ -138,6 +143,7 @@ export function buildCli(): Command {
     .option('--cluster-domain <domain>', 'as for synth')
     .option('--node-runtime <runtime>', 'as for synth')
     .addOption(nodeAgentImageOption())
+    .option('--fill-image <image>', 'as for synth')
     .option('-q, --quiet', 'print nothing on success')
     .action(async (opts: CheckCommandOptions) => {
       const { check } = await import('./check.js');
@@ -208,6 +214,10 @@ export function buildCli(): Command {
     .option('--cluster-domain <domain>', 'as for synth (env CLUSTER_DOMAIN; default cluster.local)')
     .option('--node-runtime <runtime>', 'as for synth (env NODE_RUNTIME; default containerd)')
     .addOption(nodeAgentImageOption())
+    .option(
+      '--fill-image <image>',
+      "the image of the fill of mirrors with spec.fill: streaming (env FILL_IMAGE, which controller-manifests sets to the controller's own image)",
+    )
     .option(
       '--takeover',
       "take mirrors over from the original mirror-operator, deleting its objects (env TAKEOVER=true; needs controller-manifests --takeover's RBAC)",

@@ -20,7 +20,10 @@ import {
   DEFAULT_NODE_RUNTIME,
   DEFAULT_OUT_DIR,
   DEFAULT_SECONDS_BETWEEN_STREAMS,
+  FILL_IMAGE_CONFIG_KEY,
+  FILL_IMAGE_ENV,
   IMAGE_DIGEST_PATTERN,
+  IMAGE_REFERENCE_PATTERN,
   NODE_RUNTIMES,
   type NodeRuntime,
 } from '../api/names.js';
@@ -88,9 +91,17 @@ export function resolveNodeRuntime(flag?: string): NodeRuntime {
   return runtime as NodeRuntime;
 }
 
-/** An image reference with a registry host, a path, and a tag or a digest (or both). */
-const IMAGE_REFERENCE =
-  /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?(:[0-9]{1,5})?(\/[a-z0-9._-]+)+(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[0-9a-f]{64})?$/;
+/** `image` if it is a reference with a tag or a digest (or both), else a UsageError naming `what` and `where` it came from. */
+function checkedImage(image: string, what: string, where: string): string {
+  if (image.length > 512 || !new RegExp(IMAGE_REFERENCE_PATTERN).test(image))
+    throw new UsageError(
+      `${what} must be an image reference, [host[:port]/]repository:tag or ...@sha256:<64 hex digits>; got '${image}' (${where})`,
+    );
+  const lastPart = image.slice(image.lastIndexOf('/') + 1);
+  if (!image.includes('@') && !lastPart.includes(':'))
+    throw new UsageError(`${what} must name a tag or a digest, not the registry's latest; got '${image}' (${where})`);
+  return image;
+}
 
 /**
  * The node agent's image, the platform's choice (it runs as root on every node; no spec field
@@ -98,12 +109,26 @@ const IMAGE_REFERENCE =
  */
 export function resolveNodeAgentImage(flag?: string): string {
   const image = pick(flag, process.env.NODE_AGENT_IMAGE, readCdk8sYaml().nodeAgentImage, DEFAULT_NODE_AGENT_IMAGE);
-  const m = IMAGE_REFERENCE.exec(image);
-  if (!m || (m[4] === undefined && m[5] === undefined))
-    throw new UsageError(
-      `the node agent's image must be <registry>/<path>:<tag> or ...@sha256:<64 hex>, such as ${DEFAULT_NODE_AGENT_IMAGE}; got '${image}' (--node-agent-image, NODE_AGENT_IMAGE or nodeAgentImage in cdk8s.yaml)`,
-    );
-  return image;
+  return checkedImage(
+    image,
+    "the node agent's image",
+    '--node-agent-image, NODE_AGENT_IMAGE or nodeAgentImage in cdk8s.yaml',
+  );
+}
+
+/**
+ * The image mirrors with `spec.fill: streaming` run their fill from: --fill-image, FILL_IMAGE,
+ * `fillImage` in cdk8s.yaml; no default (api/names.ts FILL_IMAGE_ENV says why). It must name a tag
+ * or a digest.
+ */
+export function resolveFillImage(flag?: string): string | undefined {
+  const image = pick(flag, process.env[FILL_IMAGE_ENV], readCdk8sYaml()[FILL_IMAGE_CONFIG_KEY], '');
+  if (image === '') return undefined;
+  return checkedImage(
+    image,
+    'the fill image',
+    `--fill-image, ${FILL_IMAGE_ENV} or ${FILL_IMAGE_CONFIG_KEY} in cdk8s.yaml`,
+  );
 }
 
 export function resolveMirrorsDir(flag?: string): string {

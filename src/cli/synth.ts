@@ -4,6 +4,7 @@ import { dirname, join } from 'node:path';
 import { checkPolicy } from '../api/policy.js';
 import type { MirrorInput } from '../api/validate.js';
 import { specWarnings } from '../api/warnings.js';
+import { checkFillImage } from '../construct/images.js';
 import { loadMirrorDir } from '../sources/files.js';
 import type { SynthOptions } from '../synth/chart.js';
 import { assembleDist } from '../synth/dist.js';
@@ -14,6 +15,7 @@ import {
   type PolicyFlags,
   resolveChartVersion,
   resolveClusterDomain,
+  resolveFillImage,
   resolveFormat,
   resolveMirrorsDir,
   resolveNamespace,
@@ -33,6 +35,8 @@ export interface SynthCommandOptions extends PolicyFlags {
   readonly nodeRuntime?: string;
   /** The node agent's image. @default NODE_AGENT_IMAGE, then cdk8s.yaml `nodeAgentImage`, else busybox pinned */
   readonly nodeAgentImage?: string;
+  /** The image of the streaming fill. @default FILL_IMAGE, then cdk8s.yaml `fillImage`, else none */
+  readonly fillImage?: string;
   /** Read RegistryMirrors from the cluster instead of --mirrors. */
   readonly fromCluster?: boolean;
   readonly kubeconfig?: string;
@@ -72,12 +76,15 @@ export function synthOptions(opts: {
   clusterDomain?: string;
   nodeRuntime?: string;
   nodeAgentImage?: string;
-}): Required<SynthOptions> {
+  fillImage?: string;
+}): Required<Omit<SynthOptions, 'fillImage'>> & Pick<SynthOptions, 'fillImage'> {
+  const fillImage = resolveFillImage(opts.fillImage);
   return {
     namespace: resolveNamespace(opts.namespace),
     clusterDomain: resolveClusterDomain(opts.clusterDomain),
     nodeRuntime: resolveNodeRuntime(opts.nodeRuntime),
     nodeAgentImage: resolveNodeAgentImage(opts.nodeAgentImage),
+    ...(fillImage !== undefined ? { fillImage } : {}),
   };
 }
 
@@ -104,6 +111,7 @@ export async function synth(opts: SynthCommandOptions = {}): Promise<SynthSummar
   const policy = resolvePolicy(opts);
   const mirrors = await loadInputs(opts);
   checkPolicy(mirrors, policy);
+  checkFillImage(mirrors, options.fillImage);
   const warnings = warnAbout(mirrors, opts.warn);
   const plain = await distFiles(mirrors, options);
   let result;

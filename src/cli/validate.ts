@@ -1,10 +1,13 @@
 import { checkPolicy } from '../api/policy.js';
 import { specWarnings } from '../api/warnings.js';
+import { checkFillImage } from '../construct/images.js';
 import { loadMirrorDir } from '../sources/files.js';
-import { type PolicyFlags, resolveMirrorsDir, resolvePolicy } from './options.js';
+import { type PolicyFlags, resolveFillImage, resolveMirrorsDir, resolvePolicy } from './options.js';
 
 export interface ValidateCommandOptions extends PolicyFlags {
   readonly mirrors?: string;
+  /** The image of the streaming fill, as for synth: a mirror with `spec.fill: streaming` needs one. */
+  readonly fillImage?: string;
   readonly quiet?: boolean;
   readonly log?: (line: string) => void;
   /** Where warnings about valid but risky specs go (even with `quiet`). @default stderr */
@@ -16,8 +19,10 @@ export async function validate(opts: ValidateCommandOptions = {}): Promise<strin
   const log = opts.log ?? ((line: string) => console.log(line));
   const dir = resolveMirrorsDir(opts.mirrors);
   const policy = resolvePolicy(opts);
+  const fillImage = resolveFillImage(opts.fillImage);
   const mirrors = await loadMirrorDir(dir);
   checkPolicy(mirrors, policy);
+  checkFillImage(mirrors, fillImage);
   // Not synth.js's warnAbout: validate never loads cdk8s.
   for (const w of specWarnings(mirrors)) (opts.warn ?? ((line: string) => console.error(line)))(`warning: ${w}`);
   if (!opts.quiet)

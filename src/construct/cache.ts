@@ -66,6 +66,12 @@ export interface MirrorCacheProps {
   readonly credentialsHash?: string;
   /** The cluster's DNS domain: `spec.fill: streaming` finds the replicas under it. @default 'cluster.local' */
   readonly clusterDomain?: string;
+  /**
+   * The mirror-synth image the streaming fill runs (`spec.fill: streaming`), as the platform names
+   * it: the controller's own image, or synth's `--fill-image`. Used as given.
+   * @default - none: a mirror with `spec.fill: streaming` is refused
+   */
+  readonly fillImage?: string;
 }
 
 export class MirrorCache {
@@ -247,7 +253,7 @@ export class MirrorCache {
               ...(fill === 'streaming'
                 ? [
                     fillContainer(
-                      spec,
+                      fillImageOf(parts.mirrorName, props.fillImage),
                       `_http._tcp.${names.headlessService}.${namespace}.svc.${props.clusterDomain ?? DEFAULT_CLUSTER_DOMAIN}`,
                     ),
                   ]
@@ -347,17 +353,17 @@ export class MirrorCache {
 
 /**
  * mirror-synth's streaming fill (`spec.fill: streaming`), on the pod's loopback between the front
- * and Distribution; it spools transfers in progress on the cache volume. It finds the other
- * replicas through the headless Service's SRV records (`peersSrv`), by pod name, so that each
- * digest is fetched by one owner replica whichever replica nodes ask; the args do not depend on
- * `spec.replicas`, so scaling rolls no pod. No probes: when it is down, the front answers its
- * digests 404 (nginx's 502 handling) and nodes fall back to the upstream, as when Distribution is
- * down.
+ * and Distribution, from the image the platform names (MirrorCacheProps.fillImage); it spools
+ * transfers in progress on the cache volume. It finds the other replicas through the headless
+ * Service's SRV records (`peersSrv`), by pod name, so that each digest is fetched by one owner
+ * replica whichever replica nodes ask; the args do not depend on `spec.replicas`, so scaling rolls
+ * no pod. No probes: when it is down, the front answers its digests 404 (nginx's 502 handling) and
+ * nodes fall back to the upstream, as when Distribution is down.
  */
-function fillContainer(spec: MirrorParts['spec'], peersSrv: string): k8s.Container {
+function fillContainer(image: string, peersSrv: string): k8s.Container {
   return {
     name: 'fill',
-    image: imageFor('fill', spec),
+    image,
     args: [
       'fill',
       '--listen',
@@ -381,6 +387,18 @@ function fillContainer(spec: MirrorParts['spec'], peersSrv: string): k8s.Contain
     securityContext: RESTRICTED_CONTAINER,
     volumeMounts: [{ name: 'cache', mountPath: REGISTRY_STORAGE_PATH }],
   };
+}
+
+/**
+ * The fill's image. Commands check every mirror first and name the file (construct/images.ts
+ * fillImageProblem); this is for the construct used on its own.
+ */
+function fillImageOf(mirrorName: string, fillImage: string | undefined): string {
+  if (fillImage === undefined)
+    throw new Error(
+      `RegistryMirror '${mirrorName}': spec.fill is streaming, which runs the mirror-synth image, and no fillImage is set`,
+    );
+  return fillImage;
 }
 
 /**

@@ -29,6 +29,7 @@ import {
   CONTROLLER_METRICS_PORT,
   CONTROLLER_NAME,
   DEFAULT_SECONDS_BETWEEN_STREAMS,
+  FILL_IMAGE_ENV,
   LEASE_NAME,
   MANAGED_BY,
   MANAGED_BY_LABEL,
@@ -45,7 +46,11 @@ export const NODE_OPTIONS = '--max-old-space-size=160 --max-semi-space-size=2';
 export interface ControllerManifestsProps {
   /** Output namespace of the mirrors; the controller runs there too. */
   readonly namespace: string;
-  /** Controller image, e.g. `ghcr.io/mirror-synth/mirror-synth:0.1.0`. */
+  /**
+   * The controller's image, built with `npm run build:image` and pushed where the cluster pulls
+   * from (mirror-synth publishes none), e.g. `registry.example.com/mirror-synth:0.1.0`. Mirrors with
+   * `spec.fill: streaming` run their fill from it too (FILL_IMAGE).
+   */
   readonly image: string;
   /**
    * The image of every mirror's node agent (root on every node: the platform's choice, never a spec's).
@@ -184,6 +189,8 @@ function addControllerObjects(chart: Construct, props: ControllerManifestsProps)
               env: [
                 { name: 'NAMESPACE', value: namespace },
                 ...(nodeAgentImage ? [{ name: 'NODE_AGENT_IMAGE', value: nodeAgentImage }] : []),
+                // The streaming fill runs from the controller's own image: the one image the platform chose.
+                { name: FILL_IMAGE_ENV, value: image },
                 // The allowlist, from its ConfigMap: a key left out allows anything (restart after a change).
                 ...ALLOWLISTS.map((list) => ({
                   name: ALLOWLIST_ENV[list],

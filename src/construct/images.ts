@@ -5,10 +5,13 @@
  * any non-root user); the tests run Debian's nginx with the same nginx.conf. The front's
  * metrics come from mtail, the release the tests build from tools/mtail; the volume exporter
  * is the Prometheus node_exporter, the version they build from tools/node-exporter/go.mod
- * (tests keep each pair equal). The references themselves are api/names.ts's IMAGES.
+ * (tests keep each pair equal). The references themselves are api/names.ts's IMAGES. The
+ * streaming fill's image is not one of them: the platform names it (api/names.ts FILL_IMAGE_ENV).
  */
-import { DEFAULT_NODE_AGENT_IMAGE, type ImageRole, IMAGES, imageTag } from '../api/names.js';
+import { SpecError, type SpecProblem } from '../api/errors.js';
+import { DEFAULT_FILL, DEFAULT_NODE_AGENT_IMAGE, type ImageRole, IMAGES, imageTag } from '../api/names.js';
 import type { MirrorSpec } from '../api/schema.js';
+import type { MirrorInput } from '../api/validate.js';
 import { withRegistry } from './upstream.js';
 
 export const REGISTRY_IMAGE = IMAGES.registry;
@@ -25,4 +28,35 @@ export function imageFor(role: ImageRole, spec: Pick<MirrorSpec, 'imageRegistry'
   const ref = withRegistry(IMAGES[role], spec.imageRegistry);
   const pinned = spec.imageDigests?.[role];
   return pinned === undefined ? ref : `${ref}${pinned.slice(imageTag(ref).length)}`;
+}
+
+/** How synth is told the fill image, for messages. */
+export const FILL_IMAGE_SETTINGS = '--fill-image, FILL_IMAGE or fillImage in cdk8s.yaml';
+
+/**
+ * A mirror with `spec.fill: streaming` when no fill image is set: the problem, naming the file, the
+ * mirror and the field, and `settings`, how to set it. `undefined` when the mirror needs none or
+ * has one.
+ */
+export function fillImageProblem(
+  mirror: Pick<MirrorInput, 'name' | 'spec' | 'source'>,
+  fillImage: string | undefined,
+  settings = FILL_IMAGE_SETTINGS,
+): SpecProblem | undefined {
+  if ((mirror.spec.fill ?? DEFAULT_FILL) !== 'streaming' || fillImage !== undefined) return undefined;
+  return {
+    source: mirror.source,
+    mirror: mirror.name,
+    field: 'spec.fill',
+    message:
+      'spec.fill is streaming, which runs `mirror-synth fill` from the mirror-synth image, and no image is set for it: ' +
+      'mirror-synth publishes none to default to. Build it (npm run build:image), push it to a registry the nodes pull from, ' +
+      `and name it with ${settings}; or set spec.fill: whole`,
+  };
+}
+
+/** Throws one SpecError naming every mirror with `spec.fill: streaming` when no fill image is set. */
+export function checkFillImage(mirrors: readonly MirrorInput[], fillImage: string | undefined): void {
+  const problems = mirrors.flatMap((m) => fillImageProblem(m, fillImage) ?? []);
+  if (problems.length > 0) throw new SpecError(problems);
 }

@@ -56,6 +56,12 @@ export interface RegistryMirrorProps extends Readonly<MirrorSpec> {
    * @default DEFAULT_NODE_AGENT_IMAGE (busybox, pinned)
    */
   readonly nodeAgentImage?: string;
+  /**
+   * The mirror-synth image the streaming fill runs (`fill: streaming`): the controller's own, or
+   * the one synth is given. No default: mirror-synth publishes no image (README "The controller image").
+   * @default - none: `fill: streaming` is refused
+   */
+  readonly fillImage?: string;
 }
 
 export class RegistryMirror extends Construct {
@@ -87,7 +93,7 @@ export class RegistryMirror extends Construct {
 
   constructor(scope: Construct, id: string, props: RegistryMirrorProps) {
     super(scope, id);
-    const { name, namespace, credentialsHash, clusterDomain, nodeRuntime, nodeAgentImage, ...spec } = props;
+    const { name, namespace, credentialsHash, clusterDomain, nodeRuntime, nodeAgentImage, fillImage, ...spec } = props;
     this.mirrorName = name;
     this.namespace = namespace ?? DEFAULT_NAMESPACE;
     this.resourceName = childName(name);
@@ -110,7 +116,7 @@ export class RegistryMirror extends Construct {
       imagePullSecrets: spec.imagePullSecrets?.map((s) => ({ name: s.name })),
     };
 
-    this.cachePart = new MirrorCache(parts, { credentialsHash, clusterDomain });
+    this.cachePart = new MirrorCache(parts, { credentialsHash, clusterDomain, fillImage });
     this.nodeAgentPart = new NodeAgent(parts, { clusterDomain, nodeRuntime, image: nodeAgentImage });
     this.replicas = this.cachePart.replicas;
     this.storage = this.cachePart.storage;

@@ -40,6 +40,11 @@ export interface StartControllerOptions {
   readonly nodeRuntime?: NodeRuntime;
   /** The node agent's image (the platform's, never a spec's). @default DEFAULT_NODE_AGENT_IMAGE */
   readonly nodeAgentImage?: string;
+  /**
+   * The image of the fill of mirrors with `spec.fill: streaming`: the controller's own
+   * (controller-manifests sets FILL_IMAGE to it). @default - none: such mirrors stall with NoFillImage
+   */
+  readonly fillImage?: string;
   /** Wait before restarting informers after an API failure, while the CRD or the namespace does not exist. */
   readonly secondsBetweenStreams: number;
   /** Port of /metrics (and of the probes unless `probePort` is set); 0 picks a free port. @default - no server */
@@ -228,6 +233,7 @@ class Controller {
       ...(opts.clusterDomain ? { clusterDomain: opts.clusterDomain } : {}),
       ...(opts.nodeRuntime ? { nodeRuntime: opts.nodeRuntime } : {}),
       ...(opts.nodeAgentImage ? { nodeAgentImage: opts.nodeAgentImage } : {}),
+      ...(opts.fillImage ? { fillImage: opts.fillImage } : {}),
       ...(opts.policy ? { policy: opts.policy } : {}),
       ...(opts.takeover ? { takeover: true } : {}),
       mirrors: this.mirrors,

@@ -24,6 +24,7 @@ import {
 import { type MirrorPolicy, policyProblems } from '../api/policy.js';
 import type { MirrorStatus } from '../api/schema.js';
 import { findNameCollisions, type MirrorInput, type NameCollision, parseMirrorResource } from '../api/validate.js';
+import { fillImageProblem } from '../construct/images.js';
 import { synthesizeMirror } from '../synth/chart.js';
 import { objectStorageEndpoint, resolveCredentials, resolveObjectStorageCredentials } from './credentials.js';
 import { canonicalJson, withContentHash } from './hash.js';
@@ -109,6 +110,10 @@ export class ChildIndex {
 /** What the worker should do with a key after a reconcile. */
 export type Requeue = 'none' | 'backoff' | { readonly afterMs: number };
 
+/** How the controller is told the fill image, for the NoFillImage message. */
+const CONTROLLER_FILL_IMAGE_SETTINGS =
+  "the controller's --fill-image or FILL_IMAGE, which `mirror-synth controller-manifests` sets to the controller's own image (apply its output again)";
+
 /** How often a mirror whose pods are not ready yet is looked at again without an event (a crash loop changes no workload status). */
 export const WAITING_RECHECK_MS = 30_000;
 
@@ -118,6 +123,8 @@ export interface ReconcilerOptions {
   readonly clusterDomain?: string;
   readonly nodeRuntime?: NodeRuntime;
   readonly nodeAgentImage?: string;
+  /** The image of the streaming fill: the controller's own. @default - none: `spec.fill: streaming` stalls with NoFillImage */
+  readonly fillImage?: string;
   /** What mirrors may name; one it refuses stalls with NotAllowed. @default - anything */
   readonly policy?: MirrorPolicy;
   /** Take mirrors over from the original mirror-operator. @default false */
@@ -360,6 +367,7 @@ export class Reconciler {
         ...(this.opts.clusterDomain ? { clusterDomain: this.opts.clusterDomain } : {}),
         ...(this.opts.nodeRuntime ? { nodeRuntime: this.opts.nodeRuntime } : {}),
         ...(this.opts.nodeAgentImage ? { nodeAgentImage: this.opts.nodeAgentImage } : {}),
+        ...(this.opts.fillImage ? { fillImage: this.opts.fillImage } : {}),
         ...(secretsHash ? { credentialsHash: secretsHash } : {}),
       });
     } catch (err) {
@@ -400,6 +408,8 @@ export class Reconciler {
         message: `${refused.map((p) => p.message).join('; ')}. Change the RegistryMirror, or ask the platform team to extend the allowlist (ConfigMap ${this.opts.namespace}/${ALLOWLIST_NAME}).`,
       };
     }
+    const noFillImage = fillImageProblem(input, this.opts.fillImage, CONTROLLER_FILL_IMAGE_SETTINGS);
+    if (noFillImage) return { type: 'Stalled', reason: 'NoFillImage', message: noFillImage.message };
     const conflict = hostConflictOf(name, this.opts.mirrors.list());
     if (conflict) {
       return {

@@ -5,10 +5,12 @@
  */
 import { App, Chart } from 'cdk8s';
 
+import { SpecError } from '../api/errors.js';
 import { compareStrings, type KubeObject, sortKeys } from '../api/kube-object.js';
 import { DEFAULT_NAMESPACE, kindRank, type NodeRuntime } from '../api/names.js';
 import type { MirrorInput } from '../api/validate.js';
 import { ControllerManifests, type ControllerManifestsProps } from '../construct/controller-manifests.js';
+import { fillImageProblem } from '../construct/images.js';
 import { ControllerMonitoring, MirrorAlerts, MirrorDashboard, MirrorPodMonitor } from '../construct/monitoring.js';
 import { MirrorNamespace } from '../construct/namespace.js';
 import { RegistryMirror } from '../construct/registry-mirror.js';
@@ -34,6 +36,11 @@ export interface SynthOptions {
    * @default DEFAULT_NODE_AGENT_IMAGE
    */
   readonly nodeAgentImage?: string;
+  /**
+   * The mirror-synth image mirrors with `spec.fill: streaming` run their fill from.
+   * @default - none: such a mirror is a SpecError naming its file, name and field
+   */
+  readonly fillImage?: string;
 }
 
 /** Objects in apply order (KIND_ORDER), then by kind and name. */
@@ -50,6 +57,8 @@ export class MirrorChart extends Chart {
   public readonly mirror: RegistryMirror;
   constructor(scope: App, input: MirrorInput, opts: SynthOptions & { credentialsHash?: string }) {
     super(scope, input.name, { disableResourceNameHashes: true });
+    const problem = fillImageProblem(input, opts.fillImage);
+    if (problem) throw new SpecError([problem]);
     this.mirror = new RegistryMirror(this, 'Mirror', {
       ...input.spec,
       name: input.name,
@@ -58,6 +67,7 @@ export class MirrorChart extends Chart {
       clusterDomain: opts.clusterDomain,
       nodeRuntime: opts.nodeRuntime,
       nodeAgentImage: opts.nodeAgentImage,
+      fillImage: opts.fillImage,
     });
   }
 }

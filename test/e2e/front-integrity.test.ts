@@ -16,6 +16,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 
 import { synthesizeMirror } from '../../src/index.js';
 import { Containerd, hostsToml, writeHostsToml } from '../support/containerd.js';
+import { TEST_FILL_IMAGE } from '../support/fill.js';
 import { buildImage, concurrentPulls, RegistryClient, type TestImage } from '../support/images.js';
 import {
   type ManifestObject,
@@ -72,7 +73,7 @@ describe.each(['whole', 'streaming'] as const)(
     function synth(upstreamHost: string): ManifestObject[] {
       return synthesizeMirror(
         { name: NAME, spec: { upstreamUrl: upstreamHost, credentialsSecret: SECRET, fill }, source: 'front-integrity' },
-        { namespace: 'test' },
+        { namespace: 'test', fillImage: TEST_FILL_IMAGE },
       );
     }
 

@@ -2,9 +2,12 @@
 // an OCI archive; a real containerd (Debian's 1.6, then 2.x) imports it and runs it with
 // `ctr run` (runc), on the host network, with a read-only root filesystem, the image's own user
 // and the test API server's kubeconfig mounted read-only. It must apply a RegistryMirror's
-// children, report what the mirror waits for, and stop cleanly on SIGTERM. Nothing runs the
-// children's pods here; the same image reconciling a mirror to Ready as a Deployment on a real
-// node, with the real kubelet, is test/e2e/real-node-controller.test.ts.
+// children, report what the mirror waits for, and stop cleanly on SIGTERM. It runs the Node.js
+// release the build script pins (not the tests' own node), holds no optional dependency
+// (cdk8s-plus-27's `backport`, with @octokit/rest and axios), and every module of lib/ loads in
+// it without them. Nothing runs the children's pods here; the same image reconciling a mirror to
+// Ready as a Deployment on a real node, with the real kubelet, is
+// test/e2e/real-node-controller.test.ts.
 import { type ChildProcess } from 'node:child_process';
 import { chmod, copyFile, mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -25,7 +28,13 @@ import {
 } from '../support/cluster.js';
 import { Containerd, containerdV2, debianContainerd } from '../support/containerd.js';
 import { type ControlPlane, startControlPlane } from '../support/control-plane.js';
-import { ensureControllerImage, type ImageConfig, imageConfig } from '../support/controller-image.js';
+import {
+  ensureControllerImage,
+  type ImageConfig,
+  imageConfig,
+  imageLayerPaths,
+  imageNodeVersion,
+} from '../support/controller-image.js';
 import { installCrd } from '../support/crd.js';
 import { reservePort } from '../support/ports.js';
 import { removeOnExit, spawnTracked } from '../support/processes.js';
@@ -83,6 +92,17 @@ it('the image records a numeric non-root user, the app directory and `node /app/
   expect(config.Entrypoint).toEqual(['node', '/app/bin/mirror-synth.js']);
   expect(config.Cmd).toEqual(['controller']);
   expect(config.Env).toContain('NODE_ENV=production');
+});
+
+it('holds only the production dependencies the controller and the fill load: no optional `backport`, no axios, no @octokit', async () => {
+  const paths = (await imageLayerPaths(archive)).flat().map((p) => p.replace(/^\/?/, '/'));
+  const modules = paths.filter((p) => p.startsWith('/app/node_modules/'));
+  // Not vacuous: the dependencies are there (and node, in its own layer).
+  expect(modules).toContain('/app/node_modules/@kubernetes/client-node/package.json');
+  expect(modules).toContain('/app/node_modules/cdk8s-plus-27/package.json');
+  expect(paths).toContain('/usr/local/bin/node');
+  const unwanted = modules.filter((p) => /\/node_modules\/(backport|axios|@octokit)(\/|$)/.test(p));
+  expect(unwanted).toEqual([]);
 });
 
 describe.each([
@@ -171,6 +191,26 @@ describe.each([
     ).catch((err: Error) => {
       throw new Error(`${err.message}\ncontainer output:\n${output.slice(-30).join('\n')}`);
     });
+  });
+
+  it(`runs Node ${imageNodeVersion()} (the build script's, not the host's), and every module of lib/ loads in it`, async () => {
+    const version = await ctrd.ctr(['tasks', 'exec', '--exec-id', 'version', CONTAINER, 'node', '--version']);
+    expect(outputOf(version)).toBe(`v${imageNodeVersion()}`);
+    // Every module the controller and the fill can load, imported in the image: a dependency the
+    // image left out (an optional one) would fail here. render-worker.js is a worker's entry
+    // point (it needs workerData); it imports dist.js, imported here.
+    const script = `
+      const { readdirSync } = require('node:fs');
+      const modules = readdirSync('/app/lib', { recursive: true })
+        .filter((f) => f.endsWith('.js') && !f.endsWith('render-worker.js'));
+      (async () => {
+        for (const f of modules) await import('/app/lib/' + f);
+        console.log('imported ' + modules.length);
+      })().catch((e) => { console.log('failed: ' + e.message); process.exitCode = 1; });`;
+    const imported = await ctrd
+      .ctr(['tasks', 'exec', '--exec-id', 'imports', CONTAINER, 'node', '-e', script])
+      .catch((err: Error) => err.message);
+    expect(outputOf(imported)).toMatch(/^imported [1-9][0-9]+$/);
   });
 
   it('runs as the image user, not root, on a read-only root filesystem', async () => {

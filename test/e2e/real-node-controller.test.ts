@@ -1,9 +1,10 @@
 // The controller as users run it: a Deployment of the image `npm run build:image` makes, with the
 // RBAC `controller-manifests` prints, on the real node (test/support/node.ts). A RegistryMirror
-// created with kubectl says what it waits for and goes Ready only once its cache pod really
-// serves through the Service, a Pod then pulls through it, a crash-looping cache container's
-// reason is the kubelet's own, and deleting the RegistryMirror restores the node's containerd
-// config. Nothing stands in for the kubelet or the workload controllers here.
+// created with kubectl (with the streaming fill, which runs from the controller's own image) says
+// what it waits for and goes Ready only once its cache pod really serves through the Service, a
+// Pod then pulls through it, a crash-looping cache container's reason is the kubelet's own, and
+// deleting the RegistryMirror restores the node's containerd config. Nothing stands in for the
+// kubelet or the workload controllers here.
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
@@ -87,6 +88,9 @@ describe.skipIf(unavailable !== undefined)('the controller as a Deployment on a 
     expect(await hostsToml()).toBeUndefined(); // the node sends nothing anywhere yet
     await createMirror(c, NAME, {
       upstreamUrl: UPSTREAM,
+      // the streaming fill: its image is the controller's own (controller-manifests' FILL_IMAGE), the
+      // only mirror-synth image this node has
+      fill: 'streaming',
       volumeClaimTemplate: { spec: { resources: { requests: { storage: '1Gi' } } } },
     });
     // the API equivalent of `kubectl wait --for=condition=Ready`, checking the Service the moment it
@@ -106,6 +110,8 @@ describe.skipIf(unavailable !== undefined)('the controller as a Deployment on a 
     expect(said.find((r) => r.reason === 'CacheNotReady')?.message).toContain(`StatefulSet registry-mirror-${NAME}`);
     expect(condition(readyAt, 'Ready')).toMatchObject({ status: 'True', reason: 'Serving' });
     expect(condition(readyAt, 'Reconciling')).toMatchObject({ status: 'False' });
+    const sts = await k.apps.readNamespacedStatefulSet({ name: `registry-mirror-${NAME}`, namespace: NAMESPACE });
+    expect(sts.spec?.template.spec?.containers.find((x) => x.name === 'fill')?.image).toBe(CONTROLLER_IMAGE);
     // Ready follows the pods' readiness; kube-proxy programs the ClusterIP's rules when it sees the
     // EndpointSlice change, a sync period later. A user's `curl` right after `kubectl wait` works
     // within those few seconds, never needing the cache to settle any further.

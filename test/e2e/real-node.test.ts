@@ -31,7 +31,7 @@ import {
   startNodeUpstream,
   startStandInNode,
 } from '../support/node-workloads.js';
-import { runnableTestImage } from '../support/stand-in-images.js';
+import { CONTROLLER_IMAGE, runnableTestImage } from '../support/stand-in-images.js';
 import { ensureTool } from '../support/tools.js';
 import { waitFor } from '../support/wait.js';
 
@@ -95,7 +95,8 @@ describe.skipIf(unavailable !== undefined)(
           '',
         ].join('\n'),
       );
-      await synth({ mirrors: join(dir, 'mirrors'), out: join(dir, 'dist'), quiet: true });
+      // the fill image named as a platform names it: the image the node has (no default exists)
+      await synth({ mirrors: join(dir, 'mirrors'), out: join(dir, 'dist'), fillImage: CONTROLLER_IMAGE, quiet: true });
       const { stdout } = await exec(kustomize, ['build', join(dir, 'dist')], { maxBuffer: 64 * 1024 * 1024 });
       await applyObjects(k.objects, objectsOf(stdout), 'mirror-synth-real-node-test');
     });

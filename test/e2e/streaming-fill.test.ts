@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { digestOwner } from '../../src/fill/fill.js';
 import { synthesizeMirror } from '../../src/index.js';
 import { Containerd, hostsToml, writeHostsToml } from '../support/containerd.js';
-import { type FillTransfer, fillTransfers } from '../support/fill.js';
+import { type FillTransfer, fillTransfers, TEST_FILL_IMAGE } from '../support/fill.js';
 import { buildImage, RegistryClient, type TestImage } from '../support/images.js';
 import { reservePorts } from '../support/ports.js';
 import { startSynthesizedMirror, startUpstream, type SynthesizedMirror, type Upstream } from '../support/registry.js';
@@ -59,7 +59,7 @@ describe('spec.fill: streaming', () => {
           spec: { upstreamUrl: slow.host, credentialsSecret: SECRET, fill: 'streaming', replicas: replica ? 3 : 1 },
           source: 'streaming-fill',
         },
-        { namespace: 'test' },
+        { namespace: 'test', fillImage: TEST_FILL_IMAGE },
       ),
       secrets: { [SECRET]: { username: USER, password: PASSWORD } },
       upstreamCaFile: upstream.ca.caCert,

@@ -27,6 +27,12 @@ function findBin(): string {
 }
 const VOLUME = '/var/lib/registry';
 
+/**
+ * The fill image the tests and benchmarks synthesize streaming mirrors with (synth's
+ * `--fill-image`): only a name in the manifests, since the fill runs from this checkout here.
+ */
+export const TEST_FILL_IMAGE = 'mirror-synth.test/mirror-synth:test';
+
 /** The fill container's args, or undefined when the pod has none (`spec.fill: whole`). */
 export function fillArgs(objects: readonly ManifestObject[], name: string): string[] | undefined {
   try {

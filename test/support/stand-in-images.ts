@@ -61,10 +61,13 @@ const packageVersion = (JSON.parse(readFileSync(join(repoRoot, 'package.json'), 
   .version;
 
 /**
- * The name the controller image is imported under: give it to `controller-manifests --image`.
- * The tag is the one `npm run build:image` records (package.json's version).
+ * The name the controller image is imported under: give it to `controller-manifests --image` (the
+ * controller then runs the streaming fill from it too) or synth's `--fill-image`. A name under the
+ * reserved `.test` domain, that nothing publishes to: a manifest still naming another image (a
+ * default such as ghcr.io/mirror-synth/...) fails to pull on the node. The tag is the one `npm run
+ * build:image` records (package.json's version).
  */
-export const CONTROLLER_IMAGE = `ghcr.io/mirror-synth/mirror-synth:${packageVersion}`;
+export const CONTROLLER_IMAGE = `mirror-synth.test/mirror-synth:${packageVersion}`;
 
 /** Every image importStandInImages imports: the synthesized images, the sandbox and the controller. */
 export const STAND_IN_IMAGES = [
