@@ -15,6 +15,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 
 import { FILL_MODES, synthesizeMirror } from '../../src/index.js';
 import { Containerd, hostsToml, writeHostsToml } from '../support/containerd.js';
+import { TEST_FILL_IMAGE } from '../support/fill.js';
 import { buildImage, RegistryClient, type TestImage } from '../support/images.js';
 import { startSynthesizedMirror, startUpstream, type SynthesizedMirror, type Upstream } from '../support/registry.js';
 
@@ -46,7 +47,7 @@ describe.each(FILL_MODES)('a mirror without credentials in an upstream outage (s
       name: NAME,
       objects: synthesizeMirror(
         { name: NAME, spec: { upstreamUrl: upstream.host, fill }, source: 'test/e2e/outage.test.ts' },
-        { namespace: 'test' },
+        { namespace: 'test', fillImage: TEST_FILL_IMAGE },
       ),
       upstreamCaFile: upstream.ca.caCert,
     });
