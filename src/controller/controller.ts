@@ -17,7 +17,7 @@ import { describeError, errorStatus } from '../api/kube-errors.js';
 import { CONTROLLER_NAME, LEASE_NAME, type NodeRuntime, PLURAL } from '../api/names.js';
 import type { MirrorPolicy } from '../api/policy.js';
 import { referencedSecrets } from './credentials.js';
-import { DEFAULT_REQUEST_TIMEOUT_SECONDS, withDeadlines } from './deadline.js';
+import { DEFAULT_REQUEST_TIMEOUT_SECONDS, RequestFence, withDeadlines } from './deadline.js';
 import { type ProbeServer, startProbeServer } from './http.js';
 import { DEFAULT_WATCH_IDLE_SECONDS, SupervisedInformer } from './informer.js';
 import { KubeClient, type RegistryMirrorObject } from './kube.js';
@@ -155,7 +155,9 @@ type Phase = 'starting' | 'no-namespace' | 'standby' | 'syncing' | 'running' | '
 /** One controller process: its informers, queue and workers, and the order they start and stop in. */
 class Controller {
   readonly logger: Logger;
-  readonly metrics = createMetrics();
+  /** Aborted when the Lease is lost: every API request in flight fails, and no later one is sent. */
+  private readonly fence = new RequestFence();
+  readonly metrics = createMetrics({ apiRequestsInFlight: () => this.fence.inFlight });
   private readonly queue: WorkQueue;
   private readonly children = new ChildIndex();
   private readonly informers: SupervisedInformer<KubernetesObject>[];
@@ -166,8 +168,6 @@ class Controller {
   private readonly core: CoreV1Api;
   private readonly workerCount: number;
   private readonly progress: ProgressMonitor;
-  /** Aborted when the Lease is lost: every API request in flight fails, and no later one is sent. */
-  private readonly fence = new AbortController();
   private phase: Phase = 'starting';
   private stopping = false;
   private active = 0;
@@ -181,7 +181,7 @@ class Controller {
     this.logger = opts.logger ?? createLogger({ level: opts.logLevel, destination: opts.logDestination });
     // Every API client made from kc sends with a deadline, and stops once the Lease is lost.
     const requestTimeoutSeconds = opts.requestTimeoutSeconds ?? DEFAULT_REQUEST_TIMEOUT_SECONDS;
-    const kc = withDeadlines(opts.kubeConfig, { timeoutMs: requestTimeoutSeconds * 1000, fence: this.fence.signal });
+    const kc = withDeadlines(opts.kubeConfig, { timeoutMs: requestTimeoutSeconds * 1000, fence: this.fence });
     this.progress = new ProgressMonitor((opts.stallSeconds ?? DEFAULT_STALL_SECONDS) * 1000);
     const identity = opts.identity ?? `${hostname()}_${randomUUID().slice(0, 8)}`;
     const client = new KubeClient(kc, this.metrics, identity);

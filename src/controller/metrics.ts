@@ -14,6 +14,8 @@ export interface ControllerMetrics {
   readonly writesTotal: Counter<'verb' | 'resource'>;
   readonly watchedMirrors: Gauge;
   readonly queueDepth: Gauge;
+  /** API requests sent and not answered yet (watches and the Lease's own requests aside), read at each scrape. */
+  readonly apiRequestsInFlight: Gauge;
   readonly informerRestarts: Counter<'informer'>;
   readonly isLeader: Gauge;
   /** 1 while a mirror's condition (`Ready`, `Reconciling`, `Stalled`) is True, else 0; per mirror. */
@@ -23,7 +25,15 @@ export interface ControllerMetrics {
 /** The `type` values of mirror_synth_errors_total, exported at 0 from the start so rates exist. */
 export const ERROR_TYPES = ['apply', 'prune', 'status', 'event', 'informer', 'internal'] as const;
 
-export function createMetrics(opts: { defaultMetrics?: boolean } = {}): ControllerMetrics {
+export interface MetricsOptions {
+  /** @default true */
+  readonly defaultMetrics?: boolean;
+  /** API requests in flight now (the controller's RequestFence). @default - always 0 */
+  readonly apiRequestsInFlight?: () => number;
+}
+
+export function createMetrics(opts: MetricsOptions = {}): ControllerMetrics {
+  const inFlight = opts.apiRequestsInFlight ?? (() => 0);
   const registry = new Registry();
   if (opts.defaultMetrics ?? true) collectDefaultMetrics({ register: registry, prefix: 'mirror_synth_' });
   const registers = [registry];
@@ -63,6 +73,14 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}): Controll
       registers,
     }),
     queueDepth: new Gauge({ name: 'mirror_synth_queue_depth', help: 'Mirrors waiting to be reconciled.', registers }),
+    apiRequestsInFlight: new Gauge({
+      name: 'mirror_synth_api_requests_in_flight',
+      help: "API requests sent and not answered yet (lists, reads, applies, status and Event writes; not watches, nor the Lease's requests).",
+      registers,
+      collect() {
+        this.set(inFlight());
+      },
+    }),
     informerRestarts: new Counter({
       name: 'mirror_synth_informer_restarts_total',
       help: 'Informer restarts after an error.',

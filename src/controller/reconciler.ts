@@ -430,7 +430,8 @@ export class Reconciler {
     if (!Array.isArray(all)) return all;
 
     const live = [...this.opts.children.of(name)];
-    // Kinds without an informer: read them, so the content-hash check still applies.
+    // Kinds without an informer (none today: every child kind is watched): read them, so the
+    // content-hash check still applies.
     for (const d of all) {
       if (this.opts.watchedKinds.has(d.kind)) continue;
       const obj = await client.read(d);
@@ -453,7 +454,9 @@ export class Reconciler {
     if (step.outcome) return step.outcome;
     const desired = step.desired;
     const plan = planChildren({ mirror: name, desired, live, applied: (k) => this.applied.get(`${name}|${k}`) });
-    const ours = new Set(live.map(childKey));
+    // Applied with force: only children carrying this mirror's labels (all a child informer
+    // shows). An object of a child's name that was read, not watched, may be anyone's.
+    const ours = new Set(live.filter((l) => ChildIndex.mirrorOf(l) === name).map(childKey));
     // Never over another mirror's child (whatever its labels say now).
     const taken = this.takenByAnotherMirror(name, plan.apply, live);
     if (taken) return taken;

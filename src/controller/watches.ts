@@ -16,6 +16,7 @@ import {
   type KubeConfig,
   type KubernetesListObject,
   type KubernetesObject,
+  NetworkingV1Api,
   setHeaderOptions,
 } from '@kubernetes/client-node';
 
@@ -68,10 +69,21 @@ export function mirrorChanged(obj: RegistryMirrorObject, previous: RegistryMirro
   );
 }
 
-/** The child kinds the controller applies and watches (only objects carrying its managed-by label). */
+/**
+ * The child kinds the controller applies and watches (only objects carrying its managed-by
+ * label): every kind a mirror has. A child it has in no cache is not known to be its own, so it
+ * is applied without force and an object someone else made of that name stalls the mirror
+ * (ForeignObject) instead of being overwritten.
+ */
 const CHILDREN = [
   { name: 'configmaps', apiVersion: 'v1', kind: 'ConfigMap', group: '/api/v1' },
   { name: 'services', apiVersion: 'v1', kind: 'Service', group: '/api/v1' },
+  {
+    name: 'networkpolicies',
+    apiVersion: 'networking.k8s.io/v1',
+    kind: 'NetworkPolicy',
+    group: '/apis/networking.k8s.io/v1',
+  },
   { name: 'statefulsets', apiVersion: 'apps/v1', kind: 'StatefulSet', group: '/apis/apps/v1' },
   { name: 'daemonsets', apiVersion: 'apps/v1', kind: 'DaemonSet', group: '/apis/apps/v1' },
 ] as const;
@@ -86,6 +98,7 @@ export const WATCHED_KINDS: ReadonlySet<string> = new Set(['Secret', ...CHILDREN
 export function controllerWatches(kc: KubeConfig, namespace: string, ctx: WatchContext): WatchSpec[] {
   const core = kc.makeApiClient(CoreV1Api);
   const apps = kc.makeApiClient(AppsV1Api);
+  const networking = kc.makeApiClient(NetworkingV1Api);
   const custom = kc.makeApiClient(CustomObjectsApi);
   const labelSelector = MANAGED_SELECTOR;
 
@@ -142,7 +155,7 @@ export function controllerWatches(kc: KubeConfig, namespace: string, ctx: WatchC
     path: `${group}/namespaces/${namespace}/${name}`,
     labelSelector,
     metadataOnly: !WORKLOAD_KINDS.has(kind),
-    list: () => listChildren(kind, { core, apps }, namespace, labelSelector),
+    list: () => listChildren(kind, { core, apps, networking }, namespace, labelSelector),
     transform: (o) => {
       const workload = workloadStatus({ ...o, kind });
       return { ...metadataOnly(o), apiVersion, kind, ...(workload ? { workload } : {}) };
@@ -155,7 +168,7 @@ export function controllerWatches(kc: KubeConfig, namespace: string, ctx: WatchC
 
 async function listChildren(
   kind: (typeof CHILDREN)[number]['kind'],
-  api: { core: CoreV1Api; apps: AppsV1Api },
+  api: { core: CoreV1Api; apps: AppsV1Api; networking: NetworkingV1Api },
   namespace: string,
   labelSelector: string,
 ): Promise<KubernetesListObject<KubernetesObject>> {
@@ -165,6 +178,8 @@ async function listChildren(
       return api.core.listNamespacedConfigMap(args, metadataListOptions);
     case 'Service':
       return api.core.listNamespacedService(args, metadataListOptions);
+    case 'NetworkPolicy':
+      return api.networking.listNamespacedNetworkPolicy(args, metadataListOptions);
     case 'StatefulSet':
       return api.apps.listNamespacedStatefulSet(args);
     case 'DaemonSet':

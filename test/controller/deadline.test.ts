@@ -3,7 +3,8 @@
 import { CoreV1Api, type KubeConfig, KubernetesObjectApi } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { RequestFencedError, RequestTimeoutError, withDeadlines } from '../../src/controller/deadline.js';
+import { RequestFence, RequestFencedError, RequestTimeoutError, withDeadlines } from '../../src/controller/deadline.js';
+import { createMetrics } from '../../src/controller/metrics.js';
 import { type HoldingServer, startHoldingServer } from '../support/holding-server.js';
 
 let server: HoldingServer;
@@ -17,6 +18,9 @@ beforeAll(async () => {
     if (req.url?.startsWith('/api/v1/namespaces/quick')) {
       res.writeHead(200, { 'content-type': 'application/json' });
       res.end(JSON.stringify({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'quick' } }));
+    } else if (req.url?.startsWith('/api/v1/namespaces/missing')) {
+      res.writeHead(404, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ kind: 'Status', apiVersion: 'v1', status: 'Failure', reason: 'NotFound', code: 404 }));
     } else if (req.url?.startsWith('/api/v1/namespaces/slow-body')) {
       res.writeHead(200, { 'content-type': 'application/json' });
       res.write('{"apiVersion":"v1",');
@@ -82,8 +86,8 @@ describe('withDeadlines', () => {
   });
 
   it('aborts requests in flight, and refuses new ones, once the fence fires', async () => {
-    const fence = new AbortController();
-    const core = withDeadlines(kc, { timeoutMs: 10_000, fence: fence.signal }).makeApiClient(CoreV1Api);
+    const fence = new RequestFence();
+    const core = withDeadlines(kc, { timeoutMs: 10_000, fence }).makeApiClient(CoreV1Api);
     const inFlight = core.readNamespace({ name: 'hung' }).catch((e: unknown) => e);
     await new Promise((r) => setTimeout(r, 100));
     fence.abort(new Error('lost the Lease'));
@@ -92,5 +96,85 @@ describe('withDeadlines', () => {
     expect((err as Error).message).toBe('GET /api/v1/namespaces/hung: aborted: lost the Lease');
     const later = await core.readNamespace({ name: 'quick' }).catch((e: unknown) => e);
     expect(later).toBeInstanceOf(RequestFencedError);
+  });
+
+  it('holds each request only while it is in flight: back to none after many requests, however they end', async () => {
+    const fence = new RequestFence();
+    const core = withDeadlines(kc, { timeoutMs: 300, fence }).makeApiClient(CoreV1Api);
+    let peak = 0;
+    const sample = setInterval(() => (peak = Math.max(peak, fence.inFlight)), 5);
+    const outcomes: string[] = [];
+    const outcome = (p: Promise<unknown>) =>
+      p.then(
+        () => outcomes.push('answered'),
+        (e: unknown) => outcomes.push(e instanceof RequestTimeoutError ? 'timed out' : 'failed'),
+      );
+    // Three rounds of 40 at once: answered, 404s, never answered (cut at the deadline), bodies that stall.
+    for (let round = 0; round < 3; round++) {
+      await Promise.all(
+        Array.from({ length: 40 }, (_, i) =>
+          outcome(core.readNamespace({ name: ['quick', 'missing', 'hung', 'slow-body'][i % 4] })),
+        ),
+      );
+      expect(fence.inFlight).toBe(0);
+    }
+    clearInterval(sample);
+    expect(peak).toBeGreaterThan(10);
+    expect(outcomes.filter((o) => o === 'answered')).toHaveLength(30);
+    expect(outcomes.filter((o) => o === 'failed')).toHaveLength(30);
+    expect(outcomes.filter((o) => o === 'timed out')).toHaveLength(60);
+
+    // Aborted by the fence: every one of 40 in flight, and the fence holds none afterwards.
+    const hung = Array.from({ length: 40 }, () => core.readNamespace({ name: 'hung' }).catch((e: unknown) => e));
+    await new Promise((r) => setTimeout(r, 100));
+    expect(fence.inFlight).toBe(40);
+    const withLongDeadline = withDeadlines(kc, { timeoutMs: 10_000, fence }).makeApiClient(CoreV1Api);
+    const longer = Array.from({ length: 20 }, () =>
+      withLongDeadline.readNamespace({ name: 'hung' }).catch((e: unknown) => e),
+    );
+    await new Promise((r) => setTimeout(r, 50));
+    expect(fence.inFlight).toBe(60);
+    fence.abort(new Error('lost the Lease'));
+    expect(fence.inFlight).toBe(0);
+    for (const err of await Promise.all([...hung, ...longer])) expect(err).toBeInstanceOf(RequestFencedError);
+    // Refused before being sent: never held.
+    expect(await core.readNamespace({ name: 'quick' }).catch((e: unknown) => e)).toBeInstanceOf(RequestFencedError);
+    expect(fence.inFlight).toBe(0);
+  });
+
+  it('sends many requests at once through one fence without a MaxListenersExceededWarning', async () => {
+    const warnings: Error[] = [];
+    const onWarning = (w: Error): void => void warnings.push(w);
+    process.on('warning', onWarning);
+    try {
+      const fence = new RequestFence();
+      const core = withDeadlines(kc, { timeoutMs: 500, fence }).makeApiClient(CoreV1Api);
+      // 50 at once, ended by their deadline; then 50 more ended by the fence.
+      await Promise.all(Array.from({ length: 50 }, () => core.readNamespace({ name: 'hung' }).catch(() => undefined)));
+      const held = Array.from({ length: 50 }, () => core.readNamespace({ name: 'hung' }).catch(() => undefined));
+      await new Promise((r) => setTimeout(r, 100));
+      expect(fence.inFlight).toBe(50);
+      fence.abort(new Error('lost the Lease'));
+      await Promise.all(held);
+      await new Promise((r) => setImmediate(r)); // process.emitWarning emits on the next tick
+    } finally {
+      process.off('warning', onWarning);
+    }
+    expect(warnings.filter((w) => w.name === 'MaxListenersExceededWarning').map((w) => w.message)).toEqual([]);
+  });
+
+  it('shows the requests in flight on /metrics (mirror_synth_api_requests_in_flight)', async () => {
+    const fence = new RequestFence();
+    const metrics = createMetrics({ defaultMetrics: false, apiRequestsInFlight: () => fence.inFlight });
+    const gauge = async () =>
+      /^mirror_synth_api_requests_in_flight (\d+)$/m.exec(await metrics.registry.metrics())?.[1];
+    expect(await gauge()).toBe('0');
+    const core = withDeadlines(kc, { timeoutMs: 10_000, fence }).makeApiClient(CoreV1Api);
+    const held = Array.from({ length: 12 }, () => core.readNamespace({ name: 'hung' }).catch(() => undefined));
+    await new Promise((r) => setTimeout(r, 100));
+    expect(await gauge()).toBe('12');
+    fence.abort(new Error('stop'));
+    await Promise.all(held);
+    expect(await gauge()).toBe('0');
   });
 });
