@@ -27,6 +27,7 @@ import {
   type Server,
   type ServerResponse,
 } from 'node:http';
+import type { Socket } from 'node:net';
 import { join } from 'node:path';
 
 /** Digest-addressed paths: `/v2/<name>/blobs/sha256:<hex>` and `/v2/<name>/manifests/sha256:<hex>`. */
@@ -203,6 +204,19 @@ export class FillServer {
   }
 
   private handle(req: IncomingMessage, res: ServerResponse): void {
+    // A request pipelined behind one refused with its body unread: the connection is closing, so
+    // it is not served (refuse()).
+    if (closing.has(req.socket)) return;
+    // Nodes only read: GET and HEAD, without a body. Anything else is answered here and goes no
+    // further, its body unread (see refuse()).
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      refuse(req, res, 405, `${req.method} is not served here: GET and HEAD only`);
+      return;
+    }
+    if (announcesBody(req)) {
+      refuse(req, res, 400, `a ${req.method} with a body is not served here`);
+      return;
+    }
     const path = (req.url ?? '/').split('?')[0];
     const m = DIGEST_PATH.exec(path);
     if (req.method !== 'GET' || !m) {
@@ -226,7 +240,10 @@ export class FillServer {
     void this.serve(flight, res, !joined);
   }
 
-  /** Anything but a digest GET (HEAD, tags, /v2/): straight to Distribution. */
+  /**
+   * A HEAD, or a GET of anything but a digest (the readiness probe's `/`): straight to
+   * Distribution, without a body (handle() took none).
+   */
   private passThrough(req: IncomingMessage, res: ServerResponse): void {
     const up = httpRequest(
       `${this.opts.distribution}${req.url ?? '/'}`,
@@ -240,7 +257,7 @@ export class FillServer {
       if (!res.headersSent) res.writeHead(502).end(`distribution: ${err.message}\n`);
       else res.destroy();
     });
-    req.pipe(up);
+    up.end();
   }
 
   /** The replica that owns a digest, unless it is this one (or there are no peers). */
@@ -515,6 +532,35 @@ export function digestOwner<P extends Pick<Peer, 'name'>>(digestHex: string, pee
     if (score > bestScore) [best, bestScore] = [p, score];
   }
   return best;
+}
+
+/** Connections that close once their answer is sent (refuse()): nothing more on them is served. */
+const closing = new WeakSet<Socket>();
+
+/** Whether a request says a body follows its headers (a Content-Length other than 0, or a Transfer-Encoding). */
+function announcesBody(req: IncomingMessage): boolean {
+  const length = req.headers['content-length'];
+  return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
+}
+
+/**
+ * Answers a request the fill does not serve. Its body, if it has one, is never read: the answer
+ * closes the connection, so no byte of the body can be taken for a request of its own (by this
+ * server or, forwarded, by Distribution).
+ */
+function refuse(req: IncomingMessage, res: ServerResponse, status: number, message: string): void {
+  const body = `${message}\n`;
+  const headers: Record<string, string> = {
+    'content-type': 'text/plain; charset=utf-8',
+    'content-length': String(Buffer.byteLength(body)),
+    allow: 'GET, HEAD',
+  };
+  if (announcesBody(req)) {
+    headers.connection = 'close';
+    closing.add(req.socket);
+    req.socket.pause();
+  }
+  res.writeHead(status, headers).end(req.method === 'HEAD' ? undefined : body);
 }
 
 /** Resolves when `res` can take more, or is closed. */

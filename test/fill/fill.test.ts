@@ -12,6 +12,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 
 import { digestOwner, FillServer, PEER_HEADER } from '../../src/fill/fill.js';
 import { parsePeers } from '../../src/fill/peers.js';
+import { exchangeRaw } from '../support/raw-http.js';
 import { waitFor } from '../support/wait.js';
 
 interface Origin {
@@ -195,6 +196,39 @@ describe('the streaming fill', () => {
     expect((await fetchRaw(`${url}/v2/lib/app/manifests/1.0`)).body.toString()).toBe('tags');
     expect((await fetchRaw(`${url}/v2/lib/app/manifests/1.0`)).body.toString()).toBe('tags');
     expect(origin.requests.slice(1)).toEqual(['GET /v2/lib/app/manifests/1.0', 'GET /v2/lib/app/manifests/1.0']);
+  });
+
+  it('serves GET and HEAD only, and forwards no request body: a body holding a second request reaches nothing', async () => {
+    origin.handler = (req, res) => {
+      req.resume();
+      res.writeHead(200, { 'content-length': '2' }).end('ok');
+    };
+    const port = Number(new URL(url).port);
+    const digest = `/v2/lib/app/blobs/sha256:${'2'.repeat(64)}`;
+    const hidden = 'GET /v2/hidden/manifests/smuggled HTTP/1.1\r\nHost: h\r\n\r\n';
+    for (const method of ['DELETE', 'POST', 'PUT', 'PATCH', 'OPTIONS']) {
+      for (const path of [digest, '/v2/lib/app/manifests/1.0', '/']) {
+        // the body announced by Content-Length holds a request; one more is pipelined behind it
+        const raw =
+          `${method} ${path} HTTP/1.1\r\nHost: h\r\nContent-Length: ${hidden.length}\r\n\r\n${hidden}` +
+          'GET /v2/after HTTP/1.1\r\nHost: h\r\n\r\n';
+        const got = await exchangeRaw(port, raw);
+        expect(got.text.toLowerCase()).toContain('allow: get, head');
+        // one answer, and the connection closed after it: nothing of the body is read as a request
+        expect(got).toMatchObject({ statuses: [405], closed: true });
+      }
+    }
+    // a GET or HEAD with a body, by length or chunked: refused, the connection closed
+    for (const framing of [`Content-Length: ${hidden.length}\r\n\r\n${hidden}`, 'Transfer-Encoding: chunked\r\n\r\n']) {
+      const got = await exchangeRaw(port, `GET ${digest} HTTP/1.1\r\nHost: h\r\n${framing}`);
+      expect(got).toMatchObject({ statuses: [400], closed: true });
+    }
+    expect(origin.requests).toEqual([]);
+    // what nodes send still goes through: a HEAD, and a GET of /v2/
+    const head = await fetch(url + digest, { method: 'HEAD' });
+    expect(head.status).toBe(200);
+    expect((await fetchRaw(`${url}/v2/`)).body.toString()).toBe('ok');
+    expect(origin.requests).toEqual([`HEAD ${digest}`, 'GET /v2/']);
   });
 
   it('answers 502 when Distribution is down', async () => {
