@@ -49,6 +49,11 @@ const CHUNK = 1 << 20;
 const MAX_ERROR_BODY = 64 * 1024;
 /** An owner replica that does not take the connection within this is skipped for this transfer. */
 const PEER_CONNECT_TIMEOUT_MS = 2000;
+/**
+ * A request passed through to Distribution (a HEAD, the readiness probe) that gets nothing from it
+ * for this long is given up, and its client answered 504 (the front's fallback).
+ */
+const PASS_THROUGH_TIMEOUT_MS = 60_000;
 
 /** Where a transfer's bytes come from. */
 interface Source {
@@ -85,6 +90,8 @@ export interface FillOptions {
   readonly spoolDir: string;
   /** A transfer from Distribution that sends nothing for this long is cut. @default 300_000 */
   readonly idleTimeoutMs?: number;
+  /** A request passed through to Distribution that gets nothing for this long is given up (504). @default 60_000 */
+  readonly passThroughTimeoutMs?: number;
   readonly log?: (msg: string, fields?: Record<string, unknown>) => void;
 }
 
@@ -242,20 +249,35 @@ export class FillServer {
 
   /**
    * A HEAD, or a GET of anything but a digest (the readiness probe's `/`): straight to
-   * Distribution, without a body (handle() took none).
+   * Distribution, without a body (handle() took none). Given up when Distribution sends nothing
+   * for a while, and as soon as the client leaves: a hung Distribution must not keep a socket per
+   * probe.
    */
   private passThrough(req: IncomingMessage, res: ServerResponse): void {
+    const limit = this.opts.passThroughTimeoutMs ?? PASS_THROUGH_TIMEOUT_MS;
     const up = httpRequest(
       `${this.opts.distribution}${req.url ?? '/'}`,
-      { method: req.method, headers: pick(req.headers, FORWARDED_HEADERS) },
+      { method: req.method, headers: pick(req.headers, FORWARDED_HEADERS), timeout: limit },
       (upRes) => {
         res.writeHead(upRes.statusCode ?? 502, upRes.headers);
         upRes.pipe(res);
+        upRes.on('close', () => {
+          if (!upRes.complete) res.destroy();
+        });
       },
     );
+    up.on('timeout', () => up.destroy(new TimeoutError(`distribution sent nothing for ${limit / 1000}s`)));
+    let gone = false;
     up.on('error', (err) => {
-      if (!res.headersSent) res.writeHead(502).end(`distribution: ${err.message}\n`);
+      if (gone) return;
+      if (!res.headersSent)
+        res.writeHead(err instanceof TimeoutError ? 504 : 502).end(`distribution: ${err.message}\n`);
       else res.destroy();
+    });
+    res.on('close', () => {
+      if (res.writableFinished) return;
+      gone = true;
+      up.destroy();
     });
     up.end();
   }
@@ -533,6 +555,8 @@ export function digestOwner<P extends Pick<Peer, 'name'>>(digestHex: string, pee
   }
   return best;
 }
+
+class TimeoutError extends Error {}
 
 /** Connections that close once their answer is sent (refuse()): nothing more on them is served. */
 const closing = new WeakSet<Socket>();

@@ -2,10 +2,12 @@
 // ConfigMap's nginx.conf, mirror-synth fill as its container runs it, Distribution behind them)
 // before a real upstream (Distribution, TLS, htpasswd). What nodes never send (other methods,
 // request bodies) reaches nothing behind the front, nor behind the fill.
+import { execFile } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { promisify } from 'node:util';
 
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 
@@ -55,6 +57,12 @@ async function servedSince(distribution: RegistryProcess, mark: number): Promise
   );
   await sleep(300);
   return requests().filter((r) => !r.endsWith('(sentinel)'));
+}
+
+/** TCP connections established to 127.0.0.1:`port`, counted at the connecting end (`ss`). */
+async function connectionsTo(port: number): Promise<number> {
+  const { stdout } = await promisify(execFile)('ss', ['-Htn', 'state', 'established', `( dport = :${port} )`]);
+  return stdout.split('\n').filter(Boolean).length;
 }
 
 describe('issue 25: the fill and the front', () => {
@@ -139,6 +147,42 @@ describe('issue 25: the fill and the front', () => {
     it('the readiness probe still answers through the front', async () => {
       expect(await mirror.front!.ready()).toMatchObject({ ok: true });
     });
+
+    it.runIf(fill === 'streaming')(
+      'readiness probes against a hung Distribution leave no connection behind: the fill gives up when the probe does',
+      async () => {
+        const distribution = mirror.distribution;
+        const before = await connectionsTo(distribution.port);
+        const pid = distribution.pid!;
+        // stopped, Distribution's listening socket still takes connections (the kernel's backlog) and never answers
+        process.kill(pid, 'SIGSTOP');
+        try {
+          const probes = await Promise.all(Array.from({ length: 10 }, () => mirror.front!.ready()));
+          for (const p of probes) expect(p.ok).toBe(false);
+          // each probe's wget gave up after 2 s, nginx closed its connection to the fill, and the
+          // fill its own to Distribution, long before the fill's own timeout (60 s)
+          await waitFor(
+            'the connections to the stopped Distribution to close',
+            async () => ((await connectionsTo(distribution.port)) <= before ? true : undefined),
+            5000,
+          ).catch(async (err: Error) => {
+            throw new Error(`${err.message}: ${await connectionsTo(distribution.port)} open, ${before} before`);
+          });
+        } finally {
+          process.kill(pid, 'SIGCONT');
+        }
+        expect(await mirror.front!.ready()).toMatchObject({ ok: true });
+        // Distribution, woken, still serves what was in its backlog: let it, before the next test reads its log
+        let seen = -1;
+        await waitFor('Distribution to serve its backlog', async () => {
+          const now = distribution.accessLog.length;
+          const settled = now === seen;
+          seen = now;
+          await sleep(500);
+          return settled || undefined;
+        });
+      },
+    );
 
     it.runIf(fill === 'streaming')(
       'the fill itself takes GET and HEAD only: a DELETE whose body holds a request is refused, its body unread',

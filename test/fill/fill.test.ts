@@ -4,7 +4,7 @@
 // sha256 is not the URL's digest, or that ends short, reaches no client whole.
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
-import { createServer, get, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, get, type IncomingMessage, request, type Server, type ServerResponse } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -12,6 +12,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 
 import { digestOwner, FillServer, PEER_HEADER } from '../../src/fill/fill.js';
 import { parsePeers } from '../../src/fill/peers.js';
+import { startHoldingServer } from '../support/holding-server.js';
 import { exchangeRaw } from '../support/raw-http.js';
 import { waitFor } from '../support/wait.js';
 
@@ -242,6 +243,67 @@ describe('the streaming fill', () => {
     }
   });
 });
+
+describe('the streaming fill before a hung Distribution', () => {
+  it('gives a request it passes through up as soon as its client leaves, and answers 504 when Distribution sends nothing: no socket stays open', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'fill-hung-'));
+    // takes every connection and request, and never answers
+    const hung = await startHoldingServer((_req, res, hold) => hold(res));
+    const fill = new FillServer({ distribution: hung.url, spoolDir: join(dir, 'spool'), passThroughTimeoutMs: 4000 });
+    const port = await fill.listen(0, '127.0.0.1');
+    try {
+      // 30 probes that give up after 200 ms, as the readiness probe's wget -T 2 does (and nginx
+      // then closes its connection to the fill)
+      const paths = ['/', `/v2/a/blobs/sha256:${'3'.repeat(64)}`];
+      await Promise.all(
+        Array.from({ length: 30 }, (_, i) => {
+          const req = request({
+            port,
+            host: '127.0.0.1',
+            path: paths[i % 2],
+            method: i % 2 ? 'HEAD' : 'GET',
+            agent: false,
+          });
+          req.on('error', () => undefined);
+          req.end();
+          return new Promise<void>((resolve) =>
+            setTimeout(() => {
+              req.destroy();
+              resolve();
+            }, 200),
+          );
+        }),
+      );
+      expect(await hung.connections()).toBeGreaterThan(0);
+      // well before the timeout, the fill has closed every connection it opened for them
+      await waitFor(
+        'the fill to close its connections to Distribution',
+        async () => (await hung.connections()) === 0 || undefined,
+        2000,
+        50,
+      );
+      // a client that waits gets a 504 (the front's fallback) once Distribution sent nothing for the timeout
+      const started = Date.now();
+      const r = await fetchRaw(`${url(port)}/`);
+      expect(r.status).toBe(504);
+      expect(Date.now() - started).toBeGreaterThanOrEqual(3900);
+      await waitFor(
+        'the fill to close its connection to Distribution',
+        async () => (await hung.connections()) === 0 || undefined,
+        2000,
+        50,
+      );
+    } finally {
+      await fill.close();
+      await hung.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+function url(port: number): string {
+  return `http://127.0.0.1:${port}`;
+}
 
 describe('digest owners among replicas', () => {
   const names = ['m-0', 'm-1', 'm-2', 'm-3'].map((name) => ({ name }));

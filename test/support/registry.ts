@@ -203,6 +203,11 @@ export class RegistryProcess {
     return this.child !== undefined && this.child.exitCode === null && this.child.signalCode === null;
   }
 
+  /** The current process's pid (to stop it with SIGSTOP, as a hung registry). */
+  get pid(): number | undefined {
+    return this.running ? this.child!.pid : undefined;
+  }
+
   /** Resolves when the current process exits (also after stop()). */
   get exited(): Promise<Exit> {
     return this.exitPromise ?? Promise.resolve({ code: null, signal: null });
