@@ -17,8 +17,8 @@
  * of its Content-Length, so the copy it keeps is a verified one (see serve()).
  */
 import { createHash, type Hash } from 'node:crypto';
-import { EventEmitter } from 'node:events';
-import { type FileHandle, mkdir, open, rm } from 'node:fs/promises';
+import type { Dirent } from 'node:fs';
+import { type FileHandle, mkdir, open, readdir, rm, statfs, writeFile } from 'node:fs/promises';
 import {
   createServer,
   type IncomingHttpHeaders,
@@ -29,6 +29,11 @@ import {
 } from 'node:http';
 import type { Socket } from 'node:net';
 import { join } from 'node:path';
+
+import { UsageError } from '../api/errors.js';
+import { FILL_DEFAULTS } from '../api/names.js';
+import { parseBytes } from '../api/quantity.js';
+import { type Chunk, ChunkPool } from './chunks.js';
 
 /** Digest-addressed paths: `/v2/<name>/blobs/sha256:<hex>` and `/v2/<name>/manifests/sha256:<hex>`. */
 const DIGEST_PATH = /^\/v2\/.+\/(?:blobs|manifests)\/sha256:([0-9a-f]{64})$/;
@@ -43,8 +48,38 @@ const PASSED_HEADERS = [
 ] as const;
 /** Headers of the first client's request that go to Distribution (Host: the upstream's name for it). */
 const FORWARDED_HEADERS = ['accept', 'host', 'user-agent'] as const;
-/** What a client reads from the spool at once. */
-const CHUNK = 1 << 20;
+/**
+ * What a client reads from the spool at once: CHUNK while the chunks out to clients (read, not yet
+ * sent) stay within BUFFER_BUDGET, all clients together, else MIN_CHUNK; the buffers are reused
+ * (chunks.ts). Clients that stall thus hold BUFFER_BUDGET plus MIN_CHUNK each at most (32 MiB with
+ * --max-clients 1024), not a CHUNK each.
+ */
+const CHUNK = 256 << 10;
+const MIN_CHUNK = 16 << 10;
+const BUFFER_BUDGET = 16 << 20;
+/**
+ * What a client is sent at once: a chunk goes out in pieces, each once the one before is in the
+ * socket's kernel buffer. A client that takes no piece for --client-timeout is cut; one that
+ * takes them slowly is not.
+ */
+const PIECE = 64 << 10;
+/**
+ * The spool's own files: a marker it writes, and one file per transfer, `<n>-<hex digest>`. At
+ * start the fill removes these and nothing else, and refuses a directory that holds anything else.
+ */
+const SPOOL_MARKER = '.mirror-synth-fill';
+const SPOOL_FILE = /^\d+-[0-9a-f]{64}$/;
+/** A transfer whose length is not known checks the spool's free space again after this many bytes. */
+const SPACE_CHECK_BYTES = 64 << 20;
+/**
+ * Readers waiting for new bytes are told of them once PROGRESS_BYTES more are in the spool, or
+ * PROGRESS_MS after the first of them: each telling wakes every waiting client of the digest, and
+ * an upstream sends a body in pieces of a few KiB.
+ */
+const PROGRESS_BYTES = 256 << 10;
+const PROGRESS_MS = 50;
+/** Refusals at a bound are logged at most this often (with how many there were since). */
+const REFUSAL_LOG_INTERVAL_MS = 10_000;
 /** Non-200 bodies (errors) are small: kept in memory up to this, to give every waiter. */
 const MAX_ERROR_BODY = 64 * 1024;
 /** An owner replica that does not take the connection within this is skipped for this transfer. */
@@ -86,8 +121,23 @@ export interface FillOptions {
    * replica's. @default - none: every miss from this replica's Distribution
    */
   readonly peers?: () => readonly Peer[];
-  /** Where transfers in progress are spooled (emptied at start). */
+  /**
+   * Where transfers in progress are spooled. Emptied of the fill's own files at start; a directory
+   * that holds anything else is refused (listen() throws a UsageError).
+   */
   readonly spoolDir: string;
+  /** Clients fed at once, every digest together; one more is answered 503. @default FILL_DEFAULTS.maxClients */
+  readonly maxClients?: number;
+  /** Digests fetched at once; a client asking for one more is answered 503. @default FILL_DEFAULTS.maxTransfers */
+  readonly maxTransfers?: number;
+  /** A client that takes no piece (PIECE, 64 KiB) of what it is sent for this long is cut. @default 60_000 */
+  readonly clientTimeoutMs?: number;
+  /**
+   * The free space the spool leaves on its filesystem: a transfer starts only when the rest of every
+   * transfer in progress and all of it fit above this, else its clients are answered 503; a
+   * transfer of unknown length is cut when free space falls below it. @default { share: 0.1 }
+   */
+  readonly spoolMinFree?: SpoolMinFree;
   /** A transfer from Distribution that sends nothing for this long is cut. @default 300_000 */
   readonly idleTimeoutMs?: number;
   /** A request passed through to Distribution that gets nothing for this long is given up (504). @default 60_000 */
@@ -95,10 +145,23 @@ export interface FillOptions {
   readonly log?: (msg: string, fields?: Record<string, unknown>) => void;
 }
 
+/** Free space to leave: a share of the filesystem's size, or bytes. */
+export type SpoolMinFree = { readonly share: number } | { readonly bytes: number };
+
+/** `--spool-min-free`: `10%` (a share of the filesystem's size) or a size in bytes (`2Gi`, `500M`, `1073741824`). */
+export function parseSpoolMinFree(text: string): SpoolMinFree {
+  const percent = /^(\d+(?:\.\d+)?)%$/.exec(text);
+  const share = percent ? Number(percent[1]) / 100 : undefined;
+  if (share !== undefined && share < 1) return { share };
+  const bytes = percent ? undefined : parseBytes(text);
+  if (bytes !== undefined && Number.isSafeInteger(bytes)) return { bytes };
+  throw new Error(`expected a share of the filesystem below 100% (10%) or a size (2Gi), got '${text}'`);
+}
+
 type FlightState = 'headers' | 'body' | 'verified' | 'failed';
 
 /** One transfer from Distribution, and the clients it feeds. */
-class Flight extends EventEmitter {
+class Flight {
   state: FlightState = 'headers';
   status = 0;
   headers: Record<string, string> = {};
@@ -114,6 +177,13 @@ class Flight extends EventEmitter {
   file?: FileHandle;
   readers = 0;
   failure?: string;
+  /** Counted in the spool's space (admit()). */
+  admitted = false;
+  /** `written` when readers were last told (wrote()), and the timer that will tell them. */
+  private told = 0;
+  private telling?: NodeJS.Timeout;
+  /** The readers waiting for a change (changed()): told at once, each leaving on its own in O(1). */
+  private readonly waiters = new Set<() => void>();
   private readonly hash: Hash = createHash('sha256');
 
   constructor(
@@ -121,10 +191,7 @@ class Flight extends EventEmitter {
     readonly path: string,
     readonly digestHex: string,
     readonly spoolPath: string,
-  ) {
-    super();
-    this.setMaxListeners(0);
-  }
+  ) {}
 
   /** Bytes a client may have: all once verified, else all but the last. */
   available(): number {
@@ -136,6 +203,22 @@ class Flight extends EventEmitter {
     this.hash.update(chunk);
   }
 
+  /** Bytes were written to the spool: tells the readers, at once or soon (PROGRESS_BYTES). */
+  wrote(): void {
+    if (this.written - this.told >= PROGRESS_BYTES) this.tell();
+    else this.telling ??= setTimeout(() => this.tell(), PROGRESS_MS);
+  }
+
+  /** Tells every waiting reader of a change now. */
+  tell(): void {
+    clearTimeout(this.telling);
+    this.telling = undefined;
+    this.told = this.written;
+    const waiters = [...this.waiters];
+    this.waiters.clear();
+    for (const w of waiters) w();
+  }
+
   finish(): void {
     const hex = this.hash.digest('hex');
     if (this.length !== undefined && this.written !== this.length)
@@ -143,7 +226,7 @@ class Flight extends EventEmitter {
     else if (hex !== this.digestHex) this.fail(`body is sha256:${hex}, not the digest asked for`);
     else {
       this.state = 'verified';
-      this.emit('progress');
+      this.tell();
     }
   }
 
@@ -151,12 +234,20 @@ class Flight extends EventEmitter {
     if (this.state === 'verified' || this.state === 'failed') return;
     this.state = 'failed';
     this.failure = reason;
-    this.emit('progress');
+    this.tell();
   }
 
-  /** Resolves on the next change (bytes written, headers, end). */
-  changed(): Promise<void> {
-    return new Promise((resolve) => this.once('progress', resolve));
+  /** Resolves on the next change (bytes written, headers, end), or when `res` closes. */
+  changed(res: ServerResponse): Promise<void> {
+    return new Promise((resolve) => {
+      const done = (): void => {
+        this.waiters.delete(done);
+        res.off('close', done);
+        resolve();
+      };
+      this.waiters.add(done);
+      res.on('close', done);
+    });
   }
 }
 
@@ -171,15 +262,52 @@ export interface FillStats {
   readonly fromPeers: number;
   /** Transfers from the owner replica that failed and went on from this pod's Distribution. */
   readonly peerFailures: number;
+  /** Clients answered 503 at --max-clients or --max-transfers. */
+  readonly refused: number;
+  /** Transfers answered 503 because the spool's filesystem had no room for them. */
+  readonly spoolFull: number;
+  /** Clients cut because they took nothing for --client-timeout. */
+  readonly cut: number;
 }
+
+/** A transfer the spool has no room for: its clients are answered 503. */
+class SpoolFullError extends Error {}
 
 export class FillServer {
   private readonly flights = new Map<string, Flight>();
   private readonly server: Server;
   private seq = 0;
-  private counters = { transfers: 0, joined: 0, rejected: 0, fromPeers: 0, peerFailures: 0 };
+  private counters = {
+    transfers: 0,
+    joined: 0,
+    rejected: 0,
+    fromPeers: 0,
+    peerFailures: 0,
+    refused: 0,
+    spoolFull: 0,
+    cut: 0,
+  };
+  /** Clients being fed (serve()), every flight together. */
+  private clients = 0;
+  /** The buffers clients are fed from (see CHUNK). */
+  private readonly chunks = new ChunkPool(MIN_CHUNK, CHUNK, BUFFER_BUDGET);
+  /** Admissions to the spool, one at a time (admit()). */
+  private admission: Promise<unknown> = Promise.resolve();
+  private refusals = { count: 0, loggedAt: 0 };
+  private readonly limits: {
+    readonly maxClients: number;
+    readonly maxTransfers: number;
+    readonly clientTimeoutMs: number;
+    readonly spoolMinFree: SpoolMinFree;
+  };
 
   constructor(private readonly opts: FillOptions) {
+    this.limits = {
+      maxClients: opts.maxClients ?? FILL_DEFAULTS.maxClients,
+      maxTransfers: opts.maxTransfers ?? FILL_DEFAULTS.maxTransfers,
+      clientTimeoutMs: opts.clientTimeoutMs ?? FILL_DEFAULTS.clientTimeoutSeconds * 1000,
+      spoolMinFree: opts.spoolMinFree ?? parseSpoolMinFree(FILL_DEFAULTS.spoolMinFree),
+    };
     this.server = createServer((req, res) => this.handle(req, res));
     this.server.keepAliveTimeout = 65_000;
     this.server.requestTimeout = 0;
@@ -191,8 +319,7 @@ export class FillServer {
 
   /** Listens on `host` (every interface when undefined) and `port` (0: any); resolves the port. */
   async listen(port: number, host?: string): Promise<number> {
-    await rm(this.opts.spoolDir, { recursive: true, force: true });
-    await mkdir(this.opts.spoolDir, { recursive: true });
+    await this.prepareSpool();
     await new Promise<void>((resolve, reject) => {
       this.server.once('error', reject);
       this.server.listen(port, host, () => resolve());
@@ -208,6 +335,86 @@ export class FillServer {
 
   private log(msg: string, fields?: Record<string, unknown>): void {
     this.opts.log?.(msg, fields);
+  }
+
+  /**
+   * Makes the spool directory, or empties it of the fill's own files (a transfer's file outlives a
+   * fill that was killed), and writes its marker. It removes nothing else: a directory that holds
+   * anything else is not the fill's own (`--spool` pointing at the cache volume's root, say), and
+   * is refused with the names it holds.
+   */
+  private async prepareSpool(): Promise<void> {
+    const dir = this.opts.spoolDir;
+    let entries: Dirent[];
+    try {
+      entries = await readdir(dir, { withFileTypes: true });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      await mkdir(dir, { recursive: true });
+      entries = [];
+    }
+    const own = (e: Dirent): boolean => e.isFile() && (e.name === SPOOL_MARKER || SPOOL_FILE.test(e.name));
+    const foreign = entries.filter((e) => !own(e)).map((e) => JSON.stringify(e.name));
+    if (foreign.length > 0) {
+      const shown =
+        foreign.length > 3 ? `${foreign.slice(0, 3).join(', ')} and ${foreign.length - 3} more` : foreign.join(', ');
+      throw new UsageError(
+        `--spool ${dir} holds what mirror-synth fill did not write (${shown}): the fill empties its spool at start, so it needs a directory of its own, and it empties none that holds anything else`,
+      );
+    }
+    for (const e of entries) if (e.name !== SPOOL_MARKER) await rm(join(dir, e.name), { force: true });
+    await writeFile(
+      join(dir, SPOOL_MARKER),
+      'mirror-synth fill spools its transfers in progress here, and removes its own files at start.\n',
+    );
+  }
+
+  /** Answers 503 (the front's fallback: the node pulls from the upstream) at a bound. */
+  private unavailable(res: ServerResponse, why: string): void {
+    this.counters.refused++;
+    this.refusals.count++;
+    const now = Date.now();
+    if (now - this.refusals.loggedAt >= REFUSAL_LOG_INTERVAL_MS) {
+      this.log('clients refused', { why, refused: this.refusals.count });
+      this.refusals = { count: 0, loggedAt: now };
+    }
+    const body = `mirror-synth fill: ${why}\n`;
+    res
+      .writeHead(503, {
+        'content-type': 'text/plain; charset=utf-8',
+        'content-length': String(Buffer.byteLength(body)),
+        'retry-after': '10',
+      })
+      .end(body);
+  }
+
+  /**
+   * Room in the spool's filesystem for transfers still to come: its free space, less what the spool
+   * leaves free and the bytes still to come of every admitted transfer but `flight`.
+   */
+  private async spoolRoom(flight: Flight): Promise<number> {
+    const fs = await statfs(this.opts.spoolDir);
+    const free = fs.bavail * fs.bsize;
+    const minFree = this.limits.spoolMinFree;
+    const keep = 'share' in minFree ? minFree.share * fs.blocks * fs.bsize : minFree.bytes;
+    let coming = 0;
+    for (const f of this.flights.values())
+      if (f !== flight && f.admitted && f.length !== undefined) coming += Math.max(0, f.length - f.written);
+    return free - keep - coming;
+  }
+
+  /** Admits a transfer to the spool, or throws a SpoolFullError. One admission at a time. */
+  private admit(flight: Flight): Promise<void> {
+    const run = this.admission.then(async () => {
+      const room = await this.spoolRoom(flight);
+      if (flight.length !== undefined ? flight.length > room : room <= 0)
+        throw new SpoolFullError(
+          `the spool's filesystem has room for ${Math.max(0, Math.floor(room))} more bytes above --spool-min-free, the transfer needs ${flight.length ?? 'an unknown number of'}`,
+        );
+      flight.admitted = true;
+    });
+    this.admission = run.catch(() => undefined);
+    return run;
   }
 
   private handle(req: IncomingMessage, res: ServerResponse): void {
@@ -230,12 +437,20 @@ export class FillServer {
       this.passThrough(req, res);
       return;
     }
+    if (this.clients >= this.limits.maxClients) {
+      this.unavailable(res, `it feeds ${this.clients} clients already (--max-clients)`);
+      return;
+    }
     // A peer's request is served from this pod: it never joins a transfer that is itself from a
     // peer (two replicas that disagree on the owner, while the set changes, would wait on each other).
     const forPeer = req.headers[PEER_HEADER] !== undefined;
     let key = path;
     if (forPeer && this.flights.get(key)?.viaPeer) key = `${path} (for a peer)`;
     let flight = this.flights.get(key);
+    if (!flight && this.flights.size >= this.limits.maxTransfers) {
+      this.unavailable(res, `it fetches ${this.flights.size} digests already (--max-transfers)`);
+      return;
+    }
     const joined = flight !== undefined;
     if (flight) this.counters.joined++;
     else {
@@ -360,17 +575,22 @@ export class FillServer {
     const skip = flight.written;
     let settled = false;
     let responded = false;
-    const settle = (reason?: string): void => {
+    /** Ends this attempt: the body whole (no reason), or a failure; `status`: a refusal no other source can help. */
+    const settle = (reason?: string, status?: number): void => {
       if (settled) return;
       settled = true;
       if (reason === undefined) {
         flight.finish();
         end();
-      } else if (fallback) fallback(reason);
+      } else if (fallback && status === undefined) fallback(reason);
       else {
         if (flight.state === 'headers') {
-          flight.status = 502;
+          flight.status = status ?? 502;
           flight.errorBody = Buffer.from(`${src.name}: ${reason}\n`);
+          flight.headers = {
+            'content-type': 'text/plain; charset=utf-8',
+            'content-length': String(flight.errorBody.length),
+          };
         }
         flight.fail(reason);
         end();
@@ -431,7 +651,10 @@ export class FillServer {
         (complete) => settle(complete ? undefined : `${src.name} closed the connection mid-body`),
         (err: Error) => {
           upRes.destroy();
-          settle(`${src.name}: ${err.message}`);
+          if (err instanceof SpoolFullError) {
+            this.counters.spoolFull++;
+            settle(err.message, 503);
+          } else settle(`${src.name}: ${err.message}`);
         },
       );
     });
@@ -444,11 +667,13 @@ export class FillServer {
    */
   private async spool(flight: Flight, body: IncomingMessage, skip: number): Promise<boolean> {
     if (!flight.file) {
+      await this.admit(flight);
       flight.file = await open(flight.spoolPath, 'w+');
       flight.state = 'body';
-      flight.emit('progress');
+      flight.tell();
     }
     let toSkip = skip;
+    let checkAt = flight.written + SPACE_CHECK_BYTES;
     for await (const received of body as AsyncIterable<Buffer>) {
       let chunk = received;
       if (toSkip > 0) {
@@ -464,7 +689,12 @@ export class FillServer {
         off += bytesWritten;
         flight.written += bytesWritten;
       }
-      flight.emit('progress');
+      flight.wrote();
+      if (flight.length === undefined && flight.written >= checkAt) {
+        checkAt = flight.written + SPACE_CHECK_BYTES;
+        if ((await this.spoolRoom(flight)) <= 0)
+          throw new SpoolFullError(`the spool's filesystem is down to --spool-min-free after ${flight.written} bytes`);
+      }
     }
     return body.complete && toSkip === 0;
   }
@@ -479,13 +709,14 @@ export class FillServer {
    */
   private async serve(flight: Flight, res: ServerResponse, initiator: boolean): Promise<void> {
     flight.readers++;
+    this.clients++;
     let closed = false;
-    res.on('close', () => {
-      closed = true;
-      flight.emit('progress');
-    });
+    /** The last chunk handed to `res`: it may not be sent yet when this client ends. */
+    let sending: Chunk | undefined;
+    res.on('close', () => (closed = true));
     try {
-      while (flight.state === 'headers') await flight.changed();
+      while (flight.state === 'headers' && !closed) await flight.changed(res);
+      if (closed) return;
       if (flight.status !== 200) {
         res.writeHead(flight.status, flight.headers).end(flight.errorBody);
         return;
@@ -509,24 +740,48 @@ export class FillServer {
         }
         const avail = flight.available();
         if (pos < avail) {
-          const buf = Buffer.allocUnsafe(Math.min(CHUNK, avail - pos));
-          const { bytesRead } = await flight.file!.read(buf, 0, buf.length, pos);
+          const chunk = this.chunks.take(avail - pos);
+          sending = chunk;
+          const buf = chunk.buffer;
+          const { bytesRead } = await flight.file!.read(buf, 0, Math.min(buf.length, avail - pos), pos);
           if (bytesRead === 0) throw new Error(`spool ended at ${pos}`);
+          for (let off = 0; off < bytesRead; off += PIECE) {
+            const sent = await send(
+              res,
+              buf.subarray(off, Math.min(off + PIECE, bytesRead)),
+              this.limits.clientTimeoutMs,
+            );
+            if (sent === 'gone') return;
+            if (sent === 'timeout') {
+              this.counters.cut++;
+              this.log('client cut', {
+                uri: flight.path,
+                reason: `it took nothing for ${this.limits.clientTimeoutMs / 1000}s (--client-timeout)`,
+                bytes: pos + off,
+              });
+              res.destroy();
+              return;
+            }
+          }
           pos += bytesRead;
-          if (!res.write(buf.subarray(0, bytesRead))) await drained(res, flight);
+          // sent: read into again, by this client or another
+          chunk.release();
+          sending = undefined;
           continue;
         }
         if (flight.state === 'verified') {
           res.end();
           return;
         }
-        await flight.changed();
+        await flight.changed(res);
       }
     } catch (err) {
       this.log('client feed failed', { uri: flight.path, error: (err as Error).message });
       res.destroy();
     } finally {
+      sending?.release(false);
       flight.readers--;
+      this.clients--;
       void this.release(flight);
     }
   }
@@ -587,21 +842,21 @@ function refuse(req: IncomingMessage, res: ServerResponse, status: number, messa
   res.writeHead(status, headers).end(req.method === 'HEAD' ? undefined : body);
 }
 
-/** Resolves when `res` can take more, or is closed. */
-function drained(res: ServerResponse, flight: Flight): Promise<void> {
+/**
+ * Writes `piece` to `res`: 'sent' once it is in the socket's kernel buffer, 'gone' when the client
+ * left first, 'timeout' when it took nothing of it for `timeoutMs`.
+ */
+function send(res: ServerResponse, piece: Buffer, timeoutMs: number): Promise<'sent' | 'gone' | 'timeout'> {
   return new Promise((resolve) => {
-    const done = (): void => {
-      res.off('drain', done);
-      res.off('close', done);
-      flight.off('progress', failed);
-      resolve();
+    const done = (outcome: 'sent' | 'gone' | 'timeout'): void => {
+      clearTimeout(timer);
+      res.off('close', gone);
+      resolve(outcome);
     };
-    const failed = (): void => {
-      if (flight.state === 'failed') done();
-    };
-    res.on('drain', done);
-    res.on('close', done);
-    flight.on('progress', failed);
+    const gone = (): void => done('gone');
+    const timer = setTimeout(() => done('timeout'), timeoutMs);
+    res.on('close', gone);
+    res.write(piece, (err) => done(err ? 'gone' : 'sent'));
   });
 }
 

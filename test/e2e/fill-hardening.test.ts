@@ -3,7 +3,9 @@
 // before a real upstream (Distribution, TLS, htpasswd). What nodes never send (other methods,
 // request bodies) reaches nothing behind the front, nor behind the fill.
 import { execFile } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -22,6 +24,7 @@ import {
   type Upstream,
   waitFor,
 } from '../support/registry.js';
+import { ThrottledProxy } from '../support/throttle.js';
 
 const NAME = 'fh';
 const SECRET = 'upstream-creds';
@@ -59,10 +62,96 @@ async function servedSince(distribution: RegistryProcess, mark: number): Promise
   return requests().filter((r) => !r.endsWith('(sentinel)'));
 }
 
+const execFileAsync = promisify(execFile);
+
 /** TCP connections established to 127.0.0.1:`port`, counted at the connecting end (`ss`). */
 async function connectionsTo(port: number): Promise<number> {
-  const { stdout } = await promisify(execFile)('ss', ['-Htn', 'state', 'established', `( dport = :${port} )`]);
+  const { stdout } = await execFileAsync('ss', ['-Htn', 'state', 'established', `( dport = :${port} )`]);
   return stdout.split('\n').filter(Boolean).length;
+}
+
+/** What one client of the storm got. */
+interface StormResult {
+  readonly status: number;
+  readonly bytes: number;
+  /** The body ended at its Content-Length and its sha256 is the digest asked for. */
+  readonly verified: boolean;
+  /** The body ended at its Content-Length (a whole body that is not verified would be a wrong blob). */
+  readonly whole: boolean;
+  /** The client gave up (200 s) rather than see the body end or the connection close. */
+  readonly gaveUp: boolean;
+}
+
+/**
+ * GETs `path` from 127.0.0.1:`port` on a connection of its own, takes the headers, then reads
+ * nothing (not even from its socket: the server's writes back up) until `readFrom` resolves, then
+ * reads the body, hashing it, to its end or until it finds the connection closed by the server.
+ */
+function stormClient(port: number, path: string, digest: string, readFrom: Promise<unknown>): Promise<StormResult> {
+  return new Promise((resolve) => {
+    let status = 0;
+    let bytes = 0;
+    let done = false;
+    let gaveUp = false;
+    const hash = createHash('sha256');
+    const finish = (whole: boolean): void => {
+      if (done) return;
+      done = true;
+      clearTimeout(deadline);
+      resolve({ status, bytes, whole, gaveUp, verified: whole && `sha256:${hash.digest('hex')}` === digest });
+    };
+    const req = request({ port, host: '127.0.0.1', path, agent: false }, (res) => {
+      status = res.statusCode ?? 0;
+      res.pause();
+      res.on('data', (c: Buffer) => {
+        bytes += c.length;
+        hash.update(c);
+      });
+      res.on('end', () => finish(res.complete));
+      res.on('close', () => finish(false));
+      res.on('error', () => finish(false));
+      void readFrom.then(() => res.resume());
+    });
+    const deadline = setTimeout(() => {
+      gaveUp = true;
+      req.destroy();
+    }, 200_000);
+    req.on('error', () => finish(false));
+    req.end();
+  });
+}
+
+/** A GET in progress: when its first body byte came, and what it got in the end. */
+interface Get {
+  readonly firstByte: Promise<void>;
+  readonly done: Promise<{ status: number; digest: string; fallback?: string }>;
+}
+
+function get(url: string): Get {
+  let firstByte!: () => void;
+  const first = new Promise<void>((r) => (firstByte = r));
+  const done = new Promise<{ status: number; digest: string; fallback?: string }>((resolve, reject) => {
+    const req = request(url, { agent: false }, (res) => {
+      const hash = createHash('sha256');
+      res.on('data', (c: Buffer) => {
+        firstByte();
+        hash.update(c);
+      });
+      res.on('end', () =>
+        resolve({
+          status: res.statusCode ?? 0,
+          digest: `sha256:${hash.digest('hex')}`,
+          ...(typeof res.headers['x-mirror-fallback'] === 'string'
+            ? { fallback: res.headers['x-mirror-fallback'] }
+            : {}),
+        }),
+      );
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end();
+  });
+  return { firstByte: first, done };
 }
 
 describe('issue 25: the fill and the front', () => {
@@ -77,13 +166,19 @@ describe('issue 25: the fill and the front', () => {
     return image;
   }
 
-  function startMirror(sub: string, fill: 'whole' | 'streaming'): Promise<SynthesizedMirror> {
+  function startMirror(
+    sub: string,
+    fill: 'whole' | 'streaming',
+    fillArgs?: readonly string[],
+    upstreamHost = upstream.host,
+  ): Promise<SynthesizedMirror> {
     return startSynthesizedMirror({
+      ...(fillArgs ? { fillArgs } : {}),
       binary: inject('registryBinary'),
       dir: join(dir, sub),
       name: NAME,
       objects: synthesizeMirror(
-        { name: NAME, spec: { upstreamUrl: upstream.host, credentialsSecret: SECRET, fill }, source: 'fill-hardening' },
+        { name: NAME, spec: { upstreamUrl: upstreamHost, credentialsSecret: SECRET, fill }, source: 'fill-hardening' },
         { namespace: 'test' },
       ),
       secrets: { [SECRET]: { username: USER, password: PASSWORD } },
@@ -106,6 +201,117 @@ describe('issue 25: the fill and the front', () => {
     client?.close();
     await upstream?.dispose();
     if (dir && !process.env.MIRROR_SYNTH_KEEP_E2E) await rm(dir, { recursive: true, force: true });
+  });
+
+  it('a storm of 800 clients of one cold blob straight to the fill, 300 reading after 5 s, 500 not at all: the fill stays inside the memory limit of its container, the 300 get the verified blob and the 500 are cut', async () => {
+    // the fill as the pod runs it, but cutting a client that takes nothing for 30 s rather than 60 s
+    const mirror = await startMirror('storm', 'streaming', ['--client-timeout', '30']);
+    try {
+      const image = await newImage([8 << 20]);
+      const layer = image.platforms[0].layers[0];
+      const path = `/v2/${image.repository}/blobs/${layer.digest}`;
+      const fill = mirror.front!.fill!;
+      const atRest = await fill.memory();
+      const started = Date.now();
+      // The first reads at once (as the front does, caching it), 299 after 5 s; 500 stall until
+      // those are done and the fill's timeout has passed, then look at what they got. (This
+      // process reads and hashes 300 bodies at once on a shared machine: a reader may well take
+      // nothing for 10 s, which is why the timeout is 30 s here.)
+      const client = (readFrom: Promise<unknown>) => stormClient(fill.port, path, layer.digest, readFrom);
+      const readers = Promise.all([
+        client(Promise.resolve()),
+        ...Array.from({ length: 299 }, () => client(sleep(5000))),
+      ]);
+      const stalled = Promise.all(Array.from({ length: 500 }, () => client(readers.then(() => sleep(35_000)))));
+      const [read, cut] = [await readers, await stalled];
+      const seconds = (Date.now() - started) / 1000;
+      const { peak } = await fill.memory();
+      const tally = (rs: readonly StormResult[]) => ({
+        verified: rs.filter((r) => r.verified).length,
+        cut: rs.filter((r) => !r.whole && !r.gaveUp).length,
+        gaveUp: rs.filter((r) => r.gaveUp).length,
+        wrong: rs.filter((r) => r.whole && !r.verified).length,
+      });
+      const mib = (n: number): string => `${(n / 2 ** 20).toFixed(1)} MiB`;
+      console.log(
+        `storm: ${seconds.toFixed(1)} s; the fill's RSS ${mib(atRest.rss)} at rest, peak ${mib(peak)}; ` +
+          `readers ${JSON.stringify(tally(read))}, stalled ${JSON.stringify(tally(cut))}`,
+      );
+      // every client that read got the blob; the ones that took nothing for 30 s were cut; no wrong blob
+      expect(tally(read)).toEqual({ verified: 300, cut: 0, gaveUp: 0, wrong: 0 });
+      expect(tally(cut)).toEqual({ verified: 0, cut: 500, gaveUp: 0, wrong: 0 });
+      // the fill container's memory limit (cache.ts: 192Mi)
+      expect(peak).toBeLessThan(192 * 2 ** 20);
+      expect(fill.running).toBe(true);
+    } finally {
+      await mirror.dispose();
+    }
+  });
+
+  describe('the bounds, through the front', () => {
+    let slow: ThrottledProxy;
+    beforeAll(async () => {
+      // 4 MiB/s: a 12 MiB layer takes 3 s to come
+      slow = await ThrottledProxy.start({
+        target: { host: '127.0.0.1', port: upstream.port },
+        bytesPerSecond: 4 << 20,
+      });
+    });
+    afterAll(async () => {
+      await slow?.stop();
+    });
+
+    it('beyond --max-clients and --max-transfers the fill answers 503, which the front turns into its fallback 404: nodes pull from the upstream', async () => {
+      const mirror = await startMirror('caps', 'streaming', ['--max-clients', '2', '--max-transfers', '1'], slow.host);
+      try {
+        const [a, b] = await Promise.all([newImage([12 << 20]), newImage([1 << 20])]);
+        const layerA = a.platforms[0].layers[0];
+        const layerB = b.platforms[0].layers[0];
+        const urlA = `${mirror.url}/v2/${a.repository}/blobs/${layerA.digest}`;
+        const urlB = `${mirror.url}/v2/${b.repository}/blobs/${layerB.digest}`;
+        const first = [get(urlA), get(urlA)];
+        await Promise.all(first.map((g) => g.firstByte));
+        // a third node asking for the layer, and a node asking for another: the fill is at its bounds
+        const third = await get(urlA).done;
+        const other = await get(urlB).done;
+        for (const g of [third, other]) expect(g).toMatchObject({ status: 404, fallback: 'distribution answered 503' });
+        // the first two get the layer; then the other one comes through the mirror
+        for (const g of await Promise.all(first.map((x) => x.done)))
+          expect(g).toEqual({ status: 200, digest: layerA.digest });
+        expect(await get(urlB).done).toEqual({ status: 200, digest: layerB.digest });
+        expect(mirror.front!.fill!.log().some((l) => l.includes('"msg":"clients refused"'))).toBe(true);
+      } finally {
+        await mirror.dispose();
+      }
+    });
+
+    it('a transfer the spool has no room for above --spool-min-free is answered 503 (the fallback 404), the one in progress goes on', async () => {
+      // the spool on a filesystem of its own: 24 MiB, of which the default 10 % stays free
+      const sub = 'spool-room';
+      const spool = join(dir, sub, 'distribution', 'data', 'fill');
+      await mkdir(spool, { recursive: true });
+      await execFileAsync('mount', ['-t', 'tmpfs', '-o', 'size=24m,uid=1000,gid=1000,mode=0755', 'tmpfs', spool]);
+      let mirror: SynthesizedMirror | undefined;
+      try {
+        mirror = await startMirror(sub, 'streaming', [], slow.host);
+        const [a, b] = await Promise.all([newImage([12 << 20]), newImage([12 << 20])]);
+        const layerA = a.platforms[0].layers[0];
+        const layerB = b.platforms[0].layers[0];
+        const urlA = `${mirror.url}/v2/${a.repository}/blobs/${layerA.digest}`;
+        const urlB = `${mirror.url}/v2/${b.repository}/blobs/${layerB.digest}`;
+        const inProgress = get(urlA);
+        await inProgress.firstByte;
+        // the 12 MiB of A still to come and the 12 MiB of B: more than the 21.6 MiB above 10 % of 24 MiB
+        expect(await get(urlB).done).toMatchObject({ status: 404, fallback: 'distribution answered 503' });
+        expect(await inProgress.done).toEqual({ status: 200, digest: layerA.digest });
+        // A's spool file gone, B fits
+        expect(await get(urlB).done).toEqual({ status: 200, digest: layerB.digest });
+        expect(mirror.front!.fill!.log().some((l) => l.includes('--spool-min-free'))).toBe(true);
+      } finally {
+        await mirror?.dispose();
+        await execFileAsync('umount', [spool]);
+      }
+    });
   });
 
   describe.each(['whole', 'streaming'] as const)('spec.fill: %s', (fill) => {

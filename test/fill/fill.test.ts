@@ -3,7 +3,7 @@
 // however many clients ask; clients that come late get every byte from the first; a body whose
 // sha256 is not the URL's digest, or that ends short, reaches no client whole.
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, statfs, writeFile } from 'node:fs/promises';
 import { createServer, get, type IncomingMessage, request, type Server, type ServerResponse } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -141,10 +141,10 @@ describe('the streaming fill', () => {
     // the front caches the answer with the quoted digest as ETag: one client gets it, not each
     const digest = path.slice(path.lastIndexOf('/') + 1);
     expect(results.map((r) => r.etag).sort()).toEqual([`"${digest}"`, ...Array<string>(5).fill(digest)]);
-    // the spool goes once the last client is done with it
+    // the spool goes once the last client is done with it (its marker stays)
     await waitFor(
       'the spool to be emptied',
-      async () => (await readdir(join(dir, 'spool'))).length === 0 || undefined,
+      async () => (await readdir(join(dir, 'spool'))).join() === '.mirror-synth-fill' || undefined,
       10_000,
       10,
     );
@@ -241,6 +241,142 @@ describe('the streaming fill', () => {
     } finally {
       await down.close();
     }
+  });
+});
+
+describe("the streaming fill's bounds", () => {
+  let dir: string;
+  let origin: Origin;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'fill-bounds-'));
+    origin = await startOrigin();
+  });
+  afterEach(() => {
+    origin.requests.length = 0;
+  });
+  afterAll(async () => {
+    origin?.server.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  async function start(
+    opts: Partial<ConstructorParameters<typeof FillServer>[0]>,
+  ): Promise<{ fill: FillServer; url: string }> {
+    const fill = new FillServer({ distribution: origin.url, spoolDir: join(dir, `spool-${Math.random()}`), ...opts });
+    return { fill, url: url(await fill.listen(0, '127.0.0.1')) };
+  }
+
+  it('answers 503 beyond --max-clients and --max-transfers, and serves again once below', async () => {
+    const { fill, url: base } = await start({ maxClients: 4, maxTransfers: 1 });
+    const g = gate();
+    try {
+      const a = randomBytes(256 * 1024);
+      const b = randomBytes(64 * 1024);
+      origin.handler = (req, res) => gatedBody(res, req.url === blobPath(a) ? a : b, 2, g);
+      let firstBytes = 0;
+      const clients = Array.from({ length: 3 }, () => fetchRaw(base + blobPath(a), () => firstBytes++));
+      await waitFor('3 clients to get a byte', () => firstBytes === 3 || undefined, 10_000, 10);
+      // a client of another digest: one transfer at a time
+      const other = await fetchRaw(base + blobPath(b));
+      expect(other.status).toBe(503);
+      expect(other.body.toString()).toContain('--max-transfers');
+      // a fourth client of the same digest joins; a fifth is one too many
+      clients.push(fetchRaw(base + blobPath(a), () => firstBytes++));
+      await waitFor('the fourth client to get a byte', () => firstBytes === 4 || undefined, 10_000, 10);
+      const fifth = await fetchRaw(base + blobPath(a));
+      expect(fifth.status).toBe(503);
+      expect(fifth.body.toString()).toContain('--max-clients');
+      g.open();
+      for (const r of await Promise.all(clients)) expect(r.body.equals(a)).toBe(true);
+      // below both again
+      origin.handler = (_req, res) => res.writeHead(200, { 'content-length': String(b.length) }).end(b);
+      const later = await fetchRaw(base + blobPath(b));
+      expect(later.status).toBe(200);
+      expect(later.body.equals(b)).toBe(true);
+      expect(fill.stats()).toMatchObject({ refused: 2, transfers: 2 });
+    } finally {
+      g.open();
+      await fill.close();
+    }
+  });
+
+  it('cuts a client that takes nothing for --client-timeout, and the others get every byte', async () => {
+    const { fill, url: base } = await start({ clientTimeoutMs: 1000 });
+    try {
+      const body = randomBytes(16 << 20);
+      origin.handler = (_req, res) => res.writeHead(200, { 'content-length': String(body.length) }).end(body);
+      const path = blobPath(body);
+      // a client that reads the headers and then nothing
+      const stalled = new Promise<{ bytes: number; closedBy: 'server' | 'test' }>((resolve) => {
+        const req = get(base + path, (res) => {
+          res.pause();
+          // the socket is not read either: look at it again after the timeout, reading what came
+          setTimeout(() => {
+            let bytes = 0;
+            res.on('data', (c: Buffer) => (bytes += c.length));
+            res.on('close', () => resolve({ bytes, closedBy: 'server' }));
+            res.resume();
+            setTimeout(() => {
+              req.destroy();
+              resolve({ bytes, closedBy: 'test' });
+            }, 5000);
+          }, 2500);
+        });
+        req.on('error', () => undefined);
+      });
+      const reader = await fetchRaw(base + path);
+      expect(reader).toMatchObject({ status: 200, cut: false });
+      expect(reader.body.equals(body)).toBe(true);
+      const s = await stalled;
+      expect(s.closedBy).toBe('server');
+      expect(s.bytes).toBeLessThan(body.length);
+      expect(fill.stats().cut).toBe(1);
+    } finally {
+      await fill.close();
+    }
+  });
+
+  it('answers 503 for a transfer its spool has no room for above --spool-min-free', async () => {
+    const fs = await statfs(dir);
+    // room for 3 MiB above what is kept free: a 2 MiB transfer fits, a second one beside it does not
+    const { fill, url: base } = await start({ spoolMinFree: { bytes: fs.bavail * fs.bsize - (3 << 20) } });
+    const g = gate();
+    try {
+      const a = randomBytes(2 << 20);
+      const b = randomBytes(2 << 20);
+      origin.handler = (req, res) => gatedBody(res, req.url === blobPath(a) ? a : b, 2, g);
+      let firstBytes = 0;
+      const first = fetchRaw(base + blobPath(a), () => firstBytes++);
+      await waitFor('the first client to get a byte', () => firstBytes === 1 || undefined, 10_000, 10);
+      const second = await fetchRaw(base + blobPath(b));
+      expect(second.status).toBe(503);
+      expect(second.body.toString()).toContain('--spool-min-free');
+      g.open();
+      expect((await first).body.equals(a)).toBe(true);
+      expect(fill.stats().spoolFull).toBe(1);
+    } finally {
+      g.open();
+      await fill.close();
+    }
+  });
+
+  it('empties only a spool of its own: a --spool directory holding anything else is refused, and nothing in it removed', async () => {
+    const spool = join(dir, 'not-a-spool');
+    await mkdir(join(spool, 'docker'), { recursive: true });
+    await writeFile(join(spool, 'notes.txt'), 'keep me');
+    await writeFile(join(spool, `7-${'a'.repeat(64)}`), 'a transfer left behind');
+    const refused = new FillServer({ distribution: origin.url, spoolDir: spool });
+    await expect(refused.listen(0, '127.0.0.1')).rejects.toThrow(
+      `--spool ${spool} holds what mirror-synth fill did not write ("docker", "notes.txt")`,
+    );
+    expect((await readdir(spool)).sort()).toEqual([`7-${'a'.repeat(64)}`, 'docker', 'notes.txt']);
+    // a directory of transfers left behind (a fill killed mid-transfer, before the marker existed): emptied, marked
+    await rm(join(spool, 'docker'), { recursive: true });
+    await rm(join(spool, 'notes.txt'));
+    const own = new FillServer({ distribution: origin.url, spoolDir: spool });
+    await own.listen(0, '127.0.0.1');
+    await own.close();
+    expect(await readdir(spool)).toEqual(['.mirror-synth-fill']);
   });
 });
 
