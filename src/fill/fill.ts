@@ -85,6 +85,16 @@ const MAX_ERROR_BODY = 64 * 1024;
 /** An owner replica that does not take the connection within this is skipped for this transfer. */
 const PEER_CONNECT_TIMEOUT_MS = 2000;
 /**
+ * An owner replica that sends nothing for this long is given up: the transfer goes on from this
+ * pod's Distribution. (Distribution itself gets FillOptions.idleTimeoutMs, 300 s.)
+ */
+const PEER_IDLE_TIMEOUT_MS = 30_000;
+/**
+ * An owner replica that sent a body that is not the digest, or stalled or failed mid-body, is not
+ * asked for that digest again for this long: this replica fetches it from its own Distribution.
+ */
+const BAD_OWNER_MS = 10 * 60_000;
+/**
  * A request passed through to Distribution (a HEAD, the readiness probe) that gets nothing from it
  * for this long is given up, and its client answered 504 (the front's fallback).
  */
@@ -97,6 +107,8 @@ interface Source {
   readonly name: string;
   readonly headers: Record<string, string>;
   readonly connectTimeoutMs?: number;
+  /** Given up when it sends nothing for this long. @default FillOptions.idleTimeoutMs */
+  readonly idleTimeoutMs?: number;
 }
 
 /** A replica of the mirror: its pod name and its front's address (host:port). */
@@ -142,6 +154,8 @@ export interface FillOptions {
   readonly idleTimeoutMs?: number;
   /** A request passed through to Distribution that gets nothing for this long is given up (504). @default 60_000 */
   readonly passThroughTimeoutMs?: number;
+  /** A transfer from an owner replica that sends nothing for this long goes on from Distribution. @default 30_000 */
+  readonly peerIdleTimeoutMs?: number;
   readonly log?: (msg: string, fields?: Record<string, unknown>) => void;
 }
 
@@ -179,19 +193,49 @@ class Flight {
   failure?: string;
   /** Counted in the spool's space (admit()). */
   admitted = false;
+  /**
+   * Bumped when the transfer starts over from byte 0 (startOver()): the spool before it, and how
+   * the new bytes compare with it. A reader that got bytes of the spool before goes on only if
+   * they are the new ones.
+   */
+  generation = 0;
+  previous?: { readonly file: FileHandle; readonly path: string; readonly written: number };
+  /** The first offset where the new bytes differ from the previous spool's, as far as compared. */
+  firstDifference = Infinity;
   /** `written` when readers were last told (wrote()), and the timer that will tell them. */
   private told = 0;
   private telling?: NodeJS.Timeout;
   /** The readers waiting for a change (changed()): told at once, each leaving on its own in O(1). */
   private readonly waiters = new Set<() => void>();
-  private readonly hash: Hash = createHash('sha256');
+  private hash: Hash = createHash('sha256');
 
   constructor(
     readonly key: string,
     readonly path: string,
     readonly digestHex: string,
-    readonly spoolPath: string,
+    public spoolPath: string,
   ) {}
+
+  /**
+   * Starts the body over from byte 0, into `spoolPath` (a body that failed its digest is not
+   * trusted to its last byte). The spool so far stays, to compare the new bytes with, until the
+   * flight is released; readers wait until the new bytes reach their position (serve()).
+   */
+  startOver(spoolPath: string): void {
+    this.previous = { file: this.file!, path: this.spoolPath, written: this.written };
+    this.file = undefined;
+    this.spoolPath = spoolPath;
+    this.written = 0;
+    this.told = 0;
+    this.hash = createHash('sha256');
+    this.firstDifference = Infinity;
+    this.generation++;
+  }
+
+  /** Bytes of the new body compared with the previous spool's (all of it once past its end). */
+  compared(): number {
+    return this.previous && this.written < this.previous.written ? this.written : Infinity;
+  }
 
   /** Bytes a client may have: all once verified, else all but the last. */
   available(): number {
@@ -219,15 +263,15 @@ class Flight {
     for (const w of waiters) w();
   }
 
-  finish(): void {
+  /** Why the whole body is not the digest asked for, or undefined when it is (then readers may have the last byte). */
+  check(): string | undefined {
     const hex = this.hash.digest('hex');
     if (this.length !== undefined && this.written !== this.length)
-      this.fail(`body ended after ${this.written} of ${this.length} bytes`);
-    else if (hex !== this.digestHex) this.fail(`body is sha256:${hex}, not the digest asked for`);
-    else {
-      this.state = 'verified';
-      this.tell();
-    }
+      return `body ended after ${this.written} of ${this.length} bytes`;
+    if (hex !== this.digestHex) return `body is sha256:${hex}, not the digest asked for`;
+    this.state = 'verified';
+    this.tell();
+    return undefined;
   }
 
   fail(reason: string): void {
@@ -291,6 +335,8 @@ export class FillServer {
   private clients = 0;
   /** The buffers clients are fed from (see CHUNK). */
   private readonly chunks = new ChunkPool(MIN_CHUNK, CHUNK, BUFFER_BUDGET);
+  /** `<digest hex> <owner>`: until when that owner is not asked for that digest (ownerOf()). */
+  private readonly badOwners = new Map<string, number>();
   /** Admissions to the spool, one at a time (admit()). */
   private admission: Promise<unknown> = Promise.resolve();
   private refusals = { count: 0, loggedAt: 0 };
@@ -497,10 +543,27 @@ export class FillServer {
     up.end();
   }
 
-  /** The replica that owns a digest, unless it is this one (or there are no peers). */
+  /**
+   * The replica that owns a digest, unless it is this one (or there are no peers), or it sent a
+   * body of it that was not the digest, or failed mid-body, in the last BAD_OWNER_MS.
+   */
   private ownerOf(digestHex: string): Peer | undefined {
     const best = digestOwner(digestHex, this.opts.peers?.() ?? []);
-    return best && best.name !== this.opts.self ? best : undefined;
+    if (!best || best.name === this.opts.self) return undefined;
+    const key = `${digestHex} ${best.name}`;
+    const until = this.badOwners.get(key);
+    if (until !== undefined && until > Date.now()) return undefined;
+    this.badOwners.delete(key);
+    return best;
+  }
+
+  private markBad(owner: Peer, digestHex: string): void {
+    if (this.badOwners.size >= 10_000) {
+      const now = Date.now();
+      for (const [key, until] of this.badOwners) if (until <= now) this.badOwners.delete(key);
+      if (this.badOwners.size >= 10_000) this.badOwners.clear();
+    }
+    this.badOwners.set(`${digestHex} ${owner.name}`, Date.now() + BAD_OWNER_MS);
   }
 
   /**
@@ -508,6 +571,10 @@ export class FillServer {
    * when the owner cannot be reached, refuses, or stops mid-body) from this pod's Distribution;
    * headers, then the body into the spool. A transfer that goes on from Distribution after the
    * owner stopped mid-body skips the bytes the spool has, and the digest is checked over all of it.
+   * A body with an owner's bytes in it that is not the digest is not trusted at all: the transfer
+   * starts over from byte 0 from Distribution (Flight.startOver()), and the clients whose bytes
+   * so far are the same go on with it. An owner that sent such a body, or failed once it
+   * answered, is not asked for the digest again for BAD_OWNER_MS.
    */
   private transfer(flight: Flight, clientHeaders: IncomingHttpHeaders, owner: Peer | undefined): void {
     const started = Date.now();
@@ -531,7 +598,7 @@ export class FillServer {
     const headers = pick(clientHeaders, FORWARDED_HEADERS);
     const local: Source = { url: this.opts.distribution, name: 'distribution', headers };
     if (!owner) {
-      this.attempt(flight, local, undefined, end);
+      this.attempt(flight, local, end);
       return;
     }
     flight.viaPeer = true;
@@ -542,59 +609,90 @@ export class FillServer {
       name: `replica ${owner.name}`,
       headers: { ...headers, [PEER_HEADER]: this.opts.self ?? '' },
       connectTimeoutMs: PEER_CONNECT_TIMEOUT_MS,
+      idleTimeoutMs: this.opts.peerIdleTimeoutMs ?? PEER_IDLE_TIMEOUT_MS,
     };
-    this.attempt(
-      flight,
-      peer,
-      (reason) => {
-        this.counters.peerFailures++;
-        flight.from = undefined;
-        this.log('fill from owner failed, going on from distribution', {
-          uri: flight.path,
-          owner: owner.name,
-          reason,
-          bytes: flight.written,
-        });
-        this.attempt(flight, local, undefined, end);
-      },
-      end,
-    );
+    const startOver = (reason: string): void => {
+      this.log('fill from owner is not the digest, starting over from distribution', {
+        uri: flight.path,
+        owner: owner.name,
+        reason,
+      });
+      flight.startOver(join(this.opts.spoolDir, `${++this.seq}-${flight.digestHex}`));
+      flight.from = undefined;
+      this.attempt(flight, local, end);
+    };
+    this.attempt(flight, peer, end, (reason, { whole, answered }) => {
+      this.counters.peerFailures++;
+      if (whole || answered) this.markBad(owner, flight.digestHex);
+      if (whole) {
+        startOver(reason);
+        return true;
+      }
+      flight.from = undefined;
+      this.log('fill from owner failed, going on from distribution', {
+        uri: flight.path,
+        owner: owner.name,
+        reason,
+        bytes: flight.written,
+      });
+      // Distribution's bytes after the owner's: when the whole is not the digest, the owner's may be why
+      const fromOwner = flight.written;
+      this.attempt(
+        flight,
+        local,
+        end,
+        fromOwner > 0
+          ? (again, outcome) => {
+              if (!outcome.whole) return false;
+              startOver(again);
+              return true;
+            }
+          : undefined,
+      );
+      return true;
+    });
   }
 
   /**
-   * One request for a flight's bytes. `fallback`, when given, takes over on any failure (and the
-   * flight stays open); without it, failures end the flight.
+   * One request for a flight's bytes. On a failure, `takeOver` is asked first (`whole`: the body
+   * came whole and is not the digest; `answered`: the source answered 200 before failing); when
+   * it returns true, the flight is its concern, else the failure ends the flight.
    */
   private attempt(
     flight: Flight,
     src: Source,
-    fallback: ((reason: string) => void) | undefined,
     end: () => void,
+    takeOver?: (reason: string, outcome: { whole: boolean; answered: boolean }) => boolean,
   ): void {
-    const idle = this.opts.idleTimeoutMs ?? 300_000;
+    const idle = src.idleTimeoutMs ?? this.opts.idleTimeoutMs ?? 300_000;
     const skip = flight.written;
     let settled = false;
     let responded = false;
+    let answered = false;
     /** Ends this attempt: the body whole (no reason), or a failure; `status`: a refusal no other source can help. */
     const settle = (reason?: string, status?: number): void => {
       if (settled) return;
       settled = true;
       if (reason === undefined) {
-        flight.finish();
-        end();
-      } else if (fallback && status === undefined) fallback(reason);
-      else {
-        if (flight.state === 'headers') {
-          flight.status = status ?? 502;
-          flight.errorBody = Buffer.from(`${src.name}: ${reason}\n`);
-          flight.headers = {
-            'content-type': 'text/plain; charset=utf-8',
-            'content-length': String(flight.errorBody.length),
-          };
+        const wrong = flight.check();
+        if (wrong === undefined) end();
+        else if (!takeOver?.(wrong, { whole: true, answered })) {
+          flight.fail(wrong);
+          end();
         }
-        flight.fail(reason);
-        end();
+        return;
       }
+      if (status === undefined && takeOver?.(reason, { whole: false, answered })) return;
+      if (flight.state === 'headers') {
+        flight.status = status ?? 502;
+        flight.errorBody = Buffer.from(`${src.name}: ${reason}\n`);
+        flight.headers = {
+          'content-type': 'text/plain; charset=utf-8',
+          'content-length': String(flight.errorBody.length),
+        };
+      }
+      flight.fail(reason);
+      end();
     };
     const up = httpRequest(`${src.url}${flight.path}`, { method: 'GET', headers: src.headers, timeout: idle });
     up.on('timeout', () => up.destroy(new Error(`${src.name} sent nothing for ${idle / 1000}s`)));
@@ -613,7 +711,7 @@ export class FillServer {
     up.on('response', (upRes) => {
       responded = true;
       const status = upRes.statusCode ?? 502;
-      if (status !== 200 && fallback) {
+      if (status !== 200 && takeOver) {
         upRes.resume();
         settle(`answered ${status}`);
         return;
@@ -636,6 +734,7 @@ export class FillServer {
         });
         return;
       }
+      answered = true;
       const length = Number(upRes.headers['content-length']);
       const known = Number.isSafeInteger(length) && length >= 0 ? length : undefined;
       if (flight.state === 'headers') {
@@ -683,6 +782,14 @@ export class FillServer {
         if (chunk.length === 0) continue;
       }
       flight.update(chunk);
+      const previous = flight.previous;
+      if (previous && flight.firstDifference === Infinity && flight.written < previous.written) {
+        const n = Math.min(chunk.length, previous.written - flight.written);
+        const before = Buffer.allocUnsafe(n);
+        const { bytesRead } = await previous.file.read(before, 0, n, flight.written);
+        const d = firstDifference(chunk.subarray(0, bytesRead), before.subarray(0, bytesRead));
+        if (d !== undefined) flight.firstDifference = flight.written + d;
+      }
       let off = 0;
       while (off < chunk.length) {
         const { bytesWritten } = await flight.file.write(chunk, off, chunk.length - off, flight.written);
@@ -732,11 +839,29 @@ export class FillServer {
           : { etag: `sha256:${flight.digestHex}`, 'x-accel-buffering': 'no' }),
       });
       let pos = 0;
+      let generation = flight.generation;
       for (;;) {
         if (closed) return;
         if (flight.state === 'failed') {
           res.destroy();
           return;
+        }
+        if (generation !== flight.generation) {
+          // The transfer started over: this client goes on only if what it got is what comes now.
+          if (flight.firstDifference < pos) {
+            this.log('client cut', {
+              uri: flight.path,
+              reason: 'it got bytes of a body that was not the digest',
+              bytes: pos,
+            });
+            res.destroy();
+            return;
+          }
+          if (flight.compared() < pos) {
+            await flight.changed(res);
+            continue;
+          }
+          generation = flight.generation;
         }
         const avail = flight.available();
         if (pos < avail) {
@@ -788,7 +913,14 @@ export class FillServer {
 
   /** Closes and removes a flight's spool once its transfer is over and no client reads it. */
   private async release(flight: Flight): Promise<void> {
-    if (flight.readers > 0 || this.flights.get(flight.key) === flight || !flight.file) return;
+    if (flight.readers > 0 || this.flights.get(flight.key) === flight) return;
+    const previous = flight.previous;
+    flight.previous = undefined;
+    if (previous) {
+      await previous.file.close().catch(() => undefined);
+      await rm(previous.path, { force: true });
+    }
+    if (!flight.file) return;
     const file = flight.file;
     flight.file = undefined;
     await file.close().catch(() => undefined);
@@ -812,6 +944,13 @@ export function digestOwner<P extends Pick<Peer, 'name'>>(digestHex: string, pee
 }
 
 class TimeoutError extends Error {}
+
+/** The first offset where `a` and `b` (of the same length) differ, or undefined. */
+function firstDifference(a: Buffer, b: Buffer): number | undefined {
+  if (a.equals(b)) return undefined;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return i;
+  return undefined;
+}
 
 /** Connections that close once their answer is sent (refuse()): nothing more on them is served. */
 const closing = new WeakSet<Socket>();

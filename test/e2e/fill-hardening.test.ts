@@ -5,7 +5,7 @@
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
-import { request } from 'node:http';
+import { createServer, request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -13,8 +13,10 @@ import { promisify } from 'node:util';
 
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 
+import { digestOwner } from '../../src/fill/fill.js';
 import { synthesizeMirror } from '../../src/index.js';
 import { buildImage, RegistryClient, type TestImage } from '../support/images.js';
+import { reservePorts } from '../support/ports.js';
 import { exchangeRaw } from '../support/raw-http.js';
 import {
   type RegistryProcess,
@@ -312,6 +314,80 @@ describe('issue 25: the fill and the front', () => {
         await execFileAsync('umount', [spool]);
       }
     });
+  });
+
+  it('replicas: an owner replica answering 200 with the right length and a byte flipped: the fill starts over from its own Distribution, and does not ask that owner for the digest again', async () => {
+    const pods = [0, 1].map((i) => ({ name: `registry-mirror-${NAME}-${i}`, index: i }));
+    // Replica 1 is a stand-in for an owner's front that flips one byte of every blob it serves
+    // (at `flips`' offset for it: the last byte, or one early on).
+    const flips = new Map<string, number>();
+    const asked: string[] = [];
+    const imagesByDigest: Record<string, TestImage> = {};
+    const owner = createServer((req, res) => {
+      asked.push(req.url ?? '');
+      const digest = /(sha256:[0-9a-f]{64})$/.exec(req.url ?? '')?.[1] ?? '';
+      const good = Object.values(imagesByDigest)
+        .find((i) => i.blobs.has(digest))
+        ?.blobs.get(digest);
+      if (!good) return void res.writeHead(404).end();
+      const bad = Buffer.from(good);
+      const at = flips.get(digest) ?? bad.length - 1;
+      bad[at] ^= 0xff;
+      res.writeHead(200, { 'content-length': String(bad.length), 'docker-content-digest': digest }).end(bad);
+    });
+    await new Promise<void>((r) => owner.listen(0, '127.0.0.1', r));
+    const ownerPort = (owner.address() as { port: number }).port;
+    /** A one-layer image whose layer replica 1 owns. */
+    const ownedImage = async (): Promise<{ image: TestImage; digest: string }> => {
+      for (;;) {
+        const image = await newImage([4 << 20]);
+        const digest = image.platforms[0].layers[0].digest;
+        imagesByDigest[digest] = image;
+        if (digestOwner(digest.slice('sha256:'.length), pods)!.index === 1) return { image, digest };
+      }
+    };
+    const [front] = await reservePorts(1);
+    const mirror = await startSynthesizedMirror({
+      binary: inject('registryBinary'),
+      dir: join(dir, 'owner'),
+      name: NAME,
+      replica: 0,
+      port: front,
+      peers: [`127.0.0.1:${front}`, `127.0.0.1:${ownerPort}`],
+      objects: synthesizeMirror(
+        {
+          name: NAME,
+          spec: { upstreamUrl: upstream.host, credentialsSecret: SECRET, fill: 'streaming', replicas: 2 },
+          source: 'fill-hardening',
+        },
+        { namespace: 'test' },
+      ),
+      secrets: { [SECRET]: { username: USER, password: PASSWORD } },
+      upstreamCaFile: upstream.ca.caCert,
+    });
+    const node = new RegistryClient({ url: mirror.url });
+    try {
+      // the last byte flipped: the fill holds it back, finds the digest wrong, starts over from its
+      // own Distribution, whose bytes match what the node has: the node's first try gets the blob
+      const last = await ownedImage();
+      expect(await node.fetchBlob(last.image.repository, last.digest)).toMatchObject({ digest: last.digest });
+      // a byte flipped early: the node that got it sees a failed transfer (never a wrong blob), and
+      // its next try comes from this replica's own Distribution, not from that owner
+      const early = await ownedImage();
+      flips.set(early.digest, 1000);
+      await expect(node.fetchBlob(early.image.repository, early.digest)).rejects.toThrow();
+      expect(await node.fetchBlob(early.image.repository, early.digest)).toMatchObject({ digest: early.digest });
+      expect(asked.filter((u) => u.endsWith(last.digest))).toHaveLength(1);
+      expect(asked.filter((u) => u.endsWith(early.digest))).toHaveLength(1);
+      const log = mirror.front!.fill!.log();
+      expect(
+        log.filter((l) => l.includes('fill from owner is not the digest, starting over from distribution')),
+      ).toHaveLength(2);
+    } finally {
+      node.close();
+      await mirror.dispose();
+      await new Promise((r) => owner.close(r));
+    }
   });
 
   describe.each(['whole', 'streaming'] as const)('spec.fill: %s', (fill) => {

@@ -483,7 +483,10 @@ describe('the streaming fill with replicas', () => {
   });
 
   /** Two replicas, each a fill before an origin of its own; b owns the digest of `body`. */
-  async function pair(body: Buffer): Promise<{ a: string; origins: [Origin, Origin]; path: string }> {
+  async function pair(
+    body: Buffer,
+    opts: { peerIdleTimeoutMs?: number } = {},
+  ): Promise<{ a: string; origins: [Origin, Origin]; path: string; fill: FillServer }> {
     dir ??= await mkdtemp(join(tmpdir(), 'fill-peers-'));
     const path = blobPath(body);
     const hex = path.slice(-64);
@@ -511,10 +514,11 @@ describe('the streaming fill with replicas', () => {
       spoolDir: join(dir, `${names[0]}-spool`),
       self: names[0],
       peers: () => peers,
+      ...opts,
     });
     const portA = await fa.listen(0, '127.0.0.1');
     servers.push(fa, fb);
-    return { a: `http://127.0.0.1:${portA}`, origins: [oa, ob], path };
+    return { a: `http://127.0.0.1:${portA}`, origins: [oa, ob], path, fill: fa };
   }
 
   it('fetches a digest another replica owns from that replica, which serves it from its own store', async () => {
@@ -567,5 +571,110 @@ describe('the streaming fill with replicas', () => {
     oa.handler = (_req, res) => res.writeHead(200, { 'content-length': String(body.length) }).end(body);
     const got = await fetchRaw(a + path);
     expect(got.body.equals(body)).toBe(true);
+  });
+
+  it("an owner's body that is not the digest (a byte flipped, the right length): starts over from its own store, the client whose bytes were right gets the blob, and that owner is not asked for it again", async () => {
+    const body = randomBytes(512 * 1024);
+    const {
+      a,
+      origins: [oa, ob],
+      path,
+    } = await pair(body);
+    // the owner flips the last byte: every client has all but it (held back) when the digest fails
+    const bad = Buffer.from(body);
+    bad[bad.length - 1] ^= 0xff;
+    ob.handler = (_req, res) => res.writeHead(200, { 'content-length': String(bad.length) }).end(bad);
+    oa.handler = (_req, res) => res.writeHead(200, { 'content-length': String(body.length) }).end(body);
+    const got = await fetchRaw(a + path);
+    expect(got).toMatchObject({ status: 200, cut: false });
+    expect(got.body.equals(body)).toBe(true);
+    expect(ob.requests).toEqual([`GET ${path}`]);
+    expect(oa.requests).toEqual([`GET ${path}`]);
+    // the next request does not go to that owner
+    const again = await fetchRaw(a + path);
+    expect(again.body.equals(body)).toBe(true);
+    expect(ob.requests).toHaveLength(1);
+    expect(oa.requests).toHaveLength(2);
+  });
+
+  it('a byte flipped early: the client that got it is cut, never given a wrong blob; the next request comes whole from its own store', async () => {
+    const body = randomBytes(512 * 1024);
+    const {
+      a,
+      origins: [oa, ob],
+      path,
+    } = await pair(body);
+    const bad = Buffer.from(body);
+    bad[1000] ^= 0xff;
+    ob.handler = (_req, res) => res.writeHead(200, { 'content-length': String(bad.length) }).end(bad);
+    oa.handler = (_req, res) => res.writeHead(200, { 'content-length': String(body.length) }).end(body);
+    const got = await fetchRaw(a + path);
+    expect(got.cut).toBe(true);
+    expect(got.body.length).toBeLessThan(body.length);
+    const again = await fetchRaw(a + path);
+    expect(again).toMatchObject({ status: 200, cut: false });
+    expect(again.body.equals(body)).toBe(true);
+    expect(ob.requests).toHaveLength(1);
+  });
+
+  it('an owner that stalls mid-body: goes on from its own store after the peer timeout, and that owner is not asked for it again', async () => {
+    const body = randomBytes(1024 * 1024);
+    const {
+      a,
+      origins: [oa, ob],
+      path,
+    } = await pair(body, { peerIdleTimeoutMs: 500 });
+    const held: ServerResponse[] = [];
+    ob.handler = (_req, res) => {
+      res.writeHead(200, { 'content-length': String(body.length) });
+      res.write(body.subarray(0, 300 * 1024));
+      held.push(res);
+    };
+    oa.handler = (_req, res) => res.writeHead(200, { 'content-length': String(body.length) }).end(body);
+    try {
+      const got = await fetchRaw(a + path);
+      expect(got).toMatchObject({ status: 200, cut: false });
+      expect(got.body.equals(body)).toBe(true);
+      await fetchRaw(a + path);
+      expect(ob.requests).toHaveLength(1);
+      expect(oa.requests).toHaveLength(2);
+    } finally {
+      for (const r of held) r.destroy();
+    }
+  });
+
+  it('an owner that sends wrong bytes and then stalls: the whole is checked, starts over from its own store, and no client gets a wrong blob', async () => {
+    const body = randomBytes(1024 * 1024);
+    const {
+      a,
+      origins: [oa, ob],
+      path,
+    } = await pair(body, { peerIdleTimeoutMs: 500 });
+    const bad = Buffer.from(body);
+    bad[100 * 1024] ^= 0xff;
+    const held: ServerResponse[] = [];
+    ob.handler = (_req, res) => {
+      res.writeHead(200, { 'content-length': String(body.length) });
+      res.write(bad.subarray(0, 300 * 1024));
+      held.push(res);
+    };
+    oa.handler = (_req, res) => res.writeHead(200, { 'content-length': String(body.length) }).end(body);
+    try {
+      // one client from the start, one that comes once the owner is given up: both get the flipped byte
+      const early = fetchRaw(a + path);
+      await waitFor('the owner to be given up', () => oa.requests.length === 1 || undefined, 10_000, 10);
+      const late = fetchRaw(a + path);
+      for (const r of await Promise.all([early, late])) {
+        expect(r.cut).toBe(true);
+        expect(r.body.length).toBeLessThan(body.length);
+      }
+      // the transfer started over from its own store: the next client gets the blob
+      const next = await fetchRaw(a + path);
+      expect(next).toMatchObject({ status: 200, cut: false });
+      expect(next.body.equals(body)).toBe(true);
+      expect(ob.requests).toEqual([`GET ${path}`]);
+    } finally {
+      for (const r of held) r.destroy();
+    }
   });
 });
