@@ -141,6 +141,21 @@ export type FillMode = (typeof FILL_MODES)[number];
 export const DEFAULT_FILL: FillMode = 'whole';
 
 /**
+ * `mirror-synth fill`'s bounds (its options; README "Command line"): the clients it feeds at once,
+ * every digest together, and the digests it fetches at once (one more of either is answered 503,
+ * which the front turns into its fallback 404: the node pulls from the upstream); how long a client
+ * may take no byte before it is cut; and the free space the spool leaves on its filesystem, a share
+ * of the filesystem (`10%`, what the front's cache keeps free) or a size (`2Gi`): a transfer that
+ * does not fit above it is answered 503 too. The cache pod's fill container runs with them.
+ */
+export const FILL_DEFAULTS = {
+  maxClients: 1024,
+  maxTransfers: 256,
+  clientTimeoutSeconds: 60,
+  spoolMinFree: '10%',
+} as const;
+
+/**
  * The images mirror-synth deploys, by role, pinned by tag (see construct/images.ts for why each
  * version). Tags, not digests, by default: the build machine cannot reach a registry to check a
  * digest, and a wrong one breaks every pull. `spec.imageDigests.<role>` pins one by digest.

@@ -6,7 +6,7 @@
 import { pino } from 'pino';
 
 import { UsageError } from '../api/errors.js';
-import { FillServer, type Peer } from '../fill/fill.js';
+import { FillServer, parseSpoolMinFree, type Peer, type SpoolMinFree } from '../fill/fill.js';
 import { parsePeers, srvPeers } from '../fill/peers.js';
 import { parseListenAddress } from './options.js';
 
@@ -15,8 +15,16 @@ export interface FillCommandOptions {
   readonly listen: string;
   /** Distribution's URL. */
   readonly distribution: string;
-  /** Spool directory (emptied at start). */
+  /** Spool directory (emptied of the fill's own files at start). */
   readonly spool: string;
+  /** Clients fed at once; one more gets 503. */
+  readonly maxClients: number;
+  /** Digests fetched at once; one more gets 503. */
+  readonly maxTransfers: number;
+  /** Seconds a client may take nothing before it is cut. */
+  readonly clientTimeout: number;
+  /** Free space the spool leaves on its filesystem: `10%` or a size. */
+  readonly spoolMinFree: string;
   /** This replica's pod name. @default POD_NAME */
   readonly podName?: string;
   /** The replicas, `name=host:port,...`. */
@@ -30,6 +38,12 @@ export async function fill(opts: FillCommandOptions): Promise<void> {
   const listen = parseListenAddress('--listen', opts.listen);
   if (!/^http:\/\/[^/]+$/.test(opts.distribution))
     throw new UsageError(`--distribution must be http://host:port, got '${opts.distribution}'`);
+  let spoolMinFree: SpoolMinFree;
+  try {
+    spoolMinFree = parseSpoolMinFree(opts.spoolMinFree);
+  } catch (err) {
+    throw new UsageError(`--spool-min-free: ${(err as Error).message}`);
+  }
   const logger = pino({ level: opts.logLevel, base: { component: 'fill' }, timestamp: pino.stdTimeFunctions.isoTime });
   const log = (msg: string, fields?: Record<string, unknown>): void => logger.info(fields ?? {}, msg);
   if (opts.peers !== undefined && opts.peersSrv !== undefined)
@@ -57,12 +71,27 @@ export async function fill(opts: FillCommandOptions): Promise<void> {
   const server = new FillServer({
     distribution: opts.distribution,
     spoolDir: opts.spool,
+    maxClients: opts.maxClients,
+    maxTransfers: opts.maxTransfers,
+    clientTimeoutMs: opts.clientTimeout * 1000,
+    spoolMinFree,
     ...(self ? { self } : {}),
     ...(peers ? { peers } : {}),
     log,
   });
   await server.listen(listen.port, listen.host);
-  logger.info({ listen: listen.text, distribution: opts.distribution, spool: opts.spool }, 'fill listening');
+  logger.info(
+    {
+      listen: listen.text,
+      distribution: opts.distribution,
+      spool: opts.spool,
+      maxClients: opts.maxClients,
+      maxTransfers: opts.maxTransfers,
+      clientTimeout: opts.clientTimeout,
+      spoolMinFree: opts.spoolMinFree,
+    },
+    'fill listening',
+  );
   await new Promise<void>((resolve) => {
     process.once('SIGTERM', resolve);
     process.once('SIGINT', resolve);

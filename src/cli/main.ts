@@ -16,6 +16,7 @@ import {
   StaleOutputError,
   UsageError,
 } from '../api/errors.js';
+import { FILL_DEFAULTS } from '../api/names.js';
 import type { CheckCommandOptions } from './check.js';
 import type { ControllerCommandOptions } from './controller.js';
 import type { ControllerManifestsCommandOptions } from './controller-manifests.js';
@@ -27,6 +28,12 @@ import type { ValidateCommandOptions } from './validate.js';
 function positiveInt(value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('expected a whole number of 0 or more.');
+  return n;
+}
+
+function atLeastOne(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('expected a whole number, 1 or more.');
   return n;
 }
 
@@ -235,7 +242,34 @@ export function buildCli(): Command {
     )
     .option('--listen <host:port>', 'where the front sends its cache misses', '127.0.0.1:5003')
     .option('--distribution <url>', "Distribution's registry API in the pod", 'http://127.0.0.1:5002')
-    .option('--spool <dir>', 'transfers in progress, on the cache volume (emptied at start)', '/var/lib/registry/fill')
+    .option(
+      '--spool <dir>',
+      "transfers in progress, on the cache volume (emptied of the fill's own files at start; a directory holding anything else is refused)",
+      '/var/lib/registry/fill',
+    )
+    .option(
+      '--max-clients <n>',
+      'clients fed at once, every digest together; one more is answered 503 (the front falls back)',
+      atLeastOne,
+      FILL_DEFAULTS.maxClients,
+    )
+    .option(
+      '--max-transfers <n>',
+      'digests fetched at once; a client asking for one more is answered 503',
+      atLeastOne,
+      FILL_DEFAULTS.maxTransfers,
+    )
+    .option(
+      '--client-timeout <seconds>',
+      'cut a client that takes nothing of what it was sent for this long',
+      seconds,
+      FILL_DEFAULTS.clientTimeoutSeconds,
+    )
+    .option(
+      '--spool-min-free <size>',
+      'free space the spool leaves on its filesystem, a share (10%) or a size (2Gi): a transfer that does not fit above it is answered 503',
+      FILL_DEFAULTS.spoolMinFree,
+    )
     .option('--pod-name <name>', "this replica's pod name (env POD_NAME)")
     .option(
       '--peers <list>',

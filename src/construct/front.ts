@@ -20,6 +20,8 @@
  *   waiter would fetch from the upstream again.
  * - Everything else (tags, `/v2/`) goes to Distribution unbuffered: it resolves tags and does
  *   the upstream's token auth.
+ * - Only GET and HEAD pass, without a request body: nodes only read, and a body passed on to a
+ *   server that does not expect one is read there as a request of its own (issue 25).
  * - A refusal or failure behind the front (Distribution down, 5xx, the upstream's 401/403/429
  *   passed through) becomes a 404: every node client (containerd 1.6 and 2.x, CRI-O) then
  *   tries the next host, the upstream itself.
@@ -259,6 +261,13 @@ ${fill.zone}
     proxy_read_timeout 300s;
     proxy_intercept_errors on;
     error_page 401 403 429 500 502 503 504 = @fallback;
+    # Nodes only read, and send no body: nothing else, and no request body, goes past the front.
+    # A body passed on to a server that does not expect one is how a request is smuggled in.
+    if ($request_method !~ ^(GET|HEAD)$) {
+      return 405;
+    }
+    proxy_pass_request_body off;
+    proxy_set_header Content-Length "";
 
     location ~ "^/v2/.+/(blobs|manifests)/sha256:[0-9a-f]{64}$" {
       proxy_pass http://fill;

@@ -72,6 +72,21 @@ describe('the front (nginx) config', () => {
     expect(strip(streaming)).toBe(strip(conf));
   });
 
+  it('lets only GET and HEAD past it, without a request body, whichever the fill', () => {
+    for (const fill of ['whole', 'streaming'] as const) {
+      const c = renderFrontConfig({ mirrorName: 'quay', sizing: frontSizing(quantityBytes('20Gi')), fill });
+      const server = c.slice(c.indexOf('listen 5000;'), c.indexOf('location ~'));
+      expect(server).toMatch(/if \(\$request_method !~ \^\(GET\|HEAD\)\$\) \{\s*return 405;\s*\}/);
+      expect(server).toContain('proxy_pass_request_body off;');
+      expect(server).toContain('proxy_set_header Content-Length "";');
+      // no location sets headers of its own, which would drop the server's (nginx inherits them only whole)
+      const nodeFacing = c.slice(c.indexOf('listen 5000;'), c.indexOf('location @fallback'));
+      expect(
+        nodeFacing.slice(nodeFacing.indexOf('location ~')).match(/proxy_set_header|proxy_pass_request_body/g),
+      ).toBeNull();
+    }
+  });
+
   it('turns failures behind it into 404 so nodes try the upstream', () => {
     expect(conf).toContain('error_page 401 403 429 500 502 503 504 = @fallback;');
     expect(conf).toMatch(/location @fallback \{[^}]*return 404/);

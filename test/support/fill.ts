@@ -7,8 +7,11 @@
 //   --peers-srv <the headless Service's SRV name> -> --peers with the test's replicas: pod names
 //     registry-mirror-<name>-<i> at their fronts' loopback ports (there is no cluster DNS here);
 //     POD_NAME (the downward API's metadata.name) -> registry-mirror-<name>-<replica>
+// and the container's NODE_OPTIONS (its heap limit) in its environment. A test may add options
+// of its own after the container's (`extraArgs`, e.g. a shorter timeout), which the caller says.
 import type { ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -76,6 +79,8 @@ export class FillProcess {
     readonly port: number,
     /** POD_NAME. */
     readonly podName: string,
+    /** The container's env vars with a value (NODE_OPTIONS). */
+    private readonly env: Record<string, string>,
   ) {}
 
   static async start(opts: {
@@ -89,6 +94,8 @@ export class FillProcess {
     peers?: readonly string[];
     /** This replica's front. */
     frontPort: number;
+    /** Options after the container's own (a later one wins). @default none */
+    extraArgs?: readonly string[];
   }): Promise<FillProcess> {
     let args = fillArgs(opts.objects, opts.name);
     if (!args) throw new Error(`StatefulSet/registry-mirror-${opts.name} runs no fill container`);
@@ -106,13 +113,31 @@ export class FillProcess {
     const i = args.indexOf('--peers-srv');
     if (i < 0) throw new Error(`the fill container has no --peers-srv: ${args.join(' ')}`);
     args.splice(i, 2, '--peers', peers.join(','));
-    const fill = new FillProcess(args, cachePodUser(opts.objects, opts.name), port, pod(replica));
+    args.push(...(opts.extraArgs ?? []));
+    const env = Object.fromEntries(
+      (cacheContainer(opts.objects, opts.name, 'fill').env ?? []).flatMap((e) =>
+        e.value !== undefined ? [[e.name, e.value]] : [],
+      ),
+    );
+    const fill = new FillProcess(args, cachePodUser(opts.objects, opts.name), port, pod(replica), env);
     await fill.spawn();
     return fill;
   }
 
   get running(): boolean {
     return this.child !== undefined && !hasExited(this.child);
+  }
+
+  /** The process's pid, while it runs. */
+  get pid(): number | undefined {
+    return this.running ? this.child!.pid : undefined;
+  }
+
+  /** Its resident memory now and at its peak (VmRSS, VmHWM in /proc/<pid>/status), in bytes. */
+  async memory(): Promise<{ rss: number; peak: number }> {
+    const status = await readFile(`/proc/${this.pid}/status`, 'utf8');
+    const kib = (field: string): number => Number(new RegExp(`^${field}:\\s+(\\d+) kB$`, 'm').exec(status)?.[1]) * 1024;
+    return { rss: kib('VmRSS'), peak: kib('VmHWM') };
   }
 
   /** Its log lines (pino JSON on stdout, anything on stderr). */
@@ -144,7 +169,7 @@ export class FillProcess {
     this.output = [];
     const child = spawnTracked(process.execPath, [findBin(), ...this.args], {
       stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, POD_NAME: this.podName },
+      env: { ...process.env, ...this.env, POD_NAME: this.podName },
       uid: this.user.uid,
       gid: this.user.gid,
     });

@@ -79,6 +79,8 @@ export interface FrontOptions {
   readonly replica?: number;
   /** spec.fill streaming: every replica's front (host:port) by index. @default - this one alone */
   readonly peers?: readonly string[];
+  /** spec.fill streaming: options the test adds after the fill container's own. @default none */
+  readonly fillArgs?: readonly string[];
 }
 
 /** `dir`'s parents below the temp dir (the ones a test made). */
@@ -158,7 +160,7 @@ export class FrontProcess {
     if (streaming) {
       // spec.fill: streaming: mirror-synth fill listens where nginx's own fill server would.
       if (conf.includes(FILL_LISTEN)) throw new Error('nginx.conf runs its own fill server beside mirror-synth fill');
-      fill = await FillProcess.start({ ...opts, frontPort: port });
+      fill = await FillProcess.start({ ...opts, frontPort: port, extraArgs: opts.fillArgs });
       fillPort = fill.port;
     } else {
       fillPort = await reservePort();

@@ -1,5 +1,6 @@
 // A loopback HTTP server that the tests let hang: its handler may answer, or keep the response
-// open (`hold`), as a black-holed or stalled API server would; and a KubeConfig that points at it.
+// open (`hold`), as a black-holed or stalled API server (or Distribution) would; and a KubeConfig
+// that points at it.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
@@ -8,6 +9,10 @@ import { KubeConfig } from '@kubernetes/client-node';
 export interface HoldingServer {
   /** A KubeConfig for the server (plain HTTP, no user). */
   readonly kc: KubeConfig;
+  /** `http://127.0.0.1:<port>`. */
+  readonly url: string;
+  /** Connections open to it now. */
+  connections(): Promise<number>;
   /** Ends every held response and closes the server. */
   close(): Promise<void>;
 }
@@ -19,11 +24,12 @@ export async function startHoldingServer(
   const held: ServerResponse[] = [];
   const server: Server = createServer((req, res) => handle(req, res, (r) => held.push(r)));
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   const kc = new KubeConfig();
   kc.loadFromOptions({
     clusters: [
       // plain HTTP on loopback: client-node allows it only with skipTLSVerify
-      { name: 'c', server: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, skipTLSVerify: true },
+      { name: 'c', server: url, skipTLSVerify: true },
     ],
     users: [{ name: 'u' }],
     contexts: [{ name: 'x', cluster: 'c', user: 'u' }],
@@ -31,6 +37,9 @@ export async function startHoldingServer(
   });
   return {
     kc,
+    url,
+    connections: () =>
+      new Promise((resolve, reject) => server.getConnections((err, n) => (err ? reject(err) : resolve(n)))),
     close: async () => {
       for (const res of held) res.destroy();
       server.closeAllConnections();

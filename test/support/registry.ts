@@ -203,6 +203,11 @@ export class RegistryProcess {
     return this.child !== undefined && this.child.exitCode === null && this.child.signalCode === null;
   }
 
+  /** The current process's pid (to stop it with SIGSTOP, as a hung registry). */
+  get pid(): number | undefined {
+    return this.running ? this.child!.pid : undefined;
+  }
+
   /** Resolves when the current process exits (also after stop()). */
   get exited(): Promise<Exit> {
     return this.exitPromise ?? Promise.resolve({ code: null, signal: null });
@@ -632,6 +637,8 @@ export interface SynthesizedMirrorOptions {
   readonly replica?: number;
   /** Every replica's front (host:port) by index, for spec.fill streaming. @default - this one alone */
   readonly peers?: readonly string[];
+  /** spec.fill streaming: options the test adds after the fill container's own. @default none */
+  readonly fillArgs?: readonly string[];
 }
 
 /** A container of the synthesized cache pod: the fields the test support reads. */
@@ -639,6 +646,7 @@ export interface CacheContainer {
   readonly name: string;
   readonly command?: string[];
   readonly args?: string[];
+  readonly env?: { name: string; value?: string }[];
   readonly ports?: { name: string; containerPort: number }[];
   readonly volumeMounts?: { name: string; mountPath: string; readOnly?: boolean }[];
   readonly readinessProbe?: { exec?: { command: string[] } };
@@ -722,6 +730,7 @@ export class SynthesizedMirror {
       metricsLogPort: frontMetrics.logPort,
       ...(opts.replica !== undefined ? { replica: opts.replica } : {}),
       ...(opts.peers ? { peers: opts.peers } : {}),
+      ...(opts.fillArgs ? { fillArgs: opts.fillArgs } : {}),
     });
     return new SynthesizedMirror(opts, distribution, front, frontMetrics);
   }
