@@ -15,6 +15,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 
 import { digestOwner } from '../../src/fill/fill.js';
 import { synthesizeMirror } from '../../src/index.js';
+import { TEST_FILL_IMAGE } from '../support/fill.js';
 import { buildImage, RegistryClient, type TestImage } from '../support/images.js';
 import { reservePorts } from '../support/ports.js';
 import { exchangeRaw } from '../support/raw-http.js';
@@ -181,7 +182,7 @@ describe('issue 25: the fill and the front', () => {
       name: NAME,
       objects: synthesizeMirror(
         { name: NAME, spec: { upstreamUrl: upstreamHost, credentialsSecret: SECRET, fill }, source: 'fill-hardening' },
-        { namespace: 'test' },
+        { namespace: 'test', fillImage: TEST_FILL_IMAGE },
       ),
       secrets: { [SECRET]: { username: USER, password: PASSWORD } },
       upstreamCaFile: upstream.ca.caCert,
@@ -360,7 +361,7 @@ describe('issue 25: the fill and the front', () => {
           spec: { upstreamUrl: upstream.host, credentialsSecret: SECRET, fill: 'streaming', replicas: 2 },
           source: 'fill-hardening',
         },
-        { namespace: 'test' },
+        { namespace: 'test', fillImage: TEST_FILL_IMAGE },
       ),
       secrets: { [SECRET]: { username: USER, password: PASSWORD } },
       upstreamCaFile: upstream.ca.caCert,
