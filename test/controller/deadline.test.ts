@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RequestFence, RequestFencedError, RequestTimeoutError, withDeadlines } from '../../src/controller/deadline.js';
 import { createMetrics } from '../../src/controller/metrics.js';
 import { type HoldingServer, startHoldingServer } from '../support/holding-server.js';
+import { waitFor } from '../support/wait.js';
 
 let server: HoldingServer;
 let kc: KubeConfig;
@@ -100,7 +101,10 @@ describe('withDeadlines', () => {
 
   it('holds each request only while it is in flight: back to none after many requests, however they end', async () => {
     const fence = new RequestFence();
-    const core = withDeadlines(kc, { timeoutMs: 300, fence }).makeApiClient(CoreV1Api);
+    // Two clients through one fence: a deadline no answer comes near (on a loaded machine too),
+    // and one that cuts the requests the server never finishes.
+    const patient = withDeadlines(kc, { timeoutMs: 10_000, fence }).makeApiClient(CoreV1Api);
+    const hasty = withDeadlines(kc, { timeoutMs: 300, fence }).makeApiClient(CoreV1Api);
     let peak = 0;
     const sample = setInterval(() => (peak = Math.max(peak, fence.inFlight)), 5);
     const outcomes: string[] = [];
@@ -112,9 +116,10 @@ describe('withDeadlines', () => {
     // Three rounds of 40 at once: answered, 404s, never answered (cut at the deadline), bodies that stall.
     for (let round = 0; round < 3; round++) {
       await Promise.all(
-        Array.from({ length: 40 }, (_, i) =>
-          outcome(core.readNamespace({ name: ['quick', 'missing', 'hung', 'slow-body'][i % 4] })),
-        ),
+        Array.from({ length: 40 }, (_, i) => {
+          const name = ['quick', 'missing', 'hung', 'slow-body'][i % 4];
+          return outcome((i % 4 < 2 ? patient : hasty).readNamespace({ name }));
+        }),
       );
       expect(fence.inFlight).toBe(0);
     }
@@ -124,21 +129,14 @@ describe('withDeadlines', () => {
     expect(outcomes.filter((o) => o === 'failed')).toHaveLength(30);
     expect(outcomes.filter((o) => o === 'timed out')).toHaveLength(60);
 
-    // Aborted by the fence: every one of 40 in flight, and the fence holds none afterwards.
-    const hung = Array.from({ length: 40 }, () => core.readNamespace({ name: 'hung' }).catch((e: unknown) => e));
-    await new Promise((r) => setTimeout(r, 100));
-    expect(fence.inFlight).toBe(40);
-    const withLongDeadline = withDeadlines(kc, { timeoutMs: 10_000, fence }).makeApiClient(CoreV1Api);
-    const longer = Array.from({ length: 20 }, () =>
-      withLongDeadline.readNamespace({ name: 'hung' }).catch((e: unknown) => e),
-    );
-    await new Promise((r) => setTimeout(r, 50));
-    expect(fence.inFlight).toBe(60);
+    // Aborted by the fence: every one of 60 in flight, and the fence holds none afterwards.
+    const hung = Array.from({ length: 60 }, () => patient.readNamespace({ name: 'hung' }).catch((e: unknown) => e));
+    await waitFor('60 requests in flight', () => (fence.inFlight === 60 ? true : undefined), 10_000, 10);
     fence.abort(new Error('lost the Lease'));
     expect(fence.inFlight).toBe(0);
-    for (const err of await Promise.all([...hung, ...longer])) expect(err).toBeInstanceOf(RequestFencedError);
+    for (const err of await Promise.all(hung)) expect(err).toBeInstanceOf(RequestFencedError);
     // Refused before being sent: never held.
-    expect(await core.readNamespace({ name: 'quick' }).catch((e: unknown) => e)).toBeInstanceOf(RequestFencedError);
+    expect(await patient.readNamespace({ name: 'quick' }).catch((e: unknown) => e)).toBeInstanceOf(RequestFencedError);
     expect(fence.inFlight).toBe(0);
   });
 
@@ -148,12 +146,12 @@ describe('withDeadlines', () => {
     process.on('warning', onWarning);
     try {
       const fence = new RequestFence();
-      const core = withDeadlines(kc, { timeoutMs: 500, fence }).makeApiClient(CoreV1Api);
+      const hasty = withDeadlines(kc, { timeoutMs: 500, fence }).makeApiClient(CoreV1Api);
+      const patient = withDeadlines(kc, { timeoutMs: 10_000, fence }).makeApiClient(CoreV1Api);
       // 50 at once, ended by their deadline; then 50 more ended by the fence.
-      await Promise.all(Array.from({ length: 50 }, () => core.readNamespace({ name: 'hung' }).catch(() => undefined)));
-      const held = Array.from({ length: 50 }, () => core.readNamespace({ name: 'hung' }).catch(() => undefined));
-      await new Promise((r) => setTimeout(r, 100));
-      expect(fence.inFlight).toBe(50);
+      await Promise.all(Array.from({ length: 50 }, () => hasty.readNamespace({ name: 'hung' }).catch(() => undefined)));
+      const held = Array.from({ length: 50 }, () => patient.readNamespace({ name: 'hung' }).catch(() => undefined));
+      await waitFor('50 requests in flight', () => (fence.inFlight === 50 ? true : undefined), 10_000, 10);
       fence.abort(new Error('lost the Lease'));
       await Promise.all(held);
       await new Promise((r) => setImmediate(r)); // process.emitWarning emits on the next tick
@@ -171,7 +169,7 @@ describe('withDeadlines', () => {
     expect(await gauge()).toBe('0');
     const core = withDeadlines(kc, { timeoutMs: 10_000, fence }).makeApiClient(CoreV1Api);
     const held = Array.from({ length: 12 }, () => core.readNamespace({ name: 'hung' }).catch(() => undefined));
-    await new Promise((r) => setTimeout(r, 100));
+    await waitFor('12 requests in flight', () => (fence.inFlight === 12 ? true : undefined), 10_000, 10);
     expect(await gauge()).toBe('12');
     fence.abort(new Error('stop'));
     await Promise.all(held);
