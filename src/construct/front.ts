@@ -30,7 +30,15 @@
  *   UDP keeps nginx independent of mtail: nothing to open at start, nothing to block on.
  */
 
-import { DISTRIBUTION_PORT, type FillMode, FRONT_FILL_PORT, FRONT_LOG_PORT, REGISTRY_PORT } from '../api/names.js';
+import {
+  DISTRIBUTION_PORT,
+  FILL_CLIENT_HEADER,
+  FILL_PEER_HEADER,
+  type FillMode,
+  FRONT_FILL_PORT,
+  FRONT_LOG_PORT,
+  REGISTRY_PORT,
+} from '../api/names.js';
 import { MAX_BYTES, parseBytes } from '../api/quantity.js';
 import { REGISTRY_STORAGE_PATH } from './distribution-config.js';
 
@@ -149,6 +157,8 @@ interface FillSettings {
   readonly ignoreHeaders: string;
   /** Readiness location: where it is passed. */
   readonly ready: string;
+  /** Server (port 5000): headers for the fill, after the ones every fill gets. */
+  readonly serverHeaders: string;
   /** http block: nginx's own fill server. */
   readonly server: string;
 }
@@ -176,6 +186,7 @@ const FILL_SETTINGS: Record<FillMode, FillSettings> = {
 `,
     ignoreHeaders: 'X-Accel-Buffering ',
     ready: '      proxy_pass http://distribution/;',
+    serverHeaders: '',
     server: WHOLE_FILL_SERVER,
   },
   streaming: {
@@ -190,6 +201,10 @@ const FILL_SETTINGS: Record<FillMode, FillSettings> = {
     ignoreHeaders: '',
     ready: `      # through mirror-synth fill, which passes it to Distribution: ready when both are
       proxy_pass http://fill/;`,
+    // Replacing any a client sent: the fill takes ${FILL_PEER_HEADER} from a replica's address only.
+    serverHeaders: `    # Where the request came from: mirror-synth fill honours ${FILL_PEER_HEADER} only from a replica.
+    proxy_set_header ${FILL_CLIENT_HEADER} $remote_addr;
+`,
     server: '',
   },
 };
@@ -268,7 +283,7 @@ ${fill.zone}
     }
     proxy_pass_request_body off;
     proxy_set_header Content-Length "";
-
+${fill.serverHeaders}
     location ~ "^/v2/.+/(blobs|manifests)/sha256:[0-9a-f]{64}$" {
       proxy_pass http://fill;
 ${fill.wait}

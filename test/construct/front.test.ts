@@ -68,8 +68,16 @@ describe('the front (nginx) config', () => {
         .replace(/location ~ "\^\/v2\/[^"]*" \{[^}]*\}/, '')
         .replace(/  # The fill:[\s\S]*\n  \}\n/, '')
         .replace('  limit_conn_zone $uri zone=fills:1m;\n', '')
-        .replace(/location = \/mirror-synth\/ready \{[^}]*\}/, '');
+        .replace(/location = \/mirror-synth\/ready \{[^}]*\}/, '')
+        .replace(
+          /    # Where the request came from[^\n]*\n    proxy_set_header X-Mirror-Synth-Client \$remote_addr;\n/,
+          '',
+        );
     expect(strip(streaming)).toBe(strip(conf));
+    // the address the fill honours X-Mirror-Synth-Peer from is the front's to say, not a client's
+    expect(streaming.slice(streaming.indexOf('listen 5000;'), streaming.indexOf('location ~'))).toContain(
+      'proxy_set_header X-Mirror-Synth-Client $remote_addr;',
+    );
   });
 
   it('lets only GET and HEAD past it, without a request body, whichever the fill', () => {

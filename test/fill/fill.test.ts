@@ -464,9 +464,10 @@ describe('digest owners among replicas', () => {
   });
 
   it('reads --peers', () => {
-    expect(parsePeers('m-0=10.0.0.1:5000,m-1=m-1.svc:5000')).toEqual([
-      { name: 'm-0', address: '10.0.0.1:5000' },
+    expect(parsePeers('m-0=10.0.0.1:5000,m-1=m-1.svc:5000,m-2=[fd00::2]:5000')).toEqual([
+      { name: 'm-0', address: '10.0.0.1:5000', ips: ['10.0.0.1'] },
       { name: 'm-1', address: 'm-1.svc:5000' },
+      { name: 'm-2', address: '[fd00::2]:5000', ips: ['fd00::2'] },
     ]);
     expect(() => parsePeers('10.0.0.1:5000')).toThrow("a peer is <pod name>=<host>:<port>, got '10.0.0.1:5000'");
   });
@@ -649,6 +650,7 @@ describe('the streaming fill with replicas', () => {
       a,
       origins: [oa, ob],
       path,
+      fill,
     } = await pair(body, { peerIdleTimeoutMs: 500 });
     const bad = Buffer.from(body);
     bad[100 * 1024] ^= 0xff;
@@ -662,7 +664,13 @@ describe('the streaming fill with replicas', () => {
     try {
       // one client from the start, one that comes once the owner is given up: both get the flipped byte
       const early = fetchRaw(a + path);
-      await waitFor('the owner to be given up', () => oa.requests.length === 1 || undefined, 10_000, 10);
+      await waitFor('the owner to be given up', () => oa.requests.length === 1 || undefined, 10_000, 10).catch(
+        (e: Error) => {
+          throw new Error(
+            `${e.message}: oa ${JSON.stringify(oa.requests)} ob ${JSON.stringify(ob.requests)} ${JSON.stringify(fill.stats())}`,
+          );
+        },
+      );
       const late = fetchRaw(a + path);
       for (const r of await Promise.all([early, late])) {
         expect(r.cut).toBe(true);
