@@ -21,7 +21,8 @@
  * - Everything else (tags, `/v2/`) goes to Distribution unbuffered: it resolves tags and does
  *   the upstream's token auth.
  * - Only GET and HEAD pass, without a request body: nodes only read, and a body passed on to a
- *   server that does not expect one is read there as a request of its own (issue 25).
+ *   server that does not expect one is read there as a request of its own (issue 25). Nor do
+ *   digests other than sha256 (they would skip the verified location) or the catalog: 404.
  * - A refusal or failure behind the front (Distribution down, 5xx, the upstream's 401/403/429
  *   passed through) becomes a 404: every node client (containerd 1.6 and 2.x, CRI-O) then
  *   tries the next host, the upstream itself.
@@ -294,6 +295,14 @@ ${fill.wait}
 ${fill.lock}      proxy_cache_use_stale error timeout http_500 http_502 http_503 http_504;
       proxy_ignore_headers Cache-Control Expires Set-Cookie Vary X-Accel-Expires ${fill.ignoreHeaders}X-Accel-Limit-Rate;
       add_header X-Mirror-Cache $upstream_cache_status always;
+    }
+
+    # Nodes pull by sha256 digest or by tag, and never list repositories: another digest (sha512:,
+    # sha384:, a sha256: that is not 64 hex digits) would skip the verified location above, and the
+    # catalog lists every repository behind the mirror. A 404, so a node that asks tries the upstream.
+    location ~ "^/v2/(_catalog$|.+/(blobs|manifests)/[^/]*:)" {
+      default_type application/json;
+      return 404 '{"errors":[{"code":"NAME_UNKNOWN","message":"the mirror does not serve this: pull it from the upstream"}]}\n';
     }
 
     location / {

@@ -95,6 +95,34 @@ describe('the front (nginx) config', () => {
     }
   });
 
+  it('answers 404 for what nodes never ask: the catalog, and digests other than sha256 (which would skip the verified location)', () => {
+    for (const fill of ['whole', 'streaming'] as const) {
+      const c = renderFrontConfig({ mirrorName: 'quay', sizing: frontSizing(quantityBytes('20Gi')), fill });
+      const locations = [...c.matchAll(/location ~ "([^"]+)"/g)].map((m) => m[1]);
+      // regex locations are tried in order: sha256 first, the refusal next
+      expect(locations).toEqual([
+        '^/v2/.+/(blobs|manifests)/sha256:[0-9a-f]{64}$',
+        '^/v2/(_catalog$|.+/(blobs|manifests)/[^/]*:)',
+      ]);
+      const refusal = new RegExp(locations[1]);
+      for (const uri of [
+        '/v2/_catalog',
+        `/v2/lib/app/blobs/sha512:${'a'.repeat(128)}`,
+        `/v2/lib/app/manifests/sha384:${'a'.repeat(96)}`,
+        `/v2/lib/app/blobs/sha256:${'A'.repeat(64)}`,
+      ])
+        expect(refusal.test(uri), uri).toBe(true);
+      for (const uri of [
+        '/v2/',
+        '/v2/lib/app/manifests/1.0',
+        '/v2/lib/app/tags/list',
+        '/v2/_catalog/x/manifests/latest',
+      ])
+        expect(refusal.test(uri), uri).toBe(false);
+      expect(c).toMatch(/location ~ "\^\/v2\/\(_catalog[^{]*\{\s*default_type application\/json;\s*return 404 /);
+    }
+  });
+
   it('turns failures behind it into 404 so nodes try the upstream', () => {
     expect(conf).toContain('error_page 401 403 429 500 502 503 504 = @fallback;');
     expect(conf).toMatch(/location @fallback \{[^}]*return 404/);

@@ -484,6 +484,26 @@ describe('issue 25: the fill and the front', () => {
       expect(answers).toEqual(want);
     });
 
+    it('the front answers 404 for the catalog and for digests other than sha256, and passes none of them on', async () => {
+      const layer = image.platforms[0].layers[0];
+      const mark = mirror.distribution.accessLog.length;
+      const paths = [
+        '/v2/_catalog',
+        '/v2/_catalog?n=100',
+        `/v2/${image.repository}/blobs/sha512:${'a'.repeat(128)}`,
+        `/v2/${image.repository}/manifests/sha384:${'a'.repeat(96)}`,
+        `/v2/${image.repository}/blobs/sha256%3A${layer.digest.slice('sha256:'.length)}x`,
+        `/v2/${image.repository}/blobs/${layer.digest.toUpperCase().replace('SHA256', 'sha256')}`,
+      ];
+      const answers: Record<string, number> = {};
+      for (const path of paths) answers[path] = (await fetch(`${mirror.url}${path}`)).status;
+      expect(await servedSince(mirror.distribution, mark)).toEqual([]);
+      expect(answers).toEqual(Object.fromEntries(paths.map((p) => [p, 404])));
+      // what nodes do ask still goes through
+      expect((await fetch(`${mirror.url}/v2/${image.repository}/manifests/1.0`)).status).toBe(200);
+      expect((await fetch(`${mirror.url}/v2/${image.repository}/blobs/${layer.digest}`)).status).toBe(200);
+    });
+
     it('the readiness probe still answers through the front', async () => {
       expect(await mirror.front!.ready()).toMatchObject({ ok: true });
     });
