@@ -202,6 +202,15 @@ export function imageTag(ref: string): string {
   return ref.slice(ref.lastIndexOf(':') + 1);
 }
 
+/**
+ * Headers between the front and mirror-synth fill (`spec.fill: streaming`). A replica's fill sets
+ * FILL_PEER_HEADER on what it asks another replica's front for (serve it from your own
+ * Distribution); the front sets FILL_CLIENT_HEADER to the address the request came from, replacing
+ * any a client sent, and the fill honours FILL_PEER_HEADER only from a replica's address.
+ */
+export const FILL_PEER_HEADER = 'X-Mirror-Synth-Peer';
+export const FILL_CLIENT_HEADER = 'X-Mirror-Synth-Client';
+
 /** Ports. */
 /** The port nodes pull from: the front (nginx) in the cache pod, and the Services. */
 export const REGISTRY_PORT = 5000;

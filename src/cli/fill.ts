@@ -3,6 +3,8 @@
  * loopback between the front (nginx) and Distribution. Runs until SIGTERM or SIGINT; then stops
  * taking connections and lets the transfers in progress end.
  */
+import { lookup } from 'node:dns/promises';
+
 import { pino } from 'pino';
 
 import { UsageError } from '../api/errors.js';
@@ -61,8 +63,21 @@ export async function fill(opts: FillCommandOptions): Promise<void> {
         throw new UsageError(`--peers: ${(err as Error).message}`);
       }
       if (!list.some((p) => p.name === self)) throw new UsageError(`--peers does not name this replica, '${self}'`);
-      peers = () => list;
+      // a replica named by its host name: its addresses, once (the peer header is honoured from them)
+      const resolved = await Promise.all(
+        list.map(async (p) => {
+          if (p.ips) return p;
+          const host = p.address.slice(0, p.address.lastIndexOf(':'));
+          const found = await lookup(host, { all: true }).catch(() => []);
+          return { ...p, ips: found.map((a) => a.address) };
+        }),
+      );
+      peers = () => resolved;
     } else {
+      if (!/^(.+)-(0|[1-9][0-9]*)$/.test(self))
+        throw new UsageError(
+          `--peers-srv needs this replica's pod name as a StatefulSet names it, <name>-<ordinal>: got '${self}'`,
+        );
       const srv = srvPeers(opts.peersSrv!, { name: self, address: opts.listen }, { log });
       peers = srv.current;
       stopPeers = srv.stop;

@@ -21,7 +21,8 @@
  * - Everything else (tags, `/v2/`) goes to Distribution unbuffered: it resolves tags and does
  *   the upstream's token auth.
  * - Only GET and HEAD pass, without a request body: nodes only read, and a body passed on to a
- *   server that does not expect one is read there as a request of its own (issue 25).
+ *   server that does not expect one is read there as a request of its own (issue 25). Nor do
+ *   digests other than sha256 (they would skip the verified location) or the catalog: 404.
  * - A refusal or failure behind the front (Distribution down, 5xx, the upstream's 401/403/429
  *   passed through) becomes a 404: every node client (containerd 1.6 and 2.x, CRI-O) then
  *   tries the next host, the upstream itself.
@@ -30,7 +31,15 @@
  *   UDP keeps nginx independent of mtail: nothing to open at start, nothing to block on.
  */
 
-import { DISTRIBUTION_PORT, type FillMode, FRONT_FILL_PORT, FRONT_LOG_PORT, REGISTRY_PORT } from '../api/names.js';
+import {
+  DISTRIBUTION_PORT,
+  FILL_CLIENT_HEADER,
+  FILL_PEER_HEADER,
+  type FillMode,
+  FRONT_FILL_PORT,
+  FRONT_LOG_PORT,
+  REGISTRY_PORT,
+} from '../api/names.js';
 import { MAX_BYTES, parseBytes } from '../api/quantity.js';
 import { REGISTRY_STORAGE_PATH } from './distribution-config.js';
 
@@ -149,6 +158,8 @@ interface FillSettings {
   readonly ignoreHeaders: string;
   /** Readiness location: where it is passed. */
   readonly ready: string;
+  /** Server (port 5000): headers for the fill, after the ones every fill gets. */
+  readonly serverHeaders: string;
   /** http block: nginx's own fill server. */
   readonly server: string;
 }
@@ -176,6 +187,7 @@ const FILL_SETTINGS: Record<FillMode, FillSettings> = {
 `,
     ignoreHeaders: 'X-Accel-Buffering ',
     ready: '      proxy_pass http://distribution/;',
+    serverHeaders: '',
     server: WHOLE_FILL_SERVER,
   },
   streaming: {
@@ -190,6 +202,10 @@ const FILL_SETTINGS: Record<FillMode, FillSettings> = {
     ignoreHeaders: '',
     ready: `      # through mirror-synth fill, which passes it to Distribution: ready when both are
       proxy_pass http://fill/;`,
+    // Replacing any a client sent: the fill takes ${FILL_PEER_HEADER} from a replica's address only.
+    serverHeaders: `    # Where the request came from: mirror-synth fill honours ${FILL_PEER_HEADER} only from a replica.
+    proxy_set_header ${FILL_CLIENT_HEADER} $remote_addr;
+`,
     server: '',
   },
 };
@@ -268,7 +284,7 @@ ${fill.zone}
     }
     proxy_pass_request_body off;
     proxy_set_header Content-Length "";
-
+${fill.serverHeaders}
     location ~ "^/v2/.+/(blobs|manifests)/sha256:[0-9a-f]{64}$" {
       proxy_pass http://fill;
 ${fill.wait}
@@ -279,6 +295,14 @@ ${fill.wait}
 ${fill.lock}      proxy_cache_use_stale error timeout http_500 http_502 http_503 http_504;
       proxy_ignore_headers Cache-Control Expires Set-Cookie Vary X-Accel-Expires ${fill.ignoreHeaders}X-Accel-Limit-Rate;
       add_header X-Mirror-Cache $upstream_cache_status always;
+    }
+
+    # Nodes pull by sha256 digest or by tag, and never list repositories: another digest (sha512:,
+    # sha384:, a sha256: that is not 64 hex digits) would skip the verified location above, and the
+    # catalog lists every repository behind the mirror. A 404, so a node that asks tries the upstream.
+    location ~ "^/v2/(_catalog$|.+/(blobs|manifests)/[^/]*:)" {
+      default_type application/json;
+      return 404 '{"errors":[{"code":"NAME_UNKNOWN","message":"the mirror does not serve this: pull it from the upstream"}]}\n';
     }
 
     location / {

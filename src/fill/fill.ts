@@ -31,7 +31,7 @@ import type { Socket } from 'node:net';
 import { join } from 'node:path';
 
 import { UsageError } from '../api/errors.js';
-import { FILL_DEFAULTS } from '../api/names.js';
+import { FILL_CLIENT_HEADER, FILL_DEFAULTS, FILL_PEER_HEADER } from '../api/names.js';
 import { parseBytes } from '../api/quantity.js';
 import { type Chunk, ChunkPool } from './chunks.js';
 
@@ -111,14 +111,20 @@ interface Source {
   readonly idleTimeoutMs?: number;
 }
 
-/** A replica of the mirror: its pod name and its front's address (host:port). */
+/**
+ * A replica of the mirror: its pod name, its front's address (host:port) and the addresses its
+ * requests come from (its pod's IPs): a request says it is a peer's (PEER_HEADER) only from one.
+ */
 export interface Peer {
   readonly name: string;
   readonly address: string;
+  readonly ips?: readonly string[];
 }
 
 /** Header on a request one replica's fill sends another's front: serve it from your own Distribution. */
-export const PEER_HEADER = 'x-mirror-synth-peer';
+export const PEER_HEADER = FILL_PEER_HEADER.toLowerCase();
+/** The address a request came to the front from, as the front says (names.ts). */
+const CLIENT_HEADER = FILL_CLIENT_HEADER.toLowerCase();
 
 export interface FillOptions {
   /** Distribution, e.g. http://127.0.0.1:5002. */
@@ -489,7 +495,8 @@ export class FillServer {
     }
     // A peer's request is served from this pod: it never joins a transfer that is itself from a
     // peer (two replicas that disagree on the owner, while the set changes, would wait on each other).
-    const forPeer = req.headers[PEER_HEADER] !== undefined;
+    // Only a replica's is: from anyone else the header would skip the owner, an upstream fetch per replica.
+    const forPeer = req.headers[PEER_HEADER] !== undefined && this.fromPeer(req);
     let key = path;
     if (forPeer && this.flights.get(key)?.viaPeer) key = `${path} (for a peer)`;
     let flight = this.flights.get(key);
@@ -555,6 +562,13 @@ export class FillServer {
     if (until !== undefined && until > Date.now()) return undefined;
     this.badOwners.delete(key);
     return best;
+  }
+
+  /** Whether the front says the request came from the address of one of the mirror's replicas. */
+  private fromPeer(req: IncomingMessage): boolean {
+    const client = req.headers[CLIENT_HEADER];
+    if (typeof client !== 'string' || client === '') return false;
+    return (this.opts.peers?.() ?? []).some((p) => p.ips?.includes(client));
   }
 
   private markBad(owner: Peer, digestHex: string): void {

@@ -68,8 +68,16 @@ describe('the front (nginx) config', () => {
         .replace(/location ~ "\^\/v2\/[^"]*" \{[^}]*\}/, '')
         .replace(/  # The fill:[\s\S]*\n  \}\n/, '')
         .replace('  limit_conn_zone $uri zone=fills:1m;\n', '')
-        .replace(/location = \/mirror-synth\/ready \{[^}]*\}/, '');
+        .replace(/location = \/mirror-synth\/ready \{[^}]*\}/, '')
+        .replace(
+          /    # Where the request came from[^\n]*\n    proxy_set_header X-Mirror-Synth-Client \$remote_addr;\n/,
+          '',
+        );
     expect(strip(streaming)).toBe(strip(conf));
+    // the address the fill honours X-Mirror-Synth-Peer from is the front's to say, not a client's
+    expect(streaming.slice(streaming.indexOf('listen 5000;'), streaming.indexOf('location ~'))).toContain(
+      'proxy_set_header X-Mirror-Synth-Client $remote_addr;',
+    );
   });
 
   it('lets only GET and HEAD past it, without a request body, whichever the fill', () => {
@@ -84,6 +92,34 @@ describe('the front (nginx) config', () => {
       expect(
         nodeFacing.slice(nodeFacing.indexOf('location ~')).match(/proxy_set_header|proxy_pass_request_body/g),
       ).toBeNull();
+    }
+  });
+
+  it('answers 404 for what nodes never ask: the catalog, and digests other than sha256 (which would skip the verified location)', () => {
+    for (const fill of ['whole', 'streaming'] as const) {
+      const c = renderFrontConfig({ mirrorName: 'quay', sizing: frontSizing(quantityBytes('20Gi')), fill });
+      const locations = [...c.matchAll(/location ~ "([^"]+)"/g)].map((m) => m[1]);
+      // regex locations are tried in order: sha256 first, the refusal next
+      expect(locations).toEqual([
+        '^/v2/.+/(blobs|manifests)/sha256:[0-9a-f]{64}$',
+        '^/v2/(_catalog$|.+/(blobs|manifests)/[^/]*:)',
+      ]);
+      const refusal = new RegExp(locations[1]);
+      for (const uri of [
+        '/v2/_catalog',
+        `/v2/lib/app/blobs/sha512:${'a'.repeat(128)}`,
+        `/v2/lib/app/manifests/sha384:${'a'.repeat(96)}`,
+        `/v2/lib/app/blobs/sha256:${'A'.repeat(64)}`,
+      ])
+        expect(refusal.test(uri), uri).toBe(true);
+      for (const uri of [
+        '/v2/',
+        '/v2/lib/app/manifests/1.0',
+        '/v2/lib/app/tags/list',
+        '/v2/_catalog/x/manifests/latest',
+      ])
+        expect(refusal.test(uri), uri).toBe(false);
+      expect(c).toMatch(/location ~ "\^\/v2\/\(_catalog[^{]*\{\s*default_type application\/json;\s*return 404 /);
     }
   });
 

@@ -15,7 +15,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 
 import { digestOwner } from '../../src/fill/fill.js';
 import { synthesizeMirror } from '../../src/index.js';
-import { TEST_FILL_IMAGE } from '../support/fill.js';
+import { fillTransfers, TEST_FILL_IMAGE } from '../support/fill.js';
 import { buildImage, RegistryClient, type TestImage } from '../support/images.js';
 import { reservePorts } from '../support/ports.js';
 import { exchangeRaw } from '../support/raw-http.js';
@@ -391,6 +391,63 @@ describe('issue 25: the fill and the front', () => {
     }
   });
 
+  it("replicas: X-Mirror-Synth-Peer is honoured only from a replica's address: a node that sends it still gets the layer through its owner", async () => {
+    const pods = [0, 1].map((i) => ({ name: `registry-mirror-${NAME}-${i}`, index: i }));
+    const fronts = await reservePorts(2);
+    const replicas: SynthesizedMirror[] = [];
+    try {
+      for (const index of [0, 1])
+        replicas.push(
+          await startSynthesizedMirror({
+            binary: inject('registryBinary'),
+            dir: join(dir, `peer-header-${index}`),
+            name: NAME,
+            replica: index,
+            port: fronts[index],
+            // the replicas' fronts, on 127.0.0.1: the address their requests to each other come from
+            peers: fronts.map((p) => `127.0.0.1:${p}`),
+            objects: synthesizeMirror(
+              {
+                name: NAME,
+                spec: { upstreamUrl: upstream.host, credentialsSecret: SECRET, fill: 'streaming', replicas: 2 },
+                source: 'fill-hardening',
+              },
+              { namespace: 'test' },
+            ),
+            secrets: { [SECRET]: { username: USER, password: PASSWORD } },
+            upstreamCaFile: upstream.ca.caCert,
+          }),
+        );
+      /** Two layers replica 1 owns, asked of replica 0 with the header. */
+      const owned: { repository: string; digest: string }[] = [];
+      while (owned.length < 2) {
+        const image = await newImage([256 * 1024]);
+        const digest = image.platforms[0].layers[0].digest;
+        if (digestOwner(digest.slice('sha256:'.length), pods)!.index === 1)
+          owned.push({ repository: image.repository, digest });
+      }
+      const ask = (layer: { repository: string; digest: string }, localAddress: string) =>
+        exchangeRaw(
+          fronts[0],
+          `GET /v2/${layer.repository}/blobs/${layer.digest} HTTP/1.1\r\nHost: h\r\nX-Mirror-Synth-Peer: me\r\nConnection: close\r\n\r\n`,
+          { localAddress, waitMs: 30_000 },
+        );
+      // from a node's address (127.0.0.2): the header is not a replica's, the owner is asked
+      expect((await ask(owned[0], '127.0.0.2')).statuses).toEqual([200]);
+      // from a replica's address (127.0.0.1): served from replica 0's own Distribution, as a replica's request is
+      expect((await ask(owned[1], '127.0.0.1')).statuses).toEqual([200]);
+      const fill = replicas[0].front!.fill!;
+      await fill.loggedTransfers(owned.map((l) => l.digest));
+      const from = (digest: string) => fillTransfers(fill.log()).find((t) => t.uri.endsWith(digest))?.from ?? 'own';
+      expect({ node: from(owned[0].digest), replica: from(owned[1].digest) }).toEqual({
+        node: pods[1].name,
+        replica: 'own',
+      });
+    } finally {
+      for (const r of replicas) await r.dispose();
+    }
+  });
+
   describe.each(['whole', 'streaming'] as const)('spec.fill: %s', (fill) => {
     let mirror: SynthesizedMirror;
     let image: TestImage;
@@ -425,6 +482,26 @@ describe('issue 25: the fill and the front', () => {
       // nothing but the reads the front passed on: no other method, nothing hidden in a body
       expect(served.filter((r) => !/^(GET|HEAD) /.test(r) || r.includes('smuggled'))).toEqual([]);
       expect(answers).toEqual(want);
+    });
+
+    it('the front answers 404 for the catalog and for digests other than sha256, and passes none of them on', async () => {
+      const layer = image.platforms[0].layers[0];
+      const mark = mirror.distribution.accessLog.length;
+      const paths = [
+        '/v2/_catalog',
+        '/v2/_catalog?n=100',
+        `/v2/${image.repository}/blobs/sha512:${'a'.repeat(128)}`,
+        `/v2/${image.repository}/manifests/sha384:${'a'.repeat(96)}`,
+        `/v2/${image.repository}/blobs/sha256%3A${layer.digest.slice('sha256:'.length)}x`,
+        `/v2/${image.repository}/blobs/${layer.digest.toUpperCase().replace('SHA256', 'sha256')}`,
+      ];
+      const answers: Record<string, number> = {};
+      for (const path of paths) answers[path] = (await fetch(`${mirror.url}${path}`)).status;
+      expect(await servedSince(mirror.distribution, mark)).toEqual([]);
+      expect(answers).toEqual(Object.fromEntries(paths.map((p) => [p, 404])));
+      // what nodes do ask still goes through
+      expect((await fetch(`${mirror.url}/v2/${image.repository}/manifests/1.0`)).status).toBe(200);
+      expect((await fetch(`${mirror.url}/v2/${image.repository}/blobs/${layer.digest}`)).status).toBe(200);
     });
 
     it('the readiness probe still answers through the front', async () => {

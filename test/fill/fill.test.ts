@@ -3,7 +3,7 @@
 // however many clients ask; clients that come late get every byte from the first; a body whose
 // sha256 is not the URL's digest, or that ends short, reaches no client whole.
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, readdir, rm, statfs, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { createServer, get, type IncomingMessage, request, type Server, type ServerResponse } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -336,29 +336,8 @@ describe("the streaming fill's bounds", () => {
     }
   });
 
-  it('answers 503 for a transfer its spool has no room for above --spool-min-free', async () => {
-    const fs = await statfs(dir);
-    // room for 3 MiB above what is kept free: a 2 MiB transfer fits, a second one beside it does not
-    const { fill, url: base } = await start({ spoolMinFree: { bytes: fs.bavail * fs.bsize - (3 << 20) } });
-    const g = gate();
-    try {
-      const a = randomBytes(2 << 20);
-      const b = randomBytes(2 << 20);
-      origin.handler = (req, res) => gatedBody(res, req.url === blobPath(a) ? a : b, 2, g);
-      let firstBytes = 0;
-      const first = fetchRaw(base + blobPath(a), () => firstBytes++);
-      await waitFor('the first client to get a byte', () => firstBytes === 1 || undefined, 10_000, 10);
-      const second = await fetchRaw(base + blobPath(b));
-      expect(second.status).toBe(503);
-      expect(second.body.toString()).toContain('--spool-min-free');
-      g.open();
-      expect((await first).body.equals(a)).toBe(true);
-      expect(fill.stats().spoolFull).toBe(1);
-    } finally {
-      g.open();
-      await fill.close();
-    }
-  });
+  // Room in the spool (--spool-min-free): test/e2e/fill-hardening.test.ts, on a tmpfs of its own,
+  // where free space does not move under the test as it may on a shared disk.
 
   it('empties only a spool of its own: a --spool directory holding anything else is refused, and nothing in it removed', async () => {
     const spool = join(dir, 'not-a-spool');
@@ -464,9 +443,10 @@ describe('digest owners among replicas', () => {
   });
 
   it('reads --peers', () => {
-    expect(parsePeers('m-0=10.0.0.1:5000,m-1=m-1.svc:5000')).toEqual([
-      { name: 'm-0', address: '10.0.0.1:5000' },
+    expect(parsePeers('m-0=10.0.0.1:5000,m-1=m-1.svc:5000,m-2=[fd00::2]:5000')).toEqual([
+      { name: 'm-0', address: '10.0.0.1:5000', ips: ['10.0.0.1'] },
       { name: 'm-1', address: 'm-1.svc:5000' },
+      { name: 'm-2', address: '[fd00::2]:5000', ips: ['fd00::2'] },
     ]);
     expect(() => parsePeers('10.0.0.1:5000')).toThrow("a peer is <pod name>=<host>:<port>, got '10.0.0.1:5000'");
   });
@@ -643,17 +623,13 @@ describe('the streaming fill with replicas', () => {
     }
   });
 
-  // Skipped: passes alone (and 4 runs of 4 under load), but failed 2 of 4 full `npm test` runs
-  // (once the owner was not given up within 10 s, once an early assertion failed): a race between
-  // the peer idle timeout and the restart from the own store that is not understood yet. The
-  // stall-then-restart path stays covered by 'an owner that stalls mid-body' above and by
-  // test/e2e/fill-hardening.test.ts's flipped-byte replica case.
-  it.skip('an owner that sends wrong bytes and then stalls: the whole is checked, starts over from its own store, and no client gets a wrong blob', async () => {
+  it('an owner that sends wrong bytes and then stalls: the whole is checked, starts over from its own store, and no client gets a wrong blob', async () => {
     const body = randomBytes(1024 * 1024);
     const {
       a,
       origins: [oa, ob],
       path,
+      fill,
     } = await pair(body, { peerIdleTimeoutMs: 500 });
     const bad = Buffer.from(body);
     bad[100 * 1024] ^= 0xff;
@@ -665,14 +641,22 @@ describe('the streaming fill with replicas', () => {
     };
     oa.handler = (_req, res) => res.writeHead(200, { 'content-length': String(body.length) }).end(body);
     try {
-      // one client from the start, one that comes once the owner is given up: both get the flipped byte
+      // one client from the start, which gets the flipped byte; one that comes once the owner is
+      // given up, which gets it too unless it comes after the transfer started over
       const early = fetchRaw(a + path);
-      await waitFor('the owner to be given up', () => oa.requests.length === 1 || undefined, 10_000, 10);
+      await waitFor('the owner to be given up', () => oa.requests.length >= 1 || undefined, 10_000, 10).catch(
+        (e: Error) => {
+          throw new Error(
+            `${e.message}: oa ${JSON.stringify(oa.requests)} ob ${JSON.stringify(ob.requests)} ${JSON.stringify(fill.stats())}`,
+          );
+        },
+      );
       const late = fetchRaw(a + path);
-      for (const r of await Promise.all([early, late])) {
-        expect(r.cut).toBe(true);
-        expect(r.body.length).toBeLessThan(body.length);
-      }
+      const [first, second] = await Promise.all([early, late]);
+      expect(first.cut).toBe(true);
+      expect(first.body.length).toBeLessThan(body.length);
+      // never a whole wrong blob
+      expect(second.cut || second.body.equals(body)).toBe(true);
       // the transfer started over from its own store: the next client gets the blob
       const next = await fetchRaw(a + path);
       expect(next).toMatchObject({ status: 200, cut: false });
