@@ -175,7 +175,7 @@ export type ImageRole = keyof typeof IMAGES;
  */
 export const DEFAULT_NODE_AGENT_IMAGE = 'docker.io/library/busybox:1.37.0';
 /**
- * The image of the streaming fill (`spec.fill: streaming`): mirror-synth's own (README "The
+ * The image of the streaming fill (`spec.fill: streaming`): mirror-synth's own (docs/controller.md, "The
  * controller image"). It has no default: the project publishes no image, so any name it defaulted
  * to would be one whoever registers it could fill with code that runs in every node's pulls. The
  * platform names it, not the RegistryMirror (neither `spec.imageRegistry` nor `spec.imageDigests`

@@ -57,7 +57,7 @@ export interface ControllerCommandOptions extends PolicyFlags, LeaderTimingFlags
   readonly nodeAgentImage?: string;
   /** The image of the streaming fill: the controller's own. @default FILL_IMAGE, then cdk8s.yaml `fillImage`, else none */
   readonly fillImage?: string;
-  /** Take mirrors over from the original mirror-operator (README: Migrating from mirror-operator). @default TAKEOVER, else false */
+  /** Take mirrors over from the original mirror-operator (docs/migration.md). @default TAKEOVER, else false */
   readonly takeover?: boolean;
 }
 

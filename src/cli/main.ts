@@ -50,7 +50,7 @@ const mirrorsOption = () =>
 const outOption = () =>
   new Option('-o, --out <dir>', 'output directory (env CDK8S_OUTDIR, then cdk8s.yaml `output`; default dist)');
 
-/** The allowlist (README: Who may write RegistryMirrors); unset allows any value, an empty list none. */
+/** The allowlist (docs/security.md); unset allows any value, an empty list none. */
 const policyOptions = () => [
   new Option(
     '--allowed-upstreams <hosts>',

@@ -77,7 +77,7 @@ const CHILD_VERBS = ['get', 'list', 'watch', 'create', 'update', 'patch', 'delet
  * when a reconcile needs it), create, patch and delete (the derived `registry-mirror-<name>-credentials`
  * Secrets of dockerconfigjson Secrets, applied server-side and pruned; names are per mirror, so
  * resourceNames cannot narrow them; the original operator's Secret on takeover). No update: the
- * controller never replaces a Secret. The README's "With the controller" lists the same verbs.
+ * controller never replaces a Secret. docs/controller.md lists the same verbs.
  */
 export const SECRET_VERBS = ['get', 'list', 'watch', 'create', 'patch', 'delete'];
 

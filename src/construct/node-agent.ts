@@ -125,7 +125,7 @@ export class NodeAgent {
                   limits: quantities({ memory: '32Mi' }),
                 },
                 // Root without capabilities: enough to write root-owned files in the node's directory, nothing more.
-                // hostPath rules out Pod Security "restricted" for this pod; see README.
+                // hostPath rules out Pod Security "restricted" for this pod; see docs/security.md.
                 securityContext: { ...RESTRICTED_CONTAINER, runAsUser: 0, runAsNonRoot: false, privileged: false },
                 volumeMounts: [
                   { name: volume, mountPath },

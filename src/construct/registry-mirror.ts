@@ -58,7 +58,7 @@ export interface RegistryMirrorProps extends Readonly<MirrorSpec> {
   readonly nodeAgentImage?: string;
   /**
    * The mirror-synth image the streaming fill runs (`fill: streaming`): the controller's own, or
-   * the one synth is given. No default: mirror-synth publishes no image (README "The controller image").
+   * the one synth is given. No default: mirror-synth publishes no image (docs/controller.md, "The controller image").
    * @default - none: `fill: streaming` is refused
    */
   readonly fillImage?: string;

@@ -50,8 +50,8 @@ export const TAKING_OVER = 'TakingOver';
 export const TAKEOVER_FORBIDDEN = 'TakeoverForbidden';
 /** Stalled reason of a mirror whose children's names hold the original's objects while takeover is off. */
 export const TAKEOVER_DISABLED = 'TakeoverDisabled';
-/** Where the README explains the move. */
-const MIGRATING = 'README: Migrating from mirror-operator';
+/** Where the docs explain the move. */
+const MIGRATING = 'see docs/migration.md';
 const STEP_RECHECK_MS = 1_000;
 
 export function legacySelector(mirror: string): string {

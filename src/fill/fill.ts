@@ -4,7 +4,7 @@
  *
  * nginx's own coalescing (`proxy_cache_lock`) gives a waiter nothing until the whole blob is in
  * its cache, and the streaming caches that do better (Varnish, Traffic Server) keep whatever the
- * upstream sent, corrupt or not (README "Fronts compared"). The fill stores nothing for long:
+ * upstream sent, corrupt or not (docs/data-path.md, "Fronts compared"). The fill stores nothing for long:
  * Distribution is the store, and it commits a blob only when its sha256 matches. The fill fans
  * one transfer out through a spool file, so a client that comes late starts from byte 0 while
  * the transfer goes on, and a slow client never slows the others or the transfer.

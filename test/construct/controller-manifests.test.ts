@@ -157,13 +157,13 @@ describe('controllerManifests', () => {
     }
   });
 
-  it('grants on Secrets only the verbs the controller uses (no update), as the README lists them', () => {
+  it('grants on Secrets only the verbs the controller uses (no update), as docs/controller.md lists them', () => {
     const rules = find('Role', 'mirror-synth-controller', 'kube-extra').rules as Rule[];
     const secrets = rules.filter((r) => r.resources.includes('secrets'));
     expect(secrets).toEqual([
       { apiGroups: [''], resources: ['secrets'], verbs: ['get', 'list', 'watch', 'create', 'patch', 'delete'] },
     ]);
-    const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8').replace(/\s+/g, ' ');
+    const readme = readFileSync(new URL('../../docs/controller.md', import.meta.url), 'utf8').replace(/\s+/g, ' ');
     expect(readme).toContain(`Secrets (${secrets[0].verbs.map((v) => `\`${v}\``).join(', ')}:`);
   });
 

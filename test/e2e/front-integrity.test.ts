@@ -30,7 +30,7 @@ import { ThrottledProxy } from '../support/throttle.js';
 
 const execFileAsync = promisify(execFile);
 const NAME = 'vf';
-/** README "Purging one entry": what runs in the front container, with KEY set (the volume's path replaced here). */
+/** docs/limits.md "Purging one entry": what runs in the front container, with KEY set (the volume's path replaced here). */
 const PURGE_FRONT = `md5=$(printf %s "$KEY" | md5sum | cut -c1-32)
 rm -v /var/lib/registry/front/$(echo "$md5" | cut -c32)/$(echo "$md5" | cut -c30-31)/$md5`;
 const SECRET = 'upstream-creds';
@@ -208,7 +208,7 @@ describe.each(['whole', 'streaming'] as const)(
     });
 
     it.runIf(fill === 'whole')(
-      'one entry purged as the README says: from the front, then from Distribution too',
+      'one entry purged as docs/limits.md says: from the front, then from Distribution too',
       async () => {
         const mirror = await startMirror('purge');
         const http = new RegistryClient({ url: mirror.url });

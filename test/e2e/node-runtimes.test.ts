@@ -324,15 +324,15 @@ describe('cri-o nodes: skopeo with the agent drop-in', () => {
   });
 });
 
-/** The README's ```toml block whose first line starts with `first`. */
+/** docs/nodes.md's ```toml block whose first line starts with `first`. */
 async function readmeSnippet(first: string): Promise<string> {
-  const readme = await readFile(new URL('../../README.md', import.meta.url), 'utf8');
+  const readme = await readFile(new URL('../../docs/nodes.md', import.meta.url), 'utf8');
   const block = [...readme.matchAll(/```toml\n([\s\S]*?)```/g)].map((m) => m[1]).find((b) => b.startsWith(first));
-  if (!block) throw new Error(`README.md has no toml block starting with '${first}'`);
+  if (!block) throw new Error(`docs/nodes.md has no toml block starting with '${first}'`);
   return block;
 }
 
-// The config_path snippets the README tells users to put in /etc/containerd/config.toml, as
+// The config_path snippets docs/nodes.md tells users to put in /etc/containerd/config.toml, as
 // written there: each containerd version loads its own with config_path in the CRI registry
 // table and no complaint about an unknown key.
 // pull-from-mirror = "digest-only" (containers/image 5.23 from Debian reads it): the mirror
@@ -375,7 +375,7 @@ describe('cri-o nodes with pullFromMirror digest-only: skopeo with the agent dro
   });
 });
 
-describe("the README's containerd config snippets", () => {
+describe('the containerd config snippets of docs/nodes.md', () => {
   const cases = [
     {
       name: 'containerd 1.x',
@@ -412,10 +412,10 @@ describe("the README's containerd config snippets", () => {
 });
 
 // The proof that matters for a node: containerd 2.4 with its CRI plugin on, configured with the
-// README's 2.x snippet (only the directory changed to the temp one), pulls through the mirror
+// docs/nodes.md's 2.x snippet (only the directory changed to the temp one), pulls through the mirror
 // when asked as the kubelet asks (CRI PullImage, from tools/cri-pull), reading the hosts.toml
 // the agent wrote. No --hosts-dir: the CRI plugin finds the directory through config_path.
-describe("containerd 2.4's CRI plugin, configured with the README's snippet", () => {
+describe("containerd 2.4's CRI plugin, configured with docs/nodes.md's snippet", () => {
   it('pulls as the kubelet would, through the mirror, from the hosts.toml the agent wrote', async () => {
     const [binaries, criPull] = await Promise.all([containerdV2(), ensureTool('cri-pull')]);
     const root = join(dir, 'cri');

@@ -4,7 +4,7 @@
 // upstream. Nothing is simulated: the StatefulSet is Ready through its own probes, the
 // DaemonSet's agent writes the node's certs.d, and the kubelet pulls through the Service's
 // ClusterIP. The images the synthesized Pods run are stand-ins built from the real binaries
-// (test/support/stand-in-images.ts; the README says what that does not prove).
+// (test/support/stand-in-images.ts; CONTRIBUTING.md says what that does not prove).
 import { execFile } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';

@@ -4,7 +4,7 @@
 // reads a credentials Secret that opted in to the mirror, derives, applies and prunes the
 // credentials Secret of a dockerconfigjson Secret, and stalls a mirror whose Secret did not opt
 // in until the `kubectl annotate` its message gives is run; it applies the NetworkPolicy; no
-// request is forbidden. What the Role grants on Secrets is what the README says, and no `update`.
+// request is forbidden. What the Role grants on Secrets is what docs/controller.md says, and no `update`.
 // The takeover from mirror-operator is opt-in: off, the original's objects stall their mirror
 // (TakeoverDisabled); on, with RBAC from `controller-manifests` without `--takeover`, it stalls
 // with TakeoverForbidden; `controller-manifests --takeover`'s Role lets it delete the original's pod.

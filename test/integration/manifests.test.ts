@@ -217,7 +217,7 @@ describe('against a real kube-apiserver', () => {
     await expect(dryRun('controller', deployment.spec.template.spec)).resolves.toBeDefined();
   });
 
-  it('needs a privileged namespace only for the node agent (hostPath), as the README says', async () => {
+  it('needs a privileged namespace only for the node agent (hostPath), as docs/security.md says', async () => {
     const ds = synthesizeMirror(
       { name: 'psa', source: 'test', spec: { upstreamUrl: 'quay.io' } },
       { namespace: restricted },

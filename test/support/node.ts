@@ -5,7 +5,7 @@
 // any port it forwards) on 127.0.0.1 through a Unix socket bridge; nothing here sends a packet
 // outside that namespace.
 //
-// How the node is put together (what this machine kind needs is written up in the README,
+// How the node is put together (what this machine kind needs is written up in CONTRIBUTING.md,
 // "The real-node cluster"):
 // - The network namespace holds a veth pair with the node IP on one end, a device route for the
 //   Service range (or a connect() to a ClusterIP fails before kube-proxy's DNAT), and the CNI
