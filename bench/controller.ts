@@ -40,16 +40,9 @@ import { withContentHash } from '../src/controller/hash.js';
 import { toClientModel } from '../src/controller/kube.js';
 import { sortForApply } from '../src/controller/plan.js';
 import { synthesizeMirror } from '../src/synth/chart.js';
-import {
-  type Clients,
-  clients,
-  createMirror,
-  GROUP,
-  installCrd,
-  StopWaiting,
-  waitUntil,
-} from '../test/support/cluster.js';
+import { type Clients, clients, createMirror, GROUP, installCrd, StopWaiting } from '../test/support/cluster.js';
 import { type ControlPlane, startControlPlane } from '../test/support/control-plane.js';
+import { waitFor } from '../test/support/wait.js';
 
 export interface ControllerBenchOptions {
   readonly mirrors: number;
@@ -304,7 +297,7 @@ async function soak(
   try {
     await ctl.running;
     const port = ctl.metricsPort!;
-    const idle = () => waitUntil(() => Promise.resolve(ctl.idle()), 'idle', 120_000, 20);
+    const idle = () => waitFor('idle', () => Promise.resolve(ctl.idle()), 120_000, 20);
     await idle();
     const start = await scrapeHeld(port, true);
     const checkpoints: Array<Held & { resyncs: number; changes: number; seconds: number }> = [];
@@ -463,7 +456,7 @@ export async function runControllerBench(opts: ControllerBenchOptions): Promise<
       await createMirror(c, n, { upstreamUrl: `registry-${n}.example.com` });
       created.set(n, Date.now());
     });
-    await waitUntil(() => Promise.resolve(ready.size >= opts.mirrors), `${opts.mirrors} mirrors applied`, 600_000, 200);
+    await waitFor(`${opts.mirrors} mirrors applied`, () => Promise.resolve(ready.size >= opts.mirrors), 600_000, 200);
     const total = Math.max(...ready.values()) - t0;
     const lat = names.map((n) => ready.get(n)! - created.get(n)!).sort((a, b) => a - b);
     watcher.abort();
@@ -482,7 +475,7 @@ export async function runControllerBench(opts: ControllerBenchOptions): Promise<
     );
 
     // --- 2. no-op resyncs ------------------------------------------------------------------
-    await waitUntil(() => Promise.resolve(ctl.idle()), 'idle', 60_000);
+    await waitFor('idle', () => Promise.resolve(ctl.idle()), 60_000);
     await new Promise((r) => setTimeout(r, 2000));
     const ctlWrites = async () => (await ctl.metrics.writesTotal.get()).values.reduce((s, v) => s + v.value, 0);
     const [w0, a0] = [await ctlWrites(), await apiserverWrites(c)];
@@ -491,7 +484,7 @@ export async function runControllerBench(opts: ControllerBenchOptions): Promise<
     for (let i = 0; i < opts.resyncs; i++) {
       ctl.resync();
       await new Promise((r) => setTimeout(r, 50));
-      await waitUntil(() => Promise.resolve(ctl.idle()), 'idle', 120_000, 20);
+      await waitFor('idle', () => Promise.resolve(ctl.idle()), 120_000, 20);
     }
     const resyncMs = Date.now() - r0;
     const resync = {
@@ -566,7 +559,8 @@ export async function runControllerBench(opts: ControllerBenchOptions): Promise<
     let exited: string | undefined;
     child.once('exit', (code, signal) => (exited = `controller process exited (code ${code}, signal ${signal})`));
     // Every mirror reconciled: count reconciles from the process's own metrics.
-    await waitUntil(
+    await waitFor(
+      `${allMirrors} reconciles by the controller process`,
       async () => {
         if (exited) throw new StopWaiting(exited);
         const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
@@ -577,7 +571,6 @@ export async function runControllerBench(opts: ControllerBenchOptions): Promise<
         const depth = Number(/mirror_synth_queue_depth (\d+)/.exec(text)?.[1] ?? 1);
         return success >= allMirrors && depth === 0;
       },
-      `${allMirrors} reconciles by the controller process`,
       900_000,
       500,
     );

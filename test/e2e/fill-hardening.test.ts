@@ -25,9 +25,9 @@ import {
   startUpstream,
   type SynthesizedMirror,
   type Upstream,
-  waitFor,
 } from '../support/registry.js';
 import { ThrottledProxy } from '../support/throttle.js';
+import { waitFor } from '../support/wait.js';
 
 const NAME = 'fh';
 const SECRET = 'upstream-creds';

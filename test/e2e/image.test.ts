@@ -17,15 +17,7 @@ import { CoordinationV1Api } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { LEASE_NAME } from '../../src/api/names.js';
-import {
-  type Clients,
-  clients,
-  condition,
-  createMirror,
-  deleteMirror,
-  getMirror,
-  waitUntil,
-} from '../support/cluster.js';
+import { type Clients, clients, condition, createMirror, deleteMirror, getMirror } from '../support/cluster.js';
 import { Containerd, containerdV2, debianContainerd } from '../support/containerd.js';
 import { type ControlPlane, startControlPlane } from '../support/control-plane.js';
 import {
@@ -38,6 +30,7 @@ import {
 import { installCrd } from '../support/crd.js';
 import { reservePort } from '../support/ports.js';
 import { removeOnExit, spawnTracked } from '../support/processes.js';
+import { waitFor } from '../support/wait.js';
 
 const REF_BASE = 'mirror-synth.test/controller';
 const CONTAINER = 'controller';
@@ -179,13 +172,13 @@ describe.each([
   });
 
   it('serves /readyz once it leads', async () => {
-    await waitUntil(
+    await waitFor(
+      `the controller in the container to serve /readyz on ${metricsPort}`,
       async () => {
         if (run!.exitCode !== null) throw new Error(`ctr run exited ${run!.exitCode}:\n${output.join('\n')}`);
         const res = await fetch(`http://127.0.0.1:${metricsPort}/readyz`).catch(() => undefined);
         return res?.status === 200;
       },
-      `the controller in the container to serve /readyz on ${metricsPort}`,
       180_000,
       500,
     ).catch((err: Error) => {
@@ -231,12 +224,12 @@ describe.each([
 
   it("applies a RegistryMirror's children and reports what it waits for", async () => {
     await createMirror(c, mirror, { upstreamUrl: 'quay.io' });
-    const m = await waitUntil(
+    const m = await waitFor(
+      `${mirror} to report Ready=False CacheNotReady`,
       async () => {
         const x = await getMirror(c, mirror);
         return condition(x, 'Ready')?.reason === 'CacheNotReady' ? x : undefined;
       },
-      `${mirror} to report Ready=False CacheNotReady`,
       120_000,
     ).catch((err: Error) => {
       throw new Error(`${err.message}\ncontainer output:\n${output.slice(-30).join('\n')}`);

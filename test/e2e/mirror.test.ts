@@ -30,8 +30,8 @@ import {
   startUpstream,
   type SynthesizedMirror,
   type Upstream,
-  waitFor,
 } from '../support/registry.js';
+import { waitFor } from '../support/wait.js';
 
 const NAME = 'e2e';
 const SECRET = 'upstream-creds';

@@ -35,7 +35,7 @@ import {
 } from '../../src/construct/monitoring-rules.js';
 import { type RunningController, startController } from '../../src/controller/controller.js';
 import { synthesizeMirror } from '../../src/index.js';
-import { clients, createMirror, getMirror, installCrd, waitUntil } from '../support/cluster.js';
+import { clients, createMirror, getMirror, installCrd } from '../support/cluster.js';
 import { type ControlPlane, startControlPlane } from '../support/control-plane.js';
 import { buildImage, RegistryClient } from '../support/images.js';
 import { type KubeStateMetrics, startKubeStateMetrics } from '../support/kube-state-metrics.js';
@@ -46,9 +46,9 @@ import {
   startUpstream,
   type SynthesizedMirror,
   type Upstream,
-  waitFor,
 } from '../support/registry.js';
 import { VolumeExporter, volumeExporterContainer } from '../support/volume-exporter.js';
+import { waitFor } from '../support/wait.js';
 import { simulateReadyWorkloads } from '../support/workload-status.js';
 
 const NAME = 'metrics';
@@ -137,10 +137,8 @@ describe('monitoring: rules and dashboard against a real Prometheus', () => {
     await controller.running;
     await createMirror(c, 'good-mirror', { upstreamUrl: 'quay.io' });
     await createMirror(c, stalled, { upstreamUrl: 'quay.io', credentialsSecret: 'no-such-secret' });
-    await waitUntil(
-      async () =>
-        (await getMirror(c, stalled)).status?.conditions?.some((x) => x.type === 'Stalled' && x.status === 'True'),
-      `${stalled} to be Stalled`,
+    await waitFor(`${stalled} to be Stalled`, async () =>
+      (await getMirror(c, stalled)).status?.conditions?.some((x) => x.type === 'Stalled' && x.status === 'True'),
     );
 
     // the mirror-down, node-agent and volume alerts as written, and copies without `for` so the

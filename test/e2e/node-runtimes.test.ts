@@ -35,10 +35,10 @@ import {
   startUpstream,
   type SynthesizedMirror,
   type Upstream,
-  waitFor,
 } from '../support/registry.js';
 import { type ContainersNode, containersNode, CopyError, skopeoCopy } from '../support/skopeo.js';
 import { ensureTool } from '../support/tools.js';
+import { waitFor } from '../support/wait.js';
 
 const NAME = 'nodes';
 const SECRET = 'upstream-creds';

@@ -26,7 +26,6 @@ import {
   installCrd,
   LogCapture,
   waitForReady,
-  waitUntil,
 } from '../support/cluster.js';
 import type { TestImage } from '../support/images.js';
 import { legacyLeftovers, legacyMirror, monitorTakeover } from '../support/legacy-mirror.js';
@@ -152,9 +151,9 @@ describe.skipIf(unavailable !== undefined)('the takeover from mirror-operator on
         });
         const m = await waitForReady(c, mirror, 'True', 300_000);
         expect(condition(m, 'Ready')).toMatchObject({ status: 'True', reason: 'Serving' });
-        await waitUntil(
-          async () => (await legacyLeftovers(c, NAMESPACE, mirror)).length === 0 || undefined,
+        await waitFor(
           `only mirror-synth's objects for ${mirror}`,
+          async () => (await legacyLeftovers(c, NAMESPACE, mirror)).length === 0 || undefined,
           120_000,
           500,
         ).catch(async (e: unknown) => {

@@ -24,9 +24,9 @@ import {
   installCrd,
   LogCapture,
   setSpec,
-  waitUntil,
 } from '../support/cluster.js';
 import { type ControlPlane, startControlPlane } from '../support/control-plane.js';
+import { waitFor } from '../support/wait.js';
 
 const suffix = randomBytes(3).toString('hex');
 const DIGEST_OK = `sha256:${'a'.repeat(64)}`;
@@ -103,9 +103,9 @@ beforeAll(async () => {
   );
   // The policy acts once the API server has compiled it and its informers hold the binding and
   // the ConfigMap: until then a create may pass. Wait for a refusal of a probe mirror.
-  await waitUntil(
-    async () => (await create(`probe-${suffix}`, { upstreamUrl: 'ghcr.io' })) !== undefined,
+  await waitFor(
     'the allowlist policy to act',
+    async () => (await create(`probe-${suffix}`, { upstreamUrl: 'ghcr.io' })) !== undefined,
   );
 });
 
@@ -201,9 +201,8 @@ describe('the allowlist admission policy (controller-manifests --allowed-*)', ()
     const saved = await c.core.readNamespacedConfigMap({ name: ALLOWLIST_NAME, namespace });
     await c.core.deleteNamespacedConfigMap({ name: ALLOWLIST_NAME, namespace });
     try {
-      const message = await waitUntil(
-        async () => create(`gone-${suffix}`, { upstreamUrl: 'quay.io' }),
-        'a refusal without the ConfigMap',
+      const message = await waitFor('a refusal without the ConfigMap', async () =>
+        create(`gone-${suffix}`, { upstreamUrl: 'quay.io' }),
       );
       expect(message).toContain(`ValidatingAdmissionPolicy '${ALLOWLIST_NAME}'`);
       expect(message).toContain('no params found');
@@ -213,9 +212,9 @@ describe('the allowlist admission policy (controller-manifests --allowed-*)', ()
         body: { metadata: { name: ALLOWLIST_NAME, labels: saved.metadata?.labels }, data: saved.data ?? {} },
       });
     }
-    await waitUntil(
-      async () => (await create(`back-${suffix}`, { upstreamUrl: 'quay.io' })) === undefined,
+    await waitFor(
       'creates to pass again',
+      async () => (await create(`back-${suffix}`, { upstreamUrl: 'quay.io' })) === undefined,
     );
   });
 
@@ -228,10 +227,10 @@ describe('the allowlist admission policy (controller-manifests --allowed-*)', ()
       namespace,
       body: [{ op: 'replace', path: `/data/${ALLOWLIST_KEYS.masquerades}`, value: '' }],
     });
-    await waitUntil(
+    await waitFor(
+      'the tightened list to act',
       async () =>
         (await create(`tight-${suffix}`, { upstreamUrl: 'quay.io', masqueradeUrl: 'mirror-quay.io' })) !== undefined,
-      'the tightened list to act',
     );
     // A write that leaves the spec alone (the controller's mirror=<name> label) passes.
     await c.custom.patchClusterCustomObject({
@@ -283,10 +282,10 @@ describe('the allowlist admission policy (controller-manifests --allowed-*)', ()
         policy,
       });
       await ctl.running;
-      const stalled = await waitUntil(async () => {
+      const stalled = await waitFor(`mirror ${old} Stalled`, async () => {
         const m = await getMirror(c, old);
         return condition(m, 'Stalled')?.status === 'True' ? condition(m, 'Stalled') : undefined;
-      }, `mirror ${old} Stalled`);
+      });
       expect(stalled).toMatchObject({ reason: 'NotAllowed' });
       expect(stalled.message).toBe(
         `spec.masqueradeUrl must be a host the allowlist allowedMasquerades admits (none), got 'mirror-quay.io'. ` +
@@ -296,11 +295,11 @@ describe('the allowlist admission policy (controller-manifests --allowed-*)', ()
       expect(
         (await c.apps.listNamespacedStatefulSet({ namespace, labelSelector: `mirror=${old}` })).items,
       ).toHaveLength(0);
-      await waitUntil(
+      await waitFor(
+        `the children of sub-${suffix}`,
         async () =>
           (await c.apps.listNamespacedStatefulSet({ namespace, labelSelector: `mirror=sub-${suffix}` })).items
             .length === 1,
-        `the children of sub-${suffix}`,
       );
     } finally {
       await ctl?.stop();

@@ -19,16 +19,9 @@ import { LEASE_NAME } from '../../src/api/names.js';
 import { type RunningController, startController } from '../../src/controller/controller.js';
 import { BlackholeProxy } from '../support/blackhole-proxy.js';
 import { bin } from '../support/cli.js';
-import {
-  clients,
-  createMirror,
-  deleteMirror,
-  installCrd,
-  LogCapture,
-  waitForReady,
-  waitUntil,
-} from '../support/cluster.js';
+import { clients, createMirror, deleteMirror, installCrd, LogCapture, waitForReady } from '../support/cluster.js';
 import { spawnTracked, terminate } from '../support/processes.js';
+import { waitFor } from '../support/wait.js';
 import { readyDaemonSetStatus, simulateReadyWorkloads } from '../support/workload-status.js';
 
 const kubeconfigPath = inject('kubeconfig');
@@ -134,7 +127,7 @@ describe('the controller on a black-holed connection', () => {
       leader!.once('exit', (code) => resolve({ code, at: Date.now() })),
     );
     const aLog = new ProcessLog(leader);
-    await waitUntil(() => Promise.resolve(aLog.find('caches synced')), 'the leader to reconcile', 60_000);
+    await waitFor('the leader to reconcile', () => Promise.resolve(aLog.find('caches synced')), 60_000);
     await waitForReady(c, n);
 
     // The standby talks to the API server directly: only the leader's connection is black-holed.
@@ -150,7 +143,7 @@ describe('the controller on a black-holed connection', () => {
       logDestination: bLogs,
     });
     running.push(b);
-    await waitUntil(() => Promise.resolve(bLogs.text().includes('waiting for leadership')), 'the standby to wait');
+    await waitFor('the standby to wait', () => Promise.resolve(bLogs.text().includes('waiting for leadership')));
 
     const holedAt = Date.now();
     proxy.blackhole();
@@ -220,16 +213,16 @@ describe('the controller on a black-holed connection', () => {
       setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
     );
     await waitForReady(c, n, 'False');
-    await waitUntil(() => Promise.resolve(ctl.idle()), 'the controller to be idle');
+    await waitFor('the controller to be idle', () => Promise.resolve(ctl.idle()));
     expect(await healthz(ctl)).toEqual({ status: 200, body: 'ok\n' });
 
     proxy.blackhole();
     const holedAt = Date.now();
     ctl.resync(); // the waiting mirror's reconcile lists its agent's pods: it hangs
-    const stalled = await waitUntil(async () => {
+    const stalled = await waitFor('/healthz to fail', async () => {
       const h = await healthz(ctl);
       return h.status !== 200 && h;
-    }, '/healthz to fail');
+    });
     // the stall time (2 s), and room for a loaded machine to notice and answer
     expect(Date.now() - holedAt).toBeLessThan(2_000 + 5_000);
     expect(stalled.status).toBe(503);
@@ -241,25 +234,24 @@ describe('the controller on a black-holed connection', () => {
     // list of pods only leaves the reason out of the message).
     type Line = { msg?: string; mirror?: string; err?: string; result?: string };
     const lines = (from = 0) => logs.lines.slice(from).map((l) => JSON.parse(l) as Line);
-    const failed = await waitUntil(
-      () => Promise.resolve(lines().find((l) => l.msg === 'could not list pods' && l.mirror === n)),
-      'the list of pods to fail on the request deadline',
+    const failed = await waitFor('the list of pods to fail on the request deadline', () =>
+      Promise.resolve(lines().find((l) => l.msg === 'could not list pods' && l.mirror === n)),
     );
     expect(failed.err).toBe(`RequestTimeoutError: GET /api/v1/namespaces/${namespace}/pods: no answer within 6s`);
-    await waitUntil(() => Promise.resolve(ctl.idle()), 'the reconcile to end');
+    await waitFor('the reconcile to end', () => Promise.resolve(ctl.idle()));
     expect(await healthz(ctl)).toEqual({ status: 200, body: 'ok\n' });
 
     // Forwarding again, the next reconcile's list gets its answer.
     const forwardedAt = logs.lines.length;
     proxy.forward();
     ctl.resync();
-    await waitUntil(
-      () => Promise.resolve(lines(forwardedAt).some((l) => l.msg === 'reconciled' && l.mirror === n) || undefined),
+    await waitFor(
       'the next reconcile to end',
+      () => Promise.resolve(lines(forwardedAt).some((l) => l.msg === 'reconciled' && l.mirror === n) || undefined),
       60_000,
     );
     expect(lines(forwardedAt).filter((l) => l.msg === 'could not list pods')).toEqual([]);
-    await waitUntil(() => Promise.resolve(ctl.idle()), 'the controller to be idle');
+    await waitFor('the controller to be idle', () => Promise.resolve(ctl.idle()));
     expect(await healthz(ctl)).toEqual({ status: 200, body: 'ok\n' });
   });
 });

@@ -37,9 +37,9 @@ import {
   installCrd,
   LogCapture,
   setSpec,
-  waitUntil,
 } from '../support/cluster.js';
 import { type ControlPlane, startControlPlane } from '../support/control-plane.js';
+import { waitFor } from '../support/wait.js';
 
 const suffix = randomBytes(3).toString('hex');
 const namespace = `rbac-${suffix}`;
@@ -128,7 +128,7 @@ describe("the controller on controller-manifests' RBAC", () => {
     );
     await secret('plain', { data: { username: b64('bot'), password: b64('pw') } }, 'other@quay.io,quay@quay.io');
     await createMirror(admin, 'quay', { upstreamUrl: 'quay.io', credentialsSecret: 'pull' });
-    await waitUntil(() => applied('quay'), 'mirror quay applied');
+    await waitFor('mirror quay applied', () => applied('quay'));
     const derived = await admin.core.readNamespacedSecret({ name: 'registry-mirror-quay-credentials', namespace });
     expect(Buffer.from(derived.data!.password, 'base64').toString()).toBe('pw');
     // The NetworkPolicy, applied as the controller sends it, keeps its sources (an ingress rule
@@ -144,22 +144,22 @@ describe("the controller on controller-manifests' RBAC", () => {
 
     // To a username/password Secret: the derived one is pruned.
     await setSpec(admin, 'quay', { upstreamUrl: 'quay.io', credentialsSecret: 'plain' });
-    await waitUntil(async () => {
+    await waitFor('the derived Secret to be pruned', async () => {
       try {
         await admin.core.readNamespacedSecret({ name: 'registry-mirror-quay-credentials', namespace });
         return false;
       } catch (e) {
         return e instanceof ApiException && e.code === 404;
       }
-    }, 'the derived Secret to be pruned');
-    await waitUntil(() => applied('quay'), 'mirror quay applied with the plain Secret');
+    });
+    await waitFor('mirror quay applied with the plain Secret', () => applied('quay'));
     expect(logs.text()).not.toMatch(/forbidden/i);
   });
 
   it('stalls a mirror whose Secret did not opt in, until the annotate its message gives is run', async () => {
     await secret('team', { data: { username: b64('bot'), password: b64('team-pw') } });
     await createMirror(admin, 'ghcr', { upstreamUrl: 'ghcr.io', credentialsSecret: 'team' });
-    const s = await waitUntil(() => stalled('ghcr'), 'mirror ghcr Stalled');
+    const s = await waitFor('mirror ghcr Stalled', () => stalled('ghcr'));
     expect(s).toMatchObject({ reason: 'CredentialsSecretNotOptedIn' });
     const command = `kubectl -n ${namespace} annotate secret team --overwrite ${SECRET_MIRRORS_ANNOTATION}=ghcr@ghcr.io`;
     expect(s.message).toContain(command);
@@ -170,7 +170,7 @@ describe("the controller on controller-manifests' RBAC", () => {
       namespace,
       body: [{ op: 'add', path: '/metadata/annotations', value: { [SECRET_MIRRORS_ANNOTATION]: 'ghcr@ghcr.io' } }],
     });
-    await waitUntil(() => applied('ghcr'), 'mirror ghcr applied after the opt-in');
+    await waitFor('mirror ghcr applied after the opt-in', () => applied('ghcr'));
     expect(logs.text()).not.toMatch(/forbidden/i);
   });
 
@@ -200,7 +200,7 @@ describe("the controller on controller-manifests' RBAC", () => {
       },
     });
     const reason = async (r: string) => (await stalled(mirror))?.reason === r || undefined;
-    await waitUntil(() => reason('TakeoverDisabled'), `${mirror} to stall with TakeoverDisabled`);
+    await waitFor(`${mirror} to stall with TakeoverDisabled`, () => reason('TakeoverDisabled'));
     expect((await stalled(mirror))!.message).toContain('mirror-synth controller-manifests --takeover');
 
     // The takeover on, the RBAC still without it: the controller says what to apply.
@@ -213,7 +213,7 @@ describe("the controller on controller-manifests' RBAC", () => {
       logDestination: logs,
       takeover: true,
     });
-    await waitUntil(() => reason('TakeoverForbidden'), `${mirror} to stall with TakeoverForbidden`);
+    await waitFor(`${mirror} to stall with TakeoverForbidden`, () => reason('TakeoverForbidden'));
     expect((await stalled(mirror))!.message).toMatch(
       /needs to delete its pods and claims.*controller-manifests --takeover/,
     );
@@ -232,16 +232,16 @@ describe("the controller on controller-manifests' RBAC", () => {
     ).filter((o) => o.kind === 'Role')) {
       await admin.objects.patch(o, undefined, undefined, 'rbac-test', true, PatchStrategy.ServerSideApply);
     }
-    await waitUntil(async () => {
+    await waitFor(`${mirror} to take over`, async () => {
       ctl!.resync();
       const m = await getMirror(admin, mirror);
       return condition(m, 'Ready')?.reason === 'TakingOver' || undefined;
-    }, `${mirror} to take over`);
-    await waitUntil(
+    });
+    await waitFor(
+      `the original's pod to be deleted`,
       async () =>
         (await admin.core.listNamespacedPod({ namespace, labelSelector: `mirror=${mirror}` })).items.length === 0 ||
         undefined,
-      `the original's pod to be deleted`,
     );
   });
 

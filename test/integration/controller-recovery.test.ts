@@ -15,9 +15,9 @@ import {
   LogCapture,
   setSpec,
   waitForReady,
-  waitUntil,
 } from '../support/cluster.js';
 import { type ControlPlane, startControlPlane } from '../support/control-plane.js';
+import { waitFor } from '../support/wait.js';
 import { simulateReadyWorkloads } from '../support/workload-status.js';
 
 const own = !process.env.MIRROR_SYNTH_TEST_KUBECONFIG;
@@ -65,11 +65,11 @@ describe.runIf(own)('controller recovery', () => {
     const ns = `late-${randomBytes(3).toString('hex')}`;
     const ctl = await start({ namespace: ns, leaderElection: true, leaseName: `l-${ns}` }, logs);
     // /readyz first waits for the informers to sync, then names the missing namespace, with the fix
-    const readyz = await waitUntil(async () => {
+    const readyz = await waitFor('readyz to name the missing namespace', async () => {
       const res = await fetch(`http://127.0.0.1:${ctl.metricsPort}/readyz`);
       const body = await res.text();
       return body.includes(`namespace ${ns}`) ? { status: res.status, body } : undefined;
-    }, 'readyz to name the missing namespace');
+    });
     expect(readyz.status).toBe(503);
     expect(readyz.body).toContain(
       `namespace ${ns} (the output namespace) does not exist: apply \`mirror-synth controller-manifests\``,
@@ -79,12 +79,12 @@ describe.runIf(own)('controller recovery', () => {
     expect(complaints).toHaveLength(1);
     expect(logs.text()).not.toContain('could not write the Lease');
     await c.core.createNamespace({ body: { metadata: { name: ns } } });
-    await waitUntil(
-      async () => !(await (await fetch(`http://127.0.0.1:${ctl.metricsPort}/readyz`)).text()).includes('namespace'),
+    await waitFor(
       'readyz to stop complaining about the namespace',
+      async () => !(await (await fetch(`http://127.0.0.1:${ctl.metricsPort}/readyz`)).text()).includes('namespace'),
     );
     // The namespace check and the Lease are separate steps: leadership follows within a retry.
-    await waitUntil(() => Promise.resolve(logs.text().includes('became leader')), 'the controller to become leader');
+    await waitFor('the controller to become leader', () => Promise.resolve(logs.text().includes('became leader')));
     await ctl.stop();
     running.splice(running.indexOf(ctl), 1);
   });
@@ -92,9 +92,9 @@ describe.runIf(own)('controller recovery', () => {
   it('waits while the CRD does not exist, then works once it is created', async () => {
     const logs = new LogCapture();
     const ctl = await start({}, logs);
-    await waitUntil(
-      async () => (await fetch(`http://127.0.0.1:${ctl.metricsPort}/readyz`)).status === 503,
+    await waitFor(
       'readyz to report not ready',
+      async () => (await fetch(`http://127.0.0.1:${ctl.metricsPort}/readyz`)).status === 503,
     );
     const body = await (await fetch(`http://127.0.0.1:${ctl.metricsPort}/readyz`)).text();
     expect(body).toContain('CRD');
@@ -106,9 +106,8 @@ describe.runIf(own)('controller recovery', () => {
         .map((l) => JSON.parse(l) as { msg?: string; informer?: string; time: string | number })
         .filter((o) => o.msg === 'informer restarting' && o.informer === 'registrymirrors')
         .map((o) => new Date(o.time).getTime());
-    const times = await waitUntil(
-      () => Promise.resolve(restartTimes().length >= 3 && restartTimes()),
-      'three restarts of the RegistryMirror informer',
+    const times = await waitFor('three restarts of the RegistryMirror informer', () =>
+      Promise.resolve(restartTimes().length >= 3 && restartTimes()),
     );
     for (let i = 1; i < times.length; i++) expect(times[i] - times[i - 1]).toBeGreaterThanOrEqual(850);
     const failures = (await ctl.metrics.informerRestarts.get()).values.reduce((s, v) => s + v.value, 0);
@@ -175,7 +174,7 @@ describe.runIf(own)('controller recovery', () => {
     const b = await start({ ...opts, identity: 'b' }, bLogs);
     // From b's first failed try on (not from its start, which may take a while under load), two
     // retry periods in which it must stay a standby.
-    await waitUntil(() => Promise.resolve(bLogs.text().includes('waiting for leadership')), 'b to find the Lease held');
+    await waitFor('b to find the Lease held', () => Promise.resolve(bLogs.text().includes('waiting for leadership')));
     await new Promise((r) => setTimeout(r, 2000));
     expect((await a.metrics.isLeader.get()).values[0].value).toBe(1);
     expect((await b.metrics.isLeader.get()).values[0].value).toBe(0);

@@ -24,8 +24,8 @@ import {
   LogCapture,
   setSpec,
   waitForReady,
-  waitUntil,
 } from '../support/cluster.js';
+import { waitFor } from '../support/wait.js';
 import { markDaemonSetReady, markStatefulSetReady } from '../support/workload-status.js';
 
 const c = clients(inject('kubeconfig'));
@@ -53,13 +53,13 @@ function reconciles(mirror: string): number {
 async function idle(): Promise<void> {
   // Settled: idle, and no reconcile for a while (events take a moment to arrive).
   let last = -1;
-  await waitUntil(async () => {
+  await waitFor('the controller to settle', async () => {
     const n = logs.lines.length;
     const settled = ctl.idle() && n === last;
     last = n;
     await new Promise((r) => setTimeout(r, 300));
     return settled;
-  }, 'the controller to settle');
+  });
 }
 
 /**
@@ -67,7 +67,7 @@ async function idle(): Promise<void> {
  * a while to arrive under load), then until the controller settles: the count must still be `n`.
  */
 async function expectReconciles(mirror: string, n: number): Promise<void> {
-  await waitUntil(() => Promise.resolve(reconciles(mirror) >= n), `reconcile ${n} of ${mirror}`).catch(() => undefined);
+  await waitFor(`reconcile ${n} of ${mirror}`, () => Promise.resolve(reconciles(mirror) >= n)).catch(() => undefined);
   await idle();
   expect(reconciles(mirror)).toBe(n);
 }
@@ -96,7 +96,7 @@ afterAll(async () => {
 describe('status', () => {
   it('reconciles once per change: its own status write and a status flap of a workload queue nothing', async () => {
     const n = await mirror('count', { upstreamUrl: 'count.example.com' });
-    await waitUntil(async () => condition(await getMirror(c, n), 'Ready')?.reason === 'CacheNotReady', 'first status');
+    await waitFor('first status', async () => condition(await getMirror(c, n), 'Ready')?.reason === 'CacheNotReady');
     await idle();
     // Creation: one reconcile (apply, label, status). Its status write, label and the children's
     // echoes come back as events and are recognised as its own.
@@ -132,7 +132,7 @@ describe('status', () => {
 
   it('labels each RegistryMirror mirror=<name> through a field manager that owns nothing else', async () => {
     const n = await mirror('label', { upstreamUrl: 'label.example.com' });
-    await waitUntil(async () => (await getMirror(c, n)).metadata?.labels?.mirror === n, 'the mirror label');
+    await waitFor('the mirror label', async () => (await getMirror(c, n)).metadata?.labels?.mirror === n);
     const listed = (await c.custom.listClusterCustomObject({
       group: 'k8s.osp.tech',
       version: 'v1',
@@ -158,7 +158,7 @@ describe('status', () => {
     await c.core.createNamespacedSecret({ namespace, body: body(`used-${suffix}`, 'pw-used') });
     await c.core.createNamespacedSecret({ namespace, body: body(`unrelated-${suffix}`, 'pw-unrelated') });
     const n = await mirror('secret', { upstreamUrl: 'secret.example.com', credentialsSecret: `used-${suffix}` });
-    await waitUntil(async () => condition(await getMirror(c, n), 'Ready')?.reason === 'CacheNotReady', 'applied');
+    await waitFor('applied', async () => condition(await getMirror(c, n), 'Ready')?.reason === 'CacheNotReady');
     expect(ctl.heldSecrets()).toEqual([`used-${suffix}`]);
   });
 });

@@ -23,8 +23,8 @@ import {
   LogCapture,
   setSpec,
   waitForReady,
-  waitUntil,
 } from '../support/cluster.js';
+import { waitFor } from '../support/wait.js';
 import { simulateReadyWorkloads } from '../support/workload-status.js';
 
 const c = clients(inject('kubeconfig'));
@@ -71,7 +71,7 @@ const writes = async (): Promise<number> =>
   (await ctl.metrics.writesTotal.get()).values.reduce((s, v) => s + v.value, 0);
 
 async function idle(): Promise<void> {
-  await waitUntil(() => Promise.resolve(ctl.idle()), 'the controller to be idle');
+  await waitFor('the controller to be idle', () => Promise.resolve(ctl.idle()));
 }
 
 function statefulSetOf(kids: Map<string, Record<string, any>>, n: string) {
@@ -141,13 +141,13 @@ describe('controller', () => {
       );
     }
     // The Event is recorded after the status write, without holding the worker up: wait for it.
-    const events = await waitUntil(async () => {
+    const events = await waitFor(`the Reconciled Event of ${n}`, async () => {
       const list = await c.core.listNamespacedEvent({
         namespace: 'default',
         fieldSelector: `involvedObject.name=${n}`,
       });
       return list.items.some((e) => e.reason === 'Reconciled') ? list : undefined;
-    }, `the Reconciled Event of ${n}`);
+    });
     expect(events.items.map((e) => e.reason)).toContain('Reconciled');
   });
 
@@ -175,12 +175,12 @@ describe('controller', () => {
     expect(hash1).toMatch(/^[0-9a-f]{64}$/);
 
     await secret(`creds-a-${suffix}`, { username: 'bot', password: `${PASSWORD}-rotated` });
-    const hash2 = await waitUntil(async () => {
+    const hash2 = await waitFor('the credentials hash to change after the Secret changed', async () => {
       const h = statefulSetOf(await children(c, namespace, n), n).spec.template.metadata.annotations[
         CREDENTIALS_HASH_ANNOTATION
       ];
       return h !== hash1 ? h : undefined;
-    }, 'the credentials hash to change after the Secret changed');
+    });
 
     await setSpec(c, n, { upstreamUrl: 'registry.example.com', credentialsSecret: `creds-b-${suffix}` });
     await waitForReady(c, n);
@@ -209,10 +209,10 @@ describe('controller', () => {
         },
       },
     });
-    const stalled = await waitUntil(async () => {
+    const stalled = await waitFor(`mirror ${n} Stalled`, async () => {
       const s = condition(await getMirror(c, n), 'Stalled');
       return s?.status === 'True' ? s : undefined;
-    }, `mirror ${n} Stalled`);
+    });
     expect(stalled.reason).toBe('ObjectStorageSecretNotOptedIn');
     expect(stalled.message).toContain(
       `annotate secret ${secretName} --overwrite ${SECRET_MIRRORS_ANNOTATION}=${n}@s3.example.com:8333`,
@@ -246,12 +246,12 @@ describe('controller', () => {
       namespace,
       body: [{ op: 'replace', path: '/data/secretKey', value: b64(`${BUCKET_KEY}-rotated`) }],
     });
-    await waitUntil(async () => {
+    await waitFor('the credentials hash to change after the bucket Secret changed', async () => {
       const h = statefulSetOf(await children(c, namespace, n), n).spec.template.metadata.annotations[
         CREDENTIALS_HASH_ANNOTATION
       ];
       return h !== hash1 ? h : undefined;
-    }, 'the credentials hash to change after the bucket Secret changed');
+    });
   });
 
   it('derives a Secret from a dockerconfigjson Secret and prunes it when no longer needed', async () => {
@@ -271,9 +271,9 @@ describe('controller', () => {
     await secret(`creds-a-${suffix}`, { username: 'bot', password: PASSWORD });
     await setSpec(c, n, { upstreamUrl: 'cfg.example.com', credentialsSecret: `creds-a-${suffix}` });
     await waitForReady(c, n);
-    await waitUntil(
-      async () => !(await children(c, namespace, n)).has(`Secret/${derivedName}`),
+    await waitFor(
       'the derived Secret to be pruned',
+      async () => !(await children(c, namespace, n)).has(`Secret/${derivedName}`),
     );
   });
 
@@ -297,13 +297,13 @@ describe('controller', () => {
     expect(condition(m2, 'Stalled')!.message).toContain(`the older mirror '${good}' already configures`);
     expect((await children(c, namespace, bad)).size).toBe(0);
     // Recorded after the status write, without holding the worker up: wait for it.
-    const warnings = await waitUntil(async () => {
+    const warnings = await waitFor(`the CredentialsSecretNotFound Event of ${missing}`, async () => {
       const list = await c.core.listNamespacedEvent({
         namespace: 'default',
         fieldSelector: `involvedObject.name=${missing},type=Warning`,
       });
       return list.items.some((e) => e.reason === 'CredentialsSecretNotFound') ? list : undefined;
-    }, `the CredentialsSecretNotFound Event of ${missing}`);
+    });
     expect(warnings.items.map((e) => e.reason)).toContain('CredentialsSecretNotFound');
 
     // Creating the Secret is enough: no change to the mirror is needed.
@@ -320,9 +320,8 @@ describe('controller', () => {
     const n = await mirror('repair', { upstreamUrl: 'repair.example.com' });
     await waitForReady(c, n);
     await c.core.deleteNamespacedService({ name: `registry-mirror-${n}`, namespace });
-    await waitUntil(
-      async () => (await children(c, namespace, n)).has(`Service/registry-mirror-${n}`),
-      'the Service to be recreated',
+    await waitFor('the Service to be recreated', async () =>
+      (await children(c, namespace, n)).has(`Service/registry-mirror-${n}`),
     );
   });
 
@@ -358,7 +357,7 @@ describe('controller', () => {
     await waitForReady(c, n);
     expect((await children(c, namespace, n)).size).toBe(6);
     await deleteMirror(c, n);
-    await waitUntil(async () => (await children(c, namespace, n)).size === 0, 'children to be removed', 60_000);
+    await waitFor('children to be removed', async () => (await children(c, namespace, n)).size === 0, 60_000);
   });
 
   it('serves health, readiness and metrics', async () => {

@@ -17,8 +17,8 @@ import {
   getMirror,
   installCrd,
   LogCapture,
-  waitUntil,
 } from '../support/cluster.js';
+import { waitFor } from '../support/wait.js';
 
 const c = clients(inject('kubeconfig'));
 const suffix = randomBytes(3).toString('hex');
@@ -67,19 +67,18 @@ describe('the fill image in controller mode', () => {
       imageRegistry: 'harbor.example.com/hub',
     });
     await createMirror(c, whole, { upstreamUrl: `docker-${suffix}.example` });
-    const stalled = await waitUntil(async () => {
+    const stalled = await waitFor(`${streaming} to stall`, async () => {
       const m = await getMirror(c, streaming);
       return condition(m, 'Stalled')?.status === 'True' ? condition(m, 'Stalled') : undefined;
-    }, `${streaming} to stall`);
+    });
     expect(stalled).toMatchObject({ reason: 'NoFillImage' });
     expect(stalled.message).toContain('spec.fill is streaming');
     expect(stalled.message).toContain("the controller's --fill-image or FILL_IMAGE");
     expect(stalled.message).toContain('controller-manifests');
     expect(stalled.message).not.toContain('cdk8s.yaml');
     expect([...(await children(c, namespace, streaming)).keys()]).toEqual([]);
-    await waitUntil(
-      async () => (await children(c, namespace, whole)).get(`StatefulSet/registry-mirror-${whole}`),
-      `the StatefulSet of ${whole}`,
+    await waitFor(`the StatefulSet of ${whole}`, async () =>
+      (await children(c, namespace, whole)).get(`StatefulSet/registry-mirror-${whole}`),
     );
     await ctl.stop();
     ctl = undefined;
@@ -87,16 +86,15 @@ describe('the fill image in controller mode', () => {
 
   it("with one, the streaming mirror's fill runs it as given, not moved by spec.imageRegistry", async () => {
     ctl = await run(IMAGE);
-    const sts = (await waitUntil(
-      async () => (await children(c, namespace, streaming)).get(`StatefulSet/registry-mirror-${streaming}`),
-      `the StatefulSet of ${streaming}`,
+    const sts = (await waitFor(`the StatefulSet of ${streaming}`, async () =>
+      (await children(c, namespace, streaming)).get(`StatefulSet/registry-mirror-${streaming}`),
     )) as unknown as { spec: { template: { spec: { containers: { name: string; image: string }[] } } } };
     const images = Object.fromEntries(sts.spec.template.spec.containers.map((x) => [x.name, x.image]));
     expect(images.fill).toBe(IMAGE);
     expect(images.registry).toBe('harbor.example.com/hub/library/registry:3.1.2');
-    await waitUntil(async () => {
+    await waitFor(`${streaming} to be no longer stalled`, async () => {
       const m = await getMirror(c, streaming);
       return condition(m, 'Stalled')?.status === 'False' ? m : undefined;
-    }, `${streaming} to be no longer stalled`);
+    });
   });
 });

@@ -18,8 +18,8 @@ import {
   getMirror,
   installCrd,
   waitForReady,
-  waitUntil,
 } from '../support/cluster.js';
+import { waitFor } from '../support/wait.js';
 import { simulateReadyWorkloads } from '../support/workload-status.js';
 
 const c = clients(inject('kubeconfig'));
@@ -76,11 +76,11 @@ describe('a NetworkPolicy of a child’s name', () => {
     created.push(mirror);
     await createMirror(c, mirror, { upstreamUrl: 'fnp.example.com' });
 
-    const stalled = await waitUntil(async () => {
+    const stalled = await waitFor(`mirror ${mirror} to be Stalled`, async () => {
       const m = await getMirror(c, mirror);
       const s = condition(m, 'Stalled');
       return s?.status === 'True' && s.observedGeneration === m.metadata?.generation ? s : undefined;
-    }, `mirror ${mirror} to be Stalled`);
+    });
     expect(stalled.reason).toBe('ForeignObject');
     expect(stalled.message).toContain(
       `NetworkPolicy ${namespace}/${npName} exists and was not created by mirror-synth`,
@@ -89,7 +89,7 @@ describe('a NetworkPolicy of a child’s name', () => {
 
     // A later reconcile (a resync) does not take it over either.
     ctl.resync();
-    await waitUntil(() => Promise.resolve(ctl.idle()), 'the controller to be idle');
+    await waitFor('the controller to be idle', () => Promise.resolve(ctl.idle()));
     const after = await networking.readNamespacedNetworkPolicy({ name: npName, namespace });
     expect(after.metadata?.resourceVersion).toBe(before.metadata?.resourceVersion);
     expect(after.spec?.podSelector).toEqual(FOREIGN_SPEC.podSelector);
@@ -125,12 +125,12 @@ describe('a NetworkPolicy of a child’s name', () => {
       body: [{ op: 'replace', path: '/spec/podSelector', value: { matchLabels: { app: 'something-else' } } }],
     });
     // No resync: the watch event alone brings the controller back to it.
-    const restored = await waitUntil(
+    const restored = await waitFor(
+      `NetworkPolicy ${npName} to be restored`,
       async () => {
         const np = await networking.readNamespacedNetworkPolicy({ name: npName, namespace });
         return JSON.stringify(np.spec?.podSelector) === JSON.stringify(wanted) ? np : undefined;
       },
-      `NetworkPolicy ${npName} to be restored`,
       15_000,
     );
     expect(restored.metadata?.uid).toBe(mine.metadata?.uid);

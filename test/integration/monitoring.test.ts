@@ -23,9 +23,10 @@ import { parseAllDocuments } from 'yaml';
 import type { KubeObject } from '../../src/api/kube-object.js';
 import { controllerManifests } from '../../src/cli/controller-manifests.js';
 import { synth } from '../../src/cli/synth.js';
-import { clients, waitUntil } from '../support/cluster.js';
+import { clients } from '../support/cluster.js';
 import { type ControlPlane, startControlPlane } from '../support/control-plane.js';
 import { ensureTool } from '../support/tools.js';
+import { waitFor } from '../support/wait.js';
 
 const exec = promisify(execFile);
 const repoMirrors = new URL('../../mirrors', import.meta.url).pathname;
@@ -65,12 +66,10 @@ async function apply(objects: KubeObject[]): Promise<void> {
 async function established(names: string[]): Promise<void> {
   const { ext } = clients(controlPlane.kubeconfigPath);
   for (const name of names) {
-    await waitUntil(
-      async () =>
-        (await ext.readCustomResourceDefinition({ name })).status?.conditions?.some(
-          (c) => c.type === 'Established' && c.status === 'True',
-        ),
-      `CRD ${name} to be Established`,
+    await waitFor(`CRD ${name} to be Established`, async () =>
+      (await ext.readCustomResourceDefinition({ name })).status?.conditions?.some(
+        (c) => c.type === 'Established' && c.status === 'True',
+      ),
     );
   }
 }

@@ -18,8 +18,8 @@ import {
   getMirror,
   installCrd,
   waitForReady,
-  waitUntil,
 } from '../support/cluster.js';
+import { waitFor } from '../support/wait.js';
 import { simulateReadyWorkloads } from '../support/workload-status.js';
 
 const c = clients(inject('kubeconfig'));
@@ -36,13 +36,13 @@ async function mirror(name: string, spec: Record<string, unknown>): Promise<stri
 }
 
 async function stalled(name: string, reason: string) {
-  return waitUntil(async () => {
+  return waitFor(`mirror ${name} to be Stalled with ${reason}`, async () => {
     const m = await getMirror(c, name);
     const s = condition(m, 'Stalled');
     return s?.status === 'True' && s.reason === reason && s.observedGeneration === m.metadata?.generation
       ? s
       : undefined;
-  }, `mirror ${name} to be Stalled with ${reason}`);
+  });
 }
 
 beforeAll(async () => {

@@ -5,15 +5,8 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 
 import { type RunningController, startController } from '../../src/controller/controller.js';
-import {
-  children,
-  clients,
-  createMirror,
-  deleteMirror,
-  installCrd,
-  LogCapture,
-  waitUntil,
-} from '../support/cluster.js';
+import { children, clients, createMirror, deleteMirror, installCrd, LogCapture } from '../support/cluster.js';
+import { waitFor } from '../support/wait.js';
 
 const c = clients(inject('kubeconfig'));
 const suffix = randomBytes(3).toString('hex');
@@ -48,9 +41,8 @@ afterAll(async () => {
 describe('controller with --node-runtime cri-o', () => {
   it('applies a node agent that mounts /etc/containers/registries.conf.d and nothing else of the host', async () => {
     await createMirror(c, mirrorName, { upstreamUrl: 'quay.io', masqueradeUrl: `quay-${suffix}.example` });
-    const ds = await waitUntil(
-      async () => (await children(c, namespace, mirrorName)).get(`DaemonSet/registry-mirror-${mirrorName}`),
-      'the DaemonSet',
+    const ds = await waitFor('the DaemonSet', async () =>
+      (await children(c, namespace, mirrorName)).get(`DaemonSet/registry-mirror-${mirrorName}`),
     );
     const pod = (ds as unknown as { spec: { template: { spec: Record<string, any> } } }).spec.template.spec;
     expect(

@@ -10,15 +10,8 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 
 import { registryMirrorCrd } from '../../src/api/crd.js';
 import { type RunningController, startController } from '../../src/controller/controller.js';
-import {
-  clients,
-  condition,
-  createMirror,
-  deleteMirror,
-  getMirror,
-  installCrd,
-  waitUntil,
-} from '../support/cluster.js';
+import { clients, condition, createMirror, deleteMirror, getMirror, installCrd } from '../support/cluster.js';
+import { waitFor } from '../support/wait.js';
 
 const c = clients(inject('kubeconfig'));
 const suffix = randomBytes(3).toString('hex');
@@ -61,13 +54,11 @@ beforeAll(async () => {
   expect(refused).toContain(`${STORAGE} must be a size in bytes`);
   try {
     await installCrdWithoutSizeRule();
-    await waitUntil(
-      () =>
-        createMirror(c, name, spec).then(
-          () => true,
-          (err: unknown) => (err as { code?: number }).code === 409, // made by the first try
-        ),
-      'the API server to store the mirror under the CRD without the size rule',
+    await waitFor('the API server to store the mirror under the CRD without the size rule', () =>
+      createMirror(c, name, spec).then(
+        () => true,
+        (err: unknown) => (err as { code?: number }).code === 409, // made by the first try
+      ),
     );
   } finally {
     await installCrd(c);
@@ -92,11 +83,11 @@ afterAll(async () => {
 
 describe('a size the schema refuses, stored under an older CRD', () => {
   it('stalls the mirror with InvalidSpec naming the field, and nothing is retried', async () => {
-    const stalled = await waitUntil(async () => {
+    const stalled = await waitFor(`mirror ${name} to be Stalled`, async () => {
       const m = await getMirror(c, name);
       const s = condition(m, 'Stalled');
       return s?.status === 'True' ? s : undefined;
-    }, `mirror ${name} to be Stalled`);
+    });
     expect(stalled.reason).toBe('InvalidSpec');
     expect(stalled.message).toContain(`${STORAGE} must be a size in bytes such as 20Gi, 500M or 1e9`);
     expect(stalled.message).toContain("got '500m'");

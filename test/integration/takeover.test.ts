@@ -28,10 +28,10 @@ import {
   installCrd,
   LogCapture,
   waitForReady,
-  waitUntil,
 } from '../support/cluster.js';
 import { type ControlPlane, startControlPlane } from '../support/control-plane.js';
 import { isReady, legacyLeftovers, legacyMirror, monitorTakeover } from '../support/legacy-mirror.js';
+import { waitFor } from '../support/wait.js';
 
 const own = !process.env.MIRROR_SYNTH_TEST_KUBECONFIG;
 const namespace = 'kube-extra';
@@ -143,9 +143,9 @@ describe.runIf(own)('takeover from mirror-operator', () => {
         takeover: true,
       });
       // While the new node agent is not ready, the original's node pod stays, and the mirror says why.
-      await waitUntil(
-        async () => condition(await getMirror(c, mirror), 'Ready')?.message?.includes('waiting for the new node agent'),
+      await waitFor(
         `${mirror} to wait for the new node agent`,
+        async () => condition(await getMirror(c, mirror), 'Ready')?.message?.includes('waiting for the new node agent'),
         60_000,
       );
       const originalNodePods = async () =>
@@ -156,9 +156,9 @@ describe.runIf(own)('takeover from mirror-operator', () => {
       holdNodeAgents = false;
       const m = await waitForReady(c, mirror, 'True', 120_000);
       expect(await originalNodePods()).toHaveLength(0);
-      await waitUntil(
-        async () => (await legacyLeftovers(c, namespace, mirror)).length === 0 || undefined,
+      await waitFor(
         `only mirror-synth's objects for ${mirror}`,
+        async () => (await legacyLeftovers(c, namespace, mirror)).length === 0 || undefined,
         60_000,
       ).catch(async (e: unknown) => {
         throw new Error(`${String(e)}; left: ${(await legacyLeftovers(c, namespace, mirror)).join(', ')}`);
@@ -184,9 +184,9 @@ describe.runIf(own)('takeover from mirror-operator', () => {
     const mirror = 'legacy-later';
     const claims = async () =>
       (await c.core.listNamespacedPersistentVolumeClaim({ namespace, labelSelector: `mirror=${mirror}` })).items;
-    await waitUntil(async () => (await claims()).length > 0, 'the new cache claim');
+    await waitFor('the new cache claim', async () => (await claims()).length > 0);
     await deleteMirror(c, mirror);
-    await waitUntil(async () => (await claims()).length === 0, 'the claims to be deleted', 60_000);
+    await waitFor('the claims to be deleted', async () => (await claims()).length === 0, 60_000);
   });
 
   it("keeps the new cache's claims of a mirror whose spec.labels says app: docker-registry, and objects of other names", async () => {
@@ -222,10 +222,10 @@ describe.runIf(own)('takeover from mirror-operator', () => {
       takeover: true,
     });
     await waitForReady(c, mirror, 'True', 120_000);
-    await waitUntil(
+    await waitFor(
+      `only mirror-synth's objects and the unrelated ones for ${mirror}`,
       async () =>
         (await legacyLeftovers(c, namespace, mirror)).filter((l) => !unrelated.includes(l)).length === 0 || undefined,
-      `only mirror-synth's objects and the unrelated ones for ${mirror}`,
       60_000,
     ).catch(async (e: unknown) => {
       throw new Error(`${String(e)}; left: ${(await legacyLeftovers(c, namespace, mirror)).join(', ')}`);
@@ -249,10 +249,10 @@ describe.runIf(own)('takeover from mirror-operator', () => {
         ),
       );
     const cacheClaims = [`cache-${full}-0`]; // one replica by default
-    await waitUntil(async () => {
+    await waitFor(`the new cache claims of ${mirror}`, async () => {
       const m = await claims();
       return cacheClaims.every((n) => m.has(n)) || undefined;
-    }, `the new cache claims of ${mirror}`);
+    });
     const byName = await claims();
     for (const n of cacheClaims) {
       expect(byName.get(n)?.metadata?.deletionTimestamp, n).toBeUndefined();

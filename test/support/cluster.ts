@@ -41,24 +41,6 @@ export function clients(kubeconfigPath: string): Clients {
   };
 }
 
-/** Poll `fn` until it returns a value other than undefined or false (see waitFor; StopWaiting gives up at once). */
-export function waitUntil<T>(
-  fn: () => Promise<T | undefined | false>,
-  what: string,
-  timeoutMs = 30_000,
-  intervalMs = 100,
-): Promise<T> {
-  return waitFor(
-    what,
-    async () => {
-      const v = await fn();
-      return v === false ? undefined : v;
-    },
-    timeoutMs,
-    intervalMs,
-  );
-}
-
 /** Install the RegistryMirror CRD (as test/support/crd.ts does) and wait until it is Established. */
 export async function installCrd(c: Clients): Promise<void> {
   await installCrdWith(c.kc);
@@ -111,7 +93,8 @@ export async function waitForReady(
   status: 'True' | 'False' = 'True',
   timeoutMs = 30_000,
 ): Promise<Mirror> {
-  return waitUntil(
+  return waitFor(
+    `mirror ${name} Ready=${status}`,
     async () => {
       const m = await getMirror(c, name);
       const ready = condition(m, 'Ready');
@@ -121,7 +104,6 @@ export async function waitForReady(
         ? m
         : undefined;
     },
-    `mirror ${name} Ready=${status}`,
     timeoutMs,
   );
 }

@@ -17,8 +17,8 @@ import { fileURLToPath } from 'node:url';
 
 import { reservePort } from './ports.js';
 import { hasExited, spawnTracked, terminate } from './processes.js';
-import { cacheContainer, cachePodUser, type ManifestObject, StopWaiting, waitFor } from './registry.js';
-import { waitForDigests } from './wait.js';
+import { cacheContainer, cachePodUser, type ManifestObject } from './registry.js';
+import { StopWaiting, waitFor, waitForDigests } from './wait.js';
 
 /** This checkout's bin/mirror-synth.js (benchmarks run this file compiled elsewhere: look upwards). */
 function findBin(): string {

@@ -12,8 +12,9 @@ import { join } from 'node:path';
 import { letThrough } from './front.js';
 import { reservePorts } from './ports.js';
 import { spawnTracked } from './processes.js';
-import { cacheContainer, cachePodUser, configMapData, type ManifestObject, StopWaiting, waitFor } from './registry.js';
+import { cacheContainer, cachePodUser, configMapData, type ManifestObject } from './registry.js';
 import { ensureTool } from './tools.js';
+import { StopWaiting, waitFor } from './wait.js';
 
 /** The UDP port and metrics port in the synthesized pod (api/names.ts), as the args name them. */
 const POD_LOG_PORT = 5514;

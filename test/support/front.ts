@@ -20,16 +20,8 @@ import { promisify } from 'node:util';
 import { fillArgs, FillProcess } from './fill.js';
 import { reservePort } from './ports.js';
 import { spawnTracked } from './processes.js';
-import {
-  type CacheContainer,
-  cacheContainer,
-  cachePodUser,
-  configMapData,
-  type ManifestObject,
-  StopWaiting,
-  waitFor,
-} from './registry.js';
-import { waitForDigests } from './wait.js';
+import { type CacheContainer, cacheContainer, cachePodUser, configMapData, type ManifestObject } from './registry.js';
+import { StopWaiting, waitFor, waitForDigests } from './wait.js';
 
 const execFileAsync = promisify(execFile);
 

@@ -8,7 +8,8 @@
 // registry-mirror-<name>-utils, an nginx Secret).
 import type { V1Container, V1Pod } from '@kubernetes/client-node';
 
-import { type Clients, getMirror, waitUntil } from './cluster.js';
+import { type Clients, getMirror } from './cluster.js';
+import { waitFor } from './wait.js';
 
 export type LegacyShape = 'seed' | 'later';
 
@@ -115,13 +116,13 @@ export async function legacyMirror(c: Clients, mirror: string, opts: LegacyMirro
       body: { metadata: meta(`${full}-secret`), data: { 'default.conf': Buffer.from('server {}').toString('base64') } },
     });
   }
-  await waitUntil(
+  await waitFor(
+    `the original ${mirror} cache pods to be ready`,
     async () => {
       const pods = (await c.core.listNamespacedPod({ namespace, labelSelector: `mirror=${mirror},component=registry` }))
         .items;
       return pods.filter(isReady).length === replicas;
     },
-    `the original ${mirror} cache pods to be ready`,
     opts.readyTimeoutMs ?? 30_000,
   );
 }

@@ -23,8 +23,6 @@ import { reservePort } from './ports.js';
 import { spawnTracked } from './processes.js';
 import { StopWaiting, waitFor, waitForDigests } from './wait.js';
 
-export { StopWaiting, waitFor };
-
 const execFileAsync = promisify(execFile);
 
 // ---------------------------------------------------------------------------------------------

@@ -5,12 +5,13 @@ import { setTimeout as sleep } from 'node:timers/promises';
 export class StopWaiting extends Error {}
 
 /**
- * Poll `check` until it returns a value other than undefined, or throw after `timeoutMs`.
- * Errors from `check` are retried (and reported on timeout), except StopWaiting.
+ * Poll `check` until it returns a value other than undefined or false, or throw after
+ * `timeoutMs`, naming `what` it waited for. Errors from `check` are retried (and reported on
+ * timeout), except StopWaiting. The one polling helper of the tests and benchmarks.
  */
 export async function waitFor<T>(
   what: string,
-  check: () => Promise<T | undefined> | T | undefined,
+  check: () => Promise<T | undefined | false> | T | undefined | false,
   timeoutMs = 30_000,
   intervalMs = 100,
 ): Promise<T> {
@@ -19,7 +20,7 @@ export async function waitFor<T>(
   for (;;) {
     try {
       const value = await check();
-      if (value !== undefined) return value;
+      if (value !== undefined && value !== false) return value;
     } catch (err) {
       if (err instanceof StopWaiting) throw err;
       lastError = err;
