@@ -1,3 +1,5 @@
+import { kindRank } from './names.js';
+
 /** A Kubernetes object as plain JSON, the shape every synthesized manifest has. */
 export interface KubeObject {
   apiVersion: string;
@@ -29,4 +31,20 @@ export function sortKeys<T>(value: T): T {
 /** Code-unit order: the same on every machine, whatever its locale (unlike localeCompare). */
 export function compareStrings(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/**
+ * The one order objects are written and applied in, by synth and by the controller alike:
+ * KIND_ORDER (namespaces and CRDs before what lives in them), then kind, namespace and name.
+ */
+export function compareForApply(
+  a: { kind?: string; metadata: { name?: string; namespace?: string } },
+  b: { kind?: string; metadata: { name?: string; namespace?: string } },
+): number {
+  return (
+    kindRank(a.kind) - kindRank(b.kind) ||
+    compareStrings(a.kind ?? '', b.kind ?? '') ||
+    compareStrings(a.metadata.namespace ?? '', b.metadata.namespace ?? '') ||
+    compareStrings(a.metadata.name ?? '', b.metadata.name ?? '')
+  );
 }

@@ -3,8 +3,8 @@
  * their content hash is unchanged, and which live children to prune.
  */
 import type { KubeObject } from '../api/kube-object.js';
-import { compareStrings } from '../api/kube-object.js';
-import { CONTENT_HASH_ANNOTATION, GENERATION_KINDS, KIND, kindRank, MIRROR_API_VERSION } from '../api/names.js';
+import { compareForApply } from '../api/kube-object.js';
+import { CONTENT_HASH_ANNOTATION, GENERATION_KINDS, KIND, MIRROR_API_VERSION } from '../api/names.js';
 import type { WorkloadStatus } from './readiness.js';
 
 /** What the controller knows of a live child: its metadata, as the informer cache holds it. */
@@ -46,7 +46,7 @@ export function childKey(o: { kind?: string; metadata: { name?: string } }): str
 }
 
 export function sortForApply<T extends { kind?: string; metadata: { name?: string } }>(objs: readonly T[]): T[] {
-  return [...objs].sort((a, b) => kindRank(a.kind) - kindRank(b.kind) || compareStrings(childKey(a), childKey(b)));
+  return [...objs].sort(compareForApply);
 }
 
 /** Whether `live` is owned by the RegistryMirror named `mirror` (so the controller may delete it). */

@@ -6,8 +6,8 @@
 import { App, Chart } from 'cdk8s';
 
 import { SpecError } from '../api/errors.js';
-import { compareStrings, type KubeObject, sortKeys } from '../api/kube-object.js';
-import { DEFAULT_NAMESPACE, kindRank, type NodeRuntime } from '../api/names.js';
+import { compareForApply, type KubeObject, sortKeys } from '../api/kube-object.js';
+import { DEFAULT_NAMESPACE, type NodeRuntime } from '../api/names.js';
 import type { MirrorInput } from '../api/validate.js';
 import { ControllerManifests, type ControllerManifestsProps } from '../construct/controller-manifests.js';
 import { fillImageProblem } from '../construct/images.js';
@@ -43,14 +43,8 @@ export interface SynthOptions {
   readonly fillImage?: string;
 }
 
-/** Objects in apply order (KIND_ORDER), then by kind and name. */
-export function compareObjects(a: KubeObject, b: KubeObject): number {
-  return (
-    kindRank(a.kind) - kindRank(b.kind) ||
-    compareStrings(a.kind, b.kind) ||
-    compareStrings(a.metadata.name, b.metadata.name)
-  );
-}
+/** Objects in apply order (api/kube-object.ts), as the controller applies them. */
+export const compareObjects = compareForApply;
 
 /** A chart holding one mirror's children. Its id is the mirror's name. */
 export class MirrorChart extends Chart {
