@@ -35,7 +35,7 @@ export function compareStrings(a: string, b: string): number {
 
 /**
  * The one order objects are written and applied in, by synth and by the controller alike:
- * KIND_ORDER (namespaces and CRDs before what lives in them), then kind, namespace and name.
+ * KIND_ORDER (namespaces and CRDs before what lives in them), then kind, name and namespace.
  */
 export function compareForApply(
   a: { kind?: string; metadata: { name?: string; namespace?: string } },
@@ -44,7 +44,7 @@ export function compareForApply(
   return (
     kindRank(a.kind) - kindRank(b.kind) ||
     compareStrings(a.kind ?? '', b.kind ?? '') ||
-    compareStrings(a.metadata.namespace ?? '', b.metadata.namespace ?? '') ||
-    compareStrings(a.metadata.name ?? '', b.metadata.name ?? '')
+    compareStrings(a.metadata.name ?? '', b.metadata.name ?? '') ||
+    compareStrings(a.metadata.namespace ?? '', b.metadata.namespace ?? '')
   );
 }

@@ -254,7 +254,7 @@ export const LEASE_NAME = CONTROLLER_NAME;
 
 /**
  * The allowlist of what RegistryMirrors may name (see api/policy.ts): the ConfigMap holding it (the
- * admission policy's params, the controller's environment), the ValidatingAdmissionPolicy and its
+ * admission policy's params, watched by the controller), the ValidatingAdmissionPolicy and its
  * binding, all of this name; the ConfigMap's keys, which are also the `cdk8s.yaml` keys.
  */
 export const ALLOWLIST_NAME = `${PROJECT}-allowlist`;
@@ -265,8 +265,9 @@ export const ALLOWLIST_KEYS = {
   imageDigests: 'allowedImageDigests',
   imagePullSecrets: 'allowedImagePullSecrets',
   priorityClasses: 'allowedPriorityClasses',
+  objectStorageEndpoints: 'allowedObjectStorageEndpoints',
 } as const;
-/** The environment variables of the same lists (the controller's Deployment sets them from the ConfigMap). */
+/** The environment variables of the same lists (a list set by one is fixed for the controller: see controller/allowlist.ts). */
 export const ALLOWLIST_ENV = {
   upstreams: 'ALLOWED_UPSTREAMS',
   masquerades: 'ALLOWED_MASQUERADES',
@@ -274,6 +275,7 @@ export const ALLOWLIST_ENV = {
   imageDigests: 'ALLOWED_IMAGE_DIGESTS',
   imagePullSecrets: 'ALLOWED_IMAGE_PULL_SECRETS',
   priorityClasses: 'ALLOWED_PRIORITY_CLASSES',
+  objectStorageEndpoints: 'ALLOWED_OBJECT_STORAGE_ENDPOINTS',
 } as const satisfies Record<keyof typeof ALLOWLIST_KEYS, string>;
 export type AllowlistName = keyof typeof ALLOWLIST_KEYS;
 

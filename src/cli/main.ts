@@ -76,6 +76,10 @@ const policyOptions = () => [
     '--allowed-priority-classes <names>',
     'comma-separated priorityClassName values mirrors may name (env ALLOWED_PRIORITY_CLASSES, cdk8s.yaml allowedPriorityClasses; default any)',
   ),
+  new Option(
+    '--allowed-object-storage-endpoints <endpoints>',
+    'comma-separated objectStorage.s3 endpoints mirrors may name, host[:port] for https (s3.<region>.amazonaws.com for AWS), http://host[:port] to admit plain http (env ALLOWED_OBJECT_STORAGE_ENDPOINTS, cdk8s.yaml allowedObjectStorageEndpoints; default any)',
+  ),
 ];
 /** The node agent's image: the platform's, never a spec's. */
 const nodeAgentImageOption = (what = 'the image every node agent runs (root on every node)') =>

@@ -22,12 +22,11 @@ import {
   DEFAULT_SECONDS_BETWEEN_STREAMS,
   FILL_IMAGE_CONFIG_KEY,
   FILL_IMAGE_ENV,
-  IMAGE_DIGEST_PATTERN,
   IMAGE_REFERENCE_PATTERN,
   NODE_RUNTIMES,
   type NodeRuntime,
 } from '../api/names.js';
-import { ALLOWLIST_ENTRIES, ALLOWLISTS, type MirrorPolicy, parseAllowlist } from '../api/policy.js';
+import { ALLOWLISTS, badEntries, badEntriesMessage, type MirrorPolicy, parseAllowlist } from '../api/policy.js';
 import {
   DEFAULT_LEASE_DURATION_SECONDS,
   DEFAULT_RENEW_DEADLINE_SECONDS,
@@ -251,18 +250,8 @@ export interface PolicyFlags {
   readonly allowedImageDigests?: string;
   readonly allowedImagePullSecrets?: string;
   readonly allowedPriorityClasses?: string;
+  readonly allowedObjectStorageEndpoints?: string;
 }
-
-/** What an entry of each kind of list looks like, and how a bad one is described. */
-const ENTRY_SYNTAX: Record<(typeof ALLOWLIST_ENTRIES)[AllowlistName], { pattern: RegExp; what: string }> = {
-  host: { pattern: /^(\*\.)?[a-z0-9]([-a-z0-9.]*[a-z0-9])?(:[0-9]{1,5})?$/, what: 'a host[:port] or *.domain' },
-  registry: {
-    pattern: /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?(:[0-9]{1,5})?(\/[a-z0-9._-]+)*(\/\*)?$/,
-    what: 'a registry host[:port][/path], or one ending in /* for every path under it',
-  },
-  digest: { pattern: new RegExp(IMAGE_DIGEST_PATTERN), what: 'a digest sha256:<64 lower-case hex digits>' },
-  name: { pattern: /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/, what: 'a Kubernetes object name' },
-};
 
 /** `allowedImagePullSecrets` -> `--allowed-image-pull-secrets`. */
 function allowlistFlag(list: AllowlistName): string {
@@ -295,9 +284,8 @@ export function resolvePolicy(flags: PolicyFlags): MirrorPolicy {
         entries = parseAllowlist(fromConfig.join(','));
       else throw new UsageError(`${from} must be a list of strings or a comma-separated string`);
     } else return undefined;
-    const syntax = ENTRY_SYNTAX[ALLOWLIST_ENTRIES[list]];
-    const bad = entries.find((e) => !syntax.pattern.test(e));
-    if (bad !== undefined) throw new UsageError(`${from}: '${bad}' is not ${syntax.what} (lowercase, no scheme)`);
+    const bad = badEntries(list, entries);
+    if (bad.length > 0) throw new UsageError(badEntriesMessage(from, list, bad));
     return entries;
   };
   return Object.fromEntries(

@@ -11,8 +11,9 @@
  *   cannot express (it knows no annotations or labels, and list gives every Secret's data), so the
  *   controller enforces it and the Role grants only the verbs the controller uses.
  * - The allowlist: a ConfigMap, and a ValidatingAdmissionPolicy with its binding that refuses a
- *   RegistryMirror naming what the ConfigMap does not allow (api/policy.ts); the controller reads
- *   the same ConfigMap through its environment.
+ *   RegistryMirror naming what the ConfigMap does not allow (api/policy.ts); the controller watches
+ *   the same ConfigMap (get, list and watch of it: the Role's configmaps rule, which its children
+ *   need namespace-wide anyway, covers it), so an edit takes effect without a restart.
  * - Role in `default`: create Events. RegistryMirrors are cluster-scoped, and Events about
  *   cluster-scoped objects live in `default` (as client-go records them).
  */
@@ -20,7 +21,6 @@ import { ApiObject } from 'cdk8s';
 import { Construct } from 'constructs';
 
 import {
-  ALLOWLIST_ENV,
   ALLOWLIST_KEYS,
   ALLOWLIST_NAME,
   API_GROUP,
@@ -116,6 +116,7 @@ function addControllerObjects(chart: Construct, props: ControllerManifestsProps)
   new k8s.KubeRole(chart, 'Role', {
     metadata: meta(CONTROLLER_NAME, namespace),
     rules: [
+      // configmaps: the children, and the allowlist ConfigMap the controller watches (by name).
       { apiGroups: [''], resources: ['configmaps', 'services'], verbs: CHILD_VERBS },
       { apiGroups: ['apps'], resources: ['statefulsets', 'daemonsets'], verbs: CHILD_VERBS },
       { apiGroups: ['networking.k8s.io'], resources: ['networkpolicies'], verbs: CHILD_VERBS },
@@ -191,11 +192,8 @@ function addControllerObjects(chart: Construct, props: ControllerManifestsProps)
                 ...(nodeAgentImage ? [{ name: 'NODE_AGENT_IMAGE', value: nodeAgentImage }] : []),
                 // The streaming fill runs from the controller's own image: the one image the platform chose.
                 { name: FILL_IMAGE_ENV, value: image },
-                // The allowlist, from its ConfigMap: a key left out allows anything (restart after a change).
-                ...ALLOWLISTS.map((list) => ({
-                  name: ALLOWLIST_ENV[list],
-                  valueFrom: { configMapKeyRef: { name: ALLOWLIST_NAME, key: ALLOWLIST_KEYS[list], optional: true } },
-                })),
+                // No ALLOWED_* variables: the controller watches the allowlist ConfigMap itself, so an
+                // edit takes effect without a restart (a list set by a variable would be fixed).
                 { name: 'SECONDS_BETWEEN_STREAMS', value: String(DEFAULT_SECONDS_BETWEEN_STREAMS) },
                 // A small young generation and a capped old one keep RSS near what is live (< 200 MB at 1000 mirrors).
                 { name: 'NODE_OPTIONS', value: NODE_OPTIONS },
@@ -224,8 +222,9 @@ function addControllerObjects(chart: Construct, props: ControllerManifestsProps)
 /**
  * The allowlist ConfigMap and the admission policy that enforces it on the API server: a
  * RegistryMirror whose spec names an upstream, masquerade host, image registry, image digest, pull
- * Secret or priority class the ConfigMap does not allow is refused on create, and on an update that changes its spec (a spec left as it
- * was, as in the controller's label write, passes). The binding denies when the ConfigMap is
+ * Secret, priority class or object storage endpoint the ConfigMap does not allow (or that a key
+ * with a bad entry governs) is refused on create, and on an update that changes its spec (a spec
+ * left as it was, as in the controller's label write, passes). The binding denies when the ConfigMap is
  * missing: deleting it does not open the gate.
  */
 function addAllowlist(chart: Construct, namespace: string, policy: MirrorPolicy): void {

@@ -14,8 +14,8 @@ import { CoreV1Api, type KubeConfig, type KubernetesObject } from '@kubernetes/c
 import { type DestinationStream, type Logger, pino } from 'pino';
 
 import { describeError, errorStatus } from '../api/kube-errors.js';
-import { CONTROLLER_NAME, LEASE_NAME, type NodeRuntime, PLURAL } from '../api/names.js';
-import type { MirrorPolicy } from '../api/policy.js';
+import { ALLOWLIST_KEYS, ALLOWLIST_NAME, CONTROLLER_NAME, LEASE_NAME, type NodeRuntime, PLURAL } from '../api/names.js';
+import { ALLOWLISTS, type LivePolicy, type MirrorPolicy, readAllowlistData } from '../api/policy.js';
 import { referencedSecrets } from './credentials.js';
 import { DEFAULT_REQUEST_TIMEOUT_SECONDS, RequestFence, withDeadlines } from './deadline.js';
 import { type ProbeServer, startProbeServer } from './http.js';
@@ -28,7 +28,7 @@ import { informerRestartDelayMs, jitter, WorkQueue } from './queue.js';
 import { ChildIndex, Reconciler } from './reconciler.js';
 import { ReferencedSecrets } from './secrets.js';
 import { DEFAULT_RENEW_DEADLINE_SECONDS } from './timings.js';
-import { controllerWatches, type WatchContext, WATCHED_KINDS } from './watches.js';
+import { ALLOWLIST_WATCH, controllerWatches, type WatchContext, WATCHED_KINDS } from './watches.js';
 
 export interface StartControllerOptions {
   /** A loaded KubeConfig (in a pod: the in-cluster one). */
@@ -88,7 +88,13 @@ export interface StartControllerOptions {
   readonly logDestination?: DestinationStream;
   /** Longest per-mirror retry backoff in milliseconds. @default 120_000 */
   readonly maxRetryDelayMs?: number;
-  /** What RegistryMirrors may name (api/policy.ts); a mirror it refuses stalls with NotAllowed. @default - anything */
+  /**
+   * The lists of what RegistryMirrors may name (api/policy.ts) set by the controller's own flags,
+   * variables or cdk8s.yaml: these are fixed. Every list not set here is read, live, from the
+   * allowlist ConfigMap in `namespace` (a change re-checks every mirror). A mirror the lists refuse
+   * stalls with NotAllowed; one a list with a bad entry governs, with InvalidAllowlist.
+   * @default - none fixed: the ConfigMap alone
+   */
   readonly policy?: MirrorPolicy;
   /**
    * Take mirrors over from the original mirror-operator (controller/takeover.ts); its RBAC must
@@ -163,6 +169,9 @@ class Controller {
   private readonly informers: SupervisedInformer<KubernetesObject>[];
   private readonly mirrors: SupervisedInformer<RegistryMirrorObject>;
   private readonly secrets: ReferencedSecrets;
+  private readonly allowlist: SupervisedInformer<KubernetesObject>;
+  /** The allowlist as last read (fixed lists and the ConfigMap's), and the ConfigMap data it came from. */
+  private live: { data: string; policy: LivePolicy } | undefined;
   private readonly reconciler: Reconciler;
   private readonly elector: LeaderElector | undefined;
   private readonly core: CoreV1Api;
@@ -200,10 +209,12 @@ class Controller {
             m.status?.conditions?.some((c) => c.type === 'Stalled' && c.status === 'True' && c.reason === reason),
           )
           .map((m) => m.metadata?.name ?? ''),
+      allMirrors: () => this.mirrors.list().map((m) => m.metadata?.name ?? ''),
     };
     const restartDelayMs = (err: unknown, failures: number) =>
       informerRestartDelayMs(err, failures, opts.secondsBetweenStreams);
-    this.informers = controllerWatches(kc, opts.namespace, ctx).map(
+    const watches = controllerWatches(kc, opts.namespace, ctx);
+    this.informers = watches.map(
       (w) =>
         new SupervisedInformer<KubernetesObject>({
           ...w,
@@ -218,6 +229,7 @@ class Controller {
               this.queue.add(m);
             }
             if (w.name === PLURAL) this.metrics.watchedMirrors.set(this.mirrors.list().length);
+            if (w.name === ALLOWLIST_WATCH) this.livePolicy();
           },
           onError: () => {
             this.metrics.errorsTotal.inc({ type: 'informer' });
@@ -227,6 +239,7 @@ class Controller {
     );
     this.mirrors = this.informers[0];
     this.secrets = new ReferencedSecrets(this.core, opts.namespace, this.informers[1]);
+    this.allowlist = this.informers[watches.findIndex((w) => w.name === ALLOWLIST_WATCH)];
     this.reconciler = new Reconciler({
       client,
       namespace: opts.namespace,
@@ -234,7 +247,7 @@ class Controller {
       ...(opts.nodeRuntime ? { nodeRuntime: opts.nodeRuntime } : {}),
       ...(opts.nodeAgentImage ? { nodeAgentImage: opts.nodeAgentImage } : {}),
       ...(opts.fillImage ? { fillImage: opts.fillImage } : {}),
-      ...(opts.policy ? { policy: opts.policy } : {}),
+      policy: () => this.livePolicy(),
       ...(opts.takeover ? { takeover: true } : {}),
       mirrors: this.mirrors,
       secrets: this.secrets,
@@ -256,6 +269,42 @@ class Controller {
           logger: this.logger,
         })
       : undefined;
+  }
+
+  /**
+   * The allowlist now: each list the controller was started with is fixed, every other one comes
+   * from the ConfigMap (none while it is missing). Logged when the ConfigMap's data changes, a
+   * broken list as an error naming the key and the entry.
+   */
+  private livePolicy(): LivePolicy {
+    const cm = this.allowlist.get(ALLOWLIST_NAME, this.opts.namespace) as { data?: Record<string, string> } | undefined;
+    const data = JSON.stringify(cm?.data ?? null);
+    if (this.live?.data === data) return this.live.policy;
+    const where = `ConfigMap ${this.opts.namespace}/${ALLOWLIST_NAME}`;
+    const read = readAllowlistData(cm?.data, where);
+    const fixed = this.opts.policy ?? {};
+    const lists: { -readonly [K in keyof MirrorPolicy]: MirrorPolicy[K] } = {};
+    const broken: { -readonly [K in keyof LivePolicy['broken']]: string } = {};
+    for (const list of ALLOWLISTS) {
+      if (fixed[list] !== undefined) lists[list] = fixed[list];
+      else if (read.broken[list] !== undefined) broken[list] = read.broken[list];
+      else if (read.lists[list] !== undefined) lists[list] = read.lists[list];
+    }
+    const policy = { lists, broken };
+    if (this.live !== undefined || cm !== undefined) {
+      const keys = (l: object) => Object.keys(l).map((list) => ALLOWLIST_KEYS[list as keyof typeof ALLOWLIST_KEYS]);
+      this.logger.info(
+        { configMap: where, exists: cm !== undefined, lists: keys(lists), fixed: keys(fixed) },
+        'allowlist read; re-checking every mirror',
+      );
+      for (const [list, message] of Object.entries(broken))
+        this.logger.error(
+          { configMap: where, key: ALLOWLIST_KEYS[list as keyof typeof ALLOWLIST_KEYS] },
+          `${message}; the mirrors this list governs are refused until it is fixed`,
+        );
+    }
+    this.live = { data, policy };
+    return policy;
   }
 
   private mirrorsUsingSecret(secret: string): string[] {

@@ -37,6 +37,8 @@ export interface SupervisedInformerOptions<T extends KubernetesObject> {
   readonly path: string;
   readonly list: () => Promise<KubernetesListObject<T>>;
   readonly labelSelector?: string;
+  /** Such as `metadata.name=mirror-synth-allowlist`: one object (RBAC's resourceNames then apply to list and watch). */
+  readonly fieldSelector?: string;
   /** Ask for metadata only (PartialObjectMetadata): list and watch carry no data. @default false */
   readonly metadataOnly?: boolean;
   /** Trim an object before it is cached. @default identity */
@@ -231,7 +233,7 @@ export class SupervisedInformer<T extends KubernetesObject> {
       setImmediate(() => this.markSynced());
       return { ...result, items };
     };
-    this.lw = new ListWatch<T>(opts.path, watch, list, false, opts.labelSelector);
+    this.lw = new ListWatch<T>(opts.path, watch, list, false, opts.labelSelector, opts.fieldSelector);
     // After a relist ListWatch reports changes itself, without a watch event: no previous object then.
     const emit = (o: T, verb: 'add' | 'update' | 'delete') => {
       const previous = this.previous;

@@ -21,7 +21,7 @@ import {
   MIRROR_LABEL,
   type NodeRuntime,
 } from '../api/names.js';
-import { type MirrorPolicy, policyProblems } from '../api/policy.js';
+import { ALLOWLISTS, BROKEN_LIST_TAIL, governedField, type LivePolicy, policyProblems } from '../api/policy.js';
 import type { MirrorStatus } from '../api/schema.js';
 import { findNameCollisions, type MirrorInput, type NameCollision, parseMirrorResource } from '../api/validate.js';
 import { fillImageProblem } from '../construct/images.js';
@@ -125,8 +125,12 @@ export interface ReconcilerOptions {
   readonly nodeAgentImage?: string;
   /** The image of the streaming fill: the controller's own. @default - none: `spec.fill: streaming` stalls with NoFillImage */
   readonly fillImage?: string;
-  /** What mirrors may name; one it refuses stalls with NotAllowed. @default - anything */
-  readonly policy?: MirrorPolicy;
+  /**
+   * What mirrors may name, as it is now (the allowlist ConfigMap changes while the controller
+   * runs); one it refuses stalls with NotAllowed, one a broken list governs with InvalidAllowlist.
+   * @default - anything
+   */
+  readonly policy?: () => LivePolicy;
   /** Take mirrors over from the original mirror-operator. @default false */
   readonly takeover?: boolean;
   readonly mirrors: Cache<RegistryMirrorObject>;
@@ -400,7 +404,19 @@ export class Reconciler {
       if (err instanceof SpecError) return { type: 'Stalled', reason: 'InvalidSpec', message: specMessage(err) };
       throw err;
     }
-    const refused = policyProblems(input, this.opts.policy);
+    const policy = this.opts.policy?.();
+    const broken = ALLOWLISTS.filter(
+      (list) => policy?.broken[list] !== undefined && governedField(input.spec, list) !== undefined,
+    );
+    if (broken.length > 0) {
+      // Fail closed: a list with a typo admits nothing it governs, so a typo never opens the gate.
+      return {
+        type: 'Stalled',
+        reason: 'InvalidAllowlist',
+        message: `${broken.map((list) => policy?.broken[list]).join('; ')}${BROKEN_LIST_TAIL}`,
+      };
+    }
+    const refused = policyProblems(input, policy?.lists);
     if (refused.length > 0) {
       return {
         type: 'Stalled',

@@ -23,6 +23,7 @@ export type StalledReason =
   | 'ObjectStorageSecretInvalid'
   | 'ObjectStorageSecretNotOptedIn'
   | 'NotAllowed'
+  | 'InvalidAllowlist'
   | 'NoFillImage'
   | 'ApplyRejected'
   | 'HostConflict'

@@ -20,7 +20,7 @@ import {
   setHeaderOptions,
 } from '@kubernetes/client-node';
 
-import { API_GROUP, API_VERSION, MANAGED_SELECTOR, MIRROR_LABEL, PLURAL } from '../api/names.js';
+import { ALLOWLIST_NAME, API_GROUP, API_VERSION, MANAGED_SELECTOR, MIRROR_LABEL, PLURAL } from '../api/names.js';
 import { metadataOnly, PARTIAL_METADATA_LIST, trimMetadata } from './informer.js';
 import type { RegistryMirrorObject } from './kube.js';
 import type { LiveMeta } from './plan.js';
@@ -38,6 +38,8 @@ export interface WatchContext {
   mirrorsUsingSecret(name: string): string[];
   /** Mirrors stalled with this reason (a HostConflict or NameCollision may clear when another mirror changes). */
   mirrorsStalledBy(reason: string): string[];
+  /** Every mirror known (an allowlist change re-checks them all). */
+  allMirrors(): string[];
 }
 
 /** One watched resource. */
@@ -47,6 +49,7 @@ export interface WatchSpec<T extends KubernetesObject = KubernetesObject> {
   readonly path: string;
   readonly list: () => Promise<KubernetesListObject<T>>;
   readonly labelSelector?: string;
+  readonly fieldSelector?: string;
   readonly metadataOnly?: boolean;
   readonly transform: (obj: T) => T;
   /** The mirrors to queue for an event. */
@@ -163,8 +166,28 @@ export function controllerWatches(kc: KubeConfig, namespace: string, ctx: WatchC
     enqueue: (obj, verb, previous) => onChild(obj as LiveMeta, verb, previous as LiveMeta | undefined),
   }));
 
-  return [mirrors, secrets, ...children];
+  // The allowlist ConfigMap, whole (its data is the lists): any change re-checks every mirror, so a
+  // list edited while the controller runs takes effect without a restart.
+  const allowlist: WatchSpec = {
+    name: ALLOWLIST_WATCH,
+    path: `/api/v1/namespaces/${namespace}/configmaps`,
+    fieldSelector: ALLOWLIST_FIELD_SELECTOR,
+    list: async () => core.listNamespacedConfigMap({ namespace, fieldSelector: ALLOWLIST_FIELD_SELECTOR }),
+    transform: trimMetadata,
+    enqueue: (obj, verb, previous) => {
+      const data = (o: KubernetesObject | undefined) =>
+        JSON.stringify((o as { data?: unknown } | undefined)?.data ?? {});
+      if (verb === 'update' && previous !== undefined && data(previous) === data(obj)) return [];
+      return ctx.allMirrors();
+    },
+  };
+
+  return [mirrors, secrets, ...children, allowlist];
 }
+
+/** The informer of the allowlist ConfigMap. */
+export const ALLOWLIST_WATCH = 'allowlist';
+const ALLOWLIST_FIELD_SELECTOR = `metadata.name=${ALLOWLIST_NAME}`;
 
 async function listChildren(
   kind: (typeof CHILDREN)[number]['kind'],

@@ -93,6 +93,50 @@ describe('the allowlist', () => {
     );
   });
 
+  it('refuses an http object storage endpoint the list admits only as https, naming file, mirror and field', async () => {
+    clear();
+    const dir = await mkdtemp(join(cwd, 's3-'));
+    await writeFile(
+      join(dir, 'seaweed.yaml'),
+      mirrorYaml(
+        'seaweed',
+        '{upstreamUrl: quay.io, objectStorage: {s3: {bucket: cache, region: us-east-1, endpoint: "http://seaweedfs.storage.svc:8333"}}}',
+      ),
+    );
+    const out = join(dir, 'out');
+    const refused = await cli(
+      'synth',
+      '--mirrors',
+      dir,
+      '--out',
+      out,
+      '--allowed-object-storage-endpoints',
+      'seaweedfs.storage.svc:8333',
+    );
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain(
+      `${join(dir, 'seaweed.yaml')}: mirror 'seaweed': spec.objectStorage.s3.endpoint must be an endpoint the allowlist allowedObjectStorageEndpoints admits (seaweedfs.storage.svc:8333), got 'http://seaweedfs.storage.svc:8333' (plain http is admitted only by an entry written http://host[:port])`,
+    );
+    expect(existsSync(out)).toBe(false);
+    // The entry written with its scheme admits plain http.
+    const allowed = await cli(
+      'synth',
+      '-q',
+      '--mirrors',
+      dir,
+      '--out',
+      out,
+      '--allowed-object-storage-endpoints',
+      'http://seaweedfs.storage.svc:8333',
+    );
+    expect(allowed.stderr).toBe('');
+    expect(allowed.code).toBe(0);
+    vi.stubEnv('ALLOWED_OBJECT_STORAGE_ENDPOINTS', 'minio.example.com/x');
+    expect(() => resolvePolicy({})).toThrow(
+      "ALLOWED_OBJECT_STORAGE_ENDPOINTS: 'minio.example.com/x' is not an endpoint host[:port] (https), or http://host[:port] to admit plain http (lowercase, no path)",
+    );
+  });
+
   it('takes each list from its flag, else its variable (empty: nothing), else cdk8s.yaml, else anything', () => {
     clear();
     expect(resolvePolicy({})).toEqual({});

@@ -2,8 +2,9 @@
 // ValidatingAdmissionPolicy with its binding, applied here to a kube-apiserver of this file's own
 // (the policy is cluster-wide: it must not refuse other files' mirrors). A RegistryMirror naming a
 // host the ConfigMap does not allow is refused with the policy's message, as `kubectl create`
-// prints it; one it allows is admitted; and the controller, reading the same ConfigMap through its
-// environment as the Deployment sets it, stalls a mirror written before the list was tightened.
+// prints it; one it allows is admitted; and the controller, watching the same ConfigMap, stalls a
+// mirror when the list is tightened and reconciles it when loosened, without a restart; a typo in a
+// list refuses what it governs (fail closed) with a message naming the ConfigMap, key and entry.
 import { randomBytes } from 'node:crypto';
 
 import { ApiException, type KubernetesObject, loadYaml, PatchStrategy } from '@kubernetes/client-node';
@@ -11,10 +12,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 
 import type { KubeObject } from '../../src/api/kube-object.js';
-import { ALLOWLIST_ENV, ALLOWLIST_KEYS, ALLOWLIST_NAME } from '../../src/api/names.js';
+import { ALLOWLIST_KEYS, ALLOWLIST_NAME } from '../../src/api/names.js';
 import { controllerManifests } from '../../src/cli/controller-manifests.js';
-import { resolvePolicy } from '../../src/cli/options.js';
-import { type RunningController, startController } from '../../src/controller/controller.js';
+import { startController } from '../../src/controller/controller.js';
 import {
   type Clients,
   clients,
@@ -97,6 +97,7 @@ beforeAll(async () => {
         allowedImageDigests: DIGEST_OK,
         allowedImagePullSecrets: 'harbor-pull',
         allowedPriorityClasses: 'mirror-cache',
+        allowedObjectStorageEndpoints: 'minio.example.com,http://seaweedfs.storage.svc:8333',
         log: () => undefined,
       }),
     ),
@@ -218,91 +219,138 @@ describe('the allowlist admission policy (controller-manifests --allowed-*)', ()
     );
   });
 
-  it("lets a mirror written before the list was tightened keep its labels; the controller stalls it, reading the Deployment's variables", async () => {
-    const old = `old-${suffix}`;
-    expect(await create(old, { upstreamUrl: 'quay.io', masqueradeUrl: 'mirror-quay.io' })).toBeUndefined();
-    // The platform team takes mirror-quay.io off the list (an empty key allows nothing).
-    await c.core.patchNamespacedConfigMap({
-      name: ALLOWLIST_NAME,
-      namespace,
-      body: [{ op: 'replace', path: `/data/${ALLOWLIST_KEYS.masquerades}`, value: '' }],
+  it('refuses an object storage endpoint the list does not name, and plain http unless its entry is written http://', async () => {
+    const bucket = (s3: Record<string, unknown>) => ({
+      upstreamUrl: 'quay.io',
+      objectStorage: { s3: { bucket: 'cache', region: 'eu-west-1', ...s3 } },
     });
-    await waitFor(
-      'the tightened list to act',
-      async () =>
-        (await create(`tight-${suffix}`, { upstreamUrl: 'quay.io', masqueradeUrl: 'mirror-quay.io' })) !== undefined,
+    const shown = 'minio.example.com,http://seaweedfs.storage.svc:8333';
+    expect(await create(`bad-${suffix}`, bucket({ endpoint: 'http://minio.example.com' }))).toBe(
+      policyMessage(
+        `spec.objectStorage.s3.endpoint must be an endpoint the allowlist allowedObjectStorageEndpoints admits (${shown}), got 'http://minio.example.com' (plain http is admitted only by an entry written http://host[:port])`,
+      ),
     );
-    // A write that leaves the spec alone (the controller's mirror=<name> label) passes.
-    await c.custom.patchClusterCustomObject({
-      ...GROUP,
-      name: old,
-      body: [{ op: 'add', path: '/metadata/labels', value: { team: 'platform' } }],
-    });
+    expect(await create(`bad-${suffix}`, bucket({ endpoint: 'https://minio.example.com:9000' }))).toBe(
+      policyMessage(
+        `spec.objectStorage.s3.endpoint must be an endpoint the allowlist allowedObjectStorageEndpoints admits (${shown}), got 'minio.example.com:9000'`,
+      ),
+    );
+    // No endpoint: AWS S3's regional endpoint, s3.<region>.amazonaws.com.
+    expect(await create(`bad-${suffix}`, bucket({}))).toBe(
+      policyMessage(
+        `spec.objectStorage.s3.region must be an endpoint the allowlist allowedObjectStorageEndpoints admits (${shown}), got 's3.eu-west-1.amazonaws.com'`,
+      ),
+    );
+    expect(created).not.toContain(`bad-${suffix}`);
+    expect(await create(`s3-${suffix}`, bucket({ endpoint: 'https://minio.example.com/' }))).toBeUndefined();
+    expect(await create(`s3http-${suffix}`, bucket({ endpoint: 'http://seaweedfs.storage.svc:8333' }))).toBeUndefined();
+  });
 
-    // The Deployment sets each variable from the ConfigMap key of the same list (optional: a key
-    // left out is a variable left unset).
-    const deployment = (await c.apps.readNamespacedDeployment({ name: 'mirror-synth-controller', namespace })).spec!
-      .template.spec!.containers[0];
-    const data = (await c.core.readNamespacedConfigMap({ name: ALLOWLIST_NAME, namespace })).data ?? {};
-    const env: Record<string, string> = {};
-    for (const v of deployment.env ?? []) {
-      const ref = v.valueFrom?.configMapKeyRef;
-      if (ref?.name === ALLOWLIST_NAME && ref.key in data) env[v.name] = data[ref.key]!;
-    }
-    expect(Object.keys(env).sort()).toEqual(Object.values(ALLOWLIST_ENV).sort());
-    const saved = Object.fromEntries(Object.values(ALLOWLIST_ENV).map((k) => [k, process.env[k]]));
-    Object.assign(process.env, env);
-    let policy;
-    try {
-      policy = resolvePolicy({});
-    } finally {
-      for (const [k, v] of Object.entries(saved)) {
-        if (v === undefined) delete process.env[k];
-        else process.env[k] = v;
-      }
-    }
-    expect(policy).toEqual({
-      upstreams: ['quay.io', '*.example.com'],
-      masquerades: [],
-      imageRegistries: ['harbor.example.com', 'mirrors.example.com/*'],
-      imageDigests: [DIGEST_OK],
-      imagePullSecrets: ['harbor-pull'],
-      priorityClasses: ['mirror-cache'],
-    });
-
+  it('the running controller follows the ConfigMap: a list tightened or loosened takes effect without a restart', async () => {
+    const old = `old-${suffix}`;
+    // A registry host of its own: the mirrors above hold quay.io and mirror-quay.io (HostConflict).
+    expect(await create(old, { upstreamUrl: 'live.example.com' })).toBeUndefined();
     const logs = new LogCapture();
-    let ctl: RunningController | undefined;
+    // As the Deployment runs it: no list set by flag or variable, so the ConfigMap governs them all.
+    const ctl = await startController({
+      kubeConfig: c.kc,
+      namespace,
+      secondsBetweenStreams: 1,
+      leaderElection: false,
+      logDestination: logs,
+    });
     try {
-      ctl = await startController({
-        kubeConfig: c.kc,
-        namespace,
-        secondsBetweenStreams: 1,
-        leaderElection: false,
-        logDestination: logs,
-        policy,
-      });
       await ctl.running;
-      const stalled = await waitFor(`mirror ${old} Stalled`, async () => {
-        const m = await getMirror(c, old);
-        return condition(m, 'Stalled')?.status === 'True' ? condition(m, 'Stalled') : undefined;
-      });
-      expect(stalled).toMatchObject({ reason: 'NotAllowed' });
+      const statefulSets = async (mirror: string) =>
+        (await c.apps.listNamespacedStatefulSet({ namespace, labelSelector: `mirror=${mirror}` })).items.length;
+      await waitFor(`the children of ${old}`, async () => (await statefulSets(old)) === 1);
+
+      // The platform team takes *.example.com off the list.
+      await setAllowlistKey(ALLOWLIST_KEYS.upstreams, 'quay.io');
+      const stalled = await waitForStalled(old, 'NotAllowed');
       expect(stalled.message).toBe(
-        `spec.masqueradeUrl must be a host the allowlist allowedMasquerades admits (none), got 'mirror-quay.io'. ` +
+        `spec.upstreamUrl must be a host the allowlist allowedUpstreams admits (quay.io), got 'live.example.com'. ` +
           `Change the RegistryMirror, or ask the platform team to extend the allowlist (ConfigMap ${namespace}/${ALLOWLIST_NAME}).`,
       );
-      // Nothing of it was applied; a mirror the list still allows was.
-      expect(
-        (await c.apps.listNamespacedStatefulSet({ namespace, labelSelector: `mirror=${old}` })).items,
-      ).toHaveLength(0);
+      // A write that leaves the spec alone (the controller's mirror=<name> label) passes the admission policy.
+      await c.custom.patchClusterCustomObject({
+        ...GROUP,
+        name: old,
+        body: [{ op: 'add', path: '/metadata/labels/team', value: 'platform' }],
+      });
+
+      // Put back, the mirror is allowed again and reconciled, still without a restart.
+      await setAllowlistKey(ALLOWLIST_KEYS.upstreams, 'quay.io,*.example.com');
+      await waitFor(`${old} allowed again`, async () => {
+        const m = await getMirror(c, old);
+        return condition(m, 'Stalled')?.status === 'False' && condition(m, 'Ready') !== undefined;
+      });
+      expect(ctl.health()).toBeUndefined();
+    } finally {
+      await ctl.stop();
+    }
+  });
+
+  it('a bad entry refuses the mirrors its list governs, names ConfigMap, key and entry, and does not stop the controller', async () => {
+    const name = `typo-${suffix}`;
+    expect(await create(name, { upstreamUrl: 'typo.example.com' })).toBeUndefined();
+    const logs = new LogCapture();
+    const ctl = await startController({
+      kubeConfig: c.kc,
+      namespace,
+      secondsBetweenStreams: 1,
+      leaderElection: false,
+      logDestination: logs,
+      metricsPort: 0,
+    });
+    const expected =
+      `ConfigMap ${namespace}/${ALLOWLIST_NAME}, key allowedUpstreams: 'https://quay.io' is not a host[:port] or *.domain (lowercase, no scheme)` +
+      '. Every RegistryMirror this list governs is refused until the platform team fixes the entry (a list with a typo fails closed).';
+    try {
+      await ctl.running;
+      await waitFor(`${name} applied`, async () => condition(await getMirror(c, name), 'Stalled')?.status === 'False');
+      await setAllowlistKey(ALLOWLIST_KEYS.upstreams, 'https://quay.io,*.example.com');
+      const stalled = await waitForStalled(name, 'InvalidAllowlist');
+      expect(stalled.message).toBe(expected);
+      const events = await waitFor(`the InvalidAllowlist Event of ${name}`, async () => {
+        const list = await c.core.listNamespacedEvent({
+          namespace: 'default',
+          fieldSelector: `involvedObject.name=${name}`,
+        });
+        return list.items.find((e) => e.reason === 'InvalidAllowlist');
+      });
+      expect(events.message).toBe(expected);
+      expect(logs.text()).toContain(`'https://quay.io' is not a host[:port]`);
+      // The controller runs on: /healthz answers 200.
+      const healthz = await fetch(`http://127.0.0.1:${ctl.metricsPort}/healthz`);
+      expect(healthz.status).toBe(200);
+      // The admission policy, reading the same key, refuses in the same words.
+      // (once its informer holds the change: by now it does, but wait rather than race it).
+      const refused = await waitFor('a refusal', async () => create(`bad-${suffix}`, { upstreamUrl: 'quay.io' }));
+      expect(refused).toBe(policyMessage(expected));
+
+      await setAllowlistKey(ALLOWLIST_KEYS.upstreams, 'quay.io,*.example.com');
       await waitFor(
-        `the children of sub-${suffix}`,
-        async () =>
-          (await c.apps.listNamespacedStatefulSet({ namespace, labelSelector: `mirror=sub-${suffix}` })).items
-            .length === 1,
+        `${name} recovered`,
+        async () => condition(await getMirror(c, name), 'Stalled')?.status === 'False',
       );
     } finally {
-      await ctl?.stop();
+      await ctl.stop();
     }
   });
 });
+
+async function setAllowlistKey(key: string, value: string): Promise<void> {
+  await c.core.patchNamespacedConfigMap({
+    name: ALLOWLIST_NAME,
+    namespace,
+    body: [{ op: 'replace', path: `/data/${key}`, value }],
+  });
+}
+
+async function waitForStalled(name: string, reason: string) {
+  return waitFor(`mirror ${name} Stalled with ${reason}`, async () => {
+    const stalled = condition(await getMirror(c, name), 'Stalled');
+    return stalled?.status === 'True' && stalled.reason === reason ? stalled : undefined;
+  });
+}

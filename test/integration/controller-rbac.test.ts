@@ -261,5 +261,18 @@ describe("the controller on controller-manifests' RBAC", () => {
       ),
     ).toEqual({ get: true, list: true, watch: true, create: true, update: false, patch: true, delete: true });
     expect(await can('get', 'default')).toBe(false);
+    // The allowlist ConfigMap it watches (by name) to follow an edit without a restart.
+    for (const verb of ['get', 'list', 'watch'])
+      expect(
+        (
+          await review.createSelfSubjectAccessReview({
+            body: {
+              spec: {
+                resourceAttributes: { verb, resource: 'configmaps', namespace, name: 'mirror-synth-allowlist' },
+              },
+            },
+          })
+        ).status!.allowed,
+      ).toBe(true);
   });
 });
