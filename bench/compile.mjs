@@ -19,7 +19,7 @@ export function compileBench(name) {
       stdio: 'inherit',
     },
   );
-  // Compiled files find repo files relative to themselves: src/mirror.ts reads ../assets/node-agent.sh,
+  // Compiled files find repo files relative to themselves: src/construct/assets.ts reads ../../assets/node-agent.sh,
   // test/support/tools.ts reads tools/<module>/go.mod and runs tools/build.sh.
   mkdirSync(out, { recursive: true });
   for (const dir of ['assets', 'tools']) {

@@ -267,7 +267,7 @@ export const ALLOWLIST_KEYS = {
   priorityClasses: 'allowedPriorityClasses',
   objectStorageEndpoints: 'allowedObjectStorageEndpoints',
 } as const;
-/** The environment variables of the same lists (a list set by one is fixed for the controller: see controller/allowlist.ts). */
+/** The environment variables of the same lists (a list set by one is fixed for the controller: see controller/controller.ts, the allowlist). */
 export const ALLOWLIST_ENV = {
   upstreams: 'ALLOWED_UPSTREAMS',
   masquerades: 'ALLOWED_MASQUERADES',

@@ -1,4 +1,4 @@
-/** Worker thread for render-parallel.ts: renders its share of mirrors and posts the files back. */
+/** Worker thread for render-pool.ts: renders its share of mirrors and posts the files back. */
 import { parentPort, workerData } from 'node:worker_threads';
 
 import type { MirrorInput } from '../api/validate.js';
