@@ -214,8 +214,17 @@ export const FILL_CLIENT_HEADER = 'X-Mirror-Synth-Client';
 /** Ports. */
 /** The port nodes pull from: the front (nginx) in the cache pod, and the Services. */
 export const REGISTRY_PORT = 5000;
-/** Distribution's debug server: /metrics and /debug/health. */
-export const REGISTRY_DEBUG_PORT = 5001;
+/**
+ * The cache pod's `metrics` port: Distribution's Prometheus metrics, which the front (nginx) passes
+ * on from Distribution's debug server (GET /metrics only; anything else there is a 404).
+ */
+export const REGISTRY_METRICS_PORT = 5001;
+/**
+ * Distribution's debug server (/metrics, /debug/health, and Go's pprof and expvar, which tell
+ * anyone who reaches them about the process's memory), on the pod's loopback only: the front
+ * passes /metrics on to REGISTRY_METRICS_PORT, and the registry container's probes run in the pod.
+ */
+export const REGISTRY_DEBUG_PORT = 5004;
 /** Distribution's registry API, on the pod's loopback only: the front is its one client. */
 export const DISTRIBUTION_PORT = 5002;
 /**

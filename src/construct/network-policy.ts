@@ -15,7 +15,7 @@ import {
   DEFAULT_NODE_CIDRS,
   FRONT_METRICS_PORT,
   NAMESPACE_NAME_LABEL,
-  REGISTRY_DEBUG_PORT,
+  REGISTRY_METRICS_PORT,
   REGISTRY_PORT,
   VOLUME_METRICS_PORT,
 } from '../api/names.js';
@@ -52,7 +52,7 @@ export class MirrorNetworkPolicy {
                 podSelector: selector(monitoring.podSelector ?? {}),
               },
             ],
-            ports: [tcp(REGISTRY_DEBUG_PORT), tcp(FRONT_METRICS_PORT), tcp(VOLUME_METRICS_PORT)],
+            ports: [tcp(REGISTRY_METRICS_PORT), tcp(FRONT_METRICS_PORT), tcp(VOLUME_METRICS_PORT)],
           },
           // spec.fill streaming: a replica fetches the digests another one owns from that one's front.
           ...((spec.fill ?? DEFAULT_FILL) === 'streaming'
