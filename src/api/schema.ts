@@ -405,7 +405,25 @@ const ObjectStorage = Type.Object(
 /** Why a spec cannot choose the node agent's image. */
 export const NODE_AGENT_IMAGE_NOT_FROM_SPEC =
   "the node agent runs as root on every node, so its image is the platform's choice: mirror-synth's --node-agent-image (env NODE_AGENT_IMAGE, cdk8s.yaml nodeAgentImage), not a RegistryMirror's spec";
-const nodeAgentDigestMessage = `spec.imageDigests.nodeAgent is not honoured: ${NODE_AGENT_IMAGE_NOT_FROM_SPEC}`;
+/** Why a spec cannot choose the streaming fill's image. */
+export const FILL_IMAGE_NOT_FROM_SPEC =
+  "the streaming fill runs mirror-synth's own image, so its image is the platform's choice, pinned where it is named: synth's --fill-image (env FILL_IMAGE, cdk8s.yaml fillImage) or the controller's own image (controller-manifests --image <ref>@sha256:...), not a RegistryMirror's spec";
+
+/**
+ * A field a spec may not set, with where its setting lives instead. Kept in the schema rather than
+ * left out, so that synth, the API server (the CRD's CEL rule) and the controller all refuse it with
+ * the reason, where an unknown field would be dropped by the API server.
+ */
+const NotFromSpec = (field: string, reason: string) =>
+  Type.String({
+    maxLength: 200,
+    // matches nothing: any value is refused, with the rule's message
+    pattern: '(?!)',
+    description: `Not honoured: ${reason}.`,
+    [RULES_KEYWORD]: [
+      { regex: '', match: false, message: `${field} is not honoured: ${reason}` },
+    ] satisfies StringRule[],
+  });
 
 /** A regular expression matching `text` literally. */
 const literal = (text: string): string => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
@@ -443,17 +461,9 @@ const ImageDigests = Type.Object(
     front: Type.Optional(ImageDigest('front')),
     frontMetrics: Type.Optional(ImageDigest('frontMetrics')),
     volumeExporter: Type.Optional(ImageDigest('volumeExporter')),
-    // Kept in the schema to refuse it with a reason rather than as an unknown field.
-    nodeAgent: Type.Optional(
-      Type.String({
-        maxLength: 200,
-        // matches nothing: any value is refused, with the rule's message
-        pattern: '(?!)',
-        description: `Not honoured: ${NODE_AGENT_IMAGE_NOT_FROM_SPEC}.`,
-        [RULES_KEYWORD]: [{ regex: '', match: false, message: nodeAgentDigestMessage }] satisfies StringRule[],
-      }),
-    ),
-  } satisfies Record<ImageRole | 'nodeAgent', unknown>,
+    nodeAgent: Type.Optional(NotFromSpec('spec.imageDigests.nodeAgent', NODE_AGENT_IMAGE_NOT_FROM_SPEC)),
+    fill: Type.Optional(NotFromSpec('spec.imageDigests.fill', FILL_IMAGE_NOT_FROM_SPEC)),
+  } satisfies Record<ImageRole | 'nodeAgent' | 'fill', unknown>,
   {
     additionalProperties: false,
     description:
