@@ -252,6 +252,15 @@ export const VOLUME_METRICS_PORT_NAME = 'volume-metrics';
  */
 export const DEFAULT_NODE_CIDRS: readonly string[] = ['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', '100.64.0.0/10'];
 export const DEFAULT_MONITORING_NAMESPACE = 'monitoring';
+/**
+ * Where the cache pods may never connect, besides `spec.networkPolicy.egressDeniedCIDRs` (and
+ * unless `egressAllowedCIDRs` lets them): link-local, where clouds serve instance metadata and
+ * credentials (169.254.169.254, EKS Pod Identity's 169.254.170.23). Distribution follows an
+ * upstream's redirects anywhere, and sends on what it finds there.
+ */
+export const LINK_LOCAL_CIDRS: readonly string[] = ['169.254.0.0/16', 'fe80::/10'];
+/** DNS, which the cache pods may always reach (the cluster's resolver may be link-local: NodeLocal DNSCache). */
+export const DNS_PORT = 53;
 export const NAMESPACE_NAME_LABEL = 'kubernetes.io/metadata.name';
 /** The controller's /metrics (and, unless told otherwise, /healthz and /readyz). */
 export const CONTROLLER_METRICS_PORT = 8080;
