@@ -214,8 +214,17 @@ export const FILL_CLIENT_HEADER = 'X-Mirror-Synth-Client';
 /** Ports. */
 /** The port nodes pull from: the front (nginx) in the cache pod, and the Services. */
 export const REGISTRY_PORT = 5000;
-/** Distribution's debug server: /metrics and /debug/health. */
-export const REGISTRY_DEBUG_PORT = 5001;
+/**
+ * The cache pod's `metrics` port: Distribution's Prometheus metrics, which the front (nginx) passes
+ * on from Distribution's debug server (GET /metrics only; anything else there is a 404).
+ */
+export const REGISTRY_METRICS_PORT = 5001;
+/**
+ * Distribution's debug server (/metrics, /debug/health, and Go's pprof and expvar, which tell
+ * anyone who reaches them about the process's memory), on the pod's loopback only: the front
+ * passes /metrics on to REGISTRY_METRICS_PORT, and the registry container's probes run in the pod.
+ */
+export const REGISTRY_DEBUG_PORT = 5004;
 /** Distribution's registry API, on the pod's loopback only: the front is its one client. */
 export const DISTRIBUTION_PORT = 5002;
 /**
@@ -243,6 +252,15 @@ export const VOLUME_METRICS_PORT_NAME = 'volume-metrics';
  */
 export const DEFAULT_NODE_CIDRS: readonly string[] = ['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', '100.64.0.0/10'];
 export const DEFAULT_MONITORING_NAMESPACE = 'monitoring';
+/**
+ * Where the cache pods may never connect, besides `spec.networkPolicy.egressDeniedCIDRs` (and
+ * unless `egressAllowedCIDRs` lets them): link-local, where clouds serve instance metadata and
+ * credentials (169.254.169.254, EKS Pod Identity's 169.254.170.23). Distribution follows an
+ * upstream's redirects anywhere, and sends on what it finds there.
+ */
+export const LINK_LOCAL_CIDRS: readonly string[] = ['169.254.0.0/16', 'fe80::/10'];
+/** DNS, which the cache pods may always reach (the cluster's resolver may be link-local: NodeLocal DNSCache). */
+export const DNS_PORT = 53;
 export const NAMESPACE_NAME_LABEL = 'kubernetes.io/metadata.name';
 /** The controller's /metrics (and, unless told otherwise, /healthz and /readyz). */
 export const CONTROLLER_METRICS_PORT = 8080;

@@ -36,8 +36,9 @@ export const DNS_SUBDOMAIN_PATTERN = '^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]
 /** An IPv4 or IPv6 address range in CIDR notation (10.0.0.0/8, fd00::/8), as a NetworkPolicy ipBlock takes it. */
 export const CIDR_PATTERN =
   '^((((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\\.){3}(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])/(3[0-2]|[12]?[0-9]))|([0-9a-f]{0,4}(:[0-9a-f]{0,4}){2,7}/(12[0-8]|1[01][0-9]|[1-9]?[0-9])))$';
-export const CIDR_MESSAGE =
-  'spec.networkPolicy.nodeCIDRs must hold address ranges in CIDR notation such as 10.20.0.0/16 or fd00::/64';
+/** The message for a list of address ranges (`spec.networkPolicy.<field>`) holding something else. */
+export const cidrMessage = (field: string): string =>
+  `${field} must hold address ranges in CIDR notation such as 10.20.0.0/16 or fd00::/64`;
 const LABEL_KEY_PATTERN =
   '^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$';
 const LABEL_VALUE_PATTERN = '^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$';
@@ -194,23 +195,40 @@ const MatchLabels = (description: string) =>
     { additionalProperties: false, description },
   );
 
+/** `spec.networkPolicy.<name>`: a list of address ranges. */
+const CidrList = (name: string, description: string, opts: { minItems?: number } = {}) =>
+  Type.Array(
+    Type.String({
+      pattern: CIDR_PATTERN,
+      maxLength: 43,
+      description: 'An address range, e.g. 10.0.0.0/16.',
+      // The item's path is not known to a CEL rule: the message names the list (the API server prefixes the item's path).
+      [RULES_KEYWORD]: [
+        { regex: CIDR_PATTERN, match: true, message: cidrMessage(`spec.networkPolicy.${name}`) },
+      ] satisfies StringRule[],
+    }),
+    { ...opts, maxItems: 64, description },
+  );
+
 const NetworkPolicy = Type.Object(
   {
     nodeCIDRs: Type.Optional(
-      Type.Array(
-        Type.String({
-          pattern: CIDR_PATTERN,
-          maxLength: 43,
-          description: 'An address range, e.g. 10.0.0.0/16.',
-          // The item's path is not known to a CEL rule: the message names the list (the API server prefixes the item's path).
-          [RULES_KEYWORD]: [{ regex: CIDR_PATTERN, match: true, message: CIDR_MESSAGE }],
-        }),
-        {
-          minItems: 1,
-          maxItems: 64,
-          description:
-            "Address ranges the nodes' container runtimes connect from, admitted to the cache's port 5000. Default 10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16 and 100.64.0.0/10; set the nodes' subnets so pods are not admitted too.",
-        },
+      CidrList(
+        'nodeCIDRs',
+        "Address ranges the nodes' container runtimes connect from, admitted to the cache's port 5000. Default 10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16 and 100.64.0.0/10; set the nodes' subnets so pods are not admitted too.",
+        { minItems: 1 },
+      ),
+    ),
+    egressDeniedCIDRs: Type.Optional(
+      CidrList(
+        'egressDeniedCIDRs',
+        "Address ranges the cache pods may not connect to, wherever the upstream redirects them (DNS, port 53, and the mirror's other replicas excepted), besides link-local 169.254.0.0/16 and fe80::/10 (where clouds serve instance metadata and credentials), which are always denied. Set the cluster's Pod, Service and node ranges. Default none beyond link-local.",
+      ),
+    ),
+    egressAllowedCIDRs: Type.Optional(
+      CidrList(
+        'egressAllowedCIDRs',
+        'Address ranges inside egressDeniedCIDRs the cache pods may connect to anyway: an upstream or bucket in the cluster (its Service range and, as most CNI plugins check the address a Service forwards to, its pods), or 169.254.169.254/32 for a bucket reached with the instance role. Default none.',
       ),
     ),
     monitoring: Type.Optional(
@@ -230,7 +248,7 @@ const NetworkPolicy = Type.Object(
   {
     additionalProperties: false,
     description:
-      "The cache pods' NetworkPolicy (enforced only by a CNI plugin that implements NetworkPolicy): port 5000 from the nodes, the metrics ports from monitoring, nothing else.",
+      "The cache pods' NetworkPolicy (enforced only by a CNI plugin that implements NetworkPolicy): port 5000 from the nodes, the metrics ports from monitoring, nothing else; out, DNS, the mirror's other replicas and every address but egressDeniedCIDRs.",
   },
 );
 
@@ -405,7 +423,25 @@ const ObjectStorage = Type.Object(
 /** Why a spec cannot choose the node agent's image. */
 export const NODE_AGENT_IMAGE_NOT_FROM_SPEC =
   "the node agent runs as root on every node, so its image is the platform's choice: mirror-synth's --node-agent-image (env NODE_AGENT_IMAGE, cdk8s.yaml nodeAgentImage), not a RegistryMirror's spec";
-const nodeAgentDigestMessage = `spec.imageDigests.nodeAgent is not honoured: ${NODE_AGENT_IMAGE_NOT_FROM_SPEC}`;
+/** Why a spec cannot choose the streaming fill's image. */
+export const FILL_IMAGE_NOT_FROM_SPEC =
+  "the streaming fill runs mirror-synth's own image, so its image is the platform's choice, pinned where it is named: synth's --fill-image (env FILL_IMAGE, cdk8s.yaml fillImage) or the controller's own image (controller-manifests --image <ref>@sha256:...), not a RegistryMirror's spec";
+
+/**
+ * A field a spec may not set, with where its setting lives instead. Kept in the schema rather than
+ * left out, so that synth, the API server (the CRD's CEL rule) and the controller all refuse it with
+ * the reason, where an unknown field would be dropped by the API server.
+ */
+const NotFromSpec = (field: string, reason: string) =>
+  Type.String({
+    maxLength: 200,
+    // matches nothing: any value is refused, with the rule's message
+    pattern: '(?!)',
+    description: `Not honoured: ${reason}.`,
+    [RULES_KEYWORD]: [
+      { regex: '', match: false, message: `${field} is not honoured: ${reason}` },
+    ] satisfies StringRule[],
+  });
 
 /** A regular expression matching `text` literally. */
 const literal = (text: string): string => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
@@ -443,17 +479,9 @@ const ImageDigests = Type.Object(
     front: Type.Optional(ImageDigest('front')),
     frontMetrics: Type.Optional(ImageDigest('frontMetrics')),
     volumeExporter: Type.Optional(ImageDigest('volumeExporter')),
-    // Kept in the schema to refuse it with a reason rather than as an unknown field.
-    nodeAgent: Type.Optional(
-      Type.String({
-        maxLength: 200,
-        // matches nothing: any value is refused, with the rule's message
-        pattern: '(?!)',
-        description: `Not honoured: ${NODE_AGENT_IMAGE_NOT_FROM_SPEC}.`,
-        [RULES_KEYWORD]: [{ regex: '', match: false, message: nodeAgentDigestMessage }] satisfies StringRule[],
-      }),
-    ),
-  } satisfies Record<ImageRole | 'nodeAgent', unknown>,
+    nodeAgent: Type.Optional(NotFromSpec('spec.imageDigests.nodeAgent', NODE_AGENT_IMAGE_NOT_FROM_SPEC)),
+    fill: Type.Optional(NotFromSpec('spec.imageDigests.fill', FILL_IMAGE_NOT_FROM_SPEC)),
+  } satisfies Record<ImageRole | 'nodeAgent' | 'fill', unknown>,
   {
     additionalProperties: false,
     description:

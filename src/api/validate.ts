@@ -36,12 +36,6 @@ export interface MirrorInput {
   readonly creationTimestamp?: string;
 }
 
-/** Fields an earlier release had, and where what they did went. */
-const REMOVED_FIELDS: Record<string, string> = {
-  'spec.imageDigests.fill':
-    "the streaming fill runs the platform's mirror-synth image, pinned where it is named: the controller's own image (controller-manifests --image <ref>@sha256:...) or synth's --fill-image",
-};
-
 // strictTypes off: quantities carry `pattern` beside an integer|string anyOf, as Kubernetes writes them.
 const ajv = new Ajv({ allErrors: true, verbose: true, strict: true, strictTypes: false });
 ajv.addFormat('date-time', true);
@@ -115,13 +109,11 @@ function toProblems(errors: ErrorObject[], source: string, mirror: string | unde
         const known = Object.keys((e.parentSchema as { properties?: object }).properties ?? {});
         const guess = known.length > 0 ? closest(extra, known) : undefined;
         const hint =
-          REMOVED_FIELDS[child] !== undefined
-            ? `: ${REMOVED_FIELDS[child]}`
-            : guess !== undefined && (guess.toLowerCase() === extra.toLowerCase() || distance(guess, extra) <= 2)
-              ? ` (did you mean ${guess}?)`
-              : known.length > 0
-                ? ` (known fields: ${known.join(', ')})`
-                : '';
+          guess !== undefined && (guess.toLowerCase() === extra.toLowerCase() || distance(guess, extra) <= 2)
+            ? ` (did you mean ${guess}?)`
+            : known.length > 0
+              ? ` (known fields: ${known.join(', ')})`
+              : '';
         add(child, `${child} is not a known field${hint}`);
         break;
       }

@@ -24,6 +24,7 @@ import {
   FRONT_METRICS_PORT_NAME,
   mirrorChildNames,
   REGISTRY_DEBUG_PORT,
+  REGISTRY_METRICS_PORT,
   REGISTRY_PORT,
   S3_CREDENTIAL_KEYS,
   VOLUME_METRICS_PORT,
@@ -119,7 +120,7 @@ export class MirrorCache {
         publishNotReadyAddresses: true,
         ports: [
           { name: 'http', port: REGISTRY_PORT, targetPort: k8s.IntOrString.fromString('http') },
-          { name: 'metrics', port: REGISTRY_DEBUG_PORT, targetPort: k8s.IntOrString.fromString('metrics') },
+          { name: 'metrics', port: REGISTRY_METRICS_PORT, targetPort: k8s.IntOrString.fromString('metrics') },
           {
             name: FRONT_METRICS_PORT_NAME,
             port: FRONT_METRICS_PORT,
@@ -161,8 +162,12 @@ export class MirrorCache {
       failureThreshold,
       timeoutSeconds: 5,
     });
-    // Distribution's /debug/health answers 503 while a health check (the storage driver) fails.
-    const registryHealth = { httpGet: { path: '/debug/health', port: k8s.IntOrString.fromString('metrics') } };
+    // Distribution's /debug/health answers 503 while a health check (the storage driver) fails. Its
+    // debug server listens on the pod's loopback, which the kubelet cannot reach: run in the
+    // container (the image's busybox wget exits non-zero on a 503; the probe's timeout bounds it).
+    const registryHealth = {
+      exec: { command: ['wget', '-q', '-O', '/dev/null', `http://127.0.0.1:${REGISTRY_DEBUG_PORT}/debug/health`] },
+    };
 
     this.statefulSet = new k8s.KubeStatefulSet(scope, 'Cache', {
       metadata: { name: names.statefulSet, namespace, labels },
@@ -204,7 +209,11 @@ export class MirrorCache {
                   '-g',
                   'daemon off;',
                 ],
-                ports: [{ name: 'http', containerPort: REGISTRY_PORT }],
+                ports: [
+                  { name: 'http', containerPort: REGISTRY_PORT },
+                  // Distribution's metrics, which the front passes on from its debug server (front.ts)
+                  { name: 'metrics', containerPort: REGISTRY_METRICS_PORT },
+                ],
                 resources: {
                   requests: quantities({ cpu: '50m', memory: '32Mi' }),
                   limits: quantities({ memory: '256Mi' }),
@@ -227,10 +236,7 @@ export class MirrorCache {
                 name: 'registry',
                 image: imageFor('registry', spec),
                 command: ['registry', 'serve', REGISTRY_CONFIG_PATH],
-                ports: [
-                  { name: 'registry', containerPort: DISTRIBUTION_PORT },
-                  { name: 'metrics', containerPort: REGISTRY_DEBUG_PORT },
-                ],
+                ports: [{ name: 'registry', containerPort: DISTRIBUTION_PORT }],
                 env: [
                   { name: 'OTEL_TRACES_EXPORTER', value: 'none' },
                   ...(credentials ? [{ name: 'CREDENTIALS_DIR', value: CREDENTIALS_DIR }] : []),

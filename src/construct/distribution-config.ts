@@ -97,7 +97,8 @@ export function distributionConfig(props: DistributionConfigProps): Record<strin
       // Only the front, in the same pod, talks to Distribution.
       addr: `127.0.0.1:${DISTRIBUTION_PORT}`,
       headers: { 'X-Content-Type-Options': ['nosniff'] },
-      debug: { addr: `:${REGISTRY_DEBUG_PORT}`, prometheus: { enabled: true, path: '/metrics' } },
+      // The pod's loopback only: pprof and expvar are there too. The front passes /metrics on.
+      debug: { addr: `127.0.0.1:${REGISTRY_DEBUG_PORT}`, prometheus: { enabled: true, path: '/metrics' } },
     },
     health: { storagedriver: { enabled: true, interval: '10s', threshold: 3 } },
     proxy: {

@@ -26,6 +26,9 @@
  * - A refusal or failure behind the front (Distribution down, 5xx, the upstream's 401/403/429
  *   passed through) becomes a 404: every node client (containerd 1.6 and 2.x, CRI-O) then
  *   tries the next host, the upstream itself.
+ * - Distribution's Prometheus metrics: the front listens on the `metrics` port and passes GET
+ *   /metrics on to Distribution's debug server on the pod's loopback, and nothing else there
+ *   (404): pprof and expvar stay inside the pod.
  * - Each request is also logged, in a short fixed format, as a syslog datagram to mtail on the
  *   pod's loopback (assets/front.mtail): the front's own hits, misses and bytes as metrics.
  *   UDP keeps nginx independent of mtail: nothing to open at start, nothing to block on.
@@ -38,6 +41,8 @@ import {
   type FillMode,
   FRONT_FILL_PORT,
   FRONT_LOG_PORT,
+  REGISTRY_DEBUG_PORT,
+  REGISTRY_METRICS_PORT,
   REGISTRY_PORT,
 } from '../api/names.js';
 import { MAX_BYTES, parseBytes } from '../api/quantity.js';
@@ -319,6 +324,30 @@ ${fill.ready}
       default_type application/json;
       add_header X-Mirror-Fallback "distribution answered $upstream_status" always;
       return 404 '{"errors":[{"code":"NAME_UNKNOWN","message":"the mirror cannot serve this now: pull it from the upstream","detail":"distribution answered $upstream_status"}]}\\n';
+    }
+  }
+
+  # Distribution's metrics, and nothing else of its debug server (pprof, expvar): it listens on loopback.
+  server {
+    listen ${REGISTRY_METRICS_PORT};
+    server_name _;
+    access_log off;
+    proxy_http_version 1.1;
+    proxy_set_header Connection "";
+    proxy_connect_timeout 2s;
+    proxy_read_timeout 30s;
+    proxy_pass_request_body off;
+    proxy_set_header Content-Length "";
+
+    location = /metrics {
+      limit_except GET {
+        deny all;
+      }
+      proxy_pass http://127.0.0.1:${REGISTRY_DEBUG_PORT}/metrics;
+    }
+
+    location / {
+      return 404;
     }
   }
 

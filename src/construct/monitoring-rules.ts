@@ -8,7 +8,7 @@
  */
 import { COMPONENT_LABEL, CONTROLLER_NAME, MIRROR_APP_NAME, MIRROR_LABEL, NAME_LABEL, PROJECT } from '../api/names.js';
 
-/** `job` of every cache replica's /metrics (Distribution's debug port). */
+/** `job` of every cache replica's /metrics (Distribution's, on the `metrics` port through the front). */
 export const CACHE_JOB = MIRROR_APP_NAME;
 /** `job` of every cache replica's front metrics (mtail, from the front's access log). */
 export const FRONT_JOB = `${MIRROR_APP_NAME}-front`;

@@ -43,11 +43,11 @@ export interface MirrorPodMonitorProps {
 }
 
 /**
- * Scrapes every cache replica of one mirror on its `metrics` port (Distribution's debug
- * server, `job` registry-mirror), its `front-metrics` port (mtail, `job`
+ * Scrapes every cache replica of one mirror on its `metrics` port (Distribution's metrics, which
+ * the front passes on from Distribution's debug server, `job` registry-mirror), its `front-metrics` port (mtail, `job`
  * registry-mirror-front) and its `volume-metrics` port (the volume's node_exporter, `job`
  * registry-mirror-volume), with the pod's `mirror` label on every series. A job each, so
- * `up{job="registry-mirror"}` is Distribution's alone.
+ * `up{job="registry-mirror"}` is Distribution's alone (0 too while the front is down).
  */
 export class MirrorPodMonitor extends Construct {
   public readonly podMonitor: ApiObject;

@@ -4,7 +4,14 @@
  * It admits port 5000 (the front) only from the nodes' address ranges (`spec.networkPolicy.nodeCIDRs`)
  * and the metrics ports only from the monitoring pods (`spec.networkPolicy.monitoring`). Traffic
  * from the node a pod runs on (the kubelet's probes) is always allowed, whatever the policy says.
- * Egress is left open: the cache fetches from its upstream, wherever that is.
+ *
+ * Egress: the cache fetches from its upstream, and Distribution follows the upstream's redirects
+ * wherever they point (Docker Hub sends blobs to a CDN, so redirects cannot be refused) and sends
+ * on what it gets there: an upstream could make it read cloud metadata or in-cluster services for
+ * whoever pulls. So the pods may reach DNS (port 53, anywhere: the cluster's resolver may be
+ * link-local), the mirror's other replicas (port 5000, `spec.fill: streaming`), and every address
+ * but link-local (LINK_LOCAL_CIDRS) and `spec.networkPolicy.egressDeniedCIDRs`, with
+ * `egressAllowedCIDRs` admitted again.
  *
  * A NetworkPolicy does something only where the cluster's CNI plugin enforces it (Calico, Cilium,
  * Antrea, kube-router, ...); elsewhere it is inert.
@@ -13,9 +20,11 @@ import {
   DEFAULT_FILL,
   DEFAULT_MONITORING_NAMESPACE,
   DEFAULT_NODE_CIDRS,
+  DNS_PORT,
   FRONT_METRICS_PORT,
+  LINK_LOCAL_CIDRS,
   NAMESPACE_NAME_LABEL,
-  REGISTRY_DEBUG_PORT,
+  REGISTRY_METRICS_PORT,
   REGISTRY_PORT,
   VOLUME_METRICS_PORT,
 } from '../api/names.js';
@@ -25,6 +34,10 @@ import type { MirrorParts } from './parts.js';
 export class MirrorNetworkPolicy {
   /** The address ranges admitted to port 5000. */
   public readonly nodeCidrs: readonly string[];
+  /** The address ranges the cache pods may not connect to: link-local and `egressDeniedCIDRs`. */
+  public readonly egressDeniedCidrs: readonly string[];
+  /** The address ranges inside those the cache pods may connect to anyway. */
+  public readonly egressAllowedCidrs: readonly string[];
   public readonly networkPolicy: k8s.KubeNetworkPolicy;
 
   constructor(parts: MirrorParts) {
@@ -33,7 +46,22 @@ export class MirrorNetworkPolicy {
     const monitoring = spec.networkPolicy?.monitoring ?? {
       namespaceSelector: { matchLabels: { [NAMESPACE_NAME_LABEL]: DEFAULT_MONITORING_NAMESPACE } },
     };
-    const tcp = (port: number): k8s.NetworkPolicyPort => ({ protocol: 'TCP', port: k8s.IntOrString.fromNumber(port) });
+    this.egressDeniedCidrs = [...new Set([...LINK_LOCAL_CIDRS, ...(spec.networkPolicy?.egressDeniedCIDRs ?? [])])];
+    this.egressAllowedCidrs = spec.networkPolicy?.egressAllowedCIDRs ?? [];
+    const port = (protocol: string, p: number): k8s.NetworkPolicyPort => ({
+      protocol,
+      port: k8s.IntOrString.fromNumber(p),
+    });
+    const tcp = (p: number) => port('TCP', p);
+    const ipv6 = (cidr: string) => cidr.includes(':');
+    const streaming = (spec.fill ?? DEFAULT_FILL) === 'streaming';
+    const replicas = { podSelector: { matchLabels: parts.selectorFor('cache') } };
+    // Every address of each family but the denied ones; none of a family a /0 denies whole (an
+    // `except` must be smaller than its `cidr`).
+    const everywhereBut = (['0.0.0.0/0', '::/0'] as const).flatMap((all): k8s.NetworkPolicyPeer[] => {
+      const except = this.egressDeniedCidrs.filter((c) => ipv6(c) === ipv6(all));
+      return except.some((c) => c.endsWith('/0')) ? [] : [{ ipBlock: { cidr: all, except } }];
+    });
     const selector = (s: { matchLabels?: Record<string, string> }): k8s.LabelSelector => ({
       matchLabels: s.matchLabels ?? {},
     });
@@ -41,7 +69,7 @@ export class MirrorNetworkPolicy {
       metadata: { name, namespace, labels: parts.labelsFor('cache') },
       spec: {
         podSelector: { matchLabels: parts.selectorFor('cache') },
-        policyTypes: ['Ingress'],
+        policyTypes: ['Ingress', 'Egress'],
         ingress: [
           // minItems 1 in the schema: an empty `from` would admit every source.
           { from: this.nodeCidrs.map((cidr) => ({ ipBlock: { cidr } })), ports: [tcp(REGISTRY_PORT)] },
@@ -52,11 +80,19 @@ export class MirrorNetworkPolicy {
                 podSelector: selector(monitoring.podSelector ?? {}),
               },
             ],
-            ports: [tcp(REGISTRY_DEBUG_PORT), tcp(FRONT_METRICS_PORT), tcp(VOLUME_METRICS_PORT)],
+            ports: [tcp(REGISTRY_METRICS_PORT), tcp(FRONT_METRICS_PORT), tcp(VOLUME_METRICS_PORT)],
           },
           // spec.fill streaming: a replica fetches the digests another one owns from that one's front.
-          ...((spec.fill ?? DEFAULT_FILL) === 'streaming'
-            ? [{ from: [{ podSelector: { matchLabels: parts.selectorFor('cache') } }], ports: [tcp(REGISTRY_PORT)] }]
+          ...(streaming ? [{ from: [replicas], ports: [tcp(REGISTRY_PORT)] }] : []),
+        ],
+        egress: [
+          { ports: [port('UDP', DNS_PORT), tcp(DNS_PORT)] },
+          // spec.fill streaming: to the other replicas' fronts, wherever egressDeniedCIDRs puts pods.
+          ...(streaming ? [{ to: [replicas], ports: [tcp(REGISTRY_PORT)] }] : []),
+          // minItems 1: an empty `to` would admit every destination.
+          ...(everywhereBut.length > 0 ? [{ to: everywhereBut }] : []),
+          ...(this.egressAllowedCidrs.length > 0
+            ? [{ to: this.egressAllowedCidrs.map((cidr) => ({ ipBlock: { cidr } })) }]
             : []),
         ],
       },

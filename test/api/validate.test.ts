@@ -45,6 +45,37 @@ describe('invalid specs are refused with a message naming file, mirror and field
   }
 });
 
+describe('image fields a spec may not set', () => {
+  // One mechanism for both: the same message from a file (synth), a cluster object (the controller)
+  // and the CRD (test/integration/crd-validation.test.ts runs the same fixtures).
+  const digest = '@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef';
+  for (const [role, where] of [
+    ['nodeAgent', "--node-agent-image (env NODE_AGENT_IMAGE, cdk8s.yaml nodeAgentImage), not a RegistryMirror's spec"],
+    ['fill', "synth's --fill-image (env FILL_IMAGE, cdk8s.yaml fillImage) or the controller's own image"],
+  ] as const) {
+    it(`refuses spec.imageDigests.${role} from a cluster object as from a file, saying where the image is set`, () => {
+      const spec = { upstreamUrl: 'quay.io', imageDigests: { [role]: `1.0${digest}` } };
+      const err = specError(() =>
+        parseMirrorResource(
+          { apiVersion: 'k8s.osp.tech/v1', kind: 'RegistryMirror', metadata: { name: 'quay' }, spec },
+          'cluster:registrymirror/quay',
+        ),
+      );
+      expect(err.problems).toEqual([
+        expect.objectContaining({
+          source: 'cluster:registrymirror/quay',
+          mirror: 'quay',
+          field: `spec.imageDigests.${role}`,
+        }),
+      ]);
+      expect(err.message).toContain(`spec.imageDigests.${role} is not honoured: `);
+      expect(err.message).toContain(where);
+      const file = specError(() => parseMirrorFile(mirrorYaml('quay', JSON.stringify(spec)), 'mirrors/quay.yaml'));
+      expect(file.problems.map((p) => p.message)).toEqual(err.problems.map((p) => p.message));
+    });
+  }
+});
+
 describe('valid specs', () => {
   it('accepts the original API unchanged', () => {
     const m = parseMirrorResource(

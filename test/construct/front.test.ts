@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 
-import { FRONT_FILL_PORT } from '../../src/api/names.js';
+import { FRONT_FILL_PORT, REGISTRY_DEBUG_PORT, REGISTRY_METRICS_PORT } from '../../src/api/names.js';
 import {
   FRONT_LOCK_TIMEOUT_SECONDS,
   frontReadinessScript,
@@ -120,6 +120,21 @@ describe('the front (nginx) config', () => {
       ])
         expect(refusal.test(uri), uri).toBe(false);
       expect(c).toMatch(/location ~ "\^\/v2\/\(_catalog[^{]*\{\s*default_type application\/json;\s*return 404 /);
+    }
+  });
+
+  it("passes on Distribution's /metrics on the metrics port, and nothing else of its debug server, with either fill", () => {
+    for (const fill of ['whole', 'streaming'] as const) {
+      const c = renderFrontConfig({ mirrorName: 'quay', sizing: frontSizing(quantityBytes('20Gi')), fill });
+      const server = c.slice(c.indexOf(`listen ${REGISTRY_METRICS_PORT};`));
+      expect(server, fill).toMatch(
+        new RegExp(
+          `location = /metrics \\{\\s*limit_except GET \\{\\s*deny all;\\s*\\}\\s*proxy_pass http://127\\.0\\.0\\.1:${REGISTRY_DEBUG_PORT}/metrics;`,
+        ),
+      );
+      expect(server, fill).toMatch(/location \/ \{\s*return 404;\s*\}/);
+      // the only place the debug server is named
+      expect(c.split(`127.0.0.1:${REGISTRY_DEBUG_PORT}`), fill).toHaveLength(2);
     }
   });
 

@@ -1,6 +1,6 @@
 // The cache pods' NetworkPolicy: port 5000 (the front) from the nodes' address ranges only, the
-// metrics ports from the monitoring pods only, read from the synthesized objects as an API server
-// would apply them. No CNI here enforces NetworkPolicy: this checks what is written, not its effect.
+// metrics ports from the monitoring pods only; out, DNS, the other replicas and every address but
+// link-local and the denied ranges. Read from the synthesized objects as an API server would apply them. No CNI here enforces NetworkPolicy: this checks what is written, not its effect.
 import { describe, expect, it } from 'vitest';
 
 import { SpecError } from '../../src/api/errors.js';
@@ -17,7 +17,7 @@ interface Rule {
 
 function synth(spec: string): Obj[] {
   const [mirror] = parseMirrorFile(mirrorYaml('quay', spec), 'mirrors/quay.yaml');
-  return synthesizeMirror(mirror, { namespace: 'kube-extra' });
+  return synthesizeMirror(mirror, { namespace: 'kube-extra', fillImage: 'registry.example.com/mirror-synth:1.0.0' });
 }
 const find = (objs: Obj[], kind: string): Obj => objs.find((o) => o.kind === kind)!;
 /** The container ports of the cache pod, by name. */
@@ -35,12 +35,12 @@ describe('the NetworkPolicy of a mirror', () => {
   const policy = find(objs, 'NetworkPolicy');
   const [nodes, metrics] = policy.spec.ingress as Rule[];
 
-  it('selects the cache pods and nothing else, and limits ingress only', () => {
+  it('selects the cache pods and nothing else, and limits ingress and egress', () => {
     expect(policy.metadata).toMatchObject({ name: 'registry-mirror-quay', namespace: 'kube-extra' });
     const selector = policy.spec.podSelector.matchLabels as Record<string, string>;
     expect(matches(selector, find(objs, 'StatefulSet').spec.template.metadata.labels)).toBe(true);
     expect(matches(selector, find(objs, 'DaemonSet').spec.template.metadata.labels)).toBe(false);
-    expect(policy.spec.policyTypes).toEqual(['Ingress']);
+    expect(policy.spec.policyTypes).toEqual(['Ingress', 'Egress']);
     expect(policy.spec.ingress).toHaveLength(2);
   });
 
@@ -98,6 +98,61 @@ describe('the NetworkPolicy of a mirror', () => {
     expect((local.spec.ingress as Rule[])[0].from).toHaveLength(4);
   });
 
+  it('lets the cache pods reach DNS and every address but link-local (cloud metadata), by default', () => {
+    expect(policy.spec.egress).toEqual([
+      {
+        ports: [
+          { protocol: 'UDP', port: 53 },
+          { protocol: 'TCP', port: 53 },
+        ],
+      },
+      {
+        to: [
+          { ipBlock: { cidr: '0.0.0.0/0', except: ['169.254.0.0/16'] } },
+          { ipBlock: { cidr: '::/0', except: ['fe80::/10'] } },
+        ],
+      },
+    ]);
+  });
+
+  it("spec.fill streaming: lets a replica reach the other replicas' fronts, whatever ranges are denied", () => {
+    const streaming = find(
+      synth('{upstreamUrl: quay.io, fill: streaming, networkPolicy: {egressDeniedCIDRs: [10.0.0.0/8]}}'),
+      'NetworkPolicy',
+    );
+    expect(streaming.spec.egress[1]).toEqual({
+      to: [{ podSelector: { matchLabels: streaming.spec.podSelector.matchLabels } }],
+      ports: [{ protocol: 'TCP', port: 5000 }],
+    });
+  });
+
+  it('denies egressDeniedCIDRs besides link-local, and admits egressAllowedCIDRs inside them again', () => {
+    const custom = find(
+      synth(
+        '{upstreamUrl: quay.io, networkPolicy: {egressDeniedCIDRs: [10.0.0.0/8, "fd00::/8", 169.254.0.0/16], egressAllowedCIDRs: [10.96.12.34/32]}}',
+      ),
+      'NetworkPolicy',
+    );
+    expect(custom.spec.egress.slice(1)).toEqual([
+      {
+        to: [
+          { ipBlock: { cidr: '0.0.0.0/0', except: ['169.254.0.0/16', '10.0.0.0/8'] } },
+          { ipBlock: { cidr: '::/0', except: ['fe80::/10', 'fd00::/8'] } },
+        ],
+      },
+      { to: [{ ipBlock: { cidr: '10.96.12.34/32' } }] },
+    ]);
+    // a /0 denies its whole family (an `except` the size of its `cidr` would be refused), and
+    // never leaves an empty `to`, which would admit every destination
+    const only = find(
+      synth(
+        '{upstreamUrl: quay.io, networkPolicy: {egressDeniedCIDRs: [0.0.0.0/0, "::/0"], egressAllowedCIDRs: [203.0.113.0/24]}}',
+      ),
+      'NetworkPolicy',
+    );
+    expect(only.spec.egress.slice(1)).toEqual([{ to: [{ ipBlock: { cidr: '203.0.113.0/24' } }] }]);
+  });
+
   it('refuses what is no address range, and an empty list (which would admit every source)', () => {
     const error = (spec: string) => {
       try {
@@ -116,5 +171,9 @@ describe('the NetworkPolicy of a mirror', () => {
     );
     expect(error('{upstreamUrl: quay.io, networkPolicy: {nodeCIDRs: []}}')).toContain('spec.networkPolicy.nodeCIDRs');
     expect(error('{upstreamUrl: quay.io, networkPolicy: {nodeCidrs: [10.0.0.0/8]}}')).toContain('nodeCIDRs');
+    for (const field of ['egressDeniedCIDRs', 'egressAllowedCIDRs'])
+      expect(error(`{upstreamUrl: quay.io, networkPolicy: {${field}: [10.0.0.0/8, metadata.internal]}}`)).toContain(
+        `mirrors/quay.yaml: mirror 'quay': spec.networkPolicy.${field} must hold address ranges in CIDR notation such as 10.20.0.0/16 or fd00::/64, got 'metadata.internal'`,
+      );
   });
 });

@@ -188,10 +188,18 @@ describe('RegistryMirror construct', () => {
     ]);
     const front = container(sts, 'front');
     expect(front.image).toBe(FRONT_IMAGE);
-    expect(front.ports).toEqual([{ name: 'http', containerPort: 5000 }]);
+    // and Distribution's metrics, passed on from its debug server, which listens on loopback only
+    expect(front.ports).toEqual([
+      { name: 'http', containerPort: 5000 },
+      { name: 'metrics', containerPort: 5001 },
+    ]);
+    expect(container(sts, 'registry').ports).toEqual([{ name: 'registry', containerPort: 5002 }]);
     expect(front.readinessProbe.exec.command[2]).toContain('/mirror-synth/ready');
     expect(find(objs, 'ConfigMap', 'registry-mirror-quay-config').data!['config.yml']).toContain(
       'addr: 127.0.0.1:5002',
+    );
+    expect(find(objs, 'ConfigMap', 'registry-mirror-quay-config').data!['config.yml']).toContain(
+      'addr: 127.0.0.1:5004',
     );
     expect(find(objs, 'Service', 'registry-mirror-quay').spec.ports).toEqual([
       { name: 'http', port: 5000, targetPort: 'http' },

@@ -412,7 +412,7 @@ describe('issue 25: the fill and the front', () => {
                 spec: { upstreamUrl: upstream.host, credentialsSecret: SECRET, fill: 'streaming', replicas: 2 },
                 source: 'fill-hardening',
               },
-              { namespace: 'test' },
+              { namespace: 'test', fillImage: TEST_FILL_IMAGE },
             ),
             secrets: { [SECRET]: { username: USER, password: PASSWORD } },
             upstreamCaFile: upstream.ca.caCert,

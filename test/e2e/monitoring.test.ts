@@ -153,7 +153,8 @@ describe('monitoring: rules and dashboard against a real Prometheus', () => {
           job: CACHE_JOB,
           targets: [
             {
-              address: mirror.distribution.debugUrl.replace('http://', ''),
+              // the `metrics` port: the front passes Distribution's /metrics on from its debug server
+              address: mirror.front!.metricsUrl.replace('http://', ''),
               labels: { namespace: NAMESPACE, pod, mirror: NAME },
             },
           ],

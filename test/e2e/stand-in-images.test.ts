@@ -401,7 +401,7 @@ describe('the cache pod, as synthesized', () => {
 
   it("Distribution answers its probe on the debug port and the front's readiness probe passes", async () => {
     await waitFor('Distribution to answer /debug/health', () =>
-      exec('pod-front', ['wget', '-q', '-O', '-', 'http://127.0.0.1:5001/debug/health']).then(() => true),
+      exec('pod-front', ['wget', '-q', '-O', '-', 'http://127.0.0.1:5004/debug/health']).then(() => true),
     ).catch(async (err: Error) => {
       throw new Error(
         `${err.message}\nregistry:\n${await logsOf('pod-registry')}\nfront:\n${await logsOf('pod-front')}`,

@@ -24,8 +24,6 @@ const NOT_CEL: Record<string, string> = {
   'duplicate-key.yaml': 'not YAML, never sent',
   'not-an-object.yaml': 'not an object, never sent',
   'typo.yaml': 'unknown fields are pruned (or refused with fieldValidation=Strict) by the API server',
-  'image-digest-fill.yaml':
-    'a field removed from the schema is an unknown field: pruned (or refused with fieldValidation=Strict) by the API server',
   'wrong-type.yaml': 'type errors come from the structural schema before CEL',
   'bad-enum.yaml': 'enum errors come from the structural schema before CEL',
   'pull-from-mirror.yaml': 'enum errors come from the structural schema before CEL',

@@ -150,10 +150,13 @@ describe('against a real kube-apiserver', () => {
               namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'observability' } },
               podSelector: { matchLabels: { 'app.kubernetes.io/name': 'prometheus' } },
             },
+            egressDeniedCIDRs: ['10.244.0.0/16', '10.96.0.0/12', 'fd00:10::/56'],
+            egressAllowedCIDRs: ['10.96.40.12/32', '169.254.169.254/32'],
           },
+          fill: 'streaming',
         },
       },
-      { namespace },
+      { namespace, fillImage: 'registry.example.com/platform/mirror-synth:0.1.0' },
     );
     for (const child of children) await apply(child);
     const services = await core.listNamespacedService({ namespace, labelSelector: 'mirror=full' });
@@ -165,6 +168,17 @@ describe('against a real kube-apiserver', () => {
       .makeApiClient(NetworkingV1Api)
       .readNamespacedNetworkPolicy({ name: 'registry-mirror-full', namespace });
     expect(policy.spec?.ingress?.[0]?._from?.map((p) => p.ipBlock?.cidr)).toEqual(['10.20.0.0/16', 'fd00:20::/64']);
+    // egress as written: DNS, the replicas, everywhere but the denied ranges, the allowed ones again
+    expect(policy.spec?.policyTypes).toEqual(['Ingress', 'Egress']);
+    expect(policy.spec?.egress?.map((r) => r.to?.map((p) => p.ipBlock ?? p.podSelector))).toEqual([
+      undefined,
+      [policy.spec?.podSelector],
+      [
+        { cidr: '0.0.0.0/0', except: ['169.254.0.0/16', '10.244.0.0/16', '10.96.0.0/12'] },
+        { cidr: '::/0', except: ['fe80::/10', 'fd00:10::/56'] },
+      ],
+      [{ cidr: '10.96.40.12/32' }, { cidr: '169.254.169.254/32' }],
+    ]);
   });
 
   it('runs the cache pods under Pod Security "restricted"', async () => {

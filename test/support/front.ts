@@ -3,6 +3,8 @@
 // nginx runs the ConfigMap's nginx.conf with exactly these substitutions, each checked to
 // apply once so a changed config fails loudly instead of running untested:
 //   listen 5000            -> listen 127.0.0.1:<free port>
+//   listen 5001            -> listen 127.0.0.1:<free port> (Distribution's metrics, passed on)
+//   127.0.0.1:5004/metrics -> Distribution's debug server's test port
 //   server 127.0.0.1:5002  -> Distribution's test port
 //   listen 127.0.0.1:5003, server 127.0.0.1:5003 -> a free port for the fill server (with
 //     spec.fill: streaming, mirror-synth fill's port: test/support/fill.ts starts it first)
@@ -26,6 +28,8 @@ import { StopWaiting, waitFor, waitForDigests } from './wait.js';
 const execFileAsync = promisify(execFile);
 
 const LISTEN = 'listen 5000;';
+const METRICS_LISTEN = 'listen 5001;';
+const DISTRIBUTION_METRICS = 'http://127.0.0.1:5004/metrics;';
 const DISTRIBUTION = 'server 127.0.0.1:5002;';
 const FILL_LISTEN = 'listen 127.0.0.1:5003;';
 const FILL = 'server 127.0.0.1:5003;';
@@ -63,6 +67,8 @@ export interface FrontOptions {
   /** The cache volume, shared with Distribution's storage. */
   readonly volume: string;
   readonly distributionPort: number;
+  /** Distribution's debug server (its /metrics). @default - a free port nothing listens on */
+  readonly distributionDebugPort?: number;
   /** @default - a free port */
   readonly port?: number;
   /** Where nginx sends its metrics log (the front-metrics UDP port). @default - a free port nothing listens on */
@@ -117,6 +123,8 @@ function readinessScript(objects: readonly ManifestObject[], name: string): stri
 export class FrontProcess {
   readonly host: string;
   readonly url: string;
+  /** The `metrics` port (Distribution's metrics, through the front): `http://127.0.0.1:<port>`. */
+  readonly metricsUrl: string;
   private child?: ChildProcess;
   private readonly logFile: string;
   private stderr: string[] = [];
@@ -124,6 +132,7 @@ export class FrontProcess {
   private constructor(
     private readonly opts: FrontOptions,
     readonly port: number,
+    readonly metricsPort: number,
     private readonly configPath: string,
     private readonly user: { uid: number; gid: number },
     /** mirror-synth fill, with `spec.fill: streaming`. */
@@ -131,6 +140,7 @@ export class FrontProcess {
   ) {
     this.host = `127.0.0.1:${port}`;
     this.url = `http://${this.host}`;
+    this.metricsUrl = `http://127.0.0.1:${metricsPort}`;
     this.logFile = join(opts.dir, 'access.log');
   }
 
@@ -140,6 +150,10 @@ export class FrontProcess {
     let conf = configMapData(opts.objects, `registry-mirror-${opts.name}-config`, 'nginx.conf');
     conf = replaceOnce(conf, LISTEN, `listen 127.0.0.1:${port};`, 'nginx.conf');
     conf = replaceOnce(conf, DISTRIBUTION, `server 127.0.0.1:${opts.distributionPort};`, 'nginx.conf');
+    const metricsPort = await reservePort();
+    conf = replaceOnce(conf, METRICS_LISTEN, `listen 127.0.0.1:${metricsPort};`, 'nginx.conf');
+    const debugPort = opts.distributionDebugPort ?? (await reservePort());
+    conf = replaceOnce(conf, DISTRIBUTION_METRICS, `http://127.0.0.1:${debugPort}/metrics;`, 'nginx.conf');
     const tmp = join(opts.dir, 'tmp');
     for (const d of [opts.dir, tmp, opts.volume]) {
       await mkdir(d, { recursive: true });
@@ -164,7 +178,7 @@ export class FrontProcess {
     conf = conf.replaceAll(' /tmp/', ` ${join(opts.dir, 'tmp')}/`).replaceAll(` ${VOLUME}/`, ` ${opts.volume}/`);
     const configPath = join(opts.dir, 'nginx.conf');
     await writeFile(configPath, conf);
-    const front = new FrontProcess(opts, port, configPath, user, fill);
+    const front = new FrontProcess(opts, port, metricsPort, configPath, user, fill);
     await front.spawn();
     return front;
   }

@@ -724,6 +724,7 @@ export class SynthesizedMirror {
       dir: join(opts.dir, 'front'),
       volume: join(distDir, 'data'),
       distributionPort: distribution.port,
+      distributionDebugPort: distribution.debugPort,
       port: opts.port,
       metricsLogPort: frontMetrics.logPort,
       ...(opts.replica !== undefined ? { replica: opts.replica } : {}),
