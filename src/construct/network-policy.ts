@@ -13,6 +13,7 @@ import {
   DEFAULT_FILL,
   DEFAULT_MONITORING_NAMESPACE,
   DEFAULT_NODE_CIDRS,
+  FILL_METRICS_PORT,
   FRONT_METRICS_PORT,
   NAMESPACE_NAME_LABEL,
   REGISTRY_DEBUG_PORT,
@@ -52,7 +53,12 @@ export class MirrorNetworkPolicy {
                 podSelector: selector(monitoring.podSelector ?? {}),
               },
             ],
-            ports: [tcp(REGISTRY_DEBUG_PORT), tcp(FRONT_METRICS_PORT), tcp(VOLUME_METRICS_PORT)],
+            ports: [
+              tcp(REGISTRY_DEBUG_PORT),
+              tcp(FRONT_METRICS_PORT),
+              tcp(VOLUME_METRICS_PORT),
+              ...((spec.fill ?? DEFAULT_FILL) === 'streaming' ? [tcp(FILL_METRICS_PORT)] : []),
+            ],
           },
           // spec.fill streaming: a replica fetches the digests another one owns from that one's front.
           ...((spec.fill ?? DEFAULT_FILL) === 'streaming'
