@@ -395,11 +395,13 @@ describe('monitoring: rules and dashboard against a real Prometheus', () => {
         labels: { namespace: ns, mirror: 'quay', pod: quayPod },
         value: '5%',
       },
+      // one request a minute refused with 429 since minute 1: at 6m, 6 in the last 15 minutes
+      { alert: 'RegistryMirrorUpstreamRateLimited', labels: { namespace: ns, mirror: 'quay' }, value: '6' },
     ];
     const expand = (text: string, labels: Record<string, string>, value: string): string =>
       text
         .replace(/\{\{ \$labels\.(\w+) \}\}/g, (_, l: string) => labels[l])
-        .replace(/\{\{ \$value( \| humanizePercentage)? \}\}/g, value);
+        .replace(/\{\{ \$value( \| humanize(Percentage)?)? \}\}/g, value);
     const rule = (name: string) => MIRROR_ALERTS.find((r) => r.alert === name)!;
     const minutes = (d: string) => Number(d.replace('m', ''));
     const test = {
@@ -423,6 +425,10 @@ describe('monitoring: rules and dashboard against a real Prometheus', () => {
             },
             { series: `node_filesystem_avail_bytes{${volumeLabels}}`, values: '5x40' },
             { series: `node_filesystem_size_bytes{${volumeLabels}}`, values: '100x40' },
+            {
+              series: `registry_http_requests_total{job="${CACHE_JOB}",namespace="${ns}",mirror="quay",pod="${quayPod}",handler="manifest",method="get",code="429"}`,
+              values: '0+1x40',
+            },
           ],
           alert_rule_test: cases.flatMap((c) => {
             const r = rule(c.alert);
