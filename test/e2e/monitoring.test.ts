@@ -270,6 +270,7 @@ describe('monitoring: rules and dashboard against a real Prometheus', () => {
     const viaMirror = new RegistryClient({ url: mirror.url });
     const behindFront = new RegistryClient({ url: mirror.distribution.url });
     const viaLimited = new RegistryClient({ url: limited.url });
+    const behindLimitedFront = new RegistryClient({ url: limited.distribution.url });
     try {
       for (let i = 1; i <= 3; i++) {
         const image = buildImage({ repository: `team/app${i}`, tag: '1.0', layerSizes: [4096, 64 * 1024] });
@@ -310,6 +311,12 @@ describe('monitoring: rules and dashboard against a real Prometheus', () => {
       const streamed = buildImage({ repository: 'team/streamed', tag: '1.0', layerSizes: LIMITED_LAYERS });
       await client.push(streamed);
       for (let pull = 0; pull < 3; pull++) await viaLimited.pull(streamed.repository, streamed.tag);
+      // ... and one Distribution stored before the front asked for it (pulled behind the front):
+      // the fill gets its blobs from Distribution's storage
+      const stored = buildImage({ repository: 'team/stored', tag: '1.0', layerSizes: [16384] });
+      await client.push(stored);
+      await behindLimitedFront.pull(stored.repository, stored.tag);
+      await viaLimited.pull(stored.repository, stored.tag);
       // ... then its upstream rate-limits it: a new image, asked for on either side of a scrape
       // (a rate needs the counter to grow between two scrapes, as for the 5xx above)
       const fresh = buildImage({ repository: 'team/fresh', tag: '1.0', layerSizes: [4096] });
@@ -346,6 +353,7 @@ describe('monitoring: rules and dashboard against a real Prometheus', () => {
       viaMirror.close();
       behindFront.close();
       viaLimited.close();
+      behindLimitedFront.close();
     }
   });
 
@@ -682,14 +690,17 @@ describe('monitoring: rules and dashboard against a real Prometheus', () => {
     expect(Number(shown.value[1])).toBeGreaterThan(0);
   });
 
-  it("the streaming fill's metrics count the cold pull's fetches and the bytes it sent", async () => {
+  it("the streaming fill's metrics count the cold pull's misses, the stored image's hits and the bytes sent", async () => {
     const fill = `job="${FILL_JOB}",mirror="${LIMITED}"`;
     const value = async (q: string): Promise<number> => Number((await prometheus.query(q))[0]?.value[1] ?? 0);
     // the cold pull fetched both layers through Distribution (the upstream): misses; the
     // warm pulls were the front's own (nginx) and reached no fill
     const layerBytes = LIMITED_LAYERS.reduce((a, b) => a + b, 0);
-    await waitFor('the fill counters of the cold pull in a scrape', async () =>
-      (await value(`sum(registry_mirror_fill_sent_bytes_total{${fill}})`)) >= layerBytes ? true : undefined,
+    await waitFor('the fill counters of both pulls in a scrape', async () =>
+      (await value(`sum(registry_mirror_fill_sent_bytes_total{${fill}})`)) >= layerBytes &&
+      (await value(`sum(registry_mirror_fill_requests_total{${fill},result="hit"})`)) >= 1
+        ? true
+        : undefined,
     );
     // (the image's config blob is a miss too)
     expect(await value(`sum(registry_mirror_fill_requests_total{${fill},result="miss"})`)).toBeGreaterThanOrEqual(
@@ -698,6 +709,8 @@ describe('monitoring: rules and dashboard against a real Prometheus', () => {
     expect(
       await value(`sum(registry_mirror_fill_fetched_bytes_total{${fill},source="distribution"})`),
     ).toBeGreaterThanOrEqual(layerBytes);
+    // the stored image's blobs came from Distribution's storage (its answer has Cache-Control)
+    expect(await value(`sum(registry_mirror_fill_requests_total{${fill},result="hit"})`)).toBeGreaterThanOrEqual(1);
     expect(await value(`sum(registry_mirror_fill_verification_failures_total{${fill}})`)).toBe(0);
     expect(await value(`sum(registry_mirror_fill_transfers_in_flight{${fill}})`)).toBe(0);
     // and the bytes-saved panel reads the streaming mirror too: sent to nodes (3 pulls) less fetched (1)
