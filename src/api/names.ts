@@ -243,6 +243,9 @@ export const FRONT_LOG_PORT = 5514;
  */
 export const VOLUME_METRICS_PORT = 9100;
 export const VOLUME_METRICS_PORT_NAME = 'volume-metrics';
+/** mirror-synth fill's /metrics (`spec.fill: streaming`), and the port's name, which the PodMonitor scrapes. */
+export const FILL_METRICS_PORT = 9101;
+export const FILL_METRICS_PORT_NAME = 'fill-metrics';
 /**
  * The mirror's NetworkPolicy (construct/network-policy.ts), when `spec.networkPolicy` does not say
  * otherwise: port 5000 from these address ranges (where nodes' addresses are in almost every

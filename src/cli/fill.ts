@@ -8,9 +8,10 @@ import { lookup } from 'node:dns/promises';
 import { pino } from 'pino';
 
 import { UsageError } from '../api/errors.js';
+import { startProbeServer } from '../controller/http.js';
 import { FillServer, parseSpoolMinFree, type Peer, type SpoolMinFree } from '../fill/fill.js';
 import { parsePeers, srvPeers } from '../fill/peers.js';
-import { parseListenAddress } from './options.js';
+import { type BindAddress, parseBindAddress, parseListenAddress } from './options.js';
 
 export interface FillCommandOptions {
   /** host:port to listen on. */
@@ -33,11 +34,15 @@ export interface FillCommandOptions {
   readonly peers?: string;
   /** The replicas from this DNS SRV name (the headless Service's `http` port). */
   readonly peersSrv?: string;
+  /** Where Prometheus scrapes the fill's /metrics, `[host]:port`. @default - none */
+  readonly metricsListen?: string;
   readonly logLevel: string;
 }
 
 export async function fill(opts: FillCommandOptions): Promise<void> {
   const listen = parseListenAddress('--listen', opts.listen);
+  const metricsListen: BindAddress | undefined =
+    opts.metricsListen === undefined ? undefined : parseBindAddress('--metrics-listen', opts.metricsListen);
   if (!/^http:\/\/[^/]+$/.test(opts.distribution))
     throw new UsageError(`--distribution must be http://host:port, got '${opts.distribution}'`);
   let spoolMinFree: SpoolMinFree;
@@ -95,6 +100,15 @@ export async function fill(opts: FillCommandOptions): Promise<void> {
     log,
   });
   await server.listen(listen.port, listen.host);
+  const metrics = metricsListen
+    ? await startProbeServer({
+        port: metricsListen.port,
+        ...(metricsListen.host ? { host: metricsListen.host } : {}),
+        registry: server.registry,
+        health: () => undefined,
+        readiness: () => undefined,
+      })
+    : undefined;
   logger.info(
     {
       listen: listen.text,
@@ -104,6 +118,7 @@ export async function fill(opts: FillCommandOptions): Promise<void> {
       maxTransfers: opts.maxTransfers,
       clientTimeout: opts.clientTimeout,
       spoolMinFree: opts.spoolMinFree,
+      ...(metricsListen ? { metricsListen: metricsListen.text } : {}),
     },
     'fill listening',
   );
@@ -113,5 +128,6 @@ export async function fill(opts: FillCommandOptions): Promise<void> {
   });
   logger.info(server.stats(), 'fill stopping');
   stopPeers();
+  await metrics?.close();
   await server.close();
 }

@@ -283,6 +283,10 @@ export function buildCli(): Command {
       '--peers-srv <name>',
       "the replicas from this DNS SRV name (the headless Service's http port), looked up every 10 s",
     )
+    .option(
+      '--metrics-listen <[host]:port>',
+      "where Prometheus scrapes the fill's /metrics (registry_mirror_fill_*), e.g. :9101 (default: none)",
+    )
     .option('--log-level <level>', 'debug, info, warn or error', 'info')
     .action(async (opts: FillCommandOptions) => {
       const { fill } = await import('./fill.js');

@@ -18,6 +18,8 @@ import {
   DEFAULT_FILL,
   DEFAULT_STORAGE,
   DISTRIBUTION_PORT,
+  FILL_METRICS_PORT,
+  FILL_METRICS_PORT_NAME,
   FRONT_FILL_PORT,
   FRONT_LOG_PORT,
   FRONT_METRICS_PORT,
@@ -131,6 +133,15 @@ export class MirrorCache {
             port: VOLUME_METRICS_PORT,
             targetPort: k8s.IntOrString.fromString(VOLUME_METRICS_PORT_NAME),
           },
+          ...(fill === 'streaming'
+            ? [
+                {
+                  name: FILL_METRICS_PORT_NAME,
+                  port: FILL_METRICS_PORT,
+                  targetPort: k8s.IntOrString.fromString(FILL_METRICS_PORT_NAME),
+                },
+              ]
+            : []),
         ],
       },
     });
@@ -380,7 +391,11 @@ function fillContainer(image: string, peersSrv: string): k8s.Container {
       FILL_SPOOL_PATH,
       '--peers-srv',
       peersSrv,
+      // every interface: Prometheus scrapes it (the NetworkPolicy admits the monitoring pods only)
+      '--metrics-listen',
+      `:${FILL_METRICS_PORT}`,
     ],
+    ports: [{ name: FILL_METRICS_PORT_NAME, containerPort: FILL_METRICS_PORT }],
     env: [
       // A small heap: bodies go through 1 MiB buffers and the spool file, never whole into memory.
       { name: 'NODE_OPTIONS', value: '--max-old-space-size=96' },

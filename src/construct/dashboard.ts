@@ -4,7 +4,7 @@
  * dashboard defines itself (type `datasource`), so it resolves in any Grafana without an
  * import step: a panel that names `${DS_PROMETHEUS}` without defining it shows nothing.
  */
-import { CACHE_JOB, errorRatio, FRONT_JOB, VOLUME_JOB } from './monitoring-rules.js';
+import { CACHE_JOB, errorRatio, FILL_JOB, FRONT_JOB, upstreamRateLimited, VOLUME_JOB } from './monitoring-rules.js';
 
 export interface DashboardPanel {
   readonly title: string;
@@ -16,6 +16,7 @@ export interface DashboardPanel {
 
 const sel = `job="${CACHE_JOB}",namespace=~"$namespace",mirror=~"$mirror"`;
 const front = `job="${FRONT_JOB}",namespace=~"$namespace",mirror=~"$mirror"`;
+const fillSel = `job="${FILL_JOB}",namespace=~"$namespace",mirror=~"$mirror"`;
 const volumeSel = `job="${VOLUME_JOB}",namespace=~"$namespace",mirror=~"$mirror"`;
 /** `by (namespace, mirror, ...extra)`: every panel keeps one series per mirror. */
 const by = (...extra: string[]): string => `by (${['namespace', 'mirror', ...extra].join(', ')})`;
@@ -56,6 +57,27 @@ export const DASHBOARD_PANELS: readonly DashboardPanel[] = [
         legend: '{{mirror}} from upstream',
       },
     ],
+  },
+  {
+    title: 'Bytes saved',
+    unit: 'Bps',
+    description:
+      'Bytes sent to nodes less bytes fetched from the upstream: what nodes would have fetched from the upstream without the mirror, less what the mirror fetched for them. Negative while the mirror fetches more than it serves (a cold cache).',
+    targets: [
+      {
+        expr:
+          `sum ${by()} (rate(registry_mirror_front_sent_bytes_total{${front}}[$__rate_interval])) ` +
+          `- sum ${by()} (rate(registry_proxy_pulled_bytes_total{${sel}}[$__rate_interval]))`,
+        legend: '{{mirror}}',
+      },
+    ],
+  },
+  {
+    title: 'Upstream rate-limited',
+    unit: 'reqps',
+    description:
+      "Requests the upstream answered 429 Too Many Requests, as Distribution relayed them (0 while it limits nothing). Nodes fall back to the upstream, which likely limits them too: give the mirror credentials with a higher limit (the RegistryMirrorUpstreamRateLimited alert's next step).",
+    targets: [{ expr: upstreamRateLimited(sel, 'rate', '$__rate_interval'), legend: '{{mirror}}' }],
   },
   {
     title: 'Front cache (nginx)',
@@ -110,6 +132,31 @@ export const DASHBOARD_PANELS: readonly DashboardPanel[] = [
           `(rate(registry_http_request_duration_seconds_bucket{${sel}}[$__rate_interval])))`,
         legend: '{{mirror}} {{handler}} p99',
       },
+    ],
+  },
+  {
+    title: 'Streaming fill requests',
+    unit: 'reqps',
+    description:
+      "Mirrors with spec.fill streaming: the front's cache misses for digests by how the fill served them. hit: a blob from Distribution's storage; miss: a blob Distribution fetched from the upstream; distribution: a manifest by digest (Distribution does not say which); peer: from the replica owning the digest; coalesced: joined a transfer in progress; fallback: an error the node falls back on; pass_through: HEADs and probes.",
+    targets: [
+      {
+        expr: `sum ${by('result')} (rate(registry_mirror_fill_requests_total{${fillSel}}[$__rate_interval]))`,
+        legend: '{{mirror}} {{result}}',
+      },
+    ],
+  },
+  {
+    title: 'Streaming fill in flight',
+    unit: 'none',
+    description:
+      'Mirrors with spec.fill streaming: transfers in progress (one per digest) and the clients waiting on a transfer another request started.',
+    targets: [
+      {
+        expr: `sum ${by()} (registry_mirror_fill_transfers_in_flight{${fillSel}})`,
+        legend: '{{mirror}} transfers',
+      },
+      { expr: `sum ${by()} (registry_mirror_fill_waiters{${fillSel}})`, legend: '{{mirror}} waiters' },
     ],
   },
   {

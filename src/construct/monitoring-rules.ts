@@ -17,6 +17,8 @@ export const FRONT_JOB = `${MIRROR_APP_NAME}-front`;
  * `up{job="registry-mirror"}` is Distribution's alone.
  */
 export const VOLUME_JOB = `${MIRROR_APP_NAME}-volume`;
+/** `job` of every cache replica's streaming fill (`spec.fill: streaming`): mirror-synth fill's /metrics. */
+export const FILL_JOB = `${MIRROR_APP_NAME}-fill`;
 /** `job` of the controller's /metrics. */
 export const CONTROLLER_JOB = CONTROLLER_NAME;
 /** The label Grafana's dashboard sidecar looks for (kube-prometheus-stack's default). */
@@ -57,6 +59,17 @@ export function errorRatio(selector: string, window: string): string {
   const total = `sum ${by} (rate(registry_http_requests_total{${selector}}[${window}]))`;
   const failed = `sum ${by} (rate(registry_http_requests_total{${selector},code=~"5.."}[${window}]))`;
   return `${failed} / (${total} > 0) or 0 * ${total}`;
+}
+
+/**
+ * The requests the upstream answered 429 Too Many Requests, per mirror, as Distribution counts its
+ * own answers (`agg` of `registry_http_requests_total{code="429"}` over `window`): Distribution
+ * never limits a client itself, and relays an upstream's 429 as its own (errcode TOOMANYREQUESTS),
+ * through either fill. 0, not nothing, for a mirror that was never refused (no code="429" series).
+ */
+export function upstreamRateLimited(selector: string, agg: 'rate' | 'increase', window: string): string {
+  const limited = `sum ${by} (${agg}(registry_http_requests_total{${selector},code="429"}[${window}]))`;
+  return `${limited} or 0 * sum ${by} (${agg}(registry_http_requests_total{${selector}}[${window}]))`;
 }
 
 /** The mirror alerts (group `registry-mirror`). */
@@ -103,6 +116,20 @@ export const MIRROR_ALERTS: readonly AlertRule[] = [
       "minutes: the upstream is unreachable or refuses the mirror's credentials, or the cache " +
       "volume fails. Nodes retry the upstream directly. Next: the registry container's log " +
       '(`err.detail` names the upstream error), then the credentials Secret.',
+  },
+  {
+    alert: 'RegistryMirrorUpstreamRateLimited',
+    measure: upstreamRateLimited(cache, 'increase', '15m'),
+    condition: '> 0',
+    for: '5m',
+    severity: 'warning',
+    summary: 'The upstream of a registry mirror rate-limits it (429 Too Many Requests).',
+    description:
+      `The upstream of ${mirrorRef} answered {{ $value | humanize }} of its requests in the last 15 ` +
+      'minutes with 429 Too Many Requests: images it has not cached fail through the mirror, and ' +
+      'nodes falling back to the upstream are likely limited too. Next: give the mirror ' +
+      "credentials of an account with a higher limit (spec.credentialsSecret; if it has one, check that account's limit), " +
+      'or pull less often from that upstream (fewer new images or tags, fewer nodes pulling them at once).',
   },
   {
     alert: 'RegistryMirrorHitRatioLow',

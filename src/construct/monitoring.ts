@@ -11,6 +11,7 @@ import { Construct } from 'constructs';
 import {
   childName,
   COMPONENT_LABEL,
+  FILL_METRICS_PORT_NAME,
   FRONT_METRICS_PORT_NAME,
   MANAGED_BY,
   MANAGED_BY_LABEL,
@@ -25,6 +26,7 @@ import {
   CACHE_JOB,
   CONTROLLER_ALERTS,
   CONTROLLER_JOB,
+  FILL_JOB,
   FRONT_JOB,
   GRAFANA_DASHBOARD_LABEL,
   MIRROR_ALERTS,
@@ -46,7 +48,8 @@ export interface MirrorPodMonitorProps {
  * Scrapes every cache replica of one mirror on its `metrics` port (Distribution's metrics, which
  * the front passes on from Distribution's debug server, `job` registry-mirror), its `front-metrics` port (mtail, `job`
  * registry-mirror-front) and its `volume-metrics` port (the volume's node_exporter, `job`
- * registry-mirror-volume), with the pod's `mirror` label on every series. A job each, so
+ * registry-mirror-volume), and with `spec.fill: streaming` its `fill-metrics` port (mirror-synth
+ * fill, `job` registry-mirror-fill), with the pod's `mirror` label on every series. A job each, so
  * `up{job="registry-mirror"}` is Distribution's alone (0 too while the front is down).
  */
 export class MirrorPodMonitor extends Construct {
@@ -73,6 +76,8 @@ export class MirrorPodMonitor extends Construct {
           endpoint('metrics', CACHE_JOB),
           endpoint(FRONT_METRICS_PORT_NAME, FRONT_JOB),
           endpoint(VOLUME_METRICS_PORT_NAME, VOLUME_JOB),
+          // spec.fill streaming only: a pod without the port (spec.fill whole) gives no target
+          endpoint(FILL_METRICS_PORT_NAME, FILL_JOB),
         ],
       },
     });

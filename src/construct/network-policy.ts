@@ -21,6 +21,7 @@ import {
   DEFAULT_MONITORING_NAMESPACE,
   DEFAULT_NODE_CIDRS,
   DNS_PORT,
+  FILL_METRICS_PORT,
   FRONT_METRICS_PORT,
   LINK_LOCAL_CIDRS,
   NAMESPACE_NAME_LABEL,
@@ -80,7 +81,12 @@ export class MirrorNetworkPolicy {
                 podSelector: selector(monitoring.podSelector ?? {}),
               },
             ],
-            ports: [tcp(REGISTRY_METRICS_PORT), tcp(FRONT_METRICS_PORT), tcp(VOLUME_METRICS_PORT)],
+            ports: [
+              tcp(REGISTRY_METRICS_PORT),
+              tcp(FRONT_METRICS_PORT),
+              tcp(VOLUME_METRICS_PORT),
+              ...(streaming ? [tcp(FILL_METRICS_PORT)] : []),
+            ],
           },
           // spec.fill streaming: a replica fetches the digests another one owns from that one's front.
           ...(streaming ? [{ from: [replicas], ports: [tcp(REGISTRY_PORT)] }] : []),

@@ -34,6 +34,7 @@ import { UsageError } from '../api/errors.js';
 import { FILL_CLIENT_HEADER, FILL_DEFAULTS, FILL_PEER_HEADER } from '../api/names.js';
 import { parseBytes } from '../api/quantity.js';
 import { type Chunk, ChunkPool } from './chunks.js';
+import { createFillMetrics, type FillMetrics, type FillRefusal, type FillResult, type FillSource } from './metrics.js';
 
 /** Digest-addressed paths: `/v2/<name>/blobs/sha256:<hex>` and `/v2/<name>/manifests/sha256:<hex>`. */
 const DIGEST_PATH = /^\/v2\/.+\/(?:blobs|manifests)\/sha256:([0-9a-f]{64})$/;
@@ -103,6 +104,8 @@ const PASS_THROUGH_TIMEOUT_MS = 60_000;
 /** Where a transfer's bytes come from. */
 interface Source {
   readonly url: string;
+  /** For metrics. */
+  readonly kind: FillSource;
   /** For logs and errors. */
   readonly name: string;
   readonly headers: Record<string, string>;
@@ -199,6 +202,10 @@ class Flight {
   failure?: string;
   /** Counted in the spool's space (admit()). */
   admitted = false;
+  /** How its first client was served (metrics), once a source answered 200. */
+  result?: FillResult;
+  /** The bound its clients were refused at (answered 503), if one was. */
+  refusal?: FillRefusal;
   /**
    * Bumped when the transfer starts over from byte 0 (startOver()): the spool before it, and how
    * the new bytes compare with it. A reader that got bytes of the spool before goes on only if
@@ -339,6 +346,9 @@ export class FillServer {
   };
   /** Clients being fed (serve()), every flight together. */
   private clients = 0;
+  /** Clients being fed by a flight another request started. */
+  private waiters = 0;
+  private readonly metrics: FillMetrics;
   /** The buffers clients are fed from (see CHUNK). */
   private readonly chunks = new ChunkPool(MIN_CHUNK, CHUNK, BUFFER_BUDGET);
   /** `<digest hex> <owner>`: until when that owner is not asked for that digest (ownerOf()). */
@@ -360,6 +370,11 @@ export class FillServer {
       clientTimeoutMs: opts.clientTimeoutMs ?? FILL_DEFAULTS.clientTimeoutSeconds * 1000,
       spoolMinFree: opts.spoolMinFree ?? parseSpoolMinFree(FILL_DEFAULTS.spoolMinFree),
     };
+    this.metrics = createFillMetrics({
+      transfersInFlight: () => this.flights.size,
+      clients: () => this.clients,
+      waiters: () => this.waiters,
+    });
     this.server = createServer((req, res) => this.handle(req, res));
     this.server.keepAliveTimeout = 65_000;
     this.server.requestTimeout = 0;
@@ -367,6 +382,11 @@ export class FillServer {
 
   stats(): FillStats {
     return { ...this.counters };
+  }
+
+  /** The fill's Prometheus metrics (metrics.ts), on a registry of their own. */
+  get registry(): FillMetrics['registry'] {
+    return this.metrics.registry;
   }
 
   /** Listens on `host` (every interface when undefined) and `port` (0: any); resolves the port. */
@@ -422,8 +442,10 @@ export class FillServer {
   }
 
   /** Answers 503 (the front's fallback: the node pulls from the upstream) at a bound. */
-  private unavailable(res: ServerResponse, why: string): void {
+  private unavailable(res: ServerResponse, why: string, reason: FillRefusal): void {
     this.counters.refused++;
+    this.metrics.refused.inc({ reason });
+    this.metrics.requests.inc({ result: 'fallback' });
     this.refusals.count++;
     const now = Date.now();
     if (now - this.refusals.loggedAt >= REFUSAL_LOG_INTERVAL_MS) {
@@ -490,7 +512,7 @@ export class FillServer {
       return;
     }
     if (this.clients >= this.limits.maxClients) {
-      this.unavailable(res, `it feeds ${this.clients} clients already (--max-clients)`);
+      this.unavailable(res, `it feeds ${this.clients} clients already (--max-clients)`, 'max_clients');
       return;
     }
     // A peer's request is served from this pod: it never joins a transfer that is itself from a
@@ -501,7 +523,7 @@ export class FillServer {
     if (forPeer && this.flights.get(key)?.viaPeer) key = `${path} (for a peer)`;
     let flight = this.flights.get(key);
     if (!flight && this.flights.size >= this.limits.maxTransfers) {
-      this.unavailable(res, `it fetches ${this.flights.size} digests already (--max-transfers)`);
+      this.unavailable(res, `it fetches ${this.flights.size} digests already (--max-transfers)`, 'max_transfers');
       return;
     }
     const joined = flight !== undefined;
@@ -522,6 +544,7 @@ export class FillServer {
    * probe.
    */
   private passThrough(req: IncomingMessage, res: ServerResponse): void {
+    this.metrics.requests.inc({ result: 'pass_through' });
     const limit = this.opts.passThroughTimeoutMs ?? PASS_THROUGH_TIMEOUT_MS;
     const up = httpRequest(
       `${this.opts.distribution}${req.url ?? '/'}`,
@@ -610,7 +633,8 @@ export class FillServer {
       void this.release(flight);
     };
     const headers = pick(clientHeaders, FORWARDED_HEADERS);
-    const local: Source = { url: this.opts.distribution, name: 'distribution', headers };
+    const local: Source = { url: this.opts.distribution, kind: 'distribution', name: 'distribution', headers };
+    this.metrics.transfers.inc({ source: owner ? 'replica' : 'distribution' });
     if (!owner) {
       this.attempt(flight, local, end);
       return;
@@ -620,6 +644,7 @@ export class FillServer {
     this.counters.fromPeers++;
     const peer: Source = {
       url: `http://${owner.address}`,
+      kind: 'replica',
       name: `replica ${owner.name}`,
       headers: { ...headers, [PEER_HEADER]: this.opts.self ?? '' },
       connectTimeoutMs: PEER_CONNECT_TIMEOUT_MS,
@@ -637,6 +662,7 @@ export class FillServer {
     };
     this.attempt(flight, peer, end, (reason, { whole, answered }) => {
       this.counters.peerFailures++;
+      this.metrics.ownerFailovers.inc();
       if (whole || answered) this.markBad(owner, flight.digestHex);
       if (whole) {
         startOver(reason);
@@ -689,6 +715,7 @@ export class FillServer {
       settled = true;
       if (reason === undefined) {
         const wrong = flight.check();
+        if (wrong !== undefined) this.metrics.verificationFailures.inc();
         if (wrong === undefined) end();
         else if (!takeOver?.(wrong, { whole: true, answered })) {
           flight.fail(wrong);
@@ -755,17 +782,19 @@ export class FillServer {
         flight.status = 200;
         flight.headers = pick(upRes.headers, PASSED_HEADERS);
         flight.length = known;
+        flight.result = resultOf(src, flight.path, upRes.headers);
       } else if (known !== flight.length) {
         upRes.destroy();
         settle(`${src.name} sent Content-Length ${known}, the transfer began with ${flight.length}`);
         return;
       }
-      void this.spool(flight, upRes, skip).then(
+      void this.spool(flight, upRes, skip, src.kind).then(
         (complete) => settle(complete ? undefined : `${src.name} closed the connection mid-body`),
         (err: Error) => {
           upRes.destroy();
           if (err instanceof SpoolFullError) {
             this.counters.spoolFull++;
+            flight.refusal = 'spool_full';
             settle(err.message, 503);
           } else settle(`${src.name}: ${err.message}`);
         },
@@ -778,7 +807,8 @@ export class FillServer {
    * Writes a body to the spool after its first `skip` bytes (the spool has them from an earlier
    * attempt), in order, telling readers after each write. Resolves whether the body was whole.
    */
-  private async spool(flight: Flight, body: IncomingMessage, skip: number): Promise<boolean> {
+  private async spool(flight: Flight, body: IncomingMessage, skip: number, source: FillSource): Promise<boolean> {
+    const fetched = this.metrics.fetchedBytes.labels({ source });
     if (!flight.file) {
       await this.admit(flight);
       flight.file = await open(flight.spoolPath, 'w+');
@@ -788,6 +818,7 @@ export class FillServer {
     let toSkip = skip;
     let checkAt = flight.written + SPACE_CHECK_BYTES;
     for await (const received of body as AsyncIterable<Buffer>) {
+      fetched.inc(received.length);
       let chunk = received;
       if (toSkip > 0) {
         const n = Math.min(toSkip, chunk.length);
@@ -831,6 +862,7 @@ export class FillServer {
   private async serve(flight: Flight, res: ServerResponse, initiator: boolean): Promise<void> {
     flight.readers++;
     this.clients++;
+    if (!initiator) this.waiters++;
     let closed = false;
     /** The last chunk handed to `res`: it may not be sent yet when this client ends. */
     let sending: Chunk | undefined;
@@ -839,6 +871,7 @@ export class FillServer {
       while (flight.state === 'headers' && !closed) await flight.changed(res);
       if (closed) return;
       if (flight.status !== 200) {
+        if (flight.refusal) this.metrics.refused.inc({ reason: flight.refusal });
         res.writeHead(flight.status, flight.headers).end(flight.errorBody);
         return;
       }
@@ -893,6 +926,7 @@ export class FillServer {
             if (sent === 'gone') return;
             if (sent === 'timeout') {
               this.counters.cut++;
+              this.metrics.clientsCut.inc();
               this.log('client cut', {
                 uri: flight.path,
                 reason: `it took nothing for ${this.limits.clientTimeoutMs / 1000}s (--client-timeout)`,
@@ -901,6 +935,7 @@ export class FillServer {
               res.destroy();
               return;
             }
+            this.metrics.sentBytes.inc(Math.min(PIECE, bytesRead - off));
           }
           pos += bytesRead;
           // sent: read into again, by this client or another
@@ -921,6 +956,10 @@ export class FillServer {
       sending?.release(false);
       flight.readers--;
       this.clients--;
+      if (!initiator) this.waiters--;
+      // a client that got an error, or left before any answer, counts as a fallback
+      const result = flight.status !== 200 ? 'fallback' : initiator ? (flight.result ?? 'miss') : 'coalesced';
+      this.metrics.requests.inc({ result });
       void this.release(flight);
     }
   }
@@ -1011,6 +1050,17 @@ function send(res: ServerResponse, piece: Buffer, timeoutMs: number): Promise<'s
     res.on('close', gone);
     res.write(piece, (err) => done(err ? 'gone' : 'sent'));
   });
+}
+
+/**
+ * How a transfer's first client was served, from the source's answer: Distribution serves a blob
+ * from its storage with a Cache-Control header, and one it fetches from the upstream without
+ * (its proxy sets only length, type, digest and ETag); it answers a manifest alike either way.
+ */
+function resultOf(src: Source, path: string, headers: IncomingHttpHeaders): FillResult {
+  if (src.kind === 'replica') return 'peer';
+  if (!path.includes('/blobs/')) return 'distribution';
+  return headers['cache-control'] !== undefined ? 'hit' : 'miss';
 }
 
 function pick(headers: IncomingHttpHeaders, names: readonly string[]): Record<string, string> {

@@ -5,6 +5,7 @@ import { dashboard, DASHBOARD_PANELS } from '../../src/construct/dashboard.js';
 import {
   CACHE_JOB,
   CONTROLLER_ALERTS,
+  FILL_JOB,
   FRONT_JOB,
   MIRROR_ALERTS,
   VOLUME_JOB,
@@ -26,14 +27,26 @@ describe('monitoring objects', () => {
   const mirror = synthesizeMirror({ name: 'quay', spec: { upstreamUrl: 'quay.io' }, source: 'test' });
   const monitoring = monitoringObjects(['quay'], { namespace: 'kube-extra' });
 
-  it("a mirror's PodMonitor selects its cache pods and scrapes Distribution, the front's metrics and the volume exporter, each as its own job", () => {
+  it("a mirror's PodMonitor selects its cache pods and scrapes Distribution, the front's metrics, the volume exporter and the streaming fill, each as its own job", () => {
     const pm = find(monitoring, 'PodMonitor', 'registry-mirror-quay');
     const sts = find(mirror, 'StatefulSet', 'registry-mirror-quay');
+    const streaming = find(
+      synthesizeMirror(
+        { name: 'quay', spec: { upstreamUrl: 'quay.io', fill: 'streaming' }, source: 'test' },
+        { fillImage: 'example.com/mirror-synth:1' },
+      ),
+      'StatefulSet',
+      'registry-mirror-quay',
+    );
     const podLabels = sts.spec.template.metadata.labels;
     for (const [k, v] of Object.entries(pm.spec.selector.matchLabels)) expect(podLabels[k]).toBe(v);
-    const ports = sts.spec.template.spec.containers.flatMap((c: any) => c.ports.map((p: any) => p.name));
+    const portsOf = (s: any): string[] =>
+      s.spec.template.spec.containers.flatMap((c: any) => (c.ports ?? []).map((p: any) => p.name));
     const jobs = pm.spec.podMetricsEndpoints.map((e: any) => {
-      expect(ports).toContain(e.port);
+      // the fill's port only on a streaming mirror's pods: on the others the endpoint has no target
+      if (e.port === 'fill-metrics') expect(portsOf(sts)).not.toContain(e.port);
+      else expect(portsOf(sts)).toContain(e.port);
+      expect(portsOf(streaming)).toContain(e.port);
       return [e.port, e.relabelings.find((r: any) => r.targetLabel === 'job').replacement];
     });
     // up{job="registry-mirror"} is Distribution's alone, so "mirror down" sees it stop
@@ -41,6 +54,7 @@ describe('monitoring objects', () => {
       ['metrics', CACHE_JOB],
       ['front-metrics', FRONT_JOB],
       ['volume-metrics', VOLUME_JOB],
+      ['fill-metrics', FILL_JOB],
     ]);
     expect(pm.spec.podTargetLabels).toEqual(['mirror']);
     expect(pm.metadata.namespace).toBe('kube-extra');

@@ -236,7 +236,11 @@ describe('RegistryMirror construct', () => {
       // the replicas, by pod name, from the headless Service: not from spec.replicas, so scaling rolls nothing
       '--peers-srv',
       '_http._tcp.registry-mirror-quay-headless.kube-extra.svc.cluster.local',
+      // Prometheus scrapes it on every interface; the NetworkPolicy admits the monitoring pods only
+      '--metrics-listen',
+      ':9101',
     ]);
+    expect(fill.ports).toEqual([{ name: 'fill-metrics', containerPort: 9101 }]);
     expect(fill.env).toContainEqual({ name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } });
     expect(fill.volumeMounts).toEqual([{ name: 'cache', mountPath: '/var/lib/registry' }]);
     // the replicas reach each other's front
@@ -248,7 +252,16 @@ describe('RegistryMirror construct', () => {
     expect(find(synth({ upstreamUrl: 'quay.io' }), 'NetworkPolicy', 'registry-mirror-quay').spec.ingress).toHaveLength(
       2,
     );
-    expect(fill.ports).toBeUndefined();
+    const monitoringPorts = policy.spec.ingress[1].ports.map((p: { port: number }) => p.port);
+    expect(monitoringPorts).toContain(9101);
+    expect(
+      find(synth({ upstreamUrl: 'quay.io' }), 'NetworkPolicy', 'registry-mirror-quay').spec.ingress[1].ports.map(
+        (p: { port: number }) => p.port,
+      ),
+    ).not.toContain(9101);
+    expect(
+      find(objs, 'Service', 'registry-mirror-quay-headless').spec.ports.map((p: { name: string }) => p.name),
+    ).toContain('fill-metrics');
     const conf = find(objs, 'ConfigMap', 'registry-mirror-quay-config').data!['nginx.conf'];
     expect(conf).not.toContain('proxy_cache_lock');
     // the default keeps nginx's whole fill and no fill container

@@ -1,10 +1,13 @@
 // The monitoring output against a real Prometheus (built from tools/prometheus): it scrapes a
 // synthesized mirror run for real (Distribution with the synthesized config.yml, and the cache
 // pod's volume exporter, node_exporter from tools/node-exporter, with the container's args on
-// a real tmpfs) and the real controller (reconciling a good and a Stalled mirror against a
-// real kube-apiserver), with the synthesized rules loaded as written. Every alert's measure
+// a real tmpfs), a second mirror with the streaming fill (mirror-synth fill run as the container
+// runs it, its own /metrics scraped) whose upstream starts answering 429 Too Many Requests, and
+// the real controller (reconciling a good and a Stalled mirror against a real kube-apiserver),
+// with the synthesized rules loaded as written. Every alert's measure
 // and every dashboard query must return a series after a few pulls, "mirror down" must fire
-// when the cache stops, and "volume nearly full" when the volume fills.
+// when the cache stops, "volume nearly full" when the volume fills, and "upstream rate-limited"
+// for the mirror whose upstream answers 429, and only for it.
 //
 // What the test supplies in place of the Prometheus Operator: static scrape targets carrying
 // the labels the PodMonitors give (job from their relabeling, namespace, pod, and the pod's
@@ -28,6 +31,7 @@ import {
   CACHE_JOB,
   CONTROLLER_ALERTS,
   CONTROLLER_JOB,
+  FILL_JOB,
   FRONT_JOB,
   MIRROR_ALERTS,
   ruleGroups,
@@ -37,9 +41,11 @@ import { type RunningController, startController } from '../../src/controller/co
 import { synthesizeMirror } from '../../src/index.js';
 import { clients, createMirror, getMirror, installCrd } from '../support/cluster.js';
 import { type ControlPlane, startControlPlane } from '../support/control-plane.js';
+import { TEST_FILL_IMAGE } from '../support/fill.js';
 import { buildImage, RegistryClient } from '../support/images.js';
 import { type KubeStateMetrics, startKubeStateMetrics } from '../support/kube-state-metrics.js';
 import { Prometheus, promtool, type Sample } from '../support/prometheus.js';
+import { RateLimitingProxy } from '../support/rate-limiter.js';
 import {
   type ManifestObject,
   startSynthesizedMirror,
@@ -58,6 +64,11 @@ const USER = 'mirror-bot';
 const PASSWORD = 'Pa55word-for-metrics';
 /** The tmpfs standing for the cache volume. */
 const VOLUME_MIB = 64;
+
+/** The mirror with `spec.fill: streaming`, whose upstream (through a RateLimitingProxy) starts answering 429. */
+const LIMITED = 'limited';
+/** Layers of the image pulled through it. */
+const LIMITED_LAYERS = [8192, 256 * 1024];
 
 /** The `job` of the kube-state-metrics scrape (kube-prometheus-stack's). */
 const KSM_JOB = 'kube-state-metrics';
@@ -78,6 +89,10 @@ describe('monitoring: rules and dashboard against a real Prometheus', () => {
   let ksm: KubeStateMetrics;
   let stopSimulating: (() => Promise<void>) | undefined;
   let volumeExporter: VolumeExporter;
+  let rateLimiter: RateLimitingProxy;
+  let limited: SynthesizedMirror;
+  /** What the front answered nodes for a new image while the upstream answered 429. */
+  const limitedStatuses: number[] = [];
   const stalled = 'stalled-mirror';
   const nodeAgent = `registry-mirror-${NAME}`;
   const pod = `registry-mirror-${NAME}-0`;
@@ -102,6 +117,28 @@ describe('monitoring: rules and dashboard against a real Prometheus', () => {
       secrets: { [SECRET]: { username: USER, password: PASSWORD } },
       upstreamCaFile: upstream.ca.caCert,
     });
+    // the streaming mirror, its upstream the same registry through a proxy that can rate-limit
+    rateLimiter = await RateLimitingProxy.start({
+      target: { host: '127.0.0.1', port: upstream.port },
+      ca: upstream.ca,
+    });
+    limited = await startSynthesizedMirror({
+      binary,
+      dir: join(dir, LIMITED),
+      name: LIMITED,
+      objects: synthesizeMirror(
+        {
+          name: LIMITED,
+          spec: { upstreamUrl: rateLimiter.host, credentialsSecret: SECRET, fill: 'streaming' },
+          source: 'test/e2e/monitoring.test.ts',
+        },
+        { namespace: NAMESPACE, fillImage: TEST_FILL_IMAGE },
+      ),
+      secrets: { [SECRET]: { username: USER, password: PASSWORD } },
+      upstreamCaFile: upstream.ca.caCert,
+    });
+    const limitedPod = `registry-mirror-${LIMITED}-0`;
+    const limitedLabels = { namespace: NAMESPACE, pod: limitedPod, mirror: LIMITED };
     volumeExporter = await VolumeExporter.start({
       dir: join(dir, 'volume-exporter'),
       objects,
@@ -143,9 +180,12 @@ describe('monitoring: rules and dashboard against a real Prometheus', () => {
 
     // the mirror-down, node-agent and volume alerts as written, and copies without `for` so the
     // test need not wait 5 or 15 minutes
-    const withoutFor = ['RegistryMirrorDown', 'RegistryMirrorNodeAgentMissing', 'RegistryMirrorVolumeNearlyFull'].map(
-      (name) => MIRROR_ALERTS.find((r) => r.alert === name)!,
-    );
+    const withoutFor = [
+      'RegistryMirrorDown',
+      'RegistryMirrorNodeAgentMissing',
+      'RegistryMirrorVolumeNearlyFull',
+      'RegistryMirrorUpstreamRateLimited',
+    ].map((name) => MIRROR_ALERTS.find((r) => r.alert === name)!);
     prometheus = await Prometheus.start({
       dir: join(dir, 'prometheus'),
       jobs: [
@@ -157,6 +197,7 @@ describe('monitoring: rules and dashboard against a real Prometheus', () => {
               address: mirror.front!.metricsUrl.replace('http://', ''),
               labels: { namespace: NAMESPACE, pod, mirror: NAME },
             },
+            { address: limited.distribution.debugUrl.replace('http://', ''), labels: limitedLabels },
           ],
         },
         {
@@ -165,6 +206,19 @@ describe('monitoring: rules and dashboard against a real Prometheus', () => {
             {
               address: mirror.frontMetrics!.url.replace('http://', '').replace('/metrics', ''),
               labels: { namespace: NAMESPACE, pod: `registry-mirror-${NAME}-0`, mirror: NAME },
+            },
+            {
+              address: limited.frontMetrics!.url.replace('http://', '').replace('/metrics', ''),
+              labels: limitedLabels,
+            },
+          ],
+        },
+        {
+          job: FILL_JOB,
+          targets: [
+            {
+              address: limited.front!.fill!.metricsUrl.replace('http://', '').replace('/metrics', ''),
+              labels: limitedLabels,
             },
           ],
         },
@@ -214,6 +268,8 @@ describe('monitoring: rules and dashboard against a real Prometheus', () => {
     });
     const viaMirror = new RegistryClient({ url: mirror.url });
     const behindFront = new RegistryClient({ url: mirror.distribution.url });
+    const viaLimited = new RegistryClient({ url: limited.url });
+    const behindLimitedFront = new RegistryClient({ url: limited.distribution.url });
     try {
       for (let i = 1; i <= 3; i++) {
         const image = buildImage({ repository: `team/app${i}`, tag: '1.0', layerSizes: [4096, 64 * 1024] });
@@ -248,10 +304,55 @@ describe('monitoring: rules and dashboard against a real Prometheus', () => {
         );
       }
       await upstream.restart();
+
+      // the streaming mirror: an image pulled cold (the fill's misses, fetched through
+      // Distribution), then warm (the front's own cache) ...
+      const streamed = buildImage({ repository: 'team/streamed', tag: '1.0', layerSizes: LIMITED_LAYERS });
+      await client.push(streamed);
+      for (let pull = 0; pull < 3; pull++) await viaLimited.pull(streamed.repository, streamed.tag);
+      // ... and one Distribution stored before the front asked for it (pulled behind the front):
+      // the fill gets its blobs from Distribution's storage
+      const stored = buildImage({ repository: 'team/stored', tag: '1.0', layerSizes: [16384] });
+      await client.push(stored);
+      await behindLimitedFront.pull(stored.repository, stored.tag);
+      await viaLimited.pull(stored.repository, stored.tag);
+      // ... then its upstream rate-limits it: a new image, asked for on either side of a scrape
+      // (a rate needs the counter to grow between two scrapes, as for the 5xx above)
+      const fresh = buildImage({ repository: 'team/fresh', tag: '1.0', layerSizes: [4096] });
+      await client.push(fresh);
+      rateLimiter.limited = true;
+      const scraped429 = async () =>
+        Number(
+          (
+            await prometheus.query(
+              `sum(registry_http_requests_total{job="${CACHE_JOB}",mirror="${LIMITED}",code="429"})`,
+            )
+          )[0]?.value[1] ?? 0,
+        );
+      let seen429 = 0;
+      for (let i = 0; i < 2; i++) {
+        limitedStatuses.push(
+          (
+            await viaLimited.request('GET', `/v2/${fresh.repository}/manifests/${fresh.tag}`, {
+              headers: { accept: 'application/vnd.oci.image.manifest.v1+json' },
+            })
+          ).status,
+        );
+        const before = seen429;
+        seen429 = await waitFor(
+          `a scrape with the limited mirror's 429 number ${i + 1} (it answered ${limitedStatuses.join(', ')})`,
+          async () => {
+            const n = await scraped429();
+            return n > before ? n : undefined;
+          },
+        );
+      }
     } finally {
       client.close();
       viaMirror.close();
       behindFront.close();
+      viaLimited.close();
+      behindLimitedFront.close();
     }
   });
 
@@ -260,6 +361,8 @@ describe('monitoring: rules and dashboard against a real Prometheus', () => {
     await ksm?.stop();
     await stopSimulating?.();
     await volumeExporter?.stop();
+    await limited?.dispose();
+    await rateLimiter?.stop();
     await controller?.stop();
     await controlPlane?.stop();
     await mirror?.dispose();
@@ -299,11 +402,13 @@ describe('monitoring: rules and dashboard against a real Prometheus', () => {
         labels: { namespace: ns, mirror: 'quay', pod: quayPod },
         value: '5%',
       },
+      // one request a minute refused with 429 since minute 1: at 6m, 6 in the last 15 minutes
+      { alert: 'RegistryMirrorUpstreamRateLimited', labels: { namespace: ns, mirror: 'quay' }, value: '6' },
     ];
     const expand = (text: string, labels: Record<string, string>, value: string): string =>
       text
         .replace(/\{\{ \$labels\.(\w+) \}\}/g, (_, l: string) => labels[l])
-        .replace(/\{\{ \$value( \| humanizePercentage)? \}\}/g, value);
+        .replace(/\{\{ \$value( \| humanize(Percentage)?)? \}\}/g, value);
     const rule = (name: string) => MIRROR_ALERTS.find((r) => r.alert === name)!;
     const minutes = (d: string) => Number(d.replace('m', ''));
     const test = {
@@ -327,6 +432,10 @@ describe('monitoring: rules and dashboard against a real Prometheus', () => {
             },
             { series: `node_filesystem_avail_bytes{${volumeLabels}}`, values: '5x40' },
             { series: `node_filesystem_size_bytes{${volumeLabels}}`, values: '100x40' },
+            {
+              series: `registry_http_requests_total{job="${CACHE_JOB}",namespace="${ns}",mirror="quay",pod="${quayPod}",handler="manifest",method="get",code="429"}`,
+              values: '0+1x40',
+            },
           ],
           alert_rule_test: cases.flatMap((c) => {
             const r = rule(c.alert);
@@ -410,11 +519,13 @@ describe('monitoring: rules and dashboard against a real Prometheus', () => {
     }
     // the hit ratio saw the warm pulls
     const ratio = await prometheus.query(MIRROR_ALERTS.find((r) => r.alert === 'RegistryMirrorHitRatioLow')!.measure);
-    expect(Number(ratio[0].value[1])).toBeGreaterThan(0.3);
+    expect(Number(ratio.find((s) => s.metric.mirror === NAME)!.value[1])).toBeGreaterThan(0.3);
     // the error ratio saw the failed blob
     const errorRule = MIRROR_ALERTS.find((r) => r.alert === 'RegistryMirrorUpstreamErrors')!;
     await waitFor('the error ratio to count the failed requests', async () =>
-      Number((await prometheus.query(errorRule.measure))[0]?.value[1]) > 0 ? true : undefined,
+      Number((await prometheus.query(errorRule.measure)).find((s) => s.metric.mirror === NAME)?.value[1]) > 0
+        ? true
+        : undefined,
     );
   });
 
@@ -533,12 +644,78 @@ describe('monitoring: rules and dashboard against a real Prometheus', () => {
 
     for (const panel of DASHBOARD_PANELS) {
       for (const target of panel.targets) {
-        const found: Sample | undefined = await waitFor(`panel "${panel.title}" to show ${target.legend}`, async () =>
-          (await prometheus.query(grafanaQuery(target.expr))).find((s) => s.metric.mirror === NAME),
+        // the streaming fill's panels show the streaming mirror; the others the first mirror
+        const shown = target.expr.includes(`job="${FILL_JOB}"`) ? LIMITED : NAME;
+        const found: Sample | undefined = await waitFor(
+          `panel "${panel.title}" to show ${target.legend} for mirror ${shown}`,
+          async () => (await prometheus.query(grafanaQuery(target.expr))).find((s) => s.metric.mirror === shown),
         );
         expect(found, panel.title).toBeDefined();
       }
     }
+  });
+
+  it('"upstream rate-limited" fires for the mirror whose upstream answers 429, and only for it', async () => {
+    expect(rateLimiter.refused).toBeGreaterThan(0);
+    // nodes got no image from the mirror while it was refused (they fall back to the upstream)
+    expect(limitedStatuses.every((s) => s !== 200)).toBe(true);
+    const rule = MIRROR_ALERTS.find((r) => r.alert === 'RegistryMirrorUpstreamRateLimited')!;
+    const [fast, written] = await waitFor(`${rule.alert} to fire (and, as written, to wait its for)`, async () => {
+      const all = (await prometheus.alerts()).filter((a) => a.labels.alertname === rule.alert);
+      const copy = all.find((a) => a.labels.copy === 'without-for' && a.state === 'firing');
+      const asWritten = all.find((a) => !a.labels.copy);
+      return copy && asWritten ? [copy, asWritten] : undefined;
+    });
+    expect(fast.labels).toMatchObject({ mirror: LIMITED, namespace: NAMESPACE, severity: 'warning' });
+    expect(fast.annotations.description).toContain(`The upstream of mirror ${LIMITED} (namespace ${NAMESPACE})`);
+    expect(fast.annotations.description).toContain('spec.credentialsSecret');
+    expect(written).toMatchObject({ state: 'pending', labels: { mirror: LIMITED } });
+    // the other mirror measures 0: its upstream failed (5xx), it did not rate-limit
+    const measured = Object.fromEntries(
+      (await prometheus.query(rule.measure)).map((s) => [s.metric.mirror, Number(s.value[1])]),
+    );
+    expect(measured[NAME]).toBe(0);
+    expect(measured[LIMITED]).toBeGreaterThan(0);
+    const firing = await prometheus.query(`${rule.measure} ${rule.condition}`);
+    expect(firing.map((s) => s.metric.mirror)).toEqual([LIMITED]);
+    // and the panel shows it
+    const panel = DASHBOARD_PANELS.find((p) => p.title === 'Upstream rate-limited')!;
+    const shown = await waitFor('the rate-limited panel to show the 429s', async () => {
+      const found = (await prometheus.query(grafanaQuery(panel.targets[0].expr).replace(/\[1m\]/g, '[5m]'))).find(
+        (s) => s.metric.mirror === LIMITED && Number(s.value[1]) > 0,
+      );
+      return found;
+    });
+    expect(Number(shown.value[1])).toBeGreaterThan(0);
+  });
+
+  it("the streaming fill's metrics count the cold pull's misses, the stored image's hits and the bytes sent", async () => {
+    const fill = `job="${FILL_JOB}",mirror="${LIMITED}"`;
+    const value = async (q: string): Promise<number> => Number((await prometheus.query(q))[0]?.value[1] ?? 0);
+    // the cold pull fetched both layers through Distribution (the upstream): misses; the
+    // warm pulls were the front's own (nginx) and reached no fill
+    const layerBytes = LIMITED_LAYERS.reduce((a, b) => a + b, 0);
+    await waitFor('the fill counters of both pulls in a scrape', async () =>
+      (await value(`sum(registry_mirror_fill_sent_bytes_total{${fill}})`)) >= layerBytes &&
+      (await value(`sum(registry_mirror_fill_requests_total{${fill},result="hit"})`)) >= 1
+        ? true
+        : undefined,
+    );
+    // (the image's config blob is a miss too)
+    expect(await value(`sum(registry_mirror_fill_requests_total{${fill},result="miss"})`)).toBeGreaterThanOrEqual(
+      LIMITED_LAYERS.length,
+    );
+    expect(
+      await value(`sum(registry_mirror_fill_fetched_bytes_total{${fill},source="distribution"})`),
+    ).toBeGreaterThanOrEqual(layerBytes);
+    // the stored image's blobs came from Distribution's storage (its answer has Cache-Control)
+    expect(await value(`sum(registry_mirror_fill_requests_total{${fill},result="hit"})`)).toBeGreaterThanOrEqual(1);
+    expect(await value(`sum(registry_mirror_fill_verification_failures_total{${fill}})`)).toBe(0);
+    expect(await value(`sum(registry_mirror_fill_transfers_in_flight{${fill}})`)).toBe(0);
+    // and the bytes-saved panel reads the streaming mirror too: sent to nodes (3 pulls) less fetched (1)
+    const panel = DASHBOARD_PANELS.find((p) => p.title === 'Bytes saved')!;
+    const saved = await prometheus.query(grafanaQuery(panel.targets[0].expr).replace(/\[1m\]/g, '[10m]'));
+    expect(saved.map((s) => s.metric.mirror)).toContain(LIMITED);
   });
 
   it('"volume nearly full" reads the real node_exporter run as the container, and fires past 90%', async () => {

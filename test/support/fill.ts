@@ -3,6 +3,7 @@
 // the mirror-synth image's entrypoint runs), as the pod's user, with only these changed:
 //   --listen 127.0.0.1:5003          -> a free port (the front's `server 127.0.0.1:5003` follows)
 //   --distribution http://...:5002   -> Distribution's test port
+//   --metrics-listen :9101           -> a free port on loopback (metricsUrl)
 //   --spool /var/lib/registry/fill   -> the same dir on the test's cache volume
 //   --peers-srv <the headless Service's SRV name> -> --peers with the test's replicas: pod names
 //     registry-mirror-<name>-<i> at their fronts' loopback ports (there is no cluster DNS here);
@@ -77,6 +78,8 @@ export class FillProcess {
     private readonly args: string[],
     private readonly user: { uid: number; gid: number },
     readonly port: number,
+    /** Its /metrics (--metrics-listen). */
+    readonly metricsPort: number,
     /** POD_NAME. */
     readonly podName: string,
     /** The container's env vars with a value (NODE_OPTIONS). */
@@ -101,6 +104,8 @@ export class FillProcess {
     if (!args) throw new Error(`StatefulSet/registry-mirror-${opts.name} runs no fill container`);
     const port = await reservePort();
     args = replaceArg(args, '--listen', () => `127.0.0.1:${port}`);
+    const metricsPort = await reservePort();
+    args = replaceArg(args, '--metrics-listen', () => `127.0.0.1:${metricsPort}`);
     args = replaceArg(args, '--distribution', () => `http://127.0.0.1:${opts.distributionPort}`);
     args = replaceArg(args, '--spool', (old) => {
       if (!old.startsWith(`${VOLUME}/`)) throw new Error(`the fill spools outside the cache volume: ${old}`);
@@ -119,9 +124,14 @@ export class FillProcess {
         e.value !== undefined ? [[e.name, e.value]] : [],
       ),
     );
-    const fill = new FillProcess(args, cachePodUser(opts.objects, opts.name), port, pod(replica), env);
+    const fill = new FillProcess(args, cachePodUser(opts.objects, opts.name), port, metricsPort, pod(replica), env);
     await fill.spawn();
     return fill;
+  }
+
+  /** Its Prometheus endpoint. */
+  get metricsUrl(): string {
+    return `http://127.0.0.1:${this.metricsPort}/metrics`;
   }
 
   get running(): boolean {
