@@ -14,7 +14,7 @@ import { CoreV1Api, type KubeConfig, type KubernetesObject } from '@kubernetes/c
 import { type DestinationStream, type Logger, pino } from 'pino';
 
 import { describeError, errorStatus } from '../api/kube-errors.js';
-import { CONTROLLER_NAME, LEASE_NAME, type NodeRuntime, PLURAL } from '../api/names.js';
+import { CONTROLLER_NAME, defaultNodeAgentNamespace, LEASE_NAME, type NodeRuntime, PLURAL } from '../api/names.js';
 import type { MirrorPolicy } from '../api/policy.js';
 import { referencedSecrets } from './credentials.js';
 import { DEFAULT_REQUEST_TIMEOUT_SECONDS, RequestFence, withDeadlines } from './deadline.js';
@@ -35,6 +35,8 @@ export interface StartControllerOptions {
   readonly kubeConfig: KubeConfig;
   /** Output namespace of every mirror's children. */
   readonly namespace: string;
+  /** Namespace of the node agents' DaemonSets and ConfigMaps. @default `<namespace>-node` */
+  readonly nodeAgentNamespace?: string;
   readonly clusterDomain?: string;
   /** The cluster's node container runtime, for the node agents. @default 'containerd' */
   readonly nodeRuntime?: NodeRuntime;
@@ -203,7 +205,8 @@ class Controller {
     };
     const restartDelayMs = (err: unknown, failures: number) =>
       informerRestartDelayMs(err, failures, opts.secondsBetweenStreams);
-    this.informers = controllerWatches(kc, opts.namespace, ctx).map(
+    const nodeAgentNamespace = opts.nodeAgentNamespace ?? defaultNodeAgentNamespace(opts.namespace);
+    this.informers = controllerWatches(kc, opts.namespace, ctx, nodeAgentNamespace).map(
       (w) =>
         new SupervisedInformer<KubernetesObject>({
           ...w,
@@ -230,6 +233,7 @@ class Controller {
     this.reconciler = new Reconciler({
       client,
       namespace: opts.namespace,
+      nodeAgentNamespace,
       ...(opts.clusterDomain ? { clusterDomain: opts.clusterDomain } : {}),
       ...(opts.nodeRuntime ? { nodeRuntime: opts.nodeRuntime } : {}),
       ...(opts.nodeAgentImage ? { nodeAgentImage: opts.nodeAgentImage } : {}),
@@ -484,6 +488,7 @@ export async function startController(opts: StartControllerOptions): Promise<Run
   logger.info(
     {
       namespace: opts.namespace,
+      nodeAgentNamespace: opts.nodeAgentNamespace ?? defaultNodeAgentNamespace(opts.namespace),
       server: opts.kubeConfig.getCurrentCluster()?.server,
       leaderElection: opts.leaderElection,
       secondsBetweenStreams: opts.secondsBetweenStreams,

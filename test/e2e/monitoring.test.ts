@@ -35,7 +35,7 @@ import {
 } from '../../src/construct/monitoring-rules.js';
 import { type RunningController, startController } from '../../src/controller/controller.js';
 import { synthesizeMirror } from '../../src/index.js';
-import { clients, createMirror, getMirror, installCrd, waitUntil } from '../support/cluster.js';
+import { clients, createMirror, createMirrorNamespaces, getMirror, installCrd, waitUntil } from '../support/cluster.js';
 import { type ControlPlane, startControlPlane } from '../support/control-plane.js';
 import { buildImage, RegistryClient } from '../support/images.js';
 import { type KubeStateMetrics, startKubeStateMetrics } from '../support/kube-state-metrics.js';
@@ -113,7 +113,7 @@ describe('monitoring: rules and dashboard against a real Prometheus', () => {
     controlPlane = await startControlPlane({ controllerManager: false });
     const c = clients(controlPlane.kubeconfigPath);
     await installCrd(c);
-    await c.core.createNamespace({ body: { metadata: { name: NAMESPACE } } });
+    await createMirrorNamespaces(c, NAMESPACE);
     // the mirror's synthesized objects, as GitOps would apply them, reported ready (no kubelet
     // runs); kube-state-metrics turns their status into the series the node-agent alert reads
     for (const o of objects) {

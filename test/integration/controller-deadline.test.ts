@@ -22,6 +22,7 @@ import { bin } from '../support/cli.js';
 import {
   clients,
   createMirror,
+  createMirrorNamespaces,
   deleteMirror,
   installCrd,
   LogCapture,
@@ -90,7 +91,7 @@ class ProcessLog {
 
 beforeAll(async () => {
   await installCrd(c);
-  await c.core.createNamespace({ body: { metadata: { name: namespace } } });
+  await createMirrorNamespaces(c, namespace);
   stopSimulating = simulateReadyWorkloads(c.kc, namespace);
   const server = new URL(c.kc.getCurrentCluster()!.server);
   proxy = await BlackholeProxy.start({ target: { host: server.hostname, port: Number(server.port) } });

@@ -18,6 +18,7 @@ import {
   clients,
   condition,
   createMirror,
+  createMirrorNamespaces,
   deleteMirror,
   getMirror,
   installCrd,
@@ -74,7 +75,7 @@ async function expectReconciles(mirror: string, n: number): Promise<void> {
 
 beforeAll(async () => {
   await installCrd(c);
-  await c.core.createNamespace({ body: { metadata: { name: namespace } } });
+  await createMirrorNamespaces(c, namespace);
   ctl = await startController({
     kubeConfig: c.kc,
     namespace,

@@ -9,6 +9,7 @@ import {
   children,
   clients,
   createMirror,
+  createMirrorNamespaces,
   deleteMirror,
   installCrd,
   LogCapture,
@@ -23,7 +24,7 @@ let ctl: RunningController;
 
 beforeAll(async () => {
   await installCrd(c);
-  await c.core.createNamespace({ body: { metadata: { name: namespace } } });
+  await createMirrorNamespaces(c, namespace);
   ctl = await startController({
     kubeConfig: c.kc,
     namespace,

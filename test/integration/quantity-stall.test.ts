@@ -14,6 +14,7 @@ import {
   clients,
   condition,
   createMirror,
+  createMirrorNamespaces,
   deleteMirror,
   getMirror,
   installCrd,
@@ -48,7 +49,7 @@ async function installCrdWithoutSizeRule(): Promise<void> {
 
 beforeAll(async () => {
   await installCrd(c);
-  await c.core.createNamespace({ body: { metadata: { name: namespace } } });
+  await createMirrorNamespaces(c, namespace);
   const spec = {
     upstreamUrl: 'milli.example.com',
     volumeClaimTemplate: { spec: { resources: { requests: { storage: '500m' } } } },

@@ -23,6 +23,7 @@ import {
   clients,
   condition,
   createMirror,
+  createMirrorNamespaces,
   deleteMirror,
   getMirror,
   installCrd,
@@ -97,7 +98,7 @@ describe.runIf(own)('takeover from mirror-operator', () => {
     });
     c = clients(cp.kubeconfigPath);
     await installCrd(c);
-    await c.core.createNamespace({ body: { metadata: { name: namespace } } });
+    await createMirrorNamespaces(c, namespace);
     await c.core.createNode({ body: { metadata: { name: 'node-a', labels: { 'kubernetes.io/hostname': 'node-a' } } } });
     // A Ready node, as its kubelet and the node lifecycle controller would leave it: without the
     // not-ready taint the API server puts on a new node, so both DaemonSets run a pod on it.
