@@ -211,11 +211,13 @@ describe('the controller on a black-holed connection', () => {
     // lists the agent's pods to say why. That list is the request that hangs below; every
     // other read of a reconcile comes from the informer caches.
     const agent = `registry-mirror-${n}`;
-    const generation = (await c.apps.readNamespacedDaemonSet({ name: agent, namespace })).metadata?.generation ?? 1;
+    const agentNamespace = `${namespace}-node`;
+    const generation =
+      (await c.apps.readNamespacedDaemonSet({ name: agent, namespace: agentNamespace })).metadata?.generation ?? 1;
     await c.apps.patchNamespacedDaemonSetStatus(
       {
         name: agent,
-        namespace,
+        namespace: agentNamespace,
         body: { status: { ...readyDaemonSetStatus(generation, 2), numberReady: 1, numberAvailable: 1 } },
       },
       setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
@@ -246,7 +248,7 @@ describe('the controller on a black-holed connection', () => {
       () => Promise.resolve(lines().find((l) => l.msg === 'could not list pods' && l.mirror === n)),
       'the list of pods to fail on the request deadline',
     );
-    expect(failed.err).toBe(`RequestTimeoutError: GET /api/v1/namespaces/${namespace}/pods: no answer within 6s`);
+    expect(failed.err).toBe(`RequestTimeoutError: GET /api/v1/namespaces/${namespace}-node/pods: no answer within 6s`);
     await waitUntil(() => Promise.resolve(ctl.idle()), 'the reconcile to end');
     expect(await healthz(ctl)).toEqual({ status: 200, body: 'ok\n' });
 

@@ -117,7 +117,7 @@ describe('status', () => {
     await idle();
     expect(reconciles(n)).toBe(afterCreate + 1);
 
-    await markDaemonSetReady(c.apps, namespace, `registry-mirror-${n}`);
+    await markDaemonSetReady(c.apps, `${namespace}-node`, `registry-mirror-${n}`);
     await waitForReady(c, n);
     await expectReconciles(n, afterCreate + 2);
 
@@ -125,7 +125,7 @@ describe('status', () => {
     await setSpec(c, n, { upstreamUrl: 'count2.example.com' });
     await expectReconciles(n, afterCreate + 3);
     await markStatefulSetReady(c.apps, namespace, `registry-mirror-${n}`);
-    await markDaemonSetReady(c.apps, namespace, `registry-mirror-${n}`);
+    await markDaemonSetReady(c.apps, `${namespace}-node`, `registry-mirror-${n}`);
     await waitForReady(c, n);
     await expectReconciles(n, afterCreate + 5);
     console.log(`reconciles of ${n}: create ${afterCreate}, total ${reconciles(n)}`);
