@@ -144,7 +144,8 @@ describe.skipIf(unavailable !== undefined)(
           })
           .then(
             () => 'admitted',
-            (e: unknown) => String((e as { body?: unknown }).body ?? e),
+            // the API server's Status message, as kubectl prints it
+            (e: unknown) => (JSON.parse(String((e as { body?: unknown }).body)) as { message: string }).message,
           );
       // The node agent's own pod (root, a hostPath onto the node), and a plainly privileged one.
       const ds = await k.apps.readNamespacedDaemonSet({ name: `registry-mirror-${NAME}`, namespace: AGENT_NAMESPACE });
