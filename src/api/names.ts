@@ -82,7 +82,7 @@ export function mirrorChildNames(mirror: string) {
   } as const;
 }
 
-/** One object a mirror may create in the output namespace. */
+/** One object a mirror may create in the output namespace (or, for the node agent's, in the node agent namespace). */
 export interface ChildRef {
   readonly kind: string;
   readonly name: string;
@@ -91,8 +91,9 @@ export interface ChildRef {
 }
 
 /**
- * Every object a mirror may create in the output namespace (the namespace is one for every
- * mirror of a set, so kind and name identify each). A unit test holds the constructs to it.
+ * Every object a mirror may create (each kind and name lives in one namespace, the output
+ * namespace or the node agent namespace, the same for every mirror of a set, so kind and name
+ * identify each). A unit test holds the constructs to it.
  */
 export function mirrorChildren(mirror: string): readonly ChildRef[] {
   const n = mirrorChildNames(mirror);
@@ -110,6 +111,15 @@ export function mirrorChildren(mirror: string): readonly ChildRef[] {
 
 /** Defaults. */
 export const DEFAULT_NAMESPACE = 'kube-extra';
+/**
+ * The node agent namespace is the output namespace and this suffix (`kube-extra-node`) unless the
+ * platform names another (`--node-agent-namespace`, NODE_AGENT_NAMESPACE). The node agent alone needs
+ * Pod Security `privileged` (a hostPath); the cache and the controller stay in a `restricted` one.
+ */
+export const NODE_AGENT_NAMESPACE_SUFFIX = '-node';
+export function defaultNodeAgentNamespace(namespace: string): string {
+  return `${namespace}${NODE_AGENT_NAMESPACE_SUFFIX}`;
+}
 export const DEFAULT_CLUSTER_DOMAIN = 'cluster.local';
 export const DEFAULT_STORAGE = '20Gi';
 export const DEFAULT_MIRRORS_DIR = 'mirrors';

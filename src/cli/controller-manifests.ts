@@ -11,11 +11,14 @@ import {
   resolveFormat,
   resolveNamespace,
   resolveNodeAgentImage,
+  resolveNodeAgentNamespace,
   resolvePolicy,
 } from './options.js';
 
 export interface ControllerManifestsCommandOptions extends PolicyFlags {
   readonly namespace?: string;
+  /** The node agents' namespace. @default NODE_AGENT_NAMESPACE, else `<namespace>-node` */
+  readonly nodeAgentNamespace?: string;
   /** The controller image. */
   readonly image: string;
   /** The node agent's image the controller deploys (env NODE_AGENT_IMAGE of its Deployment). @default - busybox, pinned */
@@ -53,6 +56,7 @@ export function controllerManifests(opts: ControllerManifestsCommandOptions): st
     [
       ...controllerObjects({
         namespace,
+        nodeAgentNamespace: resolveNodeAgentNamespace(namespace, opts.nodeAgentNamespace),
         image: opts.image,
         policy: resolvePolicy(opts),
         ...(opts.nodeAgentImage !== undefined ? { nodeAgentImage: resolveNodeAgentImage(opts.nodeAgentImage) } : {}),

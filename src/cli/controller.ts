@@ -15,6 +15,7 @@ import {
   resolveMetricsBind,
   resolveNamespace,
   resolveNodeAgentImage,
+  resolveNodeAgentNamespace,
   resolveNodeRuntime,
   resolvePolicy,
   resolveProbeBind,
@@ -27,6 +28,8 @@ export interface ControllerCommandOptions extends PolicyFlags, LeaderTimingFlags
   readonly kubeconfig?: string;
   /** Output namespace of the mirrors' children. @default NAMESPACE, else 'kube-extra' */
   readonly namespace?: string;
+  /** Namespace of the node agents. @default NODE_AGENT_NAMESPACE, else `<namespace>-node` */
+  readonly nodeAgentNamespace?: string;
   /** Wait before reconnecting after the API server fails or while the CRD is missing. @default SECONDS_BETWEEN_STREAMS, else 30 */
   readonly secondsBetweenStreams?: number;
   /** Address of /metrics (and of /healthz and /readyz unless set apart), as controller-runtime spells it. @default ':8080' */
@@ -88,6 +91,7 @@ async function listening<T>(
 
 export async function controller(opts: ControllerCommandOptions): Promise<void> {
   const namespace = resolveNamespace(opts.namespace);
+  const nodeAgentNamespace = resolveNodeAgentNamespace(namespace, opts.nodeAgentNamespace);
   const nodeRuntime = resolveNodeRuntime(opts.nodeRuntime);
   const nodeAgentImage = resolveNodeAgentImage(opts.nodeAgentImage);
   const fillImage = resolveFillImage(opts.fillImage);
@@ -100,6 +104,7 @@ export async function controller(opts: ControllerCommandOptions): Promise<void> 
     startController({
       kubeConfig,
       namespace,
+      nodeAgentNamespace,
       secondsBetweenStreams: resolveSecondsBetweenStreams(opts.secondsBetweenStreams),
       ...(metrics ? { metricsPort: metrics.port, ...(metrics.host ? { metricsHost: metrics.host } : {}) } : {}),
       ...(probes ? { probePort: probes.port, ...(probes.host ? { probeHost: probes.host } : {}) } : {}),

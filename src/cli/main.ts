@@ -45,6 +45,11 @@ function seconds(value: string): number {
 
 const namespaceOption = () =>
   new Option('-n, --namespace <ns>', "namespace of the mirrors' objects (env NAMESPACE; default kube-extra)");
+const nodeAgentNamespaceOption = () =>
+  new Option(
+    '--node-agent-namespace <ns>',
+    "namespace of the node agents, Pod Security privileged (env NODE_AGENT_NAMESPACE; default the namespace with '-node', kube-extra-node)",
+  );
 const mirrorsOption = () =>
   new Option('-m, --mirrors <dir>', 'directory of RegistryMirror YAML files (env MIRRORS_DIR; default mirrors)');
 const outOption = () =>
@@ -107,6 +112,7 @@ export function buildCli(): Command {
     .addOption(mirrorsOption())
     .addOption(outOption())
     .addOption(namespaceOption())
+    .addOption(nodeAgentNamespaceOption())
     .option(
       '--cluster-domain <domain>',
       'cluster DNS domain the node agent resolves the mirror in (env CLUSTER_DOMAIN; default cluster.local)',
@@ -151,6 +157,7 @@ export function buildCli(): Command {
     .addOption(mirrorsOption())
     .addOption(outOption())
     .addOption(namespaceOption())
+    .addOption(nodeAgentNamespaceOption())
     .option('--cluster-domain <domain>', 'as for synth')
     .option('--node-runtime <runtime>', 'as for synth')
     .addOption(nodeAgentImageOption())
@@ -174,6 +181,7 @@ export function buildCli(): Command {
     .command('controller')
     .description('run in the cluster: watch RegistryMirrors and apply their synthesized objects on every change')
     .addOption(namespaceOption())
+    .addOption(nodeAgentNamespaceOption())
     .option('--kubeconfig <file>', 'kubeconfig (default: KUBECONFIG, ~/.kube/config, or in-cluster)')
     .option(
       '--seconds-between-streams <n>',
@@ -297,6 +305,7 @@ export function buildCli(): Command {
     .command('controller-manifests')
     .description("print the controller's own manifests (Namespace, ServiceAccount, RBAC, Deployment)")
     .addOption(namespaceOption())
+    .addOption(nodeAgentNamespaceOption())
     .requiredOption('--image <image>', "controller image, built from this repository's Dockerfile")
     .addOption(nodeAgentImageOption('the image the controller gives every node agent (its NODE_AGENT_IMAGE)'))
     .option('--monitoring', "add the controller's PodMonitor and PrometheusRule (needs the Prometheus Operator)")

@@ -20,6 +20,7 @@ import {
   DEFAULT_NODE_RUNTIME,
   DEFAULT_OUT_DIR,
   DEFAULT_SECONDS_BETWEEN_STREAMS,
+  defaultNodeAgentNamespace,
   FILL_IMAGE_CONFIG_KEY,
   FILL_IMAGE_ENV,
   IMAGE_REFERENCE_PATTERN,
@@ -73,6 +74,20 @@ export function resolveNamespace(flag?: string): string {
   const ns = pick(flag, process.env.NAMESPACE, undefined, DEFAULT_NAMESPACE);
   if (!DNS_LABEL.test(ns))
     throw new UsageError(`namespace must be a DNS label, got '${ns}' (--namespace or NAMESPACE)`);
+  return ns;
+}
+
+/**
+ * The node agents' namespace, the one that admits Pod Security `privileged`: --node-agent-namespace,
+ * NODE_AGENT_NAMESPACE, else the output namespace with `-node` (`kube-extra-node`). The output
+ * namespace itself puts everything in one `privileged` namespace.
+ */
+export function resolveNodeAgentNamespace(namespace: string, flag?: string): string {
+  const ns = pick(flag, process.env.NODE_AGENT_NAMESPACE, undefined, defaultNodeAgentNamespace(namespace));
+  if (!DNS_LABEL.test(ns))
+    throw new UsageError(
+      `node agent namespace must be a DNS label of at most 63 characters, got '${ns}' (--node-agent-namespace or NODE_AGENT_NAMESPACE; its default is the namespace with '-node')`,
+    );
   return ns;
 }
 

@@ -20,6 +20,7 @@ import {
   resolveMirrorsDir,
   resolveNamespace,
   resolveNodeAgentImage,
+  resolveNodeAgentNamespace,
   resolveNodeRuntime,
   resolveOutDir,
   resolvePolicy,
@@ -30,6 +31,8 @@ export interface SynthCommandOptions extends PolicyFlags {
   readonly mirrors?: string;
   readonly out?: string;
   readonly namespace?: string;
+  /** @default NODE_AGENT_NAMESPACE, else `<namespace>-node` */
+  readonly nodeAgentNamespace?: string;
   readonly clusterDomain?: string;
   /** containerd, k3s, rke2 or cri-o. @default NODE_RUNTIME, then cdk8s.yaml `nodeRuntime`, else 'containerd' */
   readonly nodeRuntime?: string;
@@ -62,6 +65,7 @@ export function warnAbout(mirrors: readonly MirrorInput[], warn?: (line: string)
 export interface SynthSummary {
   readonly out: string;
   readonly namespace: string;
+  readonly nodeAgentNamespace: string;
   readonly mirrors: string[];
   readonly files: string[];
   readonly changed: string[];
@@ -73,14 +77,17 @@ export interface SynthSummary {
 /** The synthesis options shared by synth and check. */
 export function synthOptions(opts: {
   namespace?: string;
+  nodeAgentNamespace?: string;
   clusterDomain?: string;
   nodeRuntime?: string;
   nodeAgentImage?: string;
   fillImage?: string;
 }): Required<Omit<SynthOptions, 'fillImage'>> & Pick<SynthOptions, 'fillImage'> {
   const fillImage = resolveFillImage(opts.fillImage);
+  const namespace = resolveNamespace(opts.namespace);
   return {
-    namespace: resolveNamespace(opts.namespace),
+    namespace,
+    nodeAgentNamespace: resolveNodeAgentNamespace(namespace, opts.nodeAgentNamespace),
     clusterDomain: resolveClusterDomain(opts.clusterDomain),
     nodeRuntime: resolveNodeRuntime(opts.nodeRuntime),
     nodeAgentImage: resolveNodeAgentImage(opts.nodeAgentImage),
@@ -128,6 +135,7 @@ export async function synth(opts: SynthCommandOptions = {}): Promise<SynthSummar
   const summary: SynthSummary = {
     out,
     namespace: options.namespace,
+    nodeAgentNamespace: options.nodeAgentNamespace,
     mirrors: mirrors.map((m) => m.name),
     files: result.written,
     changed: result.changed,
@@ -138,7 +146,7 @@ export async function synth(opts: SynthCommandOptions = {}): Promise<SynthSummar
   else if (!opts.quiet) {
     const changes = summary.changed.length + summary.removed.length;
     log(
-      `Synthesized ${mirrors.length} mirror${mirrors.length === 1 ? '' : 's'} (${summary.mirrors.join(', ') || 'none'}) into ${out}/ for namespace ${options.namespace}: ` +
+      `Synthesized ${mirrors.length} mirror${mirrors.length === 1 ? '' : 's'} (${summary.mirrors.join(', ') || 'none'}) into ${out}/ for namespace ${options.namespace}${options.nodeAgentNamespace === options.namespace ? '' : ` (node agents in ${options.nodeAgentNamespace})`}: ` +
         (changes === 0
           ? 'no changes.'
           : `${summary.changed.length} file(s) written, ${summary.removed.length} removed.`),

@@ -10,6 +10,8 @@
  *   used only when the Secret opts in to the mirror (controller/credentials.ts), a rule RBAC
  *   cannot express (it knows no annotations or labels, and list gives every Secret's data), so the
  *   controller enforces it and the Role grants only the verbs the controller uses.
+ * - Role in the node agent namespace: manage the node agents' ConfigMaps and DaemonSets (and list
+ *   their pods); nothing else of the controller's lives there.
  * - The allowlist: a ConfigMap, and a ValidatingAdmissionPolicy with its binding that refuses a
  *   RegistryMirror naming what the ConfigMap does not allow (api/policy.ts); the controller watches
  *   the same ConfigMap (get, list and watch of it: the Role's configmaps rule, which its children
@@ -29,6 +31,7 @@ import {
   CONTROLLER_METRICS_PORT,
   CONTROLLER_NAME,
   DEFAULT_SECONDS_BETWEEN_STREAMS,
+  defaultNodeAgentNamespace,
   FILL_IMAGE_ENV,
   LEASE_NAME,
   MANAGED_BY,
@@ -39,13 +42,18 @@ import {
 } from '../api/names.js';
 import { ALLOWLISTS, allowlistValidations, type MirrorPolicy } from '../api/policy.js';
 import { k8s } from './k8s.js';
-import { MirrorNamespace } from './namespace.js';
+import { addMirrorNamespaces } from './namespace.js';
 /** V8 heap settings of the controller container (measured by bench/controller.ts). */
 export const NODE_OPTIONS = '--max-old-space-size=160 --max-semi-space-size=2';
 
 export interface ControllerManifestsProps {
   /** Output namespace of the mirrors; the controller runs there too. */
   readonly namespace: string;
+  /**
+   * Namespace of the node agents (Pod Security `privileged`); the output namespace is `restricted`.
+   * @default `<namespace>-node`
+   */
+  readonly nodeAgentNamespace?: string;
   /**
    * The controller's image, built with `npm run build:image` and pushed where the cluster pulls
    * from (mirror-synth publishes none), e.g. `registry.example.com/mirror-synth:0.1.0`. Mirrors with
@@ -62,8 +70,9 @@ export interface ControllerManifestsProps {
   /**
    * Take mirrors over from the original mirror-operator: the Deployment runs `controller
    * --takeover`, and the Role adds `delete` on pods and `list`, `delete` on
-   * persistentvolumeclaims (its orphaned pods and its claims). Remove it once every mirror has
-   * moved. @default false - pods `list` only, no claims
+   * persistentvolumeclaims (its orphaned pods and its claims), and the output namespace enforces Pod
+   * Security `privileged` (the original's pods, its surge replica among them, do not meet
+   * `restricted`). Remove it once every mirror has moved. @default false - pods `list` only, no claims
    */
   readonly takeover?: boolean;
 }
@@ -91,7 +100,9 @@ export class ControllerManifests extends Construct {
 
 function addControllerObjects(chart: Construct, props: ControllerManifestsProps): void {
   const { namespace, image, policy = {}, takeover = false, nodeAgentImage } = props;
-  new MirrorNamespace(chart, 'Namespace', { name: namespace });
+  const agentNamespace = props.nodeAgentNamespace ?? defaultNodeAgentNamespace(namespace);
+  // Taking over: mirror-operator's pods run in the output namespace and do not meet "restricted".
+  addMirrorNamespaces(chart, namespace, agentNamespace, takeover);
   const meta = (name: string, ns?: string) => ({ name, ...(ns ? { namespace: ns } : {}), labels });
 
   new k8s.KubeServiceAccount(chart, 'ServiceAccount', { metadata: meta(CONTROLLER_NAME, namespace) });
@@ -103,7 +114,12 @@ function addControllerObjects(chart: Construct, props: ControllerManifestsProps)
       // patch: the controller sets mirror=<name> on each RegistryMirror (its own field manager, that label only).
       { apiGroups: [API_GROUP], resources: [PLURAL], verbs: ['get', 'list', 'watch', 'patch'] },
       // The output namespace must exist before anything else; the controller says so when it does not.
-      { apiGroups: [''], resources: ['namespaces'], resourceNames: [namespace], verbs: ['get'] },
+      {
+        apiGroups: [''],
+        resources: ['namespaces'],
+        resourceNames: [...new Set([namespace, agentNamespace])],
+        verbs: ['get'],
+      },
       { apiGroups: [API_GROUP], resources: [`${PLURAL}/status`], verbs: ['get', 'patch', 'update'] },
     ],
   });
@@ -140,6 +156,23 @@ function addControllerObjects(chart: Construct, props: ControllerManifestsProps)
     roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: CONTROLLER_NAME },
     subjects,
   });
+
+  if (agentNamespace !== namespace) {
+    new k8s.KubeRole(chart, 'NodeAgentRole', {
+      metadata: meta(CONTROLLER_NAME, agentNamespace),
+      rules: [
+        { apiGroups: [''], resources: ['configmaps'], verbs: CHILD_VERBS },
+        { apiGroups: ['apps'], resources: ['daemonsets'], verbs: CHILD_VERBS },
+        // list: why a node agent pod does not start.
+        { apiGroups: [''], resources: ['pods'], verbs: ['list'] },
+      ],
+    });
+    new k8s.KubeRoleBinding(chart, 'NodeAgentRoleBinding', {
+      metadata: meta(CONTROLLER_NAME, agentNamespace),
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: CONTROLLER_NAME },
+      subjects,
+    });
+  }
 
   const eventsRole = `${CONTROLLER_NAME}-events`;
   new k8s.KubeRole(chart, 'EventsRole', {
@@ -189,6 +222,7 @@ function addControllerObjects(chart: Construct, props: ControllerManifestsProps)
               args: takeover ? ['controller', '--takeover'] : ['controller'],
               env: [
                 { name: 'NAMESPACE', value: namespace },
+                { name: 'NODE_AGENT_NAMESPACE', value: agentNamespace },
                 ...(nodeAgentImage ? [{ name: 'NODE_AGENT_IMAGE', value: nodeAgentImage }] : []),
                 // The streaming fill runs from the controller's own image: the one image the platform chose.
                 { name: FILL_IMAGE_ENV, value: image },

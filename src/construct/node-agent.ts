@@ -69,7 +69,9 @@ export class NodeAgent {
   public readonly daemonSet: k8s.KubeDaemonSet;
 
   constructor(parts: MirrorParts, props: NodeAgentProps = {}) {
-    const { scope, spec, namespace } = parts;
+    const { scope, spec } = parts;
+    // The agent in its own namespace; the Service it points nodes at is in the output namespace.
+    const namespace = parts.nodeAgentNamespace;
     const names = mirrorChildNames(parts.mirrorName);
     this.hosts = mirrorHosts(spec);
     this.clusterDomain = props.clusterDomain ?? DEFAULT_CLUSTER_DOMAIN;
@@ -87,7 +89,9 @@ export class NodeAgent {
       data: { 'node-agent.sh': script },
     });
     // What Kubernetes names the Service's ClusterIP env var: the agent's fallback when DNS fails.
-    const serviceHostVar = `${names.service.toUpperCase().replace(/-/g, '_')}_SERVICE_HOST`;
+    // Kubernetes sets it only for Services of the pod's own namespace.
+    const serviceHostVar =
+      namespace === parts.namespace ? `${names.service.toUpperCase().replace(/-/g, '_')}_SERVICE_HOST` : '';
     this.daemonSet = new k8s.KubeDaemonSet(scope, 'NodeAgent', {
       metadata: { name: names.daemonSet, namespace, labels },
       spec: {
@@ -113,8 +117,8 @@ export class NodeAgent {
                   { name: 'MIRROR_NAME', value: parts.mirrorName },
                   { name: 'HOSTS', value: this.hosts.join(' ') },
                   { name: 'SERVER_URL', value: upstreamServerUrl(spec.upstreamUrl) },
-                  { name: 'SERVICE_NAME', value: `${names.service}.${namespace}.svc.${this.clusterDomain}` },
-                  { name: 'SERVICE_HOST_VAR', value: serviceHostVar },
+                  { name: 'SERVICE_NAME', value: `${names.service}.${parts.namespace}.svc.${this.clusterDomain}` },
+                  ...(serviceHostVar ? [{ name: 'SERVICE_HOST_VAR', value: serviceHostVar }] : []),
                   { name: 'SERVICE_PORT', value: String(REGISTRY_PORT) },
                   { name: 'CONFIG_DIR', value: mountPath },
                   { name: 'RESOLVE_INTERVAL', value: String(RESOLVE_INTERVAL) },

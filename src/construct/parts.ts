@@ -15,7 +15,10 @@ export interface MirrorParts {
   readonly mirrorName: string;
   /** `registry-mirror-<name>`. */
   readonly resourceName: string;
+  /** The output namespace: the cache's. */
   readonly namespace: string;
+  /** The node agent's namespace (Pod Security `privileged`). */
+  readonly nodeAgentNamespace: string;
   readonly spec: Readonly<MirrorSpec>;
   /** Labels of a child of this component (`cache`, `node-agent`). */
   labelsFor(component: string): Record<string, string>;

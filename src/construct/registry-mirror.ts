@@ -10,6 +10,7 @@ import {
   childName,
   COMPONENT_LABEL,
   DEFAULT_NAMESPACE,
+  defaultNodeAgentNamespace,
   INSTANCE_LABEL,
   MANAGED_BY,
   MANAGED_BY_LABEL,
@@ -33,6 +34,13 @@ export interface RegistryMirrorProps extends Readonly<MirrorSpec> {
    * @default 'kube-extra'
    */
   readonly namespace?: string;
+  /**
+   * Namespace of the node agent's DaemonSet and ConfigMap: the one namespace that must admit Pod
+   * Security `privileged` (the agent mounts a node directory). The same as `namespace` puts
+   * everything in one namespace.
+   * @default `<namespace>-node`
+   */
+  readonly nodeAgentNamespace?: string;
   /**
    * Hash of the content of the Secrets the registry reads (upstream credentials, bucket key).
    * Set by the controller, which reads them, so a change of either rolls the registry pods.
@@ -68,6 +76,7 @@ export class RegistryMirror extends Construct {
   /** Resolved settings. */
   public readonly mirrorName: string;
   public readonly namespace: string;
+  public readonly nodeAgentNamespace: string;
   public readonly resourceName: string;
   public readonly upstreamUrl: string;
   public readonly replicas: number;
@@ -93,9 +102,20 @@ export class RegistryMirror extends Construct {
 
   constructor(scope: Construct, id: string, props: RegistryMirrorProps) {
     super(scope, id);
-    const { name, namespace, credentialsHash, clusterDomain, nodeRuntime, nodeAgentImage, fillImage, ...spec } = props;
+    const {
+      name,
+      namespace,
+      nodeAgentNamespace,
+      credentialsHash,
+      clusterDomain,
+      nodeRuntime,
+      nodeAgentImage,
+      fillImage,
+      ...spec
+    } = props;
     this.mirrorName = name;
     this.namespace = namespace ?? DEFAULT_NAMESPACE;
+    this.nodeAgentNamespace = nodeAgentNamespace ?? defaultNodeAgentNamespace(this.namespace);
     this.resourceName = childName(name);
     this.upstreamUrl = spec.upstreamUrl;
     this.labels = {
@@ -110,6 +130,7 @@ export class RegistryMirror extends Construct {
       mirrorName: name,
       resourceName: this.resourceName,
       namespace: this.namespace,
+      nodeAgentNamespace: this.nodeAgentNamespace,
       spec,
       labelsFor: (component) => ({ ...this.labels, [COMPONENT_LABEL]: component }),
       selectorFor: (component) => ({ [MIRROR_LABEL]: name, [COMPONENT_LABEL]: component }),

@@ -14,7 +14,15 @@ import { CoreV1Api, type KubeConfig, type KubernetesObject } from '@kubernetes/c
 import { type DestinationStream, type Logger, pino } from 'pino';
 
 import { describeError, errorStatus } from '../api/kube-errors.js';
-import { ALLOWLIST_KEYS, ALLOWLIST_NAME, CONTROLLER_NAME, LEASE_NAME, type NodeRuntime, PLURAL } from '../api/names.js';
+import {
+  ALLOWLIST_KEYS,
+  ALLOWLIST_NAME,
+  CONTROLLER_NAME,
+  defaultNodeAgentNamespace,
+  LEASE_NAME,
+  type NodeRuntime,
+  PLURAL,
+} from '../api/names.js';
 import { ALLOWLISTS, type LivePolicy, type MirrorPolicy, readAllowlistData } from '../api/policy.js';
 import { referencedSecrets } from './credentials.js';
 import { DEFAULT_REQUEST_TIMEOUT_SECONDS, RequestFence, withDeadlines } from './deadline.js';
@@ -35,6 +43,8 @@ export interface StartControllerOptions {
   readonly kubeConfig: KubeConfig;
   /** Output namespace of every mirror's children. */
   readonly namespace: string;
+  /** Namespace of the node agents' DaemonSets and ConfigMaps. @default `<namespace>-node` */
+  readonly nodeAgentNamespace?: string;
   readonly clusterDomain?: string;
   /** The cluster's node container runtime, for the node agents. @default 'containerd' */
   readonly nodeRuntime?: NodeRuntime;
@@ -213,7 +223,8 @@ class Controller {
     };
     const restartDelayMs = (err: unknown, failures: number) =>
       informerRestartDelayMs(err, failures, opts.secondsBetweenStreams);
-    const watches = controllerWatches(kc, opts.namespace, ctx);
+    const nodeAgentNamespace = opts.nodeAgentNamespace ?? defaultNodeAgentNamespace(opts.namespace);
+    const watches = controllerWatches(kc, opts.namespace, ctx, nodeAgentNamespace);
     this.informers = watches.map(
       (w) =>
         new SupervisedInformer<KubernetesObject>({
@@ -243,6 +254,7 @@ class Controller {
     this.reconciler = new Reconciler({
       client,
       namespace: opts.namespace,
+      nodeAgentNamespace,
       ...(opts.clusterDomain ? { clusterDomain: opts.clusterDomain } : {}),
       ...(opts.nodeRuntime ? { nodeRuntime: opts.nodeRuntime } : {}),
       ...(opts.nodeAgentImage ? { nodeAgentImage: opts.nodeAgentImage } : {}),
@@ -533,6 +545,7 @@ export async function startController(opts: StartControllerOptions): Promise<Run
   logger.info(
     {
       namespace: opts.namespace,
+      nodeAgentNamespace: opts.nodeAgentNamespace ?? defaultNodeAgentNamespace(opts.namespace),
       server: opts.kubeConfig.getCurrentCluster()?.server,
       leaderElection: opts.leaderElection,
       secondsBetweenStreams: opts.secondsBetweenStreams,

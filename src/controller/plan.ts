@@ -41,11 +41,18 @@ export interface AppliedRecord {
   readonly generation?: number;
 }
 
-export function childKey(o: { kind?: string; metadata: { name?: string } }): string {
-  return `${o.kind ?? ''}/${o.metadata.name ?? ''}`;
+/**
+ * A child's identity: `Kind/namespace/name`. With the namespace: a mirror's children live in two
+ * namespaces, and a node agent an earlier version left in the output namespace is not the one in
+ * the node agent namespace (the prune removes it).
+ */
+export function childKey(o: { kind?: string; metadata: { name?: string; namespace?: string } }): string {
+  return `${o.kind ?? ''}/${o.metadata.namespace ?? ''}/${o.metadata.name ?? ''}`;
 }
 
-export function sortForApply<T extends { kind?: string; metadata: { name?: string } }>(objs: readonly T[]): T[] {
+export function sortForApply<T extends { kind?: string; metadata: { name?: string; namespace?: string } }>(
+  objs: readonly T[],
+): T[] {
   return [...objs].sort(compareForApply);
 }
 

@@ -120,6 +120,8 @@ export const WAITING_RECHECK_MS = 30_000;
 export interface ReconcilerOptions {
   readonly client: KubeClient;
   readonly namespace: string;
+  /** Namespace of the node agents. @default `<namespace>-node` */
+  readonly nodeAgentNamespace?: string;
   readonly clusterDomain?: string;
   readonly nodeRuntime?: NodeRuntime;
   readonly nodeAgentImage?: string;
@@ -368,6 +370,7 @@ export class Reconciler {
     try {
       objects = synthesizeMirror(effective, {
         namespace,
+        ...(this.opts.nodeAgentNamespace ? { nodeAgentNamespace: this.opts.nodeAgentNamespace } : {}),
         ...(this.opts.clusterDomain ? { clusterDomain: this.opts.clusterDomain } : {}),
         ...(this.opts.nodeRuntime ? { nodeRuntime: this.opts.nodeRuntime } : {}),
         ...(this.opts.nodeAgentImage ? { nodeAgentImage: this.opts.nodeAgentImage } : {}),
@@ -390,7 +393,10 @@ export class Reconciler {
       },
     ];
     return objects.map((o) =>
-      withContentHash({ ...o, metadata: { ...o.metadata, namespace, ownerReferences } }, creds?.hmacKey),
+      withContentHash(
+        { ...o, metadata: { ...o.metadata, namespace: o.metadata.namespace ?? namespace, ownerReferences } },
+        creds?.hmacKey,
+      ),
     );
   }
 
@@ -528,7 +534,7 @@ export class Reconciler {
       const existing = liveByKey.get(key) ?? this.opts.children.get(key);
       const owner = existing && controllingMirror(existing);
       if (owner === undefined || owner === name) continue;
-      const what = `${child.kind} ${this.opts.namespace}/${child.metadata.name}`;
+      const what = `${child.kind} ${child.metadata.namespace ?? this.opts.namespace}/${child.metadata.name}`;
       if (this.opts.mirrors.get(owner)) {
         return {
           type: 'Stalled',
@@ -553,7 +559,8 @@ export class Reconciler {
     log: Logger,
   ): Promise<ReconcileOutcome | undefined> {
     const name = mirror.metadata?.name ?? '';
-    const { client, namespace, metrics } = this.opts;
+    const { client, metrics } = this.opts;
+    const namespace = child.metadata.namespace ?? this.opts.namespace;
     const where = { kind: child.kind, name: child.metadata.name, namespace };
     const key = `${name}|${childKey(child)}`;
     const hash = child.metadata.annotations?.[CONTENT_HASH_ANNOTATION] ?? '';
@@ -640,7 +647,7 @@ export class Reconciler {
     if (!labels) return waiting;
     try {
       const pods = await this.opts.client.listPods(
-        this.opts.namespace,
+        (waiting.reason === 'CacheNotReady' ? sts : ds)?.metadata.namespace ?? this.opts.namespace,
         Object.entries(labels)
           .map(([k, v]) => `${k}=${v}`)
           .join(','),

@@ -97,8 +97,20 @@ const WORKLOAD_KINDS: ReadonlySet<string> = new Set(['StatefulSet', 'DaemonSet']
 /** Kinds the controller has a cache of (a child of any other kind is read before it is applied). */
 export const WATCHED_KINDS: ReadonlySet<string> = new Set(['Secret', ...CHILDREN.map((c) => c.kind)]);
 
-/** Every watch of a controller whose children live in `namespace`. */
-export function controllerWatches(kc: KubeConfig, namespace: string, ctx: WatchContext): WatchSpec[] {
+/** Child kinds that live in the node agent namespace (the node agent's ConfigMap and DaemonSet). */
+const NODE_AGENT_KINDS: ReadonlySet<string> = new Set(['ConfigMap', 'DaemonSet']);
+
+/**
+ * Every watch of a controller whose children live in `namespace` and, the node agents', in
+ * `nodeAgentNamespace`. Children are watched in the output namespace whatever their kind, so a
+ * node agent left there by an earlier version is seen and pruned.
+ */
+export function controllerWatches(
+  kc: KubeConfig,
+  namespace: string,
+  ctx: WatchContext,
+  nodeAgentNamespace: string = namespace,
+): WatchSpec[] {
   const core = kc.makeApiClient(CoreV1Api);
   const apps = kc.makeApiClient(AppsV1Api);
   const networking = kc.makeApiClient(NetworkingV1Api);
@@ -153,18 +165,29 @@ export function controllerWatches(kc: KubeConfig, namespace: string, ctx: WatchC
   // Children: only what planning and readiness read (metadata; a workload's status). Kinds
   // without a status go metadata-only: the API server then sends no ConfigMap data or Service
   // spec for every echo of an apply, and the controller parses none.
-  const children = CHILDREN.map(({ name, apiVersion, kind, group }): WatchSpec => ({
-    name,
-    path: `${group}/namespaces/${namespace}/${name}`,
+  const childWatch = (
+    { name, apiVersion, kind, group }: (typeof CHILDREN)[number],
+    ns: string,
+    watchName: string,
+  ): WatchSpec => ({
+    name: watchName,
+    path: `${group}/namespaces/${ns}/${name}`,
     labelSelector,
     metadataOnly: !WORKLOAD_KINDS.has(kind),
-    list: () => listChildren(kind, { core, apps, networking }, namespace, labelSelector),
+    list: () => listChildren(kind, { core, apps, networking }, ns, labelSelector),
     transform: (o) => {
       const workload = workloadStatus({ ...o, kind });
       return { ...metadataOnly(o), apiVersion, kind, ...(workload ? { workload } : {}) };
     },
     enqueue: (obj, verb, previous) => onChild(obj as LiveMeta, verb, previous as LiveMeta | undefined),
-  }));
+  });
+  const children = CHILDREN.map((c) => childWatch(c, namespace, c.name));
+  const agentChildren =
+    nodeAgentNamespace === namespace
+      ? []
+      : CHILDREN.filter((c) => NODE_AGENT_KINDS.has(c.kind)).map((c) =>
+          childWatch(c, nodeAgentNamespace, `node-agent-${c.name}`),
+        );
 
   // The allowlist ConfigMap, whole (its data is the lists): any change re-checks every mirror, so a
   // list edited while the controller runs takes effect without a restart.
@@ -182,7 +205,7 @@ export function controllerWatches(kc: KubeConfig, namespace: string, ctx: WatchC
     },
   };
 
-  return [mirrors, secrets, ...children, allowlist];
+  return [mirrors, secrets, ...children, ...agentChildren, allowlist];
 }
 
 /** The informer of the allowlist ConfigMap. */

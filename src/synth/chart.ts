@@ -7,12 +7,12 @@ import { App, Chart } from 'cdk8s';
 
 import { SpecError } from '../api/errors.js';
 import { compareForApply, type KubeObject, sortKeys } from '../api/kube-object.js';
-import { DEFAULT_NAMESPACE, type NodeRuntime } from '../api/names.js';
+import { DEFAULT_NAMESPACE, defaultNodeAgentNamespace, type NodeRuntime } from '../api/names.js';
 import type { MirrorInput } from '../api/validate.js';
 import { ControllerManifests, type ControllerManifestsProps } from '../construct/controller-manifests.js';
 import { fillImageProblem } from '../construct/images.js';
 import { ControllerMonitoring, MirrorAlerts, MirrorDashboard, MirrorPodMonitor } from '../construct/monitoring.js';
-import { MirrorNamespace } from '../construct/namespace.js';
+import { addMirrorNamespaces } from '../construct/namespace.js';
 import { RegistryMirror } from '../construct/registry-mirror.js';
 
 export interface SynthOptions {
@@ -21,6 +21,11 @@ export interface SynthOptions {
    * @default 'kube-extra'
    */
   readonly namespace?: string;
+  /**
+   * Namespace of the node agents (the one that must admit Pod Security `privileged`).
+   * @default `<namespace>-node`
+   */
+  readonly nodeAgentNamespace?: string;
   /**
    * The cluster's DNS domain.
    * @default 'cluster.local'
@@ -57,6 +62,7 @@ export class MirrorChart extends Chart {
       ...input.spec,
       name: input.name,
       namespace: opts.namespace ?? DEFAULT_NAMESPACE,
+      nodeAgentNamespace: opts.nodeAgentNamespace,
       credentialsHash: opts.credentialsHash,
       clusterDomain: opts.clusterDomain,
       nodeRuntime: opts.nodeRuntime,
@@ -79,11 +85,12 @@ export function synthesizeMirror(
   return chartObjects(new MirrorChart(new App(), input, opts));
 }
 
-/** The output namespace object. */
-export function namespaceObject(namespace: string): KubeObject {
+/** The Namespace objects: the output namespace (`restricted`) and the node agent namespace (`privileged`). */
+export function namespaceObjects(opts: Pick<SynthOptions, 'namespace' | 'nodeAgentNamespace'> = {}): KubeObject[] {
+  const namespace = opts.namespace ?? DEFAULT_NAMESPACE;
   const chart = new Chart(new App(), 'namespace');
-  new MirrorNamespace(chart, 'Namespace', { name: namespace });
-  return chartObjects(chart)[0];
+  addMirrorNamespaces(chart, namespace, opts.nodeAgentNamespace ?? defaultNodeAgentNamespace(namespace));
+  return chartObjects(chart);
 }
 
 /** The controller's own manifests as plain JSON, in apply order. */

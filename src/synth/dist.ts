@@ -1,5 +1,5 @@
 /**
- * The files of dist/: the CRD, the namespace, one file per mirror and a kustomization.yaml
+ * The files of dist/: the CRD, the namespaces (output and node agent), one file per mirror and a kustomization.yaml
  * listing them, so Argo CD and Flux can point at the directory. dist/monitoring/ holds the
  * PodMonitors, alerts and dashboard with a kustomization of its own: it needs the Prometheus
  * Operator's CRDs, so dist/'s kustomization leaves it out and `kubectl apply -k dist/` works
@@ -9,9 +9,8 @@ import { basename } from 'node:path';
 
 import { registryMirrorCrd } from '../api/crd.js';
 import { compareStrings } from '../api/kube-object.js';
-import { DEFAULT_NAMESPACE } from '../api/names.js';
 import type { MirrorInput } from '../api/validate.js';
-import { monitoringObjects, namespaceObject, synthesizeMirror, type SynthOptions } from './chart.js';
+import { monitoringObjects, namespaceObjects, synthesizeMirror, type SynthOptions } from './chart.js';
 import { GENERATED_HEADER, toYaml, valueToYaml } from './yaml.js';
 
 /** One mirror's file in dist/: its path and its YAML. */
@@ -32,7 +31,7 @@ export function renderMirrorFile(mirror: MirrorInput, opts: SynthOptions = {}): 
 export function assembleDist(mirrorFiles: Iterable<[string, string]>, opts: SynthOptions = {}): Map<string, string> {
   const files = new Map<string, string>();
   files.set('crd.yaml', toYaml([registryMirrorCrd()]));
-  files.set('namespace.yaml', toYaml([namespaceObject(opts.namespace ?? DEFAULT_NAMESPACE)]));
+  files.set('namespace.yaml', toYaml(namespaceObjects(opts)));
   for (const [path, text] of mirrorFiles) files.set(path, text);
   const resources = [...files.keys()].sort(
     (a, b) => (a.startsWith('mirrors/') ? 1 : 0) - (b.startsWith('mirrors/') ? 1 : 0) || compareStrings(a, b),

@@ -29,6 +29,7 @@ beforeEach(async () => {
 });
 afterEach(async () => {
   delete process.env.NAMESPACE;
+  delete process.env.NODE_AGENT_NAMESPACE;
   await rm(dir, { recursive: true, force: true });
 });
 
@@ -66,6 +67,48 @@ describe('synth', () => {
       'PodMonitor/kube-extra/registry-mirror-internal',
       'PodMonitor/kube-extra/registry-mirror-quay',
     ]);
+  });
+
+  it("writes the namespaces before the mirrors: the output one restricted, the node agents' privileged", async () => {
+    await synth({ mirrors, out, ...quiet });
+    const files = await readTree(out);
+    const namespaces = parseAllDocuments(files.get('namespace.yaml')!).map((d) => d.toJS());
+    const enforce = (n: { metadata: { labels: Record<string, string> } }) =>
+      n.metadata.labels['pod-security.kubernetes.io/enforce'];
+    expect(namespaces.map((n) => [n.metadata.name, enforce(n)])).toEqual([
+      ['kube-extra', 'restricted'],
+      ['kube-extra-node', 'privileged'],
+    ]);
+    expect(namespaces[0].metadata.labels).toMatchObject({
+      'pod-security.kubernetes.io/warn': 'restricted',
+      'pod-security.kubernetes.io/audit': 'restricted',
+    });
+    // The annotation says why the node agent namespace is privileged.
+    expect(namespaces[1].metadata.annotations['mirror-synth.k8s.osp.tech/pod-security']).toMatch(/hostPath/);
+    const quay = parseAllDocuments(files.get('mirrors/quay.yaml')!).map((d) => d.toJS());
+    expect(quay.map((o) => `${o.kind}/${o.metadata.namespace}/${o.metadata.name}`)).toEqual([
+      'ConfigMap/kube-extra-node/registry-mirror-quay-agent',
+      'ConfigMap/kube-extra/registry-mirror-quay-config',
+      'Service/kube-extra/registry-mirror-quay',
+      'Service/kube-extra/registry-mirror-quay-headless',
+      'NetworkPolicy/kube-extra/registry-mirror-quay',
+      'StatefulSet/kube-extra/registry-mirror-quay',
+      'DaemonSet/kube-extra-node/registry-mirror-quay',
+    ]);
+  });
+
+  it('takes the node agent namespace from --node-agent-namespace, then NODE_AGENT_NAMESPACE', async () => {
+    process.env.NODE_AGENT_NAMESPACE = 'from-env';
+    const fromEnv = await synth({ mirrors, out, ...quiet });
+    expect(fromEnv.nodeAgentNamespace).toBe('from-env');
+    delete process.env.NODE_AGENT_NAMESPACE;
+    const one = await synth({ mirrors, out, nodeAgentNamespace: 'kube-extra', ...quiet });
+    expect(one.nodeAgentNamespace).toBe('kube-extra');
+    const namespaces = parseAllDocuments((await readTree(out)).get('namespace.yaml')!).map((d) => d.toJS());
+    expect(namespaces.map((n) => n.metadata.labels['pod-security.kubernetes.io/enforce'])).toEqual(['privileged']);
+    await expect(synth({ mirrors, out, namespace: 'a'.repeat(60), ...quiet })).rejects.toThrow(
+      /node agent namespace must be a DNS label of at most 63 characters, got 'a{60}-node'/,
+    );
   });
 
   it('gives the same bytes for the same input', async () => {
@@ -145,7 +188,7 @@ describe('synth', () => {
     await synth({ mirrors, out, log: (l) => lines.push(l) });
     expect(lines).toHaveLength(1);
     expect(lines[0]).toMatch(
-      /^Synthesized 3 mirrors \(dockerhub, internal, quay\) into .*dist\/ for namespace kube-extra: 10 file\(s\) written, 0 removed\.$/,
+      /^Synthesized 3 mirrors \(dockerhub, internal, quay\) into .*dist\/ for namespace kube-extra \(node agents in kube-extra-node\): 10 file\(s\) written, 0 removed\.$/,
     );
     lines.length = 0;
     await synth({ mirrors, out, json: true, log: (l) => lines.push(l) });

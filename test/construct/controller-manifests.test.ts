@@ -27,11 +27,14 @@ describe('controllerManifests', () => {
     ).toBe(JSON.stringify(objects));
     expect(objects.map((o) => o.kind)).toEqual([
       'Namespace',
+      'Namespace',
       'ServiceAccount',
       'ClusterRole',
       'ClusterRoleBinding',
       'Role',
       'Role',
+      'Role',
+      'RoleBinding',
       'RoleBinding',
       'RoleBinding',
       'ConfigMap',
@@ -54,12 +57,67 @@ describe('controllerManifests', () => {
       'watch',
       'patch',
     ]);
-    // The output namespace only, read only.
+    // The output and node agent namespaces only, read only.
     expect(rules.find((r) => r.resources.includes('namespaces'))).toMatchObject({
-      resourceNames: ['kube-extra'],
+      resourceNames: ['kube-extra', 'kube-extra-node'],
       verbs: ['get'],
     });
     expect(rules.some((r) => r.verbs.includes('*') || r.resources.includes('*'))).toBe(false);
+  });
+
+  it('puts the node agents in a privileged namespace of their own and the controller in a restricted one', () => {
+    const podSecurity = (ns: string) =>
+      Object.fromEntries(
+        Object.entries(find('Namespace', ns).metadata.labels ?? {}).filter(([k]) => k.startsWith('pod-security.')),
+      );
+    expect(podSecurity('kube-extra')).toEqual({
+      'pod-security.kubernetes.io/enforce': 'restricted',
+      'pod-security.kubernetes.io/warn': 'restricted',
+      'pod-security.kubernetes.io/audit': 'restricted',
+    });
+    expect(podSecurity('kube-extra-node')).toEqual({ 'pod-security.kubernetes.io/enforce': 'privileged' });
+    expect(find('Deployment', 'mirror-synth-controller', 'kube-extra').metadata.namespace).toBe('kube-extra');
+    const env = (
+      find('Deployment', 'mirror-synth-controller').spec as {
+        template: { spec: { containers: { env: { name: string; value?: string }[] }[] } };
+      }
+    ).template.spec.containers[0].env;
+    expect(env).toContainEqual({ name: 'NODE_AGENT_NAMESPACE', value: 'kube-extra-node' });
+    // In the node agent namespace: the node agents' kinds, nothing else (no Secrets, no Lease).
+    const rules = find('Role', 'mirror-synth-controller', 'kube-extra-node').rules as Rule[];
+    expect(rules.map((r) => [r.resources, r.verbs.includes('delete')])).toEqual([
+      [['configmaps'], true],
+      [['daemonsets'], true],
+      [['pods'], false],
+    ]);
+    expect(find('RoleBinding', 'mirror-synth-controller', 'kube-extra-node').subjects).toEqual([
+      { kind: 'ServiceAccount', name: 'mirror-synth-controller', namespace: 'kube-extra' },
+    ]);
+  });
+
+  it('enforces only "privileged" in the output namespace while taking over from mirror-operator (its pods do not meet "restricted")', () => {
+    const taking = controllerObjects({
+      namespace: 'kube-extra',
+      image: 'example.com/mirror-synth:1.2.3',
+      takeover: true,
+    });
+    expect(taking.find((o) => o.kind === 'Namespace' && o.metadata.name === 'kube-extra')!.metadata.labels).toEqual({
+      'app.kubernetes.io/managed-by': 'mirror-synth',
+      'pod-security.kubernetes.io/enforce': 'privileged',
+      'pod-security.kubernetes.io/warn': 'restricted',
+      'pod-security.kubernetes.io/audit': 'restricted',
+    });
+  });
+
+  it('keeps one privileged namespace when the node agent namespace is the output namespace', () => {
+    const one = controllerObjects({
+      namespace: 'kube-extra',
+      nodeAgentNamespace: 'kube-extra',
+      image: 'example.com/mirror-synth:1.2.3',
+    });
+    const namespaces = one.filter((o) => o.kind === 'Namespace');
+    expect(namespaces.map((n) => n.metadata.labels?.['pod-security.kubernetes.io/enforce'])).toEqual(['privileged']);
+    expect(one.filter((o) => o.kind === 'Role' && o.metadata.namespace === 'kube-extra')).toHaveLength(1);
   });
 
   it('scopes child, Secret and Lease access to the output namespace', () => {

@@ -21,7 +21,7 @@ type Obj = KubeObject & { spec?: any; data?: Record<string, string> };
 
 function synth(
   spec: MirrorSpec,
-  opts: { namespace?: string; credentialsHash?: string; fillImage?: string } = {},
+  opts: { namespace?: string; nodeAgentNamespace?: string; credentialsHash?: string; fillImage?: string } = {},
   name = 'quay',
 ): Obj[] {
   return synthesizeMirror({ name, spec, source: 'test' }, opts);
@@ -55,7 +55,9 @@ describe('RegistryMirror construct', () => {
     ]);
     for (const o of objs) {
       expect(o.metadata.labels?.mirror).toBe('quay');
-      expect(o.metadata.namespace).toBe('kube-extra');
+      // The node agent (root, a hostPath) in a namespace of its own; the rest in the output namespace.
+      const agent = o.metadata.name === 'registry-mirror-quay-agent' || o.kind === 'DaemonSet';
+      expect(o.metadata.namespace, `${o.kind}/${o.metadata.name}`).toBe(agent ? 'kube-extra-node' : 'kube-extra');
     }
   });
 
@@ -72,9 +74,28 @@ describe('RegistryMirror construct', () => {
     }
   });
 
-  it('honours the namespace', () => {
-    for (const o of synth({ upstreamUrl: 'quay.io' }, { namespace: 'mirrors' }))
-      expect(o.metadata.namespace).toBe('mirrors');
+  it('honours the namespace and the node agent namespace', () => {
+    const inNs = (opts: { namespace: string; nodeAgentNamespace?: string }) =>
+      Object.fromEntries(synth({ upstreamUrl: 'quay.io' }, opts).map((o) => [`${o.kind}/${o.metadata.name}`, o]));
+    const split = inNs({ namespace: 'mirrors' });
+    expect(split['StatefulSet/registry-mirror-quay'].metadata.namespace).toBe('mirrors');
+    expect(split['DaemonSet/registry-mirror-quay'].metadata.namespace).toBe('mirrors-node');
+    expect(split['ConfigMap/registry-mirror-quay-agent'].metadata.namespace).toBe('mirrors-node');
+    // The agent finds the Service in the output namespace, by DNS: no service-link fallback across namespaces.
+    const agentEnv = (ds: KubeObject) =>
+      (ds.spec as { template: { spec: { containers: { env: { name: string; value: string }[] }[] } } }).template.spec
+        .containers[0].env;
+    expect(agentEnv(split['DaemonSet/registry-mirror-quay'])).toContainEqual({
+      name: 'SERVICE_NAME',
+      value: 'registry-mirror-quay.mirrors.svc.cluster.local',
+    });
+    expect(agentEnv(split['DaemonSet/registry-mirror-quay']).map((e) => e.name)).not.toContain('SERVICE_HOST_VAR');
+    const one = inNs({ namespace: 'mirrors', nodeAgentNamespace: 'mirrors' });
+    for (const o of Object.values(one)) expect(o.metadata.namespace).toBe('mirrors');
+    expect(agentEnv(one['DaemonSet/registry-mirror-quay'])).toContainEqual({
+      name: 'SERVICE_HOST_VAR',
+      value: 'REGISTRY_MIRROR_QUAY_SERVICE_HOST',
+    });
   });
 
   it('runs Distribution in proxy mode against the upstream with a config holding no secret', () => {

@@ -101,12 +101,12 @@ describe('planChildren', () => {
   it('applies in order ConfigMaps, Services, StatefulSet, DaemonSet', () => {
     const plan = planChildren({ mirror: 'quay', desired, live: [], applied: () => undefined });
     expect(plan.apply.map(childKey)).toEqual([
-      'ConfigMap/registry-mirror-quay-agent',
-      'ConfigMap/registry-mirror-quay-config',
-      'Service/registry-mirror-quay',
-      'Service/registry-mirror-quay-headless',
-      'StatefulSet/registry-mirror-quay',
-      'DaemonSet/registry-mirror-quay',
+      'ConfigMap/kube-extra/registry-mirror-quay-agent',
+      'ConfigMap/kube-extra/registry-mirror-quay-config',
+      'Service/kube-extra/registry-mirror-quay',
+      'Service/kube-extra/registry-mirror-quay-headless',
+      'StatefulSet/kube-extra/registry-mirror-quay',
+      'DaemonSet/kube-extra/registry-mirror-quay',
     ]);
     expect(plan.prune).toEqual([]);
   });
@@ -131,8 +131,30 @@ describe('planChildren', () => {
       applied: () => undefined,
     });
     expect(plan.prune.map(childKey)).toEqual([
-      'StatefulSet/registry-mirror-quay-old',
-      'Secret/registry-mirror-quay-credentials',
+      'StatefulSet/kube-extra/registry-mirror-quay-old',
+      'Secret/kube-extra/registry-mirror-quay-credentials',
+    ]);
+  });
+
+  it('prunes a node agent left in the output namespace when the desired one is in the node agent namespace', () => {
+    const inAgentNs = (o: KubeObject): KubeObject => ({
+      ...o,
+      metadata: { ...o.metadata, namespace: 'kube-extra-node' },
+    });
+    const moved = desired.map((d) => (d.kind === 'DaemonSet' || d.metadata.name.endsWith('-agent') ? inAgentNs(d) : d));
+    const plan = planChildren({
+      mirror: 'quay',
+      desired: moved,
+      live: [
+        ...desired.map((d) => live(d)),
+        ...moved.filter((d) => d.metadata.namespace === 'kube-extra-node').map((d) => live(d)),
+      ],
+      applied: () => undefined,
+    });
+    expect(plan.apply).toEqual([]);
+    expect(plan.prune.map(childKey)).toEqual([
+      'DaemonSet/kube-extra/registry-mirror-quay',
+      'ConfigMap/kube-extra/registry-mirror-quay-agent',
     ]);
   });
 
@@ -150,7 +172,7 @@ describe('ChildIndex', () => {
     const idx = new ChildIndex();
     const cm = live(obj('ConfigMap', 'c'));
     expect(idx.update(cm, 'add')).toBe('quay');
-    expect(idx.of('quay').map(childKey)).toEqual(['ConfigMap/c']);
+    expect(idx.of('quay').map(childKey)).toEqual(['ConfigMap/kube-extra/c']);
     const moved = {
       ...cm,
       metadata: { ...cm.metadata, labels: { mirror: 'ghcr', 'app.kubernetes.io/managed-by': 'mirror-synth' } },

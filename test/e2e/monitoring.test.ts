@@ -39,7 +39,7 @@ import {
 } from '../../src/construct/monitoring-rules.js';
 import { type RunningController, startController } from '../../src/controller/controller.js';
 import { synthesizeMirror } from '../../src/index.js';
-import { clients, createMirror, getMirror, installCrd } from '../support/cluster.js';
+import { clients, createMirror, createMirrorNamespaces, getMirror, installCrd } from '../support/cluster.js';
 import { type ControlPlane, startControlPlane } from '../support/control-plane.js';
 import { TEST_FILL_IMAGE } from '../support/fill.js';
 import { buildImage, RegistryClient } from '../support/images.js';
@@ -150,7 +150,7 @@ describe('monitoring: rules and dashboard against a real Prometheus', () => {
     controlPlane = await startControlPlane({ controllerManager: false });
     const c = clients(controlPlane.kubeconfigPath);
     await installCrd(c);
-    await c.core.createNamespace({ body: { metadata: { name: NAMESPACE } } });
+    await createMirrorNamespaces(c, NAMESPACE);
     // the mirror's synthesized objects, as GitOps would apply them, reported ready (no kubelet
     // runs); kube-state-metrics turns their status into the series the node-agent alert reads
     for (const o of objects) {
@@ -161,7 +161,7 @@ describe('monitoring: rules and dashboard against a real Prometheus', () => {
       dir: join(dir, 'kube-state-metrics'),
       kubeconfigPath: controlPlane.kubeconfigPath,
       resources: ['daemonsets'],
-      namespaces: [NAMESPACE],
+      namespaces: [NAMESPACE, `${NAMESPACE}-node`],
     });
     controller = await startController({
       kubeConfig: c.kc,
@@ -576,7 +576,7 @@ describe('monitoring: rules and dashboard against a real Prometheus', () => {
     const ours = (samples: Sample[]) =>
       samples.find((s) => s.metric.mirror === NAME && s.metric.namespace === NAMESPACE);
     // once the DaemonSet's status says two nodes (an empty status, 0 - 0, would measure 0 too)
-    const desired = `kube_daemonset_status_desired_number_scheduled{namespace="${NAMESPACE}",daemonset="${nodeAgent}"}`;
+    const desired = `kube_daemonset_status_desired_number_scheduled{namespace="${NAMESPACE}-node",daemonset="${nodeAgent}"}`;
     await waitFor(
       `kube-state-metrics to report ${nodeAgent} on two nodes`,
       async () => (await prometheus.query(`${desired} == 2`))[0],
@@ -588,12 +588,12 @@ describe('monitoring: rules and dashboard against a real Prometheus', () => {
     // what the DaemonSet controller reports when one of two nodes has no ready agent pod (the
     // simulator leaves a status for the current generation alone)
     const apps = clients(controlPlane.kubeconfigPath).apps;
-    const ds = await apps.readNamespacedDaemonSet({ name: nodeAgent, namespace: NAMESPACE });
+    const ds = await apps.readNamespacedDaemonSet({ name: nodeAgent, namespace: `${NAMESPACE}-node` });
     expect(ds.status).toMatchObject({ desiredNumberScheduled: 2, numberReady: 2 });
     await apps.patchNamespacedDaemonSetStatus(
       {
         name: nodeAgent,
-        namespace: NAMESPACE,
+        namespace: `${NAMESPACE}-node`,
         body: { status: { numberReady: 1, numberAvailable: 1, numberUnavailable: 1 } },
       },
       setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
@@ -610,7 +610,7 @@ describe('monitoring: rules and dashboard against a real Prometheus', () => {
     );
     expect(asWritten).toMatchObject({
       state: 'pending',
-      labels: { mirror: NAME, namespace: NAMESPACE, daemonset: nodeAgent, severity: 'warning' },
+      labels: { mirror: NAME, namespace: `${NAMESPACE}-node`, daemonset: nodeAgent, severity: 'warning' },
     });
     expect(asWritten.annotations.description).toContain(`1 node(s) have no ready node agent of mirror ${NAME}`);
     // only the mirror that lost a node

@@ -204,7 +204,9 @@ describe.skipIf(unavailable !== undefined)('the controller as a Deployment on a 
     await waitFor(
       "the mirror's DaemonSet to be gone",
       async () =>
-        (await k.apps.listNamespacedDaemonSet({ namespace: NAMESPACE })).items.length === 0 ? true : undefined,
+        (await k.apps.listNamespacedDaemonSet({ namespace: `${NAMESPACE}-node` })).items.length === 0
+          ? true
+          : undefined,
       60_000,
       500,
     );

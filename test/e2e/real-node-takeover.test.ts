@@ -22,6 +22,7 @@ import {
   clients,
   condition,
   createMirror,
+  createMirrorNamespaces,
   deleteMirror,
   installCrd,
   LogCapture,
@@ -103,7 +104,7 @@ describe.skipIf(unavailable !== undefined)('the takeover from mirror-operator on
     c = clients(node.kubeconfigPath);
     upstream = await startNodeUpstream(node, UPSTREAM);
     await installCrd(c);
-    await c.core.createNamespace({ body: { metadata: { name: NAMESPACE } } });
+    await createMirrorNamespaces(c, NAMESPACE);
   });
 
   afterAll(async () => {

@@ -40,6 +40,9 @@ const UPSTREAM = 'upstream.test';
 const NAME = 'e2e';
 const NAMESPACE = 'kube-extra';
 const CACHE = `mirror=${NAME},app.kubernetes.io/component=cache`;
+const AGENT = `mirror=${NAME},app.kubernetes.io/component=node-agent`;
+/** dist/'s node agent namespace: Pod Security privileged; the output namespace is restricted. */
+const AGENT_NAMESPACE = `${NAMESPACE}-node`;
 const unavailable = await nodeClusterUnavailable();
 
 describe.skipIf(unavailable !== undefined)(
@@ -127,6 +130,32 @@ describe.skipIf(unavailable !== undefined)(
       const service = await k.core.readNamespacedService({ name: `registry-mirror-${NAME}`, namespace: NAMESPACE });
       expect(hostsToml).toContain(`${service.spec?.clusterIP}:5000`);
       expect(hostsToml).toContain(`server = "https://${UPSTREAM}"`);
+    });
+
+    it('the node agent runs in its own namespace; the output namespace refuses a privileged Pod', async () => {
+      const agents = await readyPod(k.core, AGENT_NAMESPACE, AGENT, 60_000);
+      expect(agents.metadata?.namespace).toBe(AGENT_NAMESPACE);
+      expect((await k.core.listNamespacedPod({ namespace: NAMESPACE, labelSelector: AGENT })).items).toEqual([]);
+      const refusal = (spec: object) =>
+        k.core
+          .createNamespacedPod({
+            namespace: NAMESPACE,
+            body: { metadata: { name: 'root-on-the-node' }, spec } as never,
+          })
+          .then(
+            () => 'admitted',
+            // the API server's Status message, as kubectl prints it
+            (e: unknown) => (JSON.parse(String((e as { body?: unknown }).body)) as { message: string }).message,
+          );
+      // The node agent's own pod (root, a hostPath onto the node), and a plainly privileged one.
+      const ds = await k.apps.readNamespacedDaemonSet({ name: `registry-mirror-${NAME}`, namespace: AGENT_NAMESPACE });
+      expect(await refusal(ds.spec!.template.spec!)).toMatch(/violates PodSecurity "restricted:latest".*hostPath/s);
+      const image = ds.spec!.template.spec!.containers[0].image;
+      expect(await refusal({ containers: [{ name: 'root', image, securityContext: { privileged: true } }] })).toMatch(
+        /violates PodSecurity "restricted:latest".*privileged/s,
+      );
+      // The cache pod, in that namespace, was admitted and is Ready (the test above).
+      expect((await cachePods()).map((p) => p.status?.phase)).toEqual(['Running']);
     });
 
     it('a Pod whose image exists only upstream starts, pulled through the mirror', async () => {

@@ -19,7 +19,15 @@ import { LEASE_NAME } from '../../src/api/names.js';
 import { type RunningController, startController } from '../../src/controller/controller.js';
 import { BlackholeProxy } from '../support/blackhole-proxy.js';
 import { bin } from '../support/cli.js';
-import { clients, createMirror, deleteMirror, installCrd, LogCapture, waitForReady } from '../support/cluster.js';
+import {
+  clients,
+  createMirror,
+  createMirrorNamespaces,
+  deleteMirror,
+  installCrd,
+  LogCapture,
+  waitForReady,
+} from '../support/cluster.js';
 import { spawnTracked, terminate } from '../support/processes.js';
 import { waitFor } from '../support/wait.js';
 import { readyDaemonSetStatus, simulateReadyWorkloads } from '../support/workload-status.js';
@@ -83,7 +91,7 @@ class ProcessLog {
 
 beforeAll(async () => {
   await installCrd(c);
-  await c.core.createNamespace({ body: { metadata: { name: namespace } } });
+  await createMirrorNamespaces(c, namespace);
   stopSimulating = simulateReadyWorkloads(c.kc, namespace);
   const server = new URL(c.kc.getCurrentCluster()!.server);
   proxy = await BlackholeProxy.start({ target: { host: server.hostname, port: Number(server.port) } });
@@ -203,11 +211,13 @@ describe('the controller on a black-holed connection', () => {
     // lists the agent's pods to say why. That list is the request that hangs below; every
     // other read of a reconcile comes from the informer caches.
     const agent = `registry-mirror-${n}`;
-    const generation = (await c.apps.readNamespacedDaemonSet({ name: agent, namespace })).metadata?.generation ?? 1;
+    const agentNamespace = `${namespace}-node`;
+    const generation =
+      (await c.apps.readNamespacedDaemonSet({ name: agent, namespace: agentNamespace })).metadata?.generation ?? 1;
     await c.apps.patchNamespacedDaemonSetStatus(
       {
         name: agent,
-        namespace,
+        namespace: agentNamespace,
         body: { status: { ...readyDaemonSetStatus(generation, 2), numberReady: 1, numberAvailable: 1 } },
       },
       setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
@@ -237,7 +247,7 @@ describe('the controller on a black-holed connection', () => {
     const failed = await waitFor('the list of pods to fail on the request deadline', () =>
       Promise.resolve(lines().find((l) => l.msg === 'could not list pods' && l.mirror === n)),
     );
-    expect(failed.err).toBe(`RequestTimeoutError: GET /api/v1/namespaces/${namespace}/pods: no answer within 6s`);
+    expect(failed.err).toBe(`RequestTimeoutError: GET /api/v1/namespaces/${namespace}-node/pods: no answer within 6s`);
     await waitFor('the reconcile to end', () => Promise.resolve(ctl.idle()));
     expect(await healthz(ctl)).toEqual({ status: 200, body: 'ok\n' });
 

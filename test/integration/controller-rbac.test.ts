@@ -27,6 +27,7 @@ import type { KubeObject } from '../../src/api/kube-object.js';
 import { CONTROLLER_NAME, SECRET_MIRRORS_ANNOTATION } from '../../src/api/names.js';
 import { controllerManifests } from '../../src/cli/controller-manifests.js';
 import { type RunningController, startController } from '../../src/controller/controller.js';
+import { synthesizeMirror } from '../../src/synth/chart.js';
 import {
   b64,
   type Clients,
@@ -188,6 +189,22 @@ describe("the controller on controller-manifests' RBAC", () => {
         spec: { selector: labels, ports: [{ name: 'https', port: 443, targetPort: 'https' }] },
       },
     });
+    // The output namespace as `controller-manifests --takeover` makes it: Pod Security `privileged`
+    // enforced for the original's pods, which do not meet `restricted` (this one would be refused).
+    const takeoverNamespaces = objectsOf(
+      controllerManifests({
+        image: 'registry.example.com/mirror-synth:0.1.0',
+        namespace,
+        takeover: true,
+        log: () => undefined,
+      }),
+    ).filter((o) => o.kind === 'Namespace' && o.metadata.name === namespace);
+    expect(takeoverNamespaces[0].metadata.labels).toMatchObject({
+      'pod-security.kubernetes.io/enforce': 'privileged',
+      'pod-security.kubernetes.io/warn': 'restricted',
+    });
+    for (const o of takeoverNamespaces)
+      await admin.objects.patch(o, undefined, undefined, 'rbac-test', true, PatchStrategy.ServerSideApply);
     await admin.core.createNamespacedPod({
       namespace,
       body: {
@@ -243,6 +260,61 @@ describe("the controller on controller-manifests' RBAC", () => {
         (await admin.core.listNamespacedPod({ namespace, labelSelector: `mirror=${mirror}` })).items.length === 0 ||
         undefined,
     );
+  });
+
+  it('moves the node agent an earlier version left in the output namespace into the node agent namespace', async () => {
+    const agentNamespace = `${namespace}-node`;
+    const logsBefore = logs.lines.length;
+    await createMirror(admin, 'moved', { upstreamUrl: 'moved.example.com' });
+    await waitFor('mirror moved applied', () => applied('moved'));
+    const uid = (await getMirror(admin, 'moved')).metadata!.uid!;
+    // What an earlier version applied: the node agent's ConfigMap and DaemonSet in the output
+    // namespace, with the managed labels and the mirror as controlling owner.
+    const owner = { apiVersion: 'k8s.osp.tech/v1', kind: 'RegistryMirror', name: 'moved', uid, controller: true };
+    const old = synthesizeMirror(
+      { name: 'moved', source: 'test', spec: { upstreamUrl: 'moved.example.com' } },
+      { namespace, nodeAgentNamespace: namespace },
+    ).filter((o) => o.kind === 'DaemonSet' || o.metadata.name === 'registry-mirror-moved-agent');
+    expect(old.map((o) => `${o.kind}/${o.metadata.namespace}`)).toEqual([
+      `ConfigMap/${namespace}`,
+      `DaemonSet/${namespace}`,
+    ]);
+    for (const o of old) {
+      const body = { ...o, metadata: { ...o.metadata, ownerReferences: [owner] } };
+      await admin.objects.patch(
+        loadYaml<KubernetesObject>(JSON.stringify(body)),
+        undefined,
+        undefined,
+        'mirror-synth',
+        true,
+        PatchStrategy.ServerSideApply,
+      );
+    }
+    const selector = { labelSelector: 'mirror=moved' };
+    const agentsIn = async (ns: string) =>
+      (await admin.apps.listNamespacedDaemonSet({ namespace: ns, ...selector })).items.length +
+      (await admin.core.listNamespacedConfigMap({ namespace: ns, ...selector })).items.filter(
+        (cm) => cm.metadata?.name === 'registry-mirror-moved-agent',
+      ).length;
+    await waitFor('the old node agent pruned from the output namespace', async () => (await agentsIn(namespace)) === 0);
+    expect(await agentsIn(agentNamespace)).toBe(2);
+    expect((await admin.apps.listNamespacedStatefulSet({ namespace, ...selector })).items).toHaveLength(1);
+    expect(logs.lines.slice(logsBefore).join('\n')).not.toMatch(/forbidden/i);
+  });
+
+  it('may manage only the node agents in the node agent namespace', async () => {
+    const review = sa.makeApiClient(AuthorizationV1Api);
+    const can = async (verb: string, resource: string, group = '') =>
+      (
+        await review.createSelfSubjectAccessReview({
+          body: { spec: { resourceAttributes: { verb, group, resource, namespace: `${namespace}-node` } } },
+        })
+      ).status!.allowed;
+    expect(await can('patch', 'daemonsets', 'apps')).toBe(true);
+    expect(await can('delete', 'configmaps')).toBe(true);
+    expect(await can('get', 'secrets')).toBe(false);
+    expect(await can('patch', 'statefulsets', 'apps')).toBe(false);
+    expect(await can('create', 'leases', 'coordination.k8s.io')).toBe(false);
   });
 
   it('may not update Secrets, nor read Secrets outside the output namespace', async () => {

@@ -11,6 +11,7 @@ import {
   type Clients,
   clients,
   createMirror,
+  createMirrorNamespaces,
   installCrd,
   LogCapture,
   setSpec,
@@ -49,7 +50,7 @@ describe.runIf(own)('controller recovery', () => {
   beforeAll(async () => {
     cp = await startControlPlane({ controllerManager: false });
     c = clients(cp.kubeconfigPath);
-    await c.core.createNamespace({ body: { metadata: { name: namespace } } });
+    await createMirrorNamespaces(c, namespace);
     // No kubelet here: the workloads' status is patched to report ready pods (see workload-status.ts).
     stopSimulating = simulateReadyWorkloads(c.kc, namespace);
   });
@@ -78,7 +79,7 @@ describe.runIf(own)('controller recovery', () => {
     const complaints = logs.lines.filter((l) => l.includes('does not exist'));
     expect(complaints).toHaveLength(1);
     expect(logs.text()).not.toContain('could not write the Lease');
-    await c.core.createNamespace({ body: { metadata: { name: ns } } });
+    await createMirrorNamespaces(c, ns);
     await waitFor(
       'readyz to stop complaining about the namespace',
       async () => !(await (await fetch(`http://127.0.0.1:${ctl.metricsPort}/readyz`)).text()).includes('namespace'),

@@ -18,6 +18,7 @@ import {
   clients,
   condition,
   createMirror,
+  createMirrorNamespaces,
   deleteMirror,
   getMirror,
   installCrd,
@@ -74,7 +75,7 @@ async function expectReconciles(mirror: string, n: number): Promise<void> {
 
 beforeAll(async () => {
   await installCrd(c);
-  await c.core.createNamespace({ body: { metadata: { name: namespace } } });
+  await createMirrorNamespaces(c, namespace);
   ctl = await startController({
     kubeConfig: c.kc,
     namespace,
@@ -116,7 +117,7 @@ describe('status', () => {
     await idle();
     expect(reconciles(n)).toBe(afterCreate + 1);
 
-    await markDaemonSetReady(c.apps, namespace, `registry-mirror-${n}`);
+    await markDaemonSetReady(c.apps, `${namespace}-node`, `registry-mirror-${n}`);
     await waitForReady(c, n);
     await expectReconciles(n, afterCreate + 2);
 
@@ -124,7 +125,7 @@ describe('status', () => {
     await setSpec(c, n, { upstreamUrl: 'count2.example.com' });
     await expectReconciles(n, afterCreate + 3);
     await markStatefulSetReady(c.apps, namespace, `registry-mirror-${n}`);
-    await markDaemonSetReady(c.apps, namespace, `registry-mirror-${n}`);
+    await markDaemonSetReady(c.apps, `${namespace}-node`, `registry-mirror-${n}`);
     await waitForReady(c, n);
     await expectReconciles(n, afterCreate + 5);
     console.log(`reconciles of ${n}: create ${afterCreate}, total ${reconciles(n)}`);

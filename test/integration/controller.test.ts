@@ -17,6 +17,7 @@ import {
   clients,
   condition,
   createMirror,
+  createMirrorNamespaces,
   deleteMirror,
   getMirror,
   installCrd,
@@ -82,7 +83,7 @@ let stopSimulating: (() => Promise<void>) | undefined;
 
 beforeAll(async () => {
   await installCrd(c);
-  await c.core.createNamespace({ body: { metadata: { name: namespace } } });
+  await createMirrorNamespaces(c, namespace);
   // No kubelet in the test control plane: the workloads' status is patched to report ready pods.
   stopSimulating = simulateReadyWorkloads(c.kc, namespace);
   ctl = await startController({

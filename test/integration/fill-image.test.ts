@@ -13,6 +13,7 @@ import {
   clients,
   condition,
   createMirror,
+  createMirrorNamespaces,
   deleteMirror,
   getMirror,
   installCrd,
@@ -48,7 +49,7 @@ let ctl: RunningController | undefined;
 
 beforeAll(async () => {
   await installCrd(c);
-  await c.core.createNamespace({ body: { metadata: { name: namespace } } });
+  await createMirrorNamespaces(c, namespace);
 });
 
 afterAll(async () => {

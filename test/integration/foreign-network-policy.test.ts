@@ -14,6 +14,7 @@ import {
   clients,
   condition,
   createMirror,
+  createMirrorNamespaces,
   deleteMirror,
   getMirror,
   installCrd,
@@ -43,7 +44,7 @@ function managers(np: V1NetworkPolicy): string[] {
 
 beforeAll(async () => {
   await installCrd(c);
-  await c.core.createNamespace({ body: { metadata: { name: namespace } } });
+  await createMirrorNamespaces(c, namespace);
   stopSimulating = simulateReadyWorkloads(c.kc, namespace);
   ctl = await startController({
     kubeConfig: c.kc,

@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import {
   ApiException,
   ApiextensionsV1Api,
+  AppsV1Api,
   CoreV1Api,
   CustomObjectsApi,
   KubeConfig,
@@ -20,7 +21,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 
 import type { KubeObject } from '../../src/api/kube-object.js';
 import { loadMirrorDir } from '../../src/sources/files.js';
-import { controllerObjects, synthesizeMirror } from '../../src/synth/chart.js';
+import { controllerObjects, namespaceObjects, synthesizeMirror } from '../../src/synth/chart.js';
 import { installCrd } from '../support/crd.js';
 
 const kc = new KubeConfig();
@@ -32,6 +33,8 @@ const objects = KubernetesObjectApi.makeApiClient(kc);
 const suffix = randomBytes(3).toString('hex');
 const namespace = `manifests-${suffix}`;
 const restricted = `restricted-${suffix}`;
+/** As dist/ makes it: the output namespace and, with `-node`, the node agents'. */
+const output = `out-${suffix}`;
 
 // Through client-node's typed model, as the controller sends it (kube.ts): a plain object would lose
 // the fields whose TypeScript names differ from the wire's (a NetworkPolicy rule's `from`).
@@ -85,7 +88,8 @@ describe('against a real kube-apiserver', () => {
     await ensureDefaultServiceAccount(restricted);
   });
   afterAll(async () => {
-    for (const name of [namespace, restricted]) await core.deleteNamespace({ name }).catch(() => undefined);
+    for (const name of [namespace, restricted, output, `${output}-node`])
+      await core.deleteNamespace({ name }).catch(() => undefined);
     for (const name of [`ok-${suffix}`, `quantity-${suffix}`]) {
       await custom
         .deleteClusterCustomObject({ group: 'k8s.osp.tech', version: 'v1', plural: 'registrymirrors', name })
@@ -156,7 +160,7 @@ describe('against a real kube-apiserver', () => {
           fill: 'streaming',
         },
       },
-      { namespace, fillImage: 'registry.example.com/platform/mirror-synth:0.1.0' },
+      { namespace, nodeAgentNamespace: namespace, fillImage: 'registry.example.com/platform/mirror-synth:0.1.0' },
     );
     for (const child of children) await apply(child);
     const services = await core.listNamespacedService({ namespace, labelSelector: 'mirror=full' });
@@ -246,5 +250,49 @@ describe('against a real kube-apiserver', () => {
       await rejection(core.createNamespacedPod({ namespace: restricted, body: pod(restricted) as never })),
     ).toContain('hostPath');
     await expect(core.createNamespacedPod({ namespace, body: pod(namespace) as never })).resolves.toBeDefined();
+  });
+
+  it("applies dist/'s namespaces, each child into its own, and admits the node agent only in the node agent namespace", async () => {
+    for (const ns of namespaceObjects({ namespace: output })) await apply(ns);
+    await ensureDefaultServiceAccount(output);
+    await ensureDefaultServiceAccount(`${output}-node`);
+    const children = synthesizeMirror(
+      { name: 'split', source: 'test', spec: { upstreamUrl: 'quay.io' } },
+      { namespace: output },
+    );
+    for (const child of children) await apply(child);
+    const ds = await kc
+      .makeApiClient(AppsV1Api)
+      .readNamespacedDaemonSet({ name: 'registry-mirror-split', namespace: `${output}-node` });
+    expect(ds.metadata?.labels?.mirror).toBe('split');
+    const asPod = (name: string, ns: string, spec: object) => ({
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name, namespace: ns },
+      spec: { ...spec, serviceAccountName: 'default' },
+    });
+    const create = (name: string, ns: string, spec: object) =>
+      core.createNamespacedPod({ namespace: ns, body: asPod(name, ns, spec) as never, dryRun: 'All' });
+    const agent = children.find((o) => o.kind === 'DaemonSet') as KubeObject & { spec: { template: { spec: object } } };
+    const sts = children.find((o) => o.kind === 'StatefulSet') as KubeObject & {
+      spec: { template: { spec: { volumes: object[] } } };
+    };
+    const cache = {
+      ...sts.spec.template.spec,
+      volumes: [
+        ...sts.spec.template.spec.volumes,
+        { name: 'cache', persistentVolumeClaim: { claimName: 'cache-x-0' } },
+      ],
+    };
+    const controller = controllerObjects({ namespace: output, image: 'example.com/mirror-synth:0.1.0' }).find(
+      (o) => o.kind === 'Deployment',
+    ) as KubeObject & { spec: { template: { spec: object } } };
+    // The output namespace is restricted: the cache and the controller pass, the node agent (root, hostPath) does not.
+    await expect(create('cache', output, cache)).resolves.toBeDefined();
+    await expect(create('controller', output, controller.spec.template.spec)).resolves.toBeDefined();
+    expect(await rejection(create('agent', output, agent.spec.template.spec))).toMatch(
+      /violates PodSecurity.*hostPath/s,
+    );
+    await expect(create('agent', `${output}-node`, agent.spec.template.spec)).resolves.toBeDefined();
   });
 });

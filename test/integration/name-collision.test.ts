@@ -14,6 +14,7 @@ import {
   clients,
   condition,
   createMirror,
+  createMirrorNamespaces,
   deleteMirror,
   getMirror,
   installCrd,
@@ -47,7 +48,7 @@ async function stalled(name: string, reason: string) {
 
 beforeAll(async () => {
   await installCrd(c);
-  await c.core.createNamespace({ body: { metadata: { name: namespace } } });
+  await createMirrorNamespaces(c, namespace);
   stopSimulating = simulateReadyWorkloads(c.kc, namespace);
   ctl = await startController({
     kubeConfig: c.kc,

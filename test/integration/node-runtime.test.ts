@@ -5,7 +5,15 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 
 import { type RunningController, startController } from '../../src/controller/controller.js';
-import { children, clients, createMirror, deleteMirror, installCrd, LogCapture } from '../support/cluster.js';
+import {
+  children,
+  clients,
+  createMirror,
+  createMirrorNamespaces,
+  deleteMirror,
+  installCrd,
+  LogCapture,
+} from '../support/cluster.js';
 import { waitFor } from '../support/wait.js';
 
 const c = clients(inject('kubeconfig'));
@@ -16,7 +24,7 @@ let ctl: RunningController;
 
 beforeAll(async () => {
   await installCrd(c);
-  await c.core.createNamespace({ body: { metadata: { name: namespace } } });
+  await createMirrorNamespaces(c, namespace);
   ctl = await startController({
     kubeConfig: c.kc,
     namespace,

@@ -10,7 +10,15 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 
 import { registryMirrorCrd } from '../../src/api/crd.js';
 import { type RunningController, startController } from '../../src/controller/controller.js';
-import { clients, condition, createMirror, deleteMirror, getMirror, installCrd } from '../support/cluster.js';
+import {
+  clients,
+  condition,
+  createMirror,
+  createMirrorNamespaces,
+  deleteMirror,
+  getMirror,
+  installCrd,
+} from '../support/cluster.js';
 import { waitFor } from '../support/wait.js';
 
 const c = clients(inject('kubeconfig'));
@@ -41,7 +49,7 @@ async function installCrdWithoutSizeRule(): Promise<void> {
 
 beforeAll(async () => {
   await installCrd(c);
-  await c.core.createNamespace({ body: { metadata: { name: namespace } } });
+  await createMirrorNamespaces(c, namespace);
   const spec = {
     upstreamUrl: 'milli.example.com',
     volumeClaimTemplate: { spec: { resources: { requests: { storage: '500m' } } } },

@@ -23,6 +23,7 @@ import {
   clients,
   condition,
   createMirror,
+  createMirrorNamespaces,
   deleteMirror,
   getMirror,
   installCrd,
@@ -45,13 +46,17 @@ const logs = new LogCapture();
 /** While true, the stand-in kubelet leaves the new node agent's pods not ready. */
 let holdNodeAgents = false;
 
-/** Stand-in for the kubelet: every pod in the namespace is Running and Ready (but see holdNodeAgents). */
+/** Stand-in for the kubelet: every pod in the namespace and the node agent namespace is Running and Ready (but see holdNodeAgents). */
 function fakeKubelet(): { stop: () => Promise<void> } {
   let stopped = false;
   const loop = (async () => {
     while (!stopped) {
       try {
-        for (const p of (await c.core.listNamespacedPod({ namespace })).items) {
+        const pods = [
+          ...(await c.core.listNamespacedPod({ namespace })).items,
+          ...(await c.core.listNamespacedPod({ namespace: `${namespace}-node` })).items,
+        ];
+        for (const p of pods) {
           if (p.metadata?.deletionTimestamp) continue;
           if (holdNodeAgents && p.metadata?.labels?.['app.kubernetes.io/component'] === 'node-agent') continue;
           if ((p.status?.conditions ?? []).some((x) => x.type === 'Ready' && x.status === 'True')) continue;
@@ -60,7 +65,7 @@ function fakeKubelet(): { stop: () => Promise<void> } {
             .patchNamespacedPodStatus(
               {
                 name: p.metadata!.name!,
-                namespace,
+                namespace: p.metadata!.namespace!,
                 body: {
                   status: {
                     phase: 'Running',
@@ -97,7 +102,7 @@ describe.runIf(own)('takeover from mirror-operator', () => {
     });
     c = clients(cp.kubeconfigPath);
     await installCrd(c);
-    await c.core.createNamespace({ body: { metadata: { name: namespace } } });
+    await createMirrorNamespaces(c, namespace);
     await c.core.createNode({ body: { metadata: { name: 'node-a', labels: { 'kubernetes.io/hostname': 'node-a' } } } });
     // A Ready node, as its kubelet and the node lifecycle controller would leave it: without the
     // not-ready taint the API server puts on a new node, so both DaemonSets run a pod on it.

@@ -108,7 +108,10 @@ export async function waitForReady(
   );
 }
 
-/** Every object labelled mirror=<name> in the namespace, as `Kind/name` → object. */
+/**
+ * Every object labelled mirror=<name> in the namespace and the node agent's kinds in the node agent
+ * namespace (`<namespace>-node`), as `Kind/name` → object.
+ */
 export async function children(c: Clients, namespace: string, mirror: string): Promise<Map<string, KubeObject>> {
   const labelSelector = `mirror=${mirror},app.kubernetes.io/managed-by=mirror-synth`;
   const out = new Map<string, KubeObject>();
@@ -120,7 +123,21 @@ export async function children(c: Clients, namespace: string, mirror: string): P
   add('Secret', (await c.core.listNamespacedSecret({ namespace, labelSelector })).items);
   add('StatefulSet', (await c.apps.listNamespacedStatefulSet({ namespace, labelSelector })).items);
   add('DaemonSet', (await c.apps.listNamespacedDaemonSet({ namespace, labelSelector })).items);
+  const agentNamespace = nodeAgentNamespaceOf(namespace);
+  add('ConfigMap', (await c.core.listNamespacedConfigMap({ namespace: agentNamespace, labelSelector })).items);
+  add('DaemonSet', (await c.apps.listNamespacedDaemonSet({ namespace: agentNamespace, labelSelector })).items);
   return out;
+}
+
+/** The node agent namespace of an output namespace (the default, `<namespace>-node`). */
+export function nodeAgentNamespaceOf(namespace: string): string {
+  return `${namespace}-node`;
+}
+
+/** An output namespace and its node agent namespace, as a test's own. */
+export async function createMirrorNamespaces(c: Clients, namespace: string): Promise<void> {
+  await c.core.createNamespace({ body: { metadata: { name: namespace } } });
+  await c.core.createNamespace({ body: { metadata: { name: nodeAgentNamespaceOf(namespace) } } });
 }
 
 /** A pino destination that keeps every line, to check what the controller logged. */

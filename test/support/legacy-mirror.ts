@@ -172,6 +172,10 @@ export function monitorTakeover(c: Clients, namespace: string, mirror: string): 
         const readService = () => c.core.readNamespacedService({ name: `registry-mirror-${mirror}`, namespace });
         const svc = await readService();
         const all = (await c.core.listNamespacedPod({ namespace, labelSelector: `mirror=${mirror}` })).items;
+        // The new node agent's pods run in the node agent namespace.
+        const agents = (
+          await c.core.listNamespacedPod({ namespace: `${namespace}-node`, labelSelector: `mirror=${mirror}` })
+        ).items;
         // The Service and the pods are two reads: a sample taken across a change of the Service
         // is not a moment of the cluster. Take it again.
         if ((await readService()).metadata?.resourceVersion !== svc.metadata?.resourceVersion) continue;
@@ -179,7 +183,7 @@ export function monitorTakeover(c: Clients, namespace: string, mirror: string): 
         const selector = svc.spec?.selector ?? {};
         const selected = pods.filter((p) => Object.entries(selector).every(([k, v]) => p.metadata?.labels?.[k] === v));
         samples++;
-        const nodePods = all.filter(isNodePod);
+        const nodePods = [...all, ...agents].filter(isNodePod);
         if (nodePods.some(isReady)) nodeServed = true;
         else if (nodeServed)
           violations.push(`no ready node pod on the node: ${nodePods.map((p) => p.metadata?.name).join(', ')}`);

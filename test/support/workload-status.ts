@@ -64,7 +64,7 @@ export async function markDaemonSetReady(apps: AppsV1Api, namespace: string, nam
 }
 
 /**
- * Keep every StatefulSet and DaemonSet in `namespace` reporting ready pods (polling every
+ * Keep every StatefulSet and DaemonSet in `namespace` (and the DaemonSets of `<namespace>-node`) reporting ready pods (polling every
  * `intervalMs`) until the returned stop() is called.
  */
 export function simulateReadyWorkloads(kc: KubeConfig, namespace: string, intervalMs = 200): () => Promise<void> {
@@ -80,9 +80,12 @@ export function simulateReadyWorkloads(kc: KubeConfig, namespace: string, interv
             await markStatefulSetReady(apps, namespace, s.metadata!.name!).catch(() => undefined);
           }
         }
-        for (const d of (await apps.listNamespacedDaemonSet({ namespace })).items) {
-          if (d.status?.observedGeneration !== (d.metadata?.generation ?? 1) || !d.status.desiredNumberScheduled) {
-            await markDaemonSetReady(apps, namespace, d.metadata!.name!).catch(() => undefined);
+        // The node agents live in the node agent namespace (`<namespace>-node`).
+        for (const ns of [namespace, `${namespace}-node`]) {
+          for (const d of (await apps.listNamespacedDaemonSet({ namespace: ns })).items) {
+            if (d.status?.observedGeneration !== (d.metadata?.generation ?? 1) || !d.status.desiredNumberScheduled) {
+              await markDaemonSetReady(apps, ns, d.metadata!.name!).catch(() => undefined);
+            }
           }
         }
       } catch {
