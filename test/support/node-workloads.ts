@@ -18,13 +18,13 @@ import {
 import { parseAllDocuments } from 'yaml';
 
 import { RegistryClient } from './images.js';
-import { type NodeCluster, type NodeClusterOptions, startNodeCluster } from './node.js';
+import { type ClusterNode, type NodeCluster, type NodeClusterOptions, startNodeCluster } from './node.js';
 import { importStandInImages, PAUSE_IMAGE } from './stand-in-images.js';
 import { ensureTool } from './tools.js';
 import { waitFor } from './wait.js';
 
 /**
- * A real node (startNodeCluster) whose containerd has every stand-in image (the sandbox, the
+ * A real cluster (startNodeCluster, one node unless `nodes` says more) whose every containerd has every stand-in image (the sandbox, the
  * synthesized Pods' images and the controller's), as the e2e tests run the mission on it.
  */
 export function startStandInNode(opts: Omit<NodeClusterOptions, 'sandboxImage' | 'images'>): Promise<NodeCluster> {
@@ -195,7 +195,7 @@ export async function deletePod(core: CoreV1Api, name: string, namespace = 'defa
  * on each try (a takeover may replace it).
  */
 export async function serviceAnswers(
-  node: NodeCluster,
+  node: Pick<ClusterNode, 'run'>,
   core: CoreV1Api,
   name: string,
   namespace: string,
