@@ -1327,6 +1327,44 @@ async function removeCgroups(dirs: readonly string[]): Promise<void> {
   for (const dir of dirs) await remove(dir);
 }
 
+/** Mount points a node covers, or makes: what a cluster could leave mounted on the host. */
+const nodeMountPoints = [
+  ...shadowedDirs,
+  '/etc/resolv.conf',
+  '/etc/hosts',
+  '/proc/sys/',
+  '/run/netns/ms-node-',
+  '/tmp/ms-node-',
+  '/sys/fs/cgroup/',
+];
+
+/**
+ * What of the host a cluster could leave behind: mounts on the paths a node covers, network
+ * interfaces, iptables rules for its ranges and `ms-node-` namespaces. Only these, so that what
+ * other tests on the machine do meanwhile does not count.
+ */
+export async function hostState(): Promise<{ mounts: string[]; links: string[]; rules: string[]; netns: string[] }> {
+  const mounts = (await readFile('/proc/self/mounts', 'utf8'))
+    .split('\n')
+    .filter((line) => nodeMountPoints.some((m) => line.split(' ')[1]?.startsWith(m)))
+    .sort();
+  const { stdout: links } = await execFileAsync('ip', ['-o', 'link']);
+  const { stdout: rules } = await execFileAsync('iptables-save');
+  return {
+    mounts,
+    links: links
+      .split('\n')
+      .map((l) => l.split(':')[1]?.trim())
+      .filter((l): l is string => !!l && /^(ms|veth|cni)/.test(l))
+      .sort(),
+    rules: rules
+      .split('\n')
+      .filter((l) => l.startsWith('-A') && /KUBE|CNI|10\.21[345]\./.test(l))
+      .sort(),
+    netns: (await readdir('/run/netns').catch(() => [])).filter((n) => n.startsWith('ms-node-')).sort(),
+  };
+}
+
 /** Whether a file exists (for callers that poll the node's directories). */
 export async function pathExists(path: string): Promise<boolean> {
   return access(path).then(
