@@ -56,6 +56,64 @@ describe.skipIf(unavailable !== undefined)(`the mission on a real cluster of ${N
   let upstream: NodeUpstream;
   let before: Awaited<ReturnType<typeof hostState>>;
 
+  /** The mirror from synthesizeMirror, applied as `kubectl apply --server-side`. */
+  async function applyMirror(replicas: number): Promise<void> {
+    const objects = synthesizeMirror(
+      {
+        name: NAME,
+        source: 'test',
+        spec: {
+          upstreamUrl: UPSTREAM,
+          fill: 'streaming',
+          replicas,
+          volumeClaimTemplate: { spec: { resources: { requests: { storage: '1Gi' } } } },
+        },
+      },
+      { fillImage: CONTROLLER_IMAGE },
+    );
+    await applyObjects(
+      k.objects,
+      // JSON documents are YAML documents
+      objectsOf([namespaceObject(NAMESPACE), ...objects].map((o) => JSON.stringify(o)).join('\n---\n')),
+      'mirror-synth-real-nodes-test',
+    );
+  }
+
+  async function createDaemonSet(name: string, image: string): Promise<void> {
+    await k.apps.createNamespacedDaemonSet({
+      namespace: 'default',
+      body: {
+        metadata: { name },
+        spec: {
+          selector: { matchLabels: { app: name } },
+          template: {
+            metadata: { labels: { app: name } },
+            spec: { terminationGracePeriodSeconds: 0, containers: [{ name: 'app', image }] },
+          },
+        },
+      },
+    });
+  }
+
+  /** The DaemonSet's Pods once one runs on every node; on timeout, their events. */
+  async function runningEverywhere(name: string): Promise<V1Pod[]> {
+    const list = () => k.core.listNamespacedPod({ namespace: 'default', labelSelector: `app=${name}` });
+    return waitFor(
+      `DaemonSet ${name}'s Pod to run on each of ${NODES} nodes`,
+      async () => {
+        const running = (await list()).items.filter((p) => p.status?.phase === 'Running');
+        return running.length === NODES ? running : undefined;
+      },
+      180_000,
+      250,
+    ).catch(async (err: Error) => {
+      const events = await Promise.all(
+        (await list()).items.map((p) => podEvents(k.core, p.metadata!.name!, 'default')),
+      );
+      throw new Error(`${err.message}\n${events.join('\n')}`);
+    });
+  }
+
   beforeAll(async () => {
     before = await hostState();
     const t0 = Date.now();
@@ -124,24 +182,7 @@ describe.skipIf(unavailable !== undefined)(`the mission on a real cluster of ${N
   });
 
   it('a DaemonSet whose image exists only upstream starts on every node through the mirror; the upstream sends each blob once', async () => {
-    const objects = synthesizeMirror(
-      {
-        name: NAME,
-        source: 'test',
-        spec: {
-          upstreamUrl: UPSTREAM,
-          fill: 'streaming',
-          volumeClaimTemplate: { spec: { resources: { requests: { storage: '1Gi' } } } },
-        },
-      },
-      { fillImage: CONTROLLER_IMAGE },
-    );
-    await applyObjects(
-      k.objects,
-      // JSON documents are YAML documents
-      objectsOf([namespaceObject(NAMESPACE), ...objects].map((o) => JSON.stringify(o)).join('\n---\n')),
-      'mirror-synth-real-nodes-test',
-    );
+    await applyMirror(1);
     const cache = await readyPod(k.core, NAMESPACE, CACHE, 180_000);
     // the node agent on every node, and every node's kube-proxy sending the Service to the cache
     for (const node of cluster.nodes) {
@@ -159,36 +200,8 @@ describe.skipIf(unavailable !== undefined)(`the mission on a real cluster of ${N
     await upstream.client.push(image);
     const from = (await upstream.requests()).length;
     const t0 = Date.now();
-    await k.apps.createNamespacedDaemonSet({
-      namespace: 'default',
-      body: {
-        metadata: { name: 'everywhere' },
-        spec: {
-          selector: { matchLabels: { app: 'everywhere' } },
-          template: {
-            metadata: { labels: { app: 'everywhere' } },
-            spec: {
-              terminationGracePeriodSeconds: 0,
-              containers: [{ name: 'app', image: image.refByTag(UPSTREAM) }],
-            },
-          },
-        },
-      },
-    });
-    const pods = await waitFor(
-      `the DaemonSet's Pod to run on each of ${NODES} nodes`,
-      async () => {
-        const list = await k.core.listNamespacedPod({ namespace: 'default', labelSelector: 'app=everywhere' });
-        const running = list.items.filter((p) => p.status?.phase === 'Running');
-        return running.length === NODES ? running : undefined;
-      },
-      180_000,
-      250,
-    ).catch(async (err: Error) => {
-      const list = await k.core.listNamespacedPod({ namespace: 'default', labelSelector: 'app=everywhere' });
-      const events = await Promise.all(list.items.map((p) => podEvents(k.core, p.metadata!.name!, 'default')));
-      throw new Error(`${err.message}\n${events.join('\n')}`);
-    });
+    await createDaemonSet('everywhere', image.refByTag(UPSTREAM));
+    const pods = await runningEverywhere('everywhere');
     process.stderr.write(`[real-nodes] DaemonSet running on ${NODES} nodes in ${Date.now() - t0} ms\n`);
     expect(pods.map((p) => p.spec?.nodeName).sort()).toEqual(cluster.nodes.map((n) => n.name).sort());
     for (const pod of pods) expect(pod.status?.containerStatuses?.[0]?.imageID).toContain(image.digest);
@@ -203,6 +216,70 @@ describe.skipIf(unavailable !== undefined)(`the mission on a real cluster of ${N
     expect(blobGets.filter((p) => p.endsWith(config))).toHaveLength(1);
     expect(blobGets.length).toBe(new Set(blobGets).size);
     await k.apps.deleteNamespacedDaemonSet({ name: 'everywhere', namespace: 'default' });
+  });
+
+  it('with 2 cache replicas, one of them deleted as the nodes pull, every node still starts its Pod without a failed pull', async () => {
+    await applyMirror(2);
+    const cachePods = async () =>
+      (await k.core.listNamespacedPod({ namespace: NAMESPACE, labelSelector: CACHE })).items.filter(
+        (p) =>
+          !p.metadata?.deletionTimestamp &&
+          p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'),
+      );
+    await waitFor(
+      '2 Ready cache pods',
+      async () => ((await cachePods()).length === 2 ? true : undefined),
+      180_000,
+      500,
+    );
+    for (const node of cluster.nodes) {
+      await serviceAnswers(node, k.core, `registry-mirror-${NAME}`, NAMESPACE, { timeoutMs: 60_000 });
+    }
+
+    // a layer large enough that the pulls are still going when the cache pod goes
+    const image = await runnableTestImage({ repository: 'team/rollout', tag: '1.0', payloadBytes: 64 * 1024 * 1024 });
+    await upstream.client.push(image);
+    const from = (await upstream.requests()).length;
+    await createDaemonSet('rollout', image.refByTag(UPSTREAM));
+    const pulling = await waitFor(
+      "a node to start pulling the DaemonSet's image",
+      async () => {
+        const events = await k.core.listNamespacedEvent({ namespace: 'default', fieldSelector: 'reason=Pulling' });
+        return events.items.find((e) => e.involvedObject.name?.startsWith('rollout-'));
+      },
+      60_000,
+      100,
+    );
+    const [victim] = await cachePods();
+    await k.core.deleteNamespacedPod({ name: victim.metadata!.name!, namespace: NAMESPACE });
+    process.stderr.write(
+      `[real-nodes] deleted cache pod ${victim.metadata!.name} as ${pulling.involvedObject.name} pulls\n`,
+    );
+
+    const pods = await runningEverywhere('rollout');
+    expect(pods.map((p) => p.spec?.nodeName).sort()).toEqual(cluster.nodes.map((n) => n.name).sort());
+    for (const pod of pods) {
+      expect(pod.status?.containerStatuses?.[0]?.imageID).toContain(image.digest);
+      expect(pod.status?.containerStatuses?.[0]?.restartCount).toBe(0);
+      const events = await k.core.listNamespacedEvent({
+        namespace: 'default',
+        fieldSelector: `involvedObject.name=${pod.metadata!.name}`,
+      });
+      // a pull that failed is a Failed (ErrImagePull) event, then BackOff
+      const failed = events.items.filter((e) => e.reason === 'Failed' || e.reason === 'BackOff');
+      expect(
+        failed.map((e) => e.message),
+        pod.metadata!.name,
+      ).toEqual([]);
+    }
+    // who fetched the large layer from the upstream: cache pods, or a node falling back (either may be right)
+    const own = image.platforms[0].layers.at(-1)!.digest;
+    const by = (await upstream.requests())
+      .slice(from)
+      .filter((r) => r.method === 'GET' && r.path.endsWith(own))
+      .map((r) => r.remote);
+    process.stderr.write(`[real-nodes] the large layer was sent by the upstream to ${by.join(', ')}\n`);
+    await k.apps.deleteNamespacedDaemonSet({ name: 'rollout', namespace: 'default' });
   });
 
   it('stops leaving no process, mount, namespace, interface, rule or cgroup behind', async () => {
