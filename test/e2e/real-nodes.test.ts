@@ -13,21 +13,21 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { DEFAULT_NAMESPACE } from '../../src/api/names.js';
 import { NODE_AGENT_IMAGE } from '../../src/construct/images.js';
-import { namespaceObject, synthesizeMirror } from '../../src/synth/chart.js';
 import { hostState, type NodeCluster, nodeClusterUnavailable } from '../support/node.js';
 import {
-  applyObjects,
+  applyMirror,
+  createDaemonSet,
   type NodeClients,
   nodeClients,
   type NodeUpstream,
-  objectsOf,
   podEvents,
   readyPod,
+  runningPods,
   serviceAnswers,
   startNodeUpstream,
   startStandInNode,
 } from '../support/node-workloads.js';
-import { CONTROLLER_IMAGE, runnableTestImage } from '../support/stand-in-images.js';
+import { runnableTestImage } from '../support/stand-in-images.js';
 import { waitFor } from '../support/wait.js';
 
 const NODES = 3;
@@ -55,64 +55,6 @@ describe.skipIf(unavailable !== undefined)(`the mission on a real cluster of ${N
   let k: NodeClients;
   let upstream: NodeUpstream;
   let before: Awaited<ReturnType<typeof hostState>>;
-
-  /** The mirror from synthesizeMirror, applied as `kubectl apply --server-side`. */
-  async function applyMirror(replicas: number): Promise<void> {
-    const objects = synthesizeMirror(
-      {
-        name: NAME,
-        source: 'test',
-        spec: {
-          upstreamUrl: UPSTREAM,
-          fill: 'streaming',
-          replicas,
-          volumeClaimTemplate: { spec: { resources: { requests: { storage: '1Gi' } } } },
-        },
-      },
-      { fillImage: CONTROLLER_IMAGE },
-    );
-    await applyObjects(
-      k.objects,
-      // JSON documents are YAML documents
-      objectsOf([namespaceObject(NAMESPACE), ...objects].map((o) => JSON.stringify(o)).join('\n---\n')),
-      'mirror-synth-real-nodes-test',
-    );
-  }
-
-  async function createDaemonSet(name: string, image: string): Promise<void> {
-    await k.apps.createNamespacedDaemonSet({
-      namespace: 'default',
-      body: {
-        metadata: { name },
-        spec: {
-          selector: { matchLabels: { app: name } },
-          template: {
-            metadata: { labels: { app: name } },
-            spec: { terminationGracePeriodSeconds: 0, containers: [{ name: 'app', image }] },
-          },
-        },
-      },
-    });
-  }
-
-  /** The DaemonSet's Pods once one runs on every node; on timeout, their events. */
-  async function runningEverywhere(name: string): Promise<V1Pod[]> {
-    const list = () => k.core.listNamespacedPod({ namespace: 'default', labelSelector: `app=${name}` });
-    return waitFor(
-      `DaemonSet ${name}'s Pod to run on each of ${NODES} nodes`,
-      async () => {
-        const running = (await list()).items.filter((p) => p.status?.phase === 'Running');
-        return running.length === NODES ? running : undefined;
-      },
-      180_000,
-      250,
-    ).catch(async (err: Error) => {
-      const events = await Promise.all(
-        (await list()).items.map((p) => podEvents(k.core, p.metadata!.name!, 'default')),
-      );
-      throw new Error(`${err.message}\n${events.join('\n')}`);
-    });
-  }
 
   beforeAll(async () => {
     before = await hostState();
@@ -182,7 +124,7 @@ describe.skipIf(unavailable !== undefined)(`the mission on a real cluster of ${N
   });
 
   it('a DaemonSet whose image exists only upstream starts on every node through the mirror; the upstream sends each blob once', async () => {
-    await applyMirror(1);
+    await applyMirror(k, { name: NAME, upstream: UPSTREAM });
     const cache = await readyPod(k.core, NAMESPACE, CACHE, 180_000);
     // the node agent on every node, and every node's kube-proxy sending the Service to the cache
     for (const node of cluster.nodes) {
@@ -200,8 +142,8 @@ describe.skipIf(unavailable !== undefined)(`the mission on a real cluster of ${N
     await upstream.client.push(image);
     const from = (await upstream.requests()).length;
     const t0 = Date.now();
-    await createDaemonSet('everywhere', image.refByTag(UPSTREAM));
-    const pods = await runningEverywhere('everywhere');
+    await createDaemonSet(k.apps, 'everywhere', image.refByTag(UPSTREAM));
+    const pods = await runningPods(k.core, 'everywhere', NODES);
     process.stderr.write(`[real-nodes] DaemonSet running on ${NODES} nodes in ${Date.now() - t0} ms\n`);
     expect(pods.map((p) => p.spec?.nodeName).sort()).toEqual(cluster.nodes.map((n) => n.name).sort());
     for (const pod of pods) expect(pod.status?.containerStatuses?.[0]?.imageID).toContain(image.digest);
@@ -219,7 +161,7 @@ describe.skipIf(unavailable !== undefined)(`the mission on a real cluster of ${N
   });
 
   it('with 2 cache replicas, one of them deleted as the nodes pull, every node still starts its Pod without a failed pull', async () => {
-    await applyMirror(2);
+    await applyMirror(k, { name: NAME, upstream: UPSTREAM, replicas: 2 });
     const cachePods = async () =>
       (await k.core.listNamespacedPod({ namespace: NAMESPACE, labelSelector: CACHE })).items.filter(
         (p) =>
@@ -240,7 +182,7 @@ describe.skipIf(unavailable !== undefined)(`the mission on a real cluster of ${N
     const image = await runnableTestImage({ repository: 'team/rollout', tag: '1.0', payloadBytes: 64 * 1024 * 1024 });
     await upstream.client.push(image);
     const from = (await upstream.requests()).length;
-    await createDaemonSet('rollout', image.refByTag(UPSTREAM));
+    await createDaemonSet(k.apps, 'rollout', image.refByTag(UPSTREAM));
     const pulling = await waitFor(
       "a node to start pulling the DaemonSet's image",
       async () => {
@@ -256,7 +198,7 @@ describe.skipIf(unavailable !== undefined)(`the mission on a real cluster of ${N
       `[real-nodes] deleted cache pod ${victim.metadata!.name} as ${pulling.involvedObject.name} pulls\n`,
     );
 
-    const pods = await runningEverywhere('rollout');
+    const pods = await runningPods(k.core, 'rollout', NODES);
     expect(pods.map((p) => p.spec?.nodeName).sort()).toEqual(cluster.nodes.map((n) => n.name).sort());
     for (const pod of pods) {
       expect(pod.status?.containerStatuses?.[0]?.imageID).toContain(image.digest);
