@@ -4,10 +4,11 @@
 import { execFile, spawn } from 'node:child_process';
 import { createWriteStream, readFileSync } from 'node:fs';
 import { readdir, readFile, stat } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 
-const repoRoot = resolve(import.meta.dirname, '../..');
+import { repoRoot } from './repo-root.js';
+
 
 /** Where the build script writes the archive (its default IMAGE_OUT). */
 export const IMAGE_ARCHIVE = join(repoRoot, 'build/mirror-synth-controller.oci.tar');

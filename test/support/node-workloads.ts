@@ -17,14 +17,16 @@ import {
 } from '@kubernetes/client-node';
 import { parseAllDocuments } from 'yaml';
 
+import { DEFAULT_NAMESPACE, type FillMode } from '../../src/api/names.js';
+import { namespaceObject, synthesizeMirror } from '../../src/synth/chart.js';
 import { RegistryClient } from './images.js';
-import { type NodeCluster, type NodeClusterOptions, startNodeCluster } from './node.js';
-import { importStandInImages, PAUSE_IMAGE } from './stand-in-images.js';
+import { type ClusterNode, type NodeCluster, type NodeClusterOptions, startNodeCluster } from './node.js';
+import { CONTROLLER_IMAGE, importStandInImages, PAUSE_IMAGE } from './stand-in-images.js';
 import { ensureTool } from './tools.js';
 import { waitFor } from './wait.js';
 
 /**
- * A real node (startNodeCluster) whose containerd has every stand-in image (the sandbox, the
+ * A real cluster (startNodeCluster, one node unless `nodes` says more) whose every containerd has every stand-in image (the sandbox, the
  * synthesized Pods' images and the controller's), as the e2e tests run the mission on it.
  */
 export function startStandInNode(opts: Omit<NodeClusterOptions, 'sandboxImage' | 'images'>): Promise<NodeCluster> {
@@ -195,7 +197,7 @@ export async function deletePod(core: CoreV1Api, name: string, namespace = 'defa
  * on each try (a takeover may replace it).
  */
 export async function serviceAnswers(
-  node: NodeCluster,
+  node: Pick<ClusterNode, 'run'>,
   core: CoreV1Api,
   name: string,
   namespace: string,
@@ -298,3 +300,85 @@ export function keepKilling(node: NodeCluster, matches: (argv: string[]) => bool
 
 /** A container's Distribution (`registry serve …`). */
 export const isDistribution = (argv: string[]): boolean => !!argv[0]?.endsWith('registry') && argv[1] === 'serve';
+
+export interface NodeMirrorOptions {
+  readonly name: string;
+  readonly upstream: string;
+  /** @default 1 */
+  readonly replicas?: number;
+  /** @default 'streaming' */
+  readonly fill?: FillMode;
+  /** @default 'kube-extra' (the default output namespace) */
+  readonly namespace?: string;
+}
+
+/**
+ * A RegistryMirror's objects from synthesizeMirror (the fill image the stand-in controller image,
+ * a 1 GiB claim), applied with its namespace as `kubectl apply --server-side`.
+ */
+export async function applyMirror(k: NodeClients, opts: NodeMirrorOptions): Promise<void> {
+  const objects = synthesizeMirror(
+    {
+      name: opts.name,
+      source: 'test',
+      spec: {
+        upstreamUrl: opts.upstream,
+        fill: opts.fill ?? 'streaming',
+        replicas: opts.replicas ?? 1,
+        volumeClaimTemplate: { spec: { resources: { requests: { storage: '1Gi' } } } },
+      },
+    },
+    { fillImage: CONTROLLER_IMAGE, namespace: opts.namespace },
+  );
+  const namespace = namespaceObject(opts.namespace ?? DEFAULT_NAMESPACE);
+  // JSON documents are YAML documents
+  const yaml = [namespace, ...objects].map((o) => JSON.stringify(o)).join('\n---\n');
+  await applyObjects(k.objects, objectsOf(yaml), 'mirror-synth-real-node-test');
+}
+
+/** A DaemonSet `name` of one container running `image`, its Pods labelled app=<name>. */
+export async function createDaemonSet(
+  apps: AppsV1Api,
+  name: string,
+  image: string,
+  namespace = 'default',
+): Promise<void> {
+  await apps.createNamespacedDaemonSet({
+    namespace,
+    body: {
+      metadata: { name },
+      spec: {
+        selector: { matchLabels: { app: name } },
+        template: {
+          metadata: { labels: { app: name } },
+          spec: { terminationGracePeriodSeconds: 0, containers: [{ name: 'app', image }] },
+        },
+      },
+    },
+  });
+}
+
+/** The Pods labelled app=<name> once `count` of them run; on timeout, their events. */
+export async function runningPods(
+  core: CoreV1Api,
+  name: string,
+  count: number,
+  namespace = 'default',
+  timeoutMs = 180_000,
+): Promise<V1Pod[]> {
+  const list = () => core.listNamespacedPod({ namespace, labelSelector: `app=${name}` });
+  return waitFor(
+    `${count} Pod(s) app=${name} to run`,
+    async () => {
+      const running = (await list()).items.filter(
+        (p) => p.status?.phase === 'Running' && !p.metadata?.deletionTimestamp,
+      );
+      return running.length === count ? running : undefined;
+    },
+    timeoutMs,
+    250,
+  ).catch(async (err: Error) => {
+    const events = await Promise.all((await list()).items.map((p) => podEvents(core, p.metadata!.name!, namespace)));
+    throw new Error(`${err.message}\n${events.join('\n')}`);
+  });
+}

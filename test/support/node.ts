@@ -1,24 +1,29 @@
-// A real single-node Kubernetes cluster for the e2e tests: etcd, kube-apiserver,
-// kube-controller-manager, kube-scheduler, kubelet, kube-proxy (iptables), containerd 2.x's CRI,
-// the CNI bridge and CoreDNS, all built from their Go modules (tools/) and run inside a network
-// namespace of the test's own with no route out. The test process reaches the API server (and
-// any port it forwards) on 127.0.0.1 through a Unix socket bridge; nothing here sends a packet
-// outside that namespace.
+// A real Kubernetes cluster for the e2e tests, of one node or several: etcd, kube-apiserver,
+// kube-controller-manager, kube-scheduler, and on each node kubelet, kube-proxy (iptables),
+// containerd 2.x's CRI and the CNI bridge, with CoreDNS; all built from their Go modules (tools/)
+// and run inside network namespaces of the test's own with no route out. The test process reaches
+// the API server (and any port it forwards) on 127.0.0.1 through a Unix socket bridge; nothing
+// here sends a packet outside those namespaces.
 //
-// How the node is put together (what this machine kind needs is written up in CONTRIBUTING.md,
+// How a node is put together (what this machine kind needs is written up in CONTRIBUTING.md,
 // "The real-node cluster"):
-// - The network namespace holds a veth pair with the node IP on one end, a device route for the
-//   Service range (or a connect() to a ClusterIP fails before kube-proxy's DNAT), and the CNI
-//   bridge for the Pod range.
-// - One holder process joins that namespace in a mount namespace of its own (propagation slave)
-//   and mounts, only there, tmpfs or test directories over the host paths that kubelet,
-//   containerd and libcni use whatever they are told (/run/containerd, /var/lib/kubelet,
-//   /var/lib/cni, /var/log/containers, /etc/containerd), a resolv.conf and hosts of the node's,
-//   and files over the /proc/sys knobs kubelet would set host-wide. Every component joins both
-//   namespaces with nsenter, so its mounts are seen by the others and none reach the host.
-// - kubelet runs on cgroup v1 (failCgroupV1: false) under a cgroup root of its own.
-// - stop() kills everything by PID, by cgroup and by namespace, deletes the namespace (every
-//   interface and iptables rule in it goes with it) and removes the cgroup and mount-point
+// - Each node's network namespace holds the node IP on a veth, a device route for the Service
+//   range (or a connect() to a ClusterIP fails before kube-proxy's DNAT), and the CNI bridge for
+//   its own Pod range. One node: both ends of the veth are in its namespace. Several: the other
+//   end is on a bridge in a fabric namespace of the cluster's own (no address, no route), and
+//   each node routes every other node's Pod range via that node's IP.
+// - One holder process per node joins its network namespace in a mount namespace of its own
+//   (propagation slave) and mounts, only there, tmpfs or test directories over the host paths
+//   that kubelet, containerd and libcni use whatever they are told (/run/containerd,
+//   /var/lib/kubelet, /var/lib/cni, /var/log/containers, /etc/containerd), a resolv.conf and hosts
+//   of the node's, and files over the /proc/sys knobs kubelet would set host-wide. Every process
+//   of the node joins both namespaces with nsenter, so its mounts are seen by the others and none
+//   reach the host or another node.
+// - kubelet runs on cgroup v1 (failCgroupV1: false) under a cgroup root of the node's own.
+// - The control plane and CoreDNS run on the first node (startControlPlane), the rest on every
+//   node (openNode, startContainerd, startNodeAgents).
+// - stop() kills everything by PID, by cgroup and by namespace, deletes the namespaces (every
+//   interface and iptables rule in them goes with them) and removes the cgroup and mount-point
 //   directories it made, so the host is as it was.
 import { type ChildProcess, execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -35,11 +40,16 @@ import { StopWaiting, waitFor } from './wait.js';
 
 const execFileAsync = promisify(execFile);
 
-/** The node's addresses: the same in every node, since each lives in a namespace of its own. */
+/**
+ * The first node's addresses (the one-node cluster's); node i is 10.213.0.(i+2) with Pods in
+ * 10.214.i.0/24 (nodeAddresses). The same in every cluster, since each lives in namespaces of its own.
+ */
 export const NODE_NETWORK = {
   nodeIp: '10.213.0.2',
   nodePrefix: 24,
   podCidr: '10.214.0.0/24',
+  /** Every node's Pod range together. */
+  clusterPodCidr: '10.214.0.0/16',
   serviceCidr: '10.215.0.0/24',
   /** The ClusterIP of the `kubernetes` Service (the first of the Service range). */
   apiServiceIp: '10.215.0.1',
@@ -47,6 +57,8 @@ export const NODE_NETWORK = {
 } as const;
 
 export interface NodeClusterOptions {
+  /** How many nodes: each its own kubelet, containerd and kube-proxy, the first also the control plane. @default 1 */
+  readonly nodes?: number;
   /** Progress lines. @default - written to stderr */
   readonly log?: (line: string) => void;
   /** Keep the node's directory (logs, configs) after stop(). @default - MIRROR_SYNTH_KEEP_NODE is set */
@@ -58,8 +70,9 @@ export interface NodeClusterOptions {
    */
   readonly hostNames?: readonly string[];
   /**
-   * Called once containerd serves its socket and before kubelet starts, to import the images
-   * Pods will run (the sandbox image among them) into the `k8s.io` namespace.
+   * Called once each node's containerd serves its socket and before kubelet starts, to import the
+   * images Pods will run (the sandbox image among them) into the `k8s.io` namespace. `root` is the
+   * node's directory.
    */
   readonly images?: (node: { ctr: string; address: string; caPem: string; root: string }) => Promise<unknown>;
   /** The sandbox ("pause") image containerd runs for every Pod; it must be imported by `images`. */
@@ -68,14 +81,50 @@ export interface NodeClusterOptions {
   readonly persistentVolumes?: number;
 }
 
+/** One node of the cluster. */
+export interface ClusterNode {
+  readonly name: string;
+  readonly ip: string;
+  /** The node's Pod range (its CNI host-local range). */
+  readonly podCidr: string;
+  /** The network namespace (`ip netns`) the node lives in. */
+  readonly netns: string;
+  /** kubelet's cgroup root, in every hierarchy under /sys/fs/cgroup. */
+  readonly cgroupRoot: string;
+  /** The node's directory: configs, logs, containerd's root. */
+  readonly root: string;
+  readonly logDir: string;
+  /** The node's containerd: its socket and the ctr that speaks to it. */
+  readonly containerd: { readonly address: string; readonly ctr: string };
+  /** The host path behind the node's /etc/containerd/certs.d (containerd's registry config_path). */
+  readonly certsDir: string;
+  /** Run a command on the node (its mount and network namespaces) to completion. */
+  readonly run: (
+    file: string,
+    args: readonly string[],
+    env?: NodeJS.ProcessEnv,
+  ) => Promise<{ stdout: string; stderr: string }>;
+  /** Start a long-running process on the node, logging to `<logDir>/<name>.log`; stop() stops it. */
+  readonly spawn: (name: string, file: string, args: readonly string[], env?: NodeJS.ProcessEnv) => ChildProcess;
+  /** A 127.0.0.1 port on the host that reaches `port` on the node IP. */
+  readonly forward: (port: number) => Promise<number>;
+  /** The processes of the node's containers (found by kubelet's cgroups), with their command lines. */
+  readonly containerProcesses: () => Promise<{ pid: number; argv: string[] }[]>;
+  /** ctr against the node's containerd, in the `k8s.io` namespace (the CRI's). */
+  readonly ctr: (args: readonly string[]) => Promise<string>;
+}
+
+/** The cluster. Its node fields (nodeName to ctr) are the first node's, where the control plane runs. */
 export interface NodeCluster {
+  /** Every node, the first one first. */
+  readonly nodes: readonly ClusterNode[];
   readonly nodeName: string;
   /** The network namespace (`ip netns`) the node lives in. */
   readonly netns: string;
   /** kubelet's cgroup root, in every hierarchy under /sys/fs/cgroup. */
   readonly cgroupRoot: string;
   readonly nodeIp: string;
-  /** The node's directory: configs, logs, containerd's root, the PersistentVolumes. */
+  /** The cluster's directory (the first node's): configs, logs, containerd's root, the PersistentVolumes. */
   readonly root: string;
   readonly logDir: string;
   /** An admin (system:masters) kubeconfig for the test process: the API server through 127.0.0.1. */
@@ -200,8 +249,57 @@ const shadowedDirs = [
   '/etc/containerd',
 ];
 
+/** What the cluster knows of one node before it starts: its names and addresses. */
+interface NodeSpec {
+  readonly index: number;
+  readonly name: string;
+  readonly netns: string;
+  readonly cgroupRoot: string;
+  /** The node's directory (the cluster's own for the first node, a folder of it for the others). */
+  readonly root: string;
+  readonly ip: string;
+  readonly podCidr: string;
+}
+
+/** A node as the cluster drives it: a ClusterNode plus what only this file uses. */
+interface NodeHost extends ClusterNode {
+  /** Wait until `check` holds, failing at once with the log's tail if process `name` exits. */
+  readonly ready: (name: string, check: () => Promise<boolean>, timeoutMs?: number) => Promise<void>;
+  /** Stop everything on the node and delete its namespaces and cgroups. Safe to call twice. */
+  readonly stop: () => Promise<void>;
+}
+
+/** What the nodes share: the binaries, the CA and the component identities' tokens. */
+interface ClusterContext {
+  readonly bin: Record<(typeof tools)[number], string>;
+  readonly ca: Ca;
+  readonly caPem: string;
+  readonly pkiDir: string;
+  readonly tokens: Readonly<Record<string, string>>;
+  /** https://<first node's IP>:6443, as the components on the nodes reach the API server. */
+  readonly nodeServer: string;
+  /** The fabric namespace the nodes' veths join, when there are several nodes. */
+  readonly fabric: string | undefined;
+  readonly specs: readonly NodeSpec[];
+  readonly hostNames: readonly string[];
+  readonly sandboxImage: string;
+  readonly log: (line: string) => void;
+}
+
+/** Node `index`'s addresses: the first is 10.213.0.2 with Pods in 10.214.0.0/24, the next 10.213.0.3 with 10.214.1.0/24, ... */
+export function nodeAddresses(index: number): { readonly ip: string; readonly podCidr: string } {
+  return { ip: `10.213.0.${index + 2}`, podCidr: `10.214.${index}.0/24` };
+}
+
+/** The most nodes one cluster may have (the node range is a /24, and the Pod ranges /24s of a /16). */
+export const MAX_NODES = 32;
+
 export async function startNodeCluster(opts: NodeClusterOptions): Promise<NodeCluster> {
   const log = opts.log ?? ((line: string) => process.stderr.write(`[node] ${line}\n`));
+  const count = opts.nodes ?? 1;
+  if (!Number.isInteger(count) || count < 1 || count > MAX_NODES) {
+    throw new Error(`nodes must be an integer from 1 to ${MAX_NODES}, got ${count}`);
+  }
   const unavailable = await nodeClusterUnavailable();
   if (unavailable) throw new Error(unavailable);
   const started = Date.now();
@@ -211,59 +309,34 @@ export async function startNodeCluster(opts: NodeClusterOptions): Promise<NodeCl
   log(`tools ready in ${seconds(started)}`);
 
   const id = randomBytes(3).toString('hex');
-  const nodeName = `node-${id}`;
-  const netns = `ms-node-${id}`;
-  const cgroupRoot = `/ms-node-${id}`;
-  const { nodeIp } = NODE_NETWORK;
   // short: Unix socket paths must stay under ~100 characters
   const root = await mkdtemp(`/tmp/ms-node-${id}-`);
   const keep = opts.keep ?? Boolean(process.env.MIRROR_SYNTH_KEEP_NODE);
   removeOnExit(root);
-  const logDir = join(root, 'logs');
-  const p = (...parts: string[]): string => join(root, ...parts);
-  for (const dir of [
-    'logs',
-    'pki',
-    'etc-containerd/certs.d',
-    'cni/net.d',
-    'cni/bin',
-    'kubelet',
-    'kubelet-plugins',
-    'pod-logs',
-    'containerd',
-    'sysctl',
-    'pv',
-    'sockets',
-  ]) {
-    await mkdir(p(dir), { recursive: true });
-  }
-
-  const children = new Map<string, ChildProcess>();
-  const servers: Server[] = [];
+  // the first node keeps the one-node cluster's names and paths; node i adds `-i` and `n<i>/`
+  const specs: NodeSpec[] = Array.from({ length: count }, (_, index) => {
+    const suffix = index === 0 ? '' : `-${index}`;
+    return {
+      index,
+      name: `node-${id}${suffix}`,
+      netns: `ms-node-${id}${suffix}`,
+      cgroupRoot: `/ms-node-${id}${suffix}`,
+      root: index === 0 ? root : join(root, `n${index}`),
+      ...nodeAddresses(index),
+    };
+  });
+  const fabric = count > 1 ? `ms-node-${id}-fabric` : undefined;
+  const nodes: NodeHost[] = [];
   const createdDirs: string[] = [];
-  const cgroupDirs: string[] = [];
-  let netnsAdded = false;
-  let holder: ChildProcess | undefined;
+  let fabricAdded = false;
   let stopped = false;
 
   const stop = async (): Promise<void> => {
     if (stopped) return;
     stopped = true;
     const t0 = Date.now();
-    for (const server of servers) server.close();
-    // kubelet first, so it restarts nothing; then every container, then the rest
-    await terminate(children.get('kubelet'), 5_000);
-    await killCgroup(cgroupDirs);
-    for (const [name, child] of [...children].reverse()) if (name !== 'kubelet') await terminate(child, 5_000);
-    if (holder) await sweepNamespaces(holder);
-    await terminate(holder, 2_000);
-    if (netnsAdded) {
-      await execFileAsync('ip', ['netns', 'del', netns]).catch((err: { stderr?: string }) =>
-        log(`ip netns del ${netns}: ${err.stderr ?? 'failed'}`),
-      );
-    }
-    await rm(`/run/netns/${netns}`, { force: true }).catch(() => undefined);
-    await removeCgroups(cgroupDirs);
+    await Promise.all(nodes.map((node) => node.stop()));
+    if (fabricAdded && fabric) await deleteNetns(fabric, log);
     for (const dir of createdDirs.reverse()) await rmdir(dir).catch(() => undefined);
     if (keep) log(`kept ${root}`);
     else {
@@ -274,373 +347,542 @@ export async function startNodeCluster(opts: NodeClusterOptions): Promise<NodeCl
   };
 
   try {
-    // --- network namespace
-    await ip('netns', 'add', netns);
-    netnsAdded = true;
-    await ip('-n', netns, 'link', 'set', 'lo', 'up');
-    await ip('-n', netns, 'link', 'add', 'ms0', 'type', 'veth', 'peer', 'name', 'ms1');
-    await ip('-n', netns, 'addr', 'add', `${nodeIp}/${NODE_NETWORK.nodePrefix}`, 'dev', 'ms0');
-    await ip('-n', netns, 'link', 'set', 'ms0', 'up');
-    await ip('-n', netns, 'link', 'set', 'ms1', 'up');
-    await ip('-n', netns, 'route', 'add', NODE_NETWORK.serviceCidr, 'dev', 'ms0');
-    // per-namespace knobs; `ip netns exec` is fine for a one-shot command that mounts nothing
-    await execFileAsync('ip', [
-      'netns',
-      'exec',
-      netns,
-      'sysctl',
-      '-qw',
-      'net.ipv4.ip_forward=1',
-      'net.bridge.bridge-nf-call-iptables=1',
-      'net.ipv4.conf.all.route_localnet=1',
-    ]);
-
-    // --- cgroups: kubelet's root, in every v1 hierarchy, with the cpuset one populated
-    for (const h of await cgroupHierarchies()) {
-      const dir = join(h.path, cgroupRoot);
-      await mkdir(dir);
-      cgroupDirs.push(dir);
-      if (h.controllers.includes('cpuset')) {
-        for (const file of ['cpuset.cpus', 'cpuset.mems']) {
-          await writeFile(join(dir, file), await readFile(join(h.path, file), 'utf8'));
-        }
-      }
-    }
-
-    // --- certificates and identities
-    const ca = await makeCa(p('pki'));
-    const apiserverCert = await signCert(ca, p('pki'), 'kube-apiserver', [
-      '127.0.0.1',
-      nodeIp,
-      NODE_NETWORK.apiServiceIp,
-      'localhost',
-      'kubernetes',
-      'kubernetes.default',
-      'kubernetes.default.svc',
-      `kubernetes.default.svc.${NODE_NETWORK.clusterDomain}`,
-    ]);
-    await execFileAsync('openssl', ['genrsa', '-out', p('pki/sa.key'), '2048']);
-    await execFileAsync('openssl', ['rsa', '-in', p('pki/sa.key'), '-pubout', '-out', p('pki/sa.pub')]);
-    const identities = {
-      admin: { user: 'admin', groups: ['system:masters'] },
-      'kube-controller-manager': { user: 'system:kube-controller-manager', groups: [] },
-      'kube-scheduler': { user: 'system:kube-scheduler', groups: [] },
-      kubelet: { user: `system:node:${nodeName}`, groups: ['system:nodes'] },
-      'kube-proxy': { user: 'system:kube-proxy', groups: [] },
-      coredns: { user: 'admin', groups: ['system:masters'] },
-    };
-    const tokens: Record<string, string> = {};
-    const tokenLines: string[] = [];
-    for (const [name, who] of Object.entries(identities)) {
-      tokens[name] = randomBytes(24).toString('hex');
-      tokenLines.push(`${tokens[name]},${who.user},${name},"${who.groups.join(',')}"`);
-    }
-    await writeFile(p('pki/tokens.csv'), tokenLines.join('\n') + '\n', { mode: 0o600 });
-    const caPem = await readFile(ca.cert, 'utf8');
-    const nodeServer = `https://${nodeIp}:6443`;
-    for (const name of Object.keys(identities)) {
-      await writeFile(p(`${name}.kubeconfig`), kubeconfig(nodeServer, caPem, tokens[name]), { mode: 0o600 });
-    }
-
-    // --- node files: DNS, hosts, the sysctl stand-ins, CNI, containerd, kubelet, kube-proxy, CoreDNS
-    const hostNames = opts.hostNames ?? [];
-    await writeFile(p('resolv.conf'), `nameserver ${nodeIp}\nsearch ${NODE_NETWORK.clusterDomain}\noptions ndots:1\n`);
-    await writeFile(p('hosts'), `127.0.0.1 localhost\n${nodeIp} ${nodeName} ${hostNames.join(' ')}\n`);
-    for (const [key, value] of Object.entries(kubeletSysctls)) {
-      await writeFile(p('sysctl', key.replaceAll('/', '.')), `${value}\n`);
-    }
-    for (const [tool, file] of [
-      ['cni-bridge', 'bridge'],
-      ['cni-host-local', 'host-local'],
-      ['cni-loopback', 'loopback'],
-      ['cni-portmap', 'portmap'],
-    ] as const) {
-      await execFileAsync('ln', ['-s', bin[tool], p('cni/bin', file)]);
-    }
-    await writeFile(p('cni/net.d/10-bridge.conflist'), cniConfig());
-    const containerdSock = p('containerd', 'containerd.sock');
-    await writeFile(p('containerd', 'config.toml'), nodeContainerdConfig(root, opts.sandboxImage));
-    await writeFile(p('kubelet-config.yaml'), kubeletConfig(root, cgroupRoot, containerdSock));
-    await writeFile(p('kube-proxy-config.yaml'), kubeProxyConfig(root, nodeName));
-    await writeFile(p('Corefile'), corefile(root, hostNames));
-
-    // --- the holder: the node's mount namespace, inside the network namespace
-    const mountScript: string[] = ['set -e'];
+    // the host paths the nodes cover need a directory to mount on
     for (const dir of shadowedDirs) {
       if (!existsSync(dir)) {
         await mkdir(dir, { recursive: true });
         createdDirs.push(dir);
       }
     }
-    mountScript.push(
-      'mount --make-rslave /',
-      'mount -t tmpfs -o mode=0711 tmpfs /run/containerd',
-      'mount -t tmpfs tmpfs /var/lib/cni',
-      'mount -t tmpfs tmpfs /var/log/containers',
-      'mount -t tmpfs tmpfs /var/log/pods',
-      `mount --bind ${p('kubelet')} /var/lib/kubelet`,
-      // kubelet mounts volumes under its root dir: they must propagate to containerd's view
-      'mount --make-rshared /var/lib/kubelet',
-      `mount --bind ${p('etc-containerd')} /etc/containerd`,
-      `mount --bind ${p('resolv.conf')} /etc/resolv.conf`,
-      `mount --bind ${p('hosts')} /etc/hosts`,
-      ...Object.keys(kubeletSysctls).map(
-        (key) => `mount --bind ${p('sysctl', key.replaceAll('/', '.'))} /proc/sys/${key}`,
-      ),
-      'echo mounted',
-      'exec sleep infinity',
-    );
-    holder = spawnTracked(
-      'nsenter',
-      [
-        `--net=/run/netns/${netns}`,
-        'unshare',
-        '--mount',
-        '--propagation',
-        'slave',
-        '--',
-        'sh',
-        '-c',
-        mountScript.join('\n'),
-      ],
-      { stdio: ['ignore', 'pipe', 'pipe'], detached: true },
-    );
-    await new Promise<void>((ok, fail) => {
-      let output = '';
-      const onData = (d: Buffer): void => {
-        output += d.toString();
-        if (output.includes('mounted')) ok();
-      };
-      holder!.stdout!.on('data', onData);
-      holder!.stderr!.on('data', (d: Buffer) => (output += d.toString()));
-      holder!.once('exit', (code) =>
-        fail(new Error(`the node's mount namespace could not be set up (exit ${code}):\n${output}`)),
-      );
-    });
-    const holderPid = holder.pid!;
-    const inNode = (file: string, args: readonly string[]): [string, string[]] => [
-      'nsenter',
-      [`--target=${holderPid}`, '--mount', '--net', '--', file, ...args],
-    ];
-    const spawnOnNode = (
-      name: string,
-      file: string,
-      args: readonly string[],
-      env: NodeJS.ProcessEnv = {},
-    ): ChildProcess => {
-      if (children.has(name)) throw new Error(`${name} is already running on the node`);
-      const out = createWriteStream(join(logDir, `${name}.log`), { flags: 'a' });
-      const child = spawnTracked(...inNode(file, args), {
-        stdio: ['ignore', 'pipe', 'pipe'],
-        detached: true, // a session of its own: a signal to the test's group does not reach it
-        env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
-      });
-      child.stdout!.pipe(out, { end: false });
-      child.stderr!.pipe(out, { end: false });
-      child.on('close', () => {
-        out.end();
-        if (children.get(name) === child) children.delete(name);
-      });
-      children.set(name, child);
-      return child;
+    if (fabric) {
+      fabricAdded = true;
+      await openFabric(fabric);
+    }
+    const ctx: ClusterContext = {
+      bin,
+      ...(await makePki(join(root, 'pki'), specs)),
+      pkiDir: join(root, 'pki'),
+      nodeServer: `https://${specs[0].ip}:6443`,
+      fabric,
+      specs,
+      hostNames: opts.hostNames ?? [],
+      sandboxImage: opts.sandboxImage,
+      log,
     };
-    const runOnNode = async (
-      file: string,
-      args: readonly string[],
-      env: NodeJS.ProcessEnv = {},
-    ): Promise<{ stdout: string; stderr: string }> => {
-      const [f, a] = inNode(file, args);
-      return execFileAsync(f, a, {
-        env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
-        maxBuffer: 64 * 1024 * 1024,
-        timeout: 120_000,
-      });
-    };
-    const ready = async (name: string, check: () => Promise<boolean>, timeoutMs = 60_000): Promise<void> => {
-      const child = children.get(name);
-      const logFile = join(logDir, `${name}.log`);
-      try {
-        await waitFor(
-          `${name} to be ready`,
-          async () => {
-            if (!child || hasExited(child))
-              throw new StopWaiting(
-                `${name} exited (${child?.signalCode ?? child?.exitCode}):\n${await tail(logFile)}`,
-              );
-            return (await check().catch(() => false)) ? true : undefined;
-          },
-          timeoutMs,
-          200,
-        );
-      } catch (err) {
-        if (err instanceof StopWaiting) throw new Error(err.message);
-        throw new Error(`${(err as Error).message}:\n${await tail(logFile)}`);
-      }
-    };
-    // --- a bridge from 127.0.0.1 on the host to a port on the node IP
-    const forward = async (port: number): Promise<number> => {
-      const sock = p('sockets', `${port}.sock`);
-      if (!children.has(`forward-${port}`)) {
-        spawnOnNode(`forward-${port}`, 'socat', [`UNIX-LISTEN:${sock},fork,mode=600`, `TCP:${nodeIp}:${port}`]);
-        await waitFor(`the bridge to ${nodeIp}:${port}`, () => (existsSync(sock) ? true : undefined), 10_000, 50);
-      }
-      const server = createServer((client) => {
-        const upstream = connect(sock);
-        client.pipe(upstream).pipe(client);
-        const close = (): void => {
-          client.destroy();
-          upstream.destroy();
-        };
-        client.on('error', close);
-        upstream.on('error', close);
-      });
-      await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
-      servers.push(server);
-      return (server.address() as { port: number }).port;
-    };
+    await Promise.all(specs.map((spec) => openNode(spec, ctx, (node) => (nodes[spec.index] = node))));
+    const [first] = nodes;
 
-    // --- etcd and the control plane
-    spawnOnNode('etcd', bin.etcd, [
-      '--name=node',
-      `--data-dir=${p('etcd')}`,
-      '--listen-client-urls=http://127.0.0.1:2379',
-      '--advertise-client-urls=http://127.0.0.1:2379',
-      '--listen-peer-urls=http://127.0.0.1:2380',
-      '--initial-advertise-peer-urls=http://127.0.0.1:2380',
-      '--initial-cluster=node=http://127.0.0.1:2380',
-      '--listen-metrics-urls=http://127.0.0.1:2381',
-      '--log-level=warn',
-      '--unsafe-no-fsync',
-    ]);
-    await ready('etcd', () => httpOkOnNode(runOnNode, 'http://127.0.0.1:2379/health'));
-    spawnOnNode('kube-apiserver', bin['kube-apiserver'], [
-      '--etcd-servers=http://127.0.0.1:2379',
-      '--bind-address=0.0.0.0',
-      `--advertise-address=${nodeIp}`,
-      '--secure-port=6443',
-      `--tls-cert-file=${apiserverCert.cert}`,
-      `--tls-private-key-file=${apiserverCert.key}`,
-      `--client-ca-file=${ca.cert}`,
-      `--token-auth-file=${p('pki/tokens.csv')}`,
-      '--authorization-mode=Node,RBAC',
-      '--allow-privileged=true',
-      `--service-account-key-file=${p('pki/sa.pub')}`,
-      `--service-account-signing-key-file=${p('pki/sa.key')}`,
-      `--service-account-issuer=https://kubernetes.default.svc.${NODE_NETWORK.clusterDomain}`,
-      `--service-cluster-ip-range=${NODE_NETWORK.serviceCidr}`,
-      '--kubelet-preferred-address-types=InternalIP',
-      '--enable-priority-and-fairness=false',
-      '--shutdown-watch-termination-grace-period=2s',
-      '--profiling=false',
-    ]);
-    const apiPort = await forward(6443);
-    const server = `https://127.0.0.1:${apiPort}`;
-    const kubeconfigPath = p('admin-host.kubeconfig');
-    await writeFile(kubeconfigPath, kubeconfig(server, caPem, tokens.admin), { mode: 0o600 });
-    await ready('kube-apiserver', () => httpsOk(`${server}/readyz`, tokens.admin, caPem), 120_000);
-    log(`API server ready in ${seconds(started)}`);
-
-    spawnOnNode('kube-controller-manager', bin['kube-controller-manager'], [
-      `--kubeconfig=${p('kube-controller-manager.kubeconfig')}`,
-      `--authentication-kubeconfig=${p('kube-controller-manager.kubeconfig')}`,
-      `--authorization-kubeconfig=${p('kube-controller-manager.kubeconfig')}`,
-      '--use-service-account-credentials=true',
-      `--root-ca-file=${ca.cert}`,
-      `--service-account-private-key-file=${p('pki/sa.key')}`,
-      `--service-cluster-ip-range=${NODE_NETWORK.serviceCidr}`,
-      '--leader-elect=false',
-      '--secure-port=0',
-      '--profiling=false',
-    ]);
-    spawnOnNode('kube-scheduler', bin['kube-scheduler'], [
-      `--kubeconfig=${p('kube-scheduler.kubeconfig')}`,
-      `--authentication-kubeconfig=${p('kube-scheduler.kubeconfig')}`,
-      `--authorization-kubeconfig=${p('kube-scheduler.kubeconfig')}`,
-      '--leader-elect=false',
-      '--bind-address=127.0.0.1',
-      '--secure-port=10259',
-      '--profiling=false',
-    ]);
-
-    // --- containerd, its images, then kubelet, kube-proxy and CoreDNS
-    spawnOnNode('containerd', bin.containerd, ['--config', p('containerd', 'config.toml')], {
-      PATH: `${join(bin['containerd-shim-runc-v2'], '..')}:${process.env.PATH}`,
-      // the node trusts the cluster CA, which signs the test servers (an upstream registry)
-      SSL_CERT_FILE: p('node-ca-bundle.pem'),
-    });
-    const systemBundle = await readFile('/etc/ssl/certs/ca-certificates.crt', 'utf8').catch(() => '');
-    await writeFile(p('node-ca-bundle.pem'), systemBundle + caPem);
-    const ctrArgs = (args: readonly string[]): string[] => ['--address', containerdSock, '-n', 'k8s.io', ...args];
-    // on the node: `ctr run` makes its stdio fifos under /run/containerd, the node's tmpfs
-    const ctr = async (args: readonly string[]): Promise<string> => {
-      const { stdout, stderr } = await runOnNode(bin.ctr, ctrArgs(args));
-      return stdout + stderr;
+    // the control plane on the first node, beside every node's containerd and its images (the
+    // first node's import alone, then the others': it may build the stand-ins' cache)
+    const images = async (node: NodeHost): Promise<void> => {
+      await opts.images?.({ ctr: bin.ctr, address: node.containerd.address, caPem: ctx.caPem, root: node.root });
     };
-    await ready('containerd', () => ctr(['version']).then(() => true), 60_000);
-    if (opts.images) await opts.images({ ctr: bin.ctr, address: containerdSock, caPem, root });
-    log(`containerd ready with its images in ${seconds(started)}`);
-
-    spawnOnNode('kubelet', bin.kubelet, [
-      `--config=${p('kubelet-config.yaml')}`,
-      `--kubeconfig=${p('kubelet.kubeconfig')}`,
-      `--node-ip=${nodeIp}`,
-      `--hostname-override=${nodeName}`,
-      `--cert-dir=${p('kubelet', 'pki')}`,
-      '--v=1',
+    const firstImages = startContainerd(first, ctx).then(() => images(first));
+    const [controlPlane] = await Promise.all([
+      startControlPlane(first, ctx, started),
+      firstImages,
+      ...nodes.slice(1).map(async (node) => {
+        await Promise.all([startContainerd(node, ctx), firstImages.catch(() => undefined)]);
+        await images(node);
+      }),
     ]);
-    spawnOnNode('kube-proxy', bin['kube-proxy'], [`--config=${p('kube-proxy-config.yaml')}`]);
-    await writeFile(p('coredns.kubeconfig'), kubeconfig(nodeServer, caPem, tokens.coredns), { mode: 0o600 });
-    spawnOnNode('coredns', bin.coredns, ['-conf', p('Corefile')]);
+    log(`containerd ready with its images on ${count} node(s) in ${seconds(started)}`);
+    const { server } = controlPlane;
+    for (const node of nodes) startNodeAgents(node, ctx);
 
     const cluster: NodeCluster = {
-      nodeName,
-      netns,
-      cgroupRoot,
-      nodeIp,
+      nodes,
+      nodeName: first.name,
+      netns: first.netns,
+      cgroupRoot: first.cgroupRoot,
+      nodeIp: first.ip,
       root,
-      logDir,
-      kubeconfigPath,
+      logDir: first.logDir,
+      kubeconfigPath: controlPlane.kubeconfigPath,
       server,
-      caCert: ca.cert,
-      containerd: { address: containerdSock, ctr: bin.ctr },
-      certsDir: p('etc-containerd', 'certs.d'),
-      serverCert: (name, sans) => signCert(ca, p('pki'), name, sans),
-      run: runOnNode,
-      spawn: spawnOnNode,
-      forward,
-      containerProcesses: async () => {
-        const pids = new Set<number>();
-        for (const dir of cgroupDirs) for (const pid of await cgroupPids(join(dir, 'kubepods'))) pids.add(pid);
-        const found: { pid: number; argv: string[] }[] = [];
-        for (const pid of pids) {
-          const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
-          if (cmdline) found.push({ pid, argv: cmdline.split('\0').filter(Boolean) });
-        }
-        return found;
-      },
-      ctr,
+      caCert: ctx.ca.cert,
+      containerd: first.containerd,
+      certsDir: first.certsDir,
+      serverCert: (name, sans) => signCert(ctx.ca, ctx.pkiDir, name, sans),
+      run: first.run,
+      spawn: first.spawn,
+      forward: first.forward,
+      containerProcesses: first.containerProcesses,
+      ctr: first.ctr,
       stop,
     };
-    await ready('kubelet', () => nodeReady(server, tokens.admin, caPem, nodeName), 120_000);
-    await ready('coredns', () => httpOkOnNode(runOnNode, `http://${nodeIp}:8181/ready`), 60_000);
+    const admin = ctx.tokens.admin;
+    await Promise.all(
+      nodes.map((node) => node.ready('kubelet', () => nodeReady(server, admin, ctx.caPem, node.name), 120_000)),
+    );
+    await first.ready('coredns', () => httpOkOnNode(first.run, `http://${first.ip}:8181/ready`), 60_000);
     // Pods are refused until the service account controller has made the namespace's account
     await waitFor(
       'the default ServiceAccount',
       async () =>
-        (await apiRequest(server, tokens.admin, caPem, 'GET', '/api/v1/namespaces/default/serviceaccounts/default'))
+        (await apiRequest(server, admin, ctx.caPem, 'GET', '/api/v1/namespaces/default/serviceaccounts/default'))
           .status === 200
           ? true
           : undefined,
       60_000,
       200,
     );
-    await createPersistentVolumes(server, tokens.admin, caPem, root, opts.persistentVolumes ?? 4);
-    log(`node ${nodeName} Ready in ${seconds(started)} (logs ${logDir})`);
+    await createPersistentVolumes(server, admin, ctx.caPem, root, opts.persistentVolumes ?? 4);
+    const names = nodes.map((n) => n.name).join(', ');
+    log(`${count === 1 ? 'node' : `${count} nodes`} ${names} Ready in ${seconds(started)} (logs ${first.logDir})`);
     return cluster;
   } catch (err) {
     await stop();
     throw err;
   }
+}
+
+/** The CA, the API server's certificate, the service-account keys and a token for each component. */
+async function makePki(
+  dir: string,
+  specs: readonly NodeSpec[],
+): Promise<{ ca: Ca; caPem: string; tokens: Record<string, string> }> {
+  await mkdir(dir, { recursive: true });
+  const ca = await makeCa(dir);
+  await signCert(ca, dir, 'kube-apiserver', [
+    '127.0.0.1',
+    specs[0].ip,
+    NODE_NETWORK.apiServiceIp,
+    'localhost',
+    'kubernetes',
+    'kubernetes.default',
+    'kubernetes.default.svc',
+    `kubernetes.default.svc.${NODE_NETWORK.clusterDomain}`,
+  ]);
+  await execFileAsync('openssl', ['genrsa', '-out', join(dir, 'sa.key'), '2048']);
+  await execFileAsync('openssl', ['rsa', '-in', join(dir, 'sa.key'), '-pubout', '-out', join(dir, 'sa.pub')]);
+  const identities: Record<string, { user: string; groups: string[] }> = {
+    admin: { user: 'admin', groups: ['system:masters'] },
+    'kube-controller-manager': { user: 'system:kube-controller-manager', groups: [] },
+    'kube-scheduler': { user: 'system:kube-scheduler', groups: [] },
+    'kube-proxy': { user: 'system:kube-proxy', groups: [] },
+    coredns: { user: 'admin', groups: ['system:masters'] },
+  };
+  // each kubelet as its own node, as the Node authorizer wants
+  for (const spec of specs)
+    identities[kubeletIdentity(spec)] = { user: `system:node:${spec.name}`, groups: ['system:nodes'] };
+  const tokens: Record<string, string> = {};
+  const lines: string[] = [];
+  for (const [name, who] of Object.entries(identities)) {
+    tokens[name] = randomBytes(24).toString('hex');
+    lines.push(`${tokens[name]},${who.user},${name},"${who.groups.join(',')}"`);
+  }
+  await writeFile(join(dir, 'tokens.csv'), lines.join('\n') + '\n', { mode: 0o600 });
+  return { ca, caPem: await readFile(ca.cert, 'utf8'), tokens };
+}
+
+function kubeletIdentity(spec: NodeSpec): string {
+  return spec.index === 0 ? 'kubelet' : `kubelet-${spec.index}`;
+}
+
+/** The namespace the nodes' veths meet in: one bridge, no address, no route, nothing else. */
+async function openFabric(fabric: string): Promise<void> {
+  await ip('netns', 'add', fabric);
+  await ip('-n', fabric, 'link', 'set', 'lo', 'up');
+  await ip('-n', fabric, 'link', 'add', 'ms-fabric', 'type', 'bridge');
+  await ip('-n', fabric, 'link', 'set', 'ms-fabric', 'up');
+}
+
+async function deleteNetns(netns: string, log: (line: string) => void): Promise<void> {
+  await execFileAsync('ip', ['netns', 'del', netns]).catch((err: { stderr?: string }) =>
+    log(`ip netns del ${netns}: ${err.stderr ?? 'failed'}`),
+  );
+  // `ip netns del` can leave the bind mount's file behind
+  await rm(`/run/netns/${netns}`, { force: true }).catch(() => undefined);
+}
+
+/**
+ * One node's namespaces, cgroups and files, up to its holder process: nothing runs on it yet.
+ * `opened` gets the node as soon as it has something to undo, so the cluster's stop() covers a
+ * node whose set-up failed half-way.
+ */
+async function openNode(spec: NodeSpec, ctx: ClusterContext, opened: (node: NodeHost) => void): Promise<NodeHost> {
+  const { root, netns, name, cgroupRoot } = spec;
+  const nodeIp = spec.ip;
+  const dnsIp = ctx.specs[0].ip;
+  const logDir = join(root, 'logs');
+  const p = (...parts: string[]): string => join(root, ...parts);
+  for (const dir of [
+    'logs',
+    'etc-containerd/certs.d',
+    'cni/net.d',
+    'cni/bin',
+    'kubelet',
+    'kubelet-plugins',
+    'pod-logs',
+    'containerd',
+    'sysctl',
+    'sockets',
+  ]) {
+    await mkdir(p(dir), { recursive: true });
+  }
+
+  const children = new Map<string, ChildProcess>();
+  const servers: Server[] = [];
+  const cgroupDirs: string[] = [];
+  let netnsAdded = false;
+  let holder: ChildProcess | undefined = undefined;
+  let stopped = false;
+
+  const stop = async (): Promise<void> => {
+    if (stopped) return;
+    stopped = true;
+    for (const server of servers) server.close();
+    // kubelet first, so it restarts nothing; then every container, then the rest
+    await terminate(children.get('kubelet'), 5_000);
+    await killCgroup(cgroupDirs);
+    for (const [proc, child] of [...children].reverse()) if (proc !== 'kubelet') await terminate(child, 5_000);
+    if (holder) await sweepNamespaces(holder);
+    await terminate(holder, 2_000);
+    if (netnsAdded) await deleteNetns(netns, ctx.log);
+    await removeCgroups(cgroupDirs);
+  };
+
+  const inNode = (file: string, args: readonly string[]): [string, string[]] => [
+    'nsenter',
+    [`--target=${holder!.pid!}`, '--mount', '--net', '--', file, ...args],
+  ];
+  const spawnOnNode = (
+    proc: string,
+    file: string,
+    args: readonly string[],
+    env: NodeJS.ProcessEnv = {},
+  ): ChildProcess => {
+    if (stopped) throw new Error(`node ${name} is stopped: not starting ${proc}`);
+    if (children.has(proc)) throw new Error(`${proc} is already running on node ${name}`);
+    const out = createWriteStream(join(logDir, `${proc}.log`), { flags: 'a' });
+    const child = spawnTracked(...inNode(file, args), {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true, // a session of its own: a signal to the test's group does not reach it
+      env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
+    });
+    child.stdout!.pipe(out, { end: false });
+    child.stderr!.pipe(out, { end: false });
+    child.on('close', () => {
+      out.end();
+      if (children.get(proc) === child) children.delete(proc);
+    });
+    children.set(proc, child);
+    return child;
+  };
+  const runOnNode = async (
+    file: string,
+    args: readonly string[],
+    env: NodeJS.ProcessEnv = {},
+  ): Promise<{ stdout: string; stderr: string }> => {
+    const [f, a] = inNode(file, args);
+    return execFileAsync(f, a, {
+      env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
+      maxBuffer: 64 * 1024 * 1024,
+      timeout: 120_000,
+    });
+  };
+  const ready = async (proc: string, check: () => Promise<boolean>, timeoutMs = 60_000): Promise<void> => {
+    const child = children.get(proc);
+    const logFile = join(logDir, `${proc}.log`);
+    try {
+      await waitFor(
+        `${proc} on ${name} to be ready`,
+        async () => {
+          if (!child || hasExited(child))
+            throw new StopWaiting(
+              `${proc} on ${name} exited (${child?.signalCode ?? child?.exitCode}):\n${await tail(logFile)}`,
+            );
+          return (await check().catch(() => false)) ? true : undefined;
+        },
+        timeoutMs,
+        200,
+      );
+    } catch (err) {
+      if (err instanceof StopWaiting) throw new Error(err.message);
+      throw new Error(`${(err as Error).message}:\n${await tail(logFile)}`);
+    }
+  };
+  // a bridge from 127.0.0.1 on the host to a port on the node IP
+  const forward = async (port: number): Promise<number> => {
+    const sock = p('sockets', `${port}.sock`);
+    if (!children.has(`forward-${port}`)) {
+      spawnOnNode(`forward-${port}`, 'socat', [`UNIX-LISTEN:${sock},fork,mode=600`, `TCP:${nodeIp}:${port}`]);
+      await waitFor(`the bridge to ${nodeIp}:${port}`, () => (existsSync(sock) ? true : undefined), 10_000, 50);
+    }
+    const server = createServer((client) => {
+      const upstream = connect(sock);
+      client.pipe(upstream).pipe(client);
+      const close = (): void => {
+        client.destroy();
+        upstream.destroy();
+      };
+      client.on('error', close);
+      upstream.on('error', close);
+    });
+    await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
+    servers.push(server);
+    return (server.address() as { port: number }).port;
+  };
+  const containerdSock = p('containerd', 'containerd.sock');
+  // on the node: `ctr run` makes its stdio fifos under /run/containerd, the node's tmpfs
+  const ctr = async (args: readonly string[]): Promise<string> => {
+    const { stdout, stderr } = await runOnNode(ctx.bin.ctr, ['--address', containerdSock, '-n', 'k8s.io', ...args]);
+    return stdout + stderr;
+  };
+  const node: NodeHost = {
+    name,
+    ip: nodeIp,
+    podCidr: spec.podCidr,
+    netns,
+    cgroupRoot,
+    root,
+    logDir,
+    containerd: { address: containerdSock, ctr: ctx.bin.ctr },
+    certsDir: p('etc-containerd', 'certs.d'),
+    run: runOnNode,
+    spawn: spawnOnNode,
+    forward,
+    ctr,
+    containerProcesses: async () => {
+      const pids = new Set<number>();
+      for (const dir of cgroupDirs) for (const pid of await cgroupPids(join(dir, 'kubepods'))) pids.add(pid);
+      const found: { pid: number; argv: string[] }[] = [];
+      for (const pid of pids) {
+        const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
+        if (cmdline) found.push({ pid, argv: cmdline.split('\0').filter(Boolean) });
+      }
+      return found;
+    },
+    ready,
+    stop,
+  };
+  opened(node);
+
+  // --- network namespace: the node IP on a veth, alone (one node) or with its peer on the fabric
+  await ip('netns', 'add', netns);
+  netnsAdded = true;
+  await ip('-n', netns, 'link', 'set', 'lo', 'up');
+  if (ctx.fabric) {
+    const peer = `ms-n${spec.index}`;
+    await ip('-n', netns, 'link', 'add', 'ms0', 'type', 'veth', 'peer', 'name', peer, 'netns', ctx.fabric);
+    await ip('-n', ctx.fabric, 'link', 'set', peer, 'master', 'ms-fabric');
+    await ip('-n', ctx.fabric, 'link', 'set', peer, 'up');
+  } else {
+    await ip('-n', netns, 'link', 'add', 'ms0', 'type', 'veth', 'peer', 'name', 'ms1');
+    await ip('-n', netns, 'link', 'set', 'ms1', 'up');
+  }
+  await ip('-n', netns, 'addr', 'add', `${nodeIp}/${NODE_NETWORK.nodePrefix}`, 'dev', 'ms0');
+  await ip('-n', netns, 'link', 'set', 'ms0', 'up');
+  await ip('-n', netns, 'route', 'add', NODE_NETWORK.serviceCidr, 'dev', 'ms0');
+  // every other node's Pods through that node
+  for (const other of ctx.specs) {
+    if (other.index !== spec.index) await ip('-n', netns, 'route', 'add', other.podCidr, 'via', other.ip, 'dev', 'ms0');
+  }
+  // per-namespace knobs; `ip netns exec` is fine for a one-shot command that mounts nothing
+  await execFileAsync('ip', [
+    'netns',
+    'exec',
+    netns,
+    'sysctl',
+    '-qw',
+    'net.ipv4.ip_forward=1',
+    'net.bridge.bridge-nf-call-iptables=1',
+    'net.ipv4.conf.all.route_localnet=1',
+  ]);
+
+  // --- cgroups: kubelet's root, in every v1 hierarchy, with the cpuset one populated
+  for (const h of await cgroupHierarchies()) {
+    const dir = join(h.path, cgroupRoot);
+    await mkdir(dir);
+    cgroupDirs.push(dir);
+    if (h.controllers.includes('cpuset')) {
+      for (const file of ['cpuset.cpus', 'cpuset.mems']) {
+        await writeFile(join(dir, file), await readFile(join(h.path, file), 'utf8'));
+      }
+    }
+  }
+
+  // --- node files: kubeconfigs, DNS, hosts, the sysctl stand-ins, CNI, containerd, kubelet, kube-proxy
+  await writeFile(p('kubelet.kubeconfig'), kubeconfig(ctx.nodeServer, ctx.caPem, ctx.tokens[kubeletIdentity(spec)]), {
+    mode: 0o600,
+  });
+  await writeFile(p('kube-proxy.kubeconfig'), kubeconfig(ctx.nodeServer, ctx.caPem, ctx.tokens['kube-proxy']), {
+    mode: 0o600,
+  });
+  await writeFile(p('resolv.conf'), `nameserver ${dnsIp}\nsearch ${NODE_NETWORK.clusterDomain}\noptions ndots:1\n`);
+  const hosts = ['127.0.0.1 localhost', `${nodeIp} ${name}`];
+  // the test's servers run on the first node
+  if (ctx.hostNames.length > 0) hosts.push(`${dnsIp} ${ctx.hostNames.join(' ')}`);
+  await writeFile(p('hosts'), hosts.join('\n') + '\n');
+  for (const [key, value] of Object.entries(kubeletSysctls)) {
+    await writeFile(p('sysctl', key.replaceAll('/', '.')), `${value}\n`);
+  }
+  for (const [tool, file] of [
+    ['cni-bridge', 'bridge'],
+    ['cni-host-local', 'host-local'],
+    ['cni-loopback', 'loopback'],
+    ['cni-portmap', 'portmap'],
+  ] as const) {
+    await execFileAsync('ln', ['-s', ctx.bin[tool], p('cni/bin', file)]);
+  }
+  await writeFile(p('cni/net.d/10-bridge.conflist'), cniConfig(spec.podCidr));
+  await writeFile(p('containerd', 'config.toml'), nodeContainerdConfig(root, ctx.sandboxImage));
+  await writeFile(p('kubelet-config.yaml'), kubeletConfig(root, cgroupRoot, containerdSock, nodeIp, dnsIp));
+  const clusterCidr = ctx.specs.length > 1 ? NODE_NETWORK.clusterPodCidr : spec.podCidr;
+  await writeFile(p('kube-proxy-config.yaml'), kubeProxyConfig(root, name, nodeIp, clusterCidr));
+  const systemBundle = await readFile('/etc/ssl/certs/ca-certificates.crt', 'utf8').catch(() => '');
+  await writeFile(p('node-ca-bundle.pem'), systemBundle + ctx.caPem);
+
+  // --- the holder: the node's mount namespace, inside the network namespace
+  const mountScript = [
+    'set -e',
+    'mount --make-rslave /',
+    'mount -t tmpfs -o mode=0711 tmpfs /run/containerd',
+    'mount -t tmpfs tmpfs /var/lib/cni',
+    'mount -t tmpfs tmpfs /var/log/containers',
+    'mount -t tmpfs tmpfs /var/log/pods',
+    `mount --bind ${p('kubelet')} /var/lib/kubelet`,
+    // kubelet mounts volumes under its root dir: they must propagate to containerd's view
+    'mount --make-rshared /var/lib/kubelet',
+    `mount --bind ${p('etc-containerd')} /etc/containerd`,
+    `mount --bind ${p('resolv.conf')} /etc/resolv.conf`,
+    `mount --bind ${p('hosts')} /etc/hosts`,
+    ...Object.keys(kubeletSysctls).map(
+      (key) => `mount --bind ${p('sysctl', key.replaceAll('/', '.'))} /proc/sys/${key}`,
+    ),
+    'echo mounted',
+    'exec sleep infinity',
+  ];
+  const holding = spawnTracked(
+    'nsenter',
+    [
+      `--net=/run/netns/${netns}`,
+      'unshare',
+      '--mount',
+      '--propagation',
+      'slave',
+      '--',
+      'sh',
+      '-c',
+      mountScript.join('\n'),
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'], detached: true },
+  );
+  holder = holding;
+  await new Promise<void>((ok, fail) => {
+    let output = '';
+    holding.stdout!.on('data', (d: Buffer) => {
+      output += d.toString();
+      if (output.includes('mounted')) ok();
+    });
+    holding.stderr!.on('data', (d: Buffer) => (output += d.toString()));
+    holding.once('exit', (code) =>
+      fail(new Error(`the mount namespace of node ${name} could not be set up (exit ${code}):\n${output}`)),
+    );
+  });
+  return node;
+}
+
+/** etcd, kube-apiserver, kube-controller-manager, kube-scheduler and CoreDNS on the first node. */
+async function startControlPlane(
+  node: NodeHost,
+  ctx: ClusterContext,
+  started: number,
+): Promise<{ server: string; kubeconfigPath: string }> {
+  const { bin, pkiDir } = ctx;
+  const p = (...parts: string[]): string => join(node.root, ...parts);
+  const pki = (file: string): string => join(pkiDir, file);
+  for (const name of ['kube-controller-manager', 'kube-scheduler', 'coredns']) {
+    await writeFile(p(`${name}.kubeconfig`), kubeconfig(ctx.nodeServer, ctx.caPem, ctx.tokens[name]), { mode: 0o600 });
+  }
+  await writeFile(p('Corefile'), corefile(node.root, node.ip, ctx.hostNames));
+  node.spawn('etcd', bin.etcd, [
+    '--name=node',
+    `--data-dir=${p('etcd')}`,
+    '--listen-client-urls=http://127.0.0.1:2379',
+    '--advertise-client-urls=http://127.0.0.1:2379',
+    '--listen-peer-urls=http://127.0.0.1:2380',
+    '--initial-advertise-peer-urls=http://127.0.0.1:2380',
+    '--initial-cluster=node=http://127.0.0.1:2380',
+    '--listen-metrics-urls=http://127.0.0.1:2381',
+    '--log-level=warn',
+    '--unsafe-no-fsync',
+  ]);
+  await node.ready('etcd', () => httpOkOnNode(node.run, 'http://127.0.0.1:2379/health'));
+  node.spawn('kube-apiserver', bin['kube-apiserver'], [
+    '--etcd-servers=http://127.0.0.1:2379',
+    '--bind-address=0.0.0.0',
+    `--advertise-address=${node.ip}`,
+    '--secure-port=6443',
+    `--tls-cert-file=${pki('kube-apiserver.pem')}`,
+    `--tls-private-key-file=${pki('kube-apiserver.key')}`,
+    `--client-ca-file=${ctx.ca.cert}`,
+    `--token-auth-file=${pki('tokens.csv')}`,
+    '--authorization-mode=Node,RBAC',
+    '--allow-privileged=true',
+    `--service-account-key-file=${pki('sa.pub')}`,
+    `--service-account-signing-key-file=${pki('sa.key')}`,
+    `--service-account-issuer=https://kubernetes.default.svc.${NODE_NETWORK.clusterDomain}`,
+    `--service-cluster-ip-range=${NODE_NETWORK.serviceCidr}`,
+    '--kubelet-preferred-address-types=InternalIP',
+    '--enable-priority-and-fairness=false',
+    '--shutdown-watch-termination-grace-period=2s',
+    '--profiling=false',
+  ]);
+  const server = `https://127.0.0.1:${await node.forward(6443)}`;
+  const kubeconfigPath = p('admin-host.kubeconfig');
+  await writeFile(kubeconfigPath, kubeconfig(server, ctx.caPem, ctx.tokens.admin), { mode: 0o600 });
+  await node.ready('kube-apiserver', () => httpsOk(`${server}/readyz`, ctx.tokens.admin, ctx.caPem), 120_000);
+  ctx.log(`API server ready in ${seconds(started)}`);
+
+  node.spawn('kube-controller-manager', bin['kube-controller-manager'], [
+    `--kubeconfig=${p('kube-controller-manager.kubeconfig')}`,
+    `--authentication-kubeconfig=${p('kube-controller-manager.kubeconfig')}`,
+    `--authorization-kubeconfig=${p('kube-controller-manager.kubeconfig')}`,
+    '--use-service-account-credentials=true',
+    `--root-ca-file=${ctx.ca.cert}`,
+    `--service-account-private-key-file=${pki('sa.key')}`,
+    `--service-cluster-ip-range=${NODE_NETWORK.serviceCidr}`,
+    '--leader-elect=false',
+    '--secure-port=0',
+    '--profiling=false',
+  ]);
+  node.spawn('kube-scheduler', bin['kube-scheduler'], [
+    `--kubeconfig=${p('kube-scheduler.kubeconfig')}`,
+    `--authentication-kubeconfig=${p('kube-scheduler.kubeconfig')}`,
+    `--authorization-kubeconfig=${p('kube-scheduler.kubeconfig')}`,
+    '--leader-elect=false',
+    '--bind-address=127.0.0.1',
+    '--secure-port=10259',
+    '--profiling=false',
+  ]);
+  node.spawn('coredns', bin.coredns, ['-conf', p('Corefile')]);
+  return { server, kubeconfigPath };
+}
+
+/** The node's containerd, until it answers. */
+async function startContainerd(node: NodeHost, ctx: ClusterContext): Promise<void> {
+  node.spawn('containerd', ctx.bin.containerd, ['--config', join(node.root, 'containerd', 'config.toml')], {
+    PATH: `${join(ctx.bin['containerd-shim-runc-v2'], '..')}:${process.env.PATH}`,
+    // the node trusts the cluster CA, which signs the test servers (an upstream registry)
+    SSL_CERT_FILE: join(node.root, 'node-ca-bundle.pem'),
+  });
+  await node.ready('containerd', () => node.ctr(['version']).then(() => true), 60_000);
+}
+
+/** The node's kubelet and kube-proxy (their readiness is the Node's Ready, which the cluster waits for). */
+function startNodeAgents(node: NodeHost, ctx: ClusterContext): void {
+  const p = (...parts: string[]): string => join(node.root, ...parts);
+  node.spawn('kubelet', ctx.bin.kubelet, [
+    `--config=${p('kubelet-config.yaml')}`,
+    `--kubeconfig=${p('kubelet.kubeconfig')}`,
+    `--node-ip=${node.ip}`,
+    `--hostname-override=${node.name}`,
+    `--cert-dir=${p('kubelet', 'pki')}`,
+    '--v=1',
+  ]);
+  node.spawn('kube-proxy', ctx.bin['kube-proxy'], [`--config=${p('kube-proxy-config.yaml')}`]);
 }
 
 function seconds(since: number): string {
@@ -765,7 +1007,7 @@ function kubeconfig(server: string, caPem: string, token: string): string {
   );
 }
 
-function cniConfig(): string {
+function cniConfig(podCidr: string): string {
   return JSON.stringify(
     {
       cniVersion: '1.0.0',
@@ -777,7 +1019,7 @@ function cniConfig(): string {
           isGateway: true,
           ipMasq: false, // no route out: nothing to masquerade for
           hairpinMode: true, // a Pod reaching itself through its Service
-          ipam: { type: 'host-local', ranges: [[{ subnet: NODE_NETWORK.podCidr }]], routes: [{ dst: '0.0.0.0/0' }] },
+          ipam: { type: 'host-local', ranges: [[{ subnet: podCidr }]], routes: [{ dst: '0.0.0.0/0' }] },
         },
         { type: 'portmap', capabilities: { portMappings: true } },
       ],
@@ -840,7 +1082,13 @@ disabled_plugins = [
 `;
 }
 
-function kubeletConfig(root: string, cgroupRoot: string, containerdSock: string): string {
+function kubeletConfig(
+  root: string,
+  cgroupRoot: string,
+  containerdSock: string,
+  nodeIp: string,
+  dnsIp: string,
+): string {
   return JSON.stringify(
     {
       apiVersion: 'kubelet.config.k8s.io/v1beta1',
@@ -849,12 +1097,12 @@ function kubeletConfig(root: string, cgroupRoot: string, containerdSock: string)
       cgroupDriver: 'cgroupfs',
       cgroupRoot,
       containerRuntimeEndpoint: `unix://${containerdSock}`,
-      address: NODE_NETWORK.nodeIp,
+      address: nodeIp,
       readOnlyPort: 0,
       authentication: { anonymous: { enabled: true }, webhook: { enabled: false } },
       authorization: { mode: 'AlwaysAllow' },
       clusterDomain: NODE_NETWORK.clusterDomain,
-      clusterDNS: [NODE_NETWORK.nodeIp],
+      clusterDNS: [dnsIp],
       resolvConf: join(root, 'resolv.conf'),
       failSwapOn: false,
       volumePluginDir: join(root, 'kubelet-plugins'),
@@ -880,7 +1128,7 @@ function kubeletConfig(root: string, cgroupRoot: string, containerdSock: string)
   );
 }
 
-function kubeProxyConfig(root: string, nodeName: string): string {
+function kubeProxyConfig(root: string, nodeName: string, nodeIp: string, clusterCidr: string): string {
   return JSON.stringify(
     {
       apiVersion: 'kubeproxy.config.k8s.io/v1alpha1',
@@ -888,8 +1136,8 @@ function kubeProxyConfig(root: string, nodeName: string): string {
       mode: 'iptables',
       clientConnection: { kubeconfig: join(root, 'kube-proxy.kubeconfig') },
       hostnameOverride: nodeName,
-      clusterCIDR: NODE_NETWORK.podCidr,
-      bindAddress: NODE_NETWORK.nodeIp,
+      clusterCIDR: clusterCidr,
+      bindAddress: nodeIp,
       healthzBindAddress: '127.0.0.1:10256',
       metricsBindAddress: '127.0.0.1:10249',
       // the host-wide conntrack sysctls are read-only outside the initial namespace
@@ -900,8 +1148,8 @@ function kubeProxyConfig(root: string, nodeName: string): string {
   );
 }
 
-function corefile(root: string, hostNames: readonly string[]): string {
-  const { nodeIp, clusterDomain } = NODE_NETWORK;
+function corefile(root: string, nodeIp: string, hostNames: readonly string[]): string {
+  const { clusterDomain } = NODE_NETWORK;
   return `.:53 {
     bind ${nodeIp}
     errors
@@ -1077,6 +1325,44 @@ async function removeCgroups(dirs: readonly string[]): Promise<void> {
     }
   };
   for (const dir of dirs) await remove(dir);
+}
+
+/** Mount points a node covers, or makes: what a cluster could leave mounted on the host. */
+const nodeMountPoints = [
+  ...shadowedDirs,
+  '/etc/resolv.conf',
+  '/etc/hosts',
+  '/proc/sys/',
+  '/run/netns/ms-node-',
+  '/tmp/ms-node-',
+  '/sys/fs/cgroup/',
+];
+
+/**
+ * What of the host a cluster could leave behind: mounts on the paths a node covers, network
+ * interfaces, iptables rules for its ranges and `ms-node-` namespaces. Only these, so that what
+ * other tests on the machine do meanwhile does not count.
+ */
+export async function hostState(): Promise<{ mounts: string[]; links: string[]; rules: string[]; netns: string[] }> {
+  const mounts = (await readFile('/proc/self/mounts', 'utf8'))
+    .split('\n')
+    .filter((line) => nodeMountPoints.some((m) => line.split(' ')[1]?.startsWith(m)))
+    .sort();
+  const { stdout: links } = await execFileAsync('ip', ['-o', 'link']);
+  const { stdout: rules } = await execFileAsync('iptables-save');
+  return {
+    mounts,
+    links: links
+      .split('\n')
+      .map((l) => l.split(':')[1]?.trim())
+      .filter((l): l is string => !!l && /^(ms|veth|cni)/.test(l))
+      .sort(),
+    rules: rules
+      .split('\n')
+      .filter((l) => l.startsWith('-A') && /KUBE|CNI|10\.21[345]\./.test(l))
+      .sort(),
+    netns: (await readdir('/run/netns').catch(() => [])).filter((n) => n.startsWith('ms-node-')).sort(),
+  };
 }
 
 /** Whether a file exists (for callers that poll the node's directories). */

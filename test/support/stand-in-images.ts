@@ -35,7 +35,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { createReadStream, createWriteStream, readFileSync } from 'node:fs';
 import { mkdir, readFile, realpath, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
-import { basename, dirname, join, resolve } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
@@ -49,10 +49,10 @@ import {
 } from '../../src/construct/images.js';
 import { ensureControllerImage } from './controller-image.js';
 import { type Descriptor, MediaType, type PlatformImage, pseudoRandomBytes, type TestImage } from './images.js';
+import { repoRoot } from './repo-root.js';
 import { ensureTool } from './tools.js';
 
 const execFileAsync = promisify(execFile);
-const repoRoot = resolve(import.meta.dirname, '../..');
 
 /** The node's sandbox image (containerd's `sandbox` pinned image), built from tools/pause. */
 export const PAUSE_IMAGE = 'registry.k8s.io/pause:3.10.1';
