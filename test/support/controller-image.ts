@@ -9,7 +9,6 @@ import { promisify } from 'node:util';
 
 import { repoRoot } from './repo-root.js';
 
-
 /** Where the build script writes the archive (its default IMAGE_OUT). */
 export const IMAGE_ARCHIVE = join(repoRoot, 'build/mirror-synth-controller.oci.tar');
 

@@ -18,7 +18,7 @@ import {
 import { parseAllDocuments } from 'yaml';
 
 import { DEFAULT_NAMESPACE, type FillMode } from '../../src/api/names.js';
-import { namespaceObject, synthesizeMirror } from '../../src/synth/chart.js';
+import { namespaceObjects, synthesizeMirror } from '../../src/synth/chart.js';
 import { RegistryClient } from './images.js';
 import { type ClusterNode, type NodeCluster, type NodeClusterOptions, startNodeCluster } from './node.js';
 import { CONTROLLER_IMAGE, importStandInImages, PAUSE_IMAGE } from './stand-in-images.js';
@@ -330,9 +330,9 @@ export async function applyMirror(k: NodeClients, opts: NodeMirrorOptions): Prom
     },
     { fillImage: CONTROLLER_IMAGE, namespace: opts.namespace },
   );
-  const namespace = namespaceObject(opts.namespace ?? DEFAULT_NAMESPACE);
+  const namespaces = namespaceObjects({ namespace: opts.namespace ?? DEFAULT_NAMESPACE });
   // JSON documents are YAML documents
-  const yaml = [namespace, ...objects].map((o) => JSON.stringify(o)).join('\n---\n');
+  const yaml = [...namespaces, ...objects].map((o) => JSON.stringify(o)).join('\n---\n');
   await applyObjects(k.objects, objectsOf(yaml), 'mirror-synth-real-node-test');
 }
 
