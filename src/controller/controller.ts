@@ -14,6 +14,7 @@ import { CoreV1Api, type KubeConfig, type KubernetesObject } from '@kubernetes/c
 import { type DestinationStream, type Logger, pino } from 'pino';
 
 import { describeError, errorStatus } from '../api/kube-errors.js';
+import { mirrorName } from '../api/kube-object.js';
 import { ALLOWLIST_KEYS, ALLOWLIST_NAME, CONTROLLER_NAME, LEASE_NAME, type NodeRuntime, PLURAL } from '../api/names.js';
 import { ALLOWLISTS, type LivePolicy, type MirrorPolicy, readAllowlistData } from '../api/policy.js';
 import { referencedSecrets } from './credentials.js';
@@ -208,8 +209,8 @@ class Controller {
           .filter((m) =>
             m.status?.conditions?.some((c) => c.type === 'Stalled' && c.status === 'True' && c.reason === reason),
           )
-          .map((m) => m.metadata?.name ?? ''),
-      allMirrors: () => this.mirrors.list().map((m) => m.metadata?.name ?? ''),
+          .map(mirrorName),
+      allMirrors: () => this.mirrors.list().map(mirrorName),
     };
     const restartDelayMs = (err: unknown, failures: number) =>
       informerRestartDelayMs(err, failures, opts.secondsBetweenStreams);
@@ -311,7 +312,7 @@ class Controller {
     return this.mirrors
       .list()
       .filter((m) => referencedSecrets(m.spec).includes(secret))
-      .map((m) => m.metadata?.name ?? '')
+      .map(mirrorName)
       .filter(Boolean);
   }
 

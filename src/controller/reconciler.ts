@@ -8,8 +8,7 @@ import type { Logger } from 'pino';
 import { SpecError } from '../api/errors.js';
 import { findHostConflicts, type HostConflict } from '../api/hosts.js';
 import { describeError, errorStatus, isTransient } from '../api/kube-errors.js';
-import type { KubeObject } from '../api/kube-object.js';
-import { compareStrings } from '../api/kube-object.js';
+import { compareStrings, type KubeObject, mirrorName } from '../api/kube-object.js';
 import {
   ALLOWLIST_NAME,
   CONTENT_HASH_ANNOTATION,
@@ -191,7 +190,7 @@ export function byAge(a: RegistryMirrorObject, b: RegistryMirrorObject): number 
   return (
     compareStrings(t(a), t(b)) ||
     Number(holdsClaims(b)) - Number(holdsClaims(a)) ||
-    compareStrings(a.metadata?.name ?? '', b.metadata?.name ?? '')
+    compareStrings(mirrorName(a), mirrorName(b))
   );
 }
 
@@ -203,8 +202,8 @@ export function hostConflictOf(name: string, mirrors: readonly RegistryMirrorObj
     )
     .sort(byAge)
     .map((m) => ({
-      name: m.metadata?.name ?? '',
-      source: `RegistryMirror ${m.metadata?.name ?? ''}`,
+      name: mirrorName(m),
+      source: `RegistryMirror ${mirrorName(m)}`,
       spec: m.spec as { upstreamUrl: string; masqueradeUrl?: string },
     }));
   return findHostConflicts(hosted).find((c) => c.mirror === name);
@@ -218,7 +217,7 @@ export function hostConflictOf(name: string, mirrors: readonly RegistryMirrorObj
 export function nameCollisionOf(name: string, mirrors: readonly RegistryMirrorObject[]): NameCollision | undefined {
   const named = [...mirrors]
     .sort(byAge)
-    .map((m) => ({ name: m.metadata?.name ?? '', source: `RegistryMirror ${m.metadata?.name ?? ''}` }));
+    .map((m) => ({ name: mirrorName(m), source: `RegistryMirror ${mirrorName(m)}` }));
   return findNameCollisions(named).find((c) => c.mirror === name);
 }
 
@@ -295,7 +294,7 @@ export class Reconciler {
 
   /** `mirror=<name>` on the RegistryMirror itself, so the original operator's `kubectl get -l mirror=<name>` lists it. */
   private async ensureLabel(mirror: RegistryMirrorObject, log: Logger): Promise<void> {
-    const name = mirror.metadata?.name ?? '';
+    const name = mirrorName(mirror);
     if (mirror.metadata?.labels?.[MIRROR_LABEL] === name) return;
     try {
       await this.opts.client.labelMirror(name);
@@ -395,7 +394,7 @@ export class Reconciler {
   }
 
   private async converge(mirror: RegistryMirrorObject, log: Logger): Promise<ReconcileOutcome> {
-    const name = mirror.metadata?.name ?? '';
+    const name = mirrorName(mirror);
     const { client, namespace, metrics } = this.opts;
     let input: MirrorInput;
     try {
@@ -552,7 +551,7 @@ export class Reconciler {
     ours: ReadonlySet<string>,
     log: Logger,
   ): Promise<ReconcileOutcome | undefined> {
-    const name = mirror.metadata?.name ?? '';
+    const name = mirrorName(mirror);
     const { client, namespace, metrics } = this.opts;
     const where = { kind: child.kind, name: child.metadata.name, namespace };
     const key = `${name}|${childKey(child)}`;
@@ -656,14 +655,14 @@ export class Reconciler {
   /** The status the controller should compare against: the cache's, unless the cache has not caught up with our last write. */
   private previousStatus(mirror: RegistryMirrorObject): MirrorStatus | undefined {
     const cached = mirror.status;
-    const memo = this.statusMemo.get(mirror.metadata?.name ?? '');
+    const memo = this.statusMemo.get(mirrorName(mirror));
     if (!memo || memo.uid !== mirror.metadata?.uid) return cached;
     if (memo.resourceVersion === mirror.metadata?.resourceVersion) return cached;
     return canonicalJson(cached ?? null) === memo.before ? memo.written : cached;
   }
 
   private async report(mirror: RegistryMirrorObject, outcome: ReconcileOutcome, log: Logger): Promise<void> {
-    const name = mirror.metadata?.name ?? '';
+    const name = mirrorName(mirror);
     const generation = mirror.metadata?.generation ?? 0;
     const previous = this.previousStatus(mirror);
     const status = nextStatus(previous, outcome, generation, this.now());

@@ -34,7 +34,7 @@ import type { KubernetesObject, V1Pod } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 
 import { describeError } from '../api/kube-errors.js';
-import type { KubeObject } from '../api/kube-object.js';
+import { type KubeObject, mirrorName } from '../api/kube-object.js';
 import { childName, KIND, MANAGED_BY_LABEL, MIRROR_API_VERSION, MIRROR_LABEL } from '../api/names.js';
 import type { KubeClient, RegistryMirrorObject } from './kube.js';
 import type { LiveMeta } from './plan.js';
@@ -178,7 +178,7 @@ export class Takeover {
    * start taking the mirror over and say so; else `undefined` (the caller stalls the mirror).
    */
   async claim(mirror: RegistryMirrorObject, child: KubeObject, log: Logger): Promise<ReconcileOutcome | undefined> {
-    const name = mirror.metadata?.name ?? '';
+    const name = mirrorName(mirror);
     const existing = await this.opts.client.read(child);
     if (!isLegacyKind(child.kind) || !isLegacy(child.kind, existing, name)) return undefined;
     if (!this.opts.enabled) {
@@ -223,7 +223,7 @@ export class Takeover {
     live: readonly LiveMeta[],
     log: Logger,
   ): Promise<TakeoverStep> {
-    const name = mirror.metadata?.name ?? '';
+    const name = mirrorName(mirror);
     if (!this.opts.enabled) return { desired: all };
     const resumed = mirror.status?.conditions?.some(
       (c) => c.type === 'Ready' && (c.reason === TAKING_OVER || c.reason === TAKEOVER_FORBIDDEN),
