@@ -8,7 +8,7 @@ import type { Logger } from 'pino';
 import { SpecError } from '../api/errors.js';
 import { findHostConflicts, type HostConflict } from '../api/hosts.js';
 import { describeError, errorStatus, isTransient } from '../api/kube-errors.js';
-import { compareStrings, type KubeObject, mirrorName } from '../api/kube-object.js';
+import { type KubeObject, mirrorName } from '../api/kube-object.js';
 import {
   ALLOWLIST_NAME,
   CONTENT_HASH_ANNOTATION,
@@ -22,6 +22,7 @@ import {
 } from '../api/names.js';
 import { ALLOWLISTS, BROKEN_LIST_TAIL, governedField, type LivePolicy, policyProblems } from '../api/policy.js';
 import type { MirrorStatus } from '../api/schema.js';
+import { holdsClaims, olderFirst, type Seniority } from '../api/seniority.js';
 import { findNameCollisions, type MirrorInput, type NameCollision, parseMirrorResource } from '../api/validate.js';
 import { fillImageProblem } from '../construct/images.js';
 import { synthesizeMirror } from '../synth/chart.js';
@@ -162,36 +163,19 @@ function byKind(objs: readonly KubeObject[]): KubeObject[][] {
   return groups;
 }
 
-/** Stalled reasons of a mirror that lost a node host or a child's name to an older mirror. */
-export const CLAIM_REASONS: readonly string[] = ['HostConflict', 'NameCollision'];
-
-/**
- * Whether a mirror has been reconciled and holds its node hosts and its children's names: it
- * has a status and is not stalled for a host conflict or a name collision.
- */
-function holdsClaims(m: RegistryMirrorObject): boolean {
-  const stalled = m.status?.conditions?.find((c) => c.type === 'Stalled');
-  return (
-    m.status?.observedGeneration !== undefined &&
-    !(stalled?.status === 'True' && CLAIM_REASONS.includes(stalled.reason ?? ''))
-  );
+/** A RegistryMirror as "the older mirror wins" (api/seniority.ts) compares it. */
+export function seniorityOf(m: RegistryMirrorObject): Seniority {
+  const c = m.metadata?.creationTimestamp as Date | string | undefined;
+  return {
+    name: mirrorName(m),
+    ...(c === undefined ? {} : { creationTimestamp: c instanceof Date ? c.toISOString() : String(c) }),
+    holdsClaims: holdsClaims(m.status),
+  };
 }
 
-/**
- * Mirrors oldest first: the order in which they keep node hosts. creationTimestamp has whole
- * seconds, so within one second a mirror already holding its hosts goes first (a serving mirror
- * never loses its hosts to one created in the same second), then the name decides.
- */
+/** Mirrors oldest first: the order in which they keep node hosts and names (api/seniority.ts). */
 export function byAge(a: RegistryMirrorObject, b: RegistryMirrorObject): number {
-  const t = (m: RegistryMirrorObject) => {
-    const c = m.metadata?.creationTimestamp as Date | string | undefined;
-    return c === undefined ? '' : c instanceof Date ? c.toISOString() : String(c);
-  };
-  return (
-    compareStrings(t(a), t(b)) ||
-    Number(holdsClaims(b)) - Number(holdsClaims(a)) ||
-    compareStrings(mirrorName(a), mirrorName(b))
-  );
+  return olderFirst(seniorityOf(a), seniorityOf(b));
 }
 
 /** The host conflict that stalls `name`, if an older mirror configures one of its node hosts. */
