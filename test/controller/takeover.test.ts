@@ -1,7 +1,7 @@
 import type { V1OwnerReference } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
 
-import { byAge, hostConflictOf } from '../../src/controller/reconciler.js';
+import { byAge, hostConflictOf } from '../../src/controller/arbitrate.js';
 import { isLegacy, type LegacyKind, legacyNamed, legacySelector, ordinal } from '../../src/controller/takeover.js';
 import { mirrorChanged } from '../../src/controller/watches.js';
 
