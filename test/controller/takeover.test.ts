@@ -2,7 +2,7 @@ import type { V1OwnerReference } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
 
 import { byAge, hostConflictOf } from '../../src/controller/arbitrate.js';
-import { isLegacy, type LegacyKind, legacyNamed, legacySelector, ordinal } from '../../src/controller/takeover.js';
+import { isLegacy, type LegacyKind, legacyNamed, legacySelector, ordinal } from '../../src/controller/legacy.js';
 import { mirrorChanged } from '../../src/controller/watches.js';
 
 describe('takeover helpers', () => {
