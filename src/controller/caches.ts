@@ -63,3 +63,39 @@ export class ChildIndex {
     return [...this.byMirror.keys()];
   }
 }
+
+/**
+ * Mirrors by the Secrets they reference, kept up to date from the mirror informer's callbacks
+ * (as Flux indexes a field), so a Secret event finds its mirrors without scanning every mirror.
+ */
+export class SecretIndex {
+  /** Mirror → the Secrets it references. */
+  private readonly byMirror = new Map<string, readonly string[]>();
+  /** Secret → the mirrors referencing it. */
+  private readonly bySecret = new Map<string, Set<string>>();
+
+  /** File a mirror under the Secrets it references now (none once it is deleted). */
+  update(mirror: string, secrets: readonly string[]): void {
+    if (!mirror) return;
+    for (const s of this.byMirror.get(mirror) ?? []) {
+      const mirrors = this.bySecret.get(s);
+      mirrors?.delete(mirror);
+      if (mirrors?.size === 0) this.bySecret.delete(s);
+    }
+    if (secrets.length === 0) {
+      this.byMirror.delete(mirror);
+      return;
+    }
+    this.byMirror.set(mirror, secrets);
+    for (const s of secrets) {
+      let mirrors = this.bySecret.get(s);
+      if (!mirrors) this.bySecret.set(s, (mirrors = new Set<string>()));
+      mirrors.add(mirror);
+    }
+  }
+
+  /** Mirrors whose spec.credentialsSecret or spec.objectStorage.s3.credentialsSecret names this Secret. */
+  mirrorsUsing(secret: string): string[] {
+    return [...(this.bySecret.get(secret) ?? [])];
+  }
+}

@@ -15,9 +15,9 @@ import { type DestinationStream, type Logger, pino } from 'pino';
 
 import { describeError, errorStatus } from '../api/kube-errors.js';
 import { mirrorName } from '../api/kube-object.js';
-import { ALLOWLIST_KEYS, ALLOWLIST_NAME, CONTROLLER_NAME, LEASE_NAME, type NodeRuntime, PLURAL } from '../api/names.js';
+import { ALLOWLIST_KEYS, ALLOWLIST_NAME, CONTROLLER_NAME, LEASE_NAME, type NodeRuntime } from '../api/names.js';
 import { ALLOWLISTS, type LivePolicy, type MirrorPolicy, readAllowlistData } from '../api/policy.js';
-import { ChildIndex } from './caches.js';
+import { ChildIndex, SecretIndex } from './caches.js';
 import { referencedSecrets } from './credentials.js';
 import { DEFAULT_REQUEST_TIMEOUT_SECONDS, RequestFence, withDeadlines } from './deadline.js';
 import { type ProbeServer, startProbeServer } from './http.js';
@@ -30,7 +30,15 @@ import { informerRestartDelayMs, jitter, WorkQueue } from './queue.js';
 import { Reconciler } from './reconciler.js';
 import { ReferencedSecrets } from './secrets.js';
 import { DEFAULT_RENEW_DEADLINE_SECONDS } from './timings.js';
-import { ALLOWLIST_WATCH, controllerWatches, type WatchContext, WATCHED_KINDS } from './watches.js';
+import {
+  ALLOWLIST_WATCH,
+  controllerWatches,
+  MIRRORS_WATCH,
+  SECRETS_WATCH,
+  type WatchContext,
+  WATCHED_KINDS,
+  type WatchSpec,
+} from './watches.js';
 
 export interface StartControllerOptions {
   /** A loaded KubeConfig (in a pod: the in-cluster one). */
@@ -168,7 +176,9 @@ class Controller {
   readonly metrics = createMetrics({ apiRequestsInFlight: () => this.fence.inFlight });
   private readonly queue: WorkQueue;
   private readonly children = new ChildIndex();
-  private readonly informers: SupervisedInformer<KubernetesObject>[];
+  private readonly secretIndex = new SecretIndex();
+  /** The informers by watch name (watches.ts). */
+  private readonly informers: Record<string, SupervisedInformer<KubernetesObject>>;
   private readonly mirrors: SupervisedInformer<RegistryMirrorObject>;
   private readonly secrets: ReferencedSecrets;
   private readonly allowlist: SupervisedInformer<KubernetesObject>;
@@ -203,7 +213,7 @@ class Controller {
     const ctx: WatchContext = {
       indexChild: (obj, verb) => this.children.update(obj, verb),
       isOwnWrite: (obj) => this.reconciler.isOwnWrite(obj),
-      mirrorsUsingSecret: (name) => this.mirrorsUsingSecret(name),
+      mirrorsUsingSecret: (name) => this.secretIndex.mirrorsUsing(name),
       mirrorsStalledBy: (reason) =>
         this.mirrors
           .list()
@@ -216,32 +226,41 @@ class Controller {
     const restartDelayMs = (err: unknown, failures: number) =>
       informerRestartDelayMs(err, failures, opts.secondsBetweenStreams);
     const watches = controllerWatches(kc, opts.namespace, ctx);
-    this.informers = watches.map(
-      (w) =>
-        new SupervisedInformer<KubernetesObject>({
-          ...w,
-          kubeConfig: kc,
-          restartDelayMs,
-          logger: this.logger,
-          watchIdleMs: (opts.watchIdleTimeoutSeconds ?? DEFAULT_WATCH_IDLE_SECONDS) * 1000,
-          ...(opts.watchTimeoutSeconds ? { watchTimeoutSeconds: opts.watchTimeoutSeconds } : {}),
-          onChange: (obj, verb, previous) => {
-            for (const m of w.enqueue(obj, verb, previous)) {
-              this.logger.debug({ mirror: m, informer: w.name, verb, name: obj.metadata?.name }, 'queued');
-              this.queue.add(m);
-            }
-            if (w.name === PLURAL) this.metrics.watchedMirrors.set(this.mirrors.list().length);
-            if (w.name === ALLOWLIST_WATCH) this.livePolicy();
-          },
-          onError: () => {
-            this.metrics.errorsTotal.inc({ type: 'informer' });
-            this.metrics.informerRestarts.inc({ informer: w.name });
-          },
-        }),
-    );
-    this.mirrors = this.informers[0];
-    this.secrets = new ReferencedSecrets(this.core, opts.namespace, this.informers[1]);
-    this.allowlist = this.informers[watches.findIndex((w) => w.name === ALLOWLIST_WATCH)];
+    const informer = (w: WatchSpec) =>
+      new SupervisedInformer<KubernetesObject>({
+        ...w,
+        kubeConfig: kc,
+        restartDelayMs,
+        logger: this.logger,
+        watchIdleMs: (opts.watchIdleTimeoutSeconds ?? DEFAULT_WATCH_IDLE_SECONDS) * 1000,
+        ...(opts.watchTimeoutSeconds ? { watchTimeoutSeconds: opts.watchTimeoutSeconds } : {}),
+        onChange: (obj, verb, previous) => {
+          for (const m of w.enqueue(obj, verb, previous)) {
+            this.logger.debug({ mirror: m, informer: w.name, verb, name: obj.metadata?.name }, 'queued');
+            this.queue.add(m);
+          }
+          if (w.name === MIRRORS_WATCH) {
+            this.secretIndex.update(
+              mirrorName(obj),
+              verb === 'delete' ? [] : referencedSecrets((obj as RegistryMirrorObject).spec),
+            );
+            this.metrics.watchedMirrors.set(this.mirrors.list().length);
+          }
+          if (w.name === ALLOWLIST_WATCH) this.livePolicy();
+        },
+        onError: () => {
+          this.metrics.errorsTotal.inc({ type: 'informer' });
+          this.metrics.informerRestarts.inc({ informer: w.name });
+        },
+      });
+    this.informers = {};
+    for (const w of watches) {
+      if (this.informers[w.name]) throw new Error(`two watches are named ${w.name}`);
+      this.informers[w.name] = informer(w);
+    }
+    this.mirrors = this.informers[MIRRORS_WATCH];
+    this.secrets = new ReferencedSecrets(this.core, opts.namespace, this.informers[SECRETS_WATCH]);
+    this.allowlist = this.informers[ALLOWLIST_WATCH];
     this.reconciler = new Reconciler({
       client,
       namespace: opts.namespace,
@@ -309,14 +328,6 @@ class Controller {
     return policy;
   }
 
-  private mirrorsUsingSecret(secret: string): string[] {
-    return this.mirrors
-      .list()
-      .filter((m) => referencedSecrets(m.spec).includes(secret))
-      .map(mirrorName)
-      .filter(Boolean);
-  }
-
   /** Start: resolves once the controller runs (leads, caches synced); rejects when it fails for good. */
   async run(onLostLease: (err: unknown) => void): Promise<void> {
     await this.waitForNamespace();
@@ -342,8 +353,8 @@ class Controller {
     }
     if (this.stopping) return;
     this.phase = 'syncing';
-    await Promise.all(this.informers.map((i) => i.start()));
-    await Promise.all(this.informers.map((i) => i.whenSynced()));
+    await Promise.all(Object.values(this.informers).map((i) => i.start()));
+    await Promise.all(Object.values(this.informers).map((i) => i.whenSynced()));
     if (this.stopping) return;
     this.phase = 'running';
     this.logger.info(
@@ -451,7 +462,7 @@ class Controller {
       case 'standby':
         return undefined; // a healthy standby waiting for the Lease
       default: {
-        const waiting = this.informers.filter((i) => !i.synced).length;
+        const waiting = Object.values(this.informers).filter((i) => !i.synced).length;
         if (waiting > 0) return `waiting for ${waiting} informer(s) to sync (is the RegistryMirror CRD installed?)`;
         return this.phase === 'starting' ? 'starting' : undefined;
       }
@@ -474,7 +485,7 @@ class Controller {
     if (this.resyncTimer) clearTimeout(this.resyncTimer);
     this.queue.shutDown();
     await Promise.all(this.workers); // reconciles in flight finish
-    await Promise.all(this.informers.map((i) => i.stop()));
+    await Promise.all(Object.values(this.informers).map((i) => i.stop()));
     await this.elector?.stop();
     this.metrics.isLeader.set(0);
     this.phase = 'stopped';

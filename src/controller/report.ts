@@ -4,7 +4,7 @@
  */
 import type { Logger } from 'pino';
 
-import { describeError,errorStatus } from '../api/kube-errors.js';
+import { describeError, errorStatus } from '../api/kube-errors.js';
 import { mirrorName } from '../api/kube-object.js';
 import type { MirrorStatus } from '../api/schema.js';
 import { canonicalJson } from './hash.js';
