@@ -7,29 +7,26 @@
  * lifecycle runs: wait for the output namespace, take the Lease (when leader election is on),
  * sync the caches, then reconcile with a few workers and resync periodically.
  */
-import { randomUUID } from 'node:crypto';
-import { hostname } from 'node:os';
-
-import { CoreV1Api, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
+import { CoreV1Api, type KubernetesObject } from '@kubernetes/client-node';
 import { type DestinationStream, type Logger, pino } from 'pino';
 
 import { describeError, errorStatus } from '../api/kube-errors.js';
 import { mirrorName } from '../api/kube-object.js';
-import { ALLOWLIST_KEYS, ALLOWLIST_NAME, CONTROLLER_NAME, LEASE_NAME, type NodeRuntime } from '../api/names.js';
+import { ALLOWLIST_KEYS, ALLOWLIST_NAME, CONTROLLER_NAME } from '../api/names.js';
 import { ALLOWLISTS, type LivePolicy, type MirrorPolicy, readAllowlistData } from '../api/policy.js';
 import { ChildIndex, SecretIndex } from './caches.js';
+import { type ControllerConfig, type ControllerOptions, resolveControllerConfig } from './config.js';
 import { referencedSecrets } from './credentials.js';
-import { DEFAULT_REQUEST_TIMEOUT_SECONDS, RequestFence, withDeadlines } from './deadline.js';
+import { RequestFence, withDeadlines } from './deadline.js';
 import { type ProbeServer, startProbeServer } from './http.js';
-import { DEFAULT_WATCH_IDLE_SECONDS, SupervisedInformer } from './informer.js';
+import { SupervisedInformer } from './informer.js';
 import { KubeClient, type RegistryMirrorObject } from './kube.js';
 import { LeaderElector, LeadershipLostError } from './leader.js';
 import { type ControllerMetrics, createMetrics } from './metrics.js';
-import { DEFAULT_STALL_SECONDS, ProgressMonitor } from './progress.js';
+import { ProgressMonitor } from './progress.js';
 import { informerRestartDelayMs, jitter, WorkQueue } from './queue.js';
 import { Reconciler } from './reconciler.js';
 import { ReferencedSecrets } from './secrets.js';
-import { DEFAULT_RENEW_DEADLINE_SECONDS } from './timings.js';
 import {
   ALLOWLIST_WATCH,
   controllerWatches,
@@ -40,79 +37,8 @@ import {
   type WatchSpec,
 } from './watches.js';
 
-export interface StartControllerOptions {
-  /** A loaded KubeConfig (in a pod: the in-cluster one). */
-  readonly kubeConfig: KubeConfig;
-  /** Output namespace of every mirror's children. */
-  readonly namespace: string;
-  readonly clusterDomain?: string;
-  /** The cluster's node container runtime, for the node agents. @default 'containerd' */
-  readonly nodeRuntime?: NodeRuntime;
-  /** The node agent's image (the platform's, never a spec's). @default DEFAULT_NODE_AGENT_IMAGE */
-  readonly nodeAgentImage?: string;
-  /**
-   * The image of the fill of mirrors with `spec.fill: streaming`: the controller's own
-   * (controller-manifests sets FILL_IMAGE to it). @default - none: such mirrors stall with NoFillImage
-   */
-  readonly fillImage?: string;
-  /** Wait before restarting informers after an API failure, while the CRD or the namespace does not exist. */
-  readonly secondsBetweenStreams: number;
-  /** Port of /metrics (and of the probes unless `probePort` is set); 0 picks a free port. @default - no server */
-  readonly metricsPort?: number;
-  /** Address the metrics server binds. @default '0.0.0.0' */
-  readonly metricsHost?: string;
-  /** Port of /healthz and /readyz when they should not share the metrics port. */
-  readonly probePort?: number;
-  /** @default '0.0.0.0' */
-  readonly probeHost?: string;
-  readonly leaderElection: boolean;
-  /** @default - `namespace` */
-  readonly leaseNamespace?: string;
-  /** @default LEASE_NAME */
-  readonly leaseName?: string;
-  /** @default - hostname plus a random suffix */
-  readonly identity?: string;
-  /** A standby takes the Lease when its holder has not renewed it for this long. @default 15 */
-  readonly leaseDurationSeconds?: number;
-  /** The leader stops (and `done` rejects) when it could not renew the Lease for this long. @default 10 */
-  readonly renewDeadlineSeconds?: number;
-  /** Between Lease attempts. @default 2 */
-  readonly retryPeriodSeconds?: number;
-  /** Deadline of every API request (a Lease renew's is cut to the renew deadline). @default 30 */
-  readonly requestTimeoutSeconds?: number;
-  /** A watch that receives nothing, not even a bookmark, for this long is restarted. @default 150 */
-  readonly watchIdleTimeoutSeconds?: number;
-  /** /healthz fails when a reconcile runs, or queued mirrors wait with no reconcile ending, this long. @default 300 */
-  readonly stallSeconds?: number;
-  /** Reconcile every mirror this often even without events. @default 600 */
-  readonly resyncSeconds?: number;
-  /** Mirrors reconciled concurrently. @default 4 */
-  readonly workers?: number;
-  /** Server-side watch timeout range in seconds. @default [300, 600] */
-  readonly watchTimeoutSeconds?: readonly [number, number];
-  /** @default 'info' */
-  readonly logLevel?: string;
-  /** A logger to use as is. @default - pino JSON to `logDestination` */
-  readonly logger?: Logger;
-  /** @default - stdout */
-  readonly logDestination?: DestinationStream;
-  /** Longest per-mirror retry backoff in milliseconds. @default 120_000 */
-  readonly maxRetryDelayMs?: number;
-  /**
-   * The lists of what RegistryMirrors may name (api/policy.ts) set by the controller's own flags,
-   * variables or cdk8s.yaml: these are fixed. Every list not set here is read, live, from the
-   * allowlist ConfigMap in `namespace` (a change re-checks every mirror). A mirror the lists refuse
-   * stalls with NotAllowed; one a list with a bad entry governs, with InvalidAllowlist.
-   * @default - none fixed: the ConfigMap alone
-   */
-  readonly policy?: MirrorPolicy;
-  /**
-   * Take mirrors over from the original mirror-operator (controller/takeover.ts); its RBAC must
-   * grant pod and claim `delete` (`controller-manifests --takeover`). @default false - a mirror
-   * whose children's names hold the original's objects stalls with TakeoverDisabled
-   */
-  readonly takeover?: boolean;
-}
+/** What startController is given; resolveControllerConfig() fills in the rest. */
+export type StartControllerOptions = ControllerOptions;
 
 export interface RunningController {
   /**
@@ -198,17 +124,15 @@ class Controller {
   private resolveRunning!: () => void;
   readonly running = new Promise<void>((resolve) => (this.resolveRunning = resolve));
 
-  constructor(private readonly opts: StartControllerOptions) {
+  constructor(private readonly opts: ControllerConfig) {
     this.logger = opts.logger ?? createLogger({ level: opts.logLevel, destination: opts.logDestination });
     // Every API client made from kc sends with a deadline, and stops once the Lease is lost.
-    const requestTimeoutSeconds = opts.requestTimeoutSeconds ?? DEFAULT_REQUEST_TIMEOUT_SECONDS;
-    const kc = withDeadlines(opts.kubeConfig, { timeoutMs: requestTimeoutSeconds * 1000, fence: this.fence });
-    this.progress = new ProgressMonitor((opts.stallSeconds ?? DEFAULT_STALL_SECONDS) * 1000);
-    const identity = opts.identity ?? `${hostname()}_${randomUUID().slice(0, 8)}`;
-    const client = new KubeClient(kc, this.metrics, identity);
+    const kc = withDeadlines(opts.kubeConfig, { timeoutMs: opts.requestTimeoutSeconds * 1000, fence: this.fence });
+    this.progress = new ProgressMonitor(opts.stallSeconds * 1000);
+    const client = new KubeClient(kc, this.metrics, opts.identity);
     this.core = kc.makeApiClient(CoreV1Api);
-    this.workerCount = opts.workers ?? 4;
-    this.queue = new WorkQueue({ maxDelayMs: opts.maxRetryDelayMs ?? 120_000 });
+    this.workerCount = opts.workers;
+    this.queue = new WorkQueue({ maxDelayMs: opts.maxRetryDelayMs });
 
     const ctx: WatchContext = {
       indexChild: (obj, verb) => this.children.update(obj, verb),
@@ -232,8 +156,8 @@ class Controller {
         kubeConfig: kc,
         restartDelayMs,
         logger: this.logger,
-        watchIdleMs: (opts.watchIdleTimeoutSeconds ?? DEFAULT_WATCH_IDLE_SECONDS) * 1000,
-        ...(opts.watchTimeoutSeconds ? { watchTimeoutSeconds: opts.watchTimeoutSeconds } : {}),
+        watchIdleMs: opts.watchIdleTimeoutSeconds * 1000,
+        watchTimeoutSeconds: opts.watchTimeoutSeconds,
         onChange: (obj, verb, previous) => {
           for (const m of w.enqueue(obj, verb, previous)) {
             this.logger.debug({ mirror: m, informer: w.name, verb, name: obj.metadata?.name }, 'queued');
@@ -264,12 +188,12 @@ class Controller {
     this.reconciler = new Reconciler({
       client,
       namespace: opts.namespace,
-      ...(opts.clusterDomain ? { clusterDomain: opts.clusterDomain } : {}),
-      ...(opts.nodeRuntime ? { nodeRuntime: opts.nodeRuntime } : {}),
-      ...(opts.nodeAgentImage ? { nodeAgentImage: opts.nodeAgentImage } : {}),
+      clusterDomain: opts.clusterDomain,
+      nodeRuntime: opts.nodeRuntime,
+      nodeAgentImage: opts.nodeAgentImage,
       ...(opts.fillImage ? { fillImage: opts.fillImage } : {}),
       policy: () => this.livePolicy(),
-      ...(opts.takeover ? { takeover: true } : {}),
+      takeover: opts.takeover,
       mirrors: this.mirrors,
       secrets: this.secrets,
       children: this.children,
@@ -280,13 +204,13 @@ class Controller {
     this.elector = opts.leaderElection
       ? new LeaderElector({
           kubeConfig: opts.kubeConfig, // deadlines of its own: the renew deadline; no fence
-          requestTimeoutSeconds,
-          namespace: opts.leaseNamespace ?? opts.namespace,
-          leaseName: opts.leaseName ?? LEASE_NAME,
-          identity,
-          ...(opts.leaseDurationSeconds ? { leaseDurationSeconds: opts.leaseDurationSeconds } : {}),
-          ...(opts.renewDeadlineSeconds ? { renewDeadlineSeconds: opts.renewDeadlineSeconds } : {}),
-          ...(opts.retryPeriodSeconds ? { retryPeriodSeconds: opts.retryPeriodSeconds } : {}),
+          requestTimeoutSeconds: opts.requestTimeoutSeconds,
+          namespace: opts.leaseNamespace,
+          leaseName: opts.leaseName,
+          identity: opts.identity,
+          leaseDurationSeconds: opts.leaseDurationSeconds,
+          renewDeadlineSeconds: opts.renewDeadlineSeconds,
+          retryPeriodSeconds: opts.retryPeriodSeconds,
           logger: this.logger,
         })
       : undefined;
@@ -303,7 +227,7 @@ class Controller {
     if (this.live?.data === data) return this.live.policy;
     const where = `ConfigMap ${this.opts.namespace}/${ALLOWLIST_NAME}`;
     const read = readAllowlistData(cm?.data, where);
-    const fixed = this.opts.policy ?? {};
+    const fixed = this.opts.policy;
     const lists: { -readonly [K in keyof MirrorPolicy]: MirrorPolicy[K] } = {};
     const broken: { -readonly [K in keyof LivePolicy['broken']]: string } = {};
     for (const list of ALLOWLISTS) {
@@ -343,7 +267,7 @@ class Controller {
         this.logger.error(
           {
             err: describeError(err),
-            renewDeadlineSeconds: this.opts.renewDeadlineSeconds ?? DEFAULT_RENEW_DEADLINE_SECONDS,
+            renewDeadlineSeconds: this.opts.renewDeadlineSeconds,
           },
           'lost leadership: stopped every API request; exiting so that a standby takes over',
         );
@@ -440,7 +364,7 @@ class Controller {
   }
 
   private scheduleResync(): void {
-    const resyncMs = (this.opts.resyncSeconds ?? 600) * 1000;
+    const resyncMs = this.opts.resyncSeconds * 1000;
     this.resyncTimer = setTimeout(() => {
       this.logger.debug({ mirrors: this.mirrors.list().length }, 'periodic resync');
       this.resync();
@@ -492,7 +416,8 @@ class Controller {
   }
 }
 
-export async function startController(opts: StartControllerOptions): Promise<RunningController> {
+export async function startController(options: StartControllerOptions): Promise<RunningController> {
+  const opts = resolveControllerConfig(options);
   const controller = new Controller(opts);
   const { logger, metrics } = controller;
   const health = () => controller.health();
