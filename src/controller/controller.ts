@@ -7,18 +7,18 @@
  * lifecycle runs: wait for the output namespace, take the Lease (when leader election is on),
  * sync the caches, then reconcile with a few workers and resync periodically.
  */
-import { CoreV1Api, type KubernetesObject } from '@kubernetes/client-node';
+import { CoreV1Api, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
 import { type DestinationStream, type Logger, pino } from 'pino';
 
 import { describeError, errorStatus } from '../api/kube-errors.js';
 import { mirrorName } from '../api/kube-object.js';
-import { ALLOWLIST_KEYS, ALLOWLIST_NAME, CONTROLLER_NAME } from '../api/names.js';
-import { ALLOWLISTS, type LivePolicy, type MirrorPolicy, readAllowlistData } from '../api/policy.js';
+import { CONTROLLER_NAME } from '../api/names.js';
+import { LiveAllowlist } from './allowlist.js';
 import { ChildIndex, SecretIndex } from './caches.js';
 import { type ControllerConfig, type ControllerOptions, resolveControllerConfig } from './config.js';
 import { referencedSecrets } from './credentials.js';
 import { RequestFence, withDeadlines } from './deadline.js';
-import { type ProbeServer, startProbeServer } from './http.js';
+import { startServers } from './http.js';
 import { SupervisedInformer } from './informer.js';
 import { KubeClient, type RegistryMirrorObject } from './kube.js';
 import { LeaderElector, LeadershipLostError } from './leader.js';
@@ -107,9 +107,7 @@ class Controller {
   private readonly informers: Record<string, SupervisedInformer<KubernetesObject>>;
   private readonly mirrors: SupervisedInformer<RegistryMirrorObject>;
   private readonly secrets: ReferencedSecrets;
-  private readonly allowlist: SupervisedInformer<KubernetesObject>;
-  /** The allowlist as last read (fixed lists and the ConfigMap's), and the ConfigMap data it came from. */
-  private live: { data: string; policy: LivePolicy } | undefined;
+  private readonly allowlist: LiveAllowlist;
   private readonly reconciler: Reconciler;
   private readonly elector: LeaderElector | undefined;
   private readonly core: CoreV1Api;
@@ -147,44 +145,15 @@ class Controller {
           .map(mirrorName),
       allMirrors: () => this.mirrors.list().map(mirrorName),
     };
-    const restartDelayMs = (err: unknown, failures: number) =>
-      informerRestartDelayMs(err, failures, opts.secondsBetweenStreams);
     const watches = controllerWatches(kc, opts.namespace, ctx);
-    const informer = (w: WatchSpec) =>
-      new SupervisedInformer<KubernetesObject>({
-        ...w,
-        kubeConfig: kc,
-        restartDelayMs,
-        logger: this.logger,
-        watchIdleMs: opts.watchIdleTimeoutSeconds * 1000,
-        watchTimeoutSeconds: opts.watchTimeoutSeconds,
-        onChange: (obj, verb, previous) => {
-          for (const m of w.enqueue(obj, verb, previous)) {
-            this.logger.debug({ mirror: m, informer: w.name, verb, name: obj.metadata?.name }, 'queued');
-            this.queue.add(m);
-          }
-          if (w.name === MIRRORS_WATCH) {
-            this.secretIndex.update(
-              mirrorName(obj),
-              verb === 'delete' ? [] : referencedSecrets((obj as RegistryMirrorObject).spec),
-            );
-            this.metrics.watchedMirrors.set(this.mirrors.list().length);
-          }
-          if (w.name === ALLOWLIST_WATCH) this.livePolicy();
-        },
-        onError: () => {
-          this.metrics.errorsTotal.inc({ type: 'informer' });
-          this.metrics.informerRestarts.inc({ informer: w.name });
-        },
-      });
     this.informers = {};
     for (const w of watches) {
       if (this.informers[w.name]) throw new Error(`two watches are named ${w.name}`);
-      this.informers[w.name] = informer(w);
+      this.informers[w.name] = this.informer(w, kc);
     }
     this.mirrors = this.informers[MIRRORS_WATCH];
     this.secrets = new ReferencedSecrets(this.core, opts.namespace, this.informers[SECRETS_WATCH]);
-    this.allowlist = this.informers[ALLOWLIST_WATCH];
+    this.allowlist = new LiveAllowlist(this.informers[ALLOWLIST_WATCH], opts.namespace, opts.policy, this.logger);
     this.reconciler = new Reconciler({
       client,
       namespace: opts.namespace,
@@ -192,7 +161,7 @@ class Controller {
       nodeRuntime: opts.nodeRuntime,
       nodeAgentImage: opts.nodeAgentImage,
       ...(opts.fillImage ? { fillImage: opts.fillImage } : {}),
-      policy: () => this.livePolicy(),
+      policy: () => this.allowlist.current(),
       takeover: opts.takeover,
       mirrors: this.mirrors,
       secrets: this.secrets,
@@ -216,40 +185,35 @@ class Controller {
       : undefined;
   }
 
-  /**
-   * The allowlist now: each list the controller was started with is fixed, every other one comes
-   * from the ConfigMap (none while it is missing). Logged when the ConfigMap's data changes, a
-   * broken list as an error naming the key and the entry.
-   */
-  private livePolicy(): LivePolicy {
-    const cm = this.allowlist.get(ALLOWLIST_NAME, this.opts.namespace) as { data?: Record<string, string> } | undefined;
-    const data = JSON.stringify(cm?.data ?? null);
-    if (this.live?.data === data) return this.live.policy;
-    const where = `ConfigMap ${this.opts.namespace}/${ALLOWLIST_NAME}`;
-    const read = readAllowlistData(cm?.data, where);
-    const fixed = this.opts.policy;
-    const lists: { -readonly [K in keyof MirrorPolicy]: MirrorPolicy[K] } = {};
-    const broken: { -readonly [K in keyof LivePolicy['broken']]: string } = {};
-    for (const list of ALLOWLISTS) {
-      if (fixed[list] !== undefined) lists[list] = fixed[list];
-      else if (read.broken[list] !== undefined) broken[list] = read.broken[list];
-      else if (read.lists[list] !== undefined) lists[list] = read.lists[list];
-    }
-    const policy = { lists, broken };
-    if (this.live !== undefined || cm !== undefined) {
-      const keys = (l: object) => Object.keys(l).map((list) => ALLOWLIST_KEYS[list as keyof typeof ALLOWLIST_KEYS]);
-      this.logger.info(
-        { configMap: where, exists: cm !== undefined, lists: keys(lists), fixed: keys(fixed) },
-        'allowlist read; re-checking every mirror',
-      );
-      for (const [list, message] of Object.entries(broken))
-        this.logger.error(
-          { configMap: where, key: ALLOWLIST_KEYS[list as keyof typeof ALLOWLIST_KEYS] },
-          `${message}; the mirrors this list governs are refused until it is fixed`,
-        );
-    }
-    this.live = { data, policy };
-    return policy;
+  /** A supervised informer for one watch, feeding the queue. */
+  private informer(w: WatchSpec, kc: KubeConfig): SupervisedInformer<KubernetesObject> {
+    const { opts } = this;
+    return new SupervisedInformer<KubernetesObject>({
+      ...w,
+      kubeConfig: kc,
+      restartDelayMs: (err, failures) => informerRestartDelayMs(err, failures, opts.secondsBetweenStreams),
+      logger: this.logger,
+      watchIdleMs: opts.watchIdleTimeoutSeconds * 1000,
+      watchTimeoutSeconds: opts.watchTimeoutSeconds,
+      onChange: (obj, verb, previous) => {
+        for (const m of w.enqueue(obj, verb, previous)) {
+          this.logger.debug({ mirror: m, informer: w.name, verb, name: obj.metadata?.name }, 'queued');
+          this.queue.add(m);
+        }
+        if (w.name === MIRRORS_WATCH) {
+          this.secretIndex.update(
+            mirrorName(obj),
+            verb === 'delete' ? [] : referencedSecrets((obj as RegistryMirrorObject).spec),
+          );
+          this.metrics.watchedMirrors.set(this.mirrors.list().length);
+        }
+        if (w.name === ALLOWLIST_WATCH) this.allowlist.current();
+      },
+      onError: () => {
+        this.metrics.errorsTotal.inc({ type: 'informer' });
+        this.metrics.informerRestarts.inc({ informer: w.name });
+      },
+    });
   }
 
   /** Start: resolves once the controller runs (leads, caches synced); rejects when it fails for good. */
@@ -422,37 +386,11 @@ export async function startController(options: StartControllerOptions): Promise<
   const { logger, metrics } = controller;
   const health = () => controller.health();
   const readiness = () => controller.readiness();
-  const servers: ProbeServer[] = [];
-  let metricsServer: ProbeServer | undefined;
-  let probeServer: ProbeServer | undefined;
-  try {
-    if (opts.metricsPort !== undefined) {
-      metricsServer = await startProbeServer({
-        port: opts.metricsPort,
-        ...(opts.metricsHost ? { host: opts.metricsHost } : {}),
-        registry: metrics.registry,
-        health,
-        readiness,
-      });
-      servers.push(metricsServer);
-    }
-    const separateProbes =
-      opts.probePort !== undefined &&
-      (opts.probePort !== opts.metricsPort || (opts.probeHost ?? '') !== (opts.metricsHost ?? ''));
-    if (separateProbes || (opts.probePort !== undefined && metricsServer === undefined)) {
-      probeServer = await startProbeServer({
-        port: opts.probePort,
-        ...(opts.probeHost ? { host: opts.probeHost } : {}),
-        registry: metrics.registry,
-        health,
-        readiness,
-      });
-      servers.push(probeServer);
-    }
-  } catch (err) {
-    await Promise.all(servers.map((s) => s.close()));
-    throw err;
-  }
+  const { servers, metricsServer, probeServer } = await startServers(opts, {
+    registry: metrics.registry,
+    health,
+    readiness,
+  });
 
   let resolveDone!: () => void;
   let rejectDone!: (err: unknown) => void;
