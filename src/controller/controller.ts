@@ -8,11 +8,10 @@
  * sync the caches, then reconcile with a few workers and resync periodically.
  */
 import { CoreV1Api, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
-import { type DestinationStream, type Logger, pino } from 'pino';
+import type { Logger } from 'pino';
 
 import { describeError, errorStatus } from '../api/kube-errors.js';
 import { mirrorName } from '../api/kube-object.js';
-import { CONTROLLER_NAME } from '../api/names.js';
 import { LiveAllowlist } from './allowlist.js';
 import { ChildIndex, SecretIndex } from './caches.js';
 import { type ControllerConfig, type ControllerOptions, resolveControllerConfig } from './config.js';
@@ -22,6 +21,7 @@ import { startServers } from './http.js';
 import { SupervisedInformer } from './informer.js';
 import { KubeClient, type RegistryMirrorObject } from './kube.js';
 import { LeaderElector, LeadershipLostError } from './leader.js';
+import { createLogger } from './log.js';
 import { type ControllerMetrics, createMetrics } from './metrics.js';
 import { ProgressMonitor } from './progress.js';
 import { informerRestartDelayMs, jitter, WorkQueue } from './queue.js';
@@ -65,23 +65,6 @@ export interface RunningController {
   resync(): void;
   /** Names of the Secrets whose data the process holds (only referenced ones). */
   heldSecrets(): string[];
-}
-
-export function createLogger(opts: { level?: string; destination?: DestinationStream }): Logger {
-  return pino(
-    {
-      level: opts.level ?? 'info',
-      base: { component: CONTROLLER_NAME },
-      timestamp: pino.stdTimeFunctions.isoTime,
-      formatters: { level: (label) => ({ level: label }) },
-      // Defence in depth: no code path logs these, and if one ever did they would be masked.
-      redact: {
-        paths: ['data', '*.data', 'stringData', '*.stringData', 'password', '*.password', 'auth', '*.auth'],
-        censor: '[redacted]',
-      },
-    },
-    opts.destination ?? pino.destination({ dest: 1, sync: false }),
-  );
 }
 
 /** What /readyz says while the output namespace is missing: the fix, in one line. */
