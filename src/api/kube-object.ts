@@ -48,3 +48,8 @@ export function compareForApply(
     compareStrings(a.metadata.namespace ?? '', b.metadata.namespace ?? '')
   );
 }
+
+/** A RegistryMirror's name: the queue key and the `mirror` label (one from a cache or a list always has one). */
+export function mirrorName(obj: { metadata?: { name?: string } } | undefined): string {
+  return obj?.metadata?.name ?? '';
+}

@@ -23,6 +23,7 @@ import {
   sameHostMessage,
   type StringRule,
 } from './schema.js';
+import { holdsClaims } from './seniority.js';
 
 /** A validated mirror: its name, its spec and where it came from. */
 export interface MirrorInput {
@@ -34,6 +35,8 @@ export interface MirrorInput {
   readonly generation?: number;
   readonly uid?: string;
   readonly creationTimestamp?: string;
+  /** Whether its status shows it holds its node hosts and children's names (api/seniority.ts), for objects read from a cluster. */
+  readonly holdsClaims?: boolean;
 }
 
 // strictTypes off: quantities carry `pattern` beside an integer|string anyOf, as Kubernetes writes them.
@@ -195,6 +198,7 @@ export function parseMirrorResource(doc: unknown, source: string): MirrorInput {
   const obj = doc as {
     metadata: { name: string; generation?: unknown; uid?: unknown; creationTimestamp?: unknown };
     spec: MirrorSpec;
+    status?: unknown;
   };
   const problems = semanticProblems(obj.spec, source, obj.metadata.name);
   if (problems.length > 0) throw new SpecError(problems);
@@ -207,6 +211,7 @@ export function parseMirrorResource(doc: unknown, source: string): MirrorInput {
     ...(typeof obj.metadata.creationTimestamp === 'string'
       ? { creationTimestamp: obj.metadata.creationTimestamp }
       : {}),
+    ...(holdsClaims(obj.status) ? { holdsClaims: true } : {}),
   };
 }
 

@@ -3,6 +3,7 @@
  * cleanly (finish reconciles in flight, stop watching, release the Lease).
  */
 import { UsageError } from '../api/errors.js';
+import { resolveControllerConfig } from '../controller/config.js';
 import { startController } from '../controller/controller.js';
 import { loadKubeConfig } from '../sources/kubeconfig.js';
 import {
@@ -99,30 +100,29 @@ export async function controller(opts: ControllerCommandOptions): Promise<void> 
   const metrics = resolveMetricsBind(opts.metricsBindAddress, opts.metricsPort);
   const probes = resolveProbeBind(opts.healthProbeBindAddress, opts.probePort);
   const timings = resolveLeaderTimings(opts);
-  const kubeConfig = loadKubeConfig(opts.kubeconfig);
-  const running = await listening(metrics, probes, () =>
-    startController({
-      kubeConfig,
-      namespace,
-      nodeAgentNamespace,
-      secondsBetweenStreams: resolveSecondsBetweenStreams(opts.secondsBetweenStreams),
-      ...(metrics ? { metricsPort: metrics.port, ...(metrics.host ? { metricsHost: metrics.host } : {}) } : {}),
-      ...(probes ? { probePort: probes.port, ...(probes.host ? { probeHost: probes.host } : {}) } : {}),
-      leaderElection: opts.leaderElection ?? true,
-      ...(opts.leaseNamespace ? { leaseNamespace: opts.leaseNamespace } : {}),
-      ...timings,
-      ...(opts.requestTimeout ? { requestTimeoutSeconds: opts.requestTimeout } : {}),
-      ...(opts.watchIdleTimeout ? { watchIdleTimeoutSeconds: opts.watchIdleTimeout } : {}),
-      ...(opts.stallTimeout ? { stallSeconds: opts.stallTimeout } : {}),
-      ...(opts.logLevel ? { logLevel: opts.logLevel } : {}),
-      clusterDomain: resolveClusterDomain(opts.clusterDomain),
-      nodeRuntime,
-      nodeAgentImage,
-      ...(fillImage ? { fillImage } : {}),
-      policy,
-      takeover: resolveTakeover(opts.takeover),
-    }),
-  );
+  // Flags and environment above; every other setting's default comes from the one resolver.
+  const config = resolveControllerConfig({
+    kubeConfig: loadKubeConfig(opts.kubeconfig),
+    namespace,
+    nodeAgentNamespace,
+    secondsBetweenStreams: resolveSecondsBetweenStreams(opts.secondsBetweenStreams),
+    ...(metrics ? { metricsPort: metrics.port, ...(metrics.host ? { metricsHost: metrics.host } : {}) } : {}),
+    ...(probes ? { probePort: probes.port, ...(probes.host ? { probeHost: probes.host } : {}) } : {}),
+    ...(opts.leaderElection === undefined ? {} : { leaderElection: opts.leaderElection }),
+    ...(opts.leaseNamespace ? { leaseNamespace: opts.leaseNamespace } : {}),
+    ...timings,
+    ...(opts.requestTimeout ? { requestTimeoutSeconds: opts.requestTimeout } : {}),
+    ...(opts.watchIdleTimeout ? { watchIdleTimeoutSeconds: opts.watchIdleTimeout } : {}),
+    ...(opts.stallTimeout ? { stallSeconds: opts.stallTimeout } : {}),
+    ...(opts.logLevel ? { logLevel: opts.logLevel } : {}),
+    clusterDomain: resolveClusterDomain(opts.clusterDomain),
+    nodeRuntime,
+    nodeAgentImage,
+    ...(fillImage ? { fillImage } : {}),
+    policy,
+    takeover: resolveTakeover(opts.takeover),
+  });
+  const running = await listening(metrics, probes, () => startController(config));
   const onSignal = (signal: NodeJS.Signals): void => {
     running.logger.info({ signal }, 'signal received');
     void running.stop();

@@ -17,6 +17,7 @@ import {
   UsageError,
 } from '../api/errors.js';
 import { FILL_DEFAULTS } from '../api/names.js';
+import { CONTROLLER_DEFAULTS } from '../controller/config.js';
 import type { CheckCommandOptions } from './check.js';
 import type { ControllerCommandOptions } from './controller.js';
 import type { ControllerManifestsCommandOptions } from './controller-manifests.js';
@@ -185,7 +186,7 @@ export function buildCli(): Command {
     .option('--kubeconfig <file>', 'kubeconfig (default: KUBECONFIG, ~/.kube/config, or in-cluster)')
     .option(
       '--seconds-between-streams <n>',
-      'wait before reconnecting after the API server fails or while the CRD is missing (env SECONDS_BETWEEN_STREAMS; default 30)',
+      `wait before reconnecting after the API server fails or while the CRD is missing (env SECONDS_BETWEEN_STREAMS; default ${CONTROLLER_DEFAULTS.secondsBetweenStreams})`,
       positiveInt,
     )
     .option(
@@ -206,32 +207,39 @@ export function buildCli(): Command {
     .option('--lease-namespace <ns>', 'namespace of the leader-election Lease (default: --namespace)')
     .option(
       '--lease-duration <seconds>',
-      'a standby takes the Lease when its holder has not renewed it for this long (default 15)',
+      `a standby takes the Lease when its holder has not renewed it for this long (default ${CONTROLLER_DEFAULTS.leaseDurationSeconds})`,
       seconds,
     )
     .option(
       '--renew-deadline <seconds>',
-      'the leader exits (code 1) when it could not renew the Lease for this long; less than --lease-duration (default 10)',
+      `the leader exits (code 1) when it could not renew the Lease for this long; less than --lease-duration (default ${CONTROLLER_DEFAULTS.renewDeadlineSeconds})`,
       seconds,
     )
-    .option('--retry-period <seconds>', 'between Lease attempts (default 2)', seconds)
+    .option(
+      '--retry-period <seconds>',
+      `between Lease attempts (default ${CONTROLLER_DEFAULTS.retryPeriodSeconds})`,
+      seconds,
+    )
     .option(
       '--request-timeout <seconds>',
-      'deadline of every API request; a Lease renew has at most what is left of --renew-deadline (default 30)',
+      `deadline of every API request; a Lease renew has at most what is left of --renew-deadline (default ${CONTROLLER_DEFAULTS.requestTimeoutSeconds})`,
       seconds,
     )
     .option(
       '--watch-idle-timeout <seconds>',
-      'restart a watch that receives nothing, not even a bookmark, for this long (default 150)',
+      `restart a watch that receives nothing, not even a bookmark, for this long (default ${CONTROLLER_DEFAULTS.watchIdleTimeoutSeconds})`,
       seconds,
     )
     .option(
       '--stall-timeout <seconds>',
-      '/healthz fails when a reconcile runs this long, or mirrors wait and none starts or ends for this long (default 300)',
+      `/healthz fails when a reconcile runs this long, or mirrors wait and none starts or ends for this long (default ${CONTROLLER_DEFAULTS.stallSeconds})`,
       seconds,
     )
-    .option('--cluster-domain <domain>', 'as for synth (env CLUSTER_DOMAIN; default cluster.local)')
-    .option('--node-runtime <runtime>', 'as for synth (env NODE_RUNTIME; default containerd)')
+    .option(
+      '--cluster-domain <domain>',
+      `as for synth (env CLUSTER_DOMAIN; default ${CONTROLLER_DEFAULTS.clusterDomain})`,
+    )
+    .option('--node-runtime <runtime>', `as for synth (env NODE_RUNTIME; default ${CONTROLLER_DEFAULTS.nodeRuntime})`)
     .addOption(nodeAgentImageOption())
     .option(
       '--fill-image <image>',
@@ -241,7 +249,7 @@ export function buildCli(): Command {
       '--takeover',
       "take mirrors over from the original mirror-operator, deleting its objects (env TAKEOVER=true; needs controller-manifests --takeover's RBAC)",
     )
-    .option('--log-level <level>', 'debug, info, warn or error', 'info')
+    .option('--log-level <level>', 'debug, info, warn or error', CONTROLLER_DEFAULTS.logLevel)
     .action(async (opts: ControllerCommandOptions) => {
       const { controller } = await import('./controller.js');
       await controller(opts);

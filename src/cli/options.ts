@@ -28,12 +28,8 @@ import {
   type NodeRuntime,
 } from '../api/names.js';
 import { ALLOWLISTS, badEntries, badEntriesMessage, type MirrorPolicy, parseAllowlist } from '../api/policy.js';
-import {
-  DEFAULT_LEASE_DURATION_SECONDS,
-  DEFAULT_RENEW_DEADLINE_SECONDS,
-  DEFAULT_RETRY_PERIOD_SECONDS,
-  leaderTimingsProblem,
-} from '../controller/timings.js';
+import { CONTROLLER_DEFAULTS } from '../controller/config.js';
+import { leaderTimingsProblem } from '../controller/timings.js';
 import { assertChartVersion } from '../synth/helm.js';
 
 const configs = new Map<string, Record<string, unknown>>();
@@ -325,9 +321,9 @@ export function resolveLeaderTimings(flags: LeaderTimingFlags): {
   retryPeriodSeconds: number;
 } {
   const t = {
-    leaseDurationSeconds: flags.leaseDuration ?? DEFAULT_LEASE_DURATION_SECONDS,
-    renewDeadlineSeconds: flags.renewDeadline ?? DEFAULT_RENEW_DEADLINE_SECONDS,
-    retryPeriodSeconds: flags.retryPeriod ?? DEFAULT_RETRY_PERIOD_SECONDS,
+    leaseDurationSeconds: flags.leaseDuration ?? CONTROLLER_DEFAULTS.leaseDurationSeconds,
+    renewDeadlineSeconds: flags.renewDeadline ?? CONTROLLER_DEFAULTS.renewDeadlineSeconds,
+    retryPeriodSeconds: flags.retryPeriod ?? CONTROLLER_DEFAULTS.retryPeriodSeconds,
   };
   const problem = leaderTimingsProblem(t.leaseDurationSeconds, t.renewDeadlineSeconds, t.retryPeriodSeconds);
   if (problem !== undefined) throw new UsageError(`--lease-duration, --renew-deadline, --retry-period: ${problem}`);

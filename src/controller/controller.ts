@@ -7,112 +7,38 @@
  * lifecycle runs: wait for the output namespace, take the Lease (when leader election is on),
  * sync the caches, then reconcile with a few workers and resync periodically.
  */
-import { randomUUID } from 'node:crypto';
-import { hostname } from 'node:os';
-
 import { CoreV1Api, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
-import { type DestinationStream, type Logger, pino } from 'pino';
+import type { Logger } from 'pino';
 
 import { describeError, errorStatus } from '../api/kube-errors.js';
-import {
-  ALLOWLIST_KEYS,
-  ALLOWLIST_NAME,
-  CONTROLLER_NAME,
-  defaultNodeAgentNamespace,
-  LEASE_NAME,
-  type NodeRuntime,
-  PLURAL,
-} from '../api/names.js';
-import { ALLOWLISTS, type LivePolicy, type MirrorPolicy, readAllowlistData } from '../api/policy.js';
+import { mirrorName } from '../api/kube-object.js';
+import { LiveAllowlist } from './allowlist.js';
+import { ChildIndex, SecretIndex } from './caches.js';
+import { type ControllerConfig, type ControllerOptions, resolveControllerConfig } from './config.js';
 import { referencedSecrets } from './credentials.js';
-import { DEFAULT_REQUEST_TIMEOUT_SECONDS, RequestFence, withDeadlines } from './deadline.js';
-import { type ProbeServer, startProbeServer } from './http.js';
-import { DEFAULT_WATCH_IDLE_SECONDS, SupervisedInformer } from './informer.js';
+import { RequestFence, withDeadlines } from './deadline.js';
+import { startServers } from './http.js';
+import { SupervisedInformer } from './informer.js';
 import { KubeClient, type RegistryMirrorObject } from './kube.js';
 import { LeaderElector, LeadershipLostError } from './leader.js';
+import { createLogger } from './log.js';
 import { type ControllerMetrics, createMetrics } from './metrics.js';
-import { DEFAULT_STALL_SECONDS, ProgressMonitor } from './progress.js';
+import { ProgressMonitor } from './progress.js';
 import { informerRestartDelayMs, jitter, WorkQueue } from './queue.js';
-import { ChildIndex, Reconciler } from './reconciler.js';
+import { Reconciler } from './reconciler.js';
 import { ReferencedSecrets } from './secrets.js';
-import { DEFAULT_RENEW_DEADLINE_SECONDS } from './timings.js';
-import { ALLOWLIST_WATCH, controllerWatches, type WatchContext, WATCHED_KINDS } from './watches.js';
+import {
+  ALLOWLIST_WATCH,
+  controllerWatches,
+  MIRRORS_WATCH,
+  SECRETS_WATCH,
+  type WatchContext,
+  WATCHED_KINDS,
+  type WatchSpec,
+} from './watches.js';
 
-export interface StartControllerOptions {
-  /** A loaded KubeConfig (in a pod: the in-cluster one). */
-  readonly kubeConfig: KubeConfig;
-  /** Output namespace of every mirror's children. */
-  readonly namespace: string;
-  /** Namespace of the node agents' DaemonSets and ConfigMaps. @default `<namespace>-node` */
-  readonly nodeAgentNamespace?: string;
-  readonly clusterDomain?: string;
-  /** The cluster's node container runtime, for the node agents. @default 'containerd' */
-  readonly nodeRuntime?: NodeRuntime;
-  /** The node agent's image (the platform's, never a spec's). @default DEFAULT_NODE_AGENT_IMAGE */
-  readonly nodeAgentImage?: string;
-  /**
-   * The image of the fill of mirrors with `spec.fill: streaming`: the controller's own
-   * (controller-manifests sets FILL_IMAGE to it). @default - none: such mirrors stall with NoFillImage
-   */
-  readonly fillImage?: string;
-  /** Wait before restarting informers after an API failure, while the CRD or the namespace does not exist. */
-  readonly secondsBetweenStreams: number;
-  /** Port of /metrics (and of the probes unless `probePort` is set); 0 picks a free port. @default - no server */
-  readonly metricsPort?: number;
-  /** Address the metrics server binds. @default '0.0.0.0' */
-  readonly metricsHost?: string;
-  /** Port of /healthz and /readyz when they should not share the metrics port. */
-  readonly probePort?: number;
-  /** @default '0.0.0.0' */
-  readonly probeHost?: string;
-  readonly leaderElection: boolean;
-  /** @default - `namespace` */
-  readonly leaseNamespace?: string;
-  /** @default LEASE_NAME */
-  readonly leaseName?: string;
-  /** @default - hostname plus a random suffix */
-  readonly identity?: string;
-  /** A standby takes the Lease when its holder has not renewed it for this long. @default 15 */
-  readonly leaseDurationSeconds?: number;
-  /** The leader stops (and `done` rejects) when it could not renew the Lease for this long. @default 10 */
-  readonly renewDeadlineSeconds?: number;
-  /** Between Lease attempts. @default 2 */
-  readonly retryPeriodSeconds?: number;
-  /** Deadline of every API request (a Lease renew's is cut to the renew deadline). @default 30 */
-  readonly requestTimeoutSeconds?: number;
-  /** A watch that receives nothing, not even a bookmark, for this long is restarted. @default 150 */
-  readonly watchIdleTimeoutSeconds?: number;
-  /** /healthz fails when a reconcile runs, or queued mirrors wait with no reconcile ending, this long. @default 300 */
-  readonly stallSeconds?: number;
-  /** Reconcile every mirror this often even without events. @default 600 */
-  readonly resyncSeconds?: number;
-  /** Mirrors reconciled concurrently. @default 4 */
-  readonly workers?: number;
-  /** Server-side watch timeout range in seconds. @default [300, 600] */
-  readonly watchTimeoutSeconds?: readonly [number, number];
-  /** @default 'info' */
-  readonly logLevel?: string;
-  /** A logger to use as is. @default - pino JSON to `logDestination` */
-  readonly logger?: Logger;
-  /** @default - stdout */
-  readonly logDestination?: DestinationStream;
-  /** Longest per-mirror retry backoff in milliseconds. @default 120_000 */
-  readonly maxRetryDelayMs?: number;
-  /**
-   * The lists of what RegistryMirrors may name (api/policy.ts) set by the controller's own flags,
-   * variables or cdk8s.yaml: these are fixed. Every list not set here is read, live, from the
-   * allowlist ConfigMap in `namespace` (a change re-checks every mirror). A mirror the lists refuse
-   * stalls with NotAllowed; one a list with a bad entry governs, with InvalidAllowlist.
-   * @default - none fixed: the ConfigMap alone
-   */
-  readonly policy?: MirrorPolicy;
-  /**
-   * Take mirrors over from the original mirror-operator (controller/takeover.ts); its RBAC must
-   * grant pod and claim `delete` (`controller-manifests --takeover`). @default false - a mirror
-   * whose children's names hold the original's objects stalls with TakeoverDisabled
-   */
-  readonly takeover?: boolean;
-}
+/** What startController is given; resolveControllerConfig() fills in the rest. */
+export type StartControllerOptions = ControllerOptions;
 
 export interface RunningController {
   /**
@@ -141,23 +67,6 @@ export interface RunningController {
   heldSecrets(): string[];
 }
 
-export function createLogger(opts: { level?: string; destination?: DestinationStream }): Logger {
-  return pino(
-    {
-      level: opts.level ?? 'info',
-      base: { component: CONTROLLER_NAME },
-      timestamp: pino.stdTimeFunctions.isoTime,
-      formatters: { level: (label) => ({ level: label }) },
-      // Defence in depth: no code path logs these, and if one ever did they would be masked.
-      redact: {
-        paths: ['data', '*.data', 'stringData', '*.stringData', 'password', '*.password', 'auth', '*.auth'],
-        censor: '[redacted]',
-      },
-    },
-    opts.destination ?? pino.destination({ dest: 1, sync: false }),
-  );
-}
-
 /** What /readyz says while the output namespace is missing: the fix, in one line. */
 export function namespaceMissingMessage(namespace: string): string {
   return (
@@ -176,12 +85,12 @@ class Controller {
   readonly metrics = createMetrics({ apiRequestsInFlight: () => this.fence.inFlight });
   private readonly queue: WorkQueue;
   private readonly children = new ChildIndex();
-  private readonly informers: SupervisedInformer<KubernetesObject>[];
+  private readonly secretIndex = new SecretIndex();
+  /** The informers by watch name (watches.ts). */
+  private readonly informers: Record<string, SupervisedInformer<KubernetesObject>>;
   private readonly mirrors: SupervisedInformer<RegistryMirrorObject>;
   private readonly secrets: ReferencedSecrets;
-  private readonly allowlist: SupervisedInformer<KubernetesObject>;
-  /** The allowlist as last read (fixed lists and the ConfigMap's), and the ConfigMap data it came from. */
-  private live: { data: string; policy: LivePolicy } | undefined;
+  private readonly allowlist: LiveAllowlist;
   private readonly reconciler: Reconciler;
   private readonly elector: LeaderElector | undefined;
   private readonly core: CoreV1Api;
@@ -196,71 +105,48 @@ class Controller {
   private resolveRunning!: () => void;
   readonly running = new Promise<void>((resolve) => (this.resolveRunning = resolve));
 
-  constructor(private readonly opts: StartControllerOptions) {
+  constructor(private readonly opts: ControllerConfig) {
     this.logger = opts.logger ?? createLogger({ level: opts.logLevel, destination: opts.logDestination });
     // Every API client made from kc sends with a deadline, and stops once the Lease is lost.
-    const requestTimeoutSeconds = opts.requestTimeoutSeconds ?? DEFAULT_REQUEST_TIMEOUT_SECONDS;
-    const kc = withDeadlines(opts.kubeConfig, { timeoutMs: requestTimeoutSeconds * 1000, fence: this.fence });
-    this.progress = new ProgressMonitor((opts.stallSeconds ?? DEFAULT_STALL_SECONDS) * 1000);
-    const identity = opts.identity ?? `${hostname()}_${randomUUID().slice(0, 8)}`;
-    const client = new KubeClient(kc, this.metrics, identity);
+    const kc = withDeadlines(opts.kubeConfig, { timeoutMs: opts.requestTimeoutSeconds * 1000, fence: this.fence });
+    this.progress = new ProgressMonitor(opts.stallSeconds * 1000);
+    const client = new KubeClient(kc, this.metrics, opts.identity);
     this.core = kc.makeApiClient(CoreV1Api);
-    this.workerCount = opts.workers ?? 4;
-    this.queue = new WorkQueue({ maxDelayMs: opts.maxRetryDelayMs ?? 120_000 });
+    this.workerCount = opts.workers;
+    this.queue = new WorkQueue({ maxDelayMs: opts.maxRetryDelayMs });
 
     const ctx: WatchContext = {
       indexChild: (obj, verb) => this.children.update(obj, verb),
       isOwnWrite: (obj) => this.reconciler.isOwnWrite(obj),
-      mirrorsUsingSecret: (name) => this.mirrorsUsingSecret(name),
+      mirrorsUsingSecret: (name) => this.secretIndex.mirrorsUsing(name),
       mirrorsStalledBy: (reason) =>
         this.mirrors
           .list()
           .filter((m) =>
             m.status?.conditions?.some((c) => c.type === 'Stalled' && c.status === 'True' && c.reason === reason),
           )
-          .map((m) => m.metadata?.name ?? ''),
-      allMirrors: () => this.mirrors.list().map((m) => m.metadata?.name ?? ''),
+          .map(mirrorName),
+      allMirrors: () => this.mirrors.list().map(mirrorName),
     };
-    const restartDelayMs = (err: unknown, failures: number) =>
-      informerRestartDelayMs(err, failures, opts.secondsBetweenStreams);
-    const nodeAgentNamespace = opts.nodeAgentNamespace ?? defaultNodeAgentNamespace(opts.namespace);
-    const watches = controllerWatches(kc, opts.namespace, ctx, nodeAgentNamespace);
-    this.informers = watches.map(
-      (w) =>
-        new SupervisedInformer<KubernetesObject>({
-          ...w,
-          kubeConfig: kc,
-          restartDelayMs,
-          logger: this.logger,
-          watchIdleMs: (opts.watchIdleTimeoutSeconds ?? DEFAULT_WATCH_IDLE_SECONDS) * 1000,
-          ...(opts.watchTimeoutSeconds ? { watchTimeoutSeconds: opts.watchTimeoutSeconds } : {}),
-          onChange: (obj, verb, previous) => {
-            for (const m of w.enqueue(obj, verb, previous)) {
-              this.logger.debug({ mirror: m, informer: w.name, verb, name: obj.metadata?.name }, 'queued');
-              this.queue.add(m);
-            }
-            if (w.name === PLURAL) this.metrics.watchedMirrors.set(this.mirrors.list().length);
-            if (w.name === ALLOWLIST_WATCH) this.livePolicy();
-          },
-          onError: () => {
-            this.metrics.errorsTotal.inc({ type: 'informer' });
-            this.metrics.informerRestarts.inc({ informer: w.name });
-          },
-        }),
-    );
-    this.mirrors = this.informers[0];
-    this.secrets = new ReferencedSecrets(this.core, opts.namespace, this.informers[1]);
-    this.allowlist = this.informers[watches.findIndex((w) => w.name === ALLOWLIST_WATCH)];
+    const watches = controllerWatches(kc, opts.namespace, ctx, opts.nodeAgentNamespace);
+    this.informers = {};
+    for (const w of watches) {
+      if (this.informers[w.name]) throw new Error(`two watches are named ${w.name}`);
+      this.informers[w.name] = this.informer(w, kc);
+    }
+    this.mirrors = this.informers[MIRRORS_WATCH];
+    this.secrets = new ReferencedSecrets(this.core, opts.namespace, this.informers[SECRETS_WATCH]);
+    this.allowlist = new LiveAllowlist(this.informers[ALLOWLIST_WATCH], opts.namespace, opts.policy, this.logger);
     this.reconciler = new Reconciler({
       client,
       namespace: opts.namespace,
-      nodeAgentNamespace,
-      ...(opts.clusterDomain ? { clusterDomain: opts.clusterDomain } : {}),
-      ...(opts.nodeRuntime ? { nodeRuntime: opts.nodeRuntime } : {}),
-      ...(opts.nodeAgentImage ? { nodeAgentImage: opts.nodeAgentImage } : {}),
+      nodeAgentNamespace: opts.nodeAgentNamespace,
+      clusterDomain: opts.clusterDomain,
+      nodeRuntime: opts.nodeRuntime,
+      nodeAgentImage: opts.nodeAgentImage,
       ...(opts.fillImage ? { fillImage: opts.fillImage } : {}),
-      policy: () => this.livePolicy(),
-      ...(opts.takeover ? { takeover: true } : {}),
+      policy: () => this.allowlist.current(),
+      takeover: opts.takeover,
       mirrors: this.mirrors,
       secrets: this.secrets,
       children: this.children,
@@ -271,60 +157,47 @@ class Controller {
     this.elector = opts.leaderElection
       ? new LeaderElector({
           kubeConfig: opts.kubeConfig, // deadlines of its own: the renew deadline; no fence
-          requestTimeoutSeconds,
-          namespace: opts.leaseNamespace ?? opts.namespace,
-          leaseName: opts.leaseName ?? LEASE_NAME,
-          identity,
-          ...(opts.leaseDurationSeconds ? { leaseDurationSeconds: opts.leaseDurationSeconds } : {}),
-          ...(opts.renewDeadlineSeconds ? { renewDeadlineSeconds: opts.renewDeadlineSeconds } : {}),
-          ...(opts.retryPeriodSeconds ? { retryPeriodSeconds: opts.retryPeriodSeconds } : {}),
+          requestTimeoutSeconds: opts.requestTimeoutSeconds,
+          namespace: opts.leaseNamespace,
+          leaseName: opts.leaseName,
+          identity: opts.identity,
+          leaseDurationSeconds: opts.leaseDurationSeconds,
+          renewDeadlineSeconds: opts.renewDeadlineSeconds,
+          retryPeriodSeconds: opts.retryPeriodSeconds,
           logger: this.logger,
         })
       : undefined;
   }
 
-  /**
-   * The allowlist now: each list the controller was started with is fixed, every other one comes
-   * from the ConfigMap (none while it is missing). Logged when the ConfigMap's data changes, a
-   * broken list as an error naming the key and the entry.
-   */
-  private livePolicy(): LivePolicy {
-    const cm = this.allowlist.get(ALLOWLIST_NAME, this.opts.namespace) as { data?: Record<string, string> } | undefined;
-    const data = JSON.stringify(cm?.data ?? null);
-    if (this.live?.data === data) return this.live.policy;
-    const where = `ConfigMap ${this.opts.namespace}/${ALLOWLIST_NAME}`;
-    const read = readAllowlistData(cm?.data, where);
-    const fixed = this.opts.policy ?? {};
-    const lists: { -readonly [K in keyof MirrorPolicy]: MirrorPolicy[K] } = {};
-    const broken: { -readonly [K in keyof LivePolicy['broken']]: string } = {};
-    for (const list of ALLOWLISTS) {
-      if (fixed[list] !== undefined) lists[list] = fixed[list];
-      else if (read.broken[list] !== undefined) broken[list] = read.broken[list];
-      else if (read.lists[list] !== undefined) lists[list] = read.lists[list];
-    }
-    const policy = { lists, broken };
-    if (this.live !== undefined || cm !== undefined) {
-      const keys = (l: object) => Object.keys(l).map((list) => ALLOWLIST_KEYS[list as keyof typeof ALLOWLIST_KEYS]);
-      this.logger.info(
-        { configMap: where, exists: cm !== undefined, lists: keys(lists), fixed: keys(fixed) },
-        'allowlist read; re-checking every mirror',
-      );
-      for (const [list, message] of Object.entries(broken))
-        this.logger.error(
-          { configMap: where, key: ALLOWLIST_KEYS[list as keyof typeof ALLOWLIST_KEYS] },
-          `${message}; the mirrors this list governs are refused until it is fixed`,
-        );
-    }
-    this.live = { data, policy };
-    return policy;
-  }
-
-  private mirrorsUsingSecret(secret: string): string[] {
-    return this.mirrors
-      .list()
-      .filter((m) => referencedSecrets(m.spec).includes(secret))
-      .map((m) => m.metadata?.name ?? '')
-      .filter(Boolean);
+  /** A supervised informer for one watch, feeding the queue. */
+  private informer(w: WatchSpec, kc: KubeConfig): SupervisedInformer<KubernetesObject> {
+    const { opts } = this;
+    return new SupervisedInformer<KubernetesObject>({
+      ...w,
+      kubeConfig: kc,
+      restartDelayMs: (err, failures) => informerRestartDelayMs(err, failures, opts.secondsBetweenStreams),
+      logger: this.logger,
+      watchIdleMs: opts.watchIdleTimeoutSeconds * 1000,
+      watchTimeoutSeconds: opts.watchTimeoutSeconds,
+      onChange: (obj, verb, previous) => {
+        for (const m of w.enqueue(obj, verb, previous)) {
+          this.logger.debug({ mirror: m, informer: w.name, verb, name: obj.metadata?.name }, 'queued');
+          this.queue.add(m);
+        }
+        if (w.name === MIRRORS_WATCH) {
+          this.secretIndex.update(
+            mirrorName(obj),
+            verb === 'delete' ? [] : referencedSecrets((obj as RegistryMirrorObject).spec),
+          );
+          this.metrics.watchedMirrors.set(this.mirrors.list().length);
+        }
+        if (w.name === ALLOWLIST_WATCH) this.allowlist.current();
+      },
+      onError: () => {
+        this.metrics.errorsTotal.inc({ type: 'informer' });
+        this.metrics.informerRestarts.inc({ informer: w.name });
+      },
+    });
   }
 
   /** Start: resolves once the controller runs (leads, caches synced); rejects when it fails for good. */
@@ -342,7 +215,7 @@ class Controller {
         this.logger.error(
           {
             err: describeError(err),
-            renewDeadlineSeconds: this.opts.renewDeadlineSeconds ?? DEFAULT_RENEW_DEADLINE_SECONDS,
+            renewDeadlineSeconds: this.opts.renewDeadlineSeconds,
           },
           'lost leadership: stopped every API request; exiting so that a standby takes over',
         );
@@ -352,8 +225,8 @@ class Controller {
     }
     if (this.stopping) return;
     this.phase = 'syncing';
-    await Promise.all(this.informers.map((i) => i.start()));
-    await Promise.all(this.informers.map((i) => i.whenSynced()));
+    await Promise.all(Object.values(this.informers).map((i) => i.start()));
+    await Promise.all(Object.values(this.informers).map((i) => i.whenSynced()));
     if (this.stopping) return;
     this.phase = 'running';
     this.logger.info(
@@ -439,7 +312,7 @@ class Controller {
   }
 
   private scheduleResync(): void {
-    const resyncMs = (this.opts.resyncSeconds ?? 600) * 1000;
+    const resyncMs = this.opts.resyncSeconds * 1000;
     this.resyncTimer = setTimeout(() => {
       this.logger.debug({ mirrors: this.mirrors.list().length }, 'periodic resync');
       this.resync();
@@ -461,7 +334,7 @@ class Controller {
       case 'standby':
         return undefined; // a healthy standby waiting for the Lease
       default: {
-        const waiting = this.informers.filter((i) => !i.synced).length;
+        const waiting = Object.values(this.informers).filter((i) => !i.synced).length;
         if (waiting > 0) return `waiting for ${waiting} informer(s) to sync (is the RegistryMirror CRD installed?)`;
         return this.phase === 'starting' ? 'starting' : undefined;
       }
@@ -484,49 +357,24 @@ class Controller {
     if (this.resyncTimer) clearTimeout(this.resyncTimer);
     this.queue.shutDown();
     await Promise.all(this.workers); // reconciles in flight finish
-    await Promise.all(this.informers.map((i) => i.stop()));
+    await Promise.all(Object.values(this.informers).map((i) => i.stop()));
     await this.elector?.stop();
     this.metrics.isLeader.set(0);
     this.phase = 'stopped';
   }
 }
 
-export async function startController(opts: StartControllerOptions): Promise<RunningController> {
+export async function startController(options: StartControllerOptions): Promise<RunningController> {
+  const opts = resolveControllerConfig(options);
   const controller = new Controller(opts);
   const { logger, metrics } = controller;
   const health = () => controller.health();
   const readiness = () => controller.readiness();
-  const servers: ProbeServer[] = [];
-  let metricsServer: ProbeServer | undefined;
-  let probeServer: ProbeServer | undefined;
-  try {
-    if (opts.metricsPort !== undefined) {
-      metricsServer = await startProbeServer({
-        port: opts.metricsPort,
-        ...(opts.metricsHost ? { host: opts.metricsHost } : {}),
-        registry: metrics.registry,
-        health,
-        readiness,
-      });
-      servers.push(metricsServer);
-    }
-    const separateProbes =
-      opts.probePort !== undefined &&
-      (opts.probePort !== opts.metricsPort || (opts.probeHost ?? '') !== (opts.metricsHost ?? ''));
-    if (separateProbes || (opts.probePort !== undefined && metricsServer === undefined)) {
-      probeServer = await startProbeServer({
-        port: opts.probePort,
-        ...(opts.probeHost ? { host: opts.probeHost } : {}),
-        registry: metrics.registry,
-        health,
-        readiness,
-      });
-      servers.push(probeServer);
-    }
-  } catch (err) {
-    await Promise.all(servers.map((s) => s.close()));
-    throw err;
-  }
+  const { servers, metricsServer, probeServer } = await startServers(opts, {
+    registry: metrics.registry,
+    health,
+    readiness,
+  });
 
   let resolveDone!: () => void;
   let rejectDone!: (err: unknown) => void;
@@ -545,7 +393,7 @@ export async function startController(opts: StartControllerOptions): Promise<Run
   logger.info(
     {
       namespace: opts.namespace,
-      nodeAgentNamespace: opts.nodeAgentNamespace ?? defaultNodeAgentNamespace(opts.namespace),
+      nodeAgentNamespace: opts.nodeAgentNamespace,
       server: opts.kubeConfig.getCurrentCluster()?.server,
       leaderElection: opts.leaderElection,
       secondsBetweenStreams: opts.secondsBetweenStreams,

@@ -162,6 +162,55 @@ export function extractDockerAuth(
   return { error: `its auths entry for ${want} has neither username and password nor a user:password "auth"` };
 }
 
+/** A `kubernetes.io/dockerconfigjson` Secret's auths entry for the upstream, as the derived username/password Secret. */
+function fromDockerConfig(args: {
+  readonly mirror: string;
+  readonly upstreamUrl: string;
+  readonly credentialsSecret: string;
+  readonly namespace: string;
+  readonly secret: SecretLike;
+  /** The HMAC key: the Secret's uid. */
+  readonly key: string;
+  /** The outcome when there is no key. */
+  readonly noKey: CredentialsResult;
+  /** `Secret <namespace>/<name>`, for messages. */
+  readonly ref: string;
+}): CredentialsResult {
+  const { mirror, upstreamUrl, credentialsSecret, namespace, key, noKey, ref } = args;
+  const data = args.secret.data ?? {};
+  const raw = data['.dockerconfigjson'];
+  const auth =
+    raw === undefined ? { error: 'it has no .dockerconfigjson key' } : extractDockerAuth(unb64(raw), upstreamUrl);
+  if ('error' in auth) {
+    return {
+      ok: false,
+      reason: 'CredentialsSecretInvalid',
+      message: `${ref} (spec.credentialsSecret) is a ${DOCKERCONFIGJSON} Secret, but ${auth.error}. Add an auths entry for ${normalizeRegistryHost(upstreamUrl)}.`,
+    };
+  }
+  if (!key) return noKey;
+  const name = derivedSecretName(mirror);
+  const derivedData = { password: b64(auth.password), username: b64(auth.username) };
+  return {
+    ok: true,
+    secretName: name,
+    hash: credentialsHash(key, derivedData),
+    hmacKey: key,
+    derived: {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: {
+        name,
+        namespace,
+        labels: { [MIRROR_LABEL]: mirror, [MANAGED_BY_LABEL]: MANAGED_BY },
+        annotations: { [DERIVED_FROM_ANNOTATION]: credentialsSecret },
+      },
+      type: 'Opaque',
+      data: derivedData,
+    },
+  };
+}
+
 /**
  * Resolve a mirror's credentials. Returns `undefined` when the mirror has no `credentialsSecret`.
  * `secret` is the referenced Secret as the informer sees it, or `undefined` when it does not exist.
@@ -210,39 +259,8 @@ export function resolveCredentials(args: {
   };
   const data = secret.data ?? {};
 
-  if (secret.type === DOCKERCONFIGJSON) {
-    const raw = data['.dockerconfigjson'];
-    const auth =
-      raw === undefined ? { error: 'it has no .dockerconfigjson key' } : extractDockerAuth(unb64(raw), upstreamUrl);
-    if ('error' in auth) {
-      return {
-        ok: false,
-        reason: 'CredentialsSecretInvalid',
-        message: `${ref} (spec.credentialsSecret) is a ${DOCKERCONFIGJSON} Secret, but ${auth.error}. Add an auths entry for ${normalizeRegistryHost(upstreamUrl)}.`,
-      };
-    }
-    if (!key) return noKey;
-    const name = derivedSecretName(mirror);
-    const derivedData = { password: b64(auth.password), username: b64(auth.username) };
-    return {
-      ok: true,
-      secretName: name,
-      hash: credentialsHash(key, derivedData),
-      hmacKey: key,
-      derived: {
-        apiVersion: 'v1',
-        kind: 'Secret',
-        metadata: {
-          name,
-          namespace,
-          labels: { [MIRROR_LABEL]: mirror, [MANAGED_BY_LABEL]: MANAGED_BY },
-          annotations: { [DERIVED_FROM_ANNOTATION]: credentialsSecret },
-        },
-        type: 'Opaque',
-        data: derivedData,
-      },
-    };
-  }
+  if (secret.type === DOCKERCONFIGJSON)
+    return fromDockerConfig({ ...args, credentialsSecret, secret, key, noKey, ref });
 
   const missing = ['username', 'password'].filter((k) => data[k] === undefined);
   if (missing.length > 0 || unb64(data.username ?? '') === '') {

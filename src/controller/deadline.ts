@@ -20,9 +20,6 @@ import {
   wrapHttpLibrary,
 } from '@kubernetes/client-node';
 
-/** Default deadline of one API request, in seconds. */
-export const DEFAULT_REQUEST_TIMEOUT_SECONDS = 30;
-
 /** An API request got no (whole) answer within its deadline. */
 export class RequestTimeoutError extends Error {
   override readonly name = 'RequestTimeoutError';

@@ -58,3 +58,49 @@ export async function startProbeServer(opts: ProbeServerOptions): Promise<ProbeS
       }),
   };
 }
+
+/** Where the controller serves /metrics and the probes (ControllerConfig's fields). */
+export interface ServerAddresses {
+  readonly metricsPort: number | undefined;
+  readonly metricsHost: string | undefined;
+  readonly probePort: number | undefined;
+  readonly probeHost: string | undefined;
+}
+
+/**
+ * The metrics server, and a probe server when the probes are set apart from it (or there is no
+ * metrics server); none started when one fails.
+ */
+export async function startServers(
+  opts: ServerAddresses,
+  handlers: Omit<ProbeServerOptions, 'port' | 'host'>,
+): Promise<{ servers: ProbeServer[]; metricsServer?: ProbeServer; probeServer?: ProbeServer }> {
+  const servers: ProbeServer[] = [];
+  let metricsServer: ProbeServer | undefined;
+  let probeServer: ProbeServer | undefined;
+  try {
+    if (opts.metricsPort !== undefined) {
+      metricsServer = await startProbeServer({
+        port: opts.metricsPort,
+        ...(opts.metricsHost ? { host: opts.metricsHost } : {}),
+        ...handlers,
+      });
+      servers.push(metricsServer);
+    }
+    const separateProbes =
+      opts.probePort !== undefined &&
+      (opts.probePort !== opts.metricsPort || (opts.probeHost ?? '') !== (opts.metricsHost ?? ''));
+    if (separateProbes || (opts.probePort !== undefined && metricsServer === undefined)) {
+      probeServer = await startProbeServer({
+        port: opts.probePort,
+        ...(opts.probeHost ? { host: opts.probeHost } : {}),
+        ...handlers,
+      });
+      servers.push(probeServer);
+    }
+  } catch (err) {
+    await Promise.all(servers.map((s) => s.close()));
+    throw err;
+  }
+  return { servers, ...(metricsServer ? { metricsServer } : {}), ...(probeServer ? { probeServer } : {}) };
+}

@@ -56,17 +56,11 @@ export interface SupervisedInformerOptions<T extends KubernetesObject> {
   readonly onChange: (obj: T, verb: 'add' | 'update' | 'delete', previous: T | undefined) => void;
   /** Called when the informer stops on an error (before the restart is scheduled). */
   readonly onError?: (err: unknown) => void;
-  /** Watch timeout range in seconds, the server ends each watch after a random time in it. @default [300, 600] */
-  readonly watchTimeoutSeconds?: readonly [number, number];
-  /** Abort a watch that receives nothing for this long. @default DEFAULT_WATCH_IDLE_SECONDS */
-  readonly watchIdleMs?: number;
+  /** Watch timeout range in seconds, the server ends each watch after a random time in it. */
+  readonly watchTimeoutSeconds: readonly [number, number];
+  /** Abort a watch that receives nothing for this long. */
+  readonly watchIdleMs: number;
 }
-
-/**
- * Default watch idle timeout, in seconds: two and a half of the API server's bookmark periods
- * (one minute), so only a dead connection hits it.
- */
-export const DEFAULT_WATCH_IDLE_SECONDS = 150;
 
 /** A watch received nothing, not even a bookmark, for too long: its connection is presumed dead. */
 export class WatchIdleError extends Error {
@@ -220,8 +214,8 @@ export class SupervisedInformer<T extends KubernetesObject> {
   constructor(private readonly opts: SupervisedInformerOptions<T>) {
     const transform = opts.transform ?? ((o: T) => o);
     const kc = opts.metadataOnly ? withAccept(opts.kubeConfig, PARTIAL_METADATA) : opts.kubeConfig;
-    const idleMs = opts.watchIdleMs ?? DEFAULT_WATCH_IDLE_SECONDS * 1000;
-    const watch = new TunedWatch<T>(kc, transform, opts.watchTimeoutSeconds ?? [300, 600], idleMs, (o) => {
+    const idleMs = opts.watchIdleMs;
+    const watch = new TunedWatch<T>(kc, transform, opts.watchTimeoutSeconds, idleMs, (o) => {
       this.previous = this.lw.get(o.metadata?.name ?? '', o.metadata?.namespace);
     });
     this.watch = watch;

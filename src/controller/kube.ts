@@ -14,7 +14,7 @@ import {
 } from '@kubernetes/client-node';
 
 import { errorStatus } from '../api/kube-errors.js';
-import type { KubeObject } from '../api/kube-object.js';
+import { type KubeObject, mirrorName } from '../api/kube-object.js';
 import {
   API_GROUP,
   API_VERSION,
@@ -227,7 +227,7 @@ export class KubeClient {
   async recordEvent(mirror: RegistryMirrorObject, event: MirrorEvent): Promise<void> {
     this.metrics.writesTotal.inc({ verb: 'create', resource: 'Event' });
     const now = new Date();
-    const name = mirror.metadata?.name ?? '';
+    const name = mirrorName(mirror);
     await this.core.createNamespacedEvent({
       namespace: 'default',
       body: {

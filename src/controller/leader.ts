@@ -18,15 +18,8 @@ import type { Logger } from 'pino';
 
 import { ClusterError } from '../api/errors.js';
 import { describeError, errorStatus } from '../api/kube-errors.js';
-import { LEASE_NAME } from '../api/names.js';
-import { DEFAULT_REQUEST_TIMEOUT_SECONDS, formatSeconds, withDeadlines } from './deadline.js';
-import {
-  attemptTimeoutMs,
-  DEFAULT_LEASE_DURATION_SECONDS,
-  DEFAULT_RENEW_DEADLINE_SECONDS,
-  DEFAULT_RETRY_PERIOD_SECONDS,
-  leaderTimingsProblem,
-} from './timings.js';
+import { formatSeconds, withDeadlines } from './deadline.js';
+import { attemptTimeoutMs, leaderTimingsProblem } from './timings.js';
 
 export { attemptTimeoutMs, JITTER_FACTOR, leaderTimingsProblem } from './timings.js';
 
@@ -78,17 +71,13 @@ export function mayAcquire(
 export interface LeaderElectorOptions {
   readonly kubeConfig: KubeConfig;
   readonly namespace: string;
-  /** @default 'mirror-synth-controller' */
-  readonly leaseName?: string;
+  readonly leaseName: string;
   readonly identity: string;
-  /** @default 15 */
-  readonly leaseDurationSeconds?: number;
-  /** @default 10 */
-  readonly renewDeadlineSeconds?: number;
-  /** @default 2 */
-  readonly retryPeriodSeconds?: number;
-  /** Deadline of one request (a renew's are cut to the renew deadline). @default 30 */
-  readonly requestTimeoutSeconds?: number;
+  readonly leaseDurationSeconds: number;
+  readonly renewDeadlineSeconds: number;
+  readonly retryPeriodSeconds: number;
+  /** Deadline of one request (a renew's are cut to the renew deadline). */
+  readonly requestTimeoutSeconds: number;
   readonly logger: Logger;
 }
 
@@ -110,11 +99,11 @@ export class LeaderElector {
   private deadlineAt: number | undefined;
 
   constructor(private readonly opts: LeaderElectorOptions) {
-    this.leaseName = opts.leaseName ?? LEASE_NAME;
-    this.duration = opts.leaseDurationSeconds ?? DEFAULT_LEASE_DURATION_SECONDS;
-    this.renewDeadline = opts.renewDeadlineSeconds ?? DEFAULT_RENEW_DEADLINE_SECONDS;
-    this.retryPeriod = opts.retryPeriodSeconds ?? DEFAULT_RETRY_PERIOD_SECONDS;
-    this.requestTimeoutMs = (opts.requestTimeoutSeconds ?? DEFAULT_REQUEST_TIMEOUT_SECONDS) * 1000;
+    this.leaseName = opts.leaseName;
+    this.duration = opts.leaseDurationSeconds;
+    this.renewDeadline = opts.renewDeadlineSeconds;
+    this.retryPeriod = opts.retryPeriodSeconds;
+    this.requestTimeoutMs = opts.requestTimeoutSeconds * 1000;
     const problem = leaderTimingsProblem(this.duration, this.renewDeadline, this.retryPeriod);
     if (problem !== undefined) throw new Error(`leader election: ${problem}`);
     this.api = withDeadlines(opts.kubeConfig, {

@@ -9,9 +9,6 @@
  */
 import { formatSeconds } from './deadline.js';
 
-/** Default stall time, in seconds: ten request timeouts. */
-export const DEFAULT_STALL_SECONDS = 300;
-
 export class ProgressMonitor {
   private readonly running = new Map<number, { key: string; since: number }>();
   private nextId = 0;

@@ -12,8 +12,8 @@ import { WatchIdleError } from './informer.js';
 export interface WorkQueueOptions {
   /** First retry delay in milliseconds. @default 500 */
   readonly baseDelayMs?: number;
-  /** Longest retry delay in milliseconds. @default 300_000 */
-  readonly maxDelayMs?: number;
+  /** Longest retry delay in milliseconds (the controller's maxRetryDelayMs). */
+  readonly maxDelayMs: number;
   /** Random source in [0, 1) for jitter. @default Math.random */
   readonly random?: () => number;
 }
@@ -30,9 +30,9 @@ export class WorkQueue {
   private readonly maxDelayMs: number;
   private readonly random: () => number;
 
-  constructor(opts: WorkQueueOptions = {}) {
+  constructor(opts: WorkQueueOptions) {
     this.baseDelayMs = opts.baseDelayMs ?? 500;
-    this.maxDelayMs = opts.maxDelayMs ?? 300_000;
+    this.maxDelayMs = opts.maxDelayMs;
     this.random = opts.random ?? Math.random;
   }
 

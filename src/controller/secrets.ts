@@ -11,8 +11,8 @@ import type { CoreV1Api } from '@kubernetes/client-node';
 
 import { errorStatus } from '../api/kube-errors.js';
 import { SECRET_MIRRORS_ANNOTATION } from '../api/names.js';
+import type { Cache } from './caches.js';
 import { type SecretLike, secretOptedIn } from './credentials.js';
-import type { Cache } from './reconciler.js';
 
 /** The opt-in annotation alone (never `last-applied-configuration`, which can hold the data). */
 function optIn(s: { metadata?: { annotations?: Record<string, string> } }): Record<string, string> {

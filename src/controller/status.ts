@@ -53,6 +53,11 @@ export type ReconcileOutcome =
   | { readonly type: 'Stalled'; readonly reason: StalledReason; readonly message: string }
   | { readonly type: 'Retrying'; readonly reason: 'ApplyFailed' | 'PruneFailed'; readonly message: string };
 
+/** Whether a reconcile stage ended the reconcile with an outcome instead of handing on what the next stage needs. */
+export function isOutcome(x: object): x is ReconcileOutcome {
+  return !Array.isArray(x) && typeof (x as { type?: unknown }).type === 'string';
+}
+
 export const CONDITION_TYPES = ['Ready', 'Reconciling', 'Stalled'] as const;
 export type ConditionType = (typeof CONDITION_TYPES)[number];
 export type DesiredCondition = Omit<MirrorCondition, 'lastTransitionTime'> & { type: ConditionType };

@@ -118,7 +118,7 @@ export function controllerWatches(
   const labelSelector = MANAGED_SELECTOR;
 
   const mirrors: WatchSpec<RegistryMirrorObject> = {
-    name: PLURAL,
+    name: MIRRORS_WATCH,
     path: `/apis/${API_GROUP}/${API_VERSION}/${PLURAL}`,
     list: async () =>
       (await custom.listClusterCustomObject({
@@ -150,7 +150,7 @@ export function controllerWatches(
   // Secrets: metadata only. A referenced Secret's data is read when a reconcile needs it
   // (ReferencedSecrets), so the process never holds the data of the namespace's other Secrets.
   const secrets: WatchSpec = {
-    name: 'secrets',
+    name: SECRETS_WATCH,
     path: `/api/v1/namespaces/${namespace}/secrets`,
     metadataOnly: true,
     list: async () => core.listNamespacedSecret({ namespace }, metadataListOptions),
@@ -210,6 +210,10 @@ export function controllerWatches(
 
 /** The informer of the allowlist ConfigMap. */
 export const ALLOWLIST_WATCH = 'allowlist';
+/** The informer of RegistryMirrors. */
+export const MIRRORS_WATCH = PLURAL;
+/** The informer of the output namespace's Secrets (metadata only). */
+export const SECRETS_WATCH = 'secrets';
 const ALLOWLIST_FIELD_SELECTOR = `metadata.name=${ALLOWLIST_NAME}`;
 
 async function listChildren(

@@ -8,6 +8,7 @@ import { ClusterError, SpecError, type SpecProblem } from '../api/errors.js';
 import { describeError, errorStatus } from '../api/kube-errors.js';
 import { compareStrings } from '../api/kube-object.js';
 import { API_GROUP, API_VERSION, PLURAL } from '../api/names.js';
+import { olderFirst } from '../api/seniority.js';
 import { checkHostConflicts, checkNameCollisions, type MirrorInput, parseMirrorResource } from '../api/validate.js';
 import { loadKubeConfig } from './kubeconfig.js';
 
@@ -70,11 +71,16 @@ export async function listClusterMirrors(opts: ClusterSourceOptions = {}): Promi
     }
   }
   if (problems.length > 0) throw new SpecError(problems);
-  // The older of two mirrors claiming one node host (or one child's name) keeps it, as in the controller.
-  const oldestFirst = [...mirrors].sort(
-    (a, b) => compareStrings(a.creationTimestamp ?? '', b.creationTimestamp ?? '') || compareStrings(a.name, b.name),
-  );
+  checkClusterClaims(mirrors);
+  return mirrors.sort((a, b) => compareStrings(a.name, b.name));
+}
+
+/**
+ * The older of two mirrors claiming one node host (or one child's name) keeps it, in the
+ * controller's order (api/seniority.ts): throws SpecError naming the younger.
+ */
+export function checkClusterClaims(mirrors: readonly MirrorInput[]): void {
+  const oldestFirst = [...mirrors].sort(olderFirst);
   checkNameCollisions(oldestFirst);
   checkHostConflicts(oldestFirst);
-  return mirrors.sort((a, b) => compareStrings(a.name, b.name));
 }

@@ -4,6 +4,7 @@ import { type KubeConfig, type KubernetesObject } from '@kubernetes/client-node'
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
+import { CONTROLLER_DEFAULTS } from '../../src/controller/config.js';
 import { SupervisedInformer, WatchIdleError } from '../../src/controller/informer.js';
 import { type HoldingServer, startHoldingServer } from '../support/holding-server.js';
 
@@ -54,6 +55,7 @@ function informer(path: string, errors: unknown[], watchIdleMs = IDLE_MS): Super
     onChange: () => undefined,
     onError: (err) => errors.push(err),
     watchIdleMs,
+    watchTimeoutSeconds: CONTROLLER_DEFAULTS.watchTimeoutSeconds,
   });
 }
 

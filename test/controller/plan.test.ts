@@ -168,7 +168,7 @@ describe('planChildren', () => {
 
 describe('ChildIndex', () => {
   it('files children by their mirror label, follows relabelling and deletion', async () => {
-    const { ChildIndex } = await import('../../src/controller/reconciler.js');
+    const { ChildIndex } = await import('../../src/controller/caches.js');
     const idx = new ChildIndex();
     const cm = live(obj('ConfigMap', 'c'));
     expect(idx.update(cm, 'add')).toBe('quay');

@@ -1,6 +1,9 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 
+import { CONTROLLER_DEFAULTS } from '../../src/controller/config.js';
 import { informerRestartDelayMs, WorkQueue } from '../../src/controller/queue.js';
+
+const MAX_DELAY_MS = CONTROLLER_DEFAULTS.maxRetryDelayMs;
 
 afterEach(() => {
   vi.useRealTimers();
@@ -8,7 +11,7 @@ afterEach(() => {
 
 describe('WorkQueue', () => {
   it('coalesces repeated adds of a waiting key', async () => {
-    const q = new WorkQueue();
+    const q = new WorkQueue({ maxDelayMs: MAX_DELAY_MS });
     for (let i = 0; i < 100; i++) q.add('quay');
     q.add('docker');
     q.add('quay');
@@ -18,7 +21,7 @@ describe('WorkQueue', () => {
   });
 
   it('never hands out a key that is being processed; an add meanwhile queues it once after done', async () => {
-    const q = new WorkQueue();
+    const q = new WorkQueue({ maxDelayMs: MAX_DELAY_MS });
     q.add('quay');
     const key = await q.get();
     q.add('quay');
@@ -32,14 +35,14 @@ describe('WorkQueue', () => {
   });
 
   it('wakes a waiting worker on add', async () => {
-    const q = new WorkQueue();
+    const q = new WorkQueue({ maxDelayMs: MAX_DELAY_MS });
     const pending = q.get();
     q.add('ghcr');
     expect(await pending).toBe('ghcr');
   });
 
   it('resolves waiting workers with undefined on shutdown and ignores later adds', async () => {
-    const q = new WorkQueue();
+    const q = new WorkQueue({ maxDelayMs: MAX_DELAY_MS });
     const pending = q.get();
     q.shutDown();
     expect(await pending).toBeUndefined();
@@ -59,14 +62,14 @@ describe('WorkQueue', () => {
     expect(q.nextDelay('b')).toBe(100);
     q.forget('a');
     expect(q.nextDelay('a')).toBe(100);
-    const low = new WorkQueue({ baseDelayMs: 100, random: () => 0 });
+    const low = new WorkQueue({ baseDelayMs: 100, maxDelayMs: MAX_DELAY_MS, random: () => 0 });
     expect(low.nextDelay('a')).toBe(50);
     q.shutDown();
   });
 
   it('adds a delayed key when its time comes, keeping the earliest of two delays', async () => {
     vi.useFakeTimers();
-    const q = new WorkQueue();
+    const q = new WorkQueue({ maxDelayMs: MAX_DELAY_MS });
     q.addAfter('a', 1000);
     q.addAfter('a', 5000);
     vi.advanceTimersByTime(999);

@@ -1,8 +1,9 @@
 import type { V1OwnerReference } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
 
-import { byAge, hostConflictOf } from '../../src/controller/reconciler.js';
-import { isLegacy, type LegacyKind, legacyNamed, legacySelector, ordinal } from '../../src/controller/takeover.js';
+import { byAge, hostConflictOf } from '../../src/controller/arbitrate.js';
+import { isLegacy, type LegacyKind, legacyNamed, legacySelector, ordinal } from '../../src/controller/legacy.js';
+import { takeoverPhase } from '../../src/controller/takeover.js';
 import { mirrorChanged } from '../../src/controller/watches.js';
 
 describe('takeover helpers', () => {
@@ -153,5 +154,17 @@ describe('which RegistryMirror updates queue a reconcile', () => {
     expect(mirrorChanged({ metadata: { ...base.metadata, deletionTimestamp: new Date() } }, base)).toBe(true);
     expect(mirrorChanged({ metadata: { ...base.metadata, labels: {} } }, base)).toBe(true);
     expect(mirrorChanged(base, undefined)).toBe(true);
+  });
+});
+
+describe('the phase of a takeover', () => {
+  const at = (o: Partial<Parameters<typeof takeoverPhase>[0]>) =>
+    takeoverPhase({ daemonSets: 0, statefulSet: false, anyReady: false, highReady: 0, ...o });
+  it('orphans the DaemonSets first, then surges and orphans the StatefulSet, then moves', () => {
+    expect(at({ daemonSets: 1, statefulSet: true, anyReady: true })).toBe('orphan-daemonsets');
+    expect(at({ statefulSet: true, anyReady: true })).toBe('surge');
+    expect(at({ statefulSet: true, anyReady: true, highReady: 1 })).toBe('orphan-statefulset');
+    expect(at({ statefulSet: true })).toBe('orphan-statefulset');
+    expect(at({ anyReady: true })).toBe('move');
   });
 });
