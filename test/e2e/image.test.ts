@@ -17,7 +17,15 @@ import { CoordinationV1Api } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { LEASE_NAME } from '../../src/api/names.js';
-import { type Clients, clients, condition, createMirror, deleteMirror, getMirror } from '../support/cluster.js';
+import {
+  type Clients,
+  clients,
+  condition,
+  createMirror,
+  createMirrorNamespaces,
+  deleteMirror,
+  getMirror,
+} from '../support/cluster.js';
 import { Containerd, containerdV2, debianContainerd } from '../support/containerd.js';
 import { type ControlPlane, startControlPlane } from '../support/control-plane.js';
 import {
@@ -136,7 +144,7 @@ describe.each([
       .find((l) => l.startsWith(`${REF_BASE}:`));
     if (!ref) throw new Error(`ctr images import gave no ${REF_BASE}:<tag>:\n${imported}`);
 
-    await c.core.createNamespace({ body: { metadata: { name: namespace } } });
+    await createMirrorNamespaces(c, namespace);
     metricsPort = await reservePort();
 
     // The image's entrypoint and default args as its config records them, plus a free metrics

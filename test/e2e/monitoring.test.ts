@@ -511,9 +511,11 @@ describe('monitoring: rules and dashboard against a real Prometheus', () => {
 
   it("every alert's measure returns a series per mirror after a few pulls", async () => {
     for (const rule of MIRROR_ALERTS) {
-      const series = await waitFor(`${rule.alert}: a series for mirror ${NAME}`, async () => {
+      // the node agent's series are in the node agent namespace
+      const namespace = rule.alert === 'RegistryMirrorNodeAgentMissing' ? `${NAMESPACE}-node` : NAMESPACE;
+      const series = await waitFor(`${rule.alert}: a series for mirror ${NAME} in ${namespace}`, async () => {
         const result = await prometheus.query(rule.measure);
-        return result.find((s) => s.metric.mirror === NAME && s.metric.namespace === NAMESPACE);
+        return result.find((s) => s.metric.mirror === NAME && s.metric.namespace === namespace);
       });
       expect(Number(series.value[1]), rule.alert).not.toBeNaN();
     }
@@ -574,7 +576,7 @@ describe('monitoring: rules and dashboard against a real Prometheus', () => {
   it('"node agent missing" measures 0 while every node runs it, fires when a node loses it', async () => {
     const rule = MIRROR_ALERTS.find((r) => r.alert === 'RegistryMirrorNodeAgentMissing')!;
     const ours = (samples: Sample[]) =>
-      samples.find((s) => s.metric.mirror === NAME && s.metric.namespace === NAMESPACE);
+      samples.find((s) => s.metric.mirror === NAME && s.metric.namespace === `${NAMESPACE}-node`);
     // once the DaemonSet's status says two nodes (an empty status, 0 - 0, would measure 0 too)
     const desired = `kube_daemonset_status_desired_number_scheduled{namespace="${NAMESPACE}-node",daemonset="${nodeAgent}"}`;
     await waitFor(

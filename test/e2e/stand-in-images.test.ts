@@ -220,9 +220,11 @@ beforeAll(async () => {
   const start = Date.now();
   first = await importStandInImages({ ctr: ctrd.binaries.ctr, address: ctrd.address, caPem, workDir: dir });
   timings.push(`import into a fresh containerd: ${Date.now() - start} ms`);
+  // One namespace for the cache and the node agent (--node-agent-namespace set to it): the agent
+  // then has the Service's environment variable, the fallback the node agent case below runs without DNS.
   objects = synthesizeMirror(
     { name: NAME, spec: { upstreamUrl: UPSTREAM }, source: 'test/e2e/stand-in-images.test.ts' },
-    { namespace: NAMESPACE },
+    { namespace: NAMESPACE, nodeAgentNamespace: NAMESPACE },
   );
 }, 1_800_000);
 
