@@ -4,19 +4,18 @@
 // qemu-user-static, with the image's own root as the library prefix): its node is the pinned
 // release for arm64, and every module of lib/ loads with the image's own node_modules. What this
 // does not prove: a run on arm64 hardware or under a kernel's binfmt (qemu-user is an emulator).
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { mkdir, mkdtemp, open, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { imageNodeVersion } from '../support/controller-image.js';
+import { buildImage, imageNodeVersion } from '../support/controller-image.js';
 import { removeOnExit } from '../support/processes.js';
 
 const run = promisify(execFile);
-const repoRoot = resolve(import.meta.dirname, '../..');
 const QEMU = 'qemu-aarch64-static';
 
 interface Descriptor {
@@ -52,21 +51,7 @@ describe.skipIf(skip)(`the image for linux/amd64 and linux/arm64${skip ? ` (skip
     dir = await mkdtemp(join(tmpdir(), 'img-platforms-'));
     removeOnExit(dir);
     const archive = join(dir, 'multi.oci.tar');
-    const log = await open(join(dir, 'build.log'), 'w');
-    const code = await new Promise<number | null>((ok, fail) => {
-      const child = spawn('bash', [join(repoRoot, 'scripts/build-image.sh')], {
-        cwd: repoRoot,
-        env: { ...process.env, IMAGE_PLATFORMS: 'linux/amd64,linux/arm64', IMAGE_OUT: archive },
-        stdio: ['ignore', log.fd, log.fd],
-      });
-      child.on('error', fail);
-      child.on('close', ok);
-    });
-    await log.close();
-    if (code !== 0) {
-      const tail = (await readFile(join(dir, 'build.log'), 'utf8')).split('\n').slice(-30).join('\n');
-      throw new Error(`build-image.sh exited ${code}:\n${tail}`);
-    }
+    await buildImage(join(dir, 'build.log'), { IMAGE_PLATFORMS: 'linux/amd64,linux/arm64', IMAGE_OUT: archive });
     layout = join(dir, 'layout');
     await mkdir(layout);
     await run('tar', ['-xf', archive, '-C', layout]);

@@ -44,15 +44,15 @@ export interface ImageConfig {
 }
 
 /**
- * The archive, built first (a few minutes: compile, npm ci --omit=dev, umoci) unless fresh.
- * The build's output goes to `logFile`; a failure rejects with its last lines.
+ * Run scripts/build-image.sh with `env` added to the environment (IMAGE_OUT, IMAGE_PLATFORMS,
+ * ...), its output to `logFile`; a failure rejects with its last lines.
  */
-export async function ensureControllerImage(logFile: string): Promise<{ archive: string; built: boolean }> {
-  if (await imageIsFresh()) return { archive: IMAGE_ARCHIVE, built: false };
+export async function buildImage(logFile: string, env: NodeJS.ProcessEnv = {}): Promise<void> {
   const log = createWriteStream(logFile);
   const code = await new Promise<number | null>((ok, fail) => {
     const child = spawn('bash', [join(repoRoot, 'scripts/build-image.sh')], {
       cwd: repoRoot,
+      env: { ...process.env, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     child.stdout.pipe(log, { end: false });
@@ -65,6 +65,15 @@ export async function ensureControllerImage(logFile: string): Promise<{ archive:
     const tail = (await readFile(logFile, 'utf8')).split('\n').slice(-30).join('\n');
     throw new Error(`scripts/build-image.sh exited ${code}:\n${tail}`);
   }
+}
+
+/**
+ * The archive, built first (a few minutes: compile, npm ci --omit=dev, umoci) unless fresh.
+ * The build's output goes to `logFile`; a failure rejects with its last lines.
+ */
+export async function ensureControllerImage(logFile: string): Promise<{ archive: string; built: boolean }> {
+  if (await imageIsFresh()) return { archive: IMAGE_ARCHIVE, built: false };
+  await buildImage(logFile);
   return { archive: IMAGE_ARCHIVE, built: true };
 }
 
