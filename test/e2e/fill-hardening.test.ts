@@ -169,19 +169,26 @@ describe('issue 25: the fill and the front', () => {
     return image;
   }
 
+  /** The synthesized cache pod on loopback; with `replica`, that replica of a mirror of two. */
   function startMirror(
     sub: string,
     fill: 'whole' | 'streaming',
     fillArgs?: readonly string[],
     upstreamHost = upstream.host,
+    replica?: { readonly index: number; readonly port: number; readonly peers: readonly string[] },
   ): Promise<SynthesizedMirror> {
     return startSynthesizedMirror({
       ...(fillArgs ? { fillArgs } : {}),
+      ...(replica ? { replica: replica.index, port: replica.port, peers: [...replica.peers] } : {}),
       binary: inject('registryBinary'),
       dir: join(dir, sub),
       name: NAME,
       objects: synthesizeMirror(
-        { name: NAME, spec: { upstreamUrl: upstreamHost, credentialsSecret: SECRET, fill }, source: 'fill-hardening' },
+        {
+          name: NAME,
+          spec: { upstreamUrl: upstreamHost, credentialsSecret: SECRET, fill, ...(replica ? { replicas: 2 } : {}) },
+          source: 'fill-hardening',
+        },
         { namespace: 'test', fillImage: TEST_FILL_IMAGE },
       ),
       secrets: { [SECRET]: { username: USER, password: PASSWORD } },
@@ -348,23 +355,10 @@ describe('issue 25: the fill and the front', () => {
       }
     };
     const [front] = await reservePorts(1);
-    const mirror = await startSynthesizedMirror({
-      binary: inject('registryBinary'),
-      dir: join(dir, 'owner'),
-      name: NAME,
-      replica: 0,
+    const mirror = await startMirror('owner', 'streaming', undefined, undefined, {
+      index: 0,
       port: front,
       peers: [`127.0.0.1:${front}`, `127.0.0.1:${ownerPort}`],
-      objects: synthesizeMirror(
-        {
-          name: NAME,
-          spec: { upstreamUrl: upstream.host, credentialsSecret: SECRET, fill: 'streaming', replicas: 2 },
-          source: 'fill-hardening',
-        },
-        { namespace: 'test', fillImage: TEST_FILL_IMAGE },
-      ),
-      secrets: { [SECRET]: { username: USER, password: PASSWORD } },
-      upstreamCaFile: upstream.ca.caCert,
     });
     const node = new RegistryClient({ url: mirror.url });
     try {
@@ -398,24 +392,11 @@ describe('issue 25: the fill and the front', () => {
     try {
       for (const index of [0, 1])
         replicas.push(
-          await startSynthesizedMirror({
-            binary: inject('registryBinary'),
-            dir: join(dir, `peer-header-${index}`),
-            name: NAME,
-            replica: index,
+          // the replicas' fronts, on 127.0.0.1: the address their requests to each other come from
+          await startMirror(`peer-header-${index}`, 'streaming', undefined, undefined, {
+            index,
             port: fronts[index],
-            // the replicas' fronts, on 127.0.0.1: the address their requests to each other come from
             peers: fronts.map((p) => `127.0.0.1:${p}`),
-            objects: synthesizeMirror(
-              {
-                name: NAME,
-                spec: { upstreamUrl: upstream.host, credentialsSecret: SECRET, fill: 'streaming', replicas: 2 },
-                source: 'fill-hardening',
-              },
-              { namespace: 'test', fillImage: TEST_FILL_IMAGE },
-            ),
-            secrets: { [SECRET]: { username: USER, password: PASSWORD } },
-            upstreamCaFile: upstream.ca.caCert,
           }),
         );
       /** Two layers replica 1 owns, asked of replica 0 with the header. */
