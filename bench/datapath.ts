@@ -34,9 +34,9 @@ import { synthesizeMirror } from '../src/index.js';
 import { Containerd, hostsToml, writeHostsToml } from '../test/support/containerd.js';
 import { TEST_FILL_IMAGE } from '../test/support/fill.js';
 import { buildImage, RegistryClient, type TestImage } from '../test/support/images.js';
+import { type ManifestObject } from '../test/support/manifest.js';
 import { reservePorts } from '../test/support/ports.js';
 import {
-  type ManifestObject,
   startSynthesizedMirror,
   startUpstream,
   type SynthesizedMirror,

@@ -15,13 +15,8 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { synthesizeMirror } from '../../src/index.js';
 import { Containerd, type ContainerdBinaries, containerdV2, hostsToml, writeHostsToml } from '../support/containerd.js';
 import { buildImage, concurrentPulls, RegistryClient, type TestImage } from '../support/images.js';
-import {
-  type ManifestObject,
-  startSynthesizedMirror,
-  startUpstream,
-  type SynthesizedMirror,
-  type Upstream,
-} from '../support/registry.js';
+import { type ManifestObject } from '../support/manifest.js';
+import { startSynthesizedMirror, startUpstream, type SynthesizedMirror, type Upstream } from '../support/registry.js';
 
 const execFileAsync = promisify(execFile);
 const NAME = 'dp';

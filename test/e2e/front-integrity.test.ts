@@ -18,13 +18,8 @@ import { synthesizeMirror } from '../../src/index.js';
 import { Containerd, hostsToml, writeHostsToml } from '../support/containerd.js';
 import { TEST_FILL_IMAGE } from '../support/fill.js';
 import { buildImage, concurrentPulls, RegistryClient, type TestImage } from '../support/images.js';
-import {
-  type ManifestObject,
-  startSynthesizedMirror,
-  startUpstream,
-  type SynthesizedMirror,
-  type Upstream,
-} from '../support/registry.js';
+import { type ManifestObject } from '../support/manifest.js';
+import { startSynthesizedMirror, startUpstream, type SynthesizedMirror, type Upstream } from '../support/registry.js';
 import { type Fault, TamperingUpstream } from '../support/tamper.js';
 import { ThrottledProxy } from '../support/throttle.js';
 

@@ -9,7 +9,8 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 
 import { Containerd, hostsToml, writeHostsToml } from '../support/containerd.js';
 import { buildImage, RegistryClient, type TestImage } from '../support/images.js';
-import { RegistryProcess, startUpstream, type Upstream, writeHtpasswd } from '../support/registry.js';
+import { RegistryProcess, startUpstream, type Upstream } from '../support/registry.js';
+import { writeHtpasswd } from '../support/tls.js';
 
 describe('e2e harness', () => {
   let dir: string;

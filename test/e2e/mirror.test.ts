@@ -23,14 +23,8 @@ import {
   startNodeAgent,
 } from '../support/containerd.js';
 import { buildImage, RegistryClient, type TestImage } from '../support/images.js';
-import {
-  type ManifestObject,
-  type SecretData,
-  startSynthesizedMirror,
-  startUpstream,
-  type SynthesizedMirror,
-  type Upstream,
-} from '../support/registry.js';
+import { type ManifestObject, type SecretData } from '../support/manifest.js';
+import { startSynthesizedMirror, startUpstream, type SynthesizedMirror, type Upstream } from '../support/registry.js';
 import { waitFor } from '../support/wait.js';
 
 const NAME = 'e2e';

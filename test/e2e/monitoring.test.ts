@@ -44,15 +44,10 @@ import { type ControlPlane, startControlPlane } from '../support/control-plane.j
 import { TEST_FILL_IMAGE } from '../support/fill.js';
 import { buildImage, RegistryClient } from '../support/images.js';
 import { type KubeStateMetrics, startKubeStateMetrics } from '../support/kube-state-metrics.js';
+import { type ManifestObject } from '../support/manifest.js';
 import { Prometheus, promtool, type Sample } from '../support/prometheus.js';
 import { RateLimitingProxy } from '../support/rate-limiter.js';
-import {
-  type ManifestObject,
-  startSynthesizedMirror,
-  startUpstream,
-  type SynthesizedMirror,
-  type Upstream,
-} from '../support/registry.js';
+import { startSynthesizedMirror, startUpstream, type SynthesizedMirror, type Upstream } from '../support/registry.js';
 import { VolumeExporter, volumeExporterContainer } from '../support/volume-exporter.js';
 import { waitFor } from '../support/wait.js';
 import { simulateReadyWorkloads } from '../support/workload-status.js';

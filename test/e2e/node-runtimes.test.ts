@@ -28,14 +28,9 @@ import {
   startNodeAgent,
 } from '../support/containerd.js';
 import { buildImage, RegistryClient, type TestImage } from '../support/images.js';
+import { type ManifestObject } from '../support/manifest.js';
 import { spawnTracked } from '../support/processes.js';
-import {
-  type ManifestObject,
-  startSynthesizedMirror,
-  startUpstream,
-  type SynthesizedMirror,
-  type Upstream,
-} from '../support/registry.js';
+import { startSynthesizedMirror, startUpstream, type SynthesizedMirror, type Upstream } from '../support/registry.js';
 import { type ContainersNode, containersNode, CopyError, skopeoCopy } from '../support/skopeo.js';
 import { ensureTool } from '../support/tools.js';
 import { waitFor } from '../support/wait.js';

@@ -12,15 +12,8 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { synthesizeMirror } from '../../src/index.js';
 import { Containerd, hostsToml, writeHostsToml } from '../support/containerd.js';
 import { buildImage, RegistryClient, type TestImage } from '../support/images.js';
-import {
-  cacheContainer,
-  cachePodUser,
-  type ManifestObject,
-  startSynthesizedMirror,
-  startUpstream,
-  type SynthesizedMirror,
-  type Upstream,
-} from '../support/registry.js';
+import { cacheContainer, cachePodUser, type ManifestObject } from '../support/manifest.js';
+import { startSynthesizedMirror, startUpstream, type SynthesizedMirror, type Upstream } from '../support/registry.js';
 import { S3Server } from '../support/s3.js';
 
 const NAME = 'obj';

@@ -13,8 +13,9 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 
 import { synthesizeMirror } from '../../src/index.js';
 import { letThrough } from '../support/front.js';
+import { cacheContainer, cachePodUser, configMapData, type ManifestObject } from '../support/manifest.js';
 import { spawnTracked } from '../support/processes.js';
-import { cacheContainer, cachePodUser, configMapData, type ManifestObject, mirrorEnv } from '../support/registry.js';
+import { mirrorEnv } from '../support/registry.js';
 import { waitFor } from '../support/wait.js';
 
 const execFileAsync = promisify(execFile);

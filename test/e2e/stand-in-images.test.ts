@@ -24,14 +24,7 @@ import {
 import { synthesizeMirror } from '../../src/index.js';
 import { Containerd, containerdV2 } from '../support/containerd.js';
 import { type DnsServer, startDns } from '../support/dns.js';
-import {
-  configMapData,
-  containerEnv,
-  findObject,
-  makeTestCA,
-  type ManifestObject,
-  type TestCA,
-} from '../support/registry.js';
+import { configMapData, containerEnv, findObject, type ManifestObject } from '../support/manifest.js';
 import {
   CONTROLLER_IMAGE,
   importStandInImages,
@@ -39,6 +32,7 @@ import {
   PAUSE_IMAGE,
   STAND_IN_IMAGES,
 } from '../support/stand-in-images.js';
+import { makeTestCA, type TestCA } from '../support/tls.js';
 import { waitFor } from '../support/wait.js';
 
 const execFileAsync = promisify(execFile);

@@ -15,7 +15,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 
 import { synthesizeMirror } from '../../src/index.js';
-import { makeTestCA, startSynthesizedMirror, type SynthesizedMirror, type TestCA } from '../support/registry.js';
+import { startSynthesizedMirror, type SynthesizedMirror } from '../support/registry.js';
+import { makeTestCA, type TestCA } from '../support/tls.js';
 import { waitFor } from '../support/wait.js';
 
 const NAME = 'redirect';

@@ -10,8 +10,8 @@ import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 
+import { configMapData, containerEnv, findObject, type ManifestObject } from './manifest.js';
 import { spawnTracked, terminate } from './processes.js';
-import { configMapData, containerEnv, findObject, type ManifestObject } from './registry.js';
 import { ensureTool } from './tools.js';
 import { waitFor } from './wait.js';
 

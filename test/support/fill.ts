@@ -16,9 +16,9 @@ import { readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+import { cacheContainer, cachePodUser, type ManifestObject } from './manifest.js';
 import { reservePort } from './ports.js';
 import { hasExited, spawnTracked, terminate } from './processes.js';
-import { cacheContainer, cachePodUser, type ManifestObject } from './registry.js';
 import { StopWaiting, waitFor, waitForDigests } from './wait.js';
 
 /** This checkout's bin/mirror-synth.js (benchmarks run this file compiled elsewhere: look upwards). */

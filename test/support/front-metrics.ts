@@ -10,9 +10,9 @@ import { chmod, chown, copyFile, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
 import { letThrough } from './front.js';
+import { cacheContainer, cachePodUser, configMapData, type ManifestObject } from './manifest.js';
 import { reservePorts } from './ports.js';
 import { spawnTracked } from './processes.js';
-import { cacheContainer, cachePodUser, configMapData, type ManifestObject } from './registry.js';
 import { ensureTool } from './tools.js';
 import { StopWaiting, waitFor } from './wait.js';
 

@@ -20,9 +20,9 @@ import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 
 import { fillArgs, FillProcess } from './fill.js';
+import { type CacheContainer, cacheContainer, cachePodUser, configMapData, type ManifestObject } from './manifest.js';
 import { reservePort } from './ports.js';
 import { spawnTracked } from './processes.js';
-import { type CacheContainer, cacheContainer, cachePodUser, configMapData, type ManifestObject } from './registry.js';
 import { StopWaiting, waitFor, waitForDigests } from './wait.js';
 
 const execFileAsync = promisify(execFile);

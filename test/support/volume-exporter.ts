@@ -19,9 +19,9 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 
 import { letThrough } from './front.js';
+import { type CacheContainer, cacheContainer, cachePodUser, type ManifestObject } from './manifest.js';
 import { reservePort } from './ports.js';
 import { hasExited, spawnTracked, tail } from './processes.js';
-import { type CacheContainer, cacheContainer, cachePodUser, type ManifestObject } from './registry.js';
 import { ensureTool } from './tools.js';
 import { StopWaiting, waitFor } from './wait.js';
 
