@@ -16,19 +16,19 @@ import { createInterface } from 'node:readline';
 
 import { parse as parseYaml } from 'yaml';
 
-import { FrontProcess } from './front.js';
-import { FrontMetrics } from './front-metrics.js';
 import {
   configMapData,
   containerEnv,
   credentialsSecretName,
   type ManifestObject,
   type SecretData,
-} from './manifest.js';
-import { reservePort } from './ports.js';
-import { spawnTracked } from './processes.js';
-import { makeTestCA, type TestCA, writeHtpasswd } from './tls.js';
-import { StopWaiting, waitFor, waitForDigests } from './wait.js';
+} from '../primitives/manifest.js';
+import { reservePort } from '../primitives/ports.js';
+import { spawnTracked } from '../primitives/processes.js';
+import { makeTestCA, type TestCA, writeHtpasswd } from '../primitives/tls.js';
+import { StopWaiting, waitFor, waitForDigests } from '../primitives/wait.js';
+import { FrontProcess } from './front.js';
+import { FrontMetrics } from './front-metrics.js';
 
 // ---------------------------------------------------------------------------------------------
 // Registry processes
