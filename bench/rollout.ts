@@ -1,5 +1,5 @@
 // Rollout benchmark: how long a DaemonSet of an image that exists only upstream takes to run on
-// every node of a real cluster (test/support/node.ts with `nodes`), and how many bytes the
+// every node of a real cluster (test/support/components/node.ts with `nodes`), and how many bytes the
 // upstream sends for it: straight from the upstream, then through a synthesized mirror cold
 // (empty cache) and warm (the nodes forgot the image, the cache kept it). Everything runs in the
 // cluster's own network namespaces; it always stops by itself.
@@ -13,7 +13,8 @@
 import type { V1Pod } from '@kubernetes/client-node';
 
 import { DEFAULT_NAMESPACE } from '../src/api/names.js';
-import { nodeClusterUnavailable } from '../test/support/node.js';
+import { nodeClusterUnavailable } from '../test/support/components/node.js';
+import { runnableTestImage } from '../test/support/fixtures/stand-in-images.js';
 import {
   applyMirror,
   createDaemonSet,
@@ -23,9 +24,8 @@ import {
   serviceAnswers,
   startNodeUpstream,
   startStandInNode,
-} from '../test/support/node-workloads.js';
-import { runnableTestImage } from '../test/support/stand-in-images.js';
-import { waitFor } from '../test/support/wait.js';
+} from '../test/support/kube/node-workloads.js';
+import { waitFor } from '../test/support/primitives/wait.js';
 import { writeResults } from './results.js';
 
 export interface RolloutOptions {
