@@ -1,5 +1,5 @@
 // The controller chart (charts/mirror-synth/) installed with the real Helm on the real node
-// (test/support/node.ts), as a platform team would: `helm install` brings up the CRD and the
+// (test/support/components/node.ts), as a platform team would: `helm install` brings up the CRD and the
 // controller, a RegistryMirror created with the API goes Ready and a Pod pulls through it; `helm
 // upgrade` rolls only what the changed values reach; `helm uninstall` leaves the node's containerd
 // config as it was before the install, and nothing of mirror-synth's in the cluster but the CRD
@@ -19,8 +19,9 @@ import {
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { CONTROLLER_CHART_DIR } from '../../src/synth/controller-chart.js';
-import { type Clients, clients, condition, createMirror, getMirror, GROUP } from '../support/cluster.js';
-import { type NodeCluster, nodeClusterUnavailable } from '../support/node.js';
+import { type NodeCluster, nodeClusterUnavailable } from '../support/components/node.js';
+import { CONTROLLER_IMAGE, runnableTestImage } from '../support/fixtures/stand-in-images.js';
+import { type Clients, clients, condition, createMirror, getMirror, GROUP } from '../support/kube/cluster.js';
 import {
   deletePod,
   type NodeClients,
@@ -29,11 +30,10 @@ import {
   runPod,
   startNodeUpstream,
   startStandInNode,
-} from '../support/node-workloads.js';
-import { repoRoot } from '../support/repo-root.js';
-import { CONTROLLER_IMAGE, runnableTestImage } from '../support/stand-in-images.js';
-import { ensureTool } from '../support/tools.js';
-import { waitFor } from '../support/wait.js';
+} from '../support/kube/node-workloads.js';
+import { repoRoot } from '../support/primitives/repo-root.js';
+import { ensureTool } from '../support/primitives/tools.js';
+import { waitFor } from '../support/primitives/wait.js';
 
 const exec = promisify(execFile);
 const UPSTREAM = 'upstream.test';

@@ -22,8 +22,8 @@ import type { KubeObject } from '../../src/api/kube-object.js';
 import { DEFAULT_NODE_AGENT_IMAGE } from '../../src/api/names.js';
 import { controllerManifests } from '../../src/cli/controller-manifests.js';
 import { CONTROLLER_CHART_DIR } from '../../src/synth/controller-chart.js';
-import { repoRoot } from '../support/repo-root.js';
-import { ensureTool } from '../support/tools.js';
+import { repoRoot } from '../support/primitives/repo-root.js';
+import { ensureTool } from '../support/primitives/tools.js';
 
 const exec = promisify(execFile);
 const chart = join(repoRoot, CONTROLLER_CHART_DIR);

@@ -9,7 +9,7 @@ import { registryMirrorCrd } from '../../src/api/crd.js';
 import { CONTROLLER_CHART_DIR, controllerChartFiles } from '../../src/synth/controller-chart.js';
 import { readTree } from '../../src/synth/output.js';
 import { toYaml } from '../../src/synth/yaml.js';
-import { repoRoot } from '../support/repo-root.js';
+import { repoRoot } from '../support/primitives/repo-root.js';
 
 describe('charts/mirror-synth', () => {
   it('is current: npm run chart writes exactly the committed files', async () => {
