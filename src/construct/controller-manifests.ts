@@ -43,6 +43,8 @@ import {
 import { ALLOWLISTS, allowlistValidations, type MirrorPolicy } from '../api/policy.js';
 import { k8s } from './k8s.js';
 import { addMirrorNamespaces } from './namespace.js';
+import { RESTRICTED_CONTAINER, restrictedPod } from './pod.js';
+
 /** V8 heap settings of the controller container (measured by bench/controller.ts). */
 export const NODE_OPTIONS = '--max-old-space-size=160 --max-semi-space-size=2';
 
@@ -209,12 +211,7 @@ function addControllerObjects(chart: Construct, props: ControllerManifestsProps)
           serviceAccountName: CONTROLLER_NAME,
           enableServiceLinks: false,
           terminationGracePeriodSeconds: 30,
-          securityContext: {
-            runAsNonRoot: true,
-            runAsUser: 10001,
-            runAsGroup: 10001,
-            seccompProfile: { type: 'RuntimeDefault' },
-          },
+          securityContext: restrictedPod(10001),
           containers: [
             {
               name: 'controller',
@@ -239,12 +236,7 @@ function addControllerObjects(chart: Construct, props: ControllerManifestsProps)
                 requests: { cpu: k8s.Quantity.fromString('50m'), memory: k8s.Quantity.fromString('96Mi') },
                 limits: { memory: k8s.Quantity.fromString('256Mi') },
               },
-              securityContext: {
-                allowPrivilegeEscalation: false,
-                readOnlyRootFilesystem: true,
-                runAsNonRoot: true,
-                capabilities: { drop: ['ALL'] },
-              },
+              securityContext: { ...RESTRICTED_CONTAINER, runAsNonRoot: true },
             },
           ],
         },
