@@ -321,13 +321,15 @@ export function buildCli(): Command {
       '--takeover',
       'run the controller with --takeover and grant what it needs: delete on pods and persistentvolumeclaims (remove it once every mirror has moved)',
     )
-    .option('--format <format>', 'plain (YAML on stdout) or helm (a chart in --out, the CRD in crds/)')
+    .option(
+      '--format <format>',
+      'plain (YAML on stdout) or helm (a chart in --out, the CRD in crds/) (cdk8s.yaml synthConfig.format; default plain)',
+    )
     .option('--chart-version <semver>', 'the chart version, with --format helm')
     .option('-o, --out <dir>', 'the chart directory, with --format helm')
     .action(async (opts: ControllerManifestsCommandOptions) => {
-      const { controllerChart, controllerManifests } = await import('./controller-manifests.js');
-      if (opts.format === 'helm') await controllerChart(opts);
-      else controllerManifests(opts);
+      const { controllerManifestsCommand } = await import('./controller-manifests.js');
+      await controllerManifestsCommand(opts);
     });
 
   for (const cmd of program.commands.filter((c) => POLICY_COMMANDS.includes(c.name()))) {
