@@ -4,23 +4,7 @@
  * spec does not ask for). The pod runs CACHE_CONTAINERS in that order: a new container is one
  * function and one line there (and, if it mounts one, a volume in CACHE_VOLUMES).
  */
-import {
-  DEFAULT_CLUSTER_DOMAIN,
-  DISTRIBUTION_PORT,
-  FILL_METRICS_PORT,
-  FILL_METRICS_PORT_NAME,
-  type FillMode,
-  FRONT_FILL_PORT,
-  FRONT_LOG_PORT,
-  FRONT_METRICS_PORT,
-  FRONT_METRICS_PORT_NAME,
-  REGISTRY_DEBUG_PORT,
-  REGISTRY_METRICS_PORT,
-  REGISTRY_PORT,
-  S3_CREDENTIAL_KEYS,
-  VOLUME_METRICS_PORT,
-  VOLUME_METRICS_PORT_NAME,
-} from '../api/names.js';
+import { type FillMode, S3_CREDENTIAL_KEYS } from '../api/names.js';
 import type { MirrorSpec } from '../api/schema.js';
 import {
   CREDENTIAL_HELPER_FILE,
@@ -34,6 +18,20 @@ import { imageFor } from './images.js';
 import { k8s } from './k8s.js';
 import type { MirrorParts } from './parts.js';
 import { quantities, RESTRICTED_CONTAINER } from './pod.js';
+import {
+  DISTRIBUTION_PORT,
+  FILL_METRICS_PORT,
+  FILL_METRICS_PORT_NAME,
+  FRONT_FILL_PORT,
+  FRONT_LOG_PORT,
+  FRONT_METRICS_PORT,
+  FRONT_METRICS_PORT_NAME,
+  REGISTRY_DEBUG_PORT,
+  REGISTRY_METRICS_PORT,
+  REGISTRY_PORT,
+  VOLUME_METRICS_PORT,
+  VOLUME_METRICS_PORT_NAME,
+} from './ports.js';
 
 /** The mtail program's key in the ConfigMap, and where the front-metrics container reads it. */
 export const FRONT_METRICS_PROGRAM = 'front.mtail';
@@ -54,7 +52,7 @@ export interface CacheContext {
   /** The headless Service's name: the streaming fill finds the other replicas under it. */
   readonly headlessService: string;
   /** @see MirrorCacheProps.clusterDomain */
-  readonly clusterDomain?: string;
+  readonly clusterDomain: string;
   /** @see MirrorCacheProps.fillImage */
   readonly fillImage?: string;
 }
@@ -182,7 +180,7 @@ function registryContainer(ctx: CacheContext): k8s.Container {
 function fillContainer(ctx: CacheContext): k8s.Container | undefined {
   if (ctx.fill !== 'streaming') return undefined;
   const { namespace, mirrorName } = ctx.parts;
-  const peersSrv = `_http._tcp.${ctx.headlessService}.${namespace}.svc.${ctx.clusterDomain ?? DEFAULT_CLUSTER_DOMAIN}`;
+  const peersSrv = `_http._tcp.${ctx.headlessService}.${namespace}.svc.${ctx.clusterDomain}`;
   return {
     name: 'fill',
     image: fillImageOf(mirrorName, ctx.fillImage),

@@ -14,14 +14,8 @@
  * in cache-containers.ts, and the pod runs the list CACHE_CONTAINERS.
  */
 
-import {
-  CONFIG_HASH_ANNOTATION,
-  CREDENTIALS_HASH_ANNOTATION,
-  DEFAULT_FILL,
-  DEFAULT_STORAGE,
-  mirrorChildNames,
-  REGISTRY_PORT,
-} from '../api/names.js';
+import { mirrorChildNames } from '../api/children.js';
+import { CONFIG_HASH_ANNOTATION, CREDENTIALS_HASH_ANNOTATION, DEFAULT_FILL, DEFAULT_STORAGE } from '../api/names.js';
 import { credentialHelperScript, frontMetricsProgram } from './assets.js';
 import {
   CACHE_CONTAINERS,
@@ -34,7 +28,9 @@ import { CREDENTIAL_HELPER_FILE, renderDistributionConfig } from './distribution
 import { FRONT_CONFIG_FILE, frontSizing, quantityBytes, renderFrontConfig } from './front.js';
 import { k8s } from './k8s.js';
 import type { MirrorParts } from './parts.js';
+import { DEFAULT_CLUSTER_DOMAIN } from './platform.js';
 import { configHash, defined, quantity, restrictedPod } from './pod.js';
+import { REGISTRY_PORT } from './ports.js';
 
 export interface MirrorCacheProps {
   /**
@@ -81,7 +77,7 @@ export class MirrorCache {
       readyMinFreeKiB: sizing.readyMinFreeKiB,
       configName: names.cacheConfig,
       headlessService: names.headlessService,
-      clusterDomain: props.clusterDomain,
+      clusterDomain: props.clusterDomain ?? DEFAULT_CLUSTER_DOMAIN,
       fillImage: props.fillImage,
     };
 

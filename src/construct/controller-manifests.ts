@@ -23,27 +23,27 @@ import { ApiObject } from 'cdk8s';
 import { Construct } from 'constructs';
 
 import {
-  ALLOWLIST_KEYS,
-  ALLOWLIST_NAME,
   API_GROUP,
   API_VERSION,
   COMPONENT_LABEL,
-  CONTROLLER_METRICS_PORT,
-  CONTROLLER_NAME,
-  DEFAULT_SECONDS_BETWEEN_STREAMS,
-  defaultNodeAgentNamespace,
-  FILL_IMAGE_ENV,
-  LEASE_NAME,
   MANAGED_BY,
   MANAGED_BY_LABEL,
   NAME_LABEL,
   PLURAL,
   PROJECT,
 } from '../api/names.js';
-import { ALLOWLISTS, allowlistValidations, type MirrorPolicy } from '../api/policy.js';
+import { ALLOWLIST_KEYS, ALLOWLIST_NAME, ALLOWLISTS, allowlistValidations, type MirrorPolicy } from '../api/policy.js';
 import { k8s } from './k8s.js';
 import { addMirrorNamespaces } from './namespace.js';
+import {
+  CONTROLLER_NAME,
+  DEFAULT_SECONDS_BETWEEN_STREAMS,
+  FILL_IMAGE_ENV,
+  LEASE_NAME,
+  resolveNamespaces,
+} from './platform.js';
 import { RESTRICTED_CONTAINER, restrictedPod } from './pod.js';
+import { CONTROLLER_METRICS_PORT } from './ports.js';
 
 /** V8 heap settings of the controller container (measured by bench/controller.ts). */
 export const NODE_OPTIONS = '--max-old-space-size=160 --max-semi-space-size=2';
@@ -102,7 +102,7 @@ export class ControllerManifests extends Construct {
 
 function addControllerObjects(chart: Construct, props: ControllerManifestsProps): void {
   const { namespace, image, policy = {}, takeover = false, nodeAgentImage } = props;
-  const agentNamespace = props.nodeAgentNamespace ?? defaultNodeAgentNamespace(namespace);
+  const agentNamespace = resolveNamespaces(props).nodeAgentNamespace;
   // Taking over: mirror-operator's pods run in the output namespace and do not meet "restricted".
   addMirrorNamespaces(chart, namespace, agentNamespace, takeover);
   const meta = (name: string, ns?: string) => ({ name, ...(ns ? { namespace: ns } : {}), labels });

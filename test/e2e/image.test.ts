@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { CoordinationV1Api } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { LEASE_NAME } from '../../src/api/names.js';
+import { LEASE_NAME } from '../../src/construct/platform.js';
 import {
   type Clients,
   clients,
