@@ -12,7 +12,7 @@
 // Needs root and what the real-node e2e tests need (CONTRIBUTING.md).
 import type { V1Pod } from '@kubernetes/client-node';
 
-import { DEFAULT_NAMESPACE } from '../src/api/names.js';
+import { DEFAULT_NAMESPACE } from '../src/construct/platform.js';
 import { nodeClusterUnavailable } from '../test/support/components/node.js';
 import { runnableTestImage } from '../test/support/fixtures/stand-in-images.js';
 import {

@@ -10,16 +10,12 @@ export {
   CONFIG_HASH_ANNOTATION,
   CREDENTIALS_HASH_ANNOTATION,
   DEFAULT_FILL,
-  DEFAULT_NAMESPACE,
-  DEFAULT_NODE_RUNTIME,
   FILL_MODES,
   type FillMode,
   KIND,
   MANAGED_BY,
   MANAGED_BY_LABEL,
   MIRROR_LABEL,
-  NODE_RUNTIMES,
-  type NodeRuntime,
   PLURAL,
 } from './api/names.js';
 export {
@@ -41,6 +37,7 @@ export { MirrorCache, type MirrorCacheProps } from './construct/cache.js';
 export { distributionConfig, renderDistributionConfig } from './construct/distribution-config.js';
 export { NODE_AGENT_IMAGE, REGISTRY_IMAGE } from './construct/images.js';
 export { NODE_CONFIG_DIRS, NodeAgent, type NodeAgentProps } from './construct/node-agent.js';
+export { DEFAULT_NAMESPACE, DEFAULT_NODE_RUNTIME, NODE_RUNTIMES, type NodeRuntime } from './construct/platform.js';
 export { RegistryMirror, type RegistryMirrorProps } from './construct/registry-mirror.js';
 export { loadMirrorDir } from './sources/files.js';
 export { compareObjects, MirrorChart, synthesizeMirror, type SynthOptions } from './synth/chart.js';

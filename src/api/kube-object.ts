@@ -1,4 +1,27 @@
-import { kindRank } from './names.js';
+/** Apply order: what others refer to (or mount, or select) comes first, workloads last. */
+export const KIND_ORDER: readonly string[] = [
+  'CustomResourceDefinition',
+  'Namespace',
+  'ServiceAccount',
+  'ClusterRole',
+  'ClusterRoleBinding',
+  'Role',
+  'RoleBinding',
+  'Secret',
+  'ConfigMap',
+  'Service',
+  'NetworkPolicy',
+  'StatefulSet',
+  'DaemonSet',
+  'Deployment',
+  'ValidatingAdmissionPolicy',
+  'ValidatingAdmissionPolicyBinding',
+];
+/** Rank of a kind in KIND_ORDER; unknown kinds go last. */
+export function kindRank(kind: string | undefined): number {
+  const i = KIND_ORDER.indexOf(kind ?? '');
+  return i === -1 ? KIND_ORDER.length : i;
+}
 
 /** A Kubernetes object as plain JSON, the shape every synthesized manifest has. */
 export interface KubeObject {

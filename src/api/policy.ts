@@ -27,9 +27,37 @@
  * (fail closed: a list meant to narrow must not, by a typo, open).
  */
 import { SpecError, type SpecProblem } from './errors.js';
-import { ALLOWLIST_KEYS, type AllowlistName, IMAGE_DIGEST_PATTERN, type ImageRole, IMAGES } from './names.js';
+import { IMAGE_DIGEST_PATTERN, type ImageRole, IMAGES } from './images.js';
+import { PROJECT } from './names.js';
 import type { MirrorSpec } from './schema.js';
 import type { MirrorInput } from './validate.js';
+
+/**
+ * The allowlist of what RegistryMirrors may name: the ConfigMap holding it (the
+ * admission policy's params, watched by the controller), the ValidatingAdmissionPolicy and its
+ * binding, all of this name; the ConfigMap's keys, which are also the `cdk8s.yaml` keys.
+ */
+export const ALLOWLIST_NAME = `${PROJECT}-allowlist`;
+export const ALLOWLIST_KEYS = {
+  upstreams: 'allowedUpstreams',
+  masquerades: 'allowedMasquerades',
+  imageRegistries: 'allowedImageRegistries',
+  imageDigests: 'allowedImageDigests',
+  imagePullSecrets: 'allowedImagePullSecrets',
+  priorityClasses: 'allowedPriorityClasses',
+  objectStorageEndpoints: 'allowedObjectStorageEndpoints',
+} as const;
+/** The environment variables of the same lists (a list set by one is fixed for the controller: see controller/controller.ts, the allowlist). */
+export const ALLOWLIST_ENV = {
+  upstreams: 'ALLOWED_UPSTREAMS',
+  masquerades: 'ALLOWED_MASQUERADES',
+  imageRegistries: 'ALLOWED_IMAGE_REGISTRIES',
+  imageDigests: 'ALLOWED_IMAGE_DIGESTS',
+  imagePullSecrets: 'ALLOWED_IMAGE_PULL_SECRETS',
+  priorityClasses: 'ALLOWED_PRIORITY_CLASSES',
+  objectStorageEndpoints: 'ALLOWED_OBJECT_STORAGE_ENDPOINTS',
+} as const satisfies Record<keyof typeof ALLOWLIST_KEYS, string>;
+export type AllowlistName = keyof typeof ALLOWLIST_KEYS;
 
 /** The lists; `undefined` allows any value. */
 export type MirrorPolicy = { readonly [K in AllowlistName]?: readonly string[] };

@@ -8,18 +8,8 @@
  */
 import { type Static, type TSchema, Type } from '@sinclair/typebox';
 
-import {
-  API_GROUP,
-  API_VERSION,
-  FILL_MODES,
-  IMAGE_DIGEST,
-  type ImageRole,
-  IMAGES,
-  imageTag,
-  KIND,
-  PULL_FROM_MIRROR_MODES,
-  RESERVED_LABELS,
-} from './names.js';
+import { IMAGE_DIGEST, type ImageRole, IMAGES, imageTag } from './images.js';
+import { API_GROUP, API_VERSION, FILL_MODES, KIND, PULL_FROM_MIRROR_MODES, RESERVED_LABELS } from './names.js';
 import { BYTES_PATTERN, bytesMessage, QUANTITY_PATTERN, quantityMessage } from './quantity.js';
 
 /** Mirror names become part of child names such as `registry-mirror-<name>-headless`. */

@@ -6,9 +6,10 @@ import { Ajv, type ErrorObject } from 'ajv';
 import { closest, distance } from 'fastest-levenshtein';
 import { parseAllDocuments } from 'yaml';
 
+import { mirrorChildren } from './children.js';
 import { SpecError, type SpecProblem } from './errors.js';
 import { findHostConflicts } from './hosts.js';
-import { KIND, mirrorChildren } from './names.js';
+import { KIND } from './names.js';
 import { bytesMessage, bytesProblem, quantityMessage } from './quantity.js';
 import {
   isReservedLabel,

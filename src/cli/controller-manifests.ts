@@ -35,11 +35,24 @@ export interface ControllerManifestsCommandOptions extends PolicyFlags {
   readonly log?: (text: string) => void;
 }
 
+/**
+ * The command: the format from `--format`, else cdk8s.yaml's `synthConfig.format` (as `synth` reads
+ * it), else `plain`; `helm` writes a chart into `--out`, `plain` prints the manifests.
+ */
+export async function controllerManifestsCommand(opts: ControllerManifestsCommandOptions): Promise<void> {
+  const format = resolveFormat(opts.format);
+  if (format === 'helm') await controllerChart(opts);
+  else controllerManifests(opts);
+}
+
 /** `--format helm`: the CRD in crds/, the controller's manifests in templates/controller.yaml. */
 export async function controllerChart(opts: ControllerManifestsCommandOptions): Promise<string[]> {
   if (resolveFormat(opts.format) !== 'helm') throw new UsageError('controllerChart needs --format helm');
   const chartVersion = resolveChartVersion(opts.chartVersion);
-  if (!opts.out) throw new UsageError('controller-manifests --format helm needs --out <dir> for the chart');
+  if (!opts.out)
+    throw new UsageError(
+      `controller-manifests --format helm${opts.format === undefined ? " (cdk8s.yaml's synthConfig.format)" : ''} needs --out <dir> for the chart`,
+    );
   const plain = new Map([
     ['crd.yaml', toYaml([registryMirrorCrd()])],
     ['controller.yaml', controllerManifests({ ...opts, log: () => undefined })],

@@ -16,8 +16,10 @@ import {
   StaleOutputError,
   UsageError,
 } from '../api/errors.js';
-import { FILL_DEFAULTS } from '../api/names.js';
+import { FILL_SPOOL_PATH } from '../construct/front.js';
+import { DISTRIBUTION_PORT, FILL_METRICS_PORT, FRONT_FILL_PORT } from '../construct/ports.js';
 import { CONTROLLER_DEFAULTS } from '../controller/config.js';
+import { FILL_DEFAULTS } from '../fill/protocol.js';
 import type { CheckCommandOptions } from './check.js';
 import type { ControllerCommandOptions } from './controller.js';
 import type { ControllerManifestsCommandOptions } from './controller-manifests.js';
@@ -260,12 +262,12 @@ export function buildCli(): Command {
     .description(
       'run in a cache pod (spec.fill: streaming): stream one fetch of each digest from Distribution to every node asking for it',
     )
-    .option('--listen <host:port>', 'where the front sends its cache misses', '127.0.0.1:5003')
-    .option('--distribution <url>', "Distribution's registry API in the pod", 'http://127.0.0.1:5002')
+    .option('--listen <host:port>', 'where the front sends its cache misses', `127.0.0.1:${FRONT_FILL_PORT}`)
+    .option('--distribution <url>', "Distribution's registry API in the pod", `http://127.0.0.1:${DISTRIBUTION_PORT}`)
     .option(
       '--spool <dir>',
       "transfers in progress, on the cache volume (emptied of the fill's own files at start; a directory holding anything else is refused)",
-      '/var/lib/registry/fill',
+      FILL_SPOOL_PATH,
     )
     .option(
       '--max-clients <n>',
@@ -297,11 +299,11 @@ export function buildCli(): Command {
     )
     .option(
       '--peers-srv <name>',
-      "the replicas from this DNS SRV name (the headless Service's http port), looked up every 10 s",
+      `the replicas from this DNS SRV name (the headless Service's http port), looked up every ${FILL_DEFAULTS.peersSrvIntervalSeconds} s`,
     )
     .option(
       '--metrics-listen <[host]:port>',
-      "where Prometheus scrapes the fill's /metrics (registry_mirror_fill_*), e.g. :9101 (default: none)",
+      `where Prometheus scrapes the fill's /metrics (registry_mirror_fill_*), e.g. :${FILL_METRICS_PORT} (default: none)`,
     )
     .option('--log-level <level>', 'debug, info, warn or error', 'info')
     .action(async (opts: FillCommandOptions) => {
@@ -321,13 +323,15 @@ export function buildCli(): Command {
       '--takeover',
       'run the controller with --takeover and grant what it needs: delete on pods and persistentvolumeclaims (remove it once every mirror has moved)',
     )
-    .option('--format <format>', 'plain (YAML on stdout) or helm (a chart in --out, the CRD in crds/)')
+    .option(
+      '--format <format>',
+      'plain (YAML on stdout) or helm (a chart in --out, the CRD in crds/) (cdk8s.yaml synthConfig.format; default plain)',
+    )
     .option('--chart-version <semver>', 'the chart version, with --format helm')
     .option('-o, --out <dir>', 'the chart directory, with --format helm')
     .action(async (opts: ControllerManifestsCommandOptions) => {
-      const { controllerChart, controllerManifests } = await import('./controller-manifests.js');
-      if (opts.format === 'helm') await controllerChart(opts);
-      else controllerManifests(opts);
+      const { controllerManifestsCommand } = await import('./controller-manifests.js');
+      await controllerManifestsCommand(opts);
     });
 
   for (const cmd of program.commands.filter((c) => POLICY_COMMANDS.includes(c.name()))) {

@@ -8,29 +8,36 @@ import { readFileSync } from 'node:fs';
 import { parse } from 'yaml';
 
 import { UsageError } from '../api/errors.js';
+import { IMAGE_REFERENCE_PATTERN } from '../api/images.js';
 import {
   ALLOWLIST_ENV,
   ALLOWLIST_KEYS,
   type AllowlistName,
-  CONTROLLER_METRICS_PORT,
+  ALLOWLISTS,
+  badEntries,
+  badEntriesMessage,
+  type MirrorPolicy,
+  parseAllowlist,
+} from '../api/policy.js';
+import {
   DEFAULT_CLUSTER_DOMAIN,
-  DEFAULT_MIRRORS_DIR,
   DEFAULT_NAMESPACE,
   DEFAULT_NODE_AGENT_IMAGE,
   DEFAULT_NODE_RUNTIME,
-  DEFAULT_OUT_DIR,
   DEFAULT_SECONDS_BETWEEN_STREAMS,
   defaultNodeAgentNamespace,
   FILL_IMAGE_CONFIG_KEY,
   FILL_IMAGE_ENV,
-  IMAGE_REFERENCE_PATTERN,
   NODE_RUNTIMES,
   type NodeRuntime,
-} from '../api/names.js';
-import { ALLOWLISTS, badEntries, badEntriesMessage, type MirrorPolicy, parseAllowlist } from '../api/policy.js';
+} from '../construct/platform.js';
+import { CONTROLLER_METRICS_PORT } from '../construct/ports.js';
 import { CONTROLLER_DEFAULTS } from '../controller/config.js';
 import { leaderTimingsProblem } from '../controller/timings.js';
 import { assertChartVersion } from '../synth/helm.js';
+
+export const DEFAULT_MIRRORS_DIR = 'mirrors';
+export const DEFAULT_OUT_DIR = 'dist';
 
 const configs = new Map<string, Record<string, unknown>>();
 
@@ -128,7 +135,7 @@ export function resolveNodeAgentImage(flag?: string): string {
 
 /**
  * The image mirrors with `spec.fill: streaming` run their fill from: --fill-image, FILL_IMAGE,
- * `fillImage` in cdk8s.yaml; no default (api/names.ts FILL_IMAGE_ENV says why). It must name a tag
+ * `fillImage` in cdk8s.yaml; no default (construct/platform.ts FILL_IMAGE_ENV says why). It must name a tag
  * or a digest.
  */
 export function resolveFillImage(flag?: string): string | undefined {

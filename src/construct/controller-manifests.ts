@@ -23,26 +23,28 @@ import { ApiObject } from 'cdk8s';
 import { Construct } from 'constructs';
 
 import {
-  ALLOWLIST_KEYS,
-  ALLOWLIST_NAME,
   API_GROUP,
   API_VERSION,
   COMPONENT_LABEL,
-  CONTROLLER_METRICS_PORT,
-  CONTROLLER_NAME,
-  DEFAULT_SECONDS_BETWEEN_STREAMS,
-  defaultNodeAgentNamespace,
-  FILL_IMAGE_ENV,
-  LEASE_NAME,
   MANAGED_BY,
   MANAGED_BY_LABEL,
   NAME_LABEL,
   PLURAL,
   PROJECT,
 } from '../api/names.js';
-import { ALLOWLISTS, allowlistValidations, type MirrorPolicy } from '../api/policy.js';
+import { ALLOWLIST_KEYS, ALLOWLIST_NAME, ALLOWLISTS, allowlistValidations, type MirrorPolicy } from '../api/policy.js';
 import { k8s } from './k8s.js';
 import { addMirrorNamespaces } from './namespace.js';
+import {
+  CONTROLLER_NAME,
+  DEFAULT_SECONDS_BETWEEN_STREAMS,
+  FILL_IMAGE_ENV,
+  LEASE_NAME,
+  resolveNamespaces,
+} from './platform.js';
+import { RESTRICTED_CONTAINER, restrictedPod } from './pod.js';
+import { CONTROLLER_METRICS_PORT } from './ports.js';
+
 /** V8 heap settings of the controller container (measured by bench/controller.ts). */
 export const NODE_OPTIONS = '--max-old-space-size=160 --max-semi-space-size=2';
 
@@ -100,7 +102,7 @@ export class ControllerManifests extends Construct {
 
 function addControllerObjects(chart: Construct, props: ControllerManifestsProps): void {
   const { namespace, image, policy = {}, takeover = false, nodeAgentImage } = props;
-  const agentNamespace = props.nodeAgentNamespace ?? defaultNodeAgentNamespace(namespace);
+  const agentNamespace = resolveNamespaces(props).nodeAgentNamespace;
   // Taking over: mirror-operator's pods run in the output namespace and do not meet "restricted".
   addMirrorNamespaces(chart, namespace, agentNamespace, takeover);
   const meta = (name: string, ns?: string) => ({ name, ...(ns ? { namespace: ns } : {}), labels });
@@ -209,12 +211,7 @@ function addControllerObjects(chart: Construct, props: ControllerManifestsProps)
           serviceAccountName: CONTROLLER_NAME,
           enableServiceLinks: false,
           terminationGracePeriodSeconds: 30,
-          securityContext: {
-            runAsNonRoot: true,
-            runAsUser: 10001,
-            runAsGroup: 10001,
-            seccompProfile: { type: 'RuntimeDefault' },
-          },
+          securityContext: restrictedPod(10001),
           containers: [
             {
               name: 'controller',
@@ -239,12 +236,7 @@ function addControllerObjects(chart: Construct, props: ControllerManifestsProps)
                 requests: { cpu: k8s.Quantity.fromString('50m'), memory: k8s.Quantity.fromString('96Mi') },
                 limits: { memory: k8s.Quantity.fromString('256Mi') },
               },
-              securityContext: {
-                allowPrivilegeEscalation: false,
-                readOnlyRootFilesystem: true,
-                runAsNonRoot: true,
-                capabilities: { drop: ['ALL'] },
-              },
+              securityContext: { ...RESTRICTED_CONTAINER, runAsNonRoot: true },
             },
           ],
         },

@@ -14,7 +14,7 @@
 import { stringify } from 'yaml';
 
 import { upstreamServerUrl } from '../api/hosts.js';
-import { DISTRIBUTION_PORT, REGISTRY_DEBUG_PORT } from '../api/names.js';
+import { DISTRIBUTION_PORT, REGISTRY_DEBUG_PORT } from './ports.js';
 
 export const REGISTRY_CONFIG_DIR = '/etc/distribution';
 export const REGISTRY_CONFIG_PATH = `${REGISTRY_CONFIG_DIR}/config.yml`;

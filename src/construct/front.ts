@@ -34,19 +34,23 @@
  *   UDP keeps nginx independent of mtail: nothing to open at start, nothing to block on.
  */
 
+import { type FillMode } from '../api/names.js';
+import { MAX_BYTES, parseBytes } from '../api/quantity.js';
+import {
+  FILL_CLIENT_HEADER,
+  FILL_IDLE_TIMEOUT_SECONDS,
+  FILL_PEER_HEADER,
+  FRONT_FILL_READ_TIMEOUT_SECONDS,
+} from '../fill/protocol.js';
+import { REGISTRY_STORAGE_PATH } from './distribution-config.js';
 import {
   DISTRIBUTION_PORT,
-  FILL_CLIENT_HEADER,
-  FILL_PEER_HEADER,
-  type FillMode,
   FRONT_FILL_PORT,
   FRONT_LOG_PORT,
   REGISTRY_DEBUG_PORT,
   REGISTRY_METRICS_PORT,
   REGISTRY_PORT,
-} from '../api/names.js';
-import { MAX_BYTES, parseBytes } from '../api/quantity.js';
-import { REGISTRY_STORAGE_PATH } from './distribution-config.js';
+} from './ports.js';
 
 /** Where the front's config is mounted, and its cache on the shared volume. */
 export const FRONT_CONFIG_FILE = 'nginx.conf';
@@ -197,8 +201,8 @@ const FILL_SETTINGS: Record<FillMode, FillSettings> = {
   },
   streaming: {
     zone: '',
-    wait: `      # mirror-synth's fill sends bytes as they arrive, and itself cuts a transfer idle for 300 s.
-      proxy_read_timeout 330s;
+    wait: `      # mirror-synth's fill sends bytes as they arrive, and itself cuts a transfer idle for ${FILL_IDLE_TIMEOUT_SECONDS} s.
+      proxy_read_timeout ${FRONT_FILL_READ_TIMEOUT_SECONDS}s;
       # Relayed unbuffered (X-Accel-Buffering: no from the fill) a body goes through one buffer of
       # proxy_buffer_size: 4 KiB by default, a read and a write per page for every waiting node.
       proxy_buffer_size 256k;

@@ -5,13 +5,15 @@
  * any non-root user); the tests run Debian's nginx with the same nginx.conf. The front's
  * metrics come from mtail, the release the tests build from tools/mtail; the volume exporter
  * is the Prometheus node_exporter, the version they build from tools/node-exporter/go.mod
- * (tests keep each pair equal). The references themselves are api/names.ts's IMAGES. The
- * streaming fill's image is not one of them: the platform names it (api/names.ts FILL_IMAGE_ENV).
+ * (tests keep each pair equal). The references themselves are api/images.ts's IMAGES. The
+ * streaming fill's image is not one of them: the platform names it (platform.ts FILL_IMAGE_ENV).
  */
 import { SpecError, type SpecProblem } from '../api/errors.js';
-import { DEFAULT_FILL, DEFAULT_NODE_AGENT_IMAGE, type ImageRole, IMAGES, imageTag } from '../api/names.js';
+import { type ImageRole, IMAGES, imageTag } from '../api/images.js';
+import { DEFAULT_FILL } from '../api/names.js';
 import type { MirrorSpec } from '../api/schema.js';
 import type { MirrorInput } from '../api/validate.js';
+import { DEFAULT_NODE_AGENT_IMAGE } from './platform.js';
 import { withRegistry } from './upstream.js';
 
 export const REGISTRY_IMAGE = IMAGES.registry;

@@ -6,7 +6,8 @@
  * Every series the rules read carries `namespace` and `mirror` labels: the PodMonitors set
  * `job` to CACHE_JOB / FRONT_JOB / VOLUME_JOB / CONTROLLER_JOB and copy the pod's `mirror` label onto the target.
  */
-import { COMPONENT_LABEL, CONTROLLER_NAME, MIRROR_APP_NAME, MIRROR_LABEL, NAME_LABEL, PROJECT } from '../api/names.js';
+import { COMPONENT_LABEL, MIRROR_APP_NAME, MIRROR_LABEL, NAME_LABEL, PROJECT } from '../api/names.js';
+import { CONTROLLER_NAME } from './platform.js';
 
 /** `job` of every cache replica's /metrics (Distribution's, on the `metrics` port through the front). */
 export const CACHE_JOB = MIRROR_APP_NAME;

@@ -8,18 +8,15 @@
 import { ApiObject } from 'cdk8s';
 import { Construct } from 'constructs';
 
+import { childName } from '../api/children.js';
 import {
-  childName,
   COMPONENT_LABEL,
-  FILL_METRICS_PORT_NAME,
-  FRONT_METRICS_PORT_NAME,
   MANAGED_BY,
   MANAGED_BY_LABEL,
   MIRROR_APP_NAME,
   MIRROR_LABEL,
   NAME_LABEL,
   PROJECT,
-  VOLUME_METRICS_PORT_NAME,
 } from '../api/names.js';
 import { dashboard, DASHBOARD_UID } from './dashboard.js';
 import {
@@ -33,6 +30,7 @@ import {
   ruleGroups,
   VOLUME_JOB,
 } from './monitoring-rules.js';
+import { FILL_METRICS_PORT_NAME, FRONT_METRICS_PORT_NAME, VOLUME_METRICS_PORT_NAME } from './ports.js';
 
 export const MONITORING_API_VERSION = 'monitoring.coreos.com/v1';
 /** Scrape interval of every PodMonitor. */

@@ -16,21 +16,28 @@
  * A NetworkPolicy does something only where the cluster's CNI plugin enforces it (Calico, Cilium,
  * Antrea, kube-router, ...); elsewhere it is inert.
  */
+import { DEFAULT_FILL, DEFAULT_NODE_CIDRS } from '../api/names.js';
+import { k8s } from './k8s.js';
+import type { MirrorParts } from './parts.js';
 import {
-  DEFAULT_FILL,
-  DEFAULT_MONITORING_NAMESPACE,
-  DEFAULT_NODE_CIDRS,
-  DNS_PORT,
   FILL_METRICS_PORT,
   FRONT_METRICS_PORT,
-  LINK_LOCAL_CIDRS,
-  NAMESPACE_NAME_LABEL,
   REGISTRY_METRICS_PORT,
   REGISTRY_PORT,
   VOLUME_METRICS_PORT,
-} from '../api/names.js';
-import { k8s } from './k8s.js';
-import type { MirrorParts } from './parts.js';
+} from './ports.js';
+
+export const DEFAULT_MONITORING_NAMESPACE = 'monitoring';
+/**
+ * Where the cache pods may never connect, besides `spec.networkPolicy.egressDeniedCIDRs` (and
+ * unless `egressAllowedCIDRs` lets them): link-local, where clouds serve instance metadata and
+ * credentials (169.254.169.254, EKS Pod Identity's 169.254.170.23). Distribution follows an
+ * upstream's redirects anywhere, and sends on what it finds there.
+ */
+export const LINK_LOCAL_CIDRS: readonly string[] = ['169.254.0.0/16', 'fe80::/10'];
+/** DNS, which the cache pods may always reach (the cluster's resolver may be link-local: NodeLocal DNSCache). */
+export const DNS_PORT = 53;
+export const NAMESPACE_NAME_LABEL = 'kubernetes.io/metadata.name';
 
 export class MirrorNetworkPolicy {
   /** The address ranges admitted to port 5000. */

@@ -5,22 +5,20 @@
  * no capabilities) and what it writes there: containerd's certs.d hosts.toml files (also in
  * k3s's and RKE2's own certs.d) or a CRI-O registries.conf.d drop-in.
  */
+import { mirrorChildNames } from '../api/children.js';
 import { mirrorHosts, upstreamServerUrl } from '../api/hosts.js';
-import {
-  CONFIG_HASH_ANNOTATION,
-  DEFAULT_CLUSTER_DOMAIN,
-  DEFAULT_NODE_AGENT_IMAGE,
-  DEFAULT_NODE_RUNTIME,
-  DEFAULT_PULL_FROM_MIRROR,
-  mirrorChildNames,
-  type NodeRuntime,
-  type PullFromMirror,
-  REGISTRY_PORT,
-} from '../api/names.js';
+import { CONFIG_HASH_ANNOTATION, DEFAULT_PULL_FROM_MIRROR, type PullFromMirror } from '../api/names.js';
 import { nodeAgentScript } from './assets.js';
 import { k8s } from './k8s.js';
 import type { MirrorParts } from './parts.js';
+import {
+  DEFAULT_CLUSTER_DOMAIN,
+  DEFAULT_NODE_AGENT_IMAGE,
+  DEFAULT_NODE_RUNTIME,
+  type NodeRuntime,
+} from './platform.js';
 import { configHash, quantities, RESTRICTED_CONTAINER, RUNTIME_DEFAULT_SECCOMP } from './pod.js';
+import { REGISTRY_PORT } from './ports.js';
 
 /** The one host directory each node runtime reads mirror configuration from: all the agent mounts. */
 export const NODE_CONFIG_DIRS: Readonly<Record<NodeRuntime, string>> = {

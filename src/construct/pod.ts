@@ -22,6 +22,19 @@ export const RESTRICTED_CONTAINER = {
 /** The pod-level part of "restricted" every pod of a mirror gets. */
 export const RUNTIME_DEFAULT_SECCOMP = { seccompProfile: { type: 'RuntimeDefault' } } satisfies k8s.PodSecurityContext;
 
+/**
+ * The pod-level part of "restricted" for a pod whose containers run as `uid` (non-root, RuntimeDefault
+ * seccomp); `extra` adds what one pod needs besides (the cache's fsGroup, so its volume is writable).
+ */
+export function restrictedPod(uid: number, extra: k8s.PodSecurityContext = {}): k8s.PodSecurityContext {
+  return { ...RUNTIME_DEFAULT_SECCOMP, runAsNonRoot: true, runAsUser: uid, runAsGroup: uid, ...extra };
+}
+
+/** The items that are there: a list built from functions that return undefined for what a spec leaves out. */
+export function defined<T>(items: readonly (T | undefined)[]): T[] {
+  return items.filter((item): item is T => item !== undefined);
+}
+
 /** The config-hash annotation's value: pods roll when the config they mount changes. */
 export function configHash(text: string): string {
   return createHash('sha256').update(text).digest('hex');

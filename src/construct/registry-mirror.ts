@@ -6,18 +6,15 @@
  */
 import { Construct } from 'constructs';
 
+import { childName } from '../api/children.js';
 import {
-  childName,
   COMPONENT_LABEL,
-  DEFAULT_NAMESPACE,
-  defaultNodeAgentNamespace,
   INSTANCE_LABEL,
   MANAGED_BY,
   MANAGED_BY_LABEL,
   MIRROR_APP_NAME,
   MIRROR_LABEL,
   NAME_LABEL,
-  type NodeRuntime,
 } from '../api/names.js';
 import type { MirrorSpec } from '../api/schema.js';
 import { MirrorCache } from './cache.js';
@@ -25,6 +22,7 @@ import type { k8s } from './k8s.js';
 import { MirrorNetworkPolicy } from './network-policy.js';
 import { NodeAgent } from './node-agent.js';
 import type { MirrorParts } from './parts.js';
+import { type NodeRuntime, resolveNamespaces } from './platform.js';
 
 export interface RegistryMirrorProps extends Readonly<MirrorSpec> {
   /** The mirror's name (the RegistryMirror's metadata.name); children are `registry-mirror-<name>`. */
@@ -114,8 +112,10 @@ export class RegistryMirror extends Construct {
       ...spec
     } = props;
     this.mirrorName = name;
-    this.namespace = namespace ?? DEFAULT_NAMESPACE;
-    this.nodeAgentNamespace = nodeAgentNamespace ?? defaultNodeAgentNamespace(this.namespace);
+    ({ namespace: this.namespace, nodeAgentNamespace: this.nodeAgentNamespace } = resolveNamespaces({
+      namespace,
+      nodeAgentNamespace,
+    }));
     this.resourceName = childName(name);
     this.upstreamUrl = spec.upstreamUrl;
     this.labels = {

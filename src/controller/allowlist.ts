@@ -4,8 +4,14 @@
  */
 import type { Logger } from 'pino';
 
-import { ALLOWLIST_KEYS, ALLOWLIST_NAME } from '../api/names.js';
-import { ALLOWLISTS, type LivePolicy, type MirrorPolicy, readAllowlistData } from '../api/policy.js';
+import {
+  ALLOWLIST_KEYS,
+  ALLOWLIST_NAME,
+  ALLOWLISTS,
+  type LivePolicy,
+  type MirrorPolicy,
+  readAllowlistData,
+} from '../api/policy.js';
 import type { Cache } from './caches.js';
 
 export class LiveAllowlist {

@@ -7,12 +7,12 @@ import type { Logger } from 'pino';
 
 import { describeError, errorStatus, isTransient } from '../api/kube-errors.js';
 import { type KubeObject, mirrorName } from '../api/kube-object.js';
-import { CONTENT_HASH_ANNOTATION, GENERATION_KINDS } from '../api/names.js';
+import { CONTENT_HASH_ANNOTATION } from '../api/names.js';
 import { takenByAnotherMirror } from './arbitrate.js';
 import { type Cache, ChildIndex } from './caches.js';
 import type { KubeClient, RegistryMirrorObject } from './kube.js';
 import type { ControllerMetrics } from './metrics.js';
-import { type AppliedRecord, childKey, type LiveMeta, type Plan, planChildren } from './plan.js';
+import { type AppliedRecord, childKey, GENERATION_KINDS, type LiveMeta, type Plan, planChildren } from './plan.js';
 import type { ReconcileOutcome } from './status.js';
 import type { Takeover } from './takeover.js';
 

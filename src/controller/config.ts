@@ -12,6 +12,7 @@ import { hostname } from 'node:os';
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { DestinationStream, Logger } from 'pino';
 
+import type { MirrorPolicy } from '../api/policy.js';
 import {
   DEFAULT_CLUSTER_DOMAIN,
   DEFAULT_NODE_AGENT_IMAGE,
@@ -20,8 +21,7 @@ import {
   defaultNodeAgentNamespace,
   LEASE_NAME,
   type NodeRuntime,
-} from '../api/names.js';
-import type { MirrorPolicy } from '../api/policy.js';
+} from '../construct/platform.js';
 import {
   DEFAULT_LEASE_DURATION_SECONDS,
   DEFAULT_RENEW_DEADLINE_SECONDS,

@@ -11,6 +11,7 @@
  * may change the mirror's upstreamUrl (or recreate it) cannot send it elsewhere.
  * No message here ever contains a secret value.
  */
+import { mirrorChildNames } from '../api/children.js';
 import { containerdHost } from '../api/hosts.js';
 import type { KubeObject } from '../api/kube-object.js';
 import {
@@ -18,7 +19,6 @@ import {
   MANAGED_BY,
   MANAGED_BY_LABEL,
   MIRROR_LABEL,
-  mirrorChildNames,
   S3_CREDENTIAL_KEYS,
   SECRET_MIRRORS_ANNOTATION,
 } from '../api/names.js';

@@ -4,8 +4,9 @@
  */
 import { SpecError } from '../api/errors.js';
 import type { KubeObject } from '../api/kube-object.js';
-import { KIND, MIRROR_API_VERSION, type NodeRuntime } from '../api/names.js';
+import { KIND, MIRROR_API_VERSION } from '../api/names.js';
 import type { MirrorInput } from '../api/validate.js';
+import { type NodeRuntime } from '../construct/platform.js';
 import { synthesizeMirror } from '../synth/chart.js';
 import { objectStorageEndpoint, resolveCredentials, resolveObjectStorageCredentials } from './credentials.js';
 import { withContentHash } from './hash.js';

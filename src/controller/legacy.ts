@@ -9,7 +9,8 @@
  */
 import type { KubernetesObject, V1Pod } from '@kubernetes/client-node';
 
-import { childName, KIND, MANAGED_BY_LABEL, MIRROR_API_VERSION, MIRROR_LABEL } from '../api/names.js';
+import { childName } from '../api/children.js';
+import { KIND, MANAGED_BY_LABEL, MIRROR_API_VERSION, MIRROR_LABEL } from '../api/names.js';
 
 /** The original operator's labels on every object it made. */
 export const LEGACY_APP_LABEL = 'app';

@@ -1,7 +1,7 @@
 /** The controller's logger: structured JSON, one event per line, secrets masked. */
 import { type DestinationStream, type Logger, pino } from 'pino';
 
-import { CONTROLLER_NAME } from '../api/names.js';
+import { CONTROLLER_NAME } from '../construct/platform.js';
 
 export function createLogger(opts: { level?: string; destination?: DestinationStream }): Logger {
   return pino(

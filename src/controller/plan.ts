@@ -2,10 +2,12 @@
  * What a reconcile must write (pure): which desired children to apply, which to skip because
  * their content hash is unchanged, and which live children to prune.
  */
-import type { KubeObject } from '../api/kube-object.js';
-import { compareForApply } from '../api/kube-object.js';
-import { CONTENT_HASH_ANNOTATION, GENERATION_KINDS, KIND, MIRROR_API_VERSION } from '../api/names.js';
+import { compareForApply, type KubeObject } from '../api/kube-object.js';
+import { CONTENT_HASH_ANNOTATION, KIND, MIRROR_API_VERSION } from '../api/names.js';
 import type { WorkloadStatus } from './readiness.js';
+
+/** Kinds whose `metadata.generation` moves with spec changes only (status updates do not bump it). */
+export const GENERATION_KINDS: ReadonlySet<string> = new Set(['StatefulSet', 'DaemonSet', 'Deployment']);
 
 /** What the controller knows of a live child: its metadata, as the informer cache holds it. */
 export interface LiveMeta {

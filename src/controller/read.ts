@@ -4,8 +4,14 @@
  */
 import { SpecError } from '../api/errors.js';
 import { mirrorName } from '../api/kube-object.js';
-import { ALLOWLIST_NAME } from '../api/names.js';
-import { ALLOWLISTS, BROKEN_LIST_TAIL, governedField, type LivePolicy, policyProblems } from '../api/policy.js';
+import {
+  ALLOWLIST_NAME,
+  ALLOWLISTS,
+  BROKEN_LIST_TAIL,
+  governedField,
+  type LivePolicy,
+  policyProblems,
+} from '../api/policy.js';
 import { type MirrorInput, parseMirrorResource } from '../api/validate.js';
 import { fillImageProblem } from '../construct/images.js';
 import type { RegistryMirrorObject } from './kube.js';

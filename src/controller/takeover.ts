@@ -29,9 +29,9 @@
 import type { V1Pod } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 
+import { childName } from '../api/children.js';
 import { describeError } from '../api/kube-errors.js';
 import { type KubeObject, mirrorName } from '../api/kube-object.js';
-import { childName } from '../api/names.js';
 import type { KubeClient, RegistryMirrorObject } from './kube.js';
 import { isLegacy, isLegacyKind, legacySelector, ordinal, podReady } from './legacy.js';
 import type { LiveMeta } from './plan.js';

@@ -20,7 +20,8 @@ import {
   setHeaderOptions,
 } from '@kubernetes/client-node';
 
-import { ALLOWLIST_NAME, API_GROUP, API_VERSION, MANAGED_SELECTOR, MIRROR_LABEL, PLURAL } from '../api/names.js';
+import { API_GROUP, API_VERSION, MANAGED_SELECTOR, MIRROR_LABEL, PLURAL } from '../api/names.js';
+import { ALLOWLIST_NAME } from '../api/policy.js';
 import { metadataOnly, PARTIAL_METADATA_LIST, trimMetadata } from './informer.js';
 import type { RegistryMirrorObject } from './kube.js';
 import type { LiveMeta } from './plan.js';

@@ -31,10 +31,10 @@ import type { Socket } from 'node:net';
 import { join } from 'node:path';
 
 import { UsageError } from '../api/errors.js';
-import { FILL_CLIENT_HEADER, FILL_DEFAULTS, FILL_PEER_HEADER } from '../api/names.js';
 import { parseBytes } from '../api/quantity.js';
 import { type Chunk, ChunkPool } from './chunks.js';
 import { createFillMetrics, type FillMetrics, type FillRefusal, type FillResult, type FillSource } from './metrics.js';
+import { FILL_CLIENT_HEADER, FILL_DEFAULTS, FILL_IDLE_TIMEOUT_SECONDS, FILL_PEER_HEADER } from './protocol.js';
 
 /** Digest-addressed paths: `/v2/<name>/blobs/sha256:<hex>` and `/v2/<name>/manifests/sha256:<hex>`. */
 const DIGEST_PATH = /^\/v2\/.+\/(?:blobs|manifests)\/sha256:([0-9a-f]{64})$/;
@@ -126,7 +126,7 @@ export interface Peer {
 
 /** Header on a request one replica's fill sends another's front: serve it from your own Distribution. */
 export const PEER_HEADER = FILL_PEER_HEADER.toLowerCase();
-/** The address a request came to the front from, as the front says (names.ts). */
+/** The address a request came to the front from, as the front says (protocol.ts). */
 const CLIENT_HEADER = FILL_CLIENT_HEADER.toLowerCase();
 
 export interface FillOptions {
@@ -159,7 +159,7 @@ export interface FillOptions {
    * transfer of unknown length is cut when free space falls below it. @default { share: 0.1 }
    */
   readonly spoolMinFree?: SpoolMinFree;
-  /** A transfer from Distribution that sends nothing for this long is cut. @default 300_000 */
+  /** A transfer from Distribution that sends nothing for this long is cut. @default FILL_IDLE_TIMEOUT_SECONDS */
   readonly idleTimeoutMs?: number;
   /** A request passed through to Distribution that gets nothing for this long is given up (504). @default 60_000 */
   readonly passThroughTimeoutMs?: number;
@@ -704,7 +704,7 @@ export class FillServer {
     end: () => void,
     takeOver?: (reason: string, outcome: { whole: boolean; answered: boolean }) => boolean,
   ): void {
-    const idle = src.idleTimeoutMs ?? this.opts.idleTimeoutMs ?? 300_000;
+    const idle = src.idleTimeoutMs ?? this.opts.idleTimeoutMs ?? FILL_IDLE_TIMEOUT_SECONDS * 1000;
     const skip = flight.written;
     let settled = false;
     let responded = false;

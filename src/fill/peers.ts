@@ -18,6 +18,7 @@ import { Resolver } from 'node:dns/promises';
 import { isIP } from 'node:net';
 
 import type { Peer } from './fill.js';
+import { FILL_DEFAULTS } from './protocol.js';
 
 /** `name=host:port,...`: a fixed set of replicas (a host given as an IP is also its address). */
 export function parsePeers(list: string): Peer[] {
@@ -120,9 +121,12 @@ export function srvPeers(
     }
   };
   void lookup();
-  const timer = setInterval(() => {
-    if (!stopped) void lookup();
-  }, opts.intervalMs ?? 10_000);
+  const timer = setInterval(
+    () => {
+      if (!stopped) void lookup();
+    },
+    opts.intervalMs ?? FILL_DEFAULTS.peersSrvIntervalSeconds * 1000,
+  );
   timer.unref();
   return {
     current: () => peers,

@@ -7,12 +7,12 @@ import { App, Chart } from 'cdk8s';
 
 import { SpecError } from '../api/errors.js';
 import { compareForApply, type KubeObject, sortKeys } from '../api/kube-object.js';
-import { DEFAULT_NAMESPACE, defaultNodeAgentNamespace, type NodeRuntime } from '../api/names.js';
 import type { MirrorInput } from '../api/validate.js';
 import { ControllerManifests, type ControllerManifestsProps } from '../construct/controller-manifests.js';
 import { fillImageProblem } from '../construct/images.js';
 import { ControllerMonitoring, MirrorAlerts, MirrorDashboard, MirrorPodMonitor } from '../construct/monitoring.js';
 import { addMirrorNamespaces } from '../construct/namespace.js';
+import { type NodeRuntime, resolveNamespaces } from '../construct/platform.js';
 import { RegistryMirror } from '../construct/registry-mirror.js';
 
 export interface SynthOptions {
@@ -61,7 +61,7 @@ export class MirrorChart extends Chart {
     this.mirror = new RegistryMirror(this, 'Mirror', {
       ...input.spec,
       name: input.name,
-      namespace: opts.namespace ?? DEFAULT_NAMESPACE,
+      namespace: opts.namespace,
       nodeAgentNamespace: opts.nodeAgentNamespace,
       credentialsHash: opts.credentialsHash,
       clusterDomain: opts.clusterDomain,
@@ -87,9 +87,9 @@ export function synthesizeMirror(
 
 /** The Namespace objects: the output namespace (`restricted`) and the node agent namespace (`privileged`). */
 export function namespaceObjects(opts: Pick<SynthOptions, 'namespace' | 'nodeAgentNamespace'> = {}): KubeObject[] {
-  const namespace = opts.namespace ?? DEFAULT_NAMESPACE;
+  const { namespace, nodeAgentNamespace } = resolveNamespaces(opts);
   const chart = new Chart(new App(), 'namespace');
-  addMirrorNamespaces(chart, namespace, opts.nodeAgentNamespace ?? defaultNodeAgentNamespace(namespace));
+  addMirrorNamespaces(chart, namespace, nodeAgentNamespace);
   return chartObjects(chart);
 }
 
@@ -105,7 +105,7 @@ export function controllerObjects(props: ControllerManifestsProps): KubeObject[]
  * dashboard, in the output namespace.
  */
 export function monitoringObjects(mirrorNames: readonly string[], opts: SynthOptions = {}): KubeObject[] {
-  const namespace = opts.namespace ?? DEFAULT_NAMESPACE;
+  const { namespace } = resolveNamespaces(opts);
   const chart = new Chart(new App(), 'monitoring', { disableResourceNameHashes: true });
   for (const name of mirrorNames) new MirrorPodMonitor(chart, name, { name, namespace });
   new MirrorAlerts(chart, 'Alerts', { namespace });

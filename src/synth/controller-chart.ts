@@ -14,29 +14,27 @@
 import { App, Chart } from 'cdk8s';
 import { stringify } from 'yaml';
 
-import type { KubeObject } from '../api/kube-object.js';
 import {
-  ALLOWLIST_KEYS,
-  COMPONENT_LABEL,
+  IMAGE_DIGEST_PATTERN,
+  IMAGE_REFERENCE_PATTERN,
+  IMAGE_REPOSITORY_PATTERN,
+  IMAGE_TAG_PATTERN,
+} from '../api/images.js';
+import type { KubeObject } from '../api/kube-object.js';
+import { COMPONENT_LABEL, MANAGED_BY, MANAGED_BY_LABEL, NAME_LABEL, PROJECT } from '../api/names.js';
+import { ALLOWLIST_KEYS } from '../api/policy.js';
+import { allowlistEntrySyntax, ALLOWLISTS } from '../api/policy.js';
+import { CIDR_PATTERN } from '../api/schema.js';
+import { ControllerMonitoring, MirrorDashboard } from '../construct/monitoring.js';
+import {
   CONTROLLER_NAME,
   DEFAULT_CLUSTER_DOMAIN,
   DEFAULT_NAMESPACE,
   DEFAULT_NODE_AGENT_IMAGE,
   DEFAULT_NODE_RUNTIME,
-  IMAGE_DIGEST_PATTERN,
-  IMAGE_REFERENCE_PATTERN,
-  IMAGE_REPOSITORY_PATTERN,
-  IMAGE_TAG_PATTERN,
-  MANAGED_BY,
-  MANAGED_BY_LABEL,
-  NAME_LABEL,
   NODE_AGENT_NAMESPACE_SUFFIX,
   NODE_RUNTIMES,
-  PROJECT,
-} from '../api/names.js';
-import { allowlistEntrySyntax, ALLOWLISTS } from '../api/policy.js';
-import { CIDR_PATTERN } from '../api/schema.js';
-import { ControllerMonitoring, MirrorDashboard } from '../construct/monitoring.js';
+} from '../construct/platform.js';
 import { CONTROLLER_DEFAULTS } from '../controller/config.js';
 import { chartObjects, controllerObjects } from './chart.js';
 import { escapeForHelm } from './helm.js';

@@ -7,8 +7,7 @@ import { join } from 'node:path';
 
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 
-import { ALLOWLIST_ENV } from '../../src/api/names.js';
-import { hostAllowed, registryAllowed } from '../../src/api/policy.js';
+import { ALLOWLIST_ENV, hostAllowed, registryAllowed } from '../../src/api/policy.js';
 import { resolvePolicy } from '../../src/cli/options.js';
 import { mirrorYaml } from '../support/fixtures/mirror-yaml.js';
 import { cli, SPAWN_TIMEOUT, spawnCli } from '../support/primitives/cli.js';

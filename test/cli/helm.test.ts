@@ -1,4 +1,4 @@
-import { cp, mkdtemp, rm } from 'node:fs/promises';
+import { cp, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -6,9 +6,11 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 
 import { UsageError } from '../../src/api/errors.js';
+import { controllerManifests } from '../../src/cli/controller-manifests.js';
 import { synth } from '../../src/cli/synth.js';
 import { chartYaml, escapeForHelm, HELM_README } from '../../src/synth/helm.js';
 import { readTree } from '../../src/synth/output.js';
+import { SPAWN_TIMEOUT, spawnCli } from '../support/primitives/cli.js';
 
 const repoMirrors = new URL('../../mirrors', import.meta.url).pathname;
 let dir: string;
@@ -72,4 +74,42 @@ describe('synth --format helm', () => {
       'apiVersion: "v2"\nname: "mirrors"\nversion: "0.1.0"\ndescription: Generated chart for mirrors\ntype: application\n',
     );
   });
+});
+
+describe('controller-manifests and cdk8s.yaml', () => {
+  it(
+    "writes a chart when the working directory's cdk8s.yaml says synthConfig.format: helm, as synth does; --format plain prints",
+    async () => {
+      await writeFile(
+        join(dir, 'cdk8s.yaml'),
+        'app: npx mirror-synth synth\nsynthConfig:\n  format: helm\n  chartVersion: 0.2.0\n',
+      );
+      const image = 'registry.example.com/mirror-synth:0.1.0';
+      const noOut = await spawnCli(['controller-manifests', '--image', image], dir);
+      expect(noOut.code).toBe(2);
+      expect(noOut.stderr).toContain(
+        "controller-manifests --format helm (cdk8s.yaml's synthConfig.format) needs --out <dir> for the chart",
+      );
+      expect(noOut.stdout).toBe('');
+
+      const written = await spawnCli(['controller-manifests', '--image', image, '--out', 'chart'], dir);
+      expect(written.stderr).toBe('');
+      expect(written.code).toBe(0);
+      const files = await readTree(join(dir, 'chart'));
+      expect([...files.keys()].sort()).toEqual([
+        'Chart.yaml',
+        'README.md',
+        'crds/crd.yaml',
+        'templates/controller.yaml',
+      ]);
+      expect(files.get('Chart.yaml')).toContain('version: "0.2.0"');
+      const plain = controllerManifests({ image, log: () => undefined });
+      expect(files.get('templates/controller.yaml')).toBe(plain);
+
+      const flag = await spawnCli(['controller-manifests', '--image', image, '--format', 'plain'], dir);
+      expect(flag.code).toBe(0);
+      expect(flag.stdout).toBe(plain);
+    },
+    3 * SPAWN_TIMEOUT,
+  );
 });

@@ -7,7 +7,8 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 import type { KubeObject } from '../../src/api/kube-object.js';
-import { CONTROLLER_METRICS_PORT, CONTROLLER_NAME } from '../../src/api/names.js';
+import { CONTROLLER_NAME } from '../../src/construct/platform.js';
+import { CONTROLLER_METRICS_PORT } from '../../src/construct/ports.js';
 import { controllerObjects } from '../../src/synth/chart.js';
 
 const root = join(import.meta.dirname, '../..');

@@ -1,6 +1,5 @@
 import { describe, expect, it } from 'vitest';
 
-import { FRONT_FILL_PORT, REGISTRY_DEBUG_PORT, REGISTRY_METRICS_PORT } from '../../src/api/names.js';
 import {
   FRONT_LOCK_TIMEOUT_SECONDS,
   frontReadinessScript,
@@ -8,6 +7,7 @@ import {
   quantityBytes,
   renderFrontConfig,
 } from '../../src/construct/front.js';
+import { FRONT_FILL_PORT, REGISTRY_DEBUG_PORT, REGISTRY_METRICS_PORT } from '../../src/construct/ports.js';
 
 describe('the front (nginx) config', () => {
   const conf = renderFrontConfig({ mirrorName: 'quay', sizing: frontSizing(quantityBytes('20Gi')), fill: 'whole' });

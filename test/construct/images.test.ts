@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 
 import { describe, expect, it } from 'vitest';
 
-import { IMAGE_DIGEST_PATTERN, IMAGES, imageTag } from '../../src/api/names.js';
+import { IMAGE_DIGEST_PATTERN, IMAGES, imageTag } from '../../src/api/images.js';
 import { parseMirrorFile } from '../../src/api/validate.js';
 import { FRONT_METRICS_IMAGE, imageFor, REGISTRY_IMAGE } from '../../src/construct/images.js';
 import { synthesizeMirror } from '../../src/synth/chart.js';

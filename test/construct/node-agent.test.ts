@@ -6,9 +6,9 @@ import { join } from 'node:path';
 
 import { afterEach, describe, expect, it } from 'vitest';
 
-import { NODE_RUNTIMES } from '../../src/api/names.js';
 import { nodeAgentScript } from '../../src/construct/assets.js';
 import { NODE_CONFIG_DIRS } from '../../src/construct/node-agent.js';
+import { NODE_RUNTIMES } from '../../src/construct/platform.js';
 import { synthesizeMirror } from '../../src/synth/chart.js';
 
 const NODE_AGENT_SCRIPT = nodeAgentScript();

@@ -5,9 +5,10 @@ import { App, Chart, Testing } from 'cdk8s';
 import { describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 
+import { mirrorChildren } from '../../src/api/children.js';
 import { SpecError } from '../../src/api/errors.js';
 import type { KubeObject } from '../../src/api/kube-object.js';
-import { CREDENTIALS_HASH_ANNOTATION, mirrorChildren } from '../../src/api/names.js';
+import { CREDENTIALS_HASH_ANNOTATION } from '../../src/api/names.js';
 import type { MirrorSpec } from '../../src/api/schema.js';
 import { parseMirrorFile } from '../../src/api/validate.js';
 import { FRONT_IMAGE, NODE_AGENT_IMAGE, NODE_EXPORTER_IMAGE, REGISTRY_IMAGE } from '../../src/construct/images.js';

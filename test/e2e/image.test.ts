@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { CoordinationV1Api } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { LEASE_NAME } from '../../src/api/names.js';
+import { LEASE_NAME } from '../../src/construct/platform.js';
 import { Containerd, containerdV2, debianContainerd } from '../support/components/containerd.js';
 import { type ControlPlane, startControlPlane } from '../support/components/control-plane.js';
 import {

@@ -13,8 +13,8 @@ import { promisify } from 'node:util';
 
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 
-import { NODE_RUNTIMES, type NodeRuntime } from '../../src/api/names.js';
 import type { MirrorSpec } from '../../src/api/schema.js';
+import { NODE_RUNTIMES, type NodeRuntime } from '../../src/construct/platform.js';
 import { synthesizeMirror } from '../../src/synth/chart.js';
 import {
   agentHostDir,

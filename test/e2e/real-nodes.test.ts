@@ -11,8 +11,8 @@ import { join } from 'node:path';
 import type { V1Pod } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { DEFAULT_NAMESPACE } from '../../src/api/names.js';
 import { NODE_AGENT_IMAGE } from '../../src/construct/images.js';
+import { DEFAULT_NAMESPACE } from '../../src/construct/platform.js';
 import { hostState, type NodeCluster, nodeClusterUnavailable } from '../support/components/node.js';
 import { runnableTestImage } from '../support/fixtures/stand-in-images.js';
 import {

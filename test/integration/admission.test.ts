@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 
 import type { KubeObject } from '../../src/api/kube-object.js';
-import { ALLOWLIST_KEYS, ALLOWLIST_NAME } from '../../src/api/names.js';
+import { ALLOWLIST_KEYS, ALLOWLIST_NAME } from '../../src/api/policy.js';
 import { controllerManifests } from '../../src/cli/controller-manifests.js';
 import { startController } from '../../src/controller/controller.js';
 import { type ControlPlane, startControlPlane } from '../support/components/control-plane.js';

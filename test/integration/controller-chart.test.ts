@@ -19,8 +19,8 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 
 import type { KubeObject } from '../../src/api/kube-object.js';
-import { DEFAULT_NODE_AGENT_IMAGE } from '../../src/api/names.js';
 import { controllerManifests } from '../../src/cli/controller-manifests.js';
+import { DEFAULT_NODE_AGENT_IMAGE } from '../../src/construct/platform.js';
 import { CONTROLLER_CHART_DIR } from '../../src/synth/controller-chart.js';
 import { repoRoot } from '../support/primitives/repo-root.js';
 import { ensureTool } from '../support/primitives/tools.js';

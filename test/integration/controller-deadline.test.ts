@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { CoordinationV1Api, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 
-import { LEASE_NAME } from '../../src/api/names.js';
+import { LEASE_NAME } from '../../src/construct/platform.js';
 import { type RunningController, startController } from '../../src/controller/controller.js';
 import { BlackholeProxy } from '../support/faults/blackhole-proxy.js';
 import {

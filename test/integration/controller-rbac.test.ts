@@ -24,8 +24,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 
 import type { KubeObject } from '../../src/api/kube-object.js';
-import { CONTROLLER_NAME, SECRET_MIRRORS_ANNOTATION } from '../../src/api/names.js';
+import { SECRET_MIRRORS_ANNOTATION } from '../../src/api/names.js';
 import { controllerManifests } from '../../src/cli/controller-manifests.js';
+import { CONTROLLER_NAME } from '../../src/construct/platform.js';
 import { type RunningController, startController } from '../../src/controller/controller.js';
 import { synthesizeMirror } from '../../src/synth/chart.js';
 import { type ControlPlane, startControlPlane } from '../support/components/control-plane.js';

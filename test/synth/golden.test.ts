@@ -3,8 +3,8 @@ import { join } from 'node:path';
 
 import { describe, expect, it } from 'vitest';
 
-import { DEFAULT_NODE_RUNTIME, NODE_RUNTIMES } from '../../src/api/names.js';
 import { parseMirrorFile } from '../../src/api/validate.js';
+import { DEFAULT_NODE_RUNTIME, NODE_RUNTIMES } from '../../src/construct/platform.js';
 import { synthesizeMirror } from '../../src/synth/chart.js';
 import { toYaml } from '../../src/synth/yaml.js';
 

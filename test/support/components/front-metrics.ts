@@ -16,7 +16,7 @@ import { ensureTool } from '../primitives/tools.js';
 import { StopWaiting, waitFor } from '../primitives/wait.js';
 import { letThrough } from './front.js';
 
-/** The UDP port and metrics port in the synthesized pod (api/names.ts), as the args name them. */
+/** The UDP port and metrics port in the synthesized pod (construct/ports.ts), as the args name them. */
 const POD_LOG_PORT = 5514;
 const POD_METRICS_PORT = 3903;
 export const FRONT_METRICS_CONTAINER = 'front-metrics';

@@ -17,7 +17,8 @@ import {
 } from '@kubernetes/client-node';
 import { parseAllDocuments } from 'yaml';
 
-import { DEFAULT_NAMESPACE, type FillMode } from '../../../src/api/names.js';
+import { type FillMode } from '../../../src/api/names.js';
+import { DEFAULT_NAMESPACE } from '../../../src/construct/platform.js';
 import { namespaceObjects, synthesizeMirror } from '../../../src/synth/chart.js';
 import { type ClusterNode, type NodeCluster, type NodeClusterOptions, startNodeCluster } from '../components/node.js';
 import { RegistryClient } from '../fixtures/images.js';
