@@ -790,26 +790,38 @@ export interface RunnableTestImageOptions {
   readonly cmd?: readonly string[];
   /** Content seed of the image's own layer: the same seed, the same digest. @default - random, a new digest on every call */
   readonly seed?: string;
-  /** Bytes of the image's own layer. @default 64 KiB */
+  /** Bytes of the image's own layers together. @default 64 KiB */
   readonly payloadBytes?: number;
+  /** How many layers of its own the image has, the payload split evenly among them. @default 1 */
+  readonly payloadLayers?: number;
 }
 
 export const SLEEP_CMD = ['sh', '-c', 'trap "exit 0" TERM INT; sleep 3600 & wait'] as const;
 
 /**
  * An image for a registry (RegistryClient.push), not for containerd: the busybox stand-in's
- * layer and a layer of its own pseudo-random bytes, for linux on this machine's architecture.
+ * layer and layers of its own of pseudo-random bytes (one unless `payloadLayers`), for linux on this machine's architecture.
  */
 export async function runnableTestImage(opts: RunnableTestImageOptions): Promise<TestImage> {
   const tag = opts.tag ?? 'v1';
   const seed = opts.seed ?? randomUUID();
   const base = await busyboxLayer();
   const baseData = await readFile(base.file!);
-  const payload = pseudoRandomBytes(`${opts.repository}:${tag}/${seed}`, opts.payloadBytes ?? 64 * 1024);
-  const own = await memoryLayer([{ type: 'file', path: 'test-image/payload.bin', mode: 0o644, content: payload }]);
+  const count = opts.payloadLayers ?? 1;
+  const total = opts.payloadBytes ?? 64 * 1024;
+  const own: Blob[] = [];
+  for (let i = 0; i < count; i++) {
+    const bytes = Math.floor(total / count) + (i < total % count ? 1 : 0);
+    // the first layer keeps the one-layer image's seed and path: the same options, the same digest as before
+    const suffix = i === 0 ? '' : `-${i}`;
+    const payload = pseudoRandomBytes(`${opts.repository}:${tag}/${seed}${suffix}`, bytes);
+    own.push(
+      await memoryLayer([{ type: 'file', path: `test-image/payload${suffix}.bin`, mode: 0o644, content: payload }]),
+    );
+  }
   const spec: ImageSpec = {
     name: `${opts.repository}:${tag}`,
-    layers: [{ ...base, data: baseData }, own],
+    layers: [{ ...base, data: baseData }, ...own],
     description: `a test image (seed ${seed})`,
     config: { Env: [PATH_ENV], Cmd: [...(opts.cmd ?? SLEEP_CMD)] },
   };
@@ -817,7 +829,7 @@ export async function runnableTestImage(opts: RunnableTestImageOptions): Promise
   const blobs = new Map<string, Buffer>([
     [config.digest, config.data!],
     [base.digest, baseData],
-    [own.digest, own.data!],
+    ...own.map((l) => [l.digest, l.data!] as const),
   ]);
   const platform: PlatformImage = {
     platform: `linux/${ARCH}`,
@@ -851,11 +863,11 @@ export async function runnableTestImage(opts: RunnableTestImageOptions): Promise
     refByDigest: (host) => `${host}/${opts.repository}@${digest}`,
     blobDigests: (p) => {
       own_(p);
-      return [config.digest, base.digest, own.digest];
+      return [config.digest, base.digest, ...own.map((l) => l.digest)];
     },
     bytes: (p) => {
       own_(p);
-      return config.size + base.size + own.size;
+      return config.size + base.size + own.reduce((sum, l) => sum + l.size, 0);
     },
   };
 }
