@@ -8,7 +8,7 @@
 // a v2 image; a DaemonSet of v1 on every node at once ("create"), then rolled to v2 20 % at a time
 // ("update"); the kubelet's pull times, direct and through a mirror with each fill, the upstream
 // behind one --rate-mib cap shared by every node (0: none). The default --scale 0.1 (1, 10 and
-// 100 MB) runs in about 10 min on 2 cores; --scale 1 is spegel's own sizes.
+// 100 MB) took 19 min on 2 cores shared with other test runs; --scale 1 is spegel's own sizes.
 // --json prints, as the last line, {"nodes", "scale", "rateMiB", "replicas",
 // "clusterStartSeconds", "seconds", "rows": [{image, phase, path, pulls: [{node, seconds}],
 // medianSeconds, p90Seconds, ratioToDirect, upstreamBytes, uniqueBytes, upstreamRatio,
