@@ -20,7 +20,7 @@ export function compileBench(name) {
     },
   );
   // Compiled files find repo files relative to themselves: src/construct/assets.ts reads ../../assets/node-agent.sh,
-  // test/support/tools.ts reads tools/<module>/go.mod and runs tools/build.sh.
+  // test/support/primitives/tools.ts reads tools/<module>/go.mod and runs tools/build.sh.
   mkdirSync(out, { recursive: true });
   for (const dir of ['assets', 'tools']) {
     if (!existsSync(join(out, dir))) symlinkSync(join(root, dir), join(out, dir));

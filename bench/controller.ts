@@ -40,9 +40,9 @@ import { withContentHash } from '../src/controller/hash.js';
 import { toClientModel } from '../src/controller/kube.js';
 import { sortForApply } from '../src/controller/plan.js';
 import { synthesizeMirror } from '../src/synth/chart.js';
-import { type Clients, clients, createMirror, GROUP, installCrd, StopWaiting } from '../test/support/cluster.js';
-import { type ControlPlane, startControlPlane } from '../test/support/control-plane.js';
-import { waitFor } from '../test/support/wait.js';
+import { type ControlPlane, startControlPlane } from '../test/support/components/control-plane.js';
+import { type Clients, clients, createMirror, GROUP, installCrd, StopWaiting } from '../test/support/kube/cluster.js';
+import { waitFor } from '../test/support/primitives/wait.js';
 
 export interface ControllerBenchOptions {
   readonly mirrors: number;

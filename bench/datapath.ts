@@ -31,20 +31,20 @@ import { join } from 'node:path';
 
 import type { FillMode } from '../src/api/names.js';
 import { synthesizeMirror } from '../src/index.js';
-import { Containerd, hostsToml, writeHostsToml } from '../test/support/containerd.js';
-import { TEST_FILL_IMAGE } from '../test/support/fill.js';
-import { buildImage, RegistryClient, type TestImage } from '../test/support/images.js';
-import { reservePorts } from '../test/support/ports.js';
+import { Containerd, hostsToml, writeHostsToml } from '../test/support/components/containerd.js';
+import { TEST_FILL_IMAGE } from '../test/support/components/fill.js';
 import {
-  type ManifestObject,
   startSynthesizedMirror,
   startUpstream,
   type SynthesizedMirror,
   type Upstream,
-} from '../test/support/registry.js';
-import { S3Server } from '../test/support/s3.js';
-import { ThrottledProxy } from '../test/support/throttle.js';
-import { ensureTool } from '../test/support/tools.js';
+} from '../test/support/components/registry.js';
+import { S3Server } from '../test/support/components/s3.js';
+import { ThrottledProxy } from '../test/support/faults/throttle.js';
+import { buildImage, RegistryClient, type TestImage } from '../test/support/fixtures/images.js';
+import { type ManifestObject } from '../test/support/primitives/manifest.js';
+import { reservePorts } from '../test/support/primitives/ports.js';
+import { ensureTool } from '../test/support/primitives/tools.js';
 import { writeResults } from './results.js';
 
 export interface DatapathOptions {
@@ -382,7 +382,7 @@ export async function runDatapath(
           { namespace: 'bench', fillImage: TEST_FILL_IMAGE },
         ) as unknown as ManifestObject[];
         const set: SynthesizedMirror[] = [];
-        // the streaming fill's replicas find each other's fronts (test/support/fill.ts)
+        // the streaming fill's replicas find each other's fronts (test/support/components/fill.ts)
         const fronts = await reservePorts(count);
         for (let i = 0; i < count; i++) {
           const m = await startSynthesizedMirror({

@@ -31,8 +31,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 
-import { releasePorts, reservePort } from '../test/support/ports.js';
-import { hasExited, spawnTracked, terminate } from '../test/support/processes.js';
+import { releasePorts, reservePort } from '../test/support/primitives/ports.js';
+import { hasExited, spawnTracked, terminate } from '../test/support/primitives/processes.js';
 import { writeResults } from './results.js';
 
 export const FRONTS = ['none', 'nginx', 'varnish', 'squid', 'trafficserver'] as const;

@@ -3,7 +3,7 @@
 // of v1 created on every node at once ("create"), then rolled to v2 20 % of the nodes at a time
 // ("update", maxUnavailable: 20%); each Pod's pull time read from the kubelet's Pulled event
 // (`Successfully pulled image "..." in 1.234s`). On a real cluster of several nodes
-// (test/support/node.ts with `nodes`), for the upstream direct and through a synthesized mirror
+// (test/support/components/node.ts with `nodes`), for the upstream direct and through a synthesized mirror
 // with each fill, the upstream behind one rate cap that every node shares, as an internet link is.
 //
 //   node bench/rollout.mjs [--nodes 3] [--sizes 10,100,1000] [--layers 1,4] [--scale 0.1]
@@ -20,7 +20,8 @@ import { fileURLToPath } from 'node:url';
 import type { AppsV1Api, CoreV1Api, V1DaemonSet, V1Pod } from '@kubernetes/client-node';
 
 import { DEFAULT_NAMESPACE, type FillMode } from '../src/api/names.js';
-import { type ClusterNode, nodeClusterUnavailable } from '../test/support/node.js';
+import { type ClusterNode, nodeClusterUnavailable } from '../test/support/components/node.js';
+import { runnableTestImage } from '../test/support/fixtures/stand-in-images.js';
 import {
   applyMirror,
   nodeClients,
@@ -29,9 +30,8 @@ import {
   serviceAnswers,
   startNodeUpstream,
   startStandInNode,
-} from '../test/support/node-workloads.js';
-import { runnableTestImage } from '../test/support/stand-in-images.js';
-import { waitFor } from '../test/support/wait.js';
+} from '../test/support/kube/node-workloads.js';
+import { waitFor } from '../test/support/primitives/wait.js';
 import { writeResults } from './results.js';
 
 export interface RolloutOptions {

@@ -1,11 +1,11 @@
-// The upstream's one link, shared by every node of a cluster: a TCP proxy (test/support/throttle.ts)
+// The upstream's one link, shared by every node of a cluster: a TCP proxy (test/support/faults/throttle.ts)
 // that the rollout benchmark runs on a node, in the node's namespaces, in front of the upstream
 // registry. TLS passes through untouched.
 //
 //   node shared-link.js <listen host:port> <target host:port> <bytes per second>
 //
 // Prints "listening" once it accepts connections; stops on SIGTERM.
-import { ThrottledProxy } from '../test/support/throttle.js';
+import { ThrottledProxy } from '../test/support/faults/throttle.js';
 
 const [listen, target, rate] = process.argv.slice(2);
 const address = (s: string | undefined): { host: string; port: number } => {

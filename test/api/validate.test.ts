@@ -16,7 +16,7 @@ import {
 } from '../../src/api/validate.js';
 import { validate } from '../../src/cli/validate.js';
 import { loadMirrorDir } from '../../src/sources/files.js';
-import { mirrorYaml } from '../support/fixtures.js';
+import { mirrorYaml } from '../support/fixtures/mirror-yaml.js';
 
 const fixtures = new URL('../fixtures', import.meta.url).pathname;
 

@@ -10,8 +10,8 @@ import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest
 import { ALLOWLIST_ENV } from '../../src/api/names.js';
 import { hostAllowed, registryAllowed } from '../../src/api/policy.js';
 import { resolvePolicy } from '../../src/cli/options.js';
-import { cli, SPAWN_TIMEOUT, spawnCli } from '../support/cli.js';
-import { mirrorYaml } from '../support/fixtures.js';
+import { mirrorYaml } from '../support/fixtures/mirror-yaml.js';
+import { cli, SPAWN_TIMEOUT, spawnCli } from '../support/primitives/cli.js';
 
 const DIGEST_A = `sha256:${'a'.repeat(64)}`;
 const DIGEST_B = `sha256:${'b'.repeat(64)}`;

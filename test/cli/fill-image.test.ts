@@ -11,8 +11,8 @@ import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest
 import { parseAllDocuments } from 'yaml';
 
 import { resolveFillImage } from '../../src/cli/options.js';
-import { cli, SPAWN_TIMEOUT, spawnCli } from '../support/cli.js';
-import { mirrorYaml } from '../support/fixtures.js';
+import { mirrorYaml } from '../support/fixtures/mirror-yaml.js';
+import { cli, SPAWN_TIMEOUT, spawnCli } from '../support/primitives/cli.js';
 
 const IMAGE = 'registry.example.com/platform/mirror-synth:0.1.0';
 

@@ -6,8 +6,8 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 
 import { readTree } from '../../src/synth/output.js';
-import { cli, SPAWN_TIMEOUT, spawnCli } from '../support/cli.js';
-import { mirrorYaml } from '../support/fixtures.js';
+import { mirrorYaml } from '../support/fixtures/mirror-yaml.js';
+import { cli, SPAWN_TIMEOUT, spawnCli } from '../support/primitives/cli.js';
 
 const root = new URL('../../', import.meta.url).pathname;
 

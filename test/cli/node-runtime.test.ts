@@ -7,8 +7,8 @@ import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest
 import { parseAllDocuments } from 'yaml';
 
 import { resolveNodeRuntime } from '../../src/cli/options.js';
-import { cli, SPAWN_TIMEOUT, spawnCli } from '../support/cli.js';
-import { mirrorYaml } from '../support/fixtures.js';
+import { mirrorYaml } from '../support/fixtures/mirror-yaml.js';
+import { cli, SPAWN_TIMEOUT, spawnCli } from '../support/primitives/cli.js';
 
 /** The node agent's host directories in a synthesized mirror file. */
 async function agentHostDirs(file: string): Promise<string[]> {

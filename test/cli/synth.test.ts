@@ -12,7 +12,7 @@ import { crd } from '../../src/cli/crd.js';
 import { synth } from '../../src/cli/synth.js';
 import { validate } from '../../src/cli/validate.js';
 import { readTree } from '../../src/synth/output.js';
-import { mirrorYaml } from '../support/fixtures.js';
+import { mirrorYaml } from '../support/fixtures/mirror-yaml.js';
 
 const repoMirrors = new URL('../../mirrors', import.meta.url).pathname;
 let dir: string;

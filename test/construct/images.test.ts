@@ -7,7 +7,7 @@ import { IMAGE_DIGEST_PATTERN, IMAGES, imageTag } from '../../src/api/names.js';
 import { parseMirrorFile } from '../../src/api/validate.js';
 import { FRONT_METRICS_IMAGE, imageFor, REGISTRY_IMAGE } from '../../src/construct/images.js';
 import { synthesizeMirror } from '../../src/synth/chart.js';
-import { mirrorYaml } from '../support/fixtures.js';
+import { mirrorYaml } from '../support/fixtures/mirror-yaml.js';
 
 const repo = new URL('../../', import.meta.url);
 const read = (path: string) => readFileSync(new URL(path, repo), 'utf8');

@@ -7,7 +7,7 @@ import { SpecError } from '../../src/api/errors.js';
 import type { KubeObject } from '../../src/api/kube-object.js';
 import { parseMirrorFile } from '../../src/api/validate.js';
 import { synthesizeMirror } from '../../src/synth/chart.js';
-import { mirrorYaml } from '../support/fixtures.js';
+import { mirrorYaml } from '../support/fixtures/mirror-yaml.js';
 
 type Obj = KubeObject & { spec?: any };
 interface Rule {

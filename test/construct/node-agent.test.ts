@@ -12,8 +12,8 @@ import { NODE_CONFIG_DIRS } from '../../src/construct/node-agent.js';
 import { synthesizeMirror } from '../../src/synth/chart.js';
 
 const NODE_AGENT_SCRIPT = nodeAgentScript();
-import { startDns } from '../support/dns.js';
-import { waitFor } from '../support/wait.js';
+import { startDns } from '../support/primitives/dns.js';
+import { waitFor } from '../support/primitives/wait.js';
 
 interface Volume {
   name: string;

@@ -5,8 +5,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { RequestFence, RequestFencedError, RequestTimeoutError, withDeadlines } from '../../src/controller/deadline.js';
 import { createMetrics } from '../../src/controller/metrics.js';
-import { type HoldingServer, startHoldingServer } from '../support/holding-server.js';
-import { waitFor } from '../support/wait.js';
+import { type HoldingServer, startHoldingServer } from '../support/faults/holding-server.js';
+import { waitFor } from '../support/primitives/wait.js';
 
 let server: HoldingServer;
 let kc: KubeConfig;

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { CONTROLLER_DEFAULTS } from '../../src/controller/config.js';
 import { SupervisedInformer, WatchIdleError } from '../../src/controller/informer.js';
-import { type HoldingServer, startHoldingServer } from '../support/holding-server.js';
+import { type HoldingServer, startHoldingServer } from '../support/faults/holding-server.js';
 
 let server: HoldingServer;
 const watches: string[] = [];

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 import { specReference } from '../../src/api/reference.js';
-import { brokenLink, relativeLinks } from '../support/markdown.js';
+import { brokenLink, relativeLinks } from '../support/primitives/markdown.js';
 
 const root = join(import.meta.dirname, '..', '..');
 const pages = [

@@ -2,7 +2,7 @@
 // same new image at once) and a broken mirror (every failure must end in the node pulling from
 // the upstream itself). Real components on loopback: an authenticated TLS upstream
 // (Distribution), the synthesized cache pod (Debian's nginx as the front, Distribution behind it,
-// see test/support/registry.ts SynthesizedMirror) and containerd as the node: Debian's 1.6, and
+// see test/support/components/registry.ts SynthesizedMirror) and containerd as the node: Debian's 1.6, and
 // 2.x built from its Go module (tools/containerd).
 import { execFile } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -13,15 +13,21 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 
 import { synthesizeMirror } from '../../src/index.js';
-import { Containerd, type ContainerdBinaries, containerdV2, hostsToml, writeHostsToml } from '../support/containerd.js';
-import { buildImage, concurrentPulls, RegistryClient, type TestImage } from '../support/images.js';
 import {
-  type ManifestObject,
+  Containerd,
+  type ContainerdBinaries,
+  containerdV2,
+  hostsToml,
+  writeHostsToml,
+} from '../support/components/containerd.js';
+import {
   startSynthesizedMirror,
   startUpstream,
   type SynthesizedMirror,
   type Upstream,
-} from '../support/registry.js';
+} from '../support/components/registry.js';
+import { buildImage, concurrentPulls, RegistryClient, type TestImage } from '../support/fixtures/images.js';
+import { type ManifestObject } from '../support/primitives/manifest.js';
 
 const execFileAsync = promisify(execFile);
 const NAME = 'dp';

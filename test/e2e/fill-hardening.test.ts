@@ -15,19 +15,19 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 
 import { digestOwner } from '../../src/fill/fill.js';
 import { synthesizeMirror } from '../../src/index.js';
-import { fillTransfers, TEST_FILL_IMAGE } from '../support/fill.js';
-import { buildImage, RegistryClient, type TestImage } from '../support/images.js';
-import { reservePorts } from '../support/ports.js';
-import { exchangeRaw } from '../support/raw-http.js';
+import { fillTransfers, TEST_FILL_IMAGE } from '../support/components/fill.js';
 import {
   type RegistryProcess,
   startSynthesizedMirror,
   startUpstream,
   type SynthesizedMirror,
   type Upstream,
-} from '../support/registry.js';
-import { ThrottledProxy } from '../support/throttle.js';
-import { waitFor } from '../support/wait.js';
+} from '../support/components/registry.js';
+import { ThrottledProxy } from '../support/faults/throttle.js';
+import { buildImage, RegistryClient, type TestImage } from '../support/fixtures/images.js';
+import { reservePorts } from '../support/primitives/ports.js';
+import { exchangeRaw } from '../support/primitives/raw-http.js';
+import { waitFor } from '../support/primitives/wait.js';
 
 const NAME = 'fh';
 const SECRET = 'upstream-creds';

@@ -3,7 +3,7 @@
 // front's cache or Distribution's store that a later request gets: the next request fetches from
 // the upstream again, and once the upstream serves good bytes a containerd pull through the mirror
 // succeeds. Real components on loopback: the upstream (Distribution, TLS, htpasswd) behind a
-// tampering TLS proxy (test/support/tamper.ts) that the mirror uses as its upstream, the
+// tampering TLS proxy (test/support/faults/tamper.ts) that the mirror uses as its upstream, the
 // synthesized cache pod (Debian's nginx as the front, Distribution behind it) and containerd.
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -15,18 +15,18 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 
 import { synthesizeMirror } from '../../src/index.js';
-import { Containerd, hostsToml, writeHostsToml } from '../support/containerd.js';
-import { TEST_FILL_IMAGE } from '../support/fill.js';
-import { buildImage, concurrentPulls, RegistryClient, type TestImage } from '../support/images.js';
+import { Containerd, hostsToml, writeHostsToml } from '../support/components/containerd.js';
+import { TEST_FILL_IMAGE } from '../support/components/fill.js';
 import {
-  type ManifestObject,
   startSynthesizedMirror,
   startUpstream,
   type SynthesizedMirror,
   type Upstream,
-} from '../support/registry.js';
-import { type Fault, TamperingUpstream } from '../support/tamper.js';
-import { ThrottledProxy } from '../support/throttle.js';
+} from '../support/components/registry.js';
+import { type Fault, TamperingUpstream } from '../support/faults/tamper.js';
+import { ThrottledProxy } from '../support/faults/throttle.js';
+import { buildImage, concurrentPulls, RegistryClient, type TestImage } from '../support/fixtures/images.js';
+import { type ManifestObject } from '../support/primitives/manifest.js';
 
 const execFileAsync = promisify(execFile);
 const NAME = 'vf';

@@ -8,7 +8,7 @@ import { promisify } from 'node:util';
 
 import type { TestProject } from 'vitest/node';
 
-import { ensureTool } from '../support/tools.js';
+import { ensureTool } from '../support/primitives/tools.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {

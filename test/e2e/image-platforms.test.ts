@@ -12,8 +12,8 @@ import { promisify } from 'node:util';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { buildImage, imageNodeVersion } from '../support/controller-image.js';
-import { removeOnExit } from '../support/processes.js';
+import { buildImage, imageNodeVersion } from '../support/fixtures/controller-image.js';
+import { removeOnExit } from '../support/primitives/processes.js';
 
 const run = promisify(execFile);
 const QEMU = 'qemu-aarch64-static';
@@ -94,7 +94,7 @@ describe.skipIf(skip)(`the image for linux/amd64 and linux/arm64${skip ? ` (skip
       await mkdir(rootfs);
       for (const layer of layersOf.arm64) {
         // umoci 0.4 ends its layers right after the last file's data, without tar's padding and
-        // closing blocks (see test/support/controller-image.ts): GNU tar then drops the last file's
+        // closing blocks (see test/support/fixtures/controller-image.ts): GNU tar then drops the last file's
         // partial block. Zeros after the layer complete it, as a runtime's reader does not need.
         const file = join(layout, 'blobs', ...layer.split(':'));
         await run('bash', [

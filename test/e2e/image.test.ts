@@ -17,6 +17,15 @@ import { CoordinationV1Api } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { LEASE_NAME } from '../../src/api/names.js';
+import { Containerd, containerdV2, debianContainerd } from '../support/components/containerd.js';
+import { type ControlPlane, startControlPlane } from '../support/components/control-plane.js';
+import {
+  ensureControllerImage,
+  type ImageConfig,
+  imageConfig,
+  imageLayerPaths,
+  imageNodeVersion,
+} from '../support/fixtures/controller-image.js';
 import {
   type Clients,
   clients,
@@ -25,20 +34,11 @@ import {
   createMirrorNamespaces,
   deleteMirror,
   getMirror,
-} from '../support/cluster.js';
-import { Containerd, containerdV2, debianContainerd } from '../support/containerd.js';
-import { type ControlPlane, startControlPlane } from '../support/control-plane.js';
-import {
-  ensureControllerImage,
-  type ImageConfig,
-  imageConfig,
-  imageLayerPaths,
-  imageNodeVersion,
-} from '../support/controller-image.js';
-import { installCrd } from '../support/crd.js';
-import { reservePort } from '../support/ports.js';
-import { removeOnExit, spawnTracked } from '../support/processes.js';
-import { waitFor } from '../support/wait.js';
+} from '../support/kube/cluster.js';
+import { installCrd } from '../support/kube/crd.js';
+import { reservePort } from '../support/primitives/ports.js';
+import { removeOnExit, spawnTracked } from '../support/primitives/processes.js';
+import { waitFor } from '../support/primitives/wait.js';
 
 const REF_BASE = 'mirror-synth.test/controller';
 const CONTAINER = 'controller';

@@ -7,9 +7,10 @@ import { join } from 'node:path';
 
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 
-import { Containerd, hostsToml, writeHostsToml } from '../support/containerd.js';
-import { buildImage, RegistryClient, type TestImage } from '../support/images.js';
-import { RegistryProcess, startUpstream, type Upstream, writeHtpasswd } from '../support/registry.js';
+import { Containerd, hostsToml, writeHostsToml } from '../support/components/containerd.js';
+import { RegistryProcess, startUpstream, type Upstream } from '../support/components/registry.js';
+import { buildImage, RegistryClient, type TestImage } from '../support/fixtures/images.js';
+import { writeHtpasswd } from '../support/primitives/tls.js';
 
 describe('e2e harness', () => {
   let dir: string;

@@ -1,7 +1,7 @@
 // A synthesized mirror, run for real: the cache pod's front (Debian's nginx with the exact
 // nginx.conf) and Distribution behind it with the exact config.yml, env and credential helper
 // that synthesizeMirror produces (only addresses, storage and mount paths overridden: see
-// test/support/registry.ts SynthesizedMirror), the node agent script with its DaemonSet env
+// test/support/components/registry.ts SynthesizedMirror), the node agent script with its DaemonSet env
 // (only certs dir, mirror address, port, interval overridden), an authenticated TLS upstream,
 // and a containerd pulling as a node does.
 //
@@ -21,17 +21,16 @@ import {
   type PullOptions,
   snapshotDir,
   startNodeAgent,
-} from '../support/containerd.js';
-import { buildImage, RegistryClient, type TestImage } from '../support/images.js';
+} from '../support/components/containerd.js';
 import {
-  type ManifestObject,
-  type SecretData,
   startSynthesizedMirror,
   startUpstream,
   type SynthesizedMirror,
   type Upstream,
-} from '../support/registry.js';
-import { waitFor } from '../support/wait.js';
+} from '../support/components/registry.js';
+import { buildImage, RegistryClient, type TestImage } from '../support/fixtures/images.js';
+import { type ManifestObject, type SecretData } from '../support/primitives/manifest.js';
+import { waitFor } from '../support/primitives/wait.js';
 
 const NAME = 'e2e';
 const SECRET = 'upstream-creds';

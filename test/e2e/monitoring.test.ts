@@ -39,23 +39,23 @@ import {
 } from '../../src/construct/monitoring-rules.js';
 import { type RunningController, startController } from '../../src/controller/controller.js';
 import { synthesizeMirror } from '../../src/index.js';
-import { clients, createMirror, createMirrorNamespaces, getMirror, installCrd } from '../support/cluster.js';
-import { type ControlPlane, startControlPlane } from '../support/control-plane.js';
-import { TEST_FILL_IMAGE } from '../support/fill.js';
-import { buildImage, RegistryClient } from '../support/images.js';
-import { type KubeStateMetrics, startKubeStateMetrics } from '../support/kube-state-metrics.js';
-import { Prometheus, promtool, type Sample } from '../support/prometheus.js';
-import { RateLimitingProxy } from '../support/rate-limiter.js';
+import { type ControlPlane, startControlPlane } from '../support/components/control-plane.js';
+import { TEST_FILL_IMAGE } from '../support/components/fill.js';
+import { type KubeStateMetrics, startKubeStateMetrics } from '../support/components/kube-state-metrics.js';
+import { Prometheus, promtool, type Sample } from '../support/components/prometheus.js';
 import {
-  type ManifestObject,
   startSynthesizedMirror,
   startUpstream,
   type SynthesizedMirror,
   type Upstream,
-} from '../support/registry.js';
-import { VolumeExporter, volumeExporterContainer } from '../support/volume-exporter.js';
-import { waitFor } from '../support/wait.js';
-import { simulateReadyWorkloads } from '../support/workload-status.js';
+} from '../support/components/registry.js';
+import { VolumeExporter, volumeExporterContainer } from '../support/components/volume-exporter.js';
+import { RateLimitingProxy } from '../support/faults/rate-limiter.js';
+import { buildImage, RegistryClient } from '../support/fixtures/images.js';
+import { clients, createMirror, createMirrorNamespaces, getMirror, installCrd } from '../support/kube/cluster.js';
+import { simulateReadyWorkloads } from '../support/kube/workload-status.js';
+import { type ManifestObject } from '../support/primitives/manifest.js';
+import { waitFor } from '../support/primitives/wait.js';
 
 const NAME = 'metrics';
 const NAMESPACE = 'test';

@@ -26,19 +26,19 @@ import {
   type PullOptions,
   snapshotDir,
   startNodeAgent,
-} from '../support/containerd.js';
-import { buildImage, RegistryClient, type TestImage } from '../support/images.js';
-import { spawnTracked } from '../support/processes.js';
+} from '../support/components/containerd.js';
 import {
-  type ManifestObject,
   startSynthesizedMirror,
   startUpstream,
   type SynthesizedMirror,
   type Upstream,
-} from '../support/registry.js';
-import { type ContainersNode, containersNode, CopyError, skopeoCopy } from '../support/skopeo.js';
-import { ensureTool } from '../support/tools.js';
-import { waitFor } from '../support/wait.js';
+} from '../support/components/registry.js';
+import { buildImage, RegistryClient, type TestImage } from '../support/fixtures/images.js';
+import { type ContainersNode, containersNode, CopyError, skopeoCopy } from '../support/fixtures/skopeo.js';
+import { type ManifestObject } from '../support/primitives/manifest.js';
+import { spawnTracked } from '../support/primitives/processes.js';
+import { ensureTool } from '../support/primitives/tools.js';
+import { waitFor } from '../support/primitives/wait.js';
 
 const NAME = 'nodes';
 const SECRET = 'upstream-creds';
@@ -236,7 +236,7 @@ describe('cri-o nodes: skopeo with the agent drop-in', () => {
   beforeAll(async () => {
     node = await containersNode(join(dir, 'crio'), upstream.ca.caCert);
     // The agent writes where the DaemonSet's hostPath says, under a root standing for the host;
-    // skopeo reads that directory as its user drop-in directory (see test/support/skopeo.ts).
+    // skopeo reads that directory as its user drop-in directory (see test/support/fixtures/skopeo.ts).
     const objects = objectsFor('cri-o');
     expect(agentHostDir(objects, NAME)).toBe('/etc/containers/registries.conf.d');
     configDir = node.dropInDir;

@@ -1,6 +1,6 @@
 // spec.objectStorage: Distribution's cache in an S3 bucket that every replica shares. Real
 // components on loopback: SeaweedFS's S3 server (built from tools/seaweedfs, see
-// test/support/s3.ts), an authenticated TLS upstream (Distribution), three synthesized cache
+// test/support/components/s3.ts), an authenticated TLS upstream (Distribution), three synthesized cache
 // pods (the front and Distribution with the synthesized config and env, the bucket's key
 // given as the kubelet would from the Secret) and Debian's containerd 1.6 as the node.
 import { chown, mkdir, mkdtemp, rm } from 'node:fs/promises';
@@ -10,18 +10,16 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 
 import { synthesizeMirror } from '../../src/index.js';
-import { Containerd, hostsToml, writeHostsToml } from '../support/containerd.js';
-import { buildImage, RegistryClient, type TestImage } from '../support/images.js';
+import { Containerd, hostsToml, writeHostsToml } from '../support/components/containerd.js';
 import {
-  cacheContainer,
-  cachePodUser,
-  type ManifestObject,
   startSynthesizedMirror,
   startUpstream,
   type SynthesizedMirror,
   type Upstream,
-} from '../support/registry.js';
-import { S3Server } from '../support/s3.js';
+} from '../support/components/registry.js';
+import { S3Server } from '../support/components/s3.js';
+import { buildImage, RegistryClient, type TestImage } from '../support/fixtures/images.js';
+import { cacheContainer, cachePodUser, type ManifestObject } from '../support/primitives/manifest.js';
 
 const NAME = 'obj';
 const SECRET = 'upstream-creds';

@@ -14,10 +14,15 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 
 import { FILL_MODES, synthesizeMirror } from '../../src/index.js';
-import { Containerd, hostsToml, writeHostsToml } from '../support/containerd.js';
-import { TEST_FILL_IMAGE } from '../support/fill.js';
-import { buildImage, RegistryClient, type TestImage } from '../support/images.js';
-import { startSynthesizedMirror, startUpstream, type SynthesizedMirror, type Upstream } from '../support/registry.js';
+import { Containerd, hostsToml, writeHostsToml } from '../support/components/containerd.js';
+import { TEST_FILL_IMAGE } from '../support/components/fill.js';
+import {
+  startSynthesizedMirror,
+  startUpstream,
+  type SynthesizedMirror,
+  type Upstream,
+} from '../support/components/registry.js';
+import { buildImage, RegistryClient, type TestImage } from '../support/fixtures/images.js';
 
 const NAME = 'public';
 

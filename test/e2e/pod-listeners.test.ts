@@ -12,10 +12,11 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 
 import { synthesizeMirror } from '../../src/index.js';
-import { letThrough } from '../support/front.js';
-import { spawnTracked } from '../support/processes.js';
-import { cacheContainer, cachePodUser, configMapData, type ManifestObject, mirrorEnv } from '../support/registry.js';
-import { waitFor } from '../support/wait.js';
+import { letThrough } from '../support/components/front.js';
+import { mirrorEnv } from '../support/components/registry.js';
+import { cacheContainer, cachePodUser, configMapData, type ManifestObject } from '../support/primitives/manifest.js';
+import { spawnTracked } from '../support/primitives/processes.js';
+import { waitFor } from '../support/primitives/wait.js';
 
 const execFileAsync = promisify(execFile);
 const NAME = 'listeners';

@@ -1,5 +1,5 @@
 // The controller as users run it: a Deployment of the image `npm run build:image` makes, with the
-// RBAC `controller-manifests` prints, on the real node (test/support/node.ts). A RegistryMirror
+// RBAC `controller-manifests` prints, on the real node (test/support/components/node.ts). A RegistryMirror
 // created with kubectl (with the streaming fill, which runs from the controller's own image) says
 // what it waits for and goes Ready only once its cache pod really serves through the Service, a
 // Pod then pulls through it, a crash-looping cache container's reason is the kubelet's own, and
@@ -11,6 +11,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { controllerManifests } from '../../src/cli/controller-manifests.js';
+import { type NodeCluster, nodeClusterUnavailable } from '../support/components/node.js';
+import { CONTROLLER_IMAGE, runnableTestImage } from '../support/fixtures/stand-in-images.js';
 import {
   type Clients,
   clients,
@@ -19,8 +21,7 @@ import {
   deleteMirror,
   getMirror,
   installCrd,
-} from '../support/cluster.js';
-import { type NodeCluster, nodeClusterUnavailable } from '../support/node.js';
+} from '../support/kube/cluster.js';
 import {
   applyObjects,
   deletePod,
@@ -35,9 +36,8 @@ import {
   serviceAnswers,
   startNodeUpstream,
   startStandInNode,
-} from '../support/node-workloads.js';
-import { CONTROLLER_IMAGE, runnableTestImage } from '../support/stand-in-images.js';
-import { waitFor } from '../support/wait.js';
+} from '../support/kube/node-workloads.js';
+import { waitFor } from '../support/primitives/wait.js';
 
 const UPSTREAM = 'upstream.test';
 const NAME = 'ctl';

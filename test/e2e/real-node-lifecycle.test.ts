@@ -1,4 +1,4 @@
-// The real-node cluster itself (test/support/node.ts): it runs a Pod, and stop() leaves the host
+// The real-node cluster itself (test/support/components/node.ts): it runs a Pod, and stop() leaves the host
 // as it found it: no process, mount, network namespace, interface, iptables rule or cgroup.
 import { existsSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
@@ -7,9 +7,9 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 import { NODE_AGENT_IMAGE } from '../../src/construct/images.js';
-import { hostState, nodeClusterUnavailable, startNodeCluster } from '../support/node.js';
-import { deletePod, nodeClients, runPod } from '../support/node-workloads.js';
-import { importStandInImages, PAUSE_IMAGE } from '../support/stand-in-images.js';
+import { hostState, nodeClusterUnavailable, startNodeCluster } from '../support/components/node.js';
+import { importStandInImages, PAUSE_IMAGE } from '../support/fixtures/stand-in-images.js';
+import { deletePod, nodeClients, runPod } from '../support/kube/node-workloads.js';
 
 const unavailable = await nodeClusterUnavailable();
 

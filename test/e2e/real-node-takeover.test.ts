@@ -1,6 +1,6 @@
-// The takeover from mirror-operator on the real node (test/support/node.ts), with the real
+// The takeover from mirror-operator on the real node (test/support/components/node.ts), with the real
 // kubelet, scheduler, StatefulSet, DaemonSet and garbage-collector controllers and kube-proxy:
-// the original's objects are created as it made them (test/support/legacy-mirror.ts, both
+// the original's objects are created as it made them (test/support/kube/legacy-mirror.ts, both
 // shapes), the controller moves each mirror over, and all the while the node pulls a new
 // upstream-only image every moment through its CRI, as the kubelet does. No pull may fail: each
 // is served by a serving cache or falls back to the upstream. Once the mirror is Ready the node's
@@ -17,6 +17,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { NODE_AGENT_IMAGE } from '../../src/construct/images.js';
 import { type RunningController, startController } from '../../src/controller/controller.js';
+import { type NodeCluster, nodeClusterUnavailable } from '../support/components/node.js';
+import type { TestImage } from '../support/fixtures/images.js';
+import { runnableTestImage, SLEEP_CMD } from '../support/fixtures/stand-in-images.js';
 import {
   type Clients,
   clients,
@@ -27,14 +30,16 @@ import {
   installCrd,
   LogCapture,
   waitForReady,
-} from '../support/cluster.js';
-import type { TestImage } from '../support/images.js';
-import { legacyLeftovers, legacyMirror, monitorTakeover } from '../support/legacy-mirror.js';
-import { type NodeCluster, nodeClusterUnavailable } from '../support/node.js';
-import { type NodeUpstream, serviceAnswers, startNodeUpstream, startStandInNode } from '../support/node-workloads.js';
-import { runnableTestImage, SLEEP_CMD } from '../support/stand-in-images.js';
-import { ensureTool } from '../support/tools.js';
-import { waitFor } from '../support/wait.js';
+} from '../support/kube/cluster.js';
+import { legacyLeftovers, legacyMirror, monitorTakeover } from '../support/kube/legacy-mirror.js';
+import {
+  type NodeUpstream,
+  serviceAnswers,
+  startNodeUpstream,
+  startStandInNode,
+} from '../support/kube/node-workloads.js';
+import { ensureTool } from '../support/primitives/tools.js';
+import { waitFor } from '../support/primitives/wait.js';
 
 const UPSTREAM = 'upstream.test';
 const NAMESPACE = 'kube-extra';

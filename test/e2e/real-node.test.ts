@@ -1,10 +1,10 @@
 // The mission on a real node: dist/ as `kubectl apply -k` applies it to a single-node cluster
-// (test/support/node.ts: kubelet, containerd's CRI, kube-proxy, the CNI bridge, CoreDNS), whose
+// (test/support/components/node.ts: kubelet, containerd's CRI, kube-proxy, the CNI bridge, CoreDNS), whose
 // upstream is a real Distribution on the node reached by name, and Pods whose images exist only
 // upstream. Nothing is simulated: the StatefulSet is Ready through its own probes, the
 // DaemonSet's agent writes the node's certs.d, and the kubelet pulls through the Service's
 // ClusterIP. The images the synthesized Pods run are stand-ins built from the real binaries
-// (test/support/stand-in-images.ts; CONTRIBUTING.md says what that does not prove).
+// (test/support/fixtures/stand-in-images.ts; CONTRIBUTING.md says what that does not prove).
 import { execFile } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -14,9 +14,10 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { synth } from '../../src/cli/synth.js';
-import { fillTransfers } from '../support/fill.js';
-import type { TestImage } from '../support/images.js';
-import { type NodeCluster, nodeClusterUnavailable } from '../support/node.js';
+import { fillTransfers } from '../support/components/fill.js';
+import { type NodeCluster, nodeClusterUnavailable } from '../support/components/node.js';
+import type { TestImage } from '../support/fixtures/images.js';
+import { CONTROLLER_IMAGE, runnableTestImage } from '../support/fixtures/stand-in-images.js';
 import {
   applyObjects,
   deletePod,
@@ -30,10 +31,9 @@ import {
   runPod,
   startNodeUpstream,
   startStandInNode,
-} from '../support/node-workloads.js';
-import { CONTROLLER_IMAGE, runnableTestImage } from '../support/stand-in-images.js';
-import { ensureTool } from '../support/tools.js';
-import { waitFor } from '../support/wait.js';
+} from '../support/kube/node-workloads.js';
+import { ensureTool } from '../support/primitives/tools.js';
+import { waitFor } from '../support/primitives/wait.js';
 
 const exec = promisify(execFile);
 const UPSTREAM = 'upstream.test';

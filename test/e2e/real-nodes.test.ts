@@ -1,4 +1,4 @@
-// The mission on a real cluster of several nodes (test/support/node.ts with `nodes`): each node its
+// The mission on a real cluster of several nodes (test/support/components/node.ts with `nodes`): each node its
 // own kubelet, containerd and kube-proxy in namespaces of its own, joined by a fabric bridge, the
 // control plane on the first. Pods reach Pods and Services on other nodes; a mirror synthesized by
 // synthesizeMirror and applied as `kubectl apply --server-side` serves a DaemonSet whose image
@@ -13,7 +13,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { DEFAULT_NAMESPACE } from '../../src/api/names.js';
 import { NODE_AGENT_IMAGE } from '../../src/construct/images.js';
-import { hostState, type NodeCluster, nodeClusterUnavailable } from '../support/node.js';
+import { hostState, type NodeCluster, nodeClusterUnavailable } from '../support/components/node.js';
+import { runnableTestImage } from '../support/fixtures/stand-in-images.js';
 import {
   applyMirror,
   createDaemonSet,
@@ -26,9 +27,8 @@ import {
   serviceAnswers,
   startNodeUpstream,
   startStandInNode,
-} from '../support/node-workloads.js';
-import { runnableTestImage } from '../support/stand-in-images.js';
-import { waitFor } from '../support/wait.js';
+} from '../support/kube/node-workloads.js';
+import { waitFor } from '../support/primitives/wait.js';
 
 const NODES = 3;
 const UPSTREAM = 'upstream.test';

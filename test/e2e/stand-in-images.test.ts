@@ -1,4 +1,4 @@
-// The stand-in images (test/support/stand-in-images.ts) as the e2e node's kubelet will meet
+// The stand-in images (test/support/fixtures/stand-in-images.ts) as the e2e node's kubelet will meet
 // them: imported into a real containerd 2.x's `k8s.io` namespace under the names the synthesized
 // manifests use, then run by containerd and runc (`ctr run`, overlayfs) with each image's own
 // entrypoint and the Pod's command, args, user, read-only root filesystem and mounts. The cache
@@ -22,24 +22,18 @@ import {
   REGISTRY_IMAGE,
 } from '../../src/construct/images.js';
 import { synthesizeMirror } from '../../src/index.js';
-import { Containerd, containerdV2 } from '../support/containerd.js';
-import { type DnsServer, startDns } from '../support/dns.js';
-import {
-  configMapData,
-  containerEnv,
-  findObject,
-  makeTestCA,
-  type ManifestObject,
-  type TestCA,
-} from '../support/registry.js';
+import { Containerd, containerdV2 } from '../support/components/containerd.js';
 import {
   CONTROLLER_IMAGE,
   importStandInImages,
   type ImportStandInImagesResult,
   PAUSE_IMAGE,
   STAND_IN_IMAGES,
-} from '../support/stand-in-images.js';
-import { waitFor } from '../support/wait.js';
+} from '../support/fixtures/stand-in-images.js';
+import { type DnsServer, startDns } from '../support/primitives/dns.js';
+import { configMapData, containerEnv, findObject, type ManifestObject } from '../support/primitives/manifest.js';
+import { makeTestCA, type TestCA } from '../support/primitives/tls.js';
+import { waitFor } from '../support/primitives/wait.js';
 
 const execFileAsync = promisify(execFile);
 const NAME = 'quay';

@@ -11,12 +11,17 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 
 import { digestOwner } from '../../src/fill/fill.js';
 import { synthesizeMirror } from '../../src/index.js';
-import { Containerd, hostsToml, writeHostsToml } from '../support/containerd.js';
-import { type FillTransfer, fillTransfers, TEST_FILL_IMAGE } from '../support/fill.js';
-import { buildImage, RegistryClient, type TestImage } from '../support/images.js';
-import { reservePorts } from '../support/ports.js';
-import { startSynthesizedMirror, startUpstream, type SynthesizedMirror, type Upstream } from '../support/registry.js';
-import { ThrottledProxy } from '../support/throttle.js';
+import { Containerd, hostsToml, writeHostsToml } from '../support/components/containerd.js';
+import { type FillTransfer, fillTransfers, TEST_FILL_IMAGE } from '../support/components/fill.js';
+import {
+  startSynthesizedMirror,
+  startUpstream,
+  type SynthesizedMirror,
+  type Upstream,
+} from '../support/components/registry.js';
+import { ThrottledProxy } from '../support/faults/throttle.js';
+import { buildImage, RegistryClient, type TestImage } from '../support/fixtures/images.js';
+import { reservePorts } from '../support/primitives/ports.js';
 
 const NAME = 'sf';
 const SECRET = 'upstream-creds';

@@ -1,6 +1,6 @@
 // An upstream's redirect, followed wherever it points: why the cache pods' NetworkPolicy limits
 // egress (README "Who may pull through a mirror"). The synthesized cache pod (front and
-// Distribution, see test/support/registry.ts SynthesizedMirror) pulls through from an upstream that
+// Distribution, see test/support/components/registry.ts SynthesizedMirror) pulls through from an upstream that
 // answers every blob with a redirect to another address, a loopback server standing for the cloud
 // metadata endpoint (169.254.169.254). Nothing in the mirror refuses it; no CNI enforces the
 // egress policy here, so this shows what only that policy stops.
@@ -15,8 +15,9 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 
 import { synthesizeMirror } from '../../src/index.js';
-import { makeTestCA, startSynthesizedMirror, type SynthesizedMirror, type TestCA } from '../support/registry.js';
-import { waitFor } from '../support/wait.js';
+import { startSynthesizedMirror, type SynthesizedMirror } from '../support/components/registry.js';
+import { makeTestCA, type TestCA } from '../support/primitives/tls.js';
+import { waitFor } from '../support/primitives/wait.js';
 
 const NAME = 'redirect';
 const METADATA_PATH = '/latest/meta-data/iam/security-credentials/node-role';

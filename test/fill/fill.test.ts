@@ -12,9 +12,9 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 
 import { digestOwner, FillServer, PEER_HEADER } from '../../src/fill/fill.js';
 import { parsePeers } from '../../src/fill/peers.js';
-import { startHoldingServer } from '../support/holding-server.js';
-import { exchangeRaw } from '../support/raw-http.js';
-import { waitFor } from '../support/wait.js';
+import { startHoldingServer } from '../support/faults/holding-server.js';
+import { exchangeRaw } from '../support/primitives/raw-http.js';
+import { waitFor } from '../support/primitives/wait.js';
 
 interface Origin {
   server: Server;

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { FillServer } from '../../src/fill/fill.js';
-import { waitFor } from '../support/wait.js';
+import { waitFor } from '../support/primitives/wait.js';
 
 const SIZE = 1 << 20;
 const READERS = 5;

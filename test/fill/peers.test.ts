@@ -4,8 +4,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { srvPeers, statefulSetPod } from '../../src/fill/peers.js';
-import { type DnsServer, startDns } from '../support/dns.js';
-import { waitFor } from '../support/wait.js';
+import { type DnsServer, startDns } from '../support/primitives/dns.js';
+import { waitFor } from '../support/primitives/wait.js';
 
 const SRV = '_http._tcp.registry-mirror-m-headless.ns.svc.cluster.local';
 const DOMAIN = 'registry-mirror-m-headless.ns.svc.cluster.local';

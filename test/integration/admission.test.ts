@@ -15,6 +15,7 @@ import type { KubeObject } from '../../src/api/kube-object.js';
 import { ALLOWLIST_KEYS, ALLOWLIST_NAME } from '../../src/api/names.js';
 import { controllerManifests } from '../../src/cli/controller-manifests.js';
 import { startController } from '../../src/controller/controller.js';
+import { type ControlPlane, startControlPlane } from '../support/components/control-plane.js';
 import {
   type Clients,
   clients,
@@ -24,9 +25,8 @@ import {
   installCrd,
   LogCapture,
   setSpec,
-} from '../support/cluster.js';
-import { type ControlPlane, startControlPlane } from '../support/control-plane.js';
-import { waitFor } from '../support/wait.js';
+} from '../support/kube/cluster.js';
+import { waitFor } from '../support/primitives/wait.js';
 
 const suffix = randomBytes(3).toString('hex');
 const DIGEST_OK = `sha256:${'a'.repeat(64)}`;

@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { ApiException, CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 
-import { apiServerRemote } from '../support/control-plane.js';
+import { apiServerRemote } from '../support/components/control-plane.js';
 
 const kc = new KubeConfig();
 kc.loadFromFile(inject('kubeconfig'));

@@ -17,8 +17,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 
 import { LEASE_NAME } from '../../src/api/names.js';
 import { type RunningController, startController } from '../../src/controller/controller.js';
-import { BlackholeProxy } from '../support/blackhole-proxy.js';
-import { bin } from '../support/cli.js';
+import { BlackholeProxy } from '../support/faults/blackhole-proxy.js';
 import {
   clients,
   createMirror,
@@ -27,10 +26,11 @@ import {
   installCrd,
   LogCapture,
   waitForReady,
-} from '../support/cluster.js';
-import { spawnTracked, terminate } from '../support/processes.js';
-import { waitFor } from '../support/wait.js';
-import { readyDaemonSetStatus, simulateReadyWorkloads } from '../support/workload-status.js';
+} from '../support/kube/cluster.js';
+import { readyDaemonSetStatus, simulateReadyWorkloads } from '../support/kube/workload-status.js';
+import { bin } from '../support/primitives/cli.js';
+import { spawnTracked, terminate } from '../support/primitives/processes.js';
+import { waitFor } from '../support/primitives/wait.js';
 
 const kubeconfigPath = inject('kubeconfig');
 const c = clients(kubeconfigPath);

@@ -28,6 +28,7 @@ import { CONTROLLER_NAME, SECRET_MIRRORS_ANNOTATION } from '../../src/api/names.
 import { controllerManifests } from '../../src/cli/controller-manifests.js';
 import { type RunningController, startController } from '../../src/controller/controller.js';
 import { synthesizeMirror } from '../../src/synth/chart.js';
+import { type ControlPlane, startControlPlane } from '../support/components/control-plane.js';
 import {
   b64,
   type Clients,
@@ -38,9 +39,8 @@ import {
   installCrd,
   LogCapture,
   setSpec,
-} from '../support/cluster.js';
-import { type ControlPlane, startControlPlane } from '../support/control-plane.js';
-import { waitFor } from '../support/wait.js';
+} from '../support/kube/cluster.js';
+import { waitFor } from '../support/primitives/wait.js';
 
 const suffix = randomBytes(3).toString('hex');
 const namespace = `rbac-${suffix}`;

@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { type RunningController, startController } from '../../src/controller/controller.js';
+import { type ControlPlane, startControlPlane } from '../support/components/control-plane.js';
 import {
   children,
   type Clients,
@@ -16,10 +17,9 @@ import {
   LogCapture,
   setSpec,
   waitForReady,
-} from '../support/cluster.js';
-import { type ControlPlane, startControlPlane } from '../support/control-plane.js';
-import { waitFor } from '../support/wait.js';
-import { simulateReadyWorkloads } from '../support/workload-status.js';
+} from '../support/kube/cluster.js';
+import { simulateReadyWorkloads } from '../support/kube/workload-status.js';
+import { waitFor } from '../support/primitives/wait.js';
 
 const own = !process.env.MIRROR_SYNTH_TEST_KUBECONFIG;
 const namespace = 'kube-extra';

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, inject, it } from 'vitest';
 import { parse, parseAllDocuments } from 'yaml';
 
-import { clients, GROUP, installCrd } from '../support/cluster.js';
+import { clients, GROUP, installCrd } from '../support/kube/cluster.js';
 
 const c = clients(inject('kubeconfig'));
 const dir = join(import.meta.dirname, '..', 'fixtures', 'invalid');

@@ -19,9 +19,9 @@ import {
   getMirror,
   installCrd,
   waitForReady,
-} from '../support/cluster.js';
-import { waitFor } from '../support/wait.js';
-import { simulateReadyWorkloads } from '../support/workload-status.js';
+} from '../support/kube/cluster.js';
+import { simulateReadyWorkloads } from '../support/kube/workload-status.js';
+import { waitFor } from '../support/primitives/wait.js';
 
 const c = clients(inject('kubeconfig'));
 const networking = c.kc.makeApiClient(NetworkingV1Api);

@@ -10,8 +10,8 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 
 import { ClusterError, SpecError } from '../../src/api/errors.js';
 import { listClusterMirrors } from '../../src/sources/cluster.js';
-import { clients, createMirror, deleteMirror, installCrd } from '../support/cluster.js';
-import { type ControlPlane, startControlPlane } from '../support/control-plane.js';
+import { type ControlPlane, startControlPlane } from '../support/components/control-plane.js';
+import { clients, createMirror, deleteMirror, installCrd } from '../support/kube/cluster.js';
 
 const kubeconfig = inject('kubeconfig');
 const c = clients(kubeconfig);

@@ -3,7 +3,7 @@
 // The first run builds the binaries (tools/build.sh), which can take many minutes.
 import type { TestProject } from 'vitest/node';
 
-import { serveApiServerControl, startControlPlane } from '../support/control-plane.js';
+import { serveApiServerControl, startControlPlane } from '../support/components/control-plane.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {

@@ -22,7 +22,7 @@ import type { KubeObject } from '../../src/api/kube-object.js';
 import { controllerChart, controllerManifests } from '../../src/cli/controller-manifests.js';
 import { synth } from '../../src/cli/synth.js';
 import { readTree } from '../../src/synth/output.js';
-import { ensureTool } from '../support/tools.js';
+import { ensureTool } from '../support/primitives/tools.js';
 
 const exec = promisify(execFile);
 const repoMirrors = new URL('../../mirrors', import.meta.url).pathname;

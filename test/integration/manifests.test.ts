@@ -22,7 +22,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { KubeObject } from '../../src/api/kube-object.js';
 import { loadMirrorDir } from '../../src/sources/files.js';
 import { controllerObjects, namespaceObjects, synthesizeMirror } from '../../src/synth/chart.js';
-import { installCrd } from '../support/crd.js';
+import { installCrd } from '../support/kube/crd.js';
 
 const kc = new KubeConfig();
 kc.loadFromFile(inject('kubeconfig'));

@@ -23,10 +23,10 @@ import { parseAllDocuments } from 'yaml';
 import type { KubeObject } from '../../src/api/kube-object.js';
 import { controllerManifests } from '../../src/cli/controller-manifests.js';
 import { synth } from '../../src/cli/synth.js';
-import { clients } from '../support/cluster.js';
-import { type ControlPlane, startControlPlane } from '../support/control-plane.js';
-import { ensureTool } from '../support/tools.js';
-import { waitFor } from '../support/wait.js';
+import { type ControlPlane, startControlPlane } from '../support/components/control-plane.js';
+import { clients } from '../support/kube/cluster.js';
+import { ensureTool } from '../support/primitives/tools.js';
+import { waitFor } from '../support/primitives/wait.js';
 
 const exec = promisify(execFile);
 const repoMirrors = new URL('../../mirrors', import.meta.url).pathname;

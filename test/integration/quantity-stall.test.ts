@@ -18,8 +18,8 @@ import {
   deleteMirror,
   getMirror,
   installCrd,
-} from '../support/cluster.js';
-import { waitFor } from '../support/wait.js';
+} from '../support/kube/cluster.js';
+import { waitFor } from '../support/primitives/wait.js';
 
 const c = clients(inject('kubeconfig'));
 const suffix = randomBytes(3).toString('hex');

@@ -18,6 +18,7 @@ import { setHeaderOptions } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { type RunningController, startController } from '../../src/controller/controller.js';
+import { type ControlPlane, startControlPlane } from '../support/components/control-plane.js';
 import {
   type Clients,
   clients,
@@ -29,10 +30,9 @@ import {
   installCrd,
   LogCapture,
   waitForReady,
-} from '../support/cluster.js';
-import { type ControlPlane, startControlPlane } from '../support/control-plane.js';
-import { isReady, legacyLeftovers, legacyMirror, monitorTakeover } from '../support/legacy-mirror.js';
-import { waitFor } from '../support/wait.js';
+} from '../support/kube/cluster.js';
+import { isReady, legacyLeftovers, legacyMirror, monitorTakeover } from '../support/kube/legacy-mirror.js';
+import { waitFor } from '../support/primitives/wait.js';
 
 const own = !process.env.MIRROR_SYNTH_TEST_KUBECONFIG;
 const namespace = 'kube-extra';

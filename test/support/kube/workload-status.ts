@@ -4,7 +4,7 @@
 // desired pod ready for their current generation, as the workload controllers would once the
 // kubelet marked the pods Ready. Tests that use it say so.
 //
-// Readiness as the real kubelet and controllers report it is the real node's (test/support/node.ts:
+// Readiness as the real kubelet and controllers report it is the real node's (test/support/components/node.ts:
 // real-node*.test.ts), which is where every claim about Ready, probes and crash loops is made.
 // What still uses this, and why a real node does not do their job:
 // - controller.test.ts and name-collision.test.ts: Ready is only the step after which they check

@@ -55,7 +55,7 @@ export type ModuleName =
   | 'pause'
   | 'seaweedfs';
 
-const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 
 /**
  * Each tool's Go module under tools/, the module path whose version names the cache entry, and

@@ -8,10 +8,10 @@ import { promisify } from 'node:util';
 
 import { stringify } from 'yaml';
 
-import { reservePort } from './ports.js';
-import { spawnTracked, terminate } from './processes.js';
-import { ensureTool } from './tools.js';
-import { waitFor } from './wait.js';
+import { reservePort } from '../primitives/ports.js';
+import { spawnTracked, terminate } from '../primitives/processes.js';
+import { ensureTool } from '../primitives/tools.js';
+import { waitFor } from '../primitives/wait.js';
 
 const execFileAsync = promisify(execFile);
 

@@ -10,10 +10,10 @@ import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 
-import { spawnTracked, terminate } from './processes.js';
-import { configMapData, containerEnv, findObject, type ManifestObject } from './registry.js';
-import { ensureTool } from './tools.js';
-import { waitFor } from './wait.js';
+import { configMapData, containerEnv, findObject, type ManifestObject } from '../primitives/manifest.js';
+import { spawnTracked, terminate } from '../primitives/processes.js';
+import { ensureTool } from '../primitives/tools.js';
+import { waitFor } from '../primitives/wait.js';
 
 const execFileAsync = promisify(execFile);
 

@@ -15,10 +15,10 @@ import { join } from 'node:path';
 
 import { KubeConfig } from '@kubernetes/client-node';
 
-import { reservePorts } from './ports.js';
-import { forgetOnExit, hasExited, removeOnExit, spawnTracked, tail, terminate } from './processes.js';
-import { ensureTool, hasTool } from './tools.js';
-import { StopWaiting, waitFor } from './wait.js';
+import { reservePorts } from '../primitives/ports.js';
+import { forgetOnExit, hasExited, removeOnExit, spawnTracked, tail, terminate } from '../primitives/processes.js';
+import { ensureTool, hasTool } from '../primitives/tools.js';
+import { StopWaiting, waitFor } from '../primitives/wait.js';
 
 export interface ControlPlaneOptions {
   /**

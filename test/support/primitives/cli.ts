@@ -7,7 +7,7 @@ import { promisify } from 'node:util';
 
 import { vi } from 'vitest';
 
-import { main } from '../../src/cli/main.js';
+import { main } from '../../../src/cli/main.js';
 
 export interface CliResult {
   readonly code: number;
@@ -15,7 +15,7 @@ export interface CliResult {
   readonly stderr: string;
 }
 
-const root = new URL('../../', import.meta.url).pathname;
+const root = new URL('../../../', import.meta.url).pathname;
 export const bin = join(root, 'bin', 'mirror-synth.js');
 /** A spawned node process loads cdk8s from disk: seconds on a busy 2-core machine. Not a speed target. */
 export const SPAWN_TIMEOUT = 60_000;

@@ -18,12 +18,12 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 
+import { type CacheContainer, cacheContainer, cachePodUser, type ManifestObject } from '../primitives/manifest.js';
+import { reservePort } from '../primitives/ports.js';
+import { hasExited, spawnTracked, tail } from '../primitives/processes.js';
+import { ensureTool } from '../primitives/tools.js';
+import { StopWaiting, waitFor } from '../primitives/wait.js';
 import { letThrough } from './front.js';
-import { reservePort } from './ports.js';
-import { hasExited, spawnTracked, tail } from './processes.js';
-import { type CacheContainer, cacheContainer, cachePodUser, type ManifestObject } from './registry.js';
-import { ensureTool } from './tools.js';
-import { StopWaiting, waitFor } from './wait.js';
 
 const execFileAsync = promisify(execFile);
 const LISTEN = '--web.listen-address=';

@@ -16,10 +16,10 @@ import { readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import { reservePort } from './ports.js';
-import { hasExited, spawnTracked, terminate } from './processes.js';
-import { cacheContainer, cachePodUser, type ManifestObject } from './registry.js';
-import { StopWaiting, waitFor, waitForDigests } from './wait.js';
+import { cacheContainer, cachePodUser, type ManifestObject } from '../primitives/manifest.js';
+import { reservePort } from '../primitives/ports.js';
+import { hasExited, spawnTracked, terminate } from '../primitives/processes.js';
+import { StopWaiting, waitFor, waitForDigests } from '../primitives/wait.js';
 
 /** This checkout's bin/mirror-synth.js (benchmarks run this file compiled elsewhere: look upwards). */
 function findBin(): string {

@@ -7,10 +7,10 @@ import { createWriteStream } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 
-import { reservePorts } from './ports.js';
-import { hasExited, spawnTracked, tail, terminate } from './processes.js';
-import { ensureTool } from './tools.js';
-import { StopWaiting, waitFor } from './wait.js';
+import { reservePorts } from '../primitives/ports.js';
+import { hasExited, spawnTracked, tail, terminate } from '../primitives/processes.js';
+import { ensureTool } from '../primitives/tools.js';
+import { StopWaiting, waitFor } from '../primitives/wait.js';
 
 export interface KubeStateMetricsOptions {
   /** Directory for its log. */

@@ -11,11 +11,11 @@ import {
   KubernetesObjectApi,
 } from '@kubernetes/client-node';
 
-import type { KubeObject } from '../../src/api/kube-object.js';
+import type { KubeObject } from '../../../src/api/kube-object.js';
+import { waitFor } from '../primitives/wait.js';
 import { installCrd as installCrdWith } from './crd.js';
-import { waitFor } from './wait.js';
 
-export { StopWaiting } from './wait.js';
+export { StopWaiting } from '../primitives/wait.js';
 
 export const GROUP = { group: 'k8s.osp.tech', version: 'v1', plural: 'registrymirrors' } as const;
 
@@ -41,7 +41,7 @@ export function clients(kubeconfigPath: string): Clients {
   };
 }
 
-/** Install the RegistryMirror CRD (as test/support/crd.ts does) and wait until it is Established. */
+/** Install the RegistryMirror CRD (as test/support/kube/crd.ts does) and wait until it is Established. */
 export async function installCrd(c: Clients): Promise<void> {
   await installCrdWith(c.kc);
 }

@@ -34,9 +34,9 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 
-import { forgetOnExit, hasExited, removeOnExit, spawnTracked, tail, terminate } from './processes.js';
-import { ensureTool, type ToolName } from './tools.js';
-import { StopWaiting, waitFor } from './wait.js';
+import { forgetOnExit, hasExited, removeOnExit, spawnTracked, tail, terminate } from '../primitives/processes.js';
+import { ensureTool, type ToolName } from '../primitives/tools.js';
+import { StopWaiting, waitFor } from '../primitives/wait.js';
 
 const execFileAsync = promisify(execFile);
 

@@ -6,110 +6,29 @@
 // Apache "combined" access log to stdout. Both are kept in memory; `requests()` reads the
 // "response completed" lines, which carry method, URI, status and bytes written, so a test can
 // count what a registry served without scraping metrics.
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { createWriteStream, rmSync, type WriteStream } from 'node:fs';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { promisify } from 'node:util';
 
 import { parse as parseYaml } from 'yaml';
 
+import {
+  configMapData,
+  containerEnv,
+  credentialsSecretName,
+  type ManifestObject,
+  type SecretData,
+} from '../primitives/manifest.js';
+import { reservePort } from '../primitives/ports.js';
+import { spawnTracked } from '../primitives/processes.js';
+import { makeTestCA, type TestCA, writeHtpasswd } from '../primitives/tls.js';
+import { StopWaiting, waitFor, waitForDigests } from '../primitives/wait.js';
 import { FrontProcess } from './front.js';
 import { FrontMetrics } from './front-metrics.js';
-import { reservePort } from './ports.js';
-import { spawnTracked } from './processes.js';
-import { StopWaiting, waitFor, waitForDigests } from './wait.js';
-
-const execFileAsync = promisify(execFile);
-
-// ---------------------------------------------------------------------------------------------
-// TLS
-
-export interface TestCA {
-  /** PEM of the self-signed CA: give it to clients as SSL_CERT_FILE or hosts.toml `ca`. */
-  readonly caCert: string;
-  /** Server certificate for 127.0.0.1 and localhost, signed by the CA. */
-  readonly cert: string;
-  readonly key: string;
-}
-
-/** A throw-away CA and a server certificate for 127.0.0.1/localhost, made with openssl in `dir`. */
-export async function makeTestCA(dir: string): Promise<TestCA> {
-  await mkdir(dir, { recursive: true });
-  const p = (name: string): string => join(dir, name);
-  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
-  await openssl([
-    'req',
-    '-x509',
-    ...ec,
-    '-keyout',
-    p('ca.key'),
-    '-out',
-    p('ca.pem'),
-    '-days',
-    '2',
-    '-subj',
-    '/CN=mirror-synth test CA',
-  ]);
-  await openssl(['req', ...ec, '-keyout', p('server.key'), '-out', p('server.csr'), '-subj', '/CN=127.0.0.1']);
-  await writeFile(
-    p('server.ext'),
-    [
-      'subjectAltName=IP:127.0.0.1,DNS:localhost',
-      'basicConstraints=CA:FALSE',
-      'keyUsage=digitalSignature,keyEncipherment',
-      'extendedKeyUsage=serverAuth',
-      '',
-    ].join('\n'),
-  );
-  await openssl([
-    'x509',
-    '-req',
-    '-in',
-    p('server.csr'),
-    '-CA',
-    p('ca.pem'),
-    '-CAkey',
-    p('ca.key'),
-    '-CAcreateserial',
-    '-out',
-    p('server.pem'),
-    '-days',
-    '2',
-    '-extfile',
-    p('server.ext'),
-  ]);
-  return { caCert: p('ca.pem'), cert: p('server.pem'), key: p('server.key') };
-}
-
-async function openssl(args: string[]): Promise<void> {
-  try {
-    await execFileAsync('openssl', args);
-  } catch (err) {
-    const e = err as { stderr?: string; message: string };
-    throw new Error(`openssl ${args[0]} failed: ${e.stderr ?? e.message}`);
-  }
-}
-
-/** An htpasswd file with one bcrypt entry (Distribution accepts bcrypt only), made with `htpasswd -B`. */
-export async function writeHtpasswd(file: string, username: string, password: string): Promise<void> {
-  // -i reads the password from stdin so it never shows in a process list.
-  const child = spawn('htpasswd', ['-niB', username], { stdio: ['pipe', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-  child.stdin.end(password + '\n');
-  const code = await new Promise<number | null>((resolve, reject) => {
-    child.on('error', reject);
-    child.on('close', resolve);
-  });
-  if (code !== 0) throw new Error(`htpasswd failed (exit ${code}): ${err}`);
-  await writeFile(file, out.trim() + '\n', { mode: 0o600 });
-}
 
 // ---------------------------------------------------------------------------------------------
 // Registry processes
@@ -538,82 +457,6 @@ export function removeDir(dir: string): void {
 // ---------------------------------------------------------------------------------------------
 // Running what mirror-synth synthesized
 
-/** A synthesized object, as plain JSON (the shape of src/kube-object.ts's KubeObject). */
-export interface ManifestObject {
-  readonly kind: string;
-  readonly metadata: { readonly name: string };
-  readonly [key: string]: unknown;
-}
-
-/** Stand-in for the cluster's Secrets: name -> key -> value. */
-export type SecretData = Readonly<Record<string, Readonly<Record<string, string>>>>;
-
-interface EnvVar {
-  name: string;
-  value?: string;
-  valueFrom?: { secretKeyRef?: { name: string; key: string; optional?: boolean }; [k: string]: unknown };
-}
-interface Container {
-  name: string;
-  env?: EnvVar[];
-}
-
-/** The object of `kind` named `name`, or a clear error listing what there is. */
-export function findObject(objects: readonly ManifestObject[], kind: string, name: string): ManifestObject {
-  const found = objects.find((o) => o.kind === kind && o.metadata.name === name);
-  if (!found) {
-    const have = objects.map((o) => `${o.kind}/${o.metadata.name}`).join(', ');
-    throw new Error(`no ${kind}/${name} among the synthesized objects (${have})`);
-  }
-  return found;
-}
-
-/** A ConfigMap's data key. */
-export function configMapData(objects: readonly ManifestObject[], name: string, key: string): string {
-  const data = (findObject(objects, 'ConfigMap', name) as { data?: Record<string, string> }).data ?? {};
-  if (!(key in data))
-    throw new Error(`ConfigMap/${name} has no data key '${key}' (has ${Object.keys(data).join(', ')})`);
-  return data[key];
-}
-
-/**
- * The environment of a workload's container as the kubelet would give it: literal values, and
- * secretKeyRef values looked up in `secrets`. Any other source is an error, so a test notices
- * when the synthesized pod depends on something it does not model.
- */
-export function containerEnv(
-  objects: readonly ManifestObject[],
-  kind: 'StatefulSet' | 'DaemonSet',
-  name: string,
-  container: string,
-  secrets: SecretData = {},
-): Record<string, string> {
-  const workload = findObject(objects, kind, name) as { spec?: { template?: { spec?: { containers?: Container[] } } } };
-  const c = workload.spec?.template?.spec?.containers?.find((x) => x.name === container);
-  if (!c) throw new Error(`${kind}/${name} has no container '${container}'`);
-  const env: Record<string, string> = {};
-  for (const v of c.env ?? []) {
-    if (v.value !== undefined) {
-      env[v.name] = v.value;
-    } else if (v.valueFrom?.secretKeyRef) {
-      const ref = v.valueFrom.secretKeyRef;
-      const value = secrets[ref.name]?.[ref.key];
-      if (value === undefined) {
-        if (ref.optional) continue;
-        throw new Error(
-          `${kind}/${name} env ${v.name}: Secret ${ref.name} key ${ref.key} is not in the test's secrets`,
-        );
-      }
-      env[v.name] = value;
-    } else if (v.valueFrom) {
-      throw new Error(`${kind}/${name} env ${v.name}: unsupported source ${JSON.stringify(v.valueFrom)}`);
-    } else {
-      env[v.name] = '';
-    }
-  }
-  return env;
-}
-
 export interface SynthesizedMirrorOptions {
   readonly binary: string;
   readonly dir: string;
@@ -637,49 +480,6 @@ export interface SynthesizedMirrorOptions {
   readonly peers?: readonly string[];
   /** spec.fill streaming: options the test adds after the fill container's own. @default none */
   readonly fillArgs?: readonly string[];
-}
-
-/** A container of the synthesized cache pod: the fields the test support reads. */
-export interface CacheContainer {
-  readonly name: string;
-  readonly command?: string[];
-  readonly args?: string[];
-  readonly env?: { name: string; value?: string }[];
-  readonly ports?: { name: string; containerPort: number }[];
-  readonly volumeMounts?: { name: string; mountPath: string; readOnly?: boolean }[];
-  readonly readinessProbe?: { exec?: { command: string[] } };
-}
-
-/** The synthesized cache pod's spec (StatefulSet registry-mirror-<name>): the fields the test support reads. */
-export interface CachePod {
-  readonly securityContext: { runAsUser: number; runAsGroup: number };
-  readonly containers: CacheContainer[];
-  readonly volumes?: { name: string; secret?: { secretName: string } }[];
-}
-
-export function cachePod(objects: readonly ManifestObject[], name: string): CachePod {
-  const sts = findObject(objects, 'StatefulSet', `registry-mirror-${name}`) as unknown as {
-    spec: { template: { spec: CachePod } };
-  };
-  return sts.spec.template.spec;
-}
-
-/** One container of the cache pod; throws naming the StatefulSet when it has none of that name. */
-export function cacheContainer(objects: readonly ManifestObject[], name: string, container: string): CacheContainer {
-  const c = cachePod(objects, name).containers.find((x) => x.name === container);
-  if (!c) throw new Error(`StatefulSet/registry-mirror-${name} has no '${container}' container`);
-  return c;
-}
-
-/** The user and group every container of the cache pod runs as. */
-export function cachePodUser(objects: readonly ManifestObject[], name: string): { uid: number; gid: number } {
-  const sc = cachePod(objects, name).securityContext;
-  return { uid: sc.runAsUser, gid: sc.runAsGroup };
-}
-
-/** The name of the Secret the cache pod mounts for the credential helper, if any. */
-export function credentialsSecretName(objects: readonly ManifestObject[], name: string): string | undefined {
-  return cachePod(objects, name).volumes?.find((v) => v.name === 'credentials')?.secret?.secretName;
 }
 
 /**

@@ -8,8 +8,8 @@
 // registry-mirror-<name>-utils, an nginx Secret).
 import type { V1Container, V1Pod } from '@kubernetes/client-node';
 
+import { waitFor } from '../primitives/wait.js';
 import { type Clients, getMirror } from './cluster.js';
-import { waitFor } from './wait.js';
 
 export type LegacyShape = 'seed' | 'later';
 

@@ -7,7 +7,7 @@
 //   127.0.0.1:5004/metrics -> Distribution's debug server's test port
 //   server 127.0.0.1:5002  -> Distribution's test port
 //   listen 127.0.0.1:5003, server 127.0.0.1:5003 -> a free port for the fill server (with
-//     spec.fill: streaming, mirror-synth fill's port: test/support/fill.ts starts it first)
+//     spec.fill: streaming, mirror-synth fill's port: test/support/components/fill.ts starts it first)
 //   /var/lib/registry      -> the test's cache volume (shared with Distribution, as in the pod)
 //   /tmp/                  -> the test's scratch dir
 //   syslog:server=127.0.0.1:5514 -> the test's front-metrics (mtail) UDP port
@@ -19,11 +19,17 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 
+import {
+  type CacheContainer,
+  cacheContainer,
+  cachePodUser,
+  configMapData,
+  type ManifestObject,
+} from '../primitives/manifest.js';
+import { reservePort } from '../primitives/ports.js';
+import { spawnTracked } from '../primitives/processes.js';
+import { StopWaiting, waitFor, waitForDigests } from '../primitives/wait.js';
 import { fillArgs, FillProcess } from './fill.js';
-import { reservePort } from './ports.js';
-import { spawnTracked } from './processes.js';
-import { type CacheContainer, cacheContainer, cachePodUser, configMapData, type ManifestObject } from './registry.js';
-import { StopWaiting, waitFor, waitForDigests } from './wait.js';
 
 const execFileAsync = promisify(execFile);
 

@@ -9,7 +9,7 @@ import { readFile } from 'node:fs/promises';
 import { createServer, request, type Server } from 'node:https';
 import type { Socket } from 'node:net';
 
-import type { TestCA } from './registry.js';
+import type { TestCA } from '../primitives/tls.js';
 
 export class RateLimitingProxy {
   /** Answer every request 429 while set. */

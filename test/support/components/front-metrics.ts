@@ -9,12 +9,12 @@ import { type ChildProcess } from 'node:child_process';
 import { chmod, chown, copyFile, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
+import { cacheContainer, cachePodUser, configMapData, type ManifestObject } from '../primitives/manifest.js';
+import { reservePorts } from '../primitives/ports.js';
+import { spawnTracked } from '../primitives/processes.js';
+import { ensureTool } from '../primitives/tools.js';
+import { StopWaiting, waitFor } from '../primitives/wait.js';
 import { letThrough } from './front.js';
-import { reservePorts } from './ports.js';
-import { spawnTracked } from './processes.js';
-import { cacheContainer, cachePodUser, configMapData, type ManifestObject } from './registry.js';
-import { ensureTool } from './tools.js';
-import { StopWaiting, waitFor } from './wait.js';
 
 /** The UDP port and metrics port in the synthesized pod (api/names.ts), as the args name them. */
 const POD_LOG_PORT = 5514;

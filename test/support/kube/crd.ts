@@ -12,8 +12,8 @@ import {
   PatchStrategy,
 } from '@kubernetes/client-node';
 
-import { registryMirrorCrd } from '../../src/api/crd.js';
-import { waitFor } from './wait.js';
+import { registryMirrorCrd } from '../../../src/api/crd.js';
+import { waitFor } from '../primitives/wait.js';
 
 export const CRD_NAME = 'registrymirrors.k8s.osp.tech';
 

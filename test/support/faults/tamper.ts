@@ -10,7 +10,7 @@ import { readFileSync } from 'node:fs';
 import { Agent, createServer, request, type Server } from 'node:https';
 import type { Socket } from 'node:net';
 
-import type { TestCA } from './registry.js';
+import type { TestCA } from '../primitives/tls.js';
 
 export type Fault = 'corrupt' | 'truncate' | 'cut';
 

@@ -6,10 +6,10 @@ import { createWriteStream } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
-import { releasePorts, reservePorts } from './ports.js';
-import { spawnTracked, tail, terminate } from './processes.js';
-import { ensureTool } from './tools.js';
-import { StopWaiting, waitFor } from './wait.js';
+import { releasePorts, reservePorts } from '../primitives/ports.js';
+import { spawnTracked, tail, terminate } from '../primitives/processes.js';
+import { ensureTool } from '../primitives/tools.js';
+import { StopWaiting, waitFor } from '../primitives/wait.js';
 
 export interface S3ServerOptions {
   readonly dir: string;

@@ -17,13 +17,13 @@ import {
 } from '@kubernetes/client-node';
 import { parseAllDocuments } from 'yaml';
 
-import { DEFAULT_NAMESPACE, type FillMode } from '../../src/api/names.js';
-import { namespaceObjects, synthesizeMirror } from '../../src/synth/chart.js';
-import { RegistryClient } from './images.js';
-import { type ClusterNode, type NodeCluster, type NodeClusterOptions, startNodeCluster } from './node.js';
-import { CONTROLLER_IMAGE, importStandInImages, PAUSE_IMAGE } from './stand-in-images.js';
-import { ensureTool } from './tools.js';
-import { waitFor } from './wait.js';
+import { DEFAULT_NAMESPACE, type FillMode } from '../../../src/api/names.js';
+import { namespaceObjects, synthesizeMirror } from '../../../src/synth/chart.js';
+import { type ClusterNode, type NodeCluster, type NodeClusterOptions, startNodeCluster } from '../components/node.js';
+import { RegistryClient } from '../fixtures/images.js';
+import { CONTROLLER_IMAGE, importStandInImages, PAUSE_IMAGE } from '../fixtures/stand-in-images.js';
+import { ensureTool } from '../primitives/tools.js';
+import { waitFor } from '../primitives/wait.js';
 
 /**
  * A real cluster (startNodeCluster, one node unless `nodes` says more) whose every containerd has every stand-in image (the sandbox, the
