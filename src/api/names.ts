@@ -206,6 +206,9 @@ const PATH_COMPONENT = '[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*';
 export const IMAGE_REFERENCE_PATTERN =
   `^(?:${HOST_LABEL}(?:\\.${HOST_LABEL})*(?::[0-9]+)?/)?${PATH_COMPONENT}(?:/${PATH_COMPONENT})*` +
   `(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@${IMAGE_DIGEST})?$`;
+/** The parts of IMAGE_REFERENCE_PATTERN a chart value names apart: `[host[:port]/]path`, a tag. */
+export const IMAGE_REPOSITORY_PATTERN = `^(?:${HOST_LABEL}(?:\\.${HOST_LABEL})*(?::[0-9]+)?/)?${PATH_COMPONENT}(?:/${PATH_COMPONENT})*$`;
+export const IMAGE_TAG_PATTERN = '^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$';
 
 /** The tag of an image reference `host/path:tag`. */
 export function imageTag(ref: string): string {

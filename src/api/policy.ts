@@ -68,6 +68,11 @@ const ENTRY_SYNTAX: Record<EntryKind, { readonly pattern: string; readonly what:
   },
 };
 
+/** The pattern every entry of list `list` must match, and what it says in a message (the controller chart's schema uses it too). */
+export function allowlistEntrySyntax(list: AllowlistName): { readonly pattern: string; readonly what: string } {
+  return ENTRY_SYNTAX[ALLOWLIST_ENTRIES[list]];
+}
+
 /** The entries of `entries` that are not of list `list`'s kind (typos). */
 export function badEntries(list: AllowlistName, entries: readonly string[]): string[] {
   const pattern = new RegExp(ENTRY_SYNTAX[ALLOWLIST_ENTRIES[list]].pattern);
