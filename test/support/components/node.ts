@@ -388,6 +388,9 @@ export async function startNodeCluster(opts: NodeClusterOptions): Promise<NodeCl
     ]);
     log(`containerd ready with its images on ${count} node(s) in ${seconds(started)}`);
     const { server } = controlPlane;
+    // each Node with its Pod range in spec.podCIDR, as kube-controller-manager's allocator gives it
+    // on a real cluster: registered before its kubelet starts, which finds it and takes it over
+    await Promise.all(nodes.map((node) => registerNode(server, ctx.tokens.admin, ctx.caPem, node)));
     for (const node of nodes) startNodeAgents(node, ctx);
 
     const cluster: NodeCluster = {
@@ -1223,6 +1226,22 @@ async function nodeReady(server: string, token: string, caPem: string, nodeName:
   const conditions =
     (json as { status?: { conditions?: { type: string; status: string }[] } }).status?.conditions ?? [];
   return conditions.some((c) => c.type === 'Ready' && c.status === 'True');
+}
+
+/** The Node object of `node`, with its Pod range (spec.podCIDR and podCIDRs, which only this first write may set). */
+async function registerNode(
+  server: string,
+  token: string,
+  caPem: string,
+  node: Pick<ClusterNode, 'name' | 'podCidr'>,
+): Promise<void> {
+  const { status, json } = await apiRequest(server, token, caPem, 'POST', '/api/v1/nodes', {
+    apiVersion: 'v1',
+    kind: 'Node',
+    metadata: { name: node.name },
+    spec: { podCIDR: node.podCidr, podCIDRs: [node.podCidr] },
+  });
+  if (status !== 201) throw new Error(`registering Node ${node.name}: ${status} ${JSON.stringify(json)}`);
 }
 
 /** hostPath PersistentVolumes without a class, so the synthesized claims (no class) bind. */

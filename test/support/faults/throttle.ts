@@ -9,6 +9,8 @@ export interface ThrottledProxyOptions {
   readonly target: { host: string; port: number };
   /** Downstream bytes per second, shared by every connection. */
   readonly bytesPerSecond: number;
+  /** Where the proxy listens. @default - 127.0.0.1, a free port */
+  readonly listen?: { host: string; port: number };
 }
 
 export class ThrottledProxy {
@@ -29,7 +31,9 @@ export class ThrottledProxy {
     const server = createServer((client) => self.proxy!.accept(client));
     const port = await new Promise<number>((resolve, reject) => {
       server.once('error', reject);
-      server.listen(0, '127.0.0.1', () => resolve((server.address() as { port: number }).port));
+      server.listen(opts.listen?.port ?? 0, opts.listen?.host ?? '127.0.0.1', () =>
+        resolve((server.address() as { port: number }).port),
+      );
     });
     self.proxy = new ThrottledProxy(server, port, opts);
     return self.proxy;

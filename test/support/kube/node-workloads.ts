@@ -84,15 +84,28 @@ export interface NodeUpstream {
   requests(): Promise<Served[]>;
 }
 
+export interface NodeUpstreamOptions {
+  /** The node IP's port it listens on. @default 443 */
+  readonly port?: number;
+  /** More names its certificate holds (each in the node's `hostNames`). @default - none */
+  readonly aliases?: readonly string[];
+}
+
 /**
- * Distribution as the upstream registry, on the node IP's :443 with a certificate of the cluster
- * CA for `host` (pass `host` in the node's `hostNames`). Anonymous, like a public registry.
+ * Distribution as the upstream registry, on the node IP's :443 (or `port`) with a certificate of
+ * the cluster CA for `host` and any `aliases` (pass them in the node's `hostNames`). Anonymous,
+ * like a public registry.
  */
-export async function startNodeUpstream(node: NodeCluster, host: string): Promise<NodeUpstream> {
+export async function startNodeUpstream(
+  node: NodeCluster,
+  host: string,
+  opts: NodeUpstreamOptions = {},
+): Promise<NodeUpstream> {
+  const port = opts.port ?? 443;
   const registry = await ensureTool('registry');
   const dir = join(node.root, 'upstream');
   await mkdir(dir, { recursive: true });
-  const tls = await node.serverCert('upstream', [host, node.nodeIp, '127.0.0.1']);
+  const tls = await node.serverCert('upstream', [host, ...(opts.aliases ?? []), node.nodeIp, '127.0.0.1']);
   await writeFile(
     join(dir, 'config.yml'),
     [
@@ -100,14 +113,14 @@ export async function startNodeUpstream(node: NodeCluster, host: string): Promis
       'log: {level: info, formatter: json, fields: {service: upstream}}',
       `storage: {filesystem: {rootdirectory: ${join(dir, 'data')}}, delete: {enabled: true}}`,
       'http:',
-      `  addr: ${node.nodeIp}:443`,
+      `  addr: ${node.nodeIp}:${port}`,
       `  tls: {certificate: ${tls.cert}, key: ${tls.key}}`,
       '',
     ].join('\n'),
   );
   // Distribution v3 exports OpenTelemetry traces to localhost:4318 unless told not to
   node.spawn('upstream', registry, ['serve', join(dir, 'config.yml')], { OTEL_TRACES_EXPORTER: 'none' });
-  const client = new RegistryClient({ url: `https://127.0.0.1:${await node.forward(443)}`, ca: node.caCert });
+  const client = new RegistryClient({ url: `https://127.0.0.1:${await node.forward(port)}`, ca: node.caCert });
   await waitFor(
     'the upstream to serve /v2/',
     async () => ((await client.request('GET', '/v2/')).status === 200 ? true : undefined),
