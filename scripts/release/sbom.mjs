@@ -98,7 +98,7 @@ const dpkgOwner = (path) => {
 };
 const distro = (() => {
   try {
-    return `debian-${/^VERSION_ID="?([^"\n]+)/m.exec(readFileSync('/etc/os-release', 'utf8'))[1]}`;
+    return /^VERSION_CODENAME="?([^"\n]+)/m.exec(readFileSync('/etc/os-release', 'utf8'))[1];
   } catch {
     return 'debian';
   }
