@@ -158,9 +158,13 @@ runtime_layer() {
       cp -L "$tree/usr/lib/aarch64-linux-gnu/$lib" "$libs/$lib"
     done
     cp -L "$tree/usr/lib/aarch64-linux-gnu/ld-linux-aarch64.so.1" "$dir/lib/ld-linux-aarch64.so.1"
-    # What they are, for whoever audits the image.
+    # What they are, for whoever audits the image (and the release's SBOM, scripts/release/sbom.mjs):
+    # each package's version as its changelog starts, since mmdebstrap's extract variant leaves
+    # dpkg's status file empty.
     for pkg in libc6 libstdc++6 libgcc-s1; do
-      sed -n "/^Package: $pkg$/,/^$/{/^Version:/s/^Version: /$pkg:arm64 /p}" "$tree/var/lib/dpkg/status"
+      version=$(gzip -dc "$tree/usr/share/doc/$pkg/changelog.Debian.gz" | sed -n '1s/^[^ ]* (\([^)]*\)).*/\1/p')
+      [[ -n $version ]] || { echo "build:image: no version of $pkg in $tree/usr/share/doc/$pkg" >&2; exit 1; }
+      echo "$pkg:arm64 $version"
     done >"$dir/usr/local/share/doc/node/arm64-libraries.txt"
   fi
   uid=${IMAGE_USER%%:*} gid=${IMAGE_USER##*:}

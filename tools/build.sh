@@ -25,6 +25,7 @@
 #   coredns      coredns, with the plugins the e2e node's Corefile uses (github.com/coredns/coredns)
 #   pause        pause, the e2e node's Pod sandbox binary  (tools/pause, by its golang.org/x/sys)
 #   seaweedfs    weed, an S3 server for spec.objectStorage (github.com/seaweedfs/seaweedfs)
+#   cosign       cosign, signs and verifies the release image and its SBOM (github.com/sigstore/cosign/v2)
 #   all          every module above: what the test suites need
 #
 # A binary name (kube-apiserver, ctr, promtool, ...) also names its module. Modules that are
@@ -41,7 +42,7 @@ set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cache="${MIRROR_SYNTH_TOOLS_DIR:-$HOME/.cache/mirror-synth/tools}"
-all_modules=(etcd kube registry containerd prometheus helm cri-pull kustomize prometheus-operator mtail kube-state-metrics node-exporter cni coredns pause seaweedfs)
+all_modules=(etcd kube registry containerd prometheus helm cri-pull kustomize prometheus-operator mtail kube-state-metrics node-exporter cni coredns pause seaweedfs cosign)
 
 # module -> main module path whose version names the cache entry, and the packages to build
 declare -A version_of=(
@@ -61,6 +62,7 @@ declare -A version_of=(
   [coredns]=github.com/coredns/coredns
   [pause]=golang.org/x/sys
   [seaweedfs]=github.com/seaweedfs/seaweedfs
+  [cosign]=github.com/sigstore/cosign/v2
 )
 declare -A packages_of=(
   [kube]="k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kube-proxy"
@@ -78,6 +80,7 @@ declare -A packages_of=(
   [coredns]="."
   [pause]="."
   [seaweedfs]="github.com/seaweedfs/seaweedfs/weed"
+  [cosign]="github.com/sigstore/cosign/v2/cmd/cosign"
 )
 # the binaries each module's build writes
 declare -A binaries_of=(
@@ -97,6 +100,7 @@ declare -A binaries_of=(
   [coredns]="coredns"
   [pause]="pause"
   [seaweedfs]="weed"
+  [cosign]="cosign"
 )
 # Go build tags. containerd: every plugin that builds without cgo (btrfs needs cgo and drops
 # out by itself). prometheus: file and HTTP service discovery only (the tests use static and
@@ -106,7 +110,7 @@ declare -A tags_of=(
 )
 
 usage() {
-  echo "usage: tools/build.sh [-j N] kube|etcd|registry|containerd|prometheus|helm|cri-pull|kustomize|prometheus-operator|mtail|kube-state-metrics|node-exporter|cni|coredns|pause|seaweedfs|all ..." >&2
+  echo "usage: tools/build.sh [-j N] kube|etcd|registry|containerd|prometheus|helm|cri-pull|kustomize|prometheus-operator|mtail|kube-state-metrics|node-exporter|cni|coredns|pause|seaweedfs|cosign|all ..." >&2
   exit 2
 }
 
@@ -128,6 +132,7 @@ module_for() {
     coredns) echo coredns ;;
     pause) echo pause ;;
     seaweedfs | weed) echo seaweedfs ;;
+    cosign) echo cosign ;;
     *) echo "tools/build.sh: unknown module or binary '$1'" >&2; usage ;;
   esac
 }
@@ -194,6 +199,10 @@ ldflags_for() {
       ;;
     helm)
       ldflags+=" -X helm.sh/helm/v3/internal/version.version=$version -X helm.sh/helm/v3/internal/version.gitTreeState=clean"
+      ;;
+    cosign)
+      # as its Makefile does, so `cosign version` reports the release
+      ldflags+=" -X sigs.k8s.io/release-utils/version.gitVersion=$version -X sigs.k8s.io/release-utils/version.gitTreeState=clean"
       ;;
     kube-state-metrics)
       # as its Makefile does, with the client-go version this module resolves

@@ -35,7 +35,8 @@ export type ToolName =
   | 'cni-portmap'
   | 'coredns'
   | 'pause'
-  | 'weed';
+  | 'weed'
+  | 'cosign';
 
 export type ModuleName =
   | 'kube'
@@ -53,7 +54,8 @@ export type ModuleName =
   | 'cni'
   | 'coredns'
   | 'pause'
-  | 'seaweedfs';
+  | 'seaweedfs'
+  | 'cosign';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 
@@ -97,6 +99,8 @@ const modules: Record<ToolName, { module: ModuleName; pinned: string; file?: str
   pause: { module: 'pause', pinned: 'golang.org/x/sys' },
   // an S3 server for spec.objectStorage's tests
   weed: { module: 'seaweedfs', pinned: 'github.com/seaweedfs/seaweedfs' },
+  // signs and verifies the release image and its SBOM (scripts/release.sh)
+  cosign: { module: 'cosign', pinned: 'github.com/sigstore/cosign/v2' },
 };
 
 /** One build per module per process; tools/build.sh serialises builds across processes. */
