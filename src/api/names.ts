@@ -257,6 +257,20 @@ export const VOLUME_METRICS_PORT_NAME = 'volume-metrics';
 export const FILL_METRICS_PORT = 9101;
 export const FILL_METRICS_PORT_NAME = 'fill-metrics';
 /**
+ * mirror-synth keeper's /metrics (the size bound, `spec.cache.maxSize`), and the port's name, which
+ * the PodMonitor scrapes.
+ */
+export const KEEPER_METRICS_PORT = 9102;
+export const KEEPER_METRICS_PORT_NAME = 'keeper-metrics';
+/** UDP, on the pod's loopback only: nginx sends each digest and tag it served to the keeper here (syslog), its recency. */
+export const KEEPER_LOG_PORT = 5515;
+/**
+ * The default size bound of a mirror's store (`spec.cache.maxSize`), as a share of its volume:
+ * below the front's min_free (10 % free) and readiness (5 % free), with room for what one scan
+ * interval of pulls adds before the keeper evicts it, and for the filesystem's own overhead.
+ */
+export const DEFAULT_CACHE_MAX_SHARE = 0.75;
+/**
  * The mirror's NetworkPolicy (construct/network-policy.ts), when `spec.networkPolicy` does not say
  * otherwise: port 5000 from these address ranges (where nodes' addresses are in almost every
  * cluster: the private ranges of RFC 1918 and the shared range of RFC 6598; pods have addresses

@@ -53,6 +53,7 @@ import {
 } from './front.js';
 import { imageFor } from './images.js';
 import { k8s } from './k8s.js';
+import { type MirrorKeeper, mirrorKeeper } from './keeper.js';
 import type { MirrorParts } from './parts.js';
 import { configHash, quantities, quantity, RESTRICTED_CONTAINER, RUNTIME_DEFAULT_SECCOMP } from './pod.js';
 
@@ -84,6 +85,8 @@ export class MirrorCache {
   public readonly service: k8s.KubeService;
   public readonly headlessService: k8s.KubeService;
   public readonly statefulSet: k8s.KubeStatefulSet;
+  /** The size bound's keeper (construct/keeper.ts); undefined without a mirror-synth image. */
+  public readonly keeper?: MirrorKeeper;
 
   constructor(parts: MirrorParts, props: MirrorCacheProps = {}) {
     const { scope, spec, namespace } = parts;
@@ -97,14 +100,24 @@ export class MirrorCache {
     const fill = spec.fill ?? DEFAULT_FILL;
     const s3 = spec.objectStorage?.s3;
     // With a bucket, the volume holds the front's hot cache only.
-    const sizing = frontSizing(quantityBytes(this.storage), { frontOnly: s3 !== undefined });
+    this.keeper = mirrorKeeper(spec, quantityBytes(this.storage), props.fillImage);
+    const sizing = frontSizing(quantityBytes(this.storage), {
+      frontOnly: s3 !== undefined,
+      boundBytes: this.keeper?.maxBytes,
+    });
     const data: Record<string, string> = {
       'config.yml': renderDistributionConfig({
         mirrorName: parts.mirrorName,
         upstreamUrl: spec.upstreamUrl,
         ...(s3 ? { s3 } : {}),
+        keeper: this.keeper !== undefined,
       }),
-      [FRONT_CONFIG_FILE]: renderFrontConfig({ mirrorName: parts.mirrorName, sizing, fill }),
+      [FRONT_CONFIG_FILE]: renderFrontConfig({
+        mirrorName: parts.mirrorName,
+        sizing,
+        fill,
+        keeperLog: this.keeper !== undefined,
+      }),
       [FRONT_METRICS_PROGRAM]: frontMetricsProgram(),
       // Run by Distribution for every mirror (proxy.exec): without credentials it answers with none.
       [CREDENTIAL_HELPER_FILE]: credentialHelperScript(),
@@ -142,6 +155,7 @@ export class MirrorCache {
                 },
               ]
             : []),
+          ...(this.keeper ? [this.keeper.servicePort] : []),
         ],
       },
     });
@@ -275,6 +289,7 @@ export class MirrorCache {
                     ),
                   ]
                 : []),
+              ...(this.keeper ? [this.keeper.container] : []),
               {
                 // No probes: a failing check of metrics alone must not take the cache out of the Service.
                 name: 'front-metrics',

@@ -13,6 +13,7 @@ import {
   COMPONENT_LABEL,
   FILL_METRICS_PORT_NAME,
   FRONT_METRICS_PORT_NAME,
+  KEEPER_METRICS_PORT_NAME,
   MANAGED_BY,
   MANAGED_BY_LABEL,
   MIRROR_APP_NAME,
@@ -29,6 +30,7 @@ import {
   FILL_JOB,
   FRONT_JOB,
   GRAFANA_DASHBOARD_LABEL,
+  KEEPER_JOB,
   MIRROR_ALERTS,
   ruleGroups,
   VOLUME_JOB,
@@ -78,6 +80,8 @@ export class MirrorPodMonitor extends Construct {
           endpoint(VOLUME_METRICS_PORT_NAME, VOLUME_JOB),
           // spec.fill streaming only: a pod without the port (spec.fill whole) gives no target
           endpoint(FILL_METRICS_PORT_NAME, FILL_JOB),
+          // with a mirror-synth image only (the size bound's keeper): a pod without the port gives no target
+          endpoint(KEEPER_METRICS_PORT_NAME, KEEPER_JOB),
         ],
       },
     });
