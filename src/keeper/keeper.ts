@@ -8,8 +8,8 @@
  * - Bound: every `interval`, and soon after the front reports a request, the keeper measures the
  *   whole volume (Distribution's store, the front's copy, the fill's spool). Above `high` of the
  *   bound, it evicts the least recently used images until `low` of it, never one used within
- *   `guard` (it may be being served) or pinned (`<volume>/mirror-synth/pinned.json`,
- *   `{"digests": [...]}`).
+ *   `guard` (a node may be pulling it: its layers would go to the upstream again) or pinned
+ *   (`<volume>/mirror-synth/pinned.json`, `{"digests": [...]}`).
  * - Safety, in this order: the links go first (tags, manifest revisions, layer links), so no new
  *   request finds the content; after `grace`, a blob that no repository links again goes, its data
  *   file unlinked. A read that opened the file before keeps reading all of it (POSIX unlink);

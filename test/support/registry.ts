@@ -637,6 +637,8 @@ export interface SynthesizedMirrorOptions {
   readonly peers?: readonly string[];
   /** spec.fill streaming: options the test adds after the fill container's own. @default none */
   readonly fillArgs?: readonly string[];
+  /** Where the front tells the keeper what it served (test/support/keeper.ts). @default - a free port nothing listens on */
+  readonly keeperLogPort?: number;
 }
 
 /** A container of the synthesized cache pod: the fields the test support reads. */
@@ -730,6 +732,7 @@ export class SynthesizedMirror {
       ...(opts.replica !== undefined ? { replica: opts.replica } : {}),
       ...(opts.peers ? { peers: opts.peers } : {}),
       ...(opts.fillArgs ? { fillArgs: opts.fillArgs } : {}),
+      ...(opts.keeperLogPort !== undefined ? { keeperLogPort: opts.keeperLogPort } : {}),
     });
     return new SynthesizedMirror(opts, distribution, front, frontMetrics);
   }
