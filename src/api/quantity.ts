@@ -86,3 +86,14 @@ export function bytesProblem(field: string, q: string | number): string | undefi
   if (!(bytes > 0 && bytes < MAX_BYTES)) return `${field} must be more than 0 bytes and less than 8Ei, got '${q}'`;
   return undefined;
 }
+
+/**
+ * `spec.cache.maxSize` larger than the volume it bounds (a volume that is not a valid size is
+ * reported on its own field).
+ */
+export function maxSizeProblem(field: string, q: string | number, volume: string | number): string | undefined {
+  const bytes = parseBytes(q);
+  const volumeBytes = parseBytes(volume);
+  if (bytes === undefined || volumeBytes === undefined || bytes <= volumeBytes) return undefined;
+  return `${field} must be at most the cache volume's size (spec.volumeClaimTemplate.spec.resources.requests.storage, ${volume}), got '${q}'`;
+}

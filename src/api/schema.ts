@@ -479,6 +479,24 @@ const ImageDigests = Type.Object(
   },
 );
 
+/**
+ * `spec.cache`: how the cache uses its store. `maxSize` bounds the whole store of a replica (see
+ * docs/data-path.md "A cache bounded by size"): mirror-synth's keeper in the cache pod evicts the
+ * least recently used images when it is exceeded.
+ */
+const Cache = Type.Object(
+  {
+    maxSize: Type.Optional(
+      Quantity(
+        "The most a replica's store may hold on its volume, e.g. 15Gi: Distribution's blobs and manifests, the front's copy and the streaming fill's spool together. The keeper (mirror-synth keeper, in the cache pod) evicts the least recently used images above it, never one being served or pinned. Default: 75% of the cache volume. At most the volume's size. With objectStorage, the bound is the volume's (the front's copy and the spool); the bucket is bounded by its lifecycle rules (docs/data-path.md).",
+        'spec.cache.maxSize',
+        true,
+      ),
+    ),
+  },
+  { additionalProperties: false, description: 'How the cache keeps its store: its size bound.' },
+);
+
 export const MirrorSpecSchema = Type.Object(
   {
     upstreamUrl: Host(
@@ -501,6 +519,7 @@ export const MirrorSpecSchema = Type.Object(
     ),
     volumeClaimTemplate: Type.Optional(VolumeClaimTemplate),
     objectStorage: Type.Optional(ObjectStorage),
+    cache: Type.Optional(Cache),
     replicas: Type.Optional(
       Type.Integer({
         minimum: 1,

@@ -9,8 +9,8 @@ import { parseAllDocuments } from 'yaml';
 import { mirrorChildren } from './children.js';
 import { SpecError, type SpecProblem } from './errors.js';
 import { findHostConflicts } from './hosts.js';
-import { KIND } from './names.js';
-import { bytesMessage, bytesProblem, quantityMessage } from './quantity.js';
+import { DEFAULT_STORAGE, KIND } from './names.js';
+import { bytesMessage, bytesProblem, maxSizeProblem, quantityMessage } from './quantity.js';
 import {
   isReservedLabel,
   type MirrorSpec,
@@ -82,7 +82,7 @@ function patternMessage(field: string, value: unknown, schema: unknown): string 
     return `${field} must be ${what} such as quay.io or registry.example.com:5000, got ${show(v)}`;
   }
   if (field === 'metadata.name') return `${NAME_MESSAGE}, got ${show(v)}`;
-  if (field.endsWith('.storage')) return bytesMessage(field, v);
+  if (field.endsWith('.storage') || field === 'spec.cache.maxSize') return bytesMessage(field, v);
   if (field.startsWith('spec.resources')) return quantityMessage(field, v);
   if (field.startsWith('spec.labels') || field.startsWith('spec.nodeSelector')) {
     return `${field} must be a valid label value (at most 63 of A-Z a-z 0-9 - _ .), got ${show(v)}`;
@@ -179,6 +179,12 @@ function semanticProblems(spec: MirrorSpec, source: string, mirror: string): Spe
   if (storage !== undefined) {
     const field = 'spec.volumeClaimTemplate.spec.resources.requests.storage';
     const message = bytesProblem(field, storage);
+    if (message !== undefined) problems.push({ source, mirror, field, message });
+  }
+  const maxSize = spec.cache?.maxSize;
+  if (maxSize !== undefined) {
+    const field = 'spec.cache.maxSize';
+    const message = bytesProblem(field, maxSize) ?? maxSizeProblem(field, maxSize, storage ?? DEFAULT_STORAGE);
     if (message !== undefined) problems.push({ source, mirror, field, message });
   }
   if (spec.masqueradeUrl !== undefined && spec.masqueradeUrl === spec.upstreamUrl) {

@@ -25,6 +25,7 @@ import type { ControllerCommandOptions } from './controller.js';
 import type { ControllerManifestsCommandOptions } from './controller-manifests.js';
 import type { CrdCommandOptions } from './crd.js';
 import type { FillCommandOptions } from './fill.js';
+import type { KeeperCommandOptions } from './keeper.js';
 import type { SynthCommandOptions } from './synth.js';
 import type { ValidateCommandOptions } from './validate.js';
 
@@ -127,7 +128,7 @@ export function buildCli(): Command {
     .addOption(nodeAgentImageOption())
     .option(
       '--fill-image <image>',
-      'the mirror-synth image that mirrors with spec.fill: streaming run (env FILL_IMAGE, cdk8s.yaml fillImage; no default: required by such mirrors)',
+      "the mirror-synth image: the streaming fill (spec.fill: streaming) and the size bound's keeper run it (env FILL_IMAGE, cdk8s.yaml fillImage; no default: required by mirrors with spec.fill: streaming or spec.cache.maxSize; without it, no keeper)",
     )
     .option('--from-cluster', 'read RegistryMirror resources from the cluster instead of --mirrors')
     .option('--kubeconfig <file>', 'kubeconfig for --from-cluster (default: KUBECONFIG, ~/.kube/config, or in-cluster)')
@@ -309,6 +310,45 @@ export function buildCli(): Command {
     .action(async (opts: FillCommandOptions) => {
       const { fill } = await import('./fill.js');
       await fill(opts);
+    });
+
+  program
+    .command('keeper')
+    .description(
+      'run in a cache pod (spec.cache.maxSize): keep the store under its size bound, evicting the least recently used images',
+    )
+    .option('--store <dir>', "the cache volume (Distribution's root directory)", '/var/lib/registry')
+    .requiredOption('--max-size <size>', 'the bound, a size such as 15Gi: the volume holds at most this much')
+    .option(
+      '--object-storage',
+      "Distribution's store is in a bucket (spec.objectStorage): the volume holds the front's copy and the spool only",
+    )
+    .option(
+      '--log-listen <host:port>',
+      'where the front sends each request it served (UDP), for recency',
+      '127.0.0.1:5515',
+    )
+    .option(
+      '--metrics-listen <[host]:port>',
+      "where Prometheus scrapes the keeper's /metrics (registry_mirror_keeper_*), e.g. :9102 (default: none)",
+    )
+    .option(
+      '--interval <seconds>',
+      'seconds between scans of the volume (and soon after each request served)',
+      seconds,
+      10,
+    )
+    .option(
+      '--guard <seconds>',
+      'an image used more recently than this is never evicted (it may be being pulled)',
+      seconds,
+      2,
+    )
+    .option('--grace <seconds>', "seconds between removing a blob's links and its data", seconds, 1)
+    .option('--log-level <level>', 'debug, info, warn or error', 'info')
+    .action(async (opts: KeeperCommandOptions) => {
+      const { keeper } = await import('./keeper.js');
+      await keeper(opts);
     });
 
   program

@@ -16,6 +16,7 @@ import {
 import { FILL_SPOOL_PATH, FRONT_CONFIG_DIR, FRONT_CONFIG_FILE, FRONT_TMP_PATH, frontReadinessScript } from './front.js';
 import { imageFor } from './images.js';
 import { k8s } from './k8s.js';
+import type { MirrorKeeper } from './keeper.js';
 import type { MirrorParts } from './parts.js';
 import { quantities, RESTRICTED_CONTAINER } from './pod.js';
 import {
@@ -53,6 +54,8 @@ export interface CacheContext {
   readonly headlessService: string;
   /** @see MirrorCacheProps.clusterDomain */
   readonly clusterDomain: string;
+  /** The size bound's keeper (construct/keeper.ts); undefined without a mirror-synth image. */
+  readonly keeper: MirrorKeeper | undefined;
   /** @see MirrorCacheProps.fillImage */
   readonly fillImage?: string;
 }
@@ -65,6 +68,7 @@ export const CACHE_CONTAINERS: readonly CacheContainer[] = [
   frontContainer,
   registryContainer,
   fillContainer,
+  (ctx) => ctx.keeper?.container,
   frontMetricsContainer,
   volumeExporterContainer,
 ];
@@ -315,5 +319,6 @@ export function headlessServicePorts(ctx: CacheContext): k8s.ServicePort[] {
     port(FRONT_METRICS_PORT_NAME, FRONT_METRICS_PORT),
     port(VOLUME_METRICS_PORT_NAME, VOLUME_METRICS_PORT),
     ...(ctx.fill === 'streaming' ? [port(FILL_METRICS_PORT_NAME, FILL_METRICS_PORT)] : []),
+    ...(ctx.keeper ? [ctx.keeper.servicePort] : []),
   ];
 }

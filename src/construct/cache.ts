@@ -27,6 +27,7 @@ import {
 import { CREDENTIAL_HELPER_FILE, renderDistributionConfig } from './distribution-config.js';
 import { FRONT_CONFIG_FILE, frontSizing, quantityBytes, renderFrontConfig } from './front.js';
 import { k8s } from './k8s.js';
+import { type MirrorKeeper, mirrorKeeper } from './keeper.js';
 import type { MirrorParts } from './parts.js';
 import { DEFAULT_CLUSTER_DOMAIN } from './platform.js';
 import { configHash, defined, quantity, restrictedPod } from './pod.js';
@@ -56,6 +57,8 @@ export class MirrorCache {
   public readonly service: k8s.KubeService;
   public readonly headlessService: k8s.KubeService;
   public readonly statefulSet: k8s.KubeStatefulSet;
+  /** The size bound's keeper (construct/keeper.ts); undefined without a mirror-synth image. */
+  public readonly keeper?: MirrorKeeper;
 
   constructor(parts: MirrorParts, props: MirrorCacheProps = {}) {
     const { scope, spec, namespace } = parts;
@@ -67,7 +70,11 @@ export class MirrorCache {
     const fill = spec.fill ?? DEFAULT_FILL;
     const s3 = spec.objectStorage?.s3;
     // With a bucket, the volume holds the front's hot cache only.
-    const sizing = frontSizing(quantityBytes(this.storage), { frontOnly: s3 !== undefined });
+    const keeper = (this.keeper = mirrorKeeper(spec, quantityBytes(this.storage), props.fillImage));
+    const sizing = frontSizing(quantityBytes(this.storage), {
+      frontOnly: s3 !== undefined,
+      boundBytes: keeper?.maxBytes,
+    });
     const ctx: CacheContext = {
       parts,
       spec,
@@ -79,6 +86,7 @@ export class MirrorCache {
       headlessService: names.headlessService,
       clusterDomain: props.clusterDomain ?? DEFAULT_CLUSTER_DOMAIN,
       fillImage: props.fillImage,
+      keeper,
     };
 
     const data: Record<string, string> = {
@@ -86,8 +94,14 @@ export class MirrorCache {
         mirrorName: parts.mirrorName,
         upstreamUrl: spec.upstreamUrl,
         ...(s3 ? { s3 } : {}),
+        keeper: keeper !== undefined,
       }),
-      [FRONT_CONFIG_FILE]: renderFrontConfig({ mirrorName: parts.mirrorName, sizing, fill }),
+      [FRONT_CONFIG_FILE]: renderFrontConfig({
+        mirrorName: parts.mirrorName,
+        sizing,
+        fill,
+        keeperLog: keeper !== undefined,
+      }),
       [FRONT_METRICS_PROGRAM]: frontMetricsProgram(),
       // Run by Distribution for every mirror (proxy.exec): without credentials it answers with none.
       [CREDENTIAL_HELPER_FILE]: credentialHelperScript(),

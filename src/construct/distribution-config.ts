@@ -67,6 +67,12 @@ export interface DistributionConfigProps {
    * @default - the cache volume (filesystem driver)
    */
   readonly s3?: S3StorageProps;
+  /**
+   * The keeper evicts from the store (construct/keeper.ts): no in-memory blob descriptor cache,
+   * which would go on listing a blob whose file is gone (distribution#4191).
+   * @default false
+   */
+  readonly keeper?: boolean;
 }
 
 export function distributionConfig(props: DistributionConfigProps): Record<string, unknown> {
@@ -90,7 +96,8 @@ export function distributionConfig(props: DistributionConfigProps): Record<strin
       // The proxy's TTL evicts cached blobs by deleting them.
       delete: { enabled: true },
       // Not with a bucket: its lifecycle rules may delete a blob a replica's memory still lists.
-      ...(props.s3 ? {} : { cache: { blobdescriptor: 'inmemory' } }),
+      // Nor with the keeper, which deletes blobs a replica's memory would still list.
+      ...(props.s3 || props.keeper ? {} : { cache: { blobdescriptor: 'inmemory' } }),
       maintenance: { uploadpurging: { enabled: true, age: '168h', interval: '24h', dryrun: false } },
     },
     http: {

@@ -47,6 +47,7 @@ import {
   DISTRIBUTION_PORT,
   FRONT_FILL_PORT,
   FRONT_LOG_PORT,
+  KEEPER_LOG_PORT,
   REGISTRY_DEBUG_PORT,
   REGISTRY_METRICS_PORT,
   REGISTRY_PORT,
@@ -93,11 +94,14 @@ export interface FrontSizing {
  * `frontOnly`: the volume is the front's alone (Distribution stores in a bucket), so the front
  * may fill it up to the free space it keeps.
  */
-export function frontSizing(volumeBytes: number, opts: { frontOnly?: boolean } = {}): FrontSizing {
+export function frontSizing(volumeBytes: number, opts: { frontOnly?: boolean; boundBytes?: number } = {}): FrontSizing {
   const mib = volumeBytes / 2 ** 20;
   const maxShare = opts.frontOnly ? 1 - FRONT_MIN_FREE_SHARE - READY_MIN_FREE_SHARE : FRONT_MAX_SHARE;
+  // With a size bound (the keeper, spec.cache.maxSize) the front's share is of the bound, which
+  // counts the front's copy: Distribution's store gets the rest.
+  const ofMiB = opts.boundBytes === undefined ? mib : Math.min(mib, opts.boundBytes / 2 ** 20);
   return {
-    maxSizeMiB: Math.max(1, Math.floor(mib * maxShare)),
+    maxSizeMiB: Math.max(1, Math.floor(ofMiB * maxShare)),
     minFreeMiB: Math.max(1, Math.floor(mib * FRONT_MIN_FREE_SHARE)),
     readyMinFreeKiB: Math.max(1, Math.floor(mib * 1024 * READY_MIN_FREE_SHARE)),
   };
@@ -123,7 +127,14 @@ export interface FrontConfigProps {
   readonly sizing: FrontSizing;
   /** `spec.fill`: nginx's own fill server, or mirror-synth's streaming fill on FRONT_FILL_PORT. */
   readonly fill: FillMode;
+  /** Tell the keeper (the size bound, construct/keeper.ts) what was served, for its recency. @default false */
+  readonly keeperLog?: boolean;
 }
+
+/** What was served, for the keeper's recency (construct/keeper.ts): UDP as for mtail, so nginx never waits on it. */
+const KEEPER_LOG = `  log_format keeper escape=none '$status $uri';
+  access_log syslog:server=127.0.0.1:${KEEPER_LOG_PORT},tag=keeper,nohostname keeper;
+`;
 
 /** nginx's own fill server (`spec.fill: whole`). */
 const WHOLE_FILL_SERVER = `  # The fill: the front's cache misses only. One at a time per digest (another gets a 503, and its
@@ -251,7 +262,7 @@ http {
   }
   log_format metrics escape=none '$front_kind $front_cache $status $body_bytes_sent\\n';
   access_log syslog:server=127.0.0.1:${FRONT_LOG_PORT},tag=front,nohostname metrics;
-  # A read-only root filesystem: every path nginx writes is on the scratch volume.
+${p.keeperLog ? KEEPER_LOG : ''}  # A read-only root filesystem: every path nginx writes is on the scratch volume.
   client_body_temp_path ${tmp}/client_temp;
   proxy_temp_path ${tmp}/proxy_temp;
   fastcgi_temp_path ${tmp}/fastcgi_temp;

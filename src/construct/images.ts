@@ -45,7 +45,21 @@ export function fillImageProblem(
   fillImage: string | undefined,
   settings = FILL_IMAGE_SETTINGS,
 ): SpecProblem | undefined {
-  if ((mirror.spec.fill ?? DEFAULT_FILL) !== 'streaming' || fillImage !== undefined) return undefined;
+  if (fillImage !== undefined) return undefined;
+  if ((mirror.spec.fill ?? DEFAULT_FILL) !== 'streaming') {
+    // The size bound's keeper runs the same image (construct/keeper.ts); without it, a mirror that
+    // sets no bound keeps Distribution's TTL alone, and one that sets a bound is refused.
+    if (mirror.spec.cache?.maxSize === undefined) return undefined;
+    return {
+      source: mirror.source,
+      mirror: mirror.name,
+      field: 'spec.cache.maxSize',
+      message:
+        'spec.cache.maxSize is kept by `mirror-synth keeper` from the mirror-synth image, and no image is set for it: ' +
+        'mirror-synth publishes none to default to. Build it (npm run build:image), push it to a registry the nodes pull from, ' +
+        `and name it with ${settings}; or remove spec.cache.maxSize (the cache is then bounded by Distribution's 7-day TTL alone)`,
+    };
+  }
   return {
     source: mirror.source,
     mirror: mirror.name,

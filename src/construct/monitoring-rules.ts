@@ -20,6 +20,7 @@ export const FRONT_JOB = `${MIRROR_APP_NAME}-front`;
 export const VOLUME_JOB = `${MIRROR_APP_NAME}-volume`;
 /** `job` of every cache replica's streaming fill (`spec.fill: streaming`): mirror-synth fill's /metrics. */
 export const FILL_JOB = `${MIRROR_APP_NAME}-fill`;
+export const KEEPER_JOB = `${MIRROR_APP_NAME}-keeper`;
 /** `job` of the controller's /metrics. */
 export const CONTROLLER_JOB = CONTROLLER_NAME;
 /** The label Grafana's dashboard sidecar looks for (kube-prometheus-stack's default). */

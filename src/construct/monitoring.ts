@@ -26,11 +26,17 @@ import {
   FILL_JOB,
   FRONT_JOB,
   GRAFANA_DASHBOARD_LABEL,
+  KEEPER_JOB,
   MIRROR_ALERTS,
   ruleGroups,
   VOLUME_JOB,
 } from './monitoring-rules.js';
-import { FILL_METRICS_PORT_NAME, FRONT_METRICS_PORT_NAME, VOLUME_METRICS_PORT_NAME } from './ports.js';
+import {
+  FILL_METRICS_PORT_NAME,
+  FRONT_METRICS_PORT_NAME,
+  KEEPER_METRICS_PORT_NAME,
+  VOLUME_METRICS_PORT_NAME,
+} from './ports.js';
 
 export const MONITORING_API_VERSION = 'monitoring.coreos.com/v1';
 /** Scrape interval of every PodMonitor. */
@@ -76,6 +82,8 @@ export class MirrorPodMonitor extends Construct {
           endpoint(VOLUME_METRICS_PORT_NAME, VOLUME_JOB),
           // spec.fill streaming only: a pod without the port (spec.fill whole) gives no target
           endpoint(FILL_METRICS_PORT_NAME, FILL_JOB),
+          // with a mirror-synth image only (the size bound's keeper): a pod without the port gives no target
+          endpoint(KEEPER_METRICS_PORT_NAME, KEEPER_JOB),
         ],
       },
     });

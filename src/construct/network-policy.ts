@@ -22,6 +22,7 @@ import type { MirrorParts } from './parts.js';
 import {
   FILL_METRICS_PORT,
   FRONT_METRICS_PORT,
+  KEEPER_METRICS_PORT,
   REGISTRY_METRICS_PORT,
   REGISTRY_PORT,
   VOLUME_METRICS_PORT,
@@ -48,7 +49,7 @@ export class MirrorNetworkPolicy {
   public readonly egressAllowedCidrs: readonly string[];
   public readonly networkPolicy: k8s.KubeNetworkPolicy;
 
-  constructor(parts: MirrorParts) {
+  constructor(parts: MirrorParts, opts: { keeper?: boolean } = {}) {
     const { scope, spec, namespace, resourceName: name } = parts;
     this.nodeCidrs = spec.networkPolicy?.nodeCIDRs ?? DEFAULT_NODE_CIDRS;
     const monitoring = spec.networkPolicy?.monitoring ?? {
@@ -93,6 +94,7 @@ export class MirrorNetworkPolicy {
               tcp(FRONT_METRICS_PORT),
               tcp(VOLUME_METRICS_PORT),
               ...(streaming ? [tcp(FILL_METRICS_PORT)] : []),
+              ...(opts.keeper ? [tcp(KEEPER_METRICS_PORT)] : []),
             ],
           },
           // spec.fill streaming: a replica fetches the digests another one owns from that one's front.

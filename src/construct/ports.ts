@@ -49,3 +49,11 @@ export const FILL_METRICS_PORT_NAME = 'fill-metrics';
 
 /** The controller's /metrics (and, unless told otherwise, /healthz and /readyz). */
 export const CONTROLLER_METRICS_PORT = 8080;
+/**
+ * mirror-synth keeper's /metrics (the size bound, `spec.cache.maxSize`), and the port's name, which
+ * the PodMonitor scrapes.
+ */
+export const KEEPER_METRICS_PORT = 9102;
+export const KEEPER_METRICS_PORT_NAME = 'keeper-metrics';
+/** UDP, on the pod's loopback only: nginx sends each digest and tag it served to the keeper here (syslog), its recency. */
+export const KEEPER_LOG_PORT = 5515;

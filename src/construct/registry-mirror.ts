@@ -148,7 +148,7 @@ export class RegistryMirror extends Construct {
     this.cache = this.cachePart.statefulSet;
     this.agentConfig = this.nodeAgentPart.config;
     this.nodeAgent = this.nodeAgentPart.daemonSet;
-    this.networkPolicyPart = new MirrorNetworkPolicy(parts);
+    this.networkPolicyPart = new MirrorNetworkPolicy(parts, { keeper: this.cachePart.keeper !== undefined });
     this.networkPolicy = this.networkPolicyPart.networkPolicy;
   }
 }

@@ -16,13 +16,13 @@ import { cli, SPAWN_TIMEOUT, spawnCli } from '../support/primitives/cli.js';
 
 const IMAGE = 'registry.example.com/platform/mirror-synth:0.1.0';
 
-/** The fill container's image in a synthesized mirror file, or undefined when it has none. */
-async function fillImage(file: string): Promise<string | undefined> {
+/** The fill (or another) container's image in a synthesized mirror file, or undefined when it has none. */
+async function fillImage(file: string, container = 'fill'): Promise<string | undefined> {
   const docs = parseAllDocuments(await readFile(file, 'utf8')).map((d) => d.toJS() as Record<string, unknown>);
   const sts = docs.find((d) => d.kind === 'StatefulSet') as {
     spec: { template: { spec: { containers: { name: string; image: string }[] } } };
   };
-  return sts.spec.template.spec.containers.find((c) => c.name === 'fill')?.image;
+  return sts.spec.template.spec.containers.find((c) => c.name === container)?.image;
 }
 
 let cwd: string;
@@ -62,13 +62,15 @@ describe('the fill image', () => {
     expect(existsSync(out)).toBe(false);
   });
 
-  it('--fill-image (or FILL_IMAGE) names it: the fill runs it as given, whatever spec.imageRegistry; whole mirrors are unchanged', async () => {
+  it('--fill-image (or FILL_IMAGE) names it: the fill runs it as given, whatever spec.imageRegistry; whole mirrors run it as their keeper only', async () => {
     const withFlag = join(cwd, 'out-flag');
     const r = await cli('synth', '--fill-image', IMAGE, '--mirrors', mirrors, '--out', withFlag);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     expect(await fillImage(join(withFlag, 'mirrors', 'big.yaml'))).toBe(IMAGE);
     expect(await fillImage(join(withFlag, 'mirrors', 'quay.yaml'))).toBeUndefined();
+    // the size bound's keeper runs the same image in every mirror
+    expect(await fillImage(join(withFlag, 'mirrors', 'quay.yaml'), 'keeper')).toBe(IMAGE);
     expect((await cli('check', '-q', '--fill-image', IMAGE, '--mirrors', mirrors, '--out', withFlag)).code).toBe(0);
     expect((await cli('validate', '-q', '--fill-image', IMAGE, '--mirrors', mirrors)).code).toBe(0);
     // another image is another output
@@ -78,15 +80,13 @@ describe('the fill image', () => {
     vi.stubEnv('FILL_IMAGE', IMAGE);
     expect((await cli('check', '-q', '--mirrors', mirrors, '--out', withFlag)).code).toBe(0);
 
-    // whole mirrors: the same bytes with or without a fill image
+    // whole mirrors without an image: no keeper, the TTL-only store they always had
     const whole = join(cwd, 'whole');
     await mkdir(whole);
     await writeFile(join(whole, 'quay.yaml'), mirrorYaml('quay', '{upstreamUrl: quay.io}'));
     vi.stubEnv('FILL_IMAGE', '');
     expect((await cli('synth', '-q', '--mirrors', whole, '--out', join(cwd, 'whole-none'))).code).toBe(0);
-    expect(
-      (await cli('check', '-q', '--fill-image', IMAGE, '--mirrors', whole, '--out', join(cwd, 'whole-none'))).code,
-    ).toBe(0);
+    expect(await fillImage(join(cwd, 'whole-none', 'mirrors', 'quay.yaml'), 'keeper')).toBeUndefined();
   });
 
   it(

@@ -7,6 +7,7 @@ import {
   CONTROLLER_ALERTS,
   FILL_JOB,
   FRONT_JOB,
+  KEEPER_JOB,
   MIRROR_ALERTS,
   VOLUME_JOB,
 } from '../../src/construct/monitoring-rules.js';
@@ -44,7 +45,8 @@ describe('monitoring objects', () => {
       s.spec.template.spec.containers.flatMap((c: any) => (c.ports ?? []).map((p: any) => p.name));
     const jobs = pm.spec.podMetricsEndpoints.map((e: any) => {
       // the fill's port only on a streaming mirror's pods: on the others the endpoint has no target
-      if (e.port === 'fill-metrics') expect(portsOf(sts)).not.toContain(e.port);
+      // and the keeper's only with a mirror-synth image (`mirror` is synthesized without one)
+      if (e.port === 'fill-metrics' || e.port === 'keeper-metrics') expect(portsOf(sts)).not.toContain(e.port);
       else expect(portsOf(sts)).toContain(e.port);
       expect(portsOf(streaming)).toContain(e.port);
       return [e.port, e.relabelings.find((r: any) => r.targetLabel === 'job').replacement];
@@ -55,6 +57,7 @@ describe('monitoring objects', () => {
       ['front-metrics', FRONT_JOB],
       ['volume-metrics', VOLUME_JOB],
       ['fill-metrics', FILL_JOB],
+      ['keeper-metrics', KEEPER_JOB],
     ]);
     expect(pm.spec.podTargetLabels).toEqual(['mirror']);
     expect(pm.metadata.namespace).toBe('kube-extra');

@@ -60,7 +60,8 @@ describe('the NetworkPolicy of a mirror', () => {
   it("admits the metrics ports the PodMonitor scrapes from every pod of namespace 'monitoring' only", () => {
     const ports = cachePorts(objs);
     expect(metrics.ports.map((p) => p.port).sort()).toEqual(
-      [ports.metrics, ports['front-metrics'], ports['volume-metrics']].sort(),
+      // keeper-metrics: synthesized with a mirror-synth image, so the pods run the size bound's keeper
+      [ports.metrics, ports['front-metrics'], ports['volume-metrics'], ports['keeper-metrics']].sort(),
     );
     expect(metrics.ports.every((p) => p.protocol === 'TCP')).toBe(true);
     expect(metrics.from).toEqual([

@@ -239,6 +239,7 @@ describe('RegistryMirror construct', () => {
       'front',
       'registry',
       'fill',
+      'keeper',
       'front-metrics',
       'volume-exporter',
     ]);
@@ -315,11 +316,20 @@ describe('RegistryMirror construct', () => {
     ).toThrow(/spec.fill is streaming, .* no fillImage is set/);
   });
 
-  it('spec.fill whole (the default): a fill image changes nothing', () => {
+  it('spec.fill whole (the default): a fill image adds the keeper of the size bound, and no fill', () => {
     for (const spec of [{ upstreamUrl: 'quay.io' }, { upstreamUrl: 'quay.io', fill: 'whole' as const }]) {
-      expect(JSON.stringify(synth(spec, { fillImage: 'registry.example.com/mirror-synth:0.1.0' }))).toBe(
-        JSON.stringify(synth(spec)),
+      const sts = find(
+        synth(spec, { fillImage: 'registry.example.com/mirror-synth:0.1.0' }),
+        'StatefulSet',
+        'registry-mirror-quay',
       );
+      expect(podSpec(sts).containers.map((c: { name: string }) => c.name)).toEqual([
+        'front',
+        'registry',
+        'keeper',
+        'front-metrics',
+        'volume-exporter',
+      ]);
     }
   });
 

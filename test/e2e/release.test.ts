@@ -19,10 +19,10 @@ import { promisify } from 'node:util';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { removeOnExit } from '../support/processes.js';
-import { RegistryProcess } from '../support/registry.js';
-import { repoRoot } from '../support/repo-root.js';
-import { ensureTool } from '../support/tools.js';
+import { RegistryProcess } from '../support/components/registry.js';
+import { removeOnExit } from '../support/primitives/processes.js';
+import { repoRoot } from '../support/primitives/repo-root.js';
+import { ensureTool } from '../support/primitives/tools.js';
 
 const run = promisify(execFile);
 const pkg = JSON.parse(await readFile(join(repoRoot, 'package.json'), 'utf8')) as {

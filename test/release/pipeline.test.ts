@@ -9,7 +9,7 @@ import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 
-import { repoRoot } from '../support/repo-root.js';
+import { repoRoot } from '../support/primitives/repo-root.js';
 
 const run = promisify(execFile);
 const version = (JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as { version: string }).version;

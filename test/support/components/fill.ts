@@ -22,7 +22,7 @@ import { hasExited, spawnTracked, terminate } from '../primitives/processes.js';
 import { StopWaiting, waitFor, waitForDigests } from '../primitives/wait.js';
 
 /** This checkout's bin/mirror-synth.js (benchmarks run this file compiled elsewhere: look upwards). */
-function findBin(): string {
+export function findBin(): string {
   for (let d = dirname(fileURLToPath(import.meta.url)); d !== dirname(d); d = dirname(d)) {
     const bin = join(d, 'bin', 'mirror-synth.js');
     if (existsSync(bin) && existsSync(join(d, 'lib', 'fill', 'fill.js'))) return bin;

@@ -11,6 +11,7 @@
 //   /var/lib/registry      -> the test's cache volume (shared with Distribution, as in the pod)
 //   /tmp/                  -> the test's scratch dir
 //   syslog:server=127.0.0.1:5514 -> the test's front-metrics (mtail) UDP port
+//   syslog:server=127.0.0.1:5515 -> the test's keeper UDP port (a mirror with a keeper: test/support/keeper.ts)
 // It runs as the pod's runAsUser/runAsGroup, with stdout (its JSON access log) going to a file.
 // The readiness probe is the StatefulSet's exec command, run with `sh` with the same paths.
 import { type ChildProcess, execFile } from 'node:child_process';
@@ -41,6 +42,7 @@ const FILL_LISTEN = 'listen 127.0.0.1:5003;';
 const FILL = 'server 127.0.0.1:5003;';
 const VOLUME = '/var/lib/registry';
 const METRICS_LOG = 'syslog:server=127.0.0.1:5514,';
+const KEEPER_LOG = 'syslog:server=127.0.0.1:5515,';
 
 /** One line of the front's access log (the `registry` log_format). */
 export interface FrontLogLine {
@@ -85,6 +87,8 @@ export interface FrontOptions {
   readonly peers?: readonly string[];
   /** spec.fill streaming: options the test adds after the fill container's own. @default none */
   readonly fillArgs?: readonly string[];
+  /** Where nginx tells the keeper what it served (a mirror with a keeper). @default - a free port nothing listens on */
+  readonly keeperLogPort?: number;
 }
 
 /** `dir`'s parents below the temp dir (the ones a test made). */
@@ -181,6 +185,10 @@ export class FrontProcess {
     conf = replaceOnce(conf, FILL, `server 127.0.0.1:${fillPort};`, 'nginx.conf');
     const logPort = opts.metricsLogPort ?? (await reservePort());
     conf = replaceOnce(conf, METRICS_LOG, `syslog:server=127.0.0.1:${logPort},`, 'nginx.conf');
+    if (conf.includes(KEEPER_LOG)) {
+      const keeperPort = opts.keeperLogPort ?? (await reservePort());
+      conf = replaceOnce(conf, KEEPER_LOG, `syslog:server=127.0.0.1:${keeperPort},`, 'nginx.conf');
+    }
     conf = conf.replaceAll(' /tmp/', ` ${join(opts.dir, 'tmp')}/`).replaceAll(` ${VOLUME}/`, ` ${opts.volume}/`);
     const configPath = join(opts.dir, 'nginx.conf');
     await writeFile(configPath, conf);

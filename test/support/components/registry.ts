@@ -480,6 +480,8 @@ export interface SynthesizedMirrorOptions {
   readonly peers?: readonly string[];
   /** spec.fill streaming: options the test adds after the fill container's own. @default none */
   readonly fillArgs?: readonly string[];
+  /** Where the front tells the keeper what it served (test/support/keeper.ts). @default - a free port nothing listens on */
+  readonly keeperLogPort?: number;
 }
 
 /**
@@ -530,6 +532,7 @@ export class SynthesizedMirror {
       ...(opts.replica !== undefined ? { replica: opts.replica } : {}),
       ...(opts.peers ? { peers: opts.peers } : {}),
       ...(opts.fillArgs ? { fillArgs: opts.fillArgs } : {}),
+      ...(opts.keeperLogPort !== undefined ? { keeperLogPort: opts.keeperLogPort } : {}),
     });
     return new SynthesizedMirror(opts, distribution, front, frontMetrics);
   }
