@@ -77,6 +77,8 @@ export function mirrorChildNames(mirror: string) {
     statefulSet: base,
     daemonSet: base,
     networkPolicy: base,
+    /** `spec.cache.pinned`: the list `mirror-synth warm` reads, changed without rolling the pods. */
+    pinnedConfig: `${base}-pinned`,
     /** Only in the controller, for a dockerconfigjson credentials Secret. */
     credentialsSecret: `${base}-credentials`,
   } as const;
@@ -100,6 +102,7 @@ export function mirrorChildren(mirror: string): readonly ChildRef[] {
   return [
     { kind: 'ConfigMap', name: n.cacheConfig, role: "cache's ConfigMap" },
     { kind: 'ConfigMap', name: n.agentConfig, role: "node agent's ConfigMap" },
+    { kind: 'ConfigMap', name: n.pinnedConfig, role: "pinned images' ConfigMap" },
     { kind: 'Service', name: n.service, role: 'Service' },
     { kind: 'Service', name: n.headlessService, role: 'headless Service' },
     { kind: 'StatefulSet', name: n.statefulSet, role: 'cache StatefulSet' },
@@ -256,6 +259,17 @@ export const VOLUME_METRICS_PORT_NAME = 'volume-metrics';
 /** mirror-synth fill's /metrics (`spec.fill: streaming`), and the port's name, which the PodMonitor scrapes. */
 export const FILL_METRICS_PORT = 9101;
 export const FILL_METRICS_PORT_NAME = 'fill-metrics';
+/**
+ * mirror-synth warm's port (`spec.cache.pinned`): /metrics (registry_mirror_pinned_*) and /status
+ * (each pinned image, JSON, which the controller reads through the API server's pod proxy), and its name.
+ */
+export const WARM_PORT = 9103;
+export const WARM_PORT_NAME = 'warm';
+/**
+ * On the cache volume: what `mirror-synth warm` pinned, `{"digests":["sha256:...", ...]}`, every
+ * digest of every pinned image (indexes, manifests, configs, layers), which eviction never removes.
+ */
+export const PINNED_DIGESTS_FILE = 'mirror-synth/pinned.json';
 /**
  * The mirror's NetworkPolicy (construct/network-policy.ts), when `spec.networkPolicy` does not say
  * otherwise: port 5000 from these address ranges (where nodes' addresses are in almost every

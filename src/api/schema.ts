@@ -420,6 +420,70 @@ const ObjectStorage = Type.Object(
   },
 );
 
+/**
+ * A pinned image: a repository on the mirror's upstream and a tag or a digest (the Docker reference
+ * grammar without a host: its first component has no '.', which would make it a registry host).
+ */
+export const PINNED_IMAGE_PATTERN =
+  '^[a-z0-9]+((_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\\.|_|__|-+)[a-z0-9]+)*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}|@sha256:[0-9a-f]{64})$';
+/** A refresh interval: hours and minutes, at least one minute (1h, 30m, 1h30m). */
+export const REFRESH_INTERVAL_PATTERN = '^([1-9][0-9]{0,3}h([1-9][0-9]?m)?|[1-9][0-9]{0,4}m)$';
+/** The default of `spec.cache.pinnedRefreshInterval`. */
+export const DEFAULT_PINNED_REFRESH_INTERVAL = '1h';
+
+/** `spec.cache`: what the cache keeps. */
+const Cache = Type.Object(
+  {
+    pinned: Type.Optional(
+      Type.Array(
+        Type.String({
+          pattern: PINNED_IMAGE_PATTERN,
+          maxLength: 255,
+          description: 'An image on the upstream, as <repository>:<tag> or <repository>@sha256:<digest>.',
+          // The item's path is not known to a CEL rule: the message names the list (the API server prefixes the item's path).
+          [RULES_KEYWORD]: [
+            {
+              regex: '^[^/]*[.:][^/]*/',
+              match: false,
+              message:
+                "spec.cache.pinned must name images on the mirror's upstream without a registry host, such as library/nginx:1.27",
+            },
+            {
+              regex: '(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}|@sha256:[0-9a-f]{64})$',
+              match: true,
+              message:
+                'spec.cache.pinned must name each image with a tag (:1.27) or a digest (@sha256:<64 hex digits>)',
+            },
+            {
+              regex: PINNED_IMAGE_PATTERN,
+              match: true,
+              message:
+                'spec.cache.pinned must hold <repository>:<tag> or <repository>@sha256:<digest> of lower-case repository names, such as library/nginx:1.27',
+            },
+          ] satisfies StringRule[],
+        }),
+        {
+          maxItems: 100,
+          description:
+            "Images the cache fetches as soon as it runs and whenever this list changes (every platform's manifest, config and layers, through the pod's own front), keeps current and never evicts: <repository>:<tag> or <repository>@sha256:<digest> on the upstream, e.g. library/nginx:1.27 for docker.io. A change of the list reaches the running pods without a restart. Needs the mirror-synth image, as spec.fill: streaming does.",
+        },
+      ),
+    ),
+    pinnedRefreshInterval: Type.Optional(
+      Matching(
+        'spec.cache.pinnedRefreshInterval',
+        REFRESH_INTERVAL_PATTERN,
+        'a duration of hours and minutes of at least 1m, such as 1h, 30m or 1h30m',
+        {
+          maxLength: 8,
+          description: `How often the pinned tags are looked up again at the upstream (one tag lookup per image and replica) and their content checked, as 1h, 30m or 1h30m. Default ${DEFAULT_PINNED_REFRESH_INTERVAL}.`,
+        },
+      ),
+    ),
+  },
+  { additionalProperties: false, description: 'What the cache keeps: images pinned and pre-warmed.' },
+);
+
 /** Why a spec cannot choose the node agent's image. */
 export const NODE_AGENT_IMAGE_NOT_FROM_SPEC =
   "the node agent runs as root on every node, so its image is the platform's choice: mirror-synth's --node-agent-image (env NODE_AGENT_IMAGE, cdk8s.yaml nodeAgentImage), not a RegistryMirror's spec";
@@ -567,6 +631,7 @@ export const MirrorSpecSchema = Type.Object(
       ),
     ),
     imageDigests: Type.Optional(ImageDigests),
+    cache: Type.Optional(Cache),
     imageRegistry: Type.Optional(
       Type.String({
         pattern: REGISTRY_PREFIX_PATTERN,

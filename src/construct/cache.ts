@@ -55,6 +55,7 @@ import { imageFor } from './images.js';
 import { k8s } from './k8s.js';
 import type { MirrorParts } from './parts.js';
 import { configHash, quantities, quantity, RESTRICTED_CONTAINER, RUNTIME_DEFAULT_SECCOMP } from './pod.js';
+import { warmContainers, warmServicePorts, warmVolumes } from './warm.js';
 
 /** The mtail program's key in the ConfigMap, and where the front-metrics container reads it. */
 const FRONT_METRICS_PROGRAM = 'front.mtail';
@@ -142,6 +143,7 @@ export class MirrorCache {
                 },
               ]
             : []),
+          ...warmServicePorts(spec),
         ],
       },
     });
@@ -275,6 +277,7 @@ export class MirrorCache {
                     ),
                   ]
                 : []),
+              ...warmContainers(parts, props.fillImage),
               {
                 // No probes: a failing check of metrics alone must not take the cache out of the Service.
                 name: 'front-metrics',
@@ -350,6 +353,7 @@ export class MirrorCache {
               ...(credentials
                 ? [{ name: 'credentials', secret: { secretName: spec.credentialsSecret, defaultMode: 0o440 } }]
                 : []),
+              ...warmVolumes(parts),
             ],
           },
         },

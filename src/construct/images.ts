@@ -43,15 +43,22 @@ export function fillImageProblem(
   fillImage: string | undefined,
   settings = FILL_IMAGE_SETTINGS,
 ): SpecProblem | undefined {
-  if ((mirror.spec.fill ?? DEFAULT_FILL) !== 'streaming' || fillImage !== undefined) return undefined;
+  if (fillImage !== undefined) return undefined;
+  const streaming = (mirror.spec.fill ?? DEFAULT_FILL) === 'streaming';
+  // spec.cache.pinned runs `mirror-synth warm`, from the same image
+  const pinned = (mirror.spec.cache?.pinned?.length ?? 0) > 0;
+  if (!streaming && !pinned) return undefined;
   return {
     source: mirror.source,
     mirror: mirror.name,
-    field: 'spec.fill',
+    field: streaming ? 'spec.fill' : 'spec.cache.pinned',
     message:
-      'spec.fill is streaming, which runs `mirror-synth fill` from the mirror-synth image, and no image is set for it: ' +
+      (streaming
+        ? 'spec.fill is streaming, which runs `mirror-synth fill`'
+        : 'spec.cache.pinned is set, which runs `mirror-synth warm`') +
+      ' from the mirror-synth image, and no image is set for it: ' +
       'mirror-synth publishes none to default to. Build it (npm run build:image), push it to a registry the nodes pull from, ' +
-      `and name it with ${settings}; or set spec.fill: whole`,
+      `and name it with ${settings}; or ${streaming ? 'set spec.fill: whole' : 'leave spec.cache.pinned out'}`,
   };
 }
 

@@ -19,6 +19,8 @@ export const FRONT_JOB = `${MIRROR_APP_NAME}-front`;
 export const VOLUME_JOB = `${MIRROR_APP_NAME}-volume`;
 /** `job` of every cache replica's streaming fill (`spec.fill: streaming`): mirror-synth fill's /metrics. */
 export const FILL_JOB = `${MIRROR_APP_NAME}-fill`;
+/** `job` of every cache replica's warm container (`spec.cache.pinned`): mirror-synth warm's /metrics. */
+export const WARM_JOB = `${MIRROR_APP_NAME}-warm`;
 /** `job` of the controller's /metrics. */
 export const CONTROLLER_JOB = CONTROLLER_NAME;
 /** The label Grafana's dashboard sidecar looks for (kube-prometheus-stack's default). */

@@ -20,6 +20,7 @@ import {
   NAME_LABEL,
   PROJECT,
   VOLUME_METRICS_PORT_NAME,
+  WARM_PORT_NAME,
 } from '../api/names.js';
 import { dashboard, DASHBOARD_UID } from './dashboard.js';
 import {
@@ -32,6 +33,7 @@ import {
   MIRROR_ALERTS,
   ruleGroups,
   VOLUME_JOB,
+  WARM_JOB,
 } from './monitoring-rules.js';
 
 export const MONITORING_API_VERSION = 'monitoring.coreos.com/v1';
@@ -78,6 +80,8 @@ export class MirrorPodMonitor extends Construct {
           endpoint(VOLUME_METRICS_PORT_NAME, VOLUME_JOB),
           // spec.fill streaming only: a pod without the port (spec.fill whole) gives no target
           endpoint(FILL_METRICS_PORT_NAME, FILL_JOB),
+          // spec.cache.pinned only: registry_mirror_pinned_* (the port also serves /status)
+          endpoint(WARM_PORT_NAME, WARM_JOB),
         ],
       },
     });

@@ -28,9 +28,11 @@ import {
   REGISTRY_METRICS_PORT,
   REGISTRY_PORT,
   VOLUME_METRICS_PORT,
+  WARM_PORT,
 } from '../api/names.js';
 import { k8s } from './k8s.js';
 import type { MirrorParts } from './parts.js';
+import { pinnedImages } from './warm.js';
 
 export class MirrorNetworkPolicy {
   /** The address ranges admitted to port 5000. */
@@ -56,6 +58,7 @@ export class MirrorNetworkPolicy {
     const tcp = (p: number) => port('TCP', p);
     const ipv6 = (cidr: string) => cidr.includes(':');
     const streaming = (spec.fill ?? DEFAULT_FILL) === 'streaming';
+    const pinned = pinnedImages(spec).length > 0;
     const replicas = { podSelector: { matchLabels: parts.selectorFor('cache') } };
     // Every address of each family but the denied ones; none of a family a /0 denies whole (an
     // `except` must be smaller than its `cidr`).
@@ -73,7 +76,12 @@ export class MirrorNetworkPolicy {
         policyTypes: ['Ingress', 'Egress'],
         ingress: [
           // minItems 1 in the schema: an empty `from` would admit every source.
-          { from: this.nodeCidrs.map((cidr) => ({ ipBlock: { cidr } })), ports: [tcp(REGISTRY_PORT)] },
+          // spec.cache.pinned: the warm port too, where the controller reads /status through the API
+          // server's pod proxy, which connects from a control-plane or node address.
+          {
+            from: this.nodeCidrs.map((cidr) => ({ ipBlock: { cidr } })),
+            ports: [tcp(REGISTRY_PORT), ...(pinned ? [tcp(WARM_PORT)] : [])],
+          },
           {
             from: [
               {
@@ -86,6 +94,7 @@ export class MirrorNetworkPolicy {
               tcp(FRONT_METRICS_PORT),
               tcp(VOLUME_METRICS_PORT),
               ...(streaming ? [tcp(FILL_METRICS_PORT)] : []),
+              ...(pinned ? [tcp(WARM_PORT)] : []),
             ],
           },
           // spec.fill streaming: a replica fetches the digests another one owns from that one's front.

@@ -22,7 +22,7 @@ import { cacheContainer, cachePodUser, type ManifestObject } from './registry.js
 import { StopWaiting, waitFor, waitForDigests } from './wait.js';
 
 /** This checkout's bin/mirror-synth.js (benchmarks run this file compiled elsewhere: look upwards). */
-function findBin(): string {
+export function findBin(): string {
   for (let d = dirname(fileURLToPath(import.meta.url)); d !== dirname(d); d = dirname(d)) {
     const bin = join(d, 'bin', 'mirror-synth.js');
     if (existsSync(bin) && existsSync(join(d, 'lib', 'fill', 'fill.js'))) return bin;
