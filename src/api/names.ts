@@ -261,7 +261,7 @@ export const FILL_METRICS_PORT = 9101;
 export const FILL_METRICS_PORT_NAME = 'fill-metrics';
 /**
  * mirror-synth warm's port (`spec.cache.pinned`): /metrics (registry_mirror_pinned_*) and /status
- * (each pinned image, JSON, which the controller reads through the API server's pod proxy), and its name.
+ * (each pinned image, JSON, read through the API server's pod proxy), and its name.
  */
 export const WARM_PORT = 9103;
 export const WARM_PORT_NAME = 'warm';

@@ -76,7 +76,7 @@ export class MirrorNetworkPolicy {
         policyTypes: ['Ingress', 'Egress'],
         ingress: [
           // minItems 1 in the schema: an empty `from` would admit every source.
-          // spec.cache.pinned: the warm port too, where the controller reads /status through the API
+          // spec.cache.pinned: the warm port too, where /status is read through the API
           // server's pod proxy, which connects from a control-plane or node address.
           {
             from: this.nodeCidrs.map((cidr) => ({ ipBlock: { cidr } })),

@@ -69,7 +69,7 @@ export function warmContainers(parts: MirrorParts, image: string | undefined): k
         `http://127.0.0.1:${REGISTRY_PORT}`,
         '--pinned-digests',
         `${REGISTRY_STORAGE_PATH}/${PINNED_DIGESTS_FILE}`,
-        // every interface: Prometheus scrapes /metrics, the controller reads /status through the API server
+        // every interface: Prometheus scrapes /metrics, /status is read through the API server's pod proxy
         '--listen',
         `:${WARM_PORT}`,
       ],
