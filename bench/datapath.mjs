@@ -16,7 +16,8 @@
 //   p99OverSingle, front, fill}], "replicas":
 //   [{replicas, fill, n, layerMiB, rateMiB, upstreamBytesRatio, p99Seconds, firstByteSpreadSeconds,
 //   aggregateMiBps}]} with rows for each N with the front ("nginx", once per fill) and without
-//   ("none"); "pulls" has "byFill" (cold and warm ctr fetch per fill, and their ratio to direct).
+//   ("none"); "pulls" has "byFill" (cold and warm ctr fetch per fill, and their ratio to direct; the
+//   first pull through a mirror that pinned the image, prewarmedSeconds, and coldOverPrewarmed).
 // Needs root, containerd (scripts/install-test-deps.sh) and the registry (tools/build.sh registry).
 // Results: printed, and written as JSON to bench/results/.
 import { parseArgs } from 'node:util';

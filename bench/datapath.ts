@@ -7,7 +7,9 @@
 //                           [--rate-mib 0] [--replicas 1,3] [--json]
 //
 // Part 1, a real node (containerd 1.6, `ctr content fetch`, no unpack): pull time straight
-// from the upstream, cold through the mirror (empty cache), warm through the mirror.
+// from the upstream, cold through the mirror (empty cache), warm through the mirror, and the
+// first pull through a fresh mirror that pinned the image (spec.cache.pinned: mirror-synth warm
+// fetched it before the node asked, as before a rollout) beside the cold one.
 // Parts 1 and 2 run once per fill (--fills whole,streaming: spec.fill, nginx's own or mirror-synth
 // fill).
 // Part 2, N concurrent cold pulls through one fresh mirror (N "nodes" as concurrent HTTP clients
@@ -40,6 +42,7 @@ import {
   type Upstream,
 } from '../test/support/components/registry.js';
 import { S3Server } from '../test/support/components/s3.js';
+import { WarmProcess } from '../test/support/components/warm.js';
 import { ThrottledProxy } from '../test/support/faults/throttle.js';
 import { buildImage, RegistryClient, type TestImage } from '../test/support/fixtures/images.js';
 import { type ManifestObject } from '../test/support/primitives/manifest.js';
@@ -80,6 +83,9 @@ export interface DatapathSummary {
       warmSeconds: number;
       coldOverDirect: number;
       warmOverDirect: number;
+      /** The first pull through a fresh mirror that pinned the image beforehand, and the cold first pull over it. */
+      prewarmedSeconds: number;
+      coldOverPrewarmed: number;
     }[];
   };
   readonly concurrent: {
@@ -125,7 +131,7 @@ export interface DatapathResult {
     /** The first fill's (as before fills were compared). */
     coldMirror: Stat;
     warmMirror: Stat;
-    fills: { fill: FillMode; cold: Stat; warm: Stat }[];
+    fills: { fill: FillMode; cold: Stat; warm: Stat; prewarmed: Stat }[];
   };
   readonly concurrent: {
     n: number;
@@ -211,18 +217,27 @@ export async function runDatapath(
     log(`image ${image.refByTag(host)}: ${(bytes / MiB).toFixed(1)} MiB in ${blobs} blobs`);
 
     const fills = opts.fills ?? ['whole', 'streaming'];
-    const objectsFor = (fill: FillMode): ManifestObject[] =>
+    const objectsFor = (fill: FillMode, pinned = false): ManifestObject[] =>
       synthesizeMirror(
-        { name: 'bench', spec: { upstreamUrl: host, credentialsSecret: 'creds', fill }, source: 'bench/datapath.ts' },
+        {
+          name: 'bench',
+          spec: {
+            upstreamUrl: host,
+            credentialsSecret: 'creds',
+            fill,
+            ...(pinned ? { cache: { pinned: [`${image.repository}:${image.tag}`] } } : {}),
+          },
+          source: 'bench/datapath.ts',
+        },
         { namespace: 'bench', fillImage: TEST_FILL_IMAGE },
       );
     let mirrorCount = 0;
-    const freshMirror = async (front = true, fill: FillMode = 'whole'): Promise<SynthesizedMirror> => {
+    const freshMirror = async (front = true, fill: FillMode = 'whole', pinned = false): Promise<SynthesizedMirror> => {
       const m = await startSynthesizedMirror({
         binary,
         dir: join(dir, `mirror${++mirrorCount}`),
         name: 'bench',
-        objects: objectsFor(fill),
+        objects: objectsFor(fill, pinned),
         secrets: { creds: { username: user, password } },
         upstreamCaFile: up.ca.caCert,
         front,
@@ -267,6 +282,7 @@ export async function runDatapath(
     const directMs: number[] = [];
     const coldMs = new Map<FillMode, number[]>(fills.map((f) => [f, []]));
     const warmMs = new Map<FillMode, number[]>(fills.map((f) => [f, []]));
+    const prewarmedMs = new Map<FillMode, number[]>(fills.map((f) => [f, []]));
     for (let i = 0; i < opts.repeat; i++) {
       directMs.push(await fetch(direct, true));
       const line = [`direct ${fmt(directMs[i])}`];
@@ -277,7 +293,28 @@ export async function runDatapath(
         coldMs.get(fill)!.push(await fetch(viaMirror, false));
         warmMs.get(fill)!.push(await fetch(viaMirror, false));
         await dispose(m);
-        line.push(`${fill}: cold ${fmt(coldMs.get(fill)![i])}, warm ${fmt(warmMs.get(fill)![i])}`);
+        // a fresh mirror pinning the image: mirror-synth warm fetches it through the front, then the node's first pull
+        const p = await freshMirror(true, fill, true);
+        const warmer = await WarmProcess.start({
+          objects: objectsFor(fill, true),
+          name: 'bench',
+          volume: join(dir, `mirror${mirrorCount}`, 'distribution', 'data'),
+          dir: join(dir, `mirror${mirrorCount}`, 'pinned-list'),
+          frontPort: p.port,
+        });
+        try {
+          const [pinned] = await warmer.settled([`${image.repository}:${image.tag}`], 600_000);
+          if (!pinned.warm) throw new Error(`mirror-synth warm: ${pinned.message}`);
+        } finally {
+          await warmer.stop();
+        }
+        const viaPinned = join(dir, `certs.d-mirror${mirrorCount}`);
+        await writeHostsToml(viaPinned, host, hostsToml(`https://${host}`, [{ url: p.url }]));
+        prewarmedMs.get(fill)!.push(await fetch(viaPinned, false));
+        await dispose(p);
+        line.push(
+          `${fill}: cold ${fmt(coldMs.get(fill)![i])}, warm ${fmt(warmMs.get(fill)![i])}, pre-warmed ${fmt(prewarmedMs.get(fill)![i])}`,
+        );
       }
       log(`  node round ${i + 1}/${opts.repeat}: ${line.join('; ')}`);
     }
@@ -432,7 +469,12 @@ export async function runDatapath(
         direct: stat(directMs),
         coldMirror: stat(coldMs.get(fills[0])!),
         warmMirror: stat(warmMs.get(fills[0])!),
-        fills: fills.map((fill) => ({ fill, cold: stat(coldMs.get(fill)!), warm: stat(warmMs.get(fill)!) })),
+        fills: fills.map((fill) => ({
+          fill,
+          cold: stat(coldMs.get(fill)!),
+          warm: stat(warmMs.get(fill)!),
+          prewarmed: stat(prewarmedMs.get(fill)!),
+        })),
       },
       concurrent,
       replicas,
@@ -467,6 +509,8 @@ export function summary(r: DatapathResult, opts: Pick<DatapathOptions, 'layerMiB
         warmSeconds: seconds(f.warm.p50),
         coldOverDirect: Math.round((f.cold.p50 / r.node.direct.p50) * 100) / 100,
         warmOverDirect: Math.round((f.warm.p50 / r.node.direct.p50) * 100) / 100,
+        prewarmedSeconds: seconds(f.prewarmed.p50),
+        coldOverPrewarmed: Math.round((f.cold.p50 / f.prewarmed.p50) * 100) / 100,
       })),
     },
     concurrent: r.concurrent.map((c) => ({
@@ -510,12 +554,15 @@ function report(r: DatapathResult, log: (line: string) => void): void {
     ...r.node.fills.flatMap((f) => [
       [`cold, fill ${f.fill}`, f.cold] as const,
       [`warm, fill ${f.fill}`, f.warm] as const,
+      [`first pull pinned, ${f.fill}`, f.prewarmed] as const,
     ]),
   ]) {
     log(
       `${name.padEnd(31)} ${fmt(s.p50).padStart(7)} ${fmt(s.min).padStart(7)} ${fmt(s.max).padStart(7)}   ${rate(b, s.p50)}`,
     );
   }
+  for (const f of r.node.fills)
+    log(`first pull, fill ${f.fill}: cold / pre-warmed (pinned) = ${(f.cold.p50 / f.prewarmed.p50).toFixed(2)}`);
   log('');
   log(
     'concurrent cold pulls  front            cold p50   cold p99   warm p50   warm p99   upstream bytes / unique bytes   blob GETs upstream',

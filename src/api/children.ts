@@ -25,6 +25,8 @@ export function mirrorChildNames(mirror: string) {
     statefulSet: base,
     daemonSet: base,
     networkPolicy: base,
+    /** `spec.cache.pinned`: the list `mirror-synth warm` reads, changed without rolling the pods. */
+    pinnedConfig: `${base}-pinned`,
     /** Only in the controller, for a dockerconfigjson credentials Secret. */
     credentialsSecret: `${base}-credentials`,
   } as const;
@@ -48,6 +50,7 @@ export function mirrorChildren(mirror: string): readonly ChildRef[] {
   return [
     { kind: 'ConfigMap', name: n.cacheConfig, role: "cache's ConfigMap" },
     { kind: 'ConfigMap', name: n.agentConfig, role: "node agent's ConfigMap" },
+    { kind: 'ConfigMap', name: n.pinnedConfig, role: "pinned images' ConfigMap" },
     { kind: 'Service', name: n.service, role: 'Service' },
     { kind: 'Service', name: n.headlessService, role: 'headless Service' },
     { kind: 'StatefulSet', name: n.statefulSet, role: 'cache StatefulSet' },

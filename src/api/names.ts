@@ -93,3 +93,9 @@ export const DEFAULT_FILL: FillMode = 'whole';
  * the namespace `monitoring`.
  */
 export const DEFAULT_NODE_CIDRS: readonly string[] = ['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', '100.64.0.0/10'];
+/**
+ * On the cache volume: what `mirror-synth warm` pinned, `{"digests":["sha256:...", ...]}`, every
+ * digest of every pinned image (indexes, manifests, configs, layers), which the keeper's eviction
+ * never removes.
+ */
+export const PINNED_DIGESTS_FILE = 'mirror-synth/pinned.json';

@@ -410,6 +410,80 @@ const ObjectStorage = Type.Object(
   },
 );
 
+/**
+ * A pinned image: a repository on the mirror's upstream and a tag or a digest (the Docker reference
+ * grammar without a host: its first component has no '.', which would make it a registry host).
+ */
+export const PINNED_IMAGE_PATTERN =
+  '^[a-z0-9]+((_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\\.|_|__|-+)[a-z0-9]+)*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}|@sha256:[0-9a-f]{64})$';
+/** A refresh interval: hours and minutes, at least one minute (1h, 30m, 1h30m). */
+export const REFRESH_INTERVAL_PATTERN = '^([1-9][0-9]{0,3}h([1-9][0-9]?m)?|[1-9][0-9]{0,4}m)$';
+/** The default of `spec.cache.pinnedRefreshInterval`. */
+export const DEFAULT_PINNED_REFRESH_INTERVAL = '1h';
+
+/** `spec.cache`: what the cache keeps. */
+const Cache = Type.Object(
+  {
+    maxSize: Type.Optional(
+      Quantity(
+        "The most a replica's store may hold on its volume, e.g. 15Gi: Distribution's blobs and manifests, the front's copy and the streaming fill's spool together. The keeper (mirror-synth keeper, in the cache pod) evicts the least recently used images above it, never one being served or pinned. Default: 75% of the cache volume. At most the volume's size. With objectStorage, the bound is the volume's (the front's copy and the spool); the bucket is bounded by its lifecycle rules (docs/data-path.md).",
+        'spec.cache.maxSize',
+        true,
+      ),
+    ),
+    pinned: Type.Optional(
+      Type.Array(
+        Type.String({
+          pattern: PINNED_IMAGE_PATTERN,
+          maxLength: 255,
+          description: 'An image on the upstream, as <repository>:<tag> or <repository>@sha256:<digest>.',
+          // The item's path is not known to a CEL rule: the message names the list (the API server prefixes the item's path).
+          [RULES_KEYWORD]: [
+            {
+              regex: '^[^/]*[.:][^/]*/',
+              match: false,
+              message:
+                "spec.cache.pinned must name images on the mirror's upstream without a registry host, such as library/nginx:1.27",
+            },
+            {
+              regex: '(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}|@sha256:[0-9a-f]{64})$',
+              match: true,
+              message:
+                'spec.cache.pinned must name each image with a tag (:1.27) or a digest (@sha256:<64 hex digits>)',
+            },
+            {
+              regex: PINNED_IMAGE_PATTERN,
+              match: true,
+              message:
+                'spec.cache.pinned must hold <repository>:<tag> or <repository>@sha256:<digest> of lower-case repository names, such as library/nginx:1.27',
+            },
+          ] satisfies StringRule[],
+        }),
+        {
+          maxItems: 100,
+          description:
+            "Images the cache fetches as soon as it runs and whenever this list changes (every platform's manifest, config and layers, through the pod's own front), keeps current and never evicts: <repository>:<tag> or <repository>@sha256:<digest> on the upstream, e.g. library/nginx:1.27 for docker.io. A change of the list reaches the running pods without a restart. Needs the mirror-synth image, as spec.fill: streaming does.",
+        },
+      ),
+    ),
+    pinnedRefreshInterval: Type.Optional(
+      Matching(
+        'spec.cache.pinnedRefreshInterval',
+        REFRESH_INTERVAL_PATTERN,
+        'a duration of hours and minutes of at least 1m, such as 1h, 30m or 1h30m',
+        {
+          maxLength: 8,
+          description: `How often the pinned tags are looked up again at the upstream (one tag lookup per image and replica) and their content checked, as 1h, 30m or 1h30m. Default ${DEFAULT_PINNED_REFRESH_INTERVAL}.`,
+        },
+      ),
+    ),
+  },
+  {
+    additionalProperties: false,
+    description: 'What the cache keeps: its size bound, and images pinned and pre-warmed.',
+  },
+);
+
 /** Why a spec cannot choose the node agent's image. */
 export const NODE_AGENT_IMAGE_NOT_FROM_SPEC =
   "the node agent runs as root on every node, so its image is the platform's choice: mirror-synth's --node-agent-image (env NODE_AGENT_IMAGE, cdk8s.yaml nodeAgentImage), not a RegistryMirror's spec";
@@ -477,24 +551,6 @@ const ImageDigests = Type.Object(
     description:
       "Pin the cache pod's images by digest as well as by tag: per image (registry, front, frontMetrics, volumeExporter), <tag>@sha256:<digest> of the tag mirror-synth deploys. Default: tags only. The node agent's and the streaming fill's images are the platform's (--node-agent-image; the controller's image, synth's --fill-image), not the spec's.",
   },
-);
-
-/**
- * `spec.cache`: how the cache uses its store. `maxSize` bounds the whole store of a replica (see
- * docs/data-path.md "A cache bounded by size"): mirror-synth's keeper in the cache pod evicts the
- * least recently used images when it is exceeded.
- */
-const Cache = Type.Object(
-  {
-    maxSize: Type.Optional(
-      Quantity(
-        "The most a replica's store may hold on its volume, e.g. 15Gi: Distribution's blobs and manifests, the front's copy and the streaming fill's spool together. The keeper (mirror-synth keeper, in the cache pod) evicts the least recently used images above it, never one being served or pinned. Default: 75% of the cache volume. At most the volume's size. With objectStorage, the bound is the volume's (the front's copy and the spool); the bucket is bounded by its lifecycle rules (docs/data-path.md).",
-        'spec.cache.maxSize',
-        true,
-      ),
-    ),
-  },
-  { additionalProperties: false, description: 'How the cache keeps its store: its size bound.' },
 );
 
 export const MirrorSpecSchema = Type.Object(

@@ -28,6 +28,7 @@ import type { FillCommandOptions } from './fill.js';
 import type { KeeperCommandOptions } from './keeper.js';
 import type { SynthCommandOptions } from './synth.js';
 import type { ValidateCommandOptions } from './validate.js';
+import type { WarmCommandOptions } from './warm.js';
 
 function positiveInt(value: string): number {
   const n = Number(value);
@@ -349,6 +350,31 @@ export function buildCli(): Command {
     .action(async (opts: KeeperCommandOptions) => {
       const { keeper } = await import('./keeper.js');
       await keeper(opts);
+    });
+
+  program
+    .command('warm')
+    .description(
+      "run in a cache pod (spec.cache.pinned): fetch the pinned images through the pod's front, keep them current, write their digests",
+    )
+    .option(
+      '--pinned <file>',
+      'the list: {"images": [...], "refreshInterval": "1h"}',
+      '/etc/mirror-synth/pinned/pinned.json',
+    )
+    .option('--registry <url>', "the pod's front", 'http://127.0.0.1:5000')
+    .option(
+      '--pinned-digests <file>',
+      'where the digests of the pinned images go, which eviction keeps',
+      '/var/lib/registry/mirror-synth/pinned.json',
+    )
+    .option('--refresh-interval <duration>', 'how often tags are looked up again, unless the list says', '1h')
+    .option('--poll-seconds <seconds>', 'how often the list file is read', seconds, 5)
+    .option('--listen <[host]:port>', 'where /metrics and /status are served, e.g. :9103 (default: none)')
+    .option('--log-level <level>', 'debug, info, warn or error', 'info')
+    .action(async (opts: WarmCommandOptions) => {
+      const { warm } = await import('./warm.js');
+      await warm(opts);
     });
 
   program

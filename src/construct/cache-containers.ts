@@ -33,6 +33,7 @@ import {
   VOLUME_METRICS_PORT,
   VOLUME_METRICS_PORT_NAME,
 } from './ports.js';
+import { warmContainers, warmServicePorts, warmVolumes } from './warm.js';
 
 /** The mtail program's key in the ConfigMap, and where the front-metrics container reads it. */
 export const FRONT_METRICS_PROGRAM = 'front.mtail';
@@ -69,6 +70,7 @@ export const CACHE_CONTAINERS: readonly CacheContainer[] = [
   registryContainer,
   fillContainer,
   (ctx) => ctx.keeper?.container,
+  (ctx) => warmContainers(ctx.parts, ctx.fillImage)[0],
   frontMetricsContainer,
   volumeExporterContainer,
 ];
@@ -100,6 +102,7 @@ export const CACHE_VOLUMES: readonly ((ctx: CacheContext) => k8s.Volume | undefi
     ctx.credentials
       ? { name: 'credentials', secret: { secretName: ctx.spec.credentialsSecret, defaultMode: 0o440 } }
       : undefined,
+  (ctx) => warmVolumes(ctx.parts)[0],
 ];
 
 function probe(
@@ -320,5 +323,6 @@ export function headlessServicePorts(ctx: CacheContext): k8s.ServicePort[] {
     port(VOLUME_METRICS_PORT_NAME, VOLUME_METRICS_PORT),
     ...(ctx.fill === 'streaming' ? [port(FILL_METRICS_PORT_NAME, FILL_METRICS_PORT)] : []),
     ...(ctx.keeper ? [ctx.keeper.servicePort] : []),
+    ...warmServicePorts(ctx.spec),
   ];
 }

@@ -46,7 +46,10 @@ export function fillImageProblem(
   settings = FILL_IMAGE_SETTINGS,
 ): SpecProblem | undefined {
   if (fillImage !== undefined) return undefined;
-  if ((mirror.spec.fill ?? DEFAULT_FILL) !== 'streaming') {
+  const streaming = (mirror.spec.fill ?? DEFAULT_FILL) === 'streaming';
+  // spec.cache.pinned runs `mirror-synth warm`, from the same image
+  const pinned = (mirror.spec.cache?.pinned?.length ?? 0) > 0;
+  if (!streaming && !pinned) {
     // The size bound's keeper runs the same image (construct/keeper.ts); without it, a mirror that
     // sets no bound keeps Distribution's TTL alone, and one that sets a bound is refused.
     if (mirror.spec.cache?.maxSize === undefined) return undefined;
@@ -63,11 +66,14 @@ export function fillImageProblem(
   return {
     source: mirror.source,
     mirror: mirror.name,
-    field: 'spec.fill',
+    field: streaming ? 'spec.fill' : 'spec.cache.pinned',
     message:
-      'spec.fill is streaming, which runs `mirror-synth fill` from the mirror-synth image, and no image is set for it: ' +
+      (streaming
+        ? 'spec.fill is streaming, which runs `mirror-synth fill`'
+        : 'spec.cache.pinned is set, which runs `mirror-synth warm`') +
+      ' from the mirror-synth image, and no image is set for it: ' +
       'mirror-synth publishes none to default to. Build it (npm run build:image), push it to a registry the nodes pull from, ' +
-      `and name it with ${settings}; or set spec.fill: whole`,
+      `and name it with ${settings}; or ${streaming ? 'set spec.fill: whole' : 'leave spec.cache.pinned out'}`,
   };
 }
 

@@ -21,6 +21,8 @@ export const VOLUME_JOB = `${MIRROR_APP_NAME}-volume`;
 /** `job` of every cache replica's streaming fill (`spec.fill: streaming`): mirror-synth fill's /metrics. */
 export const FILL_JOB = `${MIRROR_APP_NAME}-fill`;
 export const KEEPER_JOB = `${MIRROR_APP_NAME}-keeper`;
+/** `job` of every cache replica's warm container (`spec.cache.pinned`): mirror-synth warm's /metrics. */
+export const WARM_JOB = `${MIRROR_APP_NAME}-warm`;
 /** `job` of the controller's /metrics. */
 export const CONTROLLER_JOB = CONTROLLER_NAME;
 /** The label Grafana's dashboard sidecar looks for (kube-prometheus-stack's default). */

@@ -30,12 +30,14 @@ import {
   MIRROR_ALERTS,
   ruleGroups,
   VOLUME_JOB,
+  WARM_JOB,
 } from './monitoring-rules.js';
 import {
   FILL_METRICS_PORT_NAME,
   FRONT_METRICS_PORT_NAME,
   KEEPER_METRICS_PORT_NAME,
   VOLUME_METRICS_PORT_NAME,
+  WARM_PORT_NAME,
 } from './ports.js';
 
 export const MONITORING_API_VERSION = 'monitoring.coreos.com/v1';
@@ -84,6 +86,8 @@ export class MirrorPodMonitor extends Construct {
           endpoint(FILL_METRICS_PORT_NAME, FILL_JOB),
           // with a mirror-synth image only (the size bound's keeper): a pod without the port gives no target
           endpoint(KEEPER_METRICS_PORT_NAME, KEEPER_JOB),
+          // spec.cache.pinned only: registry_mirror_pinned_* (the port also serves /status)
+          endpoint(WARM_PORT_NAME, WARM_JOB),
         ],
       },
     });

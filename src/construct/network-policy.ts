@@ -26,6 +26,7 @@ import {
   REGISTRY_METRICS_PORT,
   REGISTRY_PORT,
   VOLUME_METRICS_PORT,
+  WARM_PORT,
 } from './ports.js';
 
 export const DEFAULT_MONITORING_NAMESPACE = 'monitoring';
@@ -39,6 +40,7 @@ export const LINK_LOCAL_CIDRS: readonly string[] = ['169.254.0.0/16', 'fe80::/10
 /** DNS, which the cache pods may always reach (the cluster's resolver may be link-local: NodeLocal DNSCache). */
 export const DNS_PORT = 53;
 export const NAMESPACE_NAME_LABEL = 'kubernetes.io/metadata.name';
+import { pinnedImages } from './warm.js';
 
 export class MirrorNetworkPolicy {
   /** The address ranges admitted to port 5000. */
@@ -64,6 +66,7 @@ export class MirrorNetworkPolicy {
     const tcp = (p: number) => port('TCP', p);
     const ipv6 = (cidr: string) => cidr.includes(':');
     const streaming = (spec.fill ?? DEFAULT_FILL) === 'streaming';
+    const pinned = pinnedImages(spec).length > 0;
     const replicas = { podSelector: { matchLabels: parts.selectorFor('cache') } };
     // Every address of each family but the denied ones; none of a family a /0 denies whole (an
     // `except` must be smaller than its `cidr`).
@@ -81,7 +84,12 @@ export class MirrorNetworkPolicy {
         policyTypes: ['Ingress', 'Egress'],
         ingress: [
           // minItems 1 in the schema: an empty `from` would admit every source.
-          { from: this.nodeCidrs.map((cidr) => ({ ipBlock: { cidr } })), ports: [tcp(REGISTRY_PORT)] },
+          // spec.cache.pinned: the warm port too, where /status is read through the API
+          // server's pod proxy, which connects from a control-plane or node address.
+          {
+            from: this.nodeCidrs.map((cidr) => ({ ipBlock: { cidr } })),
+            ports: [tcp(REGISTRY_PORT), ...(pinned ? [tcp(WARM_PORT)] : [])],
+          },
           {
             from: [
               {
@@ -95,6 +103,7 @@ export class MirrorNetworkPolicy {
               tcp(VOLUME_METRICS_PORT),
               ...(streaming ? [tcp(FILL_METRICS_PORT)] : []),
               ...(opts.keeper ? [tcp(KEEPER_METRICS_PORT)] : []),
+              ...(pinned ? [tcp(WARM_PORT)] : []),
             ],
           },
           // spec.fill streaming: a replica fetches the digests another one owns from that one's front.

@@ -57,3 +57,9 @@ export const KEEPER_METRICS_PORT = 9102;
 export const KEEPER_METRICS_PORT_NAME = 'keeper-metrics';
 /** UDP, on the pod's loopback only: nginx sends each digest and tag it served to the keeper here (syslog), its recency. */
 export const KEEPER_LOG_PORT = 5515;
+/**
+ * mirror-synth warm's port (`spec.cache.pinned`): /metrics (registry_mirror_pinned_*) and /status
+ * (each pinned image, JSON, read through the API server's pod proxy), and its name.
+ */
+export const WARM_PORT = 9103;
+export const WARM_PORT_NAME = 'warm';

@@ -23,6 +23,7 @@ import { MirrorNetworkPolicy } from './network-policy.js';
 import { NodeAgent } from './node-agent.js';
 import type { MirrorParts } from './parts.js';
 import { type NodeRuntime, resolveNamespaces } from './platform.js';
+import { MirrorWarm } from './warm.js';
 
 export interface RegistryMirrorProps extends Readonly<MirrorSpec> {
   /** The mirror's name (the RegistryMirror's metadata.name); children are `registry-mirror-<name>`. */
@@ -87,6 +88,8 @@ export class RegistryMirror extends Construct {
   public readonly cachePart: MirrorCache;
   public readonly nodeAgentPart: NodeAgent;
   public readonly networkPolicyPart: MirrorNetworkPolicy;
+  /** `spec.cache.pinned`: the list's ConfigMap (the warm container is the cache's). */
+  public readonly warmPart: MirrorWarm;
 
   /** Children. */
   public readonly cacheConfig: k8s.KubeConfigMap;
@@ -150,5 +153,6 @@ export class RegistryMirror extends Construct {
     this.nodeAgent = this.nodeAgentPart.daemonSet;
     this.networkPolicyPart = new MirrorNetworkPolicy(parts, { keeper: this.cachePart.keeper !== undefined });
     this.networkPolicy = this.networkPolicyPart.networkPolicy;
+    this.warmPart = new MirrorWarm(parts);
   }
 }

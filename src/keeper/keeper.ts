@@ -25,6 +25,7 @@ import { createSocket, type Socket } from 'node:dgram';
 import { readFile, rm, rmdir, stat, utimes } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 
+import { PINNED_DIGESTS_FILE } from '../api/names.js';
 import { createKeeperMetrics, type KeeperMetrics } from './metrics.js';
 import {
   blobDataPath,
@@ -38,7 +39,8 @@ import {
 } from './store.js';
 
 /** Where the pre-warm writes the pinned images' digests, under the volume. */
-export const PINNED_FILE = join('mirror-synth', 'pinned.json');
+/** The digests `mirror-synth warm` pinned, under the store (its writer and this reader share the name). */
+export const PINNED_FILE = PINNED_DIGESTS_FILE;
 
 export interface KeeperOptions {
   /** The cache volume's mount point (Distribution's root directory). */

@@ -10,6 +10,7 @@ import {
   KEEPER_JOB,
   MIRROR_ALERTS,
   VOLUME_JOB,
+  WARM_JOB,
 } from '../../src/construct/monitoring-rules.js';
 import {
   controllerMonitoringObjects,
@@ -28,12 +29,16 @@ describe('monitoring objects', () => {
   const mirror = synthesizeMirror({ name: 'quay', spec: { upstreamUrl: 'quay.io' }, source: 'test' });
   const monitoring = monitoringObjects(['quay'], { namespace: 'kube-extra' });
 
-  it("a mirror's PodMonitor selects its cache pods and scrapes Distribution, the front's metrics, the volume exporter and the streaming fill, each as its own job", () => {
+  it("a mirror's PodMonitor selects its cache pods and scrapes Distribution, the front's metrics, the volume exporter, the streaming fill and the warm container, each as its own job", () => {
     const pm = find(monitoring, 'PodMonitor', 'registry-mirror-quay');
     const sts = find(mirror, 'StatefulSet', 'registry-mirror-quay');
     const streaming = find(
       synthesizeMirror(
-        { name: 'quay', spec: { upstreamUrl: 'quay.io', fill: 'streaming' }, source: 'test' },
+        {
+          name: 'quay',
+          spec: { upstreamUrl: 'quay.io', fill: 'streaming', cache: { pinned: ['library/nginx:1.27'] } },
+          source: 'test',
+        },
         { fillImage: 'example.com/mirror-synth:1' },
       ),
       'StatefulSet',
@@ -44,9 +49,10 @@ describe('monitoring objects', () => {
     const portsOf = (s: any): string[] =>
       s.spec.template.spec.containers.flatMap((c: any) => (c.ports ?? []).map((p: any) => p.name));
     const jobs = pm.spec.podMetricsEndpoints.map((e: any) => {
-      // the fill's port only on a streaming mirror's pods: on the others the endpoint has no target
-      // and the keeper's only with a mirror-synth image (`mirror` is synthesized without one)
-      if (e.port === 'fill-metrics' || e.port === 'keeper-metrics') expect(portsOf(sts)).not.toContain(e.port);
+      // the fill's port only on a streaming mirror's pods, the warm port only on one pinning images,
+      // the keeper's only with a mirror-synth image (`mirror` is synthesized without one): on the
+      // others the endpoint has no target
+      if (['fill-metrics', 'keeper-metrics', 'warm'].includes(e.port)) expect(portsOf(sts)).not.toContain(e.port);
       else expect(portsOf(sts)).toContain(e.port);
       expect(portsOf(streaming)).toContain(e.port);
       return [e.port, e.relabelings.find((r: any) => r.targetLabel === 'job').replacement];
@@ -58,6 +64,7 @@ describe('monitoring objects', () => {
       ['volume-metrics', VOLUME_JOB],
       ['fill-metrics', FILL_JOB],
       ['keeper-metrics', KEEPER_JOB],
+      ['warm', WARM_JOB],
     ]);
     expect(pm.spec.podTargetLabels).toEqual(['mirror']);
     expect(pm.metadata.namespace).toBe('kube-extra');

@@ -23,11 +23,18 @@ import { StopWaiting, waitFor, waitForDigests } from '../primitives/wait.js';
 
 /** This checkout's bin/mirror-synth.js (benchmarks run this file compiled elsewhere: look upwards). */
 export function findBin(): string {
-  for (let d = dirname(fileURLToPath(import.meta.url)); d !== dirname(d); d = dirname(d)) {
+  // the checkout run from first: a benchmark compiled into a shared node_modules/.cache would find another
+  for (const d of [process.cwd(), ...ancestors(dirname(fileURLToPath(import.meta.url)))]) {
     const bin = join(d, 'bin', 'mirror-synth.js');
     if (existsSync(bin) && existsSync(join(d, 'lib', 'fill', 'fill.js'))) return bin;
   }
   throw new Error('no bin/mirror-synth.js with a built lib/ above test/support: run "npm run build" first');
+}
+
+function ancestors(dir: string): string[] {
+  const out: string[] = [];
+  for (let d = dir; d !== dirname(d); d = dirname(d)) out.push(d);
+  return out;
 }
 const VOLUME = '/var/lib/registry';
 
