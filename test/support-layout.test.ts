@@ -9,7 +9,7 @@ import ts from 'typescript';
 import { describe, expect, it } from 'vitest';
 
 /** Lowest first: a floor may import its own and the floors before it. */
-const FLOORS = ['primitives', 'faults', 'components', 'fixtures', 'kube'] as const;
+const FLOORS = ['primitives', 'faults', 'components', 'fixtures', 'kube', 'suites'] as const;
 
 const support = join(import.meta.dirname, 'support');
 

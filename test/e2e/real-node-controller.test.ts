@@ -5,61 +5,47 @@
 // Pod then pulls through it, a crash-looping cache container's reason is the kubelet's own, and
 // deleting the RegistryMirror restores the node's containerd config. Nothing stands in for the
 // kubelet or the workload controllers here.
-import { readdir, readFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { readdir } from 'node:fs/promises';
 
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 
 import { controllerManifests } from '../../src/cli/controller-manifests.js';
 import { type NodeCluster, nodeClusterUnavailable } from '../support/components/node.js';
-import { CONTROLLER_IMAGE, runnableTestImage } from '../support/fixtures/stand-in-images.js';
-import {
-  type Clients,
-  clients,
-  condition,
-  createMirror,
-  deleteMirror,
-  getMirror,
-  installCrd,
-} from '../support/kube/cluster.js';
+import { CONTROLLER_IMAGE } from '../support/fixtures/stand-in-images.js';
+import { type Clients, condition, createMirror, deleteMirror, getMirror } from '../support/kube/cluster.js';
 import {
   applyObjects,
   deletePod,
   isDistribution,
   keepKilling,
   type NodeClients,
-  nodeClients,
   type NodeUpstream,
   objectsOf,
   readyPod,
   runPod,
   serviceAnswers,
-  startNodeUpstream,
-  startStandInNode,
 } from '../support/kube/node-workloads.js';
 import { waitFor } from '../support/primitives/wait.js';
+import { type RealNode, realNodeTest } from '../support/suites/real-node.js';
 
 const UPSTREAM = 'upstream.test';
 const NAME = 'ctl';
 const NAMESPACE = 'kube-extra';
 const unavailable = await nodeClusterUnavailable();
+const test = realNodeTest({ upstreamHost: UPSTREAM, crd: true });
 
 describe.skipIf(unavailable !== undefined)('the controller as a Deployment on a real node', () => {
   let node: NodeCluster;
   let k: NodeClients;
   let c: Clients;
   let upstream: NodeUpstream;
+  let realNode: RealNode;
 
-  const hostsToml = () => readFile(join(node.certsDir, UPSTREAM, 'hosts.toml'), 'utf8').catch(() => undefined);
+  const hostsToml = () => realNode.hostsToml();
 
-  beforeAll(async () => {
-    node = await startStandInNode({
-      hostNames: [UPSTREAM],
-    });
-    k = nodeClients(node);
-    c = clients(node.kubeconfigPath);
-    upstream = await startNodeUpstream(node, UPSTREAM);
-    await installCrd(c);
+  test.beforeAll(async ({ realNode: booted }) => {
+    realNode = booted;
+    ({ node, k, c, upstream } = booted);
     let yaml = '';
     controllerManifests({ image: CONTROLLER_IMAGE, log: (text) => (yaml += text) });
     await applyObjects(k.objects, objectsOf(yaml), 'mirror-synth-real-node-test');
@@ -78,10 +64,6 @@ describe.skipIf(unavailable !== undefined)('the controller as a Deployment on a 
         )}`,
       );
     });
-  });
-
-  afterAll(async () => {
-    await node?.stop();
   });
 
   it('a RegistryMirror created with kubectl goes Ready only once its cache pod serves through the Service', async () => {
@@ -122,8 +104,7 @@ describe.skipIf(unavailable !== undefined)('the controller as a Deployment on a 
     expect(code).toBe('200');
 
     // a Pod of an upstream-only image then pulls through it
-    const image = await runnableTestImage({ repository: 'team/ctl', tag: '1.0' });
-    await upstream.client.push(image);
+    const image = await realNode.newImage('team/ctl');
     await waitFor(
       "the node agent's hosts.toml",
       async () => ((await hostsToml())?.includes('[host.') ? true : undefined),

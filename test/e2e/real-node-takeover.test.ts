@@ -10,40 +10,33 @@
 // shape, names and labels: the original never configured containerd (it wrote Docker's /etc/hosts
 // entries), so what its pods run does not change what the node pulls through; their readiness,
 // ordinals, claims and deletion are the real controllers'.
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
-
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 
 import { NODE_AGENT_IMAGE } from '../../src/construct/images.js';
 import { type RunningController, startController } from '../../src/controller/controller.js';
 import { type NodeCluster, nodeClusterUnavailable } from '../support/components/node.js';
 import type { TestImage } from '../support/fixtures/images.js';
-import { runnableTestImage, SLEEP_CMD } from '../support/fixtures/stand-in-images.js';
+import { SLEEP_CMD } from '../support/fixtures/stand-in-images.js';
 import {
   type Clients,
-  clients,
   condition,
   createMirror,
   createMirrorNamespaces,
   deleteMirror,
-  installCrd,
   LogCapture,
   waitForReady,
 } from '../support/kube/cluster.js';
 import { legacyLeftovers, legacyMirror, monitorTakeover } from '../support/kube/legacy-mirror.js';
-import {
-  type NodeUpstream,
-  serviceAnswers,
-  startNodeUpstream,
-  startStandInNode,
-} from '../support/kube/node-workloads.js';
+import { type NodeUpstream, serviceAnswers } from '../support/kube/node-workloads.js';
 import { ensureTool } from '../support/primitives/tools.js';
 import { waitFor } from '../support/primitives/wait.js';
+import { type RealNode, realNodeTest } from '../support/suites/real-node.js';
 
 const UPSTREAM = 'upstream.test';
 const NAMESPACE = 'kube-extra';
 const unavailable = await nodeClusterUnavailable();
+// the original's claims (and its surge pod's), then the new cache's, for both shapes
+const test = realNodeTest({ upstreamHost: UPSTREAM, persistentVolumes: 10, crd: true });
 
 interface Pull {
   readonly ref: string;
@@ -59,13 +52,12 @@ describe.skipIf(unavailable !== undefined)('the takeover from mirror-operator on
   let upstream: NodeUpstream;
   let criPull: string;
   let ctl: RunningController | undefined;
+  let realNode: RealNode;
   const logs = new LogCapture();
-  let imageCount = 0;
 
   /** One CRI PullImage on the node, as the kubelet asks, of a new image that exists only upstream. */
   async function pullNew(): Promise<Pull> {
-    const image = await runnableTestImage({ repository: `takeover/app${++imageCount}`, tag: '1.0' });
-    await upstream.client.push(image);
+    const image = await realNode.newImage('takeover/');
     const ref = image.refByTag(UPSTREAM);
     const startedAt = Date.now();
     try {
@@ -99,22 +91,15 @@ describe.skipIf(unavailable !== undefined)('the takeover from mirror-operator on
     return (await upstream.requests()).filter((r) => r.method === 'GET' && r.path.endsWith(own)).map((r) => r.remote);
   }
 
-  beforeAll(async () => {
+  test.beforeAll(async ({ realNode: booted }) => {
     criPull = await ensureTool('cri-pull');
-    node = await startStandInNode({
-      hostNames: [UPSTREAM],
-      // the original's claims (and its surge pod's), then the new cache's, for both shapes
-      persistentVolumes: 10,
-    });
-    c = clients(node.kubeconfigPath);
-    upstream = await startNodeUpstream(node, UPSTREAM);
-    await installCrd(c);
+    realNode = booted;
+    ({ node, c, upstream } = booted);
     await createMirrorNamespaces(c, NAMESPACE);
   });
 
   afterAll(async () => {
-    await ctl?.stop();
-    await node?.stop();
+    await ctl?.stop(); // before the fixture stops the node
   });
 
   for (const [shape, replicas] of [
@@ -141,7 +126,7 @@ describe.skipIf(unavailable !== undefined)('the takeover from mirror-operator on
         readyTimeoutMs: 120_000,
       });
 
-      const hostsToml = () => readFile(join(node.certsDir, UPSTREAM, 'hosts.toml'), 'utf8').catch(() => '');
+      const hostsToml = async () => (await realNode.hostsToml()) ?? '';
       const watch = monitorTakeover(c, NAMESPACE, mirror);
       const pulling = pullWithoutPause();
       let pulls: Pull[] = [];

@@ -5,37 +5,28 @@
 // DaemonSet's agent writes the node's certs.d, and the kubelet pulls through the Service's
 // ClusterIP. The images the synthesized Pods run are stand-ins built from the real binaries
 // (test/support/fixtures/stand-in-images.ts; CONTRIBUTING.md says what that does not prove).
-import { execFile } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 
-import { synth } from '../../src/cli/synth.js';
 import { fillTransfers } from '../support/components/fill.js';
 import { type NodeCluster, nodeClusterUnavailable } from '../support/components/node.js';
 import type { TestImage } from '../support/fixtures/images.js';
-import { CONTROLLER_IMAGE, runnableTestImage } from '../support/fixtures/stand-in-images.js';
+import { CONTROLLER_IMAGE } from '../support/fixtures/stand-in-images.js';
 import {
   applyObjects,
   deletePod,
   isDistribution,
   keepKilling,
   type NodeClients,
-  nodeClients,
   type NodeUpstream,
-  objectsOf,
   readyPod,
   runPod,
-  startNodeUpstream,
-  startStandInNode,
 } from '../support/kube/node-workloads.js';
-import { ensureTool } from '../support/primitives/tools.js';
 import { waitFor } from '../support/primitives/wait.js';
+import { type RealNode, realNodeTest } from '../support/suites/real-node.js';
 
-const exec = promisify(execFile);
 const UPSTREAM = 'upstream.test';
 const NAME = 'e2e';
 const NAMESPACE = 'kube-extra';
@@ -44,21 +35,22 @@ const AGENT = `mirror=${NAME},app.kubernetes.io/component=node-agent`;
 /** dist/'s node agent namespace: Pod Security privileged; the output namespace is restricted. */
 const AGENT_NAMESPACE = `${NAMESPACE}-node`;
 const unavailable = await nodeClusterUnavailable();
+const test = realNodeTest({ upstreamHost: UPSTREAM });
 
 describe.skipIf(unavailable !== undefined)(
   'the mission on a real node: dist/ applied, Pods pulled through the mirror',
   () => {
+    let realNode: RealNode;
     let node: NodeCluster;
     let k: NodeClients;
     let upstream: NodeUpstream;
-    let dir: string;
-    let imageCount = 0;
+    /** The image newImage() made last. */
+    let last: TestImage;
 
     /** A new image on the upstream only: a busybox layer and a layer of its own. */
     async function newImage(): Promise<TestImage> {
-      const image = await runnableTestImage({ repository: `team/app${++imageCount}`, tag: '1.0' });
-      await upstream.client.push(image);
-      return image;
+      last = await realNode.newImage('team/');
+      return last;
     }
 
     async function scaleCache(replicas: number): Promise<void> {
@@ -73,40 +65,22 @@ describe.skipIf(unavailable !== undefined)(
     const cachePods = async () =>
       (await k.core.listNamespacedPod({ namespace: NAMESPACE, labelSelector: CACHE })).items;
 
-    beforeAll(async () => {
-      const kustomize = await ensureTool('kustomize');
-      node = await startStandInNode({
-        hostNames: [UPSTREAM],
-      });
-      k = nodeClients(node);
-      upstream = await startNodeUpstream(node, UPSTREAM);
-
+    test.beforeAll(async ({ realNode: booted, synthesize }) => {
+      realNode = booted;
+      ({ node, k, upstream } = booted);
       // dist/ for one mirror of the upstream, as a user's repository has it, applied as `kubectl apply -k`
-      dir = await mkdtemp(join(tmpdir(), 'ms-real-node-'));
-      await mkdir(join(dir, 'mirrors'));
-      await writeFile(
-        join(dir, 'mirrors', `${NAME}.yaml`),
-        [
-          'apiVersion: k8s.osp.tech/v1',
-          'kind: RegistryMirror',
-          `metadata: {name: ${NAME}}`,
-          'spec:',
-          `  upstreamUrl: ${UPSTREAM}`,
+      const { objects } = await synthesize(
+        NAME,
+        {
+          upstreamUrl: UPSTREAM,
           // the streaming fill: the cache pod runs the mirror-synth image (the controller's) too
-          '  fill: streaming',
-          '  volumeClaimTemplate: {spec: {resources: {requests: {storage: 1Gi}}}}',
-          '',
-        ].join('\n'),
+          fill: 'streaming',
+          volumeClaimTemplate: { spec: { resources: { requests: { storage: '1Gi' } } } },
+        },
+        // the fill image named as a platform names it: the image the node has (no default exists)
+        { fillImage: CONTROLLER_IMAGE },
       );
-      // the fill image named as a platform names it: the image the node has (no default exists)
-      await synth({ mirrors: join(dir, 'mirrors'), out: join(dir, 'dist'), fillImage: CONTROLLER_IMAGE, quiet: true });
-      const { stdout } = await exec(kustomize, ['build', join(dir, 'dist')], { maxBuffer: 64 * 1024 * 1024 });
-      await applyObjects(k.objects, objectsOf(stdout), 'mirror-synth-real-node-test');
-    });
-
-    afterAll(async () => {
-      await node?.stop();
-      if (dir) await rm(dir, { recursive: true, force: true });
+      await applyObjects(k.objects, objects, 'mirror-synth-real-node-test');
     });
 
     it('the cache becomes Ready through its own probes, and the node agent writes the node certs.d', async () => {
@@ -201,7 +175,7 @@ describe.skipIf(unavailable !== undefined)(
     });
 
     it('a second Pod of that image on a fresh content store is served by the cache: the upstream sends no blob', async () => {
-      const ref = `${UPSTREAM}/team/app${imageCount}:1.0`;
+      const ref = last.refByTag(UPSTREAM);
       await deletePod(k.core, 'first');
       await node.ctr(['images', 'rm', '--sync', ref]); // the node forgets it, and its blobs
       const before = (await upstream.requests()).length;

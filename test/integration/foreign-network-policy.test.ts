@@ -3,33 +3,15 @@
 // NetworkPolicies (only its own, by label), applies one it has not seen as its own without force,
 // and so stalls the mirror with ForeignObject instead of repointing the object; a change someone
 // makes to its own NetworkPolicy is reverted at once, as for the other kinds.
-import { randomBytes } from 'node:crypto';
-
 import { NetworkingV1Api, type V1NetworkPolicy } from '@kubernetes/client-node';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { describe, expect } from 'vitest';
 
 import { FIELD_MANAGER, MANAGED_BY_LABEL, MIRROR_LABEL } from '../../src/api/names.js';
-import { type RunningController, startController } from '../../src/controller/controller.js';
-import {
-  clients,
-  condition,
-  createMirror,
-  createMirrorNamespaces,
-  deleteMirror,
-  getMirror,
-  installCrd,
-  waitForReady,
-} from '../support/kube/cluster.js';
-import { simulateReadyWorkloads } from '../support/kube/workload-status.js';
+import { condition, getMirror, waitForReady } from '../support/kube/cluster.js';
 import { waitFor } from '../support/primitives/wait.js';
+import { controllerTest } from '../support/suites/controller-env.js';
 
-const c = clients(inject('kubeconfig'));
-const networking = c.kc.makeApiClient(NetworkingV1Api);
-const suffix = randomBytes(3).toString('hex');
-const namespace = `fnp-${suffix}`;
-const created: string[] = [];
-let ctl: RunningController;
-let stopSimulating: (() => Promise<void>) | undefined;
+const test = controllerTest({ prefix: 'fnp', simulateReady: true });
 
 /** Someone else's policy: other pods, other peers. */
 const FOREIGN_SPEC = {
@@ -42,31 +24,11 @@ function managers(np: V1NetworkPolicy): string[] {
   return (np.metadata?.managedFields ?? []).map((f) => f.manager ?? '');
 }
 
-beforeAll(async () => {
-  await installCrd(c);
-  await createMirrorNamespaces(c, namespace);
-  stopSimulating = simulateReadyWorkloads(c.kc, namespace);
-  ctl = await startController({
-    kubeConfig: c.kc,
-    namespace,
-    secondsBetweenStreams: 1,
-    metricsPort: 0,
-    leaderElection: false,
-    logLevel: 'warn',
-  });
-  await ctl.running;
-});
-
-afterAll(async () => {
-  await stopSimulating?.();
-  await ctl?.stop();
-  for (const n of created) await deleteMirror(c, n);
-  await c.core.deleteNamespace({ name: namespace }).catch(() => undefined);
-});
-
 describe('a NetworkPolicy of a child’s name', () => {
-  it('that someone else made stalls the mirror (ForeignObject) and is left as it is', async () => {
-    const mirror = `fnp-${suffix}`;
+  test('that someone else made stalls the mirror (ForeignObject) and is left as it is', async ({ env }) => {
+    const { c, namespace, controller: ctl } = env;
+    const networking = c.kc.makeApiClient(NetworkingV1Api);
+    const mirror = env.name('fnp');
     const npName = `registry-mirror-${mirror}`;
     await networking.createNamespacedNetworkPolicy({
       namespace,
@@ -74,8 +36,7 @@ describe('a NetworkPolicy of a child’s name', () => {
       body: { metadata: { name: npName, namespace }, spec: FOREIGN_SPEC },
     });
     const before = await networking.readNamespacedNetworkPolicy({ name: npName, namespace });
-    created.push(mirror);
-    await createMirror(c, mirror, { upstreamUrl: 'fnp.example.com' });
+    await env.mirror(mirror, { upstreamUrl: 'fnp.example.com' });
 
     const stalled = await waitFor(`mirror ${mirror} to be Stalled`, async () => {
       const m = await getMirror(c, mirror);
@@ -90,7 +51,7 @@ describe('a NetworkPolicy of a child’s name', () => {
 
     // A later reconcile (a resync) does not take it over either.
     ctl.resync();
-    await waitFor('the controller to be idle', () => Promise.resolve(ctl.idle()));
+    await env.idle();
     const after = await networking.readNamespacedNetworkPolicy({ name: npName, namespace });
     expect(after.metadata?.resourceVersion).toBe(before.metadata?.resourceVersion);
     expect(after.spec?.podSelector).toEqual(FOREIGN_SPEC.podSelector);
@@ -110,11 +71,11 @@ describe('a NetworkPolicy of a child’s name', () => {
     expect(managers(own)).toContain(FIELD_MANAGER);
   });
 
-  it('the controller made, edited by someone else, is restored at once (it is watched)', async () => {
-    const mirror = `own-${suffix}`;
+  test('the controller made, edited by someone else, is restored at once (it is watched)', async ({ env }) => {
+    const { c, namespace } = env;
+    const networking = c.kc.makeApiClient(NetworkingV1Api);
+    const mirror = await env.mirror(env.name('own'), { upstreamUrl: 'own.example.com' });
     const npName = `registry-mirror-${mirror}`;
-    created.push(mirror);
-    await createMirror(c, mirror, { upstreamUrl: 'own.example.com' });
     await waitForReady(c, mirror);
     const mine = await networking.readNamespacedNetworkPolicy({ name: npName, namespace });
     const wanted = mine.spec?.podSelector;

@@ -2,41 +2,17 @@
 // later mirror stalls (NameCollision) and the older one's objects are left as it made them; and
 // the controller never applies over an object another RegistryMirror controls, whatever labels
 // it carries.
-import { randomBytes } from 'node:crypto';
-
 import { PatchStrategy } from '@kubernetes/client-node';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { describe, expect, inject } from 'vitest';
 
 import { FIELD_MANAGER, MANAGED_BY, MANAGED_BY_LABEL, MIRROR_LABEL } from '../../src/api/names.js';
-import { type RunningController, startController } from '../../src/controller/controller.js';
-import {
-  children,
-  clients,
-  condition,
-  createMirror,
-  createMirrorNamespaces,
-  deleteMirror,
-  getMirror,
-  installCrd,
-  waitForReady,
-} from '../support/kube/cluster.js';
-import { simulateReadyWorkloads } from '../support/kube/workload-status.js';
+import { children, type Clients, condition, deleteMirror, getMirror, waitForReady } from '../support/kube/cluster.js';
 import { waitFor } from '../support/primitives/wait.js';
+import { controllerTest } from '../support/suites/controller-env.js';
 
-const c = clients(inject('kubeconfig'));
-const suffix = randomBytes(3).toString('hex');
-const namespace = `nc-${suffix}`;
-const created: string[] = [];
-let ctl: RunningController;
-let stopSimulating: (() => Promise<void>) | undefined;
+const test = controllerTest({ prefix: 'nc', simulateReady: true });
 
-async function mirror(name: string, spec: Record<string, unknown>): Promise<string> {
-  created.push(name);
-  await createMirror(c, name, spec);
-  return name;
-}
-
-async function stalled(name: string, reason: string) {
+async function stalled(c: Clients, name: string, reason: string) {
   return waitFor(`mirror ${name} to be Stalled with ${reason}`, async () => {
     const m = await getMirror(c, name);
     const s = condition(m, 'Stalled');
@@ -46,38 +22,19 @@ async function stalled(name: string, reason: string) {
   });
 }
 
-beforeAll(async () => {
-  await installCrd(c);
-  await createMirrorNamespaces(c, namespace);
-  stopSimulating = simulateReadyWorkloads(c.kc, namespace);
-  ctl = await startController({
-    kubeConfig: c.kc,
-    namespace,
-    secondsBetweenStreams: 1,
-    metricsPort: 0,
-    leaderElection: false,
-    logLevel: 'warn',
-  });
-  await ctl.running;
-});
-
-afterAll(async () => {
-  await stopSimulating?.();
-  await ctl?.stop();
-  for (const n of created) await deleteMirror(c, n);
-  await c.core.deleteNamespace({ name: namespace }).catch(() => undefined);
-});
-
 describe('children of two mirrors with the same kind and name', () => {
-  it("stalls the later of 'x' and 'x-headless' and leaves the older one's headless Service alone", async () => {
-    const older = await mirror(`n${suffix}`, { upstreamUrl: 'older.example.com' });
+  test("stalls the later of 'x' and 'x-headless' and leaves the older one's headless Service alone", async ({
+    env,
+  }) => {
+    const { c, namespace, suffix } = env;
+    const older = await env.mirror(`n${suffix}`, { upstreamUrl: 'older.example.com' });
     await waitForReady(c, older);
     const headless = `registry-mirror-${older}-headless`;
     const before = await c.core.readNamespacedService({ name: headless, namespace });
     expect(before.spec?.clusterIP).toBe('None');
 
-    const later = await mirror(`${older}-headless`, { upstreamUrl: 'later.example.com' });
-    const s = await stalled(later, 'NameCollision');
+    const later = await env.mirror(`${older}-headless`, { upstreamUrl: 'later.example.com' });
+    const s = await stalled(c, later, 'NameCollision');
     expect(s.message).toContain(`Service/${headless}`);
     expect(s.message).toContain(`the older mirror '${older}'`);
     expect((await children(c, namespace, later)).size).toBe(0);
@@ -89,7 +46,6 @@ describe('children of two mirrors with the same kind and name', () => {
 
     // deleting the older mirror frees the name: the later one reconciles without being touched
     await deleteMirror(c, older);
-    created.splice(created.indexOf(older), 1);
     if (inject('garbageCollector')) {
       await waitForReady(c, later, 'True', 60_000);
       const svc = await c.core.readNamespacedService({ name: headless, namespace });
@@ -98,8 +54,11 @@ describe('children of two mirrors with the same kind and name', () => {
     }
   });
 
-  it('does not apply over an object another RegistryMirror controls, even one labelled as its own', async () => {
-    const owner = await mirror(`owner-${suffix}`, { upstreamUrl: 'owner.example.com' });
+  test('does not apply over an object another RegistryMirror controls, even one labelled as its own', async ({
+    env,
+  }) => {
+    const { c, namespace, suffix } = env;
+    const owner = await env.mirror(`owner-${suffix}`, { upstreamUrl: 'owner.example.com' });
     const ownerUid = (await waitForReady(c, owner)).metadata!.uid!;
     // A ConfigMap with a child's name of mirror `victim`, carrying victim's labels but controlled
     // by `owner`, written by the controller's own field manager (as if relabelled after the fact).
@@ -132,8 +91,8 @@ describe('children of two mirrors with the same kind and name', () => {
       true,
       PatchStrategy.ServerSideApply,
     );
-    await mirror(victim, { upstreamUrl: 'victim.example.com' });
-    const s = await stalled(victim, 'NameCollision');
+    await env.mirror(victim, { upstreamUrl: 'victim.example.com' });
+    const s = await stalled(c, victim, 'NameCollision');
     expect(s.message).toContain(`ConfigMap ${namespace}/${cmName} belongs to mirror '${owner}'`);
     const cm = await c.core.readNamespacedConfigMap({ name: cmName, namespace });
     expect(cm.data).toEqual({ marker: 'owned by another mirror' });

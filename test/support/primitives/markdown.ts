@@ -6,16 +6,21 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 
-/** The text outside fenced code blocks and inline code. */
-function prose(markdown: string): string[] {
+/** Each line of the file, or undefined for the lines of fenced code blocks (their fences included). */
+function outsideFences(markdown: string): Array<string | undefined> {
   let fenced = false;
   return markdown.split('\n').map((line) => {
     if (/^\s*(```|~~~)/.test(line)) {
       fenced = !fenced;
-      return '';
+      return undefined;
     }
-    return fenced ? '' : line.replace(/`[^`]*`/g, (code) => ' '.repeat(code.length));
+    return fenced ? undefined : line;
   });
+}
+
+/** The text outside fenced code blocks and inline code. */
+function prose(markdown: string): string[] {
+  return outsideFences(markdown).map((line) => (line ?? '').replace(/`[^`]*`/g, (code) => ' '.repeat(code.length)));
 }
 
 /** GitHub's anchor for a heading's text. */
@@ -31,10 +36,8 @@ export function slug(heading: string): string {
 export function anchors(markdown: string): Set<string> {
   const seen = new Map<string, number>();
   const out = new Set<string>();
-  let fenced = false;
-  for (const line of markdown.split('\n')) {
-    if (/^\s*(```|~~~)/.test(line)) fenced = !fenced;
-    const m = !fenced && /^#{1,6}\s+(.*)$/.exec(line);
+  for (const line of outsideFences(markdown)) {
+    const m = line !== undefined && /^#{1,6}\s+(.*)$/.exec(line);
     if (!m) continue;
     const base = slug(m[1].replace(/`/g, ''));
     const n = seen.get(base) ?? 0;
