@@ -13,7 +13,7 @@
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 
@@ -106,8 +106,10 @@ describe.skipIf(skip)(`the release pipeline against a local registry${skip ? ` (
       RELEASE_PLAIN_HTTP: '1',
       RELEASE_TLOG: '0',
       RELEASE_NPM_DRY_RUN: '1',
-      // npm publish --dry-run: no registry is contacted; were it, it would be this closed port.
-      npm_config_registry: 'http://127.0.0.1:9/',
+      // The image build's npm (its node binaries, the dependencies layer) keeps the user's caches:
+      // HOME above is cosign's and helm's only.
+      MIRROR_SYNTH_NODE_DIR: process.env.MIRROR_SYNTH_NODE_DIR ?? join(homedir(), '.cache', 'mirror-synth', 'node'),
+      npm_config_cache: process.env.npm_config_cache ?? join(homedir(), '.npm'),
     };
     for (const keys of [join(dir, 'keys'), join(dir, 'keys', 'other')]) {
       await run(cosign, ['generate-key-pair'], { cwd: keys, env: { ...env } });
