@@ -23,11 +23,10 @@ import { type NodeCluster, nodeClusterUnavailable } from '../support/components/
 import { CONTROLLER_IMAGE, runnableTestImage } from '../support/fixtures/stand-in-images.js';
 import { type Clients, clients, condition, createMirror, getMirror, GROUP } from '../support/kube/cluster.js';
 import {
-  deletePod,
   type NodeClients,
   nodeClients,
   type NodeUpstream,
-  runPod,
+  pullThroughMirror,
   startNodeUpstream,
   startStandInNode,
 } from '../support/kube/node-workloads.js';
@@ -160,24 +159,17 @@ describe.skipIf(unavailable !== undefined)('the controller chart with helm on a 
     await ready();
     const image = await runnableTestImage({ repository: 'team/charted', tag: '1.0' });
     await upstream.client.push(image);
-    await waitFor(
-      "the node agent's hosts.toml",
-      async () => ((await hostsToml())?.includes('[host.') ? true : undefined),
-      120_000,
-      500,
-    );
-    const before = (await upstream.requests()).length;
-    await runPod(k.core, 'through-chart', image.refByTag(UPSTREAM));
-    const [cache] = (
-      await k.core.listNamespacedPod({
-        namespace: NAMESPACE,
-        labelSelector: `mirror=${NAME},app.kubernetes.io/component=cache`,
-      })
-    ).items;
-    const served = (await upstream.requests()).slice(before).filter((r) => r.path.includes('/blobs/'));
-    expect(served.length).toBeGreaterThan(0);
-    expect(new Set(served.map((r) => r.remote))).toEqual(new Set([cache.status?.podIP]));
-    await deletePod(k.core, 'through-chart');
+    const pulled = await pullThroughMirror({
+      core: k.core,
+      upstream,
+      hostsToml,
+      pod: 'through-chart',
+      image: image.refByTag(UPSTREAM),
+      namespace: NAMESPACE,
+      mirror: NAME,
+    });
+    expect(pulled.blobRequests).toBeGreaterThan(0);
+    expect(pulled.fetchers).toEqual(new Set([pulled.cacheIP]));
   });
 
   it('helm upgrade rolls what the changed values reach and nothing else', async () => {

@@ -15,14 +15,13 @@ import { CONTROLLER_IMAGE } from '../support/fixtures/stand-in-images.js';
 import { type Clients, condition, createMirror, deleteMirror, getMirror } from '../support/kube/cluster.js';
 import {
   applyObjects,
-  deletePod,
   isDistribution,
   keepKilling,
   type NodeClients,
   type NodeUpstream,
   objectsOf,
+  pullThroughMirror,
   readyPod,
-  runPod,
   serviceAnswers,
 } from '../support/kube/node-workloads.js';
 import { waitFor } from '../support/primitives/wait.js';
@@ -105,24 +104,17 @@ describe.skipIf(unavailable !== undefined)('the controller as a Deployment on a 
 
     // a Pod of an upstream-only image then pulls through it
     const image = await realNode.newImage('team/ctl');
-    await waitFor(
-      "the node agent's hosts.toml",
-      async () => ((await hostsToml())?.includes('[host.') ? true : undefined),
-      120_000,
-      500,
-    );
-    const before = (await upstream.requests()).length;
-    await runPod(k.core, 'through-controller', image.refByTag(UPSTREAM));
-    const [cache] = (
-      await k.core.listNamespacedPod({
-        namespace: NAMESPACE,
-        labelSelector: `mirror=${NAME},app.kubernetes.io/component=cache`,
-      })
-    ).items;
-    const served = (await upstream.requests()).slice(before).filter((r) => r.path.includes('/blobs/'));
-    expect(served.length).toBeGreaterThan(0);
-    expect(new Set(served.map((r) => r.remote))).toEqual(new Set([cache.status?.podIP]));
-    await deletePod(k.core, 'through-controller');
+    const pulled = await pullThroughMirror({
+      core: k.core,
+      upstream,
+      hostsToml,
+      pod: 'through-controller',
+      image: image.refByTag(UPSTREAM),
+      namespace: NAMESPACE,
+      mirror: NAME,
+    });
+    expect(pulled.blobRequests).toBeGreaterThan(0);
+    expect(pulled.fetchers).toEqual(new Set([pulled.cacheIP]));
   });
 
   it('gives the reason of a crash-looping cache container, as the kubelet reports it, and recovers', async () => {

@@ -180,6 +180,41 @@ export async function runPod(core: CoreV1Api, name: string, image: string, names
   }
 }
 
+/**
+ * Once the node agent has written the upstream's hosts.toml, run Pod `pod` of `image` and delete it,
+ * and say who fetched its blobs from the upstream meanwhile: `fetchers`, the addresses of those
+ * requests, and `cacheIP`, the address of mirror `mirror`'s cache pod. Through the mirror, the cache
+ * pod is the only fetcher.
+ */
+export async function pullThroughMirror(opts: {
+  core: CoreV1Api;
+  upstream: NodeUpstream;
+  hostsToml: () => Promise<string | undefined>;
+  pod: string;
+  image: string;
+  namespace: string;
+  mirror: string;
+}): Promise<{ blobRequests: number; fetchers: Set<string>; cacheIP: string | undefined }> {
+  const { core, upstream, namespace } = opts;
+  await waitFor(
+    "the node agent's hosts.toml",
+    async () => ((await opts.hostsToml())?.includes('[host.') ? true : undefined),
+    120_000,
+    500,
+  );
+  const before = (await upstream.requests()).length;
+  await runPod(core, opts.pod, opts.image);
+  const [cache] = (
+    await core.listNamespacedPod({
+      namespace,
+      labelSelector: `mirror=${opts.mirror},app.kubernetes.io/component=cache`,
+    })
+  ).items;
+  const served = (await upstream.requests()).slice(before).filter((r) => r.path.includes('/blobs/'));
+  await deletePod(core, opts.pod);
+  return { blobRequests: served.length, fetchers: new Set(served.map((r) => r.remote)), cacheIP: cache?.status?.podIP };
+}
+
 /** A Pod's events, one per line, for failure messages. */
 export async function podEvents(core: CoreV1Api, name: string, namespace: string): Promise<string> {
   const events = await core.listNamespacedEvent({ namespace, fieldSelector: `involvedObject.name=${name}` });
